@@ -1,0 +1,156 @@
+"""The ``gateprobe`` command: thin, delegating to the library.
+
+Each subcommand parses its flags, calls one library function and maps the result to an exit code.
+``GateprobeError`` is caught here and only here: one line on stderr, its exit code, no traceback.
+
+Exit codes: 0 pass, 1 findings (the target failed a check), 2 usage or configuration error,
+3 target unreachable, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+
+from gateprobe import __version__
+from gateprobe.console import Console
+from gateprobe.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
+
+PROFILES = ("ohmygpt", "anthropic", "openai")
+DEFAULT_EMBEDDED_KEY = "gp-vip-0001"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that raises ``UsageError`` instead of printing usage and exiting by itself."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    parser = _Parser(prog="gateprobe", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"gateprobe {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    serve = sub.add_parser("serve", help="run the reference gateway in the foreground")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (8080)")
+    serve.add_argument("--keys", type=Path, help="keys YAML (default: fixtures/keys.yaml)")
+    serve.add_argument("--profile", choices=PROFILES, default="ohmygpt",
+                       help="auth conventions (ohmygpt)")
+    serve.add_argument("--rate-window-s", type=float, default=60.0,
+                       help="rate-limit window in seconds (60)")
+    serve.add_argument("--ttft-ms", type=float, default=200.0, help="time to first token (200)")
+    serve.add_argument("--itl-ms", type=float, default=20.0, help="inter-token latency (20)")
+    serve.add_argument("--jitter-ms", type=float, default=0.0, help="+- jitter per token (0)")
+    serve.add_argument("--seed", type=int, default=0, help="fake model seed (0)")
+    serve.add_argument("--max-inflight", type=int, default=0,
+                       help="answer 529/503 above this many requests in progress (0: no limit)")
+    serve.add_argument("--log-level", default="warning",
+                       choices=("critical", "error", "warning", "info", "debug"))
+
+    run = sub.add_parser("run", help="probe every endpoint (default: the embedded gateway)")
+    run.add_argument("--base-url", help="probe this gateway instead of the embedded one")
+    run.add_argument("--profile", choices=PROFILES, default="ohmygpt")
+    run.add_argument("--api-key-env", default="GATEPROBE_API_KEY",
+                     help="environment variable holding the key (GATEPROBE_API_KEY)")
+    run.add_argument("--json", action="store_true", help="print results as JSON")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
+    """Entry point of the console script; returns the exit code."""
+    console = console or Console()
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command == "serve":
+            return _serve(args, console)
+        return _run(args, console)
+    except GateprobeError as exc:
+        console.error(str(exc))
+        return exc.exit_code
+    except KeyboardInterrupt:
+        console.error("interrupted")
+        return 130
+
+
+def _serve(args: argparse.Namespace, console: Console) -> int:
+    from gateprobe.reference.config import (
+        GatewayConfig,
+        Timing,
+        default_keys_path,
+        load_keys_file,
+    )
+    from gateprobe.reference.server import serve
+
+    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "max_inflight"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
+    if args.rate_window_s <= 0:
+        raise UsageError("--rate-window-s must be > 0")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    keys, tiers = load_keys_file(args.keys or default_keys_path())
+    config = GatewayConfig(
+        profile=args.profile, keys=keys, tiers=tiers, rate_window_s=args.rate_window_s,
+        timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms), seed=args.seed,
+        max_inflight=args.max_inflight,
+    )
+    serve(config, args.host, args.port, log_level=args.log_level,
+          announce=lambda url: console.line(
+              f"gateprobe reference gateway ({args.profile}) listening on {url}"))
+    return 0
+
+
+def _run(args: argparse.Namespace, console: Console) -> int:
+    from gateprobe.smoke import result_rows, run_smoke, summary_json
+
+    if args.base_url:
+        key = os.environ.get(args.api_key_env)
+        if not key:
+            raise ConfigError(f"environment variable {args.api_key_env} is not set: it must hold "
+                              "the target's API key")
+        _check_reachable(args.base_url)
+        results = run_smoke(args.base_url.rstrip("/"), key, args.profile)
+        where = args.base_url
+    else:
+        from gateprobe.reference.config import GatewayConfig, default_keys_path, load_keys_file
+        from gateprobe.reference.server import running_gateway
+
+        keys, tiers = load_keys_file(default_keys_path())
+        with running_gateway(GatewayConfig(keys=keys, tiers=tiers)) as gateway:
+            results = run_smoke(gateway.base_url, DEFAULT_EMBEDDED_KEY, "ohmygpt")
+            where = f"embedded reference gateway at {gateway.base_url}"
+    if args.json:
+        console.line(summary_json(results))
+    else:
+        console.line(f"gateprobe run: smoke probe of every endpoint ({where})")
+        console.table(["probe", "endpoint", "status", "time", "verdict"], result_rows(results))
+        failed = sum(not r.ok for r in results)
+        console.line(f"{len(results) - failed} passed, {failed} failed")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def _check_reachable(base_url: str) -> None:
+    parts = urlsplit(base_url)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}")
+    try:
+        httpx.get(base_url.rstrip("/") + "/v1/models", timeout=httpx.Timeout(5.0))
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise TargetUnreachable(f"cannot connect to {parts.hostname}:{parts.port or ''} "
+                                f"({type(exc).__name__})") from None
+    except httpx.HTTPError:
+        pass  # it answered something: reachable; the probes will judge what
+
+
+def entrypoint() -> None:
+    """Console-script wrapper."""
+    sys.exit(main())

@@ -1,0 +1,329 @@
+"""One request's journey through the reference gateway: auth, body, model, budget, answer.
+
+Every endpoint handler gets a ``Call`` and uses its steps in the order the upstream APIs apply
+them (auth -> version -> body -> model -> permission -> overload -> rate limit), so the status a
+client sees for a request with several faults is the one the real API would give.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import random
+import secrets
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
+from gateprobe.reference.envelopes import Family, GatewayError
+from gateprobe.reference.ratelimit import Decision, RateLimiter
+from gateprobe.reference.streaming import EventStreamResponse, PlannedEvent, Trace, TraceStore
+
+ANTHROPIC_VERSIONS = ("2023-01-01", "2023-06-01")
+LATEST_ANTHROPIC_VERSION = "2023-06-01"
+
+
+@dataclass(slots=True)
+class GatewayState:
+    """Mutable state shared by all requests of one gateway instance."""
+
+    config: GatewayConfig
+    limiter: RateLimiter
+    traces: TraceStore
+    inflight: int = 0
+
+    def reset(self) -> None:
+        """Forget budgets and traces (tests reuse one gateway across cases)."""
+        self.limiter.reset()
+        self.traces.clear()
+
+
+@dataclass(slots=True)
+class Call:
+    """The context of one request: who asked, for what, and the headers every answer carries."""
+
+    request: Request
+    family: Family
+    state: GatewayState
+    endpoint: str
+    t0_ns: int
+    request_id: str = field(default_factory=lambda: "req_" + secrets.token_hex(12))
+    key: ApiKey | None = None
+    anthropic_version: str = LATEST_ANTHROPIC_VERSION
+    headers: dict[str, str] = field(default_factory=dict)
+    """Headers for the answer, success or error: request id, rate-limit state."""
+    counted: bool = False
+    """Whether this call holds an in-flight slot that must be released."""
+
+    def __post_init__(self) -> None:
+        name = "request-id" if self.family == "anthropic" else "x-request-id"
+        self.headers[name] = self.request_id
+
+    @property
+    def config(self) -> GatewayConfig:
+        """The gateway's configuration."""
+        return self.state.config
+
+    # -- auth ------------------------------------------------------------------------------
+    def authenticate(self) -> ApiKey:
+        """Find the caller's key by the profile's auth convention, or raise 401."""
+        h = self.request.headers
+        auth = h.get("authorization", "")
+        bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
+        x_api_key = h.get("x-api-key")
+        if self.family == "anthropic" and self.config.profile == "anthropic":
+            presented = x_api_key
+            missing = "x-api-key header is required"
+        else:
+            presented = bearer
+            if self.family == "openai":
+                missing = (
+                    "You didn't provide an API key. You need to provide your API key in an "
+                    "Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY)."
+                )
+            elif x_api_key is not None:
+                missing = (
+                    "This gateway reads the key from 'Authorization: Bearer KEY', not from "
+                    "x-api-key."
+                )
+            else:
+                missing = "Authorization header is required (Authorization: Bearer KEY)."
+        if not presented:
+            raise GatewayError("authentication", missing)
+        key = self.config.keys.get(presented)
+        if key is None:
+            if self.family == "anthropic":
+                raise GatewayError("authentication", "invalid x-api-key"
+                                   if self.config.profile == "anthropic" else "invalid api key")
+            raise GatewayError(
+                "authentication",
+                f"Incorrect API key provided: {mask_key(presented)}.",
+                code="invalid_api_key",
+            )
+        self.key = key
+        return key
+
+    def check_anthropic_version(self) -> None:
+        """Require (profile anthropic) or default (gateway) the ``anthropic-version`` header."""
+        version = self.request.headers.get("anthropic-version")
+        if version is None:
+            if self.config.profile == "anthropic":
+                raise GatewayError("invalid_request", "anthropic-version: header is required")
+            return
+        if version not in ANTHROPIC_VERSIONS:
+            shown = version if len(version) <= 40 else version[:40] + "..."
+            raise GatewayError(
+                "invalid_request", f"anthropic-version: invalid version {shown!r}"
+            )
+        self.anthropic_version = version
+
+    # -- body ------------------------------------------------------------------------------
+    async def json_body(self) -> dict[str, Any]:
+        """Read the body within the size cap and decode it as one JSON object."""
+        cap = self.config.max_body_bytes
+        declared = self.request.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise self._too_large()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in self.request.stream():
+            size += len(chunk)
+            if size > cap:
+                raise self._too_large()
+            chunks.append(chunk)
+        raw = b"".join(chunks)
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            if self.family == "anthropic":
+                raise GatewayError("invalid_request", "There was an error parsing the body of "
+                                   "your request as JSON.") from None
+            raise GatewayError(
+                "invalid_request",
+                "We could not parse the JSON body of your request. (HINT: This likely means you "
+                "aren't using your HTTP library correctly. The OpenAI API expects a JSON payload, "
+                "but what was sent was not valid JSON.)",
+            ) from None
+        if not isinstance(body, dict):
+            raise GatewayError("invalid_request", "The request body must be a JSON object.")
+        return body
+
+    def _too_large(self) -> GatewayError:
+        cap = self.config.max_body_bytes
+        return GatewayError(
+            "request_too_large",
+            f"Request exceeds the maximum allowed number of bytes ({cap}).",
+        )
+
+    # -- model and budget ------------------------------------------------------------------
+    def resolve_model(self, name: str, api: str) -> Model:
+        """The model a request names, checked against the API and the key's permissions."""
+        model = self.config.models.get(name)
+        if model is None:
+            raise self._unknown_model(name)
+        if api not in model.apis:
+            raise GatewayError(
+                "invalid_request",
+                f"{name} is not supported on this API ({self.endpoint}).",
+                param="model",
+                code="model_not_supported",
+            )
+        assert self.key is not None, "authenticate() first"
+        if not self.key.may_use(name):
+            profile = self.config.profile
+            if profile == "openai":
+                raise self._unknown_model(name)  # OpenAI does not reveal models you cannot use
+            if profile == "anthropic":
+                raise GatewayError("permission", f"Your API key does not have permission to use "
+                                   f"the specified resource: model {name}")
+            # The gateway documents 401 for "the key does not have the model permission".
+            raise GatewayError(
+                "authentication",
+                f"This key does not have permission for model {name}: add it to the key's "
+                "permission list.",
+                code="model_not_permitted",
+                status=401,
+            )
+        return model
+
+    def _unknown_model(self, name: str) -> GatewayError:
+        if self.family == "anthropic":
+            return GatewayError("not_found", f"model: {name}")
+        return GatewayError(
+            "not_found",
+            f"The model `{name}` does not exist or you do not have access to it.",
+            param="model",
+            code="model_not_found",
+        )
+
+    def admit(self, model: Model) -> None:
+        """Take an in-flight slot and one request from the key's budget, or raise 529/503/429."""
+        state = self.state
+        if self.config.max_inflight and state.inflight >= self.config.max_inflight:
+            raise GatewayError("overloaded", "Overloaded" if self.family == "anthropic"
+                               else "The server is overloaded. Please retry your request later.")
+        assert self.key is not None
+        tier = self.config.tiers.get(self.key.tier)
+        limit = tier.limit_for(model.id) if tier else None
+        if limit is not None:
+            group, n = limit
+            decision = state.limiter.hit(self.key.key, group, n)
+            self.headers.update(rate_limit_headers(self.family, decision))
+            if not decision.allowed:
+                raise self._rate_limited(model, decision)
+        state.inflight += 1
+        self.counted = True
+
+    def release(self) -> None:
+        """Give back the in-flight slot (when the answer is fully sent)."""
+        if self.counted:
+            self.counted = False
+            self.state.inflight -= 1
+
+    def _rate_limited(self, model: Model, d: Decision) -> GatewayError:
+        window = self.state.limiter.window_s
+        headers = {"retry-after": d.retry_after_header}
+        if self.family == "anthropic":
+            message = (
+                f"Number of requests has exceeded your rate limit ({d.limit} requests per "
+                f"{window:g} s for {model.id}). Please try again later or contact sales."
+            )
+        else:
+            headers["retry-after-ms"] = str(math.ceil(d.retry_after_s * 1000))
+            message = (
+                f"Rate limit reached for {model.id} on requests per {window:g} s: Limit "
+                f"{d.limit}, Used {d.limit}, Requested 1. Please try again in "
+                f"{duration(d.retry_after_s)}."
+            )
+        return GatewayError("rate_limit", message, code="rate_limit_exceeded", headers=headers)
+
+    # -- answers ---------------------------------------------------------------------------
+    def rng(self) -> random.Random:
+        """Per-request jitter source, seeded so a run with the same seed has the same schedule."""
+        return random.Random(hash((self.config.seed, self.t0_ns)))
+
+    def content_offsets(self, count: int) -> list[int]:
+        """Due times of ``count`` content events: TTFT, then one ITL apart, with jitter."""
+        return schedule(count, self.config.timing, self.rng())
+
+    async def respond_json(self, body: Mapping[str, Any], done_offset_ns: int) -> Response:
+        """A JSON answer, sent when the whole generation would have finished."""
+        trace = Trace(self.request_id, self.endpoint, self.t0_ns)
+        self.state.traces.add(trace)
+        due = self.t0_ns + done_offset_ns
+        wait = due - time.perf_counter_ns()
+        if wait > 0:
+            await asyncio.sleep(wait / 1e9)
+        trace.scheduled_ns.append(due)
+        trace.sent_ns.append(time.perf_counter_ns())
+        trace.content.append(True)
+        trace.status = "complete"
+        self.release()
+        return Response(json.dumps(body, ensure_ascii=False), headers=self.headers,
+                        media_type="application/json")
+
+    def respond_stream(self, plan: Sequence[PlannedEvent]) -> Response:
+        """A planned SSE answer; the in-flight slot is released when the stream ends."""
+        trace = Trace(self.request_id, self.endpoint, self.t0_ns)
+        self.state.traces.add(trace)
+        return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release)
+
+
+def schedule(count: int, timing: Timing, rng: random.Random) -> list[int]:
+    """Content due offsets in ns: first at TTFT, each next one ITL later, each +- jitter."""
+    jitter = timing.jitter_ms
+
+    def jittered(ms: float) -> float:
+        return max(0.0, ms + rng.uniform(-jitter, jitter)) if jitter else ms
+
+    offsets: list[int] = []
+    t = jittered(timing.ttft_ms)
+    for i in range(count):
+        if i:
+            t += jittered(timing.itl_ms)
+        offsets.append(int(t * 1e6))
+    return offsets
+
+
+def rate_limit_headers(family: Family, d: Decision) -> dict[str, str]:
+    """The family's request-budget headers for a decision."""
+    if family == "anthropic":
+        reset = datetime.now(UTC) + timedelta(seconds=d.reset_s)
+        return {
+            "anthropic-ratelimit-requests-limit": str(d.limit),
+            "anthropic-ratelimit-requests-remaining": str(d.remaining),
+            "anthropic-ratelimit-requests-reset": reset.isoformat(timespec="seconds").replace(
+                "+00:00", "Z"
+            ),
+        }
+    return {
+        "x-ratelimit-limit-requests": str(d.limit),
+        "x-ratelimit-remaining-requests": str(d.remaining),
+        "x-ratelimit-reset-requests": duration(d.reset_s),
+    }
+
+
+def duration(seconds: float) -> str:
+    """OpenAI's duration format: ``17ms``, ``1.5s``, ``6m0s``."""
+    if seconds < 1:
+        return f"{max(1, round(seconds * 1000))}ms"
+    minutes, rest = divmod(seconds, 60)
+    text = f"{rest:.3f}".rstrip("0").rstrip(".") + "s"
+    return f"{int(minutes)}m{text}" if minutes else text
+
+
+def mask_key(key: str) -> str:
+    """Show a key as OpenAI does in errors: the ends only, never the whole value."""
+    if len(key) <= 8:
+        return "*" * len(key)
+    return f"{key[:3]}{'*' * min(len(key) - 7, 20)}{key[-4:]}"
+
+
+Handler = Callable[[Call], Any]

@@ -1,0 +1,220 @@
+"""Configuration of the reference gateway: models, keys, tiers, timing.
+
+Everything a ``gateprobe serve`` flag or file can change lives in ``GatewayConfig``; the app reads
+nothing else. Files are validated here and each mistake becomes one ``ConfigError`` line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gateprobe.errors import ConfigError
+
+Profile = Literal["ohmygpt", "anthropic", "openai"]
+PROFILES: tuple[Profile, ...] = ("ohmygpt", "anthropic", "openai")
+
+Api = Literal["chat", "completions", "complete", "messages", "embeddings"]
+APIS: tuple[Api, ...] = ("chat", "completions", "complete", "messages", "embeddings")
+
+_PACKAGED_KEYS = Path(__file__).resolve().parents[1] / "_fixtures" / "keys.yaml"
+_SOURCE_KEYS = Path(__file__).resolve().parents[3] / "fixtures" / "keys.yaml"
+"""``fixtures/keys.yaml``: packaged inside a wheel, read in place from a checkout."""
+
+
+@dataclass(frozen=True, slots=True)
+class Model:
+    """One model id the gateway serves."""
+
+    id: str
+    """The id clients send."""
+    apis: frozenset[Api]
+    """The APIs that accept this model; any other API answers 400 (the model exists)."""
+    served_as: str
+    """The more specific id put in responses (``claude-2`` answers as ``claude-2.0``)."""
+    owned_by: str
+    created: int
+    """Unix time shown by ``/v1/models``; fixed so the listing is deterministic."""
+    max_input_tokens: int | None = None
+    """Input above this many tokens is refused (``claude-2-web``: 90,000)."""
+    honours_only_basic: bool = False
+    """Only model, messages and stream are honoured (the deprecated ``claude-2-web``)."""
+    embedding_dims: int = 0
+
+
+def _m(id_: str, apis: set[Api], served_as: str, owned_by: str, created: int, **kw: Any) -> Model:
+    return Model(id_, frozenset(apis), served_as, owned_by, created, **kw)
+
+
+DEFAULT_MODELS: tuple[Model, ...] = (
+    _m("gpt-3.5-turbo", {"chat"}, "gpt-3.5-turbo-0125", "openai", 1677610602),
+    _m("gpt-4o-mini", {"chat"}, "gpt-4o-mini-2024-07-18", "system", 1721172741),
+    _m("gpt-3.5-turbo-instruct", {"completions"}, "gpt-3.5-turbo-instruct", "system", 1692901427),
+    _m("text-embedding-3-small", {"embeddings"}, "text-embedding-3-small", "system", 1705948997,
+       embedding_dims=1536),
+    _m("claude-2", {"complete", "messages", "chat"}, "claude-2.0", "anthropic", 1689120000),
+    _m("claude-instant-1", {"complete", "messages", "chat"}, "claude-instant-1.2", "anthropic",
+       1691971200),
+    # The deprecated gateway route: OpenAI chat format, 100k capacity with input capped at 90k.
+    _m("claude-2-web", {"chat"}, "claude-2-web", "anthropic", 1689120000,
+       max_input_tokens=90_000, honours_only_basic=True),
+    _m("claude-3-opus", {"messages", "chat"}, "claude-3-opus-20240229", "anthropic", 1709164800),
+    _m("claude-3-sonnet", {"messages", "chat"}, "claude-3-sonnet-20240229", "anthropic",
+       1709164800),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key the gateway accepts, with its tier and model permissions."""
+
+    key: str
+    tier: str
+    models: frozenset[str] | None
+    """Models this key may use; ``None`` means all."""
+
+    def may_use(self, model: str) -> bool:
+        """Whether the key's permission list includes ``model``."""
+        return self.models is None or model in self.models
+
+
+@dataclass(frozen=True, slots=True)
+class Tier:
+    """Requests per window, per model group, for the keys of one tier."""
+
+    name: str
+    limits: Mapping[str, int]
+    """Model id (or ``*`` for every other model) -> requests per window."""
+
+    def limit_for(self, model: str) -> tuple[str, int] | None:
+        """The budget group and limit that apply to ``model``, or None if unlimited."""
+        if model in self.limits:
+            return model, self.limits[model]
+        if "*" in self.limits:
+            return "*", self.limits["*"]
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """The fake model's stream schedule."""
+
+    ttft_ms: float = 200.0
+    itl_ms: float = 20.0
+    jitter_ms: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayConfig:
+    """Everything that shapes the reference gateway's behaviour."""
+
+    profile: Profile = "ohmygpt"
+    keys: Mapping[str, ApiKey] = field(default_factory=dict)
+    tiers: Mapping[str, Tier] = field(default_factory=dict)
+    models: Mapping[str, Model] = field(default_factory=lambda: {m.id: m for m in DEFAULT_MODELS})
+    rate_window_s: float = 60.0
+    timing: Timing = field(default_factory=Timing)
+    seed: int = 0
+    max_body_bytes: int = 32 * 1024 * 1024
+    """Bodies above this get 413 (Anthropic documents 32 MB for the Messages API)."""
+    max_inflight: int = 0
+    """Requests in progress above this get 529 / 503 (overloaded); 0 means no limit."""
+    trace_capacity: int = 10_000
+    """How many recent requests keep their send-time trace."""
+
+
+def load_keys_file(path: Path) -> tuple[dict[str, ApiKey], dict[str, Tier]]:
+    """Read a keys YAML file: ``tiers`` (name -> limits) and ``keys`` (key -> tier, models)."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read keys file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with 'tiers' and 'keys'")
+    _no_unknown(path, "", raw, {"tiers", "keys"})
+    tiers = _parse_tiers(path, raw.get("tiers") or {})
+    keys = _parse_keys(path, raw.get("keys") or {}, tiers)
+    if not keys:
+        raise ConfigError(f"{path}: 'keys' is empty: the gateway would refuse every request")
+    return keys, tiers
+
+
+def _parse_tiers(path: Path, raw: Any) -> dict[str, Tier]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: tiers: expected a mapping of tier name -> {{limits: ...}}")
+    tiers: dict[str, Tier] = {}
+    for name, body in raw.items():
+        where = f"tiers.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: {where}: expected a mapping with 'limits'")
+        _no_unknown(path, where, body, {"limits"})
+        limits = body.get("limits") or {}
+        if not isinstance(limits, dict):
+            raise ConfigError(f"{path}: {where}.limits: expected model -> requests per window")
+        for model, n in limits.items():
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ConfigError(f"{path}: {where}.limits.{model}: expected an integer >= 0")
+        tiers[str(name)] = Tier(str(name), dict(limits))
+    return tiers
+
+
+def _parse_keys(path: Path, raw: Any, tiers: Mapping[str, Tier]) -> dict[str, ApiKey]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: keys: expected a mapping of key -> {{tier, models}}")
+    keys: dict[str, ApiKey] = {}
+    for key, body in raw.items():
+        where = f"keys.{key}"
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: {where}: expected a mapping with 'tier'")
+        _no_unknown(path, where, body, {"tier", "models", "exclude_models"})
+        tier = body.get("tier")
+        if tier not in tiers:
+            hint = _did_you_mean(str(tier), tiers)
+            raise ConfigError(f"{path}: {where}.tier: unknown tier {tier!r}{hint}")
+        models = body.get("models", "*")
+        allowed: frozenset[str] | None
+        if models == "*":
+            allowed = None
+        elif isinstance(models, list) and all(isinstance(m, str) for m in models):
+            allowed = frozenset(models)
+        else:
+            raise ConfigError(f"{path}: {where}.models: expected '*' or a list of model ids")
+        excluded = body.get("exclude_models", [])
+        if not isinstance(excluded, list):
+            raise ConfigError(f"{path}: {where}.exclude_models: expected a list of model ids")
+        if excluded:
+            base = allowed if allowed is not None else frozenset(m.id for m in DEFAULT_MODELS)
+            allowed = base - frozenset(excluded)
+        keys[str(key)] = ApiKey(str(key), str(tier), allowed)
+    return keys
+
+
+def _no_unknown(path: Path, where: str, body: Mapping[str, Any], known: set[str]) -> None:
+    for name in body:
+        if name not in known:
+            prefix = f"{where}." if where else ""
+            hint = _did_you_mean(str(name), known)
+            raise ConfigError(f"{path}: {prefix}{name}: unknown field{hint}")
+
+
+def _did_you_mean(word: str, options: Any) -> str:
+    close = difflib.get_close_matches(word, [str(o) for o in options], n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def default_keys_path() -> Path:
+    """The keys file used when none is given: ``$GATEPROBE_KEYS`` or the shipped fixture."""
+    env = os.environ.get("GATEPROBE_KEYS")
+    if env:
+        return Path(env)
+    return _PACKAGED_KEYS if _PACKAGED_KEYS.exists() else _SOURCE_KEYS

@@ -1,0 +1,118 @@
+"""Running the reference gateway: in the foreground (``gateprobe serve``) or in a thread.
+
+The thread runner binds the socket itself on ``127.0.0.1:0`` before uvicorn starts, so the port is
+known without races and no test ever needs a fixed port.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Literal
+
+import uvicorn
+from starlette.applications import Starlette
+
+from gateprobe.errors import ConfigError
+from gateprobe.reference.app import build_app
+from gateprobe.reference.call import GatewayState
+from gateprobe.reference.config import GatewayConfig
+
+LoopName = Literal["auto", "asyncio", "uvloop"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunningGateway:
+    """A reference gateway serving on loopback."""
+
+    base_url: str
+    state: GatewayState
+    """Its live state: tests reset budgets and read traces through it."""
+
+    @property
+    def config(self) -> GatewayConfig:
+        """The configuration it was started with."""
+        return self.state.config
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket, or a one-line ``ConfigError`` if the address cannot be used."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = "already in use" if exc.errno == errno.EADDRINUSE else exc.strerror
+        raise ConfigError(f"cannot listen on {host}:{port}: {reason}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def _uvicorn_config(app: Starlette, loop: LoopName, log_level: str) -> uvicorn.Config:
+    return uvicorn.Config(
+        app,
+        loop=loop,
+        http="auto",  # httptools where installed
+        log_level=log_level,
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
+        backlog=2048,
+    )
+
+
+def serve(
+    config: GatewayConfig,
+    host: str,
+    port: int,
+    log_level: str = "warning",
+    announce: Callable[[str], None] | None = None,
+) -> None:
+    """Serve in the foreground until interrupted; ``announce`` gets the URL once bound."""
+    sock = bind(host, port)
+    if announce is not None:
+        bound_host, bound_port = sock.getsockname()[:2]
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        announce(f"http://{shown}:{bound_port}")
+    server = uvicorn.Server(_uvicorn_config(build_app(config), "auto", log_level))
+    server.run(sockets=[sock])
+
+
+@contextmanager
+def running_gateway(
+    config: GatewayConfig, *, loop: LoopName = "asyncio", log_level: str = "warning"
+) -> Iterator[RunningGateway]:
+    """Serve ``config`` on an ephemeral loopback port in a thread for the ``with`` block.
+
+    The default loop is plain asyncio: uvloop's policy is process-wide and would leak into the
+    caller (pytest, the CLI) from a helper thread.
+    """
+    sock = bind("127.0.0.1", 0)
+    port = sock.getsockname()[1]
+    app = build_app(config)
+    # uvicorn installs signal handlers only from the main thread: none are taken from the caller.
+    server = uvicorn.Server(_uvicorn_config(app, loop, log_level))
+    thread = threading.Thread(
+        target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
+        name=f"gateprobe-reference-{port}",
+    )
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("reference gateway failed to start")
+            threading.Event().wait(0.01)
+        yield RunningGateway(f"http://127.0.0.1:{port}", app.state.gateway)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+

@@ -1,0 +1,153 @@
+"""Timed event streams: the reference gateway as the ground truth for latency measurement.
+
+A streaming answer is planned in full before the first byte is sent (the fake model is
+deterministic and instant), each event with the offset from the request's arrival at which it is
+due. ``EventStreamResponse`` plays the plan: it sleeps until each deadline (absolute, so errors do
+not accumulate), sends, and records the monotonic time right after the send returned. Those
+records are the truth a measuring client is compared with: ``time.perf_counter_ns`` is
+CLOCK_MONOTONIC on Linux, shared by every process on the machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedEvent:
+    """One SSE event of a planned stream."""
+
+    data: bytes
+    """The event's bytes on the wire, blank-line terminator included."""
+    offset_ns: int
+    """When it is due, counted from the request's arrival."""
+    content: bool
+    """Whether it carries generated content (counts for TTFT and inter-token latency)."""
+
+
+@dataclass(slots=True)
+class Trace:
+    """What the server did for one request, in monotonic nanoseconds."""
+
+    request_id: str
+    endpoint: str
+    t0_ns: int
+    """When the request arrived (the app was called)."""
+    scheduled_ns: list[int] = field(default_factory=list)
+    sent_ns: list[int] = field(default_factory=list)
+    content: list[bool] = field(default_factory=list)
+    status: str = "open"
+    """``open`` while streaming, then ``complete`` or ``disconnected``."""
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON form served at ``/_gateprobe/traces/{request_id}``."""
+        return {
+            "request_id": self.request_id,
+            "endpoint": self.endpoint,
+            "t0_ns": self.t0_ns,
+            "status": self.status,
+            "events": [
+                {"scheduled_ns": s, "sent_ns": t, "content": c}
+                for s, t, c in zip(self.scheduled_ns, self.sent_ns, self.content, strict=False)
+            ],
+        }
+
+
+class TraceStore:
+    """The traces of the most recent requests, bounded so a long load run cannot grow memory."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._traces: OrderedDict[str, Trace] = OrderedDict()
+
+    def add(self, trace: Trace) -> None:
+        """Keep ``trace``, dropping the oldest beyond capacity."""
+        if self.capacity <= 0:
+            return
+        self._traces[trace.request_id] = trace
+        while len(self._traces) > self.capacity:
+            self._traces.popitem(last=False)
+
+    def get(self, request_id: str) -> Trace | None:
+        """The trace of a recent request."""
+        return self._traces.get(request_id)
+
+    def clear(self) -> None:
+        """Forget every trace."""
+        self._traces.clear()
+
+
+def sse(data: str, event: str | None = None) -> bytes:
+    """Frame one server-sent event: optional ``event:`` line, one ``data:`` line, blank line."""
+    head = f"event: {event}\n" if event else ""
+    return f"{head}data: {data}\n\n".encode()
+
+
+class EventStreamResponse(Response):
+    """Sends a planned event stream on schedule and records when each event left."""
+
+    media_type = "text/event-stream"
+
+    def __init__(
+        self,
+        plan: Sequence[PlannedEvent],
+        trace: Trace,
+        headers: Mapping[str, str] | None = None,
+        on_close: Callable[[], None] | None = None,
+    ) -> None:
+        self.plan = plan
+        self.trace = trace
+        self.status_code = 200
+        self.background = None
+        self._on_close = on_close
+        # No compression and no proxy buffering: a buffered stream has no latency to measure.
+        self.init_headers(
+            {"cache-control": "no-cache", "x-accel-buffering": "no", **dict(headers or {})}
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        disconnected = asyncio.Event()
+
+        async def watch() -> None:
+            # The body was read before the response started, so the next message is the
+            # disconnect (uvicorn's spec 2.3 send() does not raise after one; it drops data).
+            while (await receive())["type"] != "http.disconnect":
+                pass
+            disconnected.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            await send(
+                {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
+            )
+            await self._play(send, disconnected)
+        finally:
+            watcher.cancel()
+            if self._on_close is not None:
+                self._on_close()
+
+    async def _play(self, send: Send, disconnected: asyncio.Event) -> None:
+        trace = self.trace
+        clock = time.perf_counter_ns
+        for event in self.plan:
+            due = trace.t0_ns + event.offset_ns
+            wait = due - clock()
+            if wait > 0:
+                await asyncio.sleep(wait / 1e9)
+            if disconnected.is_set():
+                trace.status = "disconnected"
+                return
+            await send({"type": "http.response.body", "body": event.data, "more_body": True})
+            trace.scheduled_ns.append(due)
+            trace.sent_ns.append(clock())
+            trace.content.append(event.content)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        trace.status = "complete"
