@@ -212,7 +212,7 @@ def _render(body: dict[str, Any]) -> str:
         check_body("anthropic", message, (
             f("role", "string", required=True, enum=("user", "assistant")),
             f("content", "string", "array", required=True),
-        ))
+        ), where=f"{where}.")
         content = message["content"]
         if isinstance(content, list):
             content = "".join(_block_text(b, f"{where}.content.{j}")

@@ -111,18 +111,17 @@ def _family_of_path(request: Request) -> Family:
 async def _http_error(request: Request, exc: Exception) -> Response:
     """404 and 405 in the family's envelope, not Starlette's plain text."""
     status = exc.status_code if isinstance(exc, HTTPException) else 500
-    family = _family_of_path(request)
+    call = Call(request, _family_of_path(request), request.app.state.gateway,
+                request.url.path, time.perf_counter_ns())
     if status == 405:
         error = GatewayError("invalid_request", f"Method {request.method} is not allowed on "
                              f"{request.url.path}.", status=405)
-        response = render(family, error, "req_none")
         allow = exc.headers.get("Allow") if isinstance(exc, HTTPException) and exc.headers else None
         if allow:
-            response.headers["allow"] = allow
-        return response
-    error = GatewayError("not_found", f"Unknown request URL: {request.method} {request.url.path}.",
-                         code="unknown_url")
-    return render(family, error, "req_none")
+            error.headers["allow"] = allow
+        return _error(call, error)
+    return _error(call, GatewayError("not_found", f"Unknown request URL: {request.method} "
+                                     f"{request.url.path}.", code="unknown_url"))
 
 
 async def _health(request: Request) -> Response:

@@ -58,22 +58,24 @@ def _rng(model: str, prompt: str, seed: int, index: int) -> random.Random:
 
 
 def _natural_text(rng: random.Random) -> str:
-    """A few plain sentences of natural length, always with a leading space (as Claude's do)."""
-    n_words = rng.randint(MIN_NATURAL_TOKENS * 2 // 3, MAX_NATURAL_TOKENS * 2 // 3)
+    """Plain sentences of a natural length, each word with its leading space (as Claude's are)."""
+    target = rng.randint(MIN_NATURAL_TOKENS, MAX_NATURAL_TOKENS)
     out: list[str] = []
+    count = 0
     sentence_left = rng.randint(4, 9)
     capital = True
-    for _ in range(n_words):
+    while count < target - 1:
         word = rng.choice(_WORDS)
         out.append(" " + (word.capitalize() if capital else word))
+        count += len(tokenize(out[-1]))
         capital = False
         sentence_left -= 1
-        if sentence_left == 0:
+        if sentence_left == 0 and count + 1 < target - 1:  # a word always follows
             out.append(rng.choice((".", ".", ".", ",", "!")))
+            count += 1
             capital = out[-1] != ","
             sentence_left = rng.randint(4, 9)
-    if out[-1] not in {".", "!"}:
-        out.append(".")
+    out.append(".")
     return "".join(out)
 
 

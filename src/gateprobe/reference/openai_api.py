@@ -329,12 +329,12 @@ async def completions(call: Call) -> Response:
     )
 
 
-def _prompts(prompt: Any) -> list[tuple[str, int]]:
+def _prompts(prompt: Any, param: str = "prompt") -> list[tuple[str, int]]:
     """(text, token count) per prompt; token-id prompts count one token per id."""
     if isinstance(prompt, str):
         return [(prompt, count_tokens(prompt))]
     if not prompt:
-        invalid("openai", "prompt", "Invalid 'prompt': expected a non-empty array.", "")
+        invalid("openai", param, f"Invalid '{param}': expected a non-empty array.", "")
     if all(isinstance(p, str) for p in prompt):
         return [(p, count_tokens(p)) for p in prompt]
     if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
@@ -343,9 +343,9 @@ def _prompts(prompt: Any) -> list[tuple[str, int]]:
         return [(" ".join(map(str, p)), len(p)) for p in prompt]
     invalid(
         "openai",
-        "prompt",
-        "Invalid type for 'prompt': expected a string, an array of strings, an array of tokens "
-        "or an array of token arrays.",
+        param,
+        f"Invalid type for '{param}': expected a string, an array of strings, an array of "
+        "tokens or an array of token arrays.",
         "",
     )
 
@@ -390,9 +390,9 @@ def _embedding_inputs(value: Any) -> list[tuple[str, int]]:
         return [(value, count_tokens(value))]
     if not value or len(value) > 2048:
         invalid("openai", "input", "'$.input' is invalid: expected 1 to 2048 inputs.", "")
-    if all(isinstance(v, str) and v for v in value):
-        return [(v, count_tokens(v)) for v in value]
-    return _prompts(value)
+    if any(v == "" or v == [] for v in value):
+        invalid("openai", "input", "'$.input' is invalid: inputs must not be empty.", "")
+    return _prompts(value, "input")
 
 
 def embed(text: str, dims: int) -> list[float]:

@@ -10,6 +10,7 @@ import asyncio
 import errno
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from gateprobe.errors import ConfigError
 from gateprobe.reference.app import build_app
 from gateprobe.reference.call import GatewayState
 from gateprobe.reference.config import GatewayConfig
+from gateprobe.reference.ratelimit import Clock
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
 
@@ -43,7 +45,10 @@ class RunningGateway:
 def bind(host: str, port: int) -> socket.socket:
     """A listening socket, or a one-line ``ConfigError`` if the address cannot be used."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # proto must say TCP explicitly: asyncio sets TCP_NODELAY only on accepted sockets whose
+    # proto is IPPROTO_TCP, and accepted sockets inherit it from this one. With proto 0 every
+    # response (headers and body are two writes) waits out a 40 ms delayed ACK.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind((host, port))
@@ -65,6 +70,8 @@ def _uvicorn_config(app: Starlette, loop: LoopName, log_level: str) -> uvicorn.C
         access_log=False,
         lifespan="off",
         timeout_keep_alive=30,
+        # Open streams may be far from their end on shutdown; a test double need not wait long.
+        timeout_graceful_shutdown=3,
         backlog=2048,
     )
 
@@ -88,16 +95,21 @@ def serve(
 
 @contextmanager
 def running_gateway(
-    config: GatewayConfig, *, loop: LoopName = "asyncio", log_level: str = "warning"
+    config: GatewayConfig,
+    *,
+    loop: LoopName = "asyncio",
+    log_level: str = "warning",
+    clock: Clock = time.monotonic,
 ) -> Iterator[RunningGateway]:
     """Serve ``config`` on an ephemeral loopback port in a thread for the ``with`` block.
 
     The default loop is plain asyncio: uvloop's policy is process-wide and would leak into the
-    caller (pytest, the CLI) from a helper thread.
+    caller (pytest, the CLI) from a helper thread. ``clock`` drives the rate limiter, so tests
+    can move time forward instead of sleeping through a window.
     """
     sock = bind("127.0.0.1", 0)
     port = sock.getsockname()[1]
-    app = build_app(config)
+    app = build_app(config, clock)
     # uvicorn installs signal handlers only from the main thread: none are taken from the caller.
     server = uvicorn.Server(_uvicorn_config(app, loop, log_level))
     thread = threading.Thread(

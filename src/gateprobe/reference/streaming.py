@@ -114,27 +114,41 @@ class EventStreamResponse(Response):
         )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        disconnected = asyncio.Event()
+        player = asyncio.current_task()
+        disconnected = playing = False
 
         async def watch() -> None:
             # The body was read before the response started, so the next message is the
-            # disconnect (uvicorn's spec 2.3 send() does not raise after one; it drops data).
+            # disconnect. uvicorn's spec-2.3 send() drops data after one instead of raising, and
+            # the player may be asleep until a far deadline: wake it by cancelling it, but only
+            # while it is inside _play, where the cancellation is caught.
+            nonlocal disconnected
             while (await receive())["type"] != "http.disconnect":
                 pass
-            disconnected.set()
+            disconnected = True
+            if playing and player is not None:
+                player.cancel()
 
         watcher = asyncio.create_task(watch())
         try:
             await send(
                 {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
             )
-            await self._play(send, disconnected)
+            playing = True
+            await self._play(send)
+            playing = False
+        except asyncio.CancelledError:
+            playing = False
+            if not disconnected or player is None:
+                raise  # cancelled from outside (server shutdown): not ours to swallow
+            player.uncancel()
+            self.trace.status = "disconnected"
         finally:
             watcher.cancel()
             if self._on_close is not None:
                 self._on_close()
 
-    async def _play(self, send: Send, disconnected: asyncio.Event) -> None:
+    async def _play(self, send: Send) -> None:
         trace = self.trace
         clock = time.perf_counter_ns
         for event in self.plan:
@@ -142,9 +156,6 @@ class EventStreamResponse(Response):
             wait = due - clock()
             if wait > 0:
                 await asyncio.sleep(wait / 1e9)
-            if disconnected.is_set():
-                trace.status = "disconnected"
-                return
             await send({"type": "http.response.body", "body": event.data, "more_body": True})
             trace.scheduled_ns.append(due)
             trace.sent_ns.append(clock())

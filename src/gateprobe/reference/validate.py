@@ -9,7 +9,7 @@ model ignores it, so real clients pointed at it keep working.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Literal, NoReturn
 
 from gateprobe.reference.envelopes import Family, GatewayError
@@ -58,12 +58,19 @@ def _matches(value: object, types: Sequence[JsonType]) -> bool:
     return actual in types or (actual == "integer" and "number" in types)
 
 
-def check_body(family: Family, body: Mapping[str, Any], fields: Sequence[Field]) -> None:
+def check_body(
+    family: Family, body: Mapping[str, Any], fields: Sequence[Field], where: str = ""
+) -> None:
     """Raise the family's 400 for the first field that breaks its constraints.
 
-    Unknown fields are refused, as both upstream APIs refuse them.
+    Unknown fields are refused, as both upstream APIs refuse them. ``where`` prefixes the names
+    in messages for nested objects (``messages.0.``).
     """
     known = {fd.name for fd in fields}
+    if where:
+        body = {where + k: v for k, v in body.items()}
+        fields = [replace(fd, name=where + fd.name) for fd in fields]
+        known = {where + k for k in known}
     for name in body:
         if name not in known:
             invalid(

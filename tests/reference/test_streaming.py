@@ -1,0 +1,124 @@
+"""The reference gateway as latency ground truth: schedules, traces and disconnects."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import httpx
+
+from gateprobe.reference import Timing
+from gateprobe.sse import SSEParser
+from gateway_fixtures import MakeGateway, client_for
+
+CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}],
+        "stream": True}
+
+
+def trace(gw_url: str, request_id: str) -> dict:
+    r = httpx.get(f"{gw_url}/_gateprobe/traces/{request_id}")
+    assert r.status_code == 200
+    return dict(r.json())
+
+
+def test_trace_records_the_configured_schedule(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(timing=Timing(ttft_ms=30, itl_ms=4))
+    with client_for(gw) as c:
+        r = c.post("/v1/chat/completions", json=CHAT)
+    t = trace(gw.base_url, r.headers["x-request-id"])
+    assert t["status"] == "complete" and t["endpoint"] == "/v1/chat/completions"
+    content = [e for e in t["events"] if e["content"]]
+    offsets = [(e["scheduled_ns"] - t["t0_ns"]) / 1e6 for e in content]
+    assert offsets == [30 + 4 * i for i in range(len(content))]
+    # A server never sends before the time it scheduled.
+    assert all(e["sent_ns"] >= e["scheduled_ns"] for e in t["events"])
+    # One trace event per SSE event on the wire.
+    assert len(t["events"]) == r.text.count("\n\n")
+
+
+def test_client_arrival_times_never_precede_the_server_send_times(
+    make_gateway: MakeGateway,
+) -> None:
+    """perf_counter_ns is one monotonic clock for client and server on this machine."""
+    gw = make_gateway(timing=Timing(ttft_ms=20, itl_ms=3))
+    parser = SSEParser()
+    events = []
+    with client_for(gw) as c, c.stream("POST", "/v1/chat/completions", json=CHAT) as r:
+        for chunk in r.iter_raw():
+            events += parser.feed(chunk, time.perf_counter_ns())
+        request_id = r.headers["x-request-id"]
+    t = trace(gw.base_url, request_id)
+    assert len(events) == len(t["events"])
+    for ev, sent in zip(events, t["events"], strict=True):
+        assert ev.t_ns >= sent["scheduled_ns"]
+
+
+def test_jitter_is_deterministic_per_seed_and_bounded(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(timing=Timing(ttft_ms=10, itl_ms=5, jitter_ms=2))
+    with client_for(gw) as c:
+        r = c.post("/v1/chat/completions", json=CHAT)
+    t = trace(gw.base_url, r.headers["x-request-id"])
+    due = [e["scheduled_ns"] for e in t["events"] if e["content"]]
+    gaps = [(b - a) / 1e6 for a, b in zip(due, due[1:], strict=False)]
+    assert all(3 <= g <= 7 for g in gaps)
+    assert len(set(gaps)) > 1
+
+
+def test_non_streaming_answer_waits_for_the_whole_generation(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(timing=Timing(ttft_ms=25, itl_ms=2))
+    with client_for(gw) as c:
+        r = c.post("/v1/chat/completions", json={**CHAT, "stream": False, "max_tokens": 5})
+    [event] = trace(gw.base_url, r.headers["x-request-id"])["events"]
+    t0 = trace(gw.base_url, r.headers["x-request-id"])["t0_ns"]
+    assert (event["scheduled_ns"] - t0) / 1e6 == 25 + 2 * 4
+    assert event["sent_ns"] >= event["scheduled_ns"]
+
+
+def test_disconnect_mid_stream_stops_the_stream_and_frees_the_slot(
+    make_gateway: MakeGateway,
+) -> None:
+    gw = make_gateway(timing=Timing(ttft_ms=1, itl_ms=2000))
+    with client_for(gw) as c:
+        with c.stream("POST", "/v1/messages", json={
+                "model": "claude-2", "max_tokens": 50, "stream": True,
+                "messages": [{"role": "user", "content": "hi"}]}) as r:
+            first = next(r.iter_raw())
+            assert b"message_start" in first
+            request_id = r.headers["request-id"]
+        # The client closed the connection; the server must notice long before its next token.
+        for _ in range(200):
+            if trace(gw.base_url, request_id)["status"] != "open":
+                break
+            time.sleep(0.01)
+    t = trace(gw.base_url, request_id)
+    assert t["status"] == "disconnected"
+    assert sum(e["content"] for e in t["events"]) <= 1
+    assert httpx.get(gw.base_url + "/_gateprobe/health").json()["inflight"] == 0
+
+
+def test_unknown_trace_is_404(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    assert httpx.get(gw.base_url + "/_gateprobe/traces/req_nope").status_code == 404
+
+
+def test_trace_store_is_bounded(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(trace_capacity=3)
+    with client_for(gw) as c:
+        ids = [c.post("/v1/embeddings", json={"model": "text-embedding-3-small", "input": "x"}
+                      ).headers["x-request-id"] for _ in range(5)]
+    found = [httpx.get(f"{gw.base_url}/_gateprobe/traces/{i}").status_code for i in ids]
+    assert found == [404, 404, 200, 200, 200]
+
+
+def test_every_stream_event_is_valid_json_or_done(make_gateway: MakeGateway) -> None:
+    gw = make_gateway()
+    with client_for(gw) as c:
+        for path, body in [("/v1/chat/completions", CHAT),
+                           ("/v1/completions", {"model": "gpt-3.5-turbo-instruct",
+                                                "prompt": "x", "stream": True}),
+                           ("/v1/complete", {"model": "claude-2", "stream": True,
+                                             "prompt": "\n\nHuman: x\n\nAssistant:",
+                                             "max_tokens_to_sample": 9})]:
+            for block in c.post(path, json=body).text.split("\n\n")[:-1]:
+                data = block.split("data: ", 1)[1]
+                assert data == "[DONE]" or isinstance(json.loads(data), dict)
