@@ -50,9 +50,14 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--ttft-ms", type=float, default=200.0, help="time to first token (200)")
     serve.add_argument("--itl-ms", type=float, default=20.0, help="inter-token latency (20)")
     serve.add_argument("--jitter-ms", type=float, default=0.0, help="+- jitter per token (0)")
+    serve.add_argument("--spin-ms", type=float, default=2.0,
+                       help="wait the last ms before each send by yielding, for sub-ms send "
+                       "precision at some CPU cost; 0 uses timers only (2)")
     serve.add_argument("--seed", type=int, default=0, help="fake model seed (0)")
     serve.add_argument("--max-inflight", type=int, default=0,
                        help="answer 529/503 above this many requests in progress (0: no limit)")
+    serve.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                       help="event loop (auto: uvloop where installed)")
     serve.add_argument("--log-level", default="warning",
                        choices=("critical", "error", "warning", "info", "debug"))
 
@@ -90,7 +95,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     )
     from gateprobe.reference.server import serve
 
-    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "max_inflight"):
+    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
     if args.rate_window_s <= 0:
@@ -100,12 +105,15 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     keys, tiers = load_keys_file(args.keys or default_keys_path())
     config = GatewayConfig(
         profile=args.profile, keys=keys, tiers=tiers, rate_window_s=args.rate_window_s,
-        timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms), seed=args.seed,
+        timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
         max_inflight=args.max_inflight,
     )
-    serve(config, args.host, args.port, log_level=args.log_level,
-          announce=lambda url: console.line(
-              f"gateprobe reference gateway ({args.profile}) listening on {url}"))
+    try:
+        serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop,
+              announce=lambda url: console.line(
+                  f"gateprobe reference gateway ({args.profile}) listening on {url}"))
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the SIGINT it shut down on: Ctrl-C is how a server stops
     return 0
 
 

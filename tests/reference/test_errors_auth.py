@@ -98,8 +98,12 @@ def test_ohmygpt_profile_anthropic_version_is_optional_but_checked(
 ) -> None:
     with client_for(gateway) as c:
         assert c.post("/v1/complete", json=LEGACY).status_code == 200
-        r = c.post("/v1/complete", json=LEGACY, headers={"anthropic-version": "2099-01-01"})
-    assert_envelope(r, "anthropic", 400, "invalid_request_error")
+        for ok in ("2023-01-01", "2023-06-01", "2026-10-21"):
+            assert c.post("/v1/complete", json=LEGACY,
+                          headers={"anthropic-version": ok}).status_code == 200, ok
+        for bad in ("latest", "2022-12-31", "2023-02-30", "2023-6-1"):
+            r = c.post("/v1/complete", json=LEGACY, headers={"anthropic-version": bad})
+            assert_envelope(r, "anthropic", 400, "invalid_request_error")
 
 
 def test_key_without_model_permission_is_401_on_the_gateway(gateway: RunningGateway) -> None:
@@ -117,9 +121,12 @@ def test_anthropic_profile_conventions(make_gateway: MakeGateway) -> None:
     with client_for(gw, key=None) as c:
         ok = c.post("/v1/messages", json=MSG, headers={"x-api-key": "gp-vip-0001", **v})
         assert ok.status_code == 200
+        # Bearer too: the anthropic SDK 2.x sends its api_key that way.
         bearer = c.post("/v1/messages", json=MSG,
                         headers={"authorization": "Bearer gp-vip-0001", **v})
-        assert_envelope(bearer, "anthropic", 401, "authentication_error")
+        assert bearer.status_code == 200
+        none = c.post("/v1/messages", json=MSG, headers=v)
+        assert_envelope(none, "anthropic", 401, "authentication_error")
         no_version = c.post("/v1/messages", json=MSG, headers={"x-api-key": "gp-vip-0001"})
         error = assert_envelope(no_version, "anthropic", 400, "invalid_request_error")
         assert "anthropic-version" in error["message"]

@@ -53,15 +53,26 @@ def test_client_arrival_times_never_precede_the_server_send_times(
         assert ev.t_ns >= sent["scheduled_ns"]
 
 
-def test_jitter_is_deterministic_per_seed_and_bounded(make_gateway: MakeGateway) -> None:
-    gw = make_gateway(timing=Timing(ttft_ms=10, itl_ms=5, jitter_ms=2))
-    with client_for(gw) as c:
-        r = c.post("/v1/chat/completions", json=CHAT)
-    t = trace(gw.base_url, r.headers["x-request-id"])
-    due = [e["scheduled_ns"] for e in t["events"] if e["content"]]
-    gaps = [(b - a) / 1e6 for a, b in zip(due, due[1:], strict=False)]
-    assert all(3 <= g <= 7 for g in gaps)
-    assert len(set(gaps)) > 1
+def test_jitter_is_bounded_and_reproducible_per_seed(make_gateway: MakeGateway) -> None:
+    def offsets(seed: int) -> list[list[int]]:
+        gw = make_gateway(timing=Timing(ttft_ms=10, itl_ms=5, jitter_ms=2), seed=seed)
+        runs = []
+        with client_for(gw) as c:
+            for _ in range(2):
+                t = trace(gw.base_url, c.post("/v1/chat/completions", json=CHAT
+                                              ).headers["x-request-id"])
+                runs.append([e["scheduled_ns"] - t["t0_ns"] for e in t["events"]
+                             if e["content"]])
+        return runs
+
+    first, again, other = offsets(1), offsets(1), offsets(2)
+    for due in first:
+        assert 8e6 <= due[0] <= 12e6
+        gaps = [(b - a) / 1e6 for a, b in zip(due, due[1:], strict=False)]
+        assert all(3 <= g <= 7 for g in gaps) and len(set(gaps)) > 1
+    assert first == again  # same seed, same request order: same schedule
+    assert first[0] != first[1]  # but each request draws its own jitter
+    assert first != other
 
 
 def test_non_streaming_answer_waits_for_the_whole_generation(make_gateway: MakeGateway) -> None:
@@ -122,3 +133,41 @@ def test_every_stream_event_is_valid_json_or_done(make_gateway: MakeGateway) -> 
             for block in c.post(path, json=body).text.split("\n\n")[:-1]:
                 data = block.split("data: ", 1)[1]
                 assert data == "[DONE]" or isinstance(json.loads(data), dict)
+
+
+def test_template_fill_is_byte_identical_to_full_serialization() -> None:
+    from gateprobe.reference.streaming import HOLE, Template, sse
+
+    payload = {"type": "content_block_delta", "index": 0,
+               "delta": {"type": "text_delta", "text": HOLE}}
+    template = Template(payload, "content_block_delta")
+    for text in ["", " word", 'quote " and \\ backslash', "ünï ✓", "\n\x00"]:
+        filled = {**payload, "delta": {"type": "text_delta", "text": text}}
+        assert template.fill(text) == sse(json.dumps(filled, ensure_ascii=False),
+                                          "content_block_delta")
+
+
+def test_template_needs_exactly_one_hole() -> None:
+    import pytest
+
+    from gateprobe.reference.streaming import HOLE, Template
+
+    with pytest.raises(ValueError, match="exactly once"):
+        Template({"a": "no hole"})
+    with pytest.raises(ValueError, match="exactly once"):
+        Template({"a": HOLE, "b": HOLE})
+
+
+def test_sleep_until_never_returns_early() -> None:
+    import asyncio
+
+    from gateprobe.reference.streaming import sleep_until
+
+    async def check(spin_ns: int) -> None:
+        for offset_ms in (0.0, 0.3, 1.7, 3.2):
+            due = time.perf_counter_ns() + int(offset_ms * 1e6)
+            await sleep_until(due, spin_ns)
+            assert time.perf_counter_ns() >= due
+
+    asyncio.run(check(0))
+    asyncio.run(check(2_000_000))

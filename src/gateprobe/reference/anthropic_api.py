@@ -13,11 +13,11 @@ from typing import Any
 
 from starlette.responses import Response
 
-from gateprobe.reference.call import Call
+from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
 from gateprobe.reference.prompt import ASSISTANT, HUMAN, normalize_prompt, prompt_error
-from gateprobe.reference.streaming import PlannedEvent, sse
+from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import Field, check_body, check_value, f, invalid
 from gateprobe.tokenizer import count_tokens
 
@@ -101,18 +101,20 @@ async def complete(call: Call) -> Response:
                 "model": model.served_as, "stop": stop_seq, **extra}
 
     plan: list[PlannedEvent] = []
-    if call.anthropic_version < "2023-06-01":
+    if call.anthropic_version == LEGACY_ANTHROPIC_VERSION:
         # Before 2023-06-01: unnamed events, cumulative completions, a final [DONE].
+        cumulative = Template(event(HOLE, None, None))
         so_far = ""
         for piece, offset in zip(gen.pieces, offsets, strict=True):
             so_far += piece
-            plan.append(PlannedEvent(sse(_dumps(event(so_far, None, None))), offset, True))
+            plan.append(PlannedEvent(cumulative.fill(so_far), offset, True))
         plan.append(PlannedEvent(sse(_dumps(event(so_far, stop_reason, stop))), end, False))
         plan.append(PlannedEvent(b"data: [DONE]\n\n", end, False))
         return call.respond_stream(plan)
+    delta = Template(event(HOLE, None, None), "completion")
     plan.append(PlannedEvent(_PING, 0, False))
-    for piece, offset in zip(gen.pieces, offsets, strict=True):
-        plan.append(PlannedEvent(sse(_dumps(event(piece, None, None)), "completion"), offset, True))
+    plan.extend(PlannedEvent(delta.fill(piece), offset, True)
+                for piece, offset in zip(gen.pieces, offsets, strict=True))
     plan.append(PlannedEvent(sse(_dumps(event("", stop_reason, stop)), "completion"), end, False))
     return call.respond_stream(plan)
 
@@ -171,11 +173,10 @@ async def messages(call: Call) -> Response:
                          "content_block": {"type": "text", "text": ""}}), 0, False),
         PlannedEvent(_PING, 0, False),
     ]
-    plan.extend(
-        PlannedEvent(ev({"type": "content_block_delta", "index": 0,
-                         "delta": {"type": "text_delta", "text": piece}}), offset, True)
-        for piece, offset in zip(gen.pieces, offsets, strict=True)
-    )
+    delta = Template({"type": "content_block_delta", "index": 0,
+                      "delta": {"type": "text_delta", "text": HOLE}}, "content_block_delta")
+    plan.extend(PlannedEvent(delta.fill(piece), offset, True)
+                for piece, offset in zip(gen.pieces, offsets, strict=True))
     plan += [
         PlannedEvent(ev({"type": "content_block_stop", "index": 0}), end, False),
         PlannedEvent(ev({"type": "message_delta",

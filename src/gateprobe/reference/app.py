@@ -1,4 +1,4 @@
-"""The reference gateway as a Starlette application.
+"""The reference gateway as an ASGI application built on Starlette's router.
 
 ``build_app(config)`` is all a server, a test or a benchmark needs. Handlers raise
 ``GatewayError``; one wrapper renders it in the route family's envelope with the request id and
@@ -15,11 +15,11 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from starlette.datastructures import State
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route, Router
+from starlette.types import Receive, Scope, Send
 
 from gateprobe.reference import anthropic_api, openai_api
 from gateprobe.reference.call import Call, GatewayState
@@ -35,7 +35,37 @@ Handler = Callable[[Call], Awaitable[Response]]
 ANTHROPIC_PATHS = ("/v1/complete", "/v1/messages")
 
 
-def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> Starlette:
+class GatewayApp:
+    """The ASGI application: Starlette's router, without the application's middleware stack.
+
+    ``starlette.applications.Starlette`` wraps every ``send`` in two middleware layers (server
+    errors, exception handlers). Here every endpoint already turns every exception into an
+    envelope, so those layers only add cost to each streamed event, and with 200 streams whose
+    events fall due together that cost is the send-time error. 404 and 405 are answered by this
+    module, in the family's envelope.
+    """
+
+    def __init__(self, router: Router, state: GatewayState) -> None:
+        self.router = router
+        self.state = State({"gateway": state})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope["app"] = self  # what Request.app reads
+        await self.router(scope, receive, send)
+
+
+class _AnyMethod(Route):
+    """A route every method reaches: its endpoint answers 405 itself, in the family's envelope.
+
+    (Starlette's own 405 is an exception for the application middleware we do without.)
+    """
+
+    def __init__(self, path: str, endpoint: Callable[[Request], Awaitable[Response]]) -> None:
+        super().__init__(path, endpoint)
+        self.methods = None  # Route takes None to mean GET for functions; here it means any
+
+
+def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayApp:
     """A reference gateway for ``config``; ``clock`` drives the rate limiter (a test seam)."""
     state = GatewayState(
         config=config,
@@ -43,42 +73,40 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> Starlette
         traces=TraceStore(config.trace_capacity),
     )
     anthropic_models = config.profile == "anthropic"
-    routes = [
-        Route("/v1/chat/completions", _endpoint("openai", openai_api.chat_completions),
-              methods=["POST"]),
-        Route("/v1/completions", _endpoint("openai", openai_api.completions), methods=["POST"]),
-        Route("/v1/embeddings", _endpoint("openai", openai_api.embeddings), methods=["POST"]),
-        Route("/v1/models", _endpoint(*(
-            ("anthropic", anthropic_api.list_models) if anthropic_models
-            else ("openai", openai_api.list_models))), methods=["GET"]),
-        Route("/v1/models/{model:path}", _endpoint(*(
-            ("anthropic", anthropic_api.get_model) if anthropic_models
-            else ("openai", openai_api.get_model))), methods=["GET"]),
-        Route("/_gateprobe/health", _health, methods=["GET"]),
-        Route("/_gateprobe/traces/{request_id}", _trace, methods=["GET"]),
-        Route("/_gateprobe/reset", _reset, methods=["POST"]),
+    models: tuple[Family, Handler, Handler] = (
+        ("anthropic", anthropic_api.list_models, anthropic_api.get_model) if anthropic_models
+        else ("openai", openai_api.list_models, openai_api.get_model))
+    api: list[tuple[str, str, Family, Handler]] = [  # path, method, family, handler
+        ("/v1/chat/completions", "POST", "openai", openai_api.chat_completions),
+        ("/v1/completions", "POST", "openai", openai_api.completions),
+        ("/v1/embeddings", "POST", "openai", openai_api.embeddings),
+        ("/v1/models", "GET", models[0], models[1]),
+        ("/v1/models/{model:path}", "GET", models[0], models[2]),
     ]
     if config.profile != "openai":  # a pure OpenAI-compatible gateway has no Anthropic routes
-        routes += [
-            Route("/v1/complete", _endpoint("anthropic", anthropic_api.complete),
-                  methods=["POST"]),
-            Route("/v1/messages", _endpoint("anthropic", anthropic_api.messages),
-                  methods=["POST"]),
-            Route("/v1/messages/count_tokens",
-                  _endpoint("anthropic", anthropic_api.count_message_tokens), methods=["POST"]),
+        api += [
+            ("/v1/complete", "POST", "anthropic", anthropic_api.complete),
+            ("/v1/messages", "POST", "anthropic", anthropic_api.messages),
+            ("/v1/messages/count_tokens", "POST", "anthropic",
+             anthropic_api.count_message_tokens),
         ]
-    app = Starlette(
-        routes=routes,
-        exception_handlers={404: _http_error, 405: _http_error},
-    )
-    app.state.gateway = state
-    return app
+    routes: list[BaseRoute] = [_AnyMethod(path, _endpoint(family, method, handler))
+                               for path, method, family, handler in api]
+    routes += [
+        _AnyMethod("/_gateprobe/health", _debug("GET", _health)),
+        _AnyMethod("/_gateprobe/traces/{request_id}", _debug("GET", _trace)),
+        _AnyMethod("/_gateprobe/reset", _debug("POST", _reset)),
+    ]
+    return GatewayApp(Router(routes, default=_not_found, redirect_slashes=False), state)
 
 
-def _endpoint(family: Family, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(family: Family, method: str,
+              handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         t0 = time.perf_counter_ns()
         call = Call(request, family, request.app.state.gateway, request.url.path, t0)
+        if request.method != method:
+            return _error(call, _method_not_allowed(request, method))
         try:
             response = await handler(call)
         except GatewayError as error:
@@ -95,6 +123,11 @@ def _endpoint(family: Family, handler: Handler) -> Callable[[Request], Awaitable
     return endpoint
 
 
+def _method_not_allowed(request: Request, allowed: str) -> GatewayError:
+    return GatewayError("invalid_request", f"Method {request.method} is not allowed on "
+                        f"{request.url.path}.", status=405, headers={"allow": allowed})
+
+
 def _error(call: Call, error: GatewayError) -> Response:
     response = render(call.family, error, call.request_id)
     response.headers.update(call.headers)
@@ -108,20 +141,26 @@ def _family_of_path(request: Request) -> Family:
     return "openai"
 
 
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """404 and 405 in the family's envelope, not Starlette's plain text."""
-    status = exc.status_code if isinstance(exc, HTTPException) else 500
+async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
+    """Unknown URLs, in the envelope of the family the path looks like."""
+    request = Request(scope, receive)
     call = Call(request, _family_of_path(request), request.app.state.gateway,
                 request.url.path, time.perf_counter_ns())
-    if status == 405:
-        error = GatewayError("invalid_request", f"Method {request.method} is not allowed on "
-                             f"{request.url.path}.", status=405)
-        allow = exc.headers.get("Allow") if isinstance(exc, HTTPException) and exc.headers else None
-        if allow:
-            error.headers["allow"] = allow
-        return _error(call, error)
-    return _error(call, GatewayError("not_found", f"Unknown request URL: {request.method} "
-                                     f"{request.url.path}.", code="unknown_url"))
+    response = _error(call, GatewayError(
+        "not_found", f"Unknown request URL: {request.method} {request.url.path}.",
+        code="unknown_url"))
+    await response(scope, receive, send)
+
+
+def _debug(method: str, handler: Callable[[Request], Awaitable[Response]]
+           ) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        if request.method != method:
+            return JSONResponse({"error": f"use {method}"}, status_code=405,
+                                headers={"allow": method})
+        return await handler(request)
+
+    return endpoint
 
 
 async def _health(request: Request) -> Response:

@@ -7,15 +7,15 @@ client sees for a request with several faults is the one the real API would give
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import random
+import re
 import secrets
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from starlette.requests import Request
@@ -24,10 +24,19 @@ from starlette.responses import Response
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
 from gateprobe.reference.ratelimit import Decision, RateLimiter
-from gateprobe.reference.streaming import EventStreamResponse, PlannedEvent, Trace, TraceStore
+from gateprobe.reference.streaming import (
+    EventStreamResponse,
+    PlannedEvent,
+    Trace,
+    TraceStore,
+    sleep_until,
+)
 
-ANTHROPIC_VERSIONS = ("2023-01-01", "2023-06-01")
+LEGACY_ANTHROPIC_VERSION = "2023-01-01"
+"""The one version before 2023-06-01 with different behaviour (cumulative legacy stream)."""
 LATEST_ANTHROPIC_VERSION = "2023-06-01"
+"""The newest version PROTOCOL.md documents; the gateway's default when the header is absent."""
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
 @dataclass(slots=True)
@@ -38,11 +47,14 @@ class GatewayState:
     limiter: RateLimiter
     traces: TraceStore
     inflight: int = 0
+    requests: int = 0
+    """Requests that drew jitter so far (seeds the next one)."""
 
     def reset(self) -> None:
         """Forget budgets and traces (tests reuse one gateway across cases)."""
         self.limiter.reset()
         self.traces.clear()
+        self.requests = 0
 
 
 @dataclass(slots=True)
@@ -79,7 +91,9 @@ class Call:
         bearer = auth[7:].strip() if auth[:7].lower() == "bearer " else None
         x_api_key = h.get("x-api-key")
         if self.family == "anthropic" and self.config.profile == "anthropic":
-            presented = x_api_key
+            # x-api-key is the documented header; the anthropic SDK 2.x sends its api_key as a
+            # Bearer token instead, so upstream accepts both.
+            presented = x_api_key or bearer
             missing = "x-api-key header is required"
         else:
             presented = bearer
@@ -117,7 +131,7 @@ class Call:
             if self.config.profile == "anthropic":
                 raise GatewayError("invalid_request", "anthropic-version: header is required")
             return
-        if version not in ANTHROPIC_VERSIONS:
+        if not is_known_anthropic_version(version):
             shown = version if len(version) <= 40 else version[:40] + "..."
             raise GatewayError(
                 "invalid_request", f"anthropic-version: invalid version {shown!r}"
@@ -246,21 +260,22 @@ class Call:
 
     # -- answers ---------------------------------------------------------------------------
     def rng(self) -> random.Random:
-        """Per-request jitter source, seeded so a run with the same seed has the same schedule."""
-        return random.Random(hash((self.config.seed, self.t0_ns)))
+        """Per-request jitter source: the n-th request of a gateway started with the same seed
+        gets the same jitter, so a sequential run is reproducible."""
+        self.state.requests += 1
+        return random.Random(self.config.seed * 1_000_003 + self.state.requests)
 
     def content_offsets(self, count: int) -> list[int]:
         """Due times of ``count`` content events: TTFT, then one ITL apart, with jitter."""
-        return schedule(count, self.config.timing, self.rng())
+        timing = self.config.timing
+        return schedule(count, timing, self.rng() if timing.jitter_ms else None)
 
     async def respond_json(self, body: Mapping[str, Any], done_offset_ns: int) -> Response:
         """A JSON answer, sent when the whole generation would have finished."""
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
         due = self.t0_ns + done_offset_ns
-        wait = due - time.perf_counter_ns()
-        if wait > 0:
-            await asyncio.sleep(wait / 1e9)
+        await sleep_until(due, int(self.config.timing.spin_ms * 1e6))
         trace.scheduled_ns.append(due)
         trace.sent_ns.append(time.perf_counter_ns())
         trace.content.append(True)
@@ -273,22 +288,39 @@ class Call:
         """A planned SSE answer; the in-flight slot is released when the stream ends."""
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
-        return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release)
+        return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release,
+                                   spin_ns=int(self.config.timing.spin_ms * 1e6))
 
 
-def schedule(count: int, timing: Timing, rng: random.Random) -> list[int]:
+def is_known_anthropic_version(version: str) -> bool:
+    """2023-01-01, or any real date from 2023-06-01 on.
+
+    Newer versions than the documented 2023-06-01 exist (the anthropic SDK 2.x sends
+    2026-10-21); they keep the 2023-06-01 wire behaviour for every route served here, and a
+    double that refused the current official client would be useless.
+    """
+    if version == LEGACY_ANTHROPIC_VERSION:
+        return True
+    if not _DATE.fullmatch(version):
+        return False
+    try:
+        date.fromisoformat(version)
+    except ValueError:
+        return False
+    return version >= LATEST_ANTHROPIC_VERSION
+
+
+def schedule(count: int, timing: Timing, rng: random.Random | None) -> list[int]:
     """Content due offsets in ns: first at TTFT, each next one ITL later, each +- jitter."""
-    jitter = timing.jitter_ms
-
-    def jittered(ms: float) -> float:
-        return max(0.0, ms + rng.uniform(-jitter, jitter)) if jitter else ms
-
+    ttft, itl, jitter = timing.ttft_ms * 1e6, timing.itl_ms * 1e6, timing.jitter_ms * 1e6
+    if not jitter or rng is None:
+        return [int(ttft + itl * i) for i in range(count)]
     offsets: list[int] = []
-    t = jittered(timing.ttft_ms)
+    t = max(0.0, ttft + rng.uniform(-jitter, jitter))
     for i in range(count):
         if i:
-            t += jittered(timing.itl_ms)
-        offsets.append(int(t * 1e6))
+            t += max(0.0, itl + rng.uniform(-jitter, jitter))
+        offsets.append(int(t))
     return offsets
 
 

@@ -108,6 +108,9 @@ class Timing:
     ttft_ms: float = 200.0
     itl_ms: float = 20.0
     jitter_ms: float = 0.0
+    spin_ms: float = 2.0
+    """The last stretch before each send is waited by yielding to the loop instead of on a
+    millisecond-resolution timer (see ``streaming.sleep_until``); 0 saves CPU, costs precision."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -57,26 +57,34 @@ def _rng(model: str, prompt: str, seed: int, index: int) -> random.Random:
     return random.Random(int.from_bytes(digest, "big"))
 
 
-def _natural_text(rng: random.Random) -> str:
-    """Plain sentences of a natural length, each word with its leading space (as Claude's are)."""
+# Each word's token pieces with its leading space, lower and capitalized, computed once: the
+# hot path of a request then joins tuples instead of running the tokenizer per word.
+_LOWER = tuple(tuple(tokenize(" " + w)) for w in _WORDS)
+_UPPER = tuple(tuple(tokenize(" " + w.capitalize())) for w in _WORDS)
+_ENDS = (".", ".", ".", ",", "!")
+
+
+def _natural_pieces(rng: random.Random) -> list[str]:
+    """Token pieces of plain sentences of a natural length (a word always precedes an end)."""
     target = rng.randint(MIN_NATURAL_TOKENS, MAX_NATURAL_TOKENS)
-    out: list[str] = []
-    count = 0
-    sentence_left = rng.randint(4, 9)
+    words = rng.choices(range(len(_WORDS)), k=target)
+    lengths = rng.choices(range(4, 10), k=target)
+    ends = rng.choices(_ENDS, k=target)
+    pieces: list[str] = []
     capital = True
-    while count < target - 1:
-        word = rng.choice(_WORDS)
-        out.append(" " + (word.capitalize() if capital else word))
-        count += len(tokenize(out[-1]))
+    sentence_left = lengths[0]
+    for i, w in enumerate(words):
+        if len(pieces) >= target - 1:
+            break
+        pieces += _UPPER[w] if capital else _LOWER[w]
         capital = False
         sentence_left -= 1
-        if sentence_left == 0 and count + 1 < target - 1:  # a word always follows
-            out.append(rng.choice((".", ".", ".", ",", "!")))
-            count += 1
-            capital = out[-1] != ","
-            sentence_left = rng.randint(4, 9)
-    out.append(".")
-    return "".join(out)
+        if sentence_left == 0 and len(pieces) + 1 < target - 1:
+            pieces.append(ends[i])
+            capital = ends[i] != ","
+            sentence_left = lengths[i]
+    pieces.append(".")
+    return pieces
 
 
 def generate(
@@ -94,18 +102,19 @@ def generate(
     occurrence of any of them ends the text just before it, and the sequence itself is not part
     of the output.
     """
-    text = _natural_text(_rng(model, prompt, seed, index))
+    pieces = _natural_pieces(_rng(model, prompt, seed, index))
     cause: StopCause = "natural"
     hit: str | None = None
-    cut = len(text)
-    for seq in stop:
-        if seq:
-            pos = text.find(seq)
-            if 0 <= pos < cut:
-                cut, hit = pos, seq
-    if hit is not None:
-        text, cause = text[:cut], "stop_sequence"
-    pieces = tokenize(text)
+    if stop:
+        text = "".join(pieces)
+        cut = len(text)
+        for seq in stop:
+            if seq:
+                pos = text.find(seq)
+                if 0 <= pos < cut:
+                    cut, hit = pos, seq
+        if hit is not None:
+            pieces, cause = tokenize(text[:cut]), "stop_sequence"
     if max_tokens is not None and len(pieces) > max_tokens:
         pieces, cause, hit = pieces[:max_tokens], "max_tokens", None
     return Generation(tuple(pieces), cause, hit)

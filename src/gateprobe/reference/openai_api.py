@@ -23,7 +23,7 @@ from gateprobe.reference.call import Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
 from gateprobe.reference.prompt import content_text, serialize_chat
-from gateprobe.reference.streaming import PlannedEvent, sse
+from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import Field, check_body, check_value, f, invalid
 from gateprobe.tokenizer import count_tokens
 
@@ -170,15 +170,17 @@ async def chat_completions(call: Call) -> Response:
     head = {**head, "object": "chat.completion.chunk"}
 
     def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
-        extra = {"usage": None} if include_usage else {}
-        return sse(json.dumps({**head, "choices": [choice], **extra}, ensure_ascii=False))
+        payload = _chunk_payload(head, index, delta, finish, include_usage)
+        return sse(json.dumps(payload, ensure_ascii=False))
 
     def first(i: int) -> bytes | None:
         return chunk(i, {"role": "assistant", "content": "", "refusal": None})
 
+    holes = [Template(_chunk_payload(head, i, {"content": HOLE}, None, include_usage))
+             for i in range(len(gens))]
+
     def piece(i: int, text: str) -> bytes:
-        return chunk(i, {"content": text})
+        return holes[i].fill(text)
 
     def last(i: int, g: Generation) -> bytes:
         return chunk(i, {}, FINISH[g.cause])
@@ -187,6 +189,13 @@ async def chat_completions(call: Call) -> Response:
     if include_usage:
         usage_chunk = sse(json.dumps({**head, "choices": [], "usage": usage}))
     return call.respond_stream(_plan(gens, offsets, call, first, piece, last, usage_chunk))
+
+
+def _chunk_payload(head: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None,
+                   include_usage: bool) -> dict[str, Any]:
+    choice = {"index": index, "delta": delta, "logprobs": None, "finish_reason": finish}
+    extra = {"usage": None} if include_usage else {}
+    return {**head, "choices": [choice], **extra}
 
 
 def _check_messages(messages: list[Any]) -> None:
@@ -310,10 +319,15 @@ async def completions(call: Call) -> Response:
         )
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
-    def chunk(i: int, text: str, finish: str | None = None) -> bytes:
+    def payload(i: int, text: str, finish: str | None = None) -> dict[str, Any]:
         choice = {"text": text, "index": i, "logprobs": None, "finish_reason": finish}
         extra = {"usage": None} if include_usage else {}
-        return sse(json.dumps({**head, "choices": [choice], **extra}, ensure_ascii=False))
+        return {**head, "choices": [choice], **extra}
+
+    def chunk(i: int, text: str, finish: str | None = None) -> bytes:
+        return sse(json.dumps(payload(i, text, finish), ensure_ascii=False))
+
+    holes = [Template(payload(i, HOLE)) for i in range(len(gens))]
 
     return call.respond_stream(
         _plan(
@@ -322,7 +336,7 @@ async def completions(call: Call) -> Response:
             call,
             # Without echo there is nothing to open a choice with: the first token opens it.
             (lambda i: chunk(i, prefix(i))) if echo else (lambda i: None),
-            chunk,
+            lambda i, text: holes[i].fill(text),
             lambda i, g: chunk(i, "", FINISH[g.cause]),
             sse(json.dumps({**head, "choices": [], "usage": usage})) if include_usage else None,
         )

@@ -1,0 +1,135 @@
+"""The gateprobe command: exit codes, one-line errors, serve as a real process, run."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateprobe.cli import main
+from gateprobe.console import Console
+from gateway_fixtures import MakeGateway
+
+
+def run_cli(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), Console(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def assert_one_line_error(err: str, fragment: str) -> None:
+    assert err.count("\n") == 1, err
+    assert err.startswith("gateprobe: ")
+    assert fragment in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        ((), "required: command"),
+        (("serve", "--ttft-ms", "-1"), "--ttft-ms must be >= 0"),
+        (("serve", "--rate-window-s", "0"), "--rate-window-s must be > 0"),
+        (("serve", "--port", "70000"), "--port must be between 0 and 65535"),
+        (("serve", "--profile", "azure"), "invalid choice: 'azure'"),
+        (("serve", "--keys", "/nonexistent/keys.yaml"), "cannot read keys file"),
+        (("serve", "--bogus"), "unrecognized arguments: --bogus"),
+        (("run", "--base-url", "ftp://x"), "environment variable GATEPROBE_API_KEY is not set"),
+    ],
+)
+def test_usage_and_config_errors_exit_2_with_one_line(
+    argv: tuple[str, ...], fragment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GATEPROBE_API_KEY", raising=False)
+    code, out, err = run_cli(*argv)
+    assert code == 2
+    assert_one_line_error(err, fragment)
+
+
+def test_bad_keys_file_names_the_problem(tmp_path: Path) -> None:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text("tiers: {free: {limits: {}}}\nkeys: {k: {tier: gold}}\n")
+    code, _, err = run_cli("serve", "--keys", str(keys))
+    assert code == 2
+    assert_one_line_error(err, "keys.k.tier: unknown tier 'gold'")
+
+
+def test_run_against_a_non_http_url_is_a_usage_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+    code, _, err = run_cli("run", "--base-url", "ftp://example", "--api-key-env", "GP_TEST_KEY")
+    assert code == 2
+    assert_one_line_error(err, "--base-url must be an http(s) URL")
+
+
+def test_run_against_an_unreachable_target_exits_3(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+    code, _, err = run_cli("run", "--base-url", "http://127.0.0.1:9", "--api-key-env",
+                           "GP_TEST_KEY")
+    assert code == 3
+    assert_one_line_error(err, "cannot connect to 127.0.0.1:9")
+
+
+def test_run_embedded_passes_every_probe() -> None:
+    code, out, err = run_cli("run")
+    assert code == 0, out + err
+    assert "embedded reference gateway" in out
+    assert "15 passed, 0 failed" in out
+    assert "FAIL" not in out
+
+
+def test_run_against_a_gateway_missing_routes_fails_and_names_them(
+    make_gateway: MakeGateway, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gw = make_gateway(profile="openai")  # serves no Anthropic routes
+    monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+    code, out, _ = run_cli("run", "--base-url", gw.base_url, "--api-key-env", "GP_TEST_KEY",
+                           "--json")
+    assert code == 1
+    results = {r["probe"]: r for r in json.loads(out)}
+    assert results["chat stream"]["problem"] is None
+    for probe in ("complete", "messages stream", "count_tokens"):
+        assert results[probe]["status"] == 404
+        assert "expected 200" in results[probe]["problem"]
+    assert "gp-vip-0001" not in out
+
+
+def test_version() -> None:
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+
+
+def test_serve_as_a_process_on_a_free_port() -> None:
+    """`gateprobe serve --port 0` announces its URL, answers, and stops on SIGINT."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(
+        [sys.executable, "-c", "from gateprobe.cli import entrypoint; entrypoint()", "serve",
+         "--port", "0", "--profile", "anthropic", "--ttft-ms", "0", "--itl-ms", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as proc:
+        _exercise_and_stop(proc)
+    assert proc.returncode == 0
+
+
+def _exercise_and_stop(proc: subprocess.Popen[str]) -> None:
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert "listening on http://127.0.0.1:" in line, line
+        url = line.rsplit(" ", 1)[1].strip()
+        health = httpx.get(url + "/_gateprobe/health", timeout=10).json()
+        assert health["profile"] == "anthropic"
+        r = httpx.post(url + "/v1/messages", timeout=10, json={
+            "model": "claude-2", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]},
+            headers={"x-api-key": "gp-premium-0001", "anthropic-version": "2023-06-01"})
+        assert r.status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.wait(timeout=15)
