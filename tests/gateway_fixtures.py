@@ -35,9 +35,8 @@ class FakeClock:
 
 
 def base_config(**overrides: Any) -> GatewayConfig:
-    keys, tiers = load_keys_file(default_keys_path())
-    config = GatewayConfig(keys=keys, tiers=tiers, timing=FAST)
-    return dataclasses.replace(config, **overrides)
+    return dataclasses.replace(load_keys_file(default_keys_path()).config(timing=FAST),
+                               **overrides)
 
 
 MakeGateway = Callable[..., RunningGateway]

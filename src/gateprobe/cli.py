@@ -87,12 +87,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:
-    from gateprobe.reference.config import (
-        GatewayConfig,
-        Timing,
-        default_keys_path,
-        load_keys_file,
-    )
+    from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
     from gateprobe.reference.server import serve
 
     for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight"):
@@ -102,9 +97,8 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--rate-window-s must be > 0")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
-    keys, tiers = load_keys_file(args.keys or default_keys_path())
-    config = GatewayConfig(
-        profile=args.profile, keys=keys, tiers=tiers, rate_window_s=args.rate_window_s,
+    config = load_keys_file(args.keys or default_keys_path()).config(
+        profile=args.profile, rate_window_s=args.rate_window_s,
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
         max_inflight=args.max_inflight,
     )
@@ -129,11 +123,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         results = run_smoke(args.base_url.rstrip("/"), key, args.profile)
         where = args.base_url
     else:
-        from gateprobe.reference.config import GatewayConfig, default_keys_path, load_keys_file
+        from gateprobe.reference.config import default_keys_path, load_keys_file
         from gateprobe.reference.server import running_gateway
 
-        keys, tiers = load_keys_file(default_keys_path())
-        with running_gateway(GatewayConfig(keys=keys, tiers=tiers)) as gateway:
+        with running_gateway(load_keys_file(default_keys_path()).config()) as gateway:
             results = run_smoke(gateway.base_url, DEFAULT_EMBEDDED_KEY, "ohmygpt")
             where = f"embedded reference gateway at {gateway.base_url}"
     if args.json:

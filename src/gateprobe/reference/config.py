@@ -132,8 +132,21 @@ class GatewayConfig:
     """How many recent requests keep their send-time trace."""
 
 
-def load_keys_file(path: Path) -> tuple[dict[str, ApiKey], dict[str, Tier]]:
-    """Read a keys YAML file: ``tiers`` (name -> limits) and ``keys`` (key -> tier, models)."""
+@dataclass(frozen=True, slots=True)
+class KeysFile:
+    """What a keys file defines: keys, tiers, and the models served (defaults plus extras)."""
+
+    keys: dict[str, ApiKey]
+    tiers: dict[str, Tier]
+    models: dict[str, Model]
+
+    def config(self, **overrides: Any) -> GatewayConfig:
+        """A gateway configuration with this file's keys, tiers and models."""
+        return GatewayConfig(keys=self.keys, tiers=self.tiers, models=self.models, **overrides)
+
+
+def load_keys_file(path: Path) -> KeysFile:
+    """Read a keys YAML file: ``tiers``, ``keys`` and optional extra ``models``."""
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -144,12 +157,42 @@ def load_keys_file(path: Path) -> tuple[dict[str, ApiKey], dict[str, Tier]]:
         raise ConfigError(f"{path}:{where} not valid YAML") from None
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'tiers' and 'keys'")
-    _no_unknown(path, "", raw, {"tiers", "keys"})
+    _no_unknown(path, "", raw, {"tiers", "keys", "models"})
+    models = {m.id: m for m in DEFAULT_MODELS}
+    models.update(_parse_models(path, raw.get("models") or {}))
     tiers = _parse_tiers(path, raw.get("tiers") or {})
-    keys = _parse_keys(path, raw.get("keys") or {}, tiers)
+    keys = _parse_keys(path, raw.get("keys") or {}, tiers, models)
     if not keys:
         raise ConfigError(f"{path}: 'keys' is empty: the gateway would refuse every request")
-    return keys, tiers
+    return KeysFile(keys, tiers, models)
+
+
+def _parse_models(path: Path, raw: Any) -> dict[str, Model]:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: models: expected a mapping of model id -> {{apis: [...]}}")
+    models: dict[str, Model] = {}
+    for name, body in raw.items():
+        where = f"models.{name}"
+        if not isinstance(body, dict):
+            raise ConfigError(f"{path}: {where}: expected a mapping with 'apis'")
+        _no_unknown(path, where, body, {"apis", "served_as", "owned_by", "created",
+                                        "max_input_tokens", "embedding_dims"})
+        apis = body.get("apis")
+        if not isinstance(apis, list) or not apis or any(a not in APIS for a in apis):
+            raise ConfigError(f"{path}: {where}.apis: expected a non-empty list of "
+                              f"{', '.join(APIS)}")
+        for field_name in ("max_input_tokens", "embedding_dims", "created"):
+            value = body.get(field_name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool)
+                                      or value < 0):
+                raise ConfigError(f"{path}: {where}.{field_name}: expected an integer >= 0")
+        dims = body.get("embedding_dims", 1536 if "embeddings" in apis else 0)
+        models[str(name)] = Model(
+            str(name), frozenset(apis), str(body.get("served_as", name)),
+            str(body.get("owned_by", "gateprobe")), body.get("created", 0),
+            max_input_tokens=body.get("max_input_tokens"), embedding_dims=dims,
+        )
+    return models
 
 
 def _parse_tiers(path: Path, raw: Any) -> dict[str, Tier]:
@@ -171,7 +214,8 @@ def _parse_tiers(path: Path, raw: Any) -> dict[str, Tier]:
     return tiers
 
 
-def _parse_keys(path: Path, raw: Any, tiers: Mapping[str, Tier]) -> dict[str, ApiKey]:
+def _parse_keys(path: Path, raw: Any, tiers: Mapping[str, Tier],
+                catalogue: Mapping[str, Model]) -> dict[str, ApiKey]:
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: keys: expected a mapping of key -> {{tier, models}}")
     keys: dict[str, ApiKey] = {}
@@ -196,7 +240,7 @@ def _parse_keys(path: Path, raw: Any, tiers: Mapping[str, Tier]) -> dict[str, Ap
         if not isinstance(excluded, list):
             raise ConfigError(f"{path}: {where}.exclude_models: expected a list of model ids")
         if excluded:
-            base = allowed if allowed is not None else frozenset(m.id for m in DEFAULT_MODELS)
+            base = allowed if allowed is not None else frozenset(catalogue)
             allowed = base - frozenset(excluded)
         keys[str(key)] = ApiKey(str(key), str(tier), allowed)
     return keys
