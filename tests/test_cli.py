@@ -133,3 +133,18 @@ def _exercise_and_stop(proc: subprocess.Popen[str]) -> None:
     finally:
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=15)
+
+
+def test_list_faults_prints_the_catalogue() -> None:
+    from gateprobe.reference.faults import CATALOGUE
+
+    code, out, _ = run_cli("serve", "--list-faults")
+    assert code == 0
+    for fault in CATALOGUE.values():
+        assert fault.name in out and fault.trips[0] in out
+
+
+def test_unknown_fault_is_a_config_error_with_a_suggestion() -> None:
+    code, _, err = run_cli("serve", "--fault", "stream-bad-jsn")
+    assert code == 2
+    assert_one_line_error(err, "unknown fault 'stream-bad-jsn' (did you mean 'stream-bad-json'?)")

@@ -56,6 +56,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0, help="fake model seed (0)")
     serve.add_argument("--max-inflight", type=int, default=0,
                        help="answer 529/503 above this many requests in progress (0: no limit)")
+    serve.add_argument("--fault", action="append", default=[], metavar="NAME",
+                       help="enable a named deviation (repeatable; see --list-faults)")
+    serve.add_argument("--list-faults", action="store_true",
+                       help="print the fault catalogue and exit")
     serve.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                        help="event loop (auto: uvloop where installed)")
     serve.add_argument("--log-level", default="warning",
@@ -87,8 +91,15 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 
 
 def _serve(args: argparse.Namespace, console: Console) -> int:
+    from gateprobe.reference import faults
     from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
     from gateprobe.reference.server import serve
+
+    if args.list_faults:
+        console.table(["fault", "endpoints", "trips", "what it does"], [
+            [f.name, ", ".join(sorted(f.endpoints)), ", ".join(f.trips), f.description]
+            for f in faults.CATALOGUE.values()])
+        return 0
 
     for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight"):
         if getattr(args, flag) < 0:
@@ -100,7 +111,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
     config = load_keys_file(args.keys or default_keys_path()).config(
         profile=args.profile, rate_window_s=args.rate_window_s,
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
-        max_inflight=args.max_inflight,
+        max_inflight=args.max_inflight, faults=faults.validate(args.fault),
     )
     try:
         serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop,

@@ -2,7 +2,7 @@
 
 This is what ``gateprobe run`` does until the full conformance, load and report pipeline exists:
 it proves the target answers each endpoint in the right shape (status, content type, and for
-streams a complete event sequence read with the project's SSE parser), plus the basic error
+streams the project's SSE parser and the endpoint's stream grammar), plus the basic error
 cases. It is deliberately shallow; the conformance suite is where depth lives.
 """
 
@@ -17,6 +17,8 @@ from typing import Any
 
 import httpx
 
+from gateprobe.findings import Finding
+from gateprobe.protocols.streams import framing_findings, grammar_for
 from gateprobe.sse import Event, SSEParser
 
 CHAT = [{"role": "user", "content": "Say test"}]
@@ -66,20 +68,10 @@ def _json_has(*keys: str) -> Check:
     return check
 
 
-def _stream_ends(last_type: str | None, last_data: str | None) -> Check:
-    def check(response: httpx.Response, events: list[Event]) -> str | None:
-        if not response.headers.get("content-type", "").startswith("text/event-stream"):
-            return f"content-type {response.headers.get('content-type')!r}"
-        if len(events) < 2:
-            return f"only {len(events)} events"
-        last = events[-1]
-        if last_type is not None and last.type != last_type:
-            return f"last event {last.type!r}, expected {last_type!r}"
-        if last_data is not None and last.data != last_data:
-            return f"last data {last.data[:40]!r}, expected {last_data!r}"
-        return None
-
-    return check
+def _content_type_is_sse(response: httpx.Response, events: list[Event]) -> str | None:
+    content_type = response.headers.get("content-type", "")
+    return None if content_type.startswith("text/event-stream") else \
+        f"content-type {content_type!r}"
 
 
 def _error_envelope(family: str) -> Check:
@@ -111,22 +103,22 @@ def default_probes(models: dict[str, str] | None = None) -> list[Probe]:
         Probe("models", "GET", "/v1/models", check=_json_has("data")),
         Probe("chat", "POST", "/v1/chat/completions", chat, check=_json_has("choices", "usage")),
         Probe("chat stream", "POST", "/v1/chat/completions", {**chat, "stream": True},
-              stream=True, check=_stream_ends("message", "[DONE]")),
+              stream=True, check=_content_type_is_sse),
         Probe("claude-2-web chat", "POST", "/v1/chat/completions",
               {"model": m["legacy_chat"], "messages": CHAT}, check=_json_has("choices")),
         Probe("completions", "POST", "/v1/completions", comp, check=_json_has("choices")),
         Probe("completions stream", "POST", "/v1/completions", {**comp, "stream": True},
-              stream=True, check=_stream_ends("message", "[DONE]")),
+              stream=True, check=_content_type_is_sse),
         Probe("embeddings", "POST", "/v1/embeddings",
               {"model": m["embeddings"], "input": ["a", "b"]}, check=_json_has("data")),
         Probe("complete", "POST", "/v1/complete", legacy, family=anth,
               check=_json_has("completion", "stop_reason")),
         Probe("complete stream", "POST", "/v1/complete", {**legacy, "stream": True},
-              family=anth, stream=True, check=_stream_ends("completion", None)),
+              family=anth, stream=True, check=_content_type_is_sse),
         Probe("messages", "POST", "/v1/messages", msgs, family=anth,
               check=_json_has("content", "usage")),
         Probe("messages stream", "POST", "/v1/messages", {**msgs, "stream": True}, family=anth,
-              stream=True, check=_stream_ends("message_stop", None)),
+              stream=True, check=_content_type_is_sse),
         Probe("count_tokens", "POST", "/v1/messages/count_tokens",
               {"model": m["messages"], "messages": CHAT}, family=anth,
               check=_json_has("input_tokens")),
@@ -157,11 +149,17 @@ async def _run_one(client: httpx.AsyncClient, probe: Probe, profile: str, key: s
         async with client.stream(probe.method, probe.path, json=probe.body,
                                  headers=headers) as response:
             events: list[Event] = []
-            if probe.stream:
+            findings: list[Finding] = []
+            if probe.stream and response.status_code == 200:
                 parser = SSEParser()
+                grammar = grammar_for(probe.path, probe.body or {})
                 async for chunk in response.aiter_raw():
-                    events += parser.feed(chunk, time.perf_counter_ns())
+                    for event in parser.feed(chunk, time.perf_counter_ns()):
+                        events.append(event)
+                        findings += grammar.feed(event)
                 parser.finish()
+                findings = framing_findings(parser.notes, probe.path) + findings
+                findings += grammar.finish()
             else:
                 await response.aread()
     except httpx.HTTPError as exc:
@@ -176,6 +174,10 @@ async def _run_one(client: httpx.AsyncClient, probe: Probe, profile: str, key: s
         problem = probe.check(response, events) if probe.check else None
     except (ValueError, KeyError, TypeError) as exc:
         problem = f"unreadable answer ({type(exc).__name__})"
+    if problem is None and findings:
+        first = findings[0]
+        more = f" (+{len(findings) - 1} more)" if len(findings) > 1 else ""
+        problem = f"{first.check_id}: expected {first.expected}, got {first.observed}{more}"
     return ProbeResult(probe, response.status_code, elapsed, problem)
 
 

@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
+from gateprobe.reference.faults import apply_stream_faults
 from gateprobe.reference.ratelimit import Decision, RateLimiter
 from gateprobe.reference.streaming import (
     EventStreamResponse,
@@ -286,6 +287,8 @@ class Call:
 
     def respond_stream(self, plan: Sequence[PlannedEvent]) -> Response:
         """A planned SSE answer; the in-flight slot is released when the stream ends."""
+        if self.config.faults:
+            plan = apply_stream_faults(self.config.faults, self.endpoint, list(plan))
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
         return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release,

@@ -130,6 +130,8 @@ class GatewayConfig:
     """Requests in progress above this get 529 / 503 (overloaded); 0 means no limit."""
     trace_capacity: int = 10_000
     """How many recent requests keep their send-time trace."""
+    faults: tuple[str, ...] = ()
+    """Names from ``faults.CATALOGUE`` to apply (the harness's own proof)."""
 
 
 @dataclass(frozen=True, slots=True)

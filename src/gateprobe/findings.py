@@ -1,0 +1,51 @@
+"""Findings: what gateprobe reports about a gateway.
+
+A finding is data about the target, never an exception (``errors.py`` holds those, for the user
+and the tool). Check ids are dotted ``family.aspect`` names (``stream.terminator``) and stable:
+reports, allow-lists and baselines refer to them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How much a finding matters to a client of the gateway."""
+
+    LOW = "low"
+    """A deviation strict clients notice; common clients cope."""
+    MEDIUM = "medium"
+    """Some clients misbehave or lose information."""
+    HIGH = "high"
+    """Clients fail or get a wrong answer."""
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One failed expectation."""
+
+    check_id: str
+    endpoint: str
+    severity: Severity
+    expected: str
+    observed: str
+    evidence: str = ""
+    """An excerpt of what was received (already redacted by whoever created the finding)."""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        """Deduplication key: the same expectation failing twice on one endpoint is one issue."""
+        return self.check_id, self.endpoint, self.expected
+
+
+def dedupe(findings: list[Finding]) -> list[Finding]:
+    """Keep the first finding of each key, in order."""
+    seen: set[tuple[str, str, str]] = set()
+    out = []
+    for finding in findings:
+        if finding.key not in seen:
+            seen.add(finding.key)
+            out.append(finding)
+    return out

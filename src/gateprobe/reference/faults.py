@@ -1,0 +1,239 @@
+"""Named, deliberate deviations the reference gateway can be started with.
+
+Every check in the harness must be proven able to fail: for each check id there is a fault here
+that trips it, and ``tests/reference/test_faults.py`` runs the harness against the faulty gateway
+and asserts the finding. Each fault is a small function over a planned event stream (the list of
+``PlannedEvent`` the gateway is about to play), declares the endpoints it applies to and the
+check ids it must trip there, and leaves every other endpoint untouched.
+
+``gateprobe serve --fault NAME`` (repeatable) enables faults; ``--list-faults`` prints this
+catalogue.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from gateprobe.errors import ConfigError
+from gateprobe.reference.streaming import PlannedEvent, sse
+from gateprobe.sse import parse_all
+
+Plan = list[PlannedEvent]
+Transform = Callable[[str, Plan], Plan]
+
+CHAT = "/v1/chat/completions"
+COMPLETIONS = "/v1/completions"
+MESSAGES = "/v1/messages"
+COMPLETE = "/v1/complete"
+OPENAI_STREAMS = frozenset({CHAT, COMPLETIONS})
+ALL_STREAMS = frozenset({CHAT, COMPLETIONS, MESSAGES, COMPLETE})
+
+
+@dataclass(frozen=True, slots=True)
+class Fault:
+    """One named deviation, with where it applies and what it must trip."""
+
+    name: str
+    description: str
+    endpoints: frozenset[str]
+    trips: tuple[str, ...]
+    """Check ids a conformant harness reports against this fault."""
+    transform: Transform
+
+
+# -- helpers over planned events ------------------------------------------------------------
+def _read(event: PlannedEvent) -> tuple[str | None, str]:
+    """(event name or None, data) of a planned event."""
+    [parsed], _ = parse_all(event.data)
+    return (None if parsed.type == "message" else parsed.type), parsed.data
+
+
+def _rewrite(event: PlannedEvent, data: str | None = None, name: str | None = "",
+             ) -> PlannedEvent:
+    """The event with new data and/or name (``name=""`` keeps it, None removes it)."""
+    old_name, old_data = _read(event)
+    new_name = old_name if name == "" else name
+    return replace(event, data=sse(old_data if data is None else data, new_name))
+
+
+def _payload(event: PlannedEvent) -> dict[str, Any] | None:
+    _, data = _read(event)
+    try:
+        value = json.loads(data)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _map_payloads(plan: Plan, fn: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Plan:
+    out = []
+    for event in plan:
+        payload = _payload(event)
+        changed = fn(payload) if payload is not None else None
+        out.append(event if changed is None else _rewrite(event, json.dumps(changed)))
+    return out
+
+
+def _content_positions(plan: Plan) -> list[int]:
+    return [i for i, e in enumerate(plan) if e.content]
+
+
+# -- the faults -----------------------------------------------------------------------------
+def _drop_terminator(endpoint: str, plan: Plan) -> Plan:
+    return plan[:-1]
+
+
+def _named_chunks(endpoint: str, plan: Plan) -> Plan:
+    return [e if _read(e)[1] == "[DONE]" else _rewrite(e, name="chunk") for e in plan]
+
+
+def _misnamed_events(endpoint: str, plan: Plan) -> Plan:
+    return [_rewrite(e, name="delta") if _read(e)[0] == "content_block_delta" else e
+            for e in plan]
+
+
+def _bad_json(endpoint: str, plan: Plan) -> Plan:
+    first = _content_positions(plan)[0]
+    out = list(plan)
+    out[first] = _rewrite(plan[first], data='{"truncated": ')
+    return out
+
+
+def _error_in_stream(endpoint: str, plan: Plan) -> Plan:
+    middle = _content_positions(plan)[len(_content_positions(plan)) // 2]
+    error: dict[str, Any]
+    if endpoint in OPENAI_STREAMS:
+        error = {"error": {"message": "The server had an error while processing your request.",
+                           "type": "server_error", "param": None, "code": None}}
+        name = None
+    else:
+        error = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+        name = "error"
+    # The stream ends with the error, as upstream streams do.
+    return [*plan[:middle], _rewrite(plan[middle], json.dumps(error), name)]
+
+
+def _delta_before_start(endpoint: str, plan: Plan) -> Plan:
+    start = next(i for i, e in enumerate(plan) if _read(e)[0] == "content_block_start")
+    first = _content_positions(plan)[0]
+    out = list(plan)
+    out.insert(first, out.pop(start))
+    return out
+
+
+def _block_index_gap(endpoint: str, plan: Plan) -> Plan:
+    def shift(p: dict[str, Any]) -> dict[str, Any] | None:
+        return {**p, "index": p["index"] + 1} if "index" in p and "type" in p else None
+
+    return _map_payloads(plan, shift)
+
+
+def _no_role_chunk(endpoint: str, plan: Plan) -> Plan:
+    return [e for e in plan if '"role": "assistant"' not in _read(e)[1]]
+
+
+def _usage_mismatch(endpoint: str, plan: Plan) -> Plan:
+    def bend(p: dict[str, Any]) -> dict[str, Any] | None:
+        if p.get("choices") == [] and isinstance(p.get("usage"), dict):
+            return {**p, "usage": {**p["usage"], "total_tokens": p["usage"]["total_tokens"] + 1}}
+        if p.get("type") == "message_delta":
+            return {**p, "usage": {"output_tokens": 0}}  # below message_start's count
+        return None
+
+    return _map_payloads(plan, bend)
+
+
+def _no_finish_reason(endpoint: str, plan: Plan) -> Plan:
+    def clear(p: dict[str, Any]) -> dict[str, Any] | None:
+        choices = p.get("choices") or []
+        if choices and choices[0].get("finish_reason"):
+            return {**p, "choices": [{**choices[0], "finish_reason": None}]}
+        return None
+
+    return _map_payloads(plan, clear)
+
+
+def _id_changes(endpoint: str, plan: Plan) -> Plan:
+    half = len(plan) // 2
+    return plan[:half] + _map_payloads(
+        plan[half:], lambda p: {**p, "id": p["id"] + "x"} if "id" in p else None)
+
+
+def _event_after_end(endpoint: str, plan: Plan) -> Plan:
+    return [*plan, plan[_content_positions(plan)[-1]]]
+
+
+def _unterminated_event(endpoint: str, plan: Plan) -> Plan:
+    last = plan[-1]
+    return [*plan[:-1], replace(last, data=last.data[:-1])]  # no blank line after it
+
+
+def _wrong_object(endpoint: str, plan: Plan) -> Plan:
+    return _map_payloads(plan, lambda p: {**p, "object": "chat.completion"}
+                         if p.get("object") == "chat.completion.chunk" else None)
+
+
+def _bom(endpoint: str, plan: Plan) -> Plan:
+    return [replace(plan[0], data=b"\xef\xbb\xbf" + plan[0].data), *plan[1:]]
+
+
+def _f(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
+       transform: Transform) -> Fault:
+    return Fault(name, description, endpoints, tuple(trips), transform)
+
+
+CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
+    _f("stream-drop-terminator", "the last event ([DONE], message_stop, the stop completion) "
+       "is never sent", ALL_STREAMS, ["stream.terminator"], _drop_terminator),
+    _f("stream-named-chunks", "OpenAI chunks carry an 'event: chunk' line", OPENAI_STREAMS,
+       ["stream.event_name"], _named_chunks),
+    _f("stream-misnamed-events", "content_block_delta events are named 'delta'",
+       frozenset({MESSAGES}), ["stream.event_name"], _misnamed_events),
+    _f("stream-bad-json", "the first content event's data is cut off mid-JSON", ALL_STREAMS,
+       ["stream.json"], _bad_json),
+    _f("stream-error-event", "the stream breaks off with an error event inside the 200",
+       ALL_STREAMS, ["stream.error_event"], _error_in_stream),
+    _f("stream-delta-before-start", "the first delta comes before its content_block_start",
+       frozenset({MESSAGES}), ["stream.order"], _delta_before_start),
+    _f("stream-block-index-gap", "content block indices start at 1", frozenset({MESSAGES}),
+       ["stream.block_index"], _block_index_gap),
+    _f("stream-no-role-chunk", "no role: assistant delta opens the choice", frozenset({CHAT}),
+       ["stream.order"], _no_role_chunk),
+    _f("stream-usage-mismatch", "usage does not add up (total +1; output_tokens falls)",
+       frozenset({CHAT, COMPLETIONS, MESSAGES}), ["stream.usage"], _usage_mismatch),
+    _f("stream-no-finish-reason", "no chunk carries a finish_reason", OPENAI_STREAMS,
+       ["stream.order"], _no_finish_reason),
+    _f("stream-id-changes", "the chunk id changes halfway", OPENAI_STREAMS,
+       ["stream.consistency"], _id_changes),
+    _f("stream-event-after-end", "a content event repeats after the terminator", ALL_STREAMS,
+       ["stream.order"], _event_after_end),
+    _f("stream-unterminated-event", "the last event has no closing blank line", ALL_STREAMS,
+       ["stream.framing"], _unterminated_event),
+    _f("stream-wrong-object", "chunks say object chat.completion", frozenset({CHAT}),
+       ["stream.schema"], _wrong_object),
+    _f("stream-bom", "the stream starts with a UTF-8 byte order mark", ALL_STREAMS,
+       ["stream.framing"], _bom),
+)}
+
+
+def validate(names: Sequence[str]) -> tuple[str, ...]:
+    """The fault names, each checked against the catalogue (``ConfigError`` naming a fix)."""
+    for name in names:
+        if name not in CATALOGUE:
+            close = difflib.get_close_matches(name, list(CATALOGUE), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else " (see --list-faults)"
+            raise ConfigError(f"unknown fault {name!r}{hint}")
+    return tuple(names)
+
+
+def apply_stream_faults(names: Sequence[str], endpoint: str, plan: Plan) -> Plan:
+    """The plan with every enabled fault that applies to ``endpoint`` applied, in order."""
+    for name in names:
+        fault = CATALOGUE[name]
+        if endpoint in fault.endpoints and _content_positions(plan):
+            plan = fault.transform(endpoint, plan)
+    return plan
