@@ -10,7 +10,7 @@ import pytest
 SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 
 BASE = {"errors", "console", "redact", "tokenizer", "sse", "findings", "metrics", "targets",
-        "checks", "types"}
+        "specs", "checks", "types"}
 RUNNERS = {"__main__", "smoke", "cli", "pytest_plugin", "compare", "report", "load", "conformance"}
 FORBIDDEN_EVERYWHERE_BUT_LOAD = {"locust", "gevent"}
 
