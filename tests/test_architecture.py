@@ -11,7 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 
 BASE = {"errors", "console", "redact", "tokenizer", "sse", "findings", "metrics", "targets",
         "specs", "checks", "types"}
-RUNNERS = {"__main__", "smoke", "cli", "pytest_plugin", "compare", "report", "load", "conformance"}
+RUNNERS = {"__main__", "smoke", "cli", "cases", "probe", "pytest_plugin", "compare", "report",
+           "load", "conformance"}
 FORBIDDEN_EVERYWHERE_BUT_LOAD = {"locust", "gevent"}
 
 

@@ -1,65 +1,116 @@
-"""Proof: every stream fault trips the checks it declares, and only where it applies.
+"""Proof that every check can fail, and that the clean gateway passes them all.
 
-Each fault runs in its own reference gateway; every streaming endpoint is requested from it and
-the stream is checked by the project's parser and grammars, exactly as the harness does.
+Each fault of the catalogue runs in its own reference gateway. Every conformance case is sent
+to it and judged by every registered check, exactly as the suite does: the fault must trip the
+checks it declares, and nothing may be reported on endpoints it does not touch.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterator
 
+import httpx
 import pytest
 
-from gateprobe.protocols.streams import STREAM_CHECK_IDS, check_stream_bytes, grammar_for
-from gateprobe.reference.faults import ALL_STREAMS, CATALOGUE
-from gateway_fixtures import MakeGateway, client_for
+import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
+from gateprobe import checks
+from gateprobe.cases import Case, all_cases
+from gateprobe.checks import Context, Exchange, run_checks
+from gateprobe.findings import Finding
+from gateprobe.probe import send
+from gateprobe.redact import Redactor
+from gateprobe.reference import RunningGateway, Timing
+from gateprobe.reference.faults import CATALOGUE
+from gateprobe.targets import Target
+from gateway_fixtures import MakeGateway
 
-SAY = [{"role": "user", "content": "Say test"}]
-BODIES: dict[str, dict[str, Any]] = {
-    "/v1/chat/completions": {"model": "gpt-3.5-turbo", "messages": SAY,
-                             "stream_options": {"include_usage": True}},
-    "/v1/completions": {"model": "gpt-3.5-turbo-instruct", "prompt": "Say test",
-                        "stream_options": {"include_usage": True}},
-    "/v1/messages": {"model": "claude-3-sonnet", "max_tokens": 64, "messages": SAY},
-    "/v1/complete": {"model": "claude-2", "max_tokens_to_sample": 64,
-                     "prompt": "\n\nHuman: Say test\n\nAssistant:"},
-}
+INSTANT = Timing(ttft_ms=0, itl_ms=0)
+NO_PERMISSION_KEY = "gp-nomodel-0001"
 
 
-def findings_for(gateway: Any, path: str) -> set[str]:
-    body = BODIES[path]
-    with client_for(gateway) as c:
-        r = c.post(path, json={**body, "stream": True})
-    assert r.status_code == 200
-    return {f.check_id for f in check_stream_bytes(grammar_for(path, body), r.content, path)}
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as client:
+        yield client
+
+
+def target_for(gateway: RunningGateway, profile: str = "ohmygpt") -> Target:
+    return Target(gateway.base_url, profile, "gp-vip-0001", no_permission_key=NO_PERMISSION_KEY)
+
+
+def judge(http: httpx.Client, target: Target, case: Case) -> list[Finding]:
+    exchange = send(http, target, case)
+    ctx = Context(case.family, target.profile, Redactor(target.secrets), case.expect,
+                  target.secrets)
+    return run_checks(ctx, exchange)
 
 
 @pytest.mark.parametrize("name", list(CATALOGUE), ids=list(CATALOGUE))
-def test_fault_trips_its_checks_only_where_it_applies(make_gateway: MakeGateway,
-                                                      name: str) -> None:
+def test_fault_trips_its_checks_and_nothing_elsewhere(make_gateway: MakeGateway,
+                                                      http: httpx.Client, name: str) -> None:
     fault = CATALOGUE[name]
-    gateway = make_gateway(faults=(name,))
-    for path in sorted(ALL_STREAMS):
-        found = findings_for(gateway, path)
-        if path in fault.endpoints:
-            assert set(fault.trips) <= found, f"{name} on {path}: {sorted(found)}"
+    target = target_for(make_gateway(faults=(name,), timing=INSTANT))
+    found: set[str] = set()
+    for case in all_cases(target):
+        ids = {f.check_id for f in judge(http, target, case)}
+        if case.path in fault.endpoints:
+            found |= ids
         else:
-            assert found == set(), f"{name} leaked into {path}: {sorted(found)}"
+            assert ids == set(), f"{name} leaked into {case.id}: {sorted(ids)}"
+    assert set(fault.trips) <= found, f"{name} tripped {sorted(found)}"
 
 
-def test_every_stream_check_is_tripped_by_some_fault() -> None:
-    tripped = {check for fault in CATALOGUE.values() for check in fault.trips}
-    assert set(STREAM_CHECK_IDS) <= tripped, sorted(set(STREAM_CHECK_IDS) - tripped)
+@pytest.mark.parametrize("profile", ["ohmygpt", "anthropic", "openai"])
+def test_clean_gateway_passes_every_check(make_gateway: MakeGateway, http: httpx.Client,
+                                          profile: str) -> None:
+    target = target_for(make_gateway(profile=profile, timing=INSTANT), profile)
+    cases = all_cases(target)
+    assert len(cases) >= (60 if target.serves_anthropic else 20)
+    for case in cases:
+        assert judge(http, target, case) == [], case.id
 
 
-def test_clean_gateway_streams_have_no_findings(make_gateway: MakeGateway) -> None:
-    gateway = make_gateway()
-    for path in sorted(ALL_STREAMS):
-        assert findings_for(gateway, path) == set(), path
+def test_every_check_is_proven_by_a_fault() -> None:
+    tripped = {check_id for fault in CATALOGUE.values() for check_id in fault.trips}
+    emitted = {i for c in checks.all_checks() for i in c.emits}
+    # transport.error needs no fault of the gateway: nothing listening is its proof (below).
+    assert emitted - tripped == {"transport.error"}
 
 
-def test_faults_touch_only_streams(make_gateway: MakeGateway) -> None:
-    gateway = make_gateway(faults=tuple(CATALOGUE))
-    with client_for(gateway) as c:
-        r = c.post("/v1/chat/completions", json={"model": "gpt-3.5-turbo", "messages": SAY})
-    assert r.status_code == 200 and r.json()["object"] == "chat.completion"
+def test_transport_error_when_nothing_listens(http: httpx.Client) -> None:
+    target = Target("http://127.0.0.1:9", "ohmygpt", "gp-vip-0001")
+    ids = {f.check_id for f in judge(http, target, all_cases(target)[0])}
+    assert ids == {"transport.error"}
+
+
+def test_a_crashing_check_is_a_finding_not_a_crash() -> None:
+    state = checks.snapshot()
+    try:
+        @checks.check("test.boom", checks.Severity.LOW, "always raises")
+        def boom(ctx: Context, ex: Exchange) -> checks.CheckResult:
+            raise RuntimeError("gp-vip-0001 leaked into an exception")
+
+        ex = Exchange("/v1/models", "GET", None, 200)
+        [finding] = run_checks(Context("openai", "ohmygpt", Redactor(["gp-vip-0001"])), ex,
+                               [checks.get("test.boom")])
+        assert finding.check_id == "check.crashed"
+        assert "gp-vip-0001" not in finding.observed
+    finally:
+        checks.restore(state)
+    with pytest.raises(KeyError):
+        checks.get("test.boom")
+
+
+def test_registry_rules() -> None:
+    with pytest.raises(ValueError, match="dotted"):
+        checks.check("NoDot", checks.Severity.LOW, "x")
+    with pytest.raises(KeyError, match="did you mean 'stream.order'"):
+        checks.select(["stream.ordr"])
+    selected = {c.id for c in checks.select(["stream.terminator", "error.envelope"])}
+    assert selected == {"stream.grammar", "error.envelope"}
+    state = checks.snapshot()
+    try:
+        with pytest.raises(ValueError, match="already registered"):
+            checks.check("error.envelope", checks.Severity.LOW, "again")(lambda c, e: [])
+    finally:
+        checks.restore(state)

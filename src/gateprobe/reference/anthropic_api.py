@@ -16,6 +16,7 @@ from starlette.responses import Response
 from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
+from gateprobe.reference.faults import has_fault
 from gateprobe.reference.prompt import ASSISTANT, HUMAN, normalize_prompt, prompt_error
 from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import Field, check_body, check_value, f, invalid
@@ -76,9 +77,12 @@ async def complete(call: Call) -> Response:
     body = await call.json_body()
     check_body("anthropic", body, COMPLETE_FIELDS)
     stops = _string_list(body.get("stop_sequences", []), "stop_sequences")
-    prompt = normalize_prompt(body["prompt"])
+    faults = call.config.faults
+    prompt = body["prompt"]
+    if not has_fault(faults, "legacy-prompt-no-repair", call.endpoint):
+        prompt = normalize_prompt(prompt)
     problem = prompt_error(prompt)
-    if problem is not None:
+    if problem is not None and not has_fault(faults, "legacy-prompt-unchecked", call.endpoint):
         raise GatewayError("invalid_request", problem, param="prompt")
     model = call.resolve_model(body["model"], "complete")
     call.admit(model)

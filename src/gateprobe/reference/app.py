@@ -25,6 +25,7 @@ from gateprobe.reference import anthropic_api, openai_api
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.envelopes import Family, GatewayError, render
+from gateprobe.reference.faults import apply_response_faults, has_fault
 from gateprobe.reference.ratelimit import Clock, RateLimiter
 from gateprobe.reference.streaming import EventStreamResponse, TraceStore
 
@@ -111,16 +112,29 @@ def _endpoint(family: Family, method: str,
             response = await handler(call)
         except GatewayError as error:
             call.release()
-            return _error(call, error)
+            response = _error(call, error)
         except Exception:
             call.release()
             log.exception("unhandled error in %s (request %s)", call.endpoint, call.request_id)
-            return _error(call, GatewayError("api_error", "Internal server error"))
+            response = _error(call, GatewayError("api_error", "Internal server error"))
         if not isinstance(response, EventStreamResponse):
             call.release()
-        return response
+        return _with_faults(call, response) if call.config.faults else response
 
     return endpoint
+
+
+def _with_faults(call: Call, response: Response) -> Response:
+    """The answer as the enabled faults bend it (the harness's proof; see faults.py)."""
+    faults = call.config.faults
+    if has_fault(faults, "key-echoed", call.endpoint) and call.key is not None:
+        response.headers["x-gateway-key"] = call.key.key
+    if isinstance(response, EventStreamResponse):
+        return response  # streams are bent in their plan
+    headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
+    status, headers, body = apply_response_faults(
+        faults, call.endpoint, (response.status_code, headers, bytes(response.body)))
+    return Response(body, status_code=status, headers=headers)
 
 
 def _method_not_allowed(request: Request, allowed: str) -> GatewayError:

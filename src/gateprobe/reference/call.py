@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
-from gateprobe.reference.faults import apply_stream_faults
+from gateprobe.reference.faults import apply_stream_faults, has_fault
 from gateprobe.reference.ratelimit import Decision, RateLimiter
 from gateprobe.reference.streaming import (
     EventStreamResponse,
@@ -113,6 +113,8 @@ class Call:
         if not presented:
             raise GatewayError("authentication", missing)
         key = self.config.keys.get(presented)
+        if key is None and has_fault(self.config.faults, "accept-any-key", self.endpoint):
+            key = next(iter(self.config.keys.values()))
         if key is None:
             if self.family == "anthropic":
                 raise GatewayError("authentication", "invalid x-api-key"
@@ -191,7 +193,8 @@ class Call:
                 code="model_not_supported",
             )
         assert self.key is not None, "authenticate() first"
-        if not self.key.may_use(name):
+        if not self.key.may_use(name) and not has_fault(
+                self.config.faults, "ignore-model-permissions", self.endpoint):
             profile = self.config.profile
             if profile == "openai":
                 raise self._unknown_model(name)  # OpenAI does not reveal models you cannot use

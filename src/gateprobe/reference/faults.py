@@ -33,16 +33,26 @@ OPENAI_STREAMS = frozenset({CHAT, COMPLETIONS})
 ALL_STREAMS = frozenset({CHAT, COMPLETIONS, MESSAGES, COMPLETE})
 
 
+Answer = tuple[int, dict[str, str], bytes]
+ResponseTransform = Callable[[str, Answer], Answer]
+
+
 @dataclass(frozen=True, slots=True)
 class Fault:
-    """One named deviation, with where it applies and what it must trip."""
+    """One named deviation, with where it applies and what it must trip.
+
+    A fault transforms a planned stream (``transform``), or a non-streaming answer
+    (``response``), or neither: a *behaviour* fault, which the gateway's own logic consults by
+    name (``has_fault``) where it decides (auth, permissions, prompt validation).
+    """
 
     name: str
     description: str
     endpoints: frozenset[str]
     trips: tuple[str, ...]
     """Check ids a conformant harness reports against this fault."""
-    transform: Transform
+    transform: Transform | None = None
+    response: ResponseTransform | None = None
 
 
 # -- helpers over planned events ------------------------------------------------------------
@@ -183,7 +193,65 @@ def _bom(endpoint: str, plan: Plan) -> Plan:
 
 def _f(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
        transform: Transform) -> Fault:
-    return Fault(name, description, endpoints, tuple(trips), transform)
+    return Fault(name, description, endpoints, tuple(trips), transform=transform)
+
+
+# -- answer faults ----------------------------------------------------------------------------
+API = frozenset({CHAT, COMPLETIONS, "/v1/embeddings", "/v1/models", MESSAGES, COMPLETE,
+                 "/v1/messages/count_tokens"})
+ANTHROPIC_API = frozenset({MESSAGES, COMPLETE, "/v1/messages/count_tokens"})
+GENERATING = frozenset({CHAT, COMPLETIONS, "/v1/embeddings", MESSAGES, COMPLETE})
+
+
+def _with_type(headers: dict[str, str], media_type: str) -> dict[str, str]:
+    return {**{k: v for k, v in headers.items() if k.lower() != "content-type"},
+            "content-type": media_type}
+
+
+def _error_plain_text(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    if status < 400:
+        return answer
+    return status, _with_type(headers, "text/plain; charset=utf-8"), b"Bad Request"
+
+
+def _error_wrong_type(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    payload = json.loads(body) if status >= 400 else None
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+        return answer
+    wrong = "invalid_request_error" if status != 400 else "api_error"
+    return status, headers, json.dumps({**payload, "error": {**payload["error"],
+                                                            "type": wrong}}).encode()
+
+
+def _bad_input_500(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    return (500 if status == 400 else status), headers, body
+
+
+def _json_wrong_content_type(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    return (status, _with_type(headers, "text/html; charset=utf-8"), body) if status == 200 \
+        else answer
+
+
+def _missing_model(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    if status != 200:
+        return answer
+    payload = json.loads(body)
+    payload.pop("model", None)
+    return status, headers, json.dumps(payload).encode()
+
+
+def _r(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
+       response: ResponseTransform) -> Fault:
+    return Fault(name, description, endpoints, tuple(trips), response=response)
+
+
+def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str]) -> Fault:
+    return Fault(name, description, endpoints, tuple(trips))
 
 
 CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
@@ -217,6 +285,26 @@ CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
        ["stream.schema"], _wrong_object),
     _f("stream-bom", "the stream starts with a UTF-8 byte order mark", ALL_STREAMS,
        ["stream.framing"], _bom),
+    _r("error-plain-text", "errors are a text/plain 'Bad Request', not an envelope", API,
+       ["error.envelope", "response.content_type"], _error_plain_text),
+    _r("error-wrong-type", "Anthropic errors carry another status's error type", ANTHROPIC_API,
+       ["error.type"], _error_wrong_type),
+    _r("bad-input-500", "bad input gets 500 instead of 400", API, ["response.status"],
+       _bad_input_500),
+    _r("json-wrong-content-type", "JSON answers say text/html", API,
+       ["response.content_type"], _json_wrong_content_type),
+    _r("response-missing-model", "success bodies lack their model field", GENERATING,
+       ["response.schema"], _missing_model),
+    _b("key-echoed", "every answer echoes the caller's key in an x-gateway-key header", API,
+       ["security.key_echoed"]),
+    _b("accept-any-key", "unknown keys are served as if they were the first valid key", API,
+       ["auth.rejected"]),
+    _b("ignore-model-permissions", "keys may use models outside their permission list", API,
+       ["auth.permission"]),
+    _b("legacy-prompt-unchecked", "legacy prompts are not validated", frozenset({COMPLETE}),
+       ["legacy.prompt_rejected"]),
+    _b("legacy-prompt-no-repair", "prompts Anthropic silently repairs are refused",
+       frozenset({COMPLETE}), ["legacy.prompt_accepted"]),
 )}
 
 
@@ -234,6 +322,30 @@ def apply_stream_faults(names: Sequence[str], endpoint: str, plan: Plan) -> Plan
     """The plan with every enabled fault that applies to ``endpoint`` applied, in order."""
     for name in names:
         fault = CATALOGUE[name]
-        if endpoint in fault.endpoints and _content_positions(plan):
+        if fault.transform and endpoint in fault.endpoints and _content_positions(plan):
             plan = fault.transform(endpoint, plan)
     return plan
+
+
+def apply_response_faults(names: Sequence[str], endpoint: str, answer: Answer) -> Answer:
+    """A non-streaming answer with every enabled answer fault for ``endpoint`` applied."""
+    for name in names:
+        fault = CATALOGUE[name]
+        if fault.response and endpoint in fault.endpoints:
+            answer = fault.response(endpoint, answer)
+    return answer
+
+
+def has_fault(names: Sequence[str], name: str, endpoint: str) -> bool:
+    """Whether a behaviour fault is enabled for ``endpoint``."""
+    return name in names and endpoint in CATALOGUE[name].endpoints
+
+
+def markdown_table() -> str:
+    """The catalogue as the README's table (regenerate it with this, a test compares)."""
+    rows = ["| fault | endpoints | trips | what it does |", "| --- | --- | --- | --- |"]
+    for f in CATALOGUE.values():
+        endpoints = ", ".join(f"`{e}`" for e in sorted(f.endpoints))
+        trips = ", ".join(f"`{t}`" for t in f.trips)
+        rows.append(f"| `{f.name}` | {endpoints} | {trips} | {f.description} |")
+    return "\n".join(rows) + "\n"

@@ -1,0 +1,234 @@
+"""The conformance cases: requests and what a conformant gateway answers to each.
+
+Data only: ``probe.py`` sends a case, ``checks`` judge the exchange. The pytest suite in
+``conformance/`` parametrizes over these lists by category (its markers), and the proof tests
+run them against every fault of the reference gateway.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from gateprobe.checks import Expectation, Family
+from gateprobe.targets import Target
+
+Category = Literal["endpoint", "stream", "errors", "auth", "legacy_prompt"]
+Auth = Literal["default", "none", "bad", "wrong_style", "no_permission"]
+
+BAD_KEY = "gp-invalid-key-000000"
+"""A key no gateway issues; sending it must get 401."""
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One request of the suite."""
+
+    name: str
+    category: Category
+    method: str
+    path: str
+    family: Family
+    body: Any = None
+    """JSON body; ``bytes`` are sent as they are (malformed JSON)."""
+    auth: Auth = "default"
+    expect: Expectation = field(default_factory=Expectation)
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        """A readable pytest id."""
+        return f"{self.path} {self.name}"
+
+
+SAY = [{"role": "user", "content": "Say test"}]
+
+
+def models_family(t: Target) -> Family:
+    """``/v1/models`` answers in Anthropic's shape and conventions on an Anthropic target."""
+    return "anthropic" if t.profile == "anthropic" else "openai"
+
+
+def endpoint_cases(t: Target) -> list[Case]:
+    """One plain request per endpoint, answer checked against the spec."""
+    m = t.models
+    cases = [
+        Case("models", "endpoint", "GET", "/v1/models", models_family(t)),
+        Case("chat", "endpoint", "POST", "/v1/chat/completions", "openai",
+             {"model": m["chat"], "messages": SAY, "max_tokens": 16}),
+        Case("claude-2-web chat", "endpoint", "POST", "/v1/chat/completions", "openai",
+             {"model": m["legacy_chat"], "messages": SAY}),
+        Case("completions", "endpoint", "POST", "/v1/completions", "openai",
+             {"model": m["completions"], "prompt": "Say test", "max_tokens": 16}),
+        Case("embeddings", "endpoint", "POST", "/v1/embeddings", "openai",
+             {"model": m["embeddings"], "input": ["Say", "test"]}),
+    ]
+    if t.serves_anthropic:
+        cases += [
+            Case("complete", "endpoint", "POST", "/v1/complete", "anthropic",
+                 {"model": m["complete"], "prompt": "\n\nHuman: Say test\n\nAssistant:",
+                  "max_tokens_to_sample": 16}),
+            Case("messages", "endpoint", "POST", "/v1/messages", "anthropic",
+                 {"model": m["messages"], "messages": SAY, "max_tokens": 16}),
+            Case("count_tokens", "endpoint", "POST", "/v1/messages/count_tokens", "anthropic",
+                 {"model": m["messages"], "messages": SAY}),
+        ]
+    return cases
+
+
+def stream_cases(t: Target) -> list[Case]:
+    """Every streaming endpoint, in each variant its grammar has."""
+    m = t.models
+
+    def stream(name: str, path: str, family: Family, body: dict[str, Any],
+               version: str = "2023-06-01") -> Case:
+        headers = {"anthropic-version": version} if family == "anthropic" else {}
+        return Case(name, "stream", "POST", path, family, {**body, "stream": True},
+                    expect=Expectation(stream_body=body, anthropic_version=version),
+                    headers=headers)
+
+    chat = {"model": m["chat"], "messages": SAY, "max_tokens": 24}
+    comp = {"model": m["completions"], "prompt": "Say test", "max_tokens": 24}
+    cases = [
+        stream("chat", "/v1/chat/completions", "openai", chat),
+        stream("chat with usage", "/v1/chat/completions", "openai",
+               {**chat, "stream_options": {"include_usage": True}}),
+        stream("claude-2-web chat", "/v1/chat/completions", "openai",
+               {"model": m["legacy_chat"], "messages": SAY}),
+        stream("completions", "/v1/completions", "openai", comp),
+        stream("completions with usage", "/v1/completions", "openai",
+               {**comp, "stream_options": {"include_usage": True}}),
+    ]
+    if t.serves_anthropic:
+        legacy = {"model": m["complete"], "prompt": "\n\nHuman: Say test\n\nAssistant:",
+                  "max_tokens_to_sample": 24}
+        cases += [
+            stream("messages", "/v1/messages", "anthropic",
+                   {"model": m["messages"], "messages": SAY, "max_tokens": 24}),
+            stream("complete", "/v1/complete", "anthropic", legacy),
+            stream("complete 2023-01-01", "/v1/complete", "anthropic", legacy, "2023-01-01"),
+        ]
+    return cases
+
+
+def error_cases(t: Target) -> list[Case]:
+    """Bad input per family: the right 4xx in the right envelope, never a 5xx."""
+    m = t.models
+    chat = {"model": m["chat"], "messages": SAY}
+    cases = [
+        Case("malformed JSON", "errors", "POST", "/v1/chat/completions", "openai",
+             b'{"model": "x", ', expect=Expectation(400)),
+        Case("missing messages", "errors", "POST", "/v1/chat/completions", "openai",
+             {"model": m["chat"]}, expect=Expectation(400)),
+        Case("wrong type", "errors", "POST", "/v1/chat/completions", "openai",
+             {**chat, "max_tokens": "ten"}, expect=Expectation(400)),
+        Case("out of range", "errors", "POST", "/v1/chat/completions", "openai",
+             {**chat, "temperature": 7}, expect=Expectation(400)),
+        Case("unknown model", "errors", "POST", "/v1/chat/completions", "openai",
+             {**chat, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
+        Case("claude-2-web input over 90,000 tokens", "errors", "POST", "/v1/chat/completions",
+             "openai", {"model": m["legacy_chat"],
+                        "messages": [{"role": "user", "content": " word" * 91_000}]},
+             expect=Expectation(400)),
+        Case("empty input", "errors", "POST", "/v1/embeddings", "openai",
+             {"model": m["embeddings"], "input": ""}, expect=Expectation(400)),
+    ]
+    if t.serves_anthropic:
+        legacy = {"model": m["complete"], "prompt": "\n\nHuman: x\n\nAssistant:",
+                  "max_tokens_to_sample": 8}
+        msg = {"model": m["messages"], "messages": SAY, "max_tokens": 8}
+        cases += [
+            Case("malformed JSON", "errors", "POST", "/v1/messages", "anthropic",
+                 b"{not json", expect=Expectation(400)),
+            Case("missing max_tokens", "errors", "POST", "/v1/messages", "anthropic",
+                 {"model": m["messages"], "messages": SAY}, expect=Expectation(400)),
+            Case("unknown model", "errors", "POST", "/v1/messages", "anthropic",
+                 {**msg, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
+            Case("temperature above 1", "errors", "POST", "/v1/complete", "anthropic",
+                 {**legacy, "temperature": 1.5}, expect=Expectation(400)),
+            Case("max_tokens_to_sample 0", "errors", "POST", "/v1/complete", "anthropic",
+                 {**legacy, "max_tokens_to_sample": 0}, expect=Expectation(400)),
+            Case("empty prompt", "errors", "POST", "/v1/complete", "anthropic",
+                 {**legacy, "prompt": ""}, expect=Expectation(400)),
+        ]
+    return cases
+
+
+def auth_cases(t: Target) -> list[Case]:
+    """Bad key, missing key, wrong auth style for the profile, key without model permission."""
+    m = t.models
+    chat = {"model": m["chat"], "messages": SAY, "max_tokens": 4}
+    msg = {"model": m["messages"], "messages": SAY, "max_tokens": 4}
+    cases = [
+        Case("bad key", "auth", "POST", "/v1/chat/completions", "openai", chat, "bad",
+             Expectation(401, kind="bad_key")),
+        Case("missing key", "auth", "POST", "/v1/chat/completions", "openai", chat, "none",
+             Expectation(401, kind="missing_key")),
+        Case("bad key", "auth", "GET", "/v1/models", models_family(t), None, "bad",
+             Expectation(401, kind="bad_key")),
+    ]
+    if t.serves_anthropic:
+        cases += [
+            Case("bad key", "auth", "POST", "/v1/messages", "anthropic", msg, "bad",
+                 Expectation(401, kind="bad_key")),
+            Case("missing key", "auth", "POST", "/v1/complete", "anthropic",
+                 {"model": m["complete"], "prompt": "\n\nHuman: x\n\nAssistant:",
+                  "max_tokens_to_sample": 4}, "none", Expectation(401, kind="missing_key")),
+        ]
+    if t.profile == "ohmygpt":
+        # The gateway reads Bearer only, where Anthropic documents x-api-key.
+        cases.append(Case("x-api-key instead of Bearer", "auth", "POST", "/v1/messages",
+                          "anthropic", msg, "wrong_style",
+                          Expectation(401, kind="wrong_auth_style")))
+    if t.no_permission_key:
+        statuses = {"ohmygpt": (401,), "anthropic": (403,), "openai": (404,)}[t.profile]
+        cases.append(Case("key without model permission", "auth", "POST",
+                          "/v1/chat/completions", "openai",
+                          {"model": m["legacy_chat"], "messages": SAY}, "no_permission",
+                          Expectation(statuses=statuses, kind="no_permission")))
+    return cases
+
+
+# (name, prompt, valid): Anthropic's rules, PROTOCOL.md "Anthropic legacy Text Completions".
+LEGACY_PROMPTS: list[tuple[str, str, bool]] = [
+    ("basic", "\n\nHuman: Say test\n\nAssistant:", True),
+    ("system prompt first", "Answer briefly.\n\nHuman: Say test\n\nAssistant:", True),
+    ("multi-turn", "\n\nHuman: Hi\n\nAssistant: Hello\n\nHuman: Say test\n\nAssistant:", True),
+    ("prefill", "\n\nHuman: Say test\n\nAssistant: Sure,", True),
+    ("missing leading newlines (repaired)", "Human: Say test\n\nAssistant:", True),
+    ("trailing space (repaired)", "\n\nHuman: Say test\n\nAssistant: ", True),
+    ("no turns", "Say test", False),
+    ("no assistant turn", "\n\nHuman: Say test", False),
+    ("ends with human", "\n\nHuman: a\n\nAssistant: b\n\nHuman: c", False),
+    ("starts with assistant", "\n\nAssistant: Hi\n\nHuman: Say test\n\nAssistant:", False),
+    ("single-newline assistant", "\n\nHuman: Say test\nAssistant:", False),
+    ("single-newline human", "\nHuman: Say test\n\nAssistant:", False),
+    ("two human turns", "\n\nHuman: a\n\nHuman: b\n\nAssistant:", False),
+    ("two assistant turns", "\n\nHuman: a\n\nAssistant: b\n\nAssistant:", False),
+    ("lower-case markers", "\n\nhuman: Say test\n\nassistant:", False),
+    ("marker without colon", "\n\nHuman Say test\n\nAssistant", False),
+]
+
+
+def legacy_prompt_cases(t: Target) -> list[Case]:
+    """The ``\\n\\nHuman:`` / ``\\n\\nAssistant:`` format, accepted and rejected, both modes."""
+    if not t.serves_anthropic:
+        return []
+    cases = []
+    for name, prompt, valid in LEGACY_PROMPTS:
+        for stream in (False, True):
+            body = {"model": t.models["complete"], "prompt": prompt,
+                    "max_tokens_to_sample": 8, "stream": stream}
+            kind = "legacy_prompt_valid" if valid else "legacy_prompt_invalid"
+            expect = Expectation(200 if valid else 400, kind=kind,
+                                 stream_body=body if valid and stream else None)
+            cases.append(Case(f"{name}{' stream' if stream else ''}", "legacy_prompt",
+                              "POST", "/v1/complete", "anthropic", body, expect=expect))
+    return cases
+
+
+def all_cases(t: Target) -> list[Case]:
+    """Every case the suite runs (golden and fuzz cases come from their own sources)."""
+    return (endpoint_cases(t) + stream_cases(t) + error_cases(t) + auth_cases(t)
+            + legacy_prompt_cases(t))

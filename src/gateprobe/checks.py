@@ -1,0 +1,188 @@
+"""The checks registry: conformance checks as plain functions with stable ids.
+
+A check looks at one ``Exchange`` (a request and what came back) in a ``Context`` (the target's
+conventions and what this request is expected to get) and returns findings, or ``NOT_APPLICABLE``
+when the exchange is none of its business. Every runner (the pytest suite, the schemathesis
+adapter, ``compare``) runs checks through ``run_checks``, so a check is written once.
+
+Registering::
+
+    @check("error.envelope", Severity.HIGH, "error bodies use the family's envelope")
+    def error_envelope(ctx: Context, ex: Exchange) -> CheckResult: ...
+
+A check whose findings carry other ids (the stream grammars report ``stream.order``,
+``stream.terminator``...) declares them with ``emits=``; ``select`` accepts either kind of id.
+A check that raises becomes a ``check.crashed`` finding, never a crashed run.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, Literal
+
+from gateprobe.findings import Finding, Severity
+from gateprobe.redact import Redactor
+from gateprobe.sse import Event, Note
+
+Family = Literal["openai", "anthropic"]
+
+
+class _NotApplicable:
+    """The explicit outcome of a check that has nothing to say about an exchange."""
+
+    def __repr__(self) -> str:
+        return "NOT_APPLICABLE"
+
+
+NOT_APPLICABLE: Final = _NotApplicable()
+
+CheckResult = Iterable[Finding] | _NotApplicable
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One request and everything that came back for it."""
+
+    endpoint: str
+    """The path, e.g. ``/v1/messages``."""
+    method: str
+    request: Any
+    """The JSON body sent (None for GET), or raw bytes for deliberately malformed bodies."""
+    status: int | None
+    """None when no response arrived (``transport_error`` says why)."""
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Response headers, names lower-cased."""
+    body: bytes = b""
+    events: Sequence[Event] = ()
+    """Parsed SSE events when the response was a stream."""
+    notes: Sequence[Note] = ()
+    """The SSE parser's notes on the stream's framing."""
+    transport_error: str | None = None
+
+    @property
+    def content_type(self) -> str:
+        """The media type, without parameters."""
+        return self.headers.get("content-type", "").split(";")[0].strip().lower()
+
+    @property
+    def is_stream(self) -> bool:
+        """Whether the answer was an event stream."""
+        return self.content_type == "text/event-stream"
+
+
+@dataclass(frozen=True, slots=True)
+class Expectation:
+    """What a conformant gateway answers to this particular request."""
+
+    status: int | None = None
+    """The expected status; None when any 2xx will do."""
+    statuses: tuple[int, ...] = ()
+    """Alternatives accepted instead of ``status`` (e.g. 401 or 403 for a missing permission)."""
+    kind: str = ""
+    """What the case is about: ``bad_key``, ``missing_key``, ``wrong_auth_style``,
+    ``no_permission``, ``legacy_prompt_invalid``, ``legacy_prompt_valid``, ``bad_input``..."""
+    stream_body: Mapping[str, Any] | None = None
+    """For streams: the request body the grammar is chosen by."""
+    anthropic_version: str = "2023-06-01"
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """The target's conventions and what this exchange should get."""
+
+    family: Family
+    profile: str
+    redactor: Redactor = field(default_factory=Redactor)
+    expect: Expectation = field(default_factory=Expectation)
+    secrets: tuple[str, ...] = ()
+    """The keys in use; a check looks for them in answers (``security.key_echoed``)."""
+
+
+CheckFn = Callable[[Context, Exchange], CheckResult]
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """A registered check."""
+
+    id: str
+    severity: Severity
+    description: str
+    fn: CheckFn
+    emits: tuple[str, ...]
+    """Every check id its findings may carry (its own id unless declared otherwise)."""
+    module: str
+
+
+_REGISTRY: dict[str, Check] = {}
+
+
+def check(check_id: str, severity: Severity, description: str,
+          emits: Sequence[str] = ()) -> Callable[[CheckFn], CheckFn]:
+    """Register ``fn`` under ``check_id`` (a dotted ``family.aspect`` name)."""
+    if "." not in check_id or check_id != check_id.lower():
+        raise ValueError(f"check id {check_id!r} must be a lower-case dotted family.aspect")
+
+    def register(fn: CheckFn) -> CheckFn:
+        existing = _REGISTRY.get(check_id)
+        if existing is not None and existing.module != fn.__module__:
+            raise ValueError(f"check id {check_id!r} is already registered by "
+                             f"{existing.module}")
+        _REGISTRY[check_id] = Check(check_id, severity, description, fn,
+                                    tuple(emits) or (check_id,), fn.__module__)
+        return fn
+
+    return register
+
+
+def get(check_id: str) -> Check:
+    """The check registered under ``check_id``."""
+    return _REGISTRY[check_id]
+
+
+def all_checks() -> list[Check]:
+    """Every registered check, in registration order."""
+    return list(_REGISTRY.values())
+
+
+def select(ids: Iterable[str]) -> list[Check]:
+    """The checks that own or emit any of ``ids``; an unknown id is a ``KeyError`` with a hint."""
+    wanted = list(ids)
+    known = {i for c in _REGISTRY.values() for i in (c.id, *c.emits)}
+    for check_id in wanted:
+        if check_id not in known:
+            close = difflib.get_close_matches(check_id, sorted(known), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise KeyError(f"unknown check {check_id!r}{hint}")
+    return [c for c in _REGISTRY.values() if {c.id, *c.emits} & set(wanted)]
+
+
+def snapshot() -> dict[str, Check]:
+    """The registry's state, to ``restore`` after a test registers its own checks."""
+    return dict(_REGISTRY)
+
+
+def restore(state: Mapping[str, Check]) -> None:
+    """Put back a ``snapshot``."""
+    _REGISTRY.clear()
+    _REGISTRY.update(state)
+
+
+def run_checks(ctx: Context, exchange: Exchange,
+               checks: Iterable[Check] | None = None) -> list[Finding]:
+    """Run checks on one exchange; a check that raises is reported, not propagated."""
+    findings: list[Finding] = []
+    for chk in all_checks() if checks is None else checks:
+        try:
+            result = chk.fn(ctx, exchange)
+            if result is NOT_APPLICABLE:
+                continue
+            assert not isinstance(result, _NotApplicable)
+            findings.extend(result)
+        except Exception as exc:  # a broken check must not end the run
+            findings.append(Finding(
+                "check.crashed", exchange.endpoint, Severity.HIGH,
+                f"check {chk.id} runs", ctx.redactor.text(f"{type(exc).__name__}: {exc}")))
+    return findings

@@ -1,0 +1,255 @@
+"""The built-in conformance checks, registered in ``gateprobe.checks`` on import.
+
+Each check owns one expectation and names it by a stable id. Case-specific checks (``auth.*``,
+``legacy.*``) own their cases, so ``response.status`` stays silent on them and no deviation is
+reported twice. A 429 the harness did not ask for is not judged: real gateways rate-limit every
+route, and the runner, not the gateway, is at fault for provoking it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.findings import Finding, Severity
+from gateprobe.protocols import _anthropic, _openai
+from gateprobe.protocols.streams import (
+    STREAM_CHECK_IDS,
+    check_events,
+    framing_findings,
+    grammar_for,
+)
+from gateprobe.specs import SpecName, schema_errors
+
+ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
+                         403: "permission_error", 404: "not_found_error",
+                         413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+                         529: "overloaded_error"}
+SPECIFIC_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style", "no_permission",
+                            "legacy_prompt_invalid", "legacy_prompt_valid"})
+AUTH_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style"})
+
+# endpoint -> (spec, success schema, stream event schema)
+RESPONSE_SCHEMAS: dict[str, tuple[SpecName, str, str | None]] = {
+    "/v1/chat/completions": ("openai", "ChatCompletion", "ChatCompletionStreamEvent"),
+    "/v1/completions": ("openai", "Completion", "CompletionStreamEvent"),
+    "/v1/embeddings": ("openai", "EmbeddingList", None),
+    "/v1/models": ("openai", "ModelList", None),
+    "/v1/complete": ("anthropic", "Completion", "CompletionStreamEvent"),
+    "/v1/messages": ("anthropic", "Message", "MessageStreamEvent"),
+}
+EVIDENCE_CHARS = 300
+
+
+def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
+             observed: str) -> Finding:
+    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
+    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
+                   ctx.redactor.text(evidence))
+
+
+def _json(ex: Exchange) -> Any:
+    try:
+        return json.loads(ex.body)
+    except ValueError:
+        return None
+
+
+def _unasked_429(ctx: Context, ex: Exchange) -> bool:
+    return ex.status == 429 and 429 not in (ctx.expect.status, *ctx.expect.statuses)
+
+
+@check("transport.error", Severity.HIGH, "a response arrives")
+def transport_error(ctx: Context, ex: Exchange) -> CheckResult:
+    """No status at all: the connection failed or timed out."""
+    if ex.transport_error is None:
+        return NOT_APPLICABLE
+    return [_finding(ctx, ex, "transport.error", Severity.HIGH, "a response",
+                     ex.transport_error)]
+
+
+@check("response.status", Severity.HIGH, "the status the request deserves")
+def response_status(ctx: Context, ex: Exchange) -> CheckResult:
+    """Expected statuses; without an expectation, any 2xx. Never a 5xx for bad input."""
+    if ex.status is None or ctx.expect.kind in SPECIFIC_KINDS or _unasked_429(ctx, ex):
+        return NOT_APPLICABLE
+    allowed = {s for s in (ctx.expect.status, *ctx.expect.statuses) if s is not None}
+    if allowed and ex.status not in allowed:
+        bad_input = all(400 <= s < 500 for s in allowed)
+        severity = Severity.HIGH if ex.status >= 500 or not bad_input else Severity.MEDIUM
+        return [_finding(ctx, ex, "response.status", severity,
+                         f"status {' or '.join(map(str, sorted(allowed)))}",
+                         f"status {ex.status}")]
+    if not allowed and not 200 <= ex.status < 300:
+        return [_finding(ctx, ex, "response.status", Severity.HIGH, "a 2xx status",
+                         f"status {ex.status}")]
+    return []
+
+
+@check("error.envelope", Severity.HIGH, "error bodies use the family's envelope")
+def error_envelope(ctx: Context, ex: Exchange) -> CheckResult:
+    """A 4xx/5xx body parses as the family's error envelope."""
+    if ex.status is None or ex.status < 400:
+        return NOT_APPLICABLE
+    parse = _anthropic.parse_error if ctx.family == "anthropic" else _openai.parse_error
+    if parse(_json(ex)) is None:
+        return [_finding(ctx, ex, "error.envelope", Severity.HIGH,
+                         f"the {ctx.family} error envelope",
+                         f"{ex.content_type or 'no content-type'} body that is not it")]
+    return []
+
+
+@check("error.type", Severity.MEDIUM, "the error type fits the status (Anthropic)")
+def error_type(ctx: Context, ex: Exchange) -> CheckResult:
+    """Anthropic names one error type per status (PROTOCOL.md, "Anthropic errors")."""
+    if ctx.family != "anthropic" or ex.status not in ANTHROPIC_ERROR_TYPES:
+        return NOT_APPLICABLE
+    error = _anthropic.parse_error(_json(ex))
+    if error is None:
+        return NOT_APPLICABLE  # error.envelope reports it
+    wanted = ANTHROPIC_ERROR_TYPES[ex.status]
+    if error.type != wanted:
+        return [_finding(ctx, ex, "error.type", Severity.MEDIUM, f"type {wanted}",
+                         f"type {error.type} with status {ex.status}")]
+    return []
+
+
+@check("response.content_type", Severity.MEDIUM, "JSON as application/json, streams as SSE")
+def response_content_type(ctx: Context, ex: Exchange) -> CheckResult:
+    """Streams asked for are ``text/event-stream``; everything else is ``application/json``."""
+    if ex.status is None or _unasked_429(ctx, ex):
+        return NOT_APPLICABLE
+    stream = ctx.expect.stream_body is not None and 200 <= ex.status < 300
+    wanted = "text/event-stream" if stream else "application/json"
+    if ex.content_type != wanted:
+        return [_finding(ctx, ex, "response.content_type", Severity.MEDIUM, wanted,
+                         ex.content_type or "no content-type")]
+    return []
+
+
+@check("response.schema", Severity.MEDIUM, "success bodies and stream events match the spec")
+def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
+    """A 2xx answer validates against its endpoint's schema in ``specs/``."""
+    known = RESPONSE_SCHEMAS.get(ex.endpoint)
+    if known is None or ex.status is None or not 200 <= ex.status < 300 or \
+            known[0] != ctx.family:  # Anthropic's /v1/models is not in our specs
+        return NOT_APPLICABLE
+    spec, body_schema, event_schema = known
+    if not ex.is_stream:
+        payload = _json(ex)
+        errors = schema_errors(spec, body_schema, payload) if payload is not None else [
+            "(root): not JSON"]
+        return [_finding(ctx, ex, "response.schema", Severity.MEDIUM,
+                         f"a {body_schema} ({spec} spec)", "; ".join(errors[:3]))
+                ] if errors else []
+    if event_schema is None:
+        return NOT_APPLICABLE
+    from gateprobe.specs import load_spec
+
+    props = load_spec(spec)["components"]["schemas"][event_schema]["properties"]
+    refs = [r["$ref"].rsplit("/", 1)[1] for r in props["data"]["contentSchema"]["anyOf"]]
+    out = []
+    for event in ex.events:
+        if event.data == "[DONE]":
+            continue
+        try:
+            data = json.loads(event.data)
+        except ValueError:
+            continue  # stream.json reports it
+        if all(schema_errors(spec, ref, data) for ref in refs):
+            out.append(_finding(ctx, ex, "response.schema", Severity.MEDIUM,
+                                f"each event one of {', '.join(refs)}",
+                                f"event {event.type!r}: {event.data[:120]}"))
+            break  # one is enough to name the problem
+    return out
+
+
+@check("stream.grammar", Severity.HIGH, "streams follow their protocol's grammar",
+       emits=STREAM_CHECK_IDS)
+def stream_grammar(ctx: Context, ex: Exchange) -> CheckResult:
+    """The stream, through ``gateprobe.protocols``' grammar for its endpoint."""
+    body = ctx.expect.stream_body
+    if body is None or not ex.is_stream or ex.status != 200:
+        return NOT_APPLICABLE
+    grammar = grammar_for(ex.endpoint, body, anthropic_version=ctx.expect.anthropic_version,
+                          redact=ctx.redactor.text)
+    return framing_findings(ex.notes, ex.endpoint) + check_events(grammar, ex.events)
+
+
+@check("security.key_echoed", Severity.HIGH, "no answer contains the key")
+def key_echoed(ctx: Context, ex: Exchange) -> CheckResult:
+    """A key in a body or a header ends up in logs, reports and screenshots."""
+    haystacks = [("body", ex.body.decode("utf-8", "replace"))]
+    haystacks += [(f"header {name}", value) for name, value in ex.headers.items()]
+    for secret in ctx.secrets:
+        if len(secret) < 6:
+            continue
+        for where, text in haystacks:
+            if secret in text:
+                return [_finding(ctx, ex, "security.key_echoed", Severity.HIGH,
+                                 "the key never in an answer", f"the key in the {where}")]
+    return []
+
+
+@check("auth.rejected", Severity.HIGH, "bad, missing or wrongly sent keys get 401")
+def auth_rejected(ctx: Context, ex: Exchange) -> CheckResult:
+    """Credentials that must not work do not, and say so in the family's envelope."""
+    if ctx.expect.kind not in AUTH_KINDS or ex.status is None:
+        return NOT_APPLICABLE
+    if ex.status != 401:
+        severity = Severity.HIGH if 200 <= ex.status < 300 or ex.status >= 500 else \
+            Severity.MEDIUM
+        return [_finding(ctx, ex, "auth.rejected", severity,
+                         f"401 for a {ctx.expect.kind.replace('_', ' ')}",
+                         f"status {ex.status}")]
+    return []
+
+
+@check("auth.permission", Severity.HIGH, "a key without the model's permission is refused")
+def auth_permission(ctx: Context, ex: Exchange) -> CheckResult:
+    """The profile's status for a missing model permission (gateway: 401)."""
+    if ctx.expect.kind != "no_permission" or ex.status is None:
+        return NOT_APPLICABLE
+    allowed = {s for s in (ctx.expect.status, *ctx.expect.statuses) if s is not None}
+    if ex.status not in allowed:
+        return [_finding(ctx, ex, "auth.permission", Severity.HIGH,
+                         f"status {' or '.join(map(str, sorted(allowed)))}",
+                         f"status {ex.status}")]
+    return []
+
+
+def _generated(ex: Exchange) -> bool:
+    if ex.is_stream:
+        return any(e.type == "completion" or '"completion"' in e.data for e in ex.events)
+    payload = _json(ex)
+    return isinstance(payload, dict) and bool(payload.get("completion"))
+
+
+@check("legacy.prompt_rejected", Severity.HIGH,
+       "an invalid \\n\\nHuman:/\\n\\nAssistant: prompt gets 400 and nothing generated")
+def legacy_prompt_rejected(ctx: Context, ex: Exchange) -> CheckResult:
+    """Anthropic validated legacy prompts before generating; a gateway must answer the same."""
+    if ctx.expect.kind != "legacy_prompt_invalid" or ex.status is None:
+        return NOT_APPLICABLE
+    out = []
+    error = _anthropic.parse_error(_json(ex))
+    if ex.status != 400 or error is None or error.type != "invalid_request_error":
+        out.append(_finding(ctx, ex, "legacy.prompt_rejected", Severity.HIGH,
+                            "400 invalid_request_error",
+                            f"status {ex.status}" + (f", type {error.type}" if error else "")))
+    if _generated(ex):
+        out.append(_finding(ctx, ex, "legacy.prompt_rejected", Severity.HIGH,
+                            "nothing generated for an invalid prompt", "a completion"))
+    return out
+
+
+@check("legacy.prompt_accepted", Severity.HIGH, "a valid legacy prompt gets a completion")
+def legacy_prompt_accepted(ctx: Context, ex: Exchange) -> CheckResult:
+    """Valid prompts, including the two that Anthropic silently repairs, are served."""
+    if ctx.expect.kind != "legacy_prompt_valid" or ex.status is None:
+        return NOT_APPLICABLE
+    if ex.status != 200:
+        return [_finding(ctx, ex, "legacy.prompt_accepted", Severity.HIGH,
+                         "200 with a completion", f"status {ex.status}")]
+    return []
