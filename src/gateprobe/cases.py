@@ -181,9 +181,9 @@ def auth_cases(t: Target) -> list[Case]:
         cases.append(Case("x-api-key instead of Bearer", "auth", "POST", "/v1/messages",
                           "anthropic", msg, "wrong_style",
                           Expectation(401, kind="wrong_auth_style")))
-    if t.no_permission_key:
-        statuses = {"ohmygpt": (401,), "anthropic": (403,), "openai": (404,)}[t.profile]
-        cases.append(Case("key without model permission", "auth", "POST",
+    # Judged only with a key that lacks the permission; the suite skips it without one.
+    statuses = {"ohmygpt": (401,), "anthropic": (403,), "openai": (404,)}[t.profile]
+    cases.append(Case("key without model permission", "auth", "POST",
                           "/v1/chat/completions", "openai",
                           {"model": m["legacy_chat"], "messages": SAY}, "no_permission",
                           Expectation(statuses=statuses, kind="no_permission")))

@@ -65,6 +65,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--log-level", default="warning",
                        choices=("critical", "error", "warning", "info", "debug"))
 
+    conf = sub.add_parser("conformance", help="run the conformance suite against a gateway "
+                          "(default: the embedded reference gateway)")
+    conf.add_argument("--base-url", help="the gateway to test (default: start the embedded one)")
+    conf.add_argument("--profile", choices=PROFILES, default="ohmygpt")
+    conf.add_argument("--api-key-env", default="GATEPROBE_API_KEY",
+                      help="environment variable holding the key (GATEPROBE_API_KEY)")
+    conf.add_argument("--no-permission-key-env", metavar="VAR",
+                      help="variable holding a key without the claude-2-web permission")
+    conf.add_argument("--model", action="append", default=[], metavar="ENDPOINT=NAME")
+    conf.add_argument("--select", metavar="EXPR",
+                      help="categories, as a pytest marker expression: 'stream or errors'")
+    conf.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
+    conf.add_argument("--report-dir", metavar="DIR",
+                      help="write junit.xml and allure-results/ into this folder")
+    conf.add_argument("-v", "--verbose", action="store_true", help="one line per case")
+
     run = sub.add_parser("run", help="probe every endpoint (default: the embedded gateway)")
     run.add_argument("--base-url", help="probe this gateway instead of the embedded one")
     run.add_argument("--profile", choices=PROFILES, default="ohmygpt")
@@ -81,6 +97,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         args = build_parser().parse_args(argv)
         if args.command == "serve":
             return _serve(args, console)
+        if args.command == "conformance":
+            from gateprobe.conformance_runner import run_conformance
+
+            return run_conformance(args, console)
         return _run(args, console)
     except GateprobeError as exc:
         console.error(str(exc))

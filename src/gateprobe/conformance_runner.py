@@ -1,0 +1,123 @@
+"""``gateprobe conformance``: the suite in ``conformance/``, run in-process by pytest.
+
+Exit codes: 0 every check passed, 1 findings, 2 usage or configuration error (including a
+selection that matches no test), 3 target unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from gateprobe.console import Console
+from gateprobe.errors import TargetUnreachable, UsageError
+from gateprobe.targets import check_base_url, key_from_env, parse_models
+
+_PACKAGED = Path(__file__).resolve().parent / "_conformance"
+_SOURCE = Path(__file__).resolve().parents[2] / "conformance"
+
+EMBEDDED_KEY_ENV = "GATEPROBE_EMBEDDED_KEY"
+EMBEDDED_NO_PERMISSION_ENV = "GATEPROBE_EMBEDDED_NO_PERMISSION_KEY"
+
+
+def suite_dir() -> Path:
+    """The suite: packaged inside a wheel, ``conformance/`` in a checkout."""
+    return _PACKAGED if _PACKAGED.exists() else _SOURCE
+
+
+def run_conformance(args: argparse.Namespace, console: Console) -> int:
+    """Check the flags, find or start the target, run the suite, map the outcome."""
+    parse_models(args.model)  # a bad --model is a usage error before anything runs
+    if args.base_url:
+        base_url = check_base_url(args.base_url)
+        key_from_env(args.api_key_env)
+        if args.no_permission_key_env:
+            key_from_env(args.no_permission_key_env)
+        _check_reachable(base_url)
+        return _pytest(args, base_url, args.api_key_env, args.no_permission_key_env, console)
+    with _embedded() as base_url:
+        console.line(f"gateprobe conformance: embedded reference gateway at {base_url}")
+        return _pytest(args, base_url, EMBEDDED_KEY_ENV, EMBEDDED_NO_PERMISSION_ENV, console)
+
+
+@contextmanager
+def _embedded() -> Iterator[str]:
+    """The reference gateway with its shipped test keys, on a fast schedule: conformance is
+    about shapes, not latency."""
+    from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
+    from gateprobe.reference.server import running_gateway
+
+    config = load_keys_file(default_keys_path()).config(timing=Timing(ttft_ms=5, itl_ms=1))
+    os.environ[EMBEDDED_KEY_ENV] = "gp-vip-0001"  # test keys of the fake gateway, not secrets
+    os.environ[EMBEDDED_NO_PERMISSION_ENV] = "gp-nomodel-0001"
+    with running_gateway(config) as gateway:
+        yield gateway.base_url
+
+
+def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
+            no_permission_env: str | None, console: Console) -> int:
+    import pytest
+
+    suite = suite_dir()
+    argv = [str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite),
+            "--base-url", base_url, "--profile", args.profile, "--api-key-env", key_env,
+            "-q" if not args.verbose else "-v",
+            # Exactly the plugins the suite needs (autoload is off, see below).
+            "-p", "gateprobe.pytest_plugin"]
+    if no_permission_env:
+        argv += ["--no-permission-key-env", no_permission_env]
+    for model in args.model:
+        argv += ["--model", model]
+    if args.select:
+        _check_selection(args.select)
+        argv += ["-m", args.select]
+    junit = args.junit or (str(Path(args.report_dir) / "junit.xml") if args.report_dir else None)
+    if junit:
+        argv += ["--junitxml", junit]
+    if args.report_dir:
+        argv += ["-p", "allure_pytest.plugin",
+                 "--alluredir", str(Path(args.report_dir) / "allure-results")]
+    # Other installed plugins are not the suite's business, and autoloading them after the
+    # embedded gateway imported their modules makes pytest warn that it cannot rewrite them.
+    previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
+    os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
+    try:
+        code = int(pytest.main(argv))
+    finally:
+        if previous is None:
+            del os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"]
+        else:
+            os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
+    if code == 5:
+        raise UsageError(f"--select {args.select!r} matches no conformance test")
+    if code in (2, 3, 4):
+        raise UsageError(f"the conformance suite could not run (pytest exit {code})")
+    return code
+
+
+def _check_selection(expression: str) -> None:
+    """Every name in a ``--select`` expression is a category marker."""
+    from gateprobe.pytest_plugin import MARKERS
+
+    for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expression):
+        if word not in {"and", "or", "not"} and word not in MARKERS:
+            close = difflib.get_close_matches(word, list(MARKERS), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise UsageError(f"--select: unknown category {word!r}{hint}; categories: "
+                             f"{', '.join(MARKERS)}")
+
+
+def _check_reachable(base_url: str) -> None:
+    try:
+        httpx.get(base_url + "/v1/models", timeout=httpx.Timeout(5.0))
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise TargetUnreachable(f"cannot connect to {base_url} ({type(exc).__name__})") from None
+    except httpx.HTTPError:
+        pass  # it answered something: reachable; the suite judges what

@@ -1,0 +1,192 @@
+"""gateprobe's pytest plugin: target options, case parametrization, findings, the summary.
+
+Registered through the ``pytest11`` entry point, so it is loaded in every pytest run; it stays
+inert unless a test asks for its fixtures. It never imports ``locust`` (which monkey-patches
+gevent into the process) and imports ``allure`` only when installed and in use.
+
+The conformance suite's tests take a ``case`` (parametrized here from ``gateprobe.cases`` by
+the test's marker) and call the ``judge`` fixture, which sends it, runs every check, records the
+findings for the summary and fails the test with them.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+
+from gateprobe.cases import (
+    Case,
+    auth_cases,
+    endpoint_cases,
+    error_cases,
+    legacy_prompt_cases,
+    stream_cases,
+)
+from gateprobe.findings import Finding
+from gateprobe.targets import PROFILES, Target, check_base_url, key_from_env, parse_models
+
+CATEGORIES: dict[str, Callable[[Target], list[Case]]] = {
+    "endpoint": endpoint_cases,
+    "stream": stream_cases,
+    "errors": error_cases,
+    "auth": auth_cases,
+    "legacy_prompt": legacy_prompt_cases,
+}
+MARKERS = {
+    "endpoint": "one plain request per endpoint, answer checked against the spec",
+    "stream": "every streaming endpoint, checked by its stream grammar",
+    "errors": "bad input gets the family's 4xx in its envelope, never a 5xx",
+    "auth": "bad, missing, wrongly sent keys and missing model permissions",
+    "legacy_prompt": "the \\n\\nHuman: / \\n\\nAssistant: prompt format",
+    "golden": "golden responses (not yet)",
+    "fuzz": "schemathesis fuzzing from specs/ (not yet)",
+    "sdk": "the official SDKs as clients (not yet)",
+}
+TARGET_KEY = pytest.StashKey[Target | None]()
+FINDINGS_KEY = pytest.StashKey[dict[str, list[Finding]]]()
+OUTCOMES_KEY = pytest.StashKey[Counter[str]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """The target options, in a ``gateprobe`` group."""
+    group = parser.getgroup("gateprobe", "gateprobe conformance target")
+    group.addoption("--base-url", help="the gateway to test, e.g. http://127.0.0.1:8080")
+    group.addoption("--profile", choices=PROFILES, default="ohmygpt",
+                    help="the gateway's conventions (ohmygpt)")
+    group.addoption("--api-key-env", default="GATEPROBE_API_KEY",
+                    help="environment variable holding the key (GATEPROBE_API_KEY)")
+    group.addoption("--no-permission-key-env", default=None,
+                    help="variable holding a key without permission for the claude-2-web "
+                         "model (its test is skipped without it)")
+    group.addoption("--model", action="append", default=[], metavar="ENDPOINT=NAME",
+                    help="model per endpoint family (repeatable)")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers; read the target once, if one was given."""
+    for name, doc in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {doc}")
+    config.stash[TARGET_KEY] = None
+    findings: dict[str, list[Finding]] = defaultdict(list)
+    config.stash[FINDINGS_KEY] = findings
+    config.stash[OUTCOMES_KEY] = Counter()
+    base_url = config.getoption("--base-url", None)
+    if not base_url:
+        return
+    try:
+        no_permission_env = config.getoption("--no-permission-key-env")
+        config.stash[TARGET_KEY] = Target(
+            base_url=check_base_url(base_url),
+            profile=config.getoption("--profile"),
+            api_key=key_from_env(config.getoption("--api-key-env")),
+            api_key_env=config.getoption("--api-key-env"),
+            models=parse_models(config.getoption("--model")),
+            no_permission_key=key_from_env(no_permission_env) if no_permission_env else None,
+        )
+    except Exception as exc:  # GateprobeError: one line, as pytest usage errors are
+        raise pytest.UsageError(str(exc)) from None
+
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Which target, which profile, and the *name* of the key's variable (never its value)."""
+    target = config.stash.get(TARGET_KEY, None)
+    if target is None:
+        return []
+    return [f"gateprobe target: {target.base_url} (profile {target.profile}, key from "
+            f"${target.api_key_env})"]
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """Parametrize ``case`` with the cases of the test's category marker."""
+    if "case" not in metafunc.fixturenames:
+        return
+    target = metafunc.config.stash.get(TARGET_KEY, None)
+    if target is None:
+        raise pytest.UsageError("the conformance suite needs --base-url (or run it with "
+                                "'gateprobe conformance', which can start a reference gateway)")
+    categories = [m.name for m in metafunc.definition.iter_markers() if m.name in CATEGORIES]
+    if len(categories) != 1:
+        raise pytest.UsageError(f"{metafunc.function.__name__} needs exactly one of the "
+                                f"markers {', '.join(CATEGORIES)}")
+    cases = CATEGORIES[categories[0]](target)
+    metafunc.parametrize("case", cases, ids=[c.id for c in cases])
+
+
+@pytest.fixture(scope="session")
+def gateprobe_target(pytestconfig: pytest.Config) -> Target:
+    """The target under test."""
+    target = pytestconfig.stash.get(TARGET_KEY, None)
+    if target is None:
+        pytest.skip("no --base-url given")
+    return target
+
+
+@pytest.fixture(scope="session")
+def gateprobe_http() -> Iterator[httpx.Client]:
+    """One HTTP client for the whole run (connection reuse)."""
+    with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
+        yield client
+
+
+@pytest.fixture
+def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
+          gateprobe_http: httpx.Client) -> Callable[[Case], list[Finding]]:
+    """Send a case, run every check, record and return the findings."""
+    import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
+    from gateprobe.checks import Context, run_checks
+    from gateprobe.probe import send
+    from gateprobe.redact import Redactor
+
+    def run(case: Case) -> list[Finding]:
+        if case.auth == "no_permission" and gateprobe_target.no_permission_key is None:
+            pytest.skip("no key without model permission given (--no-permission-key-env)")
+        redactor = Redactor(gateprobe_target.secrets)
+        exchange = send(gateprobe_http, gateprobe_target, case)
+        ctx = Context(case.family, gateprobe_target.profile, redactor, case.expect,
+                      gateprobe_target.secrets)
+        findings = run_checks(ctx, exchange)
+        request.config.stash[FINDINGS_KEY][case.path].extend(findings)
+        request.config.stash[OUTCOMES_KEY][case.path] += 1
+        _allure(case, exchange.status, findings, redactor.text(
+            exchange.body[:4000].decode("utf-8", "replace")))
+        return findings
+
+    return run
+
+
+def _allure(case: Case, status: int | None, findings: list[Finding], body: str) -> None:
+    """One Allure story per endpoint, with the (redacted) answer attached, when allure runs."""
+    try:
+        import allure as allure_module
+    except ImportError:
+        return
+    allure: Any = allure_module  # allure-pytest ships no type hints
+    allure.dynamic.feature(case.family)
+    allure.dynamic.story(case.path)
+    allure.attach(f"status {status}\n\n{body}", name="answer",
+                  attachment_type=allure.attachment_type.TEXT)
+
+
+def describe(findings: list[Finding]) -> str:
+    """Findings as the failure message of a test."""
+    return "\n".join(f"[{f.check_id}] {f.endpoint}: expected {f.expected}; got {f.observed}"
+                     + (f"\n    evidence: {f.evidence[:200]!r}" if f.evidence else "")
+                     for f in findings)
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    """Per endpoint: cases run and findings by check id."""
+    outcomes: Counter[str] = config.stash.get(OUTCOMES_KEY, Counter())
+    if not outcomes:
+        return
+    findings = config.stash[FINDINGS_KEY]
+    terminalreporter.section("gateprobe: findings per endpoint")
+    for endpoint in sorted(outcomes):
+        by_check = Counter(f.check_id for f in findings.get(endpoint, []))
+        verdict = ", ".join(f"{k} x{n}" for k, n in sorted(by_check.items())) or "ok"
+        terminalreporter.write_line(f"{endpoint:30} {outcomes[endpoint]:3} cases  {verdict}")
+

@@ -1,0 +1,69 @@
+"""`gateprobe conformance` end to end, as a user runs it (a separate process)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from gateprobe.reference import Timing
+from gateway_fixtures import MakeGateway
+
+
+def conformance(*args: str, key: str | None = "gp-vip-0001",
+                tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "GATEPROBE_API_KEY"}
+    if key:
+        env["GATEPROBE_API_KEY"] = key
+    return subprocess.run([sys.executable, "-m", "gateprobe", "conformance", *args],
+                          capture_output=True, text=True, env=env, timeout=300,
+                          cwd=tmp)
+
+
+def test_embedded_reference_gateway_passes(tmp_path: Path) -> None:
+    result = conformance("--report-dir", str(tmp_path / "report"), key=None)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "findings per endpoint" in result.stdout
+    assert " passed" in result.stdout and "failed" not in result.stdout
+    assert "warning" not in result.stdout
+    junit = (tmp_path / "report" / "junit.xml").read_text()
+    assert 'failures="0"' in junit and "test_legacy_prompt" in junit
+    assert any((tmp_path / "report" / "allure-results").iterdir())
+
+
+def test_a_faulty_gateway_fails_naming_the_check(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(faults=("error-plain-text", "stream-drop-terminator"),
+                      timing=Timing(0, 0))
+    result = conformance("--base-url", gw.base_url, "--select", "errors or stream")
+    assert result.returncode == 1
+    assert "[error.envelope]" in result.stdout
+    assert "[stream.terminator]" in result.stdout
+    assert "gp-vip-0001" not in result.stdout + result.stderr
+
+
+def test_select_runs_only_that_category(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(timing=Timing(0, 0))
+    result = conformance("--base-url", gw.base_url, "--select", "legacy_prompt", "-v")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "test_legacy_prompt" in result.stdout and "test_stream" not in result.stdout
+    assert "/v1/complete                    32 cases" in result.stdout
+
+
+def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> None:
+    unreachable = conformance("--base-url", "http://127.0.0.1:9")
+    assert unreachable.returncode == 3
+    assert unreachable.stderr.strip().startswith("gateprobe: cannot connect")
+    gw = make_gateway()
+    no_key = conformance("--base-url", gw.base_url, key=None)
+    assert no_key.returncode == 2
+    assert no_key.stderr.strip() == ("gateprobe: environment variable GATEPROBE_API_KEY is not "
+                                     "set: it must hold the target's API key")
+    unknown = conformance("--base-url", gw.base_url, "--select", "stream or streams")
+    assert unknown.returncode == 2
+    assert unknown.stderr.count("\n") == 1
+    assert "unknown category 'streams' (did you mean 'stream'?)" in unknown.stderr
+    nothing = conformance("--base-url", gw.base_url, "--select", "golden")
+    assert nothing.returncode == 2 and "matches no conformance test" in nothing.stderr
+    bad_model = conformance("--base-url", gw.base_url, "--model", "chats=x")
+    assert bad_model.returncode == 2 and "--model takes ENDPOINT=NAME" in bad_model.stderr
