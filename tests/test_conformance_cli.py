@@ -67,3 +67,17 @@ def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> Non
     assert nothing.returncode == 2 and "matches no conformance test" in nothing.stderr
     bad_model = conformance("--base-url", gw.base_url, "--model", "chats=x")
     assert bad_model.returncode == 2 and "--model takes ENDPOINT=NAME" in bad_model.stderr
+
+
+def test_sdk_category_passes_clean_and_fails_on_a_broken_stream(
+    make_gateway: MakeGateway,
+) -> None:
+    clean = make_gateway(timing=Timing(0, 0))
+    result = conformance("--base-url", clean.base_url, "--select", "sdk")
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert "10 passed" in result.stdout
+    broken = make_gateway(timing=Timing(0, 0), faults=("stream-bad-json",))
+    result = conformance("--base-url", broken.base_url, "--select", "sdk")
+    assert result.returncode == 1
+    assert "[sdk.client] /v1/chat/completions" in result.stdout
+    assert "sdk.client x" in result.stdout  # counted in the per-endpoint summary

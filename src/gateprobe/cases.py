@@ -17,6 +17,19 @@ from gateprobe.targets import Target
 Category = Literal["endpoint", "stream", "errors", "auth", "legacy_prompt"]
 Auth = Literal["default", "none", "bad", "wrong_style", "no_permission"]
 
+MARKERS = {
+    "endpoint": "one plain request per endpoint, answer checked against the spec",
+    "stream": "every streaming endpoint, checked by its stream grammar",
+    "errors": "bad input gets the family's 4xx in its envelope, never a 5xx",
+    "auth": "bad, missing, wrongly sent keys and missing model permissions",
+    "legacy_prompt": "the \\n\\nHuman: / \\n\\nAssistant: prompt format",
+    "golden": "golden responses (not yet)",
+    "fuzz": "schemathesis fuzzing from specs/ (not yet)",
+    "sdk": "the official openai and anthropic SDKs as clients",
+}
+"""The suite's markers: its categories (and the ones still to come). Here, not in the pytest
+plugin, so that the CLI can check a selection without importing the plugin before pytest."""
+
 BAD_KEY = "gp-invalid-key-000000"
 """A key no gateway issues; sending it must get 401."""
 

@@ -104,7 +104,7 @@ def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
 
 def _check_selection(expression: str) -> None:
     """Every name in a ``--select`` expression is a category marker."""
-    from gateprobe.pytest_plugin import MARKERS
+    from gateprobe.cases import MARKERS
 
     for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expression):
         if word not in {"and", "or", "not"} and word not in MARKERS:

@@ -19,6 +19,7 @@ import httpx
 import pytest
 
 from gateprobe.cases import (
+    MARKERS,
     Case,
     auth_cases,
     endpoint_cases,
@@ -35,16 +36,6 @@ CATEGORIES: dict[str, Callable[[Target], list[Case]]] = {
     "errors": error_cases,
     "auth": auth_cases,
     "legacy_prompt": legacy_prompt_cases,
-}
-MARKERS = {
-    "endpoint": "one plain request per endpoint, answer checked against the spec",
-    "stream": "every streaming endpoint, checked by its stream grammar",
-    "errors": "bad input gets the family's 4xx in its envelope, never a 5xx",
-    "auth": "bad, missing, wrongly sent keys and missing model permissions",
-    "legacy_prompt": "the \\n\\nHuman: / \\n\\nAssistant: prompt format",
-    "golden": "golden responses (not yet)",
-    "fuzz": "schemathesis fuzzing from specs/ (not yet)",
-    "sdk": "the official SDKs as clients (not yet)",
 }
 TARGET_KEY = pytest.StashKey[Target | None]()
 FINDINGS_KEY = pytest.StashKey[dict[str, list[Finding]]]()
@@ -156,6 +147,25 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
         return findings
 
     return run
+
+
+@pytest.fixture
+def record_finding(request: pytest.FixtureRequest) -> Callable[[Finding], None]:
+    """Add a finding made outside ``judge`` (the SDK tests) to the run's summary."""
+    def record(finding: Finding) -> None:
+        request.config.stash[FINDINGS_KEY][finding.endpoint].append(finding)
+        request.config.stash[OUTCOMES_KEY][finding.endpoint] += 0
+
+    return record
+
+
+@pytest.fixture
+def count_case(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Count one case on an endpoint for the summary (tests that do not use ``judge``)."""
+    def count(endpoint: str) -> None:
+        request.config.stash[OUTCOMES_KEY][endpoint] += 1
+
+    return count
 
 
 def _allure(case: Case, status: int | None, findings: list[Finding], body: str) -> None:
