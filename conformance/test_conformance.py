@@ -51,3 +51,9 @@ def test_auth(case: Case, judge: Judge) -> None:
 def test_legacy_prompt(case: Case, judge: Judge) -> None:
     """Legacy prompts are validated as Anthropic validated them, before generating."""
     _assert_conforms(judge, case)
+
+
+@pytest.mark.golden
+def test_golden(case: Case, judge: Judge) -> None:
+    """The answer matches the golden recorded from a trusted gateway, once normalized."""
+    _assert_conforms(judge, case)

@@ -63,7 +63,7 @@ def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> Non
     assert unknown.returncode == 2
     assert unknown.stderr.count("\n") == 1
     assert "unknown category 'streams' (did you mean 'stream'?)" in unknown.stderr
-    nothing = conformance("--base-url", gw.base_url, "--select", "golden")
+    nothing = conformance("--base-url", gw.base_url, "--select", "fuzz")
     assert nothing.returncode == 2 and "matches no conformance test" in nothing.stderr
     bad_model = conformance("--base-url", gw.base_url, "--model", "chats=x")
     assert bad_model.returncode == 2 and "--model takes ENDPOINT=NAME" in bad_model.stderr
@@ -81,3 +81,35 @@ def test_sdk_category_passes_clean_and_fails_on_a_broken_stream(
     assert result.returncode == 1
     assert "[sdk.client] /v1/chat/completions" in result.stdout
     assert "sdk.client x" in result.stdout  # counted in the per-endpoint summary
+
+
+def test_record_golden_round_trip(tmp_path: Path) -> None:
+    """Recording from the reference gateway reproduces the shipped goldens exactly."""
+    import shutil
+
+    import yaml
+
+    from gateprobe.golden import golden_dir
+
+    blank = tmp_path / "golden"
+    shutil.copytree(golden_dir(), blank)
+    for path in blank.glob("*.yaml"):
+        doc = yaml.safe_load(path.read_text())
+        for case in doc["cases"]:
+            case["response"] = None
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    record = conformance("--select", "golden", "--record-golden", "--golden-dir", str(blank),
+                         key=None)
+    assert record.returncode == 0, record.stdout[-2000:]
+    for path in blank.glob("*.yaml"):
+        shipped = yaml.safe_load((golden_dir() / path.name).read_text())
+        assert yaml.safe_load(path.read_text()) == shipped, path.name
+    compare = conformance("--select", "golden", "--golden-dir", str(blank), key=None)
+    assert compare.returncode == 0
+
+
+def test_golden_mismatch_prints_a_diff(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(faults=("response-missing-model",), timing=Timing(0, 0))
+    result = conformance("--base-url", gw.base_url, "--select", "golden")
+    assert result.returncode == 1
+    assert "[golden.match]" in result.stdout and "-model: <model>" in result.stdout

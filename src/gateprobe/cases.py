@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 from gateprobe.checks import Expectation, Family
+from gateprobe.golden import Golden, fill_models, golden_dir, load_dir
 from gateprobe.targets import Target
 
-Category = Literal["endpoint", "stream", "errors", "auth", "legacy_prompt"]
+Category = Literal["endpoint", "stream", "errors", "auth", "legacy_prompt", "golden"]
 Auth = Literal["default", "none", "bad", "wrong_style", "no_permission"]
 
 MARKERS = {
@@ -23,7 +25,7 @@ MARKERS = {
     "errors": "bad input gets the family's 4xx in its envelope, never a 5xx",
     "auth": "bad, missing, wrongly sent keys and missing model permissions",
     "legacy_prompt": "the \\n\\nHuman: / \\n\\nAssistant: prompt format",
-    "golden": "golden responses (not yet)",
+    "golden": "answers compared with golden answers recorded from a trusted gateway",
     "fuzz": "schemathesis fuzzing from specs/ (not yet)",
     "sdk": "the official openai and anthropic SDKs as clients",
 }
@@ -48,6 +50,8 @@ class Case:
     auth: Auth = "default"
     expect: Expectation = field(default_factory=Expectation)
     headers: Mapping[str, str] = field(default_factory=dict)
+    golden: Golden | None = None
+    """The stored golden this case comes from (``--record-golden`` writes back to it)."""
 
     @property
     def id(self) -> str:
@@ -241,7 +245,25 @@ def legacy_prompt_cases(t: Target) -> list[Case]:
     return cases
 
 
+def golden_cases(t: Target, directory: Path | None = None) -> list[Case]:
+    """The stored goldens recorded for the target's profile, with its model names."""
+    cases = []
+    for g in load_dir(directory or golden_dir()):
+        if g.profile != t.profile or (g.family == "anthropic" and not t.serves_anthropic):
+            continue
+        request = fill_models(g.request, t.models)
+        expect = Expectation(g.status, has_golden=True, golden=g.response,
+                             stream_body={k: v for k, v in request.items() if k != "stream"}
+                             if g.stream else None,
+                             anthropic_version=g.headers.get("anthropic-version",
+                                                             "2023-06-01"))
+        family: Family = "anthropic" if g.family == "anthropic" else "openai"
+        cases.append(Case(g.name, "golden", "POST", g.endpoint, family, request,
+                          expect=expect, headers=g.headers, golden=g))
+    return cases
+
+
 def all_cases(t: Target) -> list[Case]:
-    """Every case the suite runs (golden and fuzz cases come from their own sources)."""
+    """Every case the suite runs (fuzz cases come from the specs)."""
     return (endpoint_cases(t) + stream_cases(t) + error_cases(t) + auth_cases(t)
-            + legacy_prompt_cases(t))
+            + legacy_prompt_cases(t) + golden_cases(t))

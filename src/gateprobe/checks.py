@@ -86,6 +86,9 @@ class Expectation:
     stream_body: Mapping[str, Any] | None = None
     """For streams: the request body the grammar is chosen by."""
     anthropic_version: str = "2023-06-01"
+    has_golden: bool = False
+    golden: Any = None
+    """The normalized answer (``gateprobe.golden``) a good gateway gives, when ``has_golden``."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -76,6 +76,11 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--model", action="append", default=[], metavar="ENDPOINT=NAME")
     conf.add_argument("--select", metavar="EXPR",
                       help="categories, as a pytest marker expression: 'stream or errors'")
+    conf.add_argument("--record-golden", action="store_true",
+                      help="record the golden answers from this trusted target (into "
+                           "fixtures/golden) instead of comparing")
+    conf.add_argument("--golden-dir", metavar="DIR",
+                      help="golden files to compare with or record into (default: shipped)")
     conf.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
     conf.add_argument("--report-dir", metavar="DIR",
                       help="write junit.xml and allure-results/ into this folder")

@@ -75,6 +75,10 @@ def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
         argv += ["--no-permission-key-env", no_permission_env]
     for model in args.model:
         argv += ["--model", model]
+    if args.record_golden:
+        argv.append("--record-golden")
+    if args.golden_dir:
+        argv += ["--golden-dir", args.golden_dir]
     if args.select:
         _check_selection(args.select)
         argv += ["-m", args.select]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -24,9 +25,11 @@ from gateprobe.cases import (
     auth_cases,
     endpoint_cases,
     error_cases,
+    golden_cases,
     legacy_prompt_cases,
     stream_cases,
 )
+from gateprobe.errors import GateprobeError
 from gateprobe.findings import Finding
 from gateprobe.targets import PROFILES, Target, check_base_url, key_from_env, parse_models
 
@@ -36,10 +39,12 @@ CATEGORIES: dict[str, Callable[[Target], list[Case]]] = {
     "errors": error_cases,
     "auth": auth_cases,
     "legacy_prompt": legacy_prompt_cases,
+    "golden": golden_cases,
 }
 TARGET_KEY = pytest.StashKey[Target | None]()
 FINDINGS_KEY = pytest.StashKey[dict[str, list[Finding]]]()
 OUTCOMES_KEY = pytest.StashKey[Counter[str]]()
+RECORDED_KEY = pytest.StashKey[dict[Path, dict[str, tuple[int, Any]]]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -55,6 +60,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "model (its test is skipped without it)")
     group.addoption("--model", action="append", default=[], metavar="ENDPOINT=NAME",
                     help="model per endpoint family (repeatable)")
+    group.addoption("--record-golden", action="store_true",
+                    help="record the golden cases' answers from this (trusted) target")
+    group.addoption("--golden-dir", default=None,
+                    help="golden files to use or record (default: the shipped ones)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -65,6 +74,8 @@ def pytest_configure(config: pytest.Config) -> None:
     findings: dict[str, list[Finding]] = defaultdict(list)
     config.stash[FINDINGS_KEY] = findings
     config.stash[OUTCOMES_KEY] = Counter()
+    recorded: dict[Path, dict[str, tuple[int, Any]]] = defaultdict(dict)
+    config.stash[RECORDED_KEY] = recorded
     base_url = config.getoption("--base-url", None)
     if not base_url:
         return
@@ -103,7 +114,14 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if len(categories) != 1:
         raise pytest.UsageError(f"{metafunc.function.__name__} needs exactly one of the "
                                 f"markers {', '.join(CATEGORIES)}")
-    cases = CATEGORIES[categories[0]](target)
+    try:
+        golden_dir = metafunc.config.getoption("--golden-dir")
+        if categories[0] == "golden" and golden_dir:
+            cases = golden_cases(target, Path(golden_dir))
+        else:
+            cases = CATEGORIES[categories[0]](target)
+    except GateprobeError as exc:
+        raise pytest.UsageError(str(exc)) from None
     metafunc.parametrize("case", cases, ids=[c.id for c in cases])
 
 
@@ -130,6 +148,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
     from gateprobe.checks import Context, run_checks
     from gateprobe.probe import send
+    from gateprobe.protocols.conformance import normalized_answer
     from gateprobe.redact import Redactor
 
     def run(case: Case) -> list[Finding]:
@@ -137,6 +156,13 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             pytest.skip("no key without model permission given (--no-permission-key-env)")
         redactor = Redactor(gateprobe_target.secrets)
         exchange = send(gateprobe_http, gateprobe_target, case)
+        if case.golden is not None and request.config.getoption("--record-golden"):
+            if exchange.status is None:
+                pytest.fail(f"cannot record {case.id}: {exchange.transport_error}")
+            answer = normalized_answer(exchange)
+            request.config.stash[RECORDED_KEY][case.golden.file][case.golden.name] = (
+                exchange.status, answer)
+            return []
         ctx = Context(case.family, gateprobe_target.profile, redactor, case.expect,
                       gateprobe_target.secrets)
         findings = run_checks(ctx, exchange)
@@ -188,8 +214,20 @@ def describe(findings: list[Finding]) -> str:
                      for f in findings)
 
 
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Write recorded golden answers back into their files."""
+    from gateprobe.golden import rewrite
+
+    for path, updates in session.config.stash.get(RECORDED_KEY, {}).items():
+        rewrite(path, updates)
+
+
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
     """Per endpoint: cases run and findings by check id."""
+    recorded = config.stash.get(RECORDED_KEY, {})
+    for path, updates in recorded.items():
+        terminalreporter.write_line(f"gateprobe: recorded {len(updates)} golden answers in "
+                                    f"{path}")
     outcomes: Counter[str] = config.stash.get(OUTCOMES_KEY, Counter())
     if not outcomes:
         return

@@ -13,6 +13,7 @@ from typing import Any
 
 from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
 from gateprobe.findings import Finding, Severity
+from gateprobe.golden import diff, normalize, normalize_events
 from gateprobe.protocols import _anthropic, _openai
 from gateprobe.protocols.streams import (
     STREAM_CHECK_IDS,
@@ -253,3 +254,28 @@ def legacy_prompt_accepted(ctx: Context, ex: Exchange) -> CheckResult:
         return [_finding(ctx, ex, "legacy.prompt_accepted", Severity.HIGH,
                          "200 with a completion", f"status {ex.status}")]
     return []
+
+
+GOLDEN_DIFF_CHARS = 2000
+
+
+def normalized_answer(ex: Exchange) -> Any:
+    """The exchange's answer as ``gateprobe.golden`` stores it."""
+    if ex.is_stream:
+        return normalize_events(ex.events)
+    payload = _json(ex)
+    return normalize(payload) if payload is not None else ex.body.decode("utf-8", "replace")
+
+
+@check("golden.match", Severity.MEDIUM, "the answer matches its golden, once normalized")
+def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
+    """Shapes, values that must not vary (finish reasons, stop sequences, event order) and
+    types of the values that may, against an answer recorded from a trusted gateway."""
+    if not ctx.expect.has_golden or ex.status is None or ex.status != ctx.expect.status:
+        return NOT_APPLICABLE  # a wrong status is response.status's finding
+    difference = diff(ctx.expect.golden, normalized_answer(ex))
+    if not difference:
+        return []
+    return [Finding("golden.match", ex.endpoint, Severity.MEDIUM,
+                    "the recorded golden answer (normalized)",
+                    ctx.redactor.text(difference[:GOLDEN_DIFF_CHARS]))]

@@ -294,7 +294,7 @@ CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
     _r("json-wrong-content-type", "JSON answers say text/html", API,
        ["response.content_type"], _json_wrong_content_type),
     _r("response-missing-model", "success bodies lack their model field", GENERATING,
-       ["response.schema"], _missing_model),
+       ["response.schema", "golden.match"], _missing_model),
     _b("key-echoed", "every answer echoes the caller's key in an x-gateway-key header", API,
        ["security.key_echoed"]),
     _b("accept-any-key", "unknown keys are served as if they were the first valid key", API,

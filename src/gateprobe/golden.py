@@ -1,0 +1,192 @@
+"""Golden cases: a request, and the normalized answer a good gateway gives to it.
+
+Normalization swaps what legitimately differs between good gateways, or between two runs of
+one, for typed placeholders, so a golden recorded from one gateway holds for another:
+
+| rule | what | becomes |
+| --- | --- | --- |
+| ``ids`` | ``id``, ``request_id``, ``log_id`` strings | ``<id:PREFIX>`` (``msg_``...) |
+| ``timestamps`` | ``created`` integers, ``created_at`` strings | ``<timestamp>``, ``<datetime>`` |
+| ``text`` | generated ``content``, ``text``, ``completion``... | ``<text>`` (``""`` stays) |
+| ``usage`` | integers under ``usage`` and ``input_tokens`` | ``<int>`` |
+| ``vectors`` | ``embedding`` arrays / base64 strings | ``<vector[N]>`` / ``<base64>`` |
+| ``model`` | ``model`` strings | ``<model>`` |
+| ``optional`` | ``service_tier``, ``system_fingerprint``, ``log_id``, ``request_id``; | dropped |
+| | ``refusal``, ``logprobs``, ``usage`` when null | |
+
+A value of another type than the rule expects is left as it is, so the difference shows.
+Comparison treats a golden as a pattern: every key it has must be in the answer with a matching
+value, lists match element by element, and keys the golden lacks are allowed (gateways add
+fields, as this one adds ``log_id``). A stream becomes its list of events, ``{event, data}``,
+with each run of identical normalized events collapsed into one marked ``repeated: true``
+(gateways chunk text differently).
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from gateprobe.errors import ConfigError
+from gateprobe.sse import Event
+
+_PACKAGED = Path(__file__).resolve().parent / "_fixtures" / "golden"
+_SOURCE = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
+
+
+def golden_dir() -> Path:
+    """The shipped goldens: packaged inside a wheel, ``fixtures/golden`` in a checkout."""
+    return _PACKAGED if _PACKAGED.exists() else _SOURCE
+
+
+RULES = ("ids", "timestamps", "text", "usage", "vectors", "model", "optional")
+_ALWAYS_OPTIONAL = {"service_tier", "system_fingerprint", "log_id", "request_id"}
+_OPTIONAL_WHEN_NULL = {"refusal", "logprobs", "usage"}
+_ID_PREFIX = re.compile(r"^([A-Za-z]+[-_])")
+_TEXT_KEYS = {"content", "text", "completion", "partial_json", "thinking"}
+
+
+def normalize(value: Any, rules: Iterable[str] = RULES, *, _key: str = "",
+              _in_usage: bool = False) -> Any:
+    """``value`` with volatile parts replaced by typed placeholders (see the module table)."""
+    on = set(rules)
+    if isinstance(value, Mapping):
+        return {k: normalize(v, on, _key=k, _in_usage=_in_usage or k == "usage")
+                for k, v in value.items()
+                if "optional" not in on or not (
+                    k in _ALWAYS_OPTIONAL or (k in _OPTIONAL_WHEN_NULL and v is None))}
+    if isinstance(value, list):
+        if "vectors" in on and _key == "embedding" and all(
+                isinstance(x, int | float) for x in value):
+            return f"<vector[{len(value)}]>"
+        return [normalize(v, on, _key=_key, _in_usage=_in_usage) for v in value]
+    if isinstance(value, bool) or value is None:
+        return value
+    if "usage" in on and isinstance(value, int) and (_in_usage or _key == "input_tokens"):
+        return "<int>"
+    if "timestamps" in on and _key == "created" and isinstance(value, int):
+        return "<timestamp>"
+    if not isinstance(value, str):
+        return value
+    if "ids" in on and _key in {"id", "request_id", "log_id"}:
+        match = _ID_PREFIX.match(value)
+        return f"<id:{match.group(1)}>" if match else "<id>"
+    if "timestamps" in on and _key == "created_at":
+        return "<datetime>"
+    if "text" in on and _key in _TEXT_KEYS and value:
+        return "<text>"
+    if "vectors" in on and _key == "embedding":
+        return "<base64>"
+    if "model" in on and _key == "model":
+        return "<model>"
+    return value
+
+
+def normalize_events(events: Sequence[Event], rules: Iterable[str] = RULES) -> list[Any]:
+    """A stream as its normalized event list, runs of identical events collapsed."""
+    out: list[dict[str, Any]] = []
+    for event in events:
+        try:
+            data: Any = json.loads(event.data)
+        except ValueError:
+            data = event.data
+        entry = {"event": event.type, "data": normalize(data, rules)}
+        if out and {k: v for k, v in out[-1].items() if k != "repeated"} == entry:
+            out[-1]["repeated"] = True
+            continue
+        out.append(entry)
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Golden:
+    """One golden case as stored."""
+
+    name: str
+    endpoint: str
+    family: str
+    profile: str
+    request: dict[str, Any]
+    status: int
+    response: Any
+    """The normalized body, or the normalized event list of a stream."""
+    headers: dict[str, str]
+    file: Path
+
+    @property
+    def stream(self) -> bool:
+        """Whether the request asks for a stream."""
+        return bool(self.request.get("stream"))
+
+
+def load_dir(directory: Path) -> list[Golden]:
+    """Every golden case in ``directory`` (one YAML file per endpoint, a list of cases)."""
+    goldens = []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError(f"{path}:{where} not valid YAML") from None
+        try:
+            for raw in doc.get("cases", []):
+                goldens.append(Golden(raw["name"], doc["endpoint"], doc["family"],
+                                      doc.get("profile", "ohmygpt"), raw["request"],
+                                      raw["status"], raw["response"], raw.get("headers", {}),
+                                      path))
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"{path}: a golden case lacks {exc} (needs endpoint, family, "
+                              "and per case name, request, status, response)") from None
+    return goldens
+
+
+def fill_models(request: Mapping[str, Any], models: Mapping[str, str]) -> dict[str, Any]:
+    """The request with ``$endpoint`` model placeholders replaced by the target's models."""
+    model = request.get("model")
+    if isinstance(model, str) and model.startswith("$"):
+        return {**request, "model": models[model[1:]]}
+    return dict(request)
+
+
+def prune(actual: Any, pattern: Any) -> Any:
+    """``actual`` restricted to the keys ``pattern`` has (extra keys are allowed)."""
+    if isinstance(pattern, Mapping) and isinstance(actual, Mapping):
+        return {k: prune(actual[k], pattern[k]) for k in pattern if k in actual}
+    if isinstance(pattern, list) and isinstance(actual, list):
+        return [prune(a, p) for a, p in zip(actual, pattern, strict=False)] + actual[len(pattern):]
+    return actual
+
+
+def diff(expected: Any, actual: Any) -> str:
+    """A readable unified diff of a golden and a normalized answer (YAML), empty when the
+    answer matches the golden as a pattern."""
+    actual = prune(actual, expected)
+    if expected == actual:
+        return ""
+    a = yaml.safe_dump(expected, sort_keys=True, allow_unicode=True).splitlines()
+    b = yaml.safe_dump(actual, sort_keys=True, allow_unicode=True).splitlines()
+    return "\n".join(difflib.unified_diff(a, b, "golden", "received", lineterm="", n=2))
+
+
+def rewrite(path: Path, updates: Mapping[str, tuple[int, Any]]) -> int:
+    """Put newly recorded (status, normalized answer) pairs into a golden file, by case name,
+    keeping its requests and order. Returns how many cases were updated."""
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    changed = 0
+    for case in doc["cases"]:
+        if case["name"] in updates:
+            case["status"], case["response"] = updates[case["name"]]
+            changed += 1
+    path.write_text("# Requests are hand-written; answers recorded by\n"
+                    "# 'gateprobe conformance --select golden --record-golden'.\n"
+                    + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100),
+                    encoding="utf-8")
+    return changed
