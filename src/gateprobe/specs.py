@@ -58,3 +58,15 @@ def schema_errors(name: SpecName, component: str, instance: object) -> list[str]
         f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
         for e in sorted(validator(name, component).iter_errors(instance), key=str)
     ]
+
+
+def event_payload_schemas(name: SpecName, component: str) -> list[str]:
+    """The component names an SSE event's JSON ``data`` may match, for a stream event schema
+    whose ``data`` has ``contentSchema`` (possibly inside an ``anyOf`` beside ``[DONE]``)."""
+    data = load_spec(name)["components"]["schemas"][component]["properties"]["data"]
+    branches = data.get("anyOf", [data])
+    refs: list[str] = []
+    for branch in branches:
+        for ref in branch.get("contentSchema", {}).get("anyOf", []):
+            refs.append(ref["$ref"].rsplit("/", 1)[1])
+    return refs

@@ -21,7 +21,7 @@ from gateprobe.protocols.streams import (
     framing_findings,
     grammar_for,
 )
-from gateprobe.specs import SpecName, schema_errors
+from gateprobe.specs import SpecName, event_payload_schemas, schema_errors
 
 ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                          403: "permission_error", 404: "not_found_error",
@@ -146,10 +146,7 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
                 ] if errors else []
     if event_schema is None:
         return NOT_APPLICABLE
-    from gateprobe.specs import load_spec
-
-    props = load_spec(spec)["components"]["schemas"][event_schema]["properties"]
-    refs = [r["$ref"].rsplit("/", 1)[1] for r in props["data"]["contentSchema"]["anyOf"]]
+    refs = event_payload_schemas(spec, event_schema)
     out = []
     for event in ex.events:
         if event.data == "[DONE]":

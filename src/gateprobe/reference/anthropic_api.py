@@ -36,7 +36,7 @@ COMPLETE_FIELDS: tuple[Field, ...] = (
 
 _MESSAGE_COMMON = (
     f("model", "string", required=True),
-    f("messages", "array", required=True, min_len=1),
+    f("messages", "array", required=True, min_items=1),
     f("system", "string", "array"),
     f("tools", "array"),
     f("tool_choice", "object"),
@@ -76,6 +76,7 @@ async def complete(call: Call) -> Response:
     call.check_anthropic_version()
     body = await call.json_body()
     check_body("anthropic", body, COMPLETE_FIELDS)
+    _check_metadata(body)
     stops = _string_list(body.get("stop_sequences", []), "stop_sequences")
     faults = call.config.faults
     prompt = body["prompt"]
@@ -142,6 +143,7 @@ async def messages(call: Call) -> Response:
     call.check_anthropic_version()
     body = await call.json_body()
     check_body("anthropic", body, MESSAGES_FIELDS)
+    _check_metadata(body)
     prompt = _render(body)
     stops = _string_list(body.get("stop_sequences", []), "stop_sequences")
     model = call.resolve_model(body["model"], "messages")
@@ -239,6 +241,14 @@ def _block_text(block: Any, where: str) -> str:
         check_value("anthropic", Field(f"{where}.text", ("string",)), text)
         return str(text)
     return ""
+
+
+def _check_metadata(body: dict[str, Any]) -> None:
+    """``metadata`` holds at most a ``user_id`` (a string, or null)."""
+    metadata = body.get("metadata")
+    if isinstance(metadata, dict):
+        check_body("anthropic", metadata, (f("user_id", "string", "null", max_len=256),),
+                   where="metadata.")
 
 
 def _string_list(value: Any, name: str) -> list[str]:

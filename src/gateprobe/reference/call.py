@@ -157,7 +157,8 @@ class Call:
             chunks.append(chunk)
         raw = b"".join(chunks)
         try:
-            body = json.loads(raw)
+            # JSON Schema (and so the specs) counts 5.0 as an integer: so does the gateway.
+            body = json.loads(raw, parse_float=_number)
         except (ValueError, UnicodeDecodeError):
             if self.family == "anthropic":
                 raise GatewayError("invalid_request", "There was an error parsing the body of "
@@ -296,6 +297,11 @@ class Call:
         self.state.traces.add(trace)
         return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release,
                                    spin_ns=int(self.config.timing.spin_ms * 1e6))
+
+
+def _number(text: str) -> float | int:
+    value = float(text)
+    return int(value) if value.is_integer() else value
 
 
 def is_known_anthropic_version(version: str) -> bool:

@@ -24,7 +24,14 @@ from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
 from gateprobe.reference.prompt import content_text, serialize_chat
 from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
-from gateprobe.reference.validate import Field, check_body, check_value, f, invalid
+from gateprobe.reference.validate import (
+    Field,
+    JsonType,
+    check_body,
+    check_value,
+    f,
+    invalid,
+)
 from gateprobe.tokenizer import count_tokens
 
 FINISH = {"natural": "stop", "stop_sequence": "stop", "max_tokens": "length"}
@@ -38,7 +45,7 @@ _COMMON = (
     f("temperature", "number", "null", ge=0, le=2),
     f("top_p", "number", "null", ge=0, le=1),
     f("n", "integer", "null", ge=1, le=8),
-    f("stop", "string", "array", "null", max_len=4),
+    f("stop", "string", "array", "null", max_items=4),
     f("max_tokens", "integer", "null", ge=1),
     f("presence_penalty", "number", "null", ge=-2, le=2),
     f("frequency_penalty", "number", "null", ge=-2, le=2),
@@ -49,7 +56,7 @@ _COMMON = (
 
 CHAT_FIELDS: tuple[Field, ...] = (
     *_COMMON,
-    f("messages", "array", required=True, min_len=1),
+    f("messages", "array", required=True, min_items=1),
     f("max_completion_tokens", "integer", "null", ge=1),
     f("logprobs", "boolean", "null"),
     f("top_logprobs", "integer", "null", ge=0, le=20),
@@ -74,7 +81,7 @@ CHAT_FIELDS: tuple[Field, ...] = (
 
 BASIC_FIELDS: tuple[Field, ...] = (
     f("model", "string", required=True),
-    f("messages", "array", required=True, min_len=1),
+    f("messages", "array", required=True, min_items=1),
     f("stream", "boolean", "null"),
 )
 
@@ -96,6 +103,8 @@ EMBEDDING_FIELDS: tuple[Field, ...] = (
 )
 
 _ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+_MESSAGE_FIELDS: tuple[tuple[str, tuple[JsonType, ...]], ...] = (
+    ("name", ("string",)), ("tool_call_id", ("string",)), ("tool_calls", ("array",)))
 
 
 # -- chat ----------------------------------------------------------------------------------
@@ -207,10 +216,21 @@ def _check_messages(messages: list[Any]) -> None:
         if role not in _ROLES:
             check_value("openai", Field(f"{where}.role", ("string",), enum=_ROLES), role)
             invalid("openai", f"{where}.role", f"Missing required parameter: '{where}.role'.", "")
+        for name, types in _MESSAGE_FIELDS:
+            if name in message:
+                check_value("openai", Field(f"{where}.{name}", types), message[name])
+        for k, call in enumerate(message.get("tool_calls") or []):
+            check_value("openai", Field(f"{where}.tool_calls[{k}]", ("object",)), call)
         content = message.get("content")
         if content is None and role in {"assistant", "tool", "function"}:
             continue
         check_value("openai", Field(f"{where}.content", ("string", "array")), content)
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            part_at = f"{where}.content[{j}]"
+            check_value("openai", Field(part_at, ("object",)), part)
+            check_value("openai", Field(f"{part_at}.type", ("string",)), part.get("type"))
+            if "text" in part:
+                check_value("openai", Field(f"{part_at}.text", ("string",)), part["text"])
 
 
 def _check_stream_options(body: dict[str, Any], stream: bool) -> None:
@@ -343,6 +363,10 @@ async def completions(call: Call) -> Response:
     )
 
 
+def _is_token(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def _prompts(prompt: Any, param: str = "prompt") -> list[tuple[str, int]]:
     """(text, token count) per prompt; token-id prompts count one token per id."""
     if isinstance(prompt, str):
@@ -351,9 +375,9 @@ def _prompts(prompt: Any, param: str = "prompt") -> list[tuple[str, int]]:
         invalid("openai", param, f"Invalid '{param}': expected a non-empty array.", "")
     if all(isinstance(p, str) for p in prompt):
         return [(p, count_tokens(p)) for p in prompt]
-    if all(isinstance(t, int) and not isinstance(t, bool) for t in prompt):
+    if all(_is_token(t) for t in prompt):
         return [(" ".join(map(str, prompt)), len(prompt))]
-    if all(isinstance(p, list) and all(isinstance(t, int) for t in p) for p in prompt):
+    if all(isinstance(p, list) and all(_is_token(t) for t in p) for p in prompt):
         return [(" ".join(map(str, p)), len(p)) for p in prompt]
     invalid(
         "openai",

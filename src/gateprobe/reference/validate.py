@@ -28,7 +28,13 @@ class Field:
     le: float | None = None
     enum: tuple[str, ...] | None = None
     min_len: int | None = None
+    """Least length of a string."""
     max_len: int | None = None
+    """Greatest length of a string."""
+    min_items: int | None = None
+    """Least number of items of an array."""
+    max_items: int | None = None
+    """Greatest number of items of an array."""
 
 
 def f(name: str, *types: JsonType, **kw: Any) -> Field:
@@ -116,23 +122,20 @@ def check_value(family: Family, fd: Field, value: Any) -> None:
             f"Invalid value for '{fd.name}': expected one of {options}, but got '{value}'.",
             f"{fd.name}: Input should be {options}",
         )
-    if isinstance(value, str | list):
-        if fd.min_len is not None and len(value) < fd.min_len:
-            invalid(
-                family,
-                fd.name,
-                f"Invalid '{fd.name}': expected at least {fd.min_len} item(s), "
-                f"but got {len(value)}.",
-                f"{fd.name}: should have at least {fd.min_len} item(s)",
-            )
-        if fd.max_len is not None and len(value) > fd.max_len:
-            invalid(
-                family,
-                fd.name,
-                f"Invalid '{fd.name}': expected at most {fd.max_len} item(s), "
-                f"but got {len(value)}.",
-                f"{fd.name}: should have at most {fd.max_len} item(s)",
-            )
+    if isinstance(value, list):
+        _check_length(family, fd.name, len(value), fd.min_items, fd.max_items, "item(s)")
+    if isinstance(value, str):
+        _check_length(family, fd.name, len(value), fd.min_len, fd.max_len, "character(s)")
+
+
+def _check_length(family: Family, name: str, size: int, least: int | None,
+                  most: int | None, unit: str) -> None:
+    if least is not None and size < least:
+        invalid(family, name, f"Invalid '{name}': expected at least {least} {unit}, but got "
+                f"{size}.", f"{name}: should have at least {least} {unit}")
+    if most is not None and size > most:
+        invalid(family, name, f"Invalid '{name}': expected at most {most} {unit}, but got "
+                f"{size}.", f"{name}: should have at most {most} {unit}")
 
 
 def invalid(family: Family, param: str, openai_msg: str, anthropic_msg: str) -> NoReturn:
