@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 BASE = {"errors", "console", "redact", "tokenizer", "sse", "findings", "metrics", "targets",
         "specs", "checks", "golden", "types"}
 RUNNERS = {"__main__", "smoke", "cli", "cases", "probe", "conformance_runner", "pytest_plugin",
+           "fuzz_guard",
            "compare", "report", "load", "conformance"}
 FORBIDDEN_EVERYWHERE_BUT_LOAD = {"locust", "gevent"}
 

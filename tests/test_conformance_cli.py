@@ -22,7 +22,8 @@ def conformance(*args: str, key: str | None = "gp-vip-0001",
 
 
 def test_embedded_reference_gateway_passes(tmp_path: Path) -> None:
-    result = conformance("--report-dir", str(tmp_path / "report"), key=None)
+    result = conformance("--report-dir", str(tmp_path / "report"), "--max-examples", "5",
+                         key=None)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "findings per endpoint" in result.stdout
     assert " passed" in result.stdout and "failed" not in result.stdout
@@ -63,7 +64,7 @@ def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> Non
     assert unknown.returncode == 2
     assert unknown.stderr.count("\n") == 1
     assert "unknown category 'streams' (did you mean 'stream'?)" in unknown.stderr
-    nothing = conformance("--base-url", gw.base_url, "--select", "fuzz")
+    nothing = conformance("--base-url", gw.base_url, "--select", "stream and auth")
     assert nothing.returncode == 2 and "matches no conformance test" in nothing.stderr
     bad_model = conformance("--base-url", gw.base_url, "--model", "chats=x")
     assert bad_model.returncode == 2 and "--model takes ENDPOINT=NAME" in bad_model.stderr
@@ -113,3 +114,23 @@ def test_golden_mismatch_prints_a_diff(make_gateway: MakeGateway) -> None:
     result = conformance("--base-url", gw.base_url, "--select", "golden")
     assert result.returncode == 1
     assert "[golden.match]" in result.stdout and "-model: <model>" in result.stdout
+
+
+def test_fuzz_passes_clean_and_fails_on_a_faulty_gateway(make_gateway: MakeGateway) -> None:
+    clean = make_gateway(timing=Timing(0, 0))
+    ok = conformance("--base-url", clean.base_url, "--select", "fuzz", "--max-examples", "5")
+    assert ok.returncode == 0, ok.stdout[-3000:]
+    assert "/v1/messages" in ok.stdout and "ok" in ok.stdout
+    faulty = make_gateway(timing=Timing(0, 0), faults=("error-plain-text",))
+    bad = conformance("--base-url", faulty.base_url, "--select", "fuzz", "--max-examples", "5")
+    assert bad.returncode == 1
+    assert "[error.envelope]" in bad.stdout
+    assert "gp-vip-0001" not in bad.stdout
+
+
+def test_fuzz_stops_at_the_request_cap(make_gateway: MakeGateway) -> None:
+    gw = make_gateway(timing=Timing(0, 0))
+    capped = conformance("--base-url", gw.base_url, "--select", "fuzz", "--fuzz-max-requests",
+                         "3", "-v")
+    assert capped.returncode == 0, capped.stdout[-2000:]
+    assert "fuzz request cap reached (3)" in capped.stdout

@@ -26,7 +26,7 @@ MARKERS = {
     "auth": "bad, missing, wrongly sent keys and missing model permissions",
     "legacy_prompt": "the \\n\\nHuman: / \\n\\nAssistant: prompt format",
     "golden": "answers compared with golden answers recorded from a trusted gateway",
-    "fuzz": "schemathesis fuzzing from specs/ (not yet)",
+    "fuzz": "schemathesis fuzzing of every operation in specs/, with gateprobe's checks",
     "sdk": "the official openai and anthropic SDKs as clients",
 }
 """The suite's markers: its categories (and the ones still to come). Here, not in the pytest

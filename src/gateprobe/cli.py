@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--record-golden", action="store_true",
                       help="record the golden answers from this trusted target (into "
                            "fixtures/golden) instead of comparing")
+    conf.add_argument("--max-examples", type=int, metavar="N",
+                      help="fuzz: examples per operation (20 on loopback, 5 elsewhere)")
+    conf.add_argument("--fuzz-max-tokens", type=int, metavar="N",
+                      help="fuzz: cap on max_tokens-like values sent (64)")
+    conf.add_argument("--fuzz-max-requests", type=int, metavar="N",
+                      help="fuzz: stop after N requests (2000 on loopback, 200 elsewhere)")
     conf.add_argument("--golden-dir", metavar="DIR",
                       help="golden files to compare with or record into (default: shipped)")
     conf.add_argument("--junit", metavar="PATH", help="write JUnit XML here")

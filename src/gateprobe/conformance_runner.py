@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib.util
 import os
 import re
 from collections.abc import Iterator
@@ -71,12 +72,24 @@ def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
             "-q" if not args.verbose else "-v",
             # Exactly the plugins the suite needs (autoload is off, see below).
             "-p", "gateprobe.pytest_plugin"]
+    if importlib.util.find_spec("schemathesis") is not None:
+        argv += ["-p", "schemathesis.pytest.plugin"]  # the fuzz category's tests
     if no_permission_env:
         argv += ["--no-permission-key-env", no_permission_env]
     for model in args.model:
         argv += ["--model", model]
     if args.record_golden:
         argv.append("--record-golden")
+    if args.max_examples is not None:
+        if args.max_examples < 1:
+            raise UsageError("--max-examples must be at least 1")
+        argv += ["--max-examples", str(args.max_examples)]
+    for flag in ("fuzz_max_tokens", "fuzz_max_requests"):
+        value = getattr(args, flag)
+        if value is not None:
+            if value < 1:
+                raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
+            argv += [f"--{flag.replace('_', '-')}", str(value)]
     if args.golden_dir:
         argv += ["--golden-dir", args.golden_dir]
     if args.select:

@@ -45,6 +45,19 @@ TARGET_KEY = pytest.StashKey[Target | None]()
 FINDINGS_KEY = pytest.StashKey[dict[str, list[Finding]]]()
 OUTCOMES_KEY = pytest.StashKey[Counter[str]]()
 RECORDED_KEY = pytest.StashKey[dict[Path, dict[str, tuple[int, Any]]]]()
+_RUN: dict[str, pytest.Config] = {}
+"""The configured run, for test modules that must build their tests at import (fuzz)."""
+
+
+def current_target() -> Target | None:
+    """The target of the configured run, or None (no --base-url, or no run)."""
+    config = _RUN.get("config")
+    return config.stash.get(TARGET_KEY, None) if config is not None else None
+
+
+def current_config() -> pytest.Config | None:
+    """The configured run's pytest config."""
+    return _RUN.get("config")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -62,6 +75,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="model per endpoint family (repeatable)")
     group.addoption("--record-golden", action="store_true",
                     help="record the golden cases' answers from this (trusted) target")
+    group.addoption("--max-examples", type=int, default=None,
+                    help="fuzz: examples per operation (20 on loopback, 5 elsewhere)")
+    group.addoption("--fuzz-max-tokens", type=int, default=64,
+                    help="fuzz: cap on max_tokens-like values sent (64)")
+    group.addoption("--fuzz-max-requests", type=int, default=None,
+                    help="fuzz: stop after this many requests (2000 on loopback, 200 elsewhere)")
     group.addoption("--golden-dir", default=None,
                     help="golden files to use or record (default: the shipped ones)")
 
@@ -70,6 +89,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """Register the markers; read the target once, if one was given."""
     for name, doc in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {doc}")
+    _RUN["config"] = config
     config.stash[TARGET_KEY] = None
     findings: dict[str, list[Finding]] = defaultdict(list)
     config.stash[FINDINGS_KEY] = findings
@@ -103,17 +123,22 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    """Parametrize ``case`` with the cases of the test's category marker."""
+    """Parametrize ``case`` with the cases of the test's category marker.
+
+    Tests without a category marker are not ours (schemathesis's tests take a ``case`` too).
+    """
     if "case" not in metafunc.fixturenames:
         return
+    categories = [m.name for m in metafunc.definition.iter_markers() if m.name in CATEGORIES]
+    if not categories:
+        return
+    if len(categories) != 1:
+        raise pytest.UsageError(f"{metafunc.function.__name__} has several of the markers "
+                                f"{', '.join(CATEGORIES)}")
     target = metafunc.config.stash.get(TARGET_KEY, None)
     if target is None:
         raise pytest.UsageError("the conformance suite needs --base-url (or run it with "
                                 "'gateprobe conformance', which can start a reference gateway)")
-    categories = [m.name for m in metafunc.definition.iter_markers() if m.name in CATEGORIES]
-    if len(categories) != 1:
-        raise pytest.UsageError(f"{metafunc.function.__name__} needs exactly one of the "
-                                f"markers {', '.join(CATEGORIES)}")
     try:
         golden_dir = metafunc.config.getoption("--golden-dir")
         if categories[0] == "golden" and golden_dir:

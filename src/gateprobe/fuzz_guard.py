@@ -1,0 +1,72 @@
+"""The fuzz cost guard: what every fuzzed request may cost, and how it is aimed.
+
+schemathesis reaches every phase through one global ``before_call`` hook; the suite's hook
+calls ``Guard.admit`` with the case's body, which it may change in place before it is sent.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gateprobe.targets import Target
+
+MODEL_FOR_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions",
+                  "/v1/embeddings": "embeddings", "/v1/complete": "complete",
+                  "/v1/messages": "messages", "/v1/messages/count_tokens": "messages"}
+VALID_PROMPT = "\n\nHuman: Say test\n\nAssistant:"
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample")
+LOOPBACK_MAX_REQUESTS = 2000
+REMOTE_MAX_REQUESTS = 200
+LOOPBACK_EXAMPLES = 20
+REMOTE_EXAMPLES = 5
+
+
+class RequestCapReached(Exception):
+    """The run has sent as many fuzz requests as it may."""
+
+
+@dataclass
+class Guard:
+    """Caps for one run, and the count of requests sent so far."""
+
+    target: Target
+    max_tokens: int = 64
+    max_requests: int = LOOPBACK_MAX_REQUESTS
+    sent: int = 0
+
+    @classmethod
+    def for_target(cls, target: Target, max_tokens: int = 64,
+                   max_requests: int | None = None) -> Guard:
+        """Defaults by where the target is: a paid remote gateway gets a tight request cap."""
+        default = LOOPBACK_MAX_REQUESTS if target.is_loopback else REMOTE_MAX_REQUESTS
+        return cls(target, max_tokens, max_requests or default)
+
+    def admit(self, path: str, body: Any) -> None:
+        """Count one request (``RequestCapReached`` past the cap) and aim its body.
+
+        Only values that are already schema-valid are changed, and only to other valid
+        values: a string model becomes the target's model for the endpoint (a random name
+        would only test the gateway's 404, and ``claude-2-web`` ignores every other field),
+        a non-empty legacy prompt becomes a valid one, and token counts above the cap come
+        down to it. Negative cases keep their violation.
+        """
+        self.sent += 1
+        if self.sent > self.max_requests:
+            raise RequestCapReached(f"fuzz request cap reached ({self.max_requests})")
+        if not isinstance(body, dict):
+            return
+        family = MODEL_FOR_PATH.get(path)
+        if family and isinstance(body.get("model"), str):
+            body["model"] = self.target.models[family]
+        if path == "/v1/complete" and isinstance(body.get("prompt"), str) and body["prompt"]:
+            body["prompt"] = VALID_PROMPT
+        for name in TOKEN_FIELDS:
+            value = body.get(name)
+            if isinstance(value, int) and not isinstance(value, bool) and value > self.max_tokens:
+                body[name] = self.max_tokens
+
+
+def examples_for(target: Target, requested: int | None) -> int:
+    """Examples per operation: as requested, else by where the target is."""
+    return requested or (LOOPBACK_EXAMPLES if target.is_loopback else REMOTE_EXAMPLES)

@@ -1,0 +1,46 @@
+"""Tests of the fuzz cost guard."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateprobe.fuzz_guard import VALID_PROMPT, Guard, RequestCapReached, examples_for
+from gateprobe.targets import Target
+
+LOCAL = Target("http://127.0.0.1:8080", "ohmygpt", "k")
+REMOTE = Target("https://api.example.com", "ohmygpt", "k")
+
+
+def test_defaults_are_tighter_off_loopback() -> None:
+    assert Guard.for_target(LOCAL).max_requests == 2000
+    assert Guard.for_target(REMOTE).max_requests == 200
+    assert Guard.for_target(REMOTE, max_requests=7).max_requests == 7
+    assert (examples_for(LOCAL, None), examples_for(REMOTE, None), examples_for(REMOTE, 3)) == \
+        (20, 5, 3)
+
+
+def test_valid_values_are_aimed_and_capped() -> None:
+    guard = Guard.for_target(LOCAL, max_tokens=64)
+    body = {"model": "random", "prompt": "junk", "max_tokens_to_sample": 10**9}
+    guard.admit("/v1/complete", body)
+    assert body == {"model": "claude-2", "prompt": VALID_PROMPT, "max_tokens_to_sample": 64}
+    chat = {"model": "x", "max_tokens": 5, "max_completion_tokens": 100}
+    guard.admit("/v1/chat/completions", chat)
+    assert chat == {"model": "gpt-3.5-turbo", "max_tokens": 5, "max_completion_tokens": 64}
+
+
+def test_violations_are_kept() -> None:
+    guard = Guard.for_target(LOCAL)
+    body = {"model": 5, "prompt": "", "max_tokens": -3, "max_tokens_to_sample": True}
+    guard.admit("/v1/complete", dict(body))
+    kept = dict(body)
+    guard.admit("/v1/complete", kept)
+    assert kept == body
+
+
+def test_request_cap() -> None:
+    guard = Guard.for_target(REMOTE, max_requests=2)
+    guard.admit("/v1/models", None)
+    guard.admit("/v1/models", None)
+    with pytest.raises(RequestCapReached, match="cap reached"):
+        guard.admit("/v1/models", None)
