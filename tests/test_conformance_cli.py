@@ -134,3 +134,15 @@ def test_fuzz_stops_at_the_request_cap(make_gateway: MakeGateway) -> None:
                          "3", "-v")
     assert capped.returncode == 0, capped.stdout[-2000:]
     assert "fuzz request cap reached (3)" in capped.stdout
+
+
+def test_target_from_the_targets_file(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    gw = make_gateway(timing=Timing(0, 0))
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  here:\n    base_url: {gw.base_url}\n    profile: ohmygpt\n"
+                       "    api_key_env: GATEPROBE_API_KEY\n")
+    result = conformance("--target", "here", "--targets", str(targets), "--select", "errors")
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr
+    assert "13 passed" in result.stdout
+    typo = conformance("--target", "hre", "--targets", str(targets))
+    assert typo.returncode == 2 and "did you mean 'here'" in typo.stderr

@@ -67,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     conf = sub.add_parser("conformance", help="run the conformance suite against a gateway "
                           "(default: the embedded reference gateway)")
+    conf.add_argument("--target", metavar="NAME", help="a target of the targets file")
+    conf.add_argument("--targets", metavar="FILE", default="targets.yaml",
+                      help="the targets file (targets.yaml; see targets.example.yaml)")
     conf.add_argument("--base-url", help="the gateway to test (default: start the embedded one)")
     conf.add_argument("--profile", choices=PROFILES, default="ohmygpt")
     conf.add_argument("--api-key-env", default="GATEPROBE_API_KEY",

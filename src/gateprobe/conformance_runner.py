@@ -19,7 +19,13 @@ import httpx
 
 from gateprobe.console import Console
 from gateprobe.errors import TargetUnreachable, UsageError
-from gateprobe.targets import check_base_url, key_from_env, parse_models
+from gateprobe.targets import (
+    check_base_url,
+    key_from_env,
+    model_overrides,
+    parse_models,
+    target_entry,
+)
 
 _PACKAGED = Path(__file__).resolve().parent / "_conformance"
 _SOURCE = Path(__file__).resolve().parents[2] / "conformance"
@@ -36,6 +42,14 @@ def suite_dir() -> Path:
 def run_conformance(args: argparse.Namespace, console: Console) -> int:
     """Check the flags, find or start the target, run the suite, map the outcome."""
     parse_models(args.model)  # a bad --model is a usage error before anything runs
+    if args.target:
+        if args.base_url:
+            raise UsageError("give --target or --base-url, not both")
+        targets = Path(args.targets).resolve()
+        target = target_entry(targets, args.target).resolve(model_overrides(args.model))
+        _check_reachable(target.base_url)
+        return _pytest(args, target.base_url, "", None, console,
+                       ["--target", args.target, "--targets", str(targets)])
     if args.base_url:
         base_url = check_base_url(args.base_url)
         key_from_env(args.api_key_env)
@@ -63,12 +77,14 @@ def _embedded() -> Iterator[str]:
 
 
 def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
-            no_permission_env: str | None, console: Console) -> int:
+            no_permission_env: str | None, console: Console,
+            target_args: list[str] | None = None) -> int:
     import pytest
 
     suite = suite_dir()
-    argv = [str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite),
-            "--base-url", base_url, "--profile", args.profile, "--api-key-env", key_env,
+    where = target_args or ["--base-url", base_url, "--profile", args.profile,
+                            "--api-key-env", key_env]
+    argv = [str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite), *where,
             "-q" if not args.verbose else "-v",
             # Exactly the plugins the suite needs (autoload is off, see below).
             "-p", "gateprobe.pytest_plugin"]

@@ -31,7 +31,15 @@ from gateprobe.cases import (
 )
 from gateprobe.errors import GateprobeError
 from gateprobe.findings import Finding
-from gateprobe.targets import PROFILES, Target, check_base_url, key_from_env, parse_models
+from gateprobe.targets import (
+    PROFILES,
+    Target,
+    check_base_url,
+    key_from_env,
+    model_overrides,
+    parse_models,
+    target_entry,
+)
 
 CATEGORIES: dict[str, Callable[[Target], list[Case]]] = {
     "endpoint": endpoint_cases,
@@ -63,6 +71,9 @@ def current_config() -> pytest.Config | None:
 def pytest_addoption(parser: pytest.Parser) -> None:
     """The target options, in a ``gateprobe`` group."""
     group = parser.getgroup("gateprobe", "gateprobe conformance target")
+    group.addoption("--target", help="a target of the targets file, by name")
+    group.addoption("--targets", default="targets.yaml",
+                    help="the targets file (targets.yaml)")
     group.addoption("--base-url", help="the gateway to test, e.g. http://127.0.0.1:8080")
     group.addoption("--profile", choices=PROFILES, default="ohmygpt",
                     help="the gateway's conventions (ohmygpt)")
@@ -97,6 +108,17 @@ def pytest_configure(config: pytest.Config) -> None:
     recorded: dict[Path, dict[str, tuple[int, Any]]] = defaultdict(dict)
     config.stash[RECORDED_KEY] = recorded
     base_url = config.getoption("--base-url", None)
+    target_name = config.getoption("--target", None)
+    if target_name:
+        if base_url:
+            raise pytest.UsageError("give --target or --base-url, not both")
+        try:
+            entry = target_entry(Path(config.getoption("--targets")), target_name)
+            config.stash[TARGET_KEY] = entry.resolve(
+                model_overrides(config.getoption("--model")))
+        except GateprobeError as exc:
+            raise pytest.UsageError(str(exc)) from None
+        return
     if not base_url:
         return
     try:

@@ -7,8 +7,11 @@ the variable's *name*, and the value only in memory.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from gateprobe.errors import ConfigError, UsageError
@@ -74,7 +77,12 @@ def check_base_url(url: str) -> str:
 
 def parse_models(pairs: list[str]) -> dict[str, str]:
     """``ENDPOINT=NAME`` flags over the defaults; an unknown endpoint is a ``UsageError``."""
-    models = dict(DEFAULT_MODELS)
+    return {**DEFAULT_MODELS, **model_overrides(pairs)}
+
+
+def model_overrides(pairs: list[str]) -> dict[str, str]:
+    """Only the models ``ENDPOINT=NAME`` flags name."""
+    models: dict[str, str] = {}
     for pair in pairs:
         name, sep, model = pair.partition("=")
         if not sep or name not in DEFAULT_MODELS or not model:
@@ -82,3 +90,151 @@ def parse_models(pairs: list[str]) -> dict[str, str]:
                              f"{', '.join(DEFAULT_MODELS)}; got {pair!r}")
         models[name] = model
     return models
+
+
+# -- the targets file -------------------------------------------------------------------------
+_ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+_ENV = {"type": "string", "pattern": _ENV_NAME}
+TARGETS_SCHEMA: dict[str, object] = {
+    "type": "object",
+    "required": ["targets"],
+    "additionalProperties": False,
+    "properties": {
+        "targets": {
+            "type": "object",
+            "minProperties": 1,
+            "additionalProperties": {
+                "type": "object",
+                "required": ["base_url", "profile", "api_key_env"],
+                "additionalProperties": False,
+                "properties": {
+                    "base_url": {"type": "string", "pattern": "^https?://[^/]+"},
+                    "profile": {"enum": list(PROFILES)},
+                    "api_key_env": _ENV,
+                    "no_permission_key_env": _ENV,
+                    "models": {"type": "object", "additionalProperties": False,
+                               "properties": {k: {"type": "string", "minLength": 1}
+                                              for k in DEFAULT_MODELS}},
+                    "tier_keys": {"type": "object", "additionalProperties": _ENV},
+                    "limits": {"type": "object", "additionalProperties": False,
+                               "properties": {
+                                   "window_s": {"type": "number", "exclusiveMinimum": 0},
+                                   "rpm": {"type": "object", "additionalProperties": {
+                                       "type": "integer", "minimum": 0}}}},
+                    "allow_load": {"type": "boolean"},
+                    "mirrors": {"type": "object", "additionalProperties": {
+                        "type": "string", "pattern": "^https?://[^/]+"}},
+                },
+            },
+        }
+    },
+}
+"""The documented schema of ``targets.yaml`` (see ``targets.example.yaml``)."""
+
+_SECRETISH = ("key", "api_key", "token", "secret", "password")
+
+
+@dataclass(frozen=True, slots=True)
+class TargetEntry:
+    """One target as written in the file: names of variables, never keys."""
+
+    name: str
+    base_url: str
+    profile: str
+    api_key_env: str
+    no_permission_key_env: str | None = None
+    models: Mapping[str, str] = field(default_factory=dict)
+    tier_keys: Mapping[str, str] = field(default_factory=dict)
+    window_s: float = 60.0
+    rpm: Mapping[str, int] = field(default_factory=dict)
+    allow_load: bool = False
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+
+    def resolve(self, models: Mapping[str, str] | None = None) -> Target:
+        """The target, with keys read from the environment now."""
+        no_permission = key_from_env(self.no_permission_key_env) \
+            if self.no_permission_key_env else None
+        return Target(check_base_url(self.base_url), self.profile,
+                      key_from_env(self.api_key_env), self.api_key_env,
+                      {**DEFAULT_MODELS, **self.models, **(models or {})}, no_permission)
+
+
+def load_targets(path: Path) -> dict[str, TargetEntry]:
+    """Read and validate a targets file; each mistake is one ``ConfigError`` line."""
+    import jsonschema
+    import yaml
+
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read targets file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    _refuse_literal_keys(path, raw)
+    errors = sorted(jsonschema.Draft202012Validator(TARGETS_SCHEMA).iter_errors(raw),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    if errors:
+        raise ConfigError(f"{path}: {_describe(errors[0])}")
+    entries = {}
+    for name, body in raw["targets"].items():
+        limits = body.get("limits", {})
+        entries[name] = TargetEntry(
+            name, body["base_url"], body["profile"], body["api_key_env"],
+            body.get("no_permission_key_env"), body.get("models", {}),
+            body.get("tier_keys", {}), float(limits.get("window_s", 60.0)),
+            limits.get("rpm", {}), bool(body.get("allow_load", False)),
+            body.get("mirrors", {}))
+    return entries
+
+
+def target_entry(path: Path, name: str) -> TargetEntry:
+    """One named target of a file, with a did-you-mean when the name is unknown."""
+    import difflib
+
+    entries = load_targets(path)
+    if name not in entries:
+        close = difflib.get_close_matches(name, list(entries), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else \
+            f" (known: {', '.join(sorted(entries))})"
+        raise ConfigError(f"{path}: no target {name!r}{hint}")
+    return entries[name]
+
+
+def _refuse_literal_keys(path: Path, raw: object) -> None:
+    """A key written into a file ends up in git; refuse it, naming the field, never the value."""
+    targets = raw.get("targets") if isinstance(raw, dict) else None
+    for name, body in (targets or {}).items() if isinstance(targets, dict) else ():
+        if not isinstance(body, dict):
+            continue
+        for field_name in body:
+            if field_name in _SECRETISH:
+                raise ConfigError(
+                    f"{path}: targets.{name}.{field_name}: keys are never written in files; "
+                    f"put it in an environment variable and name that with api_key_env")
+        for field_name in ("api_key_env", "no_permission_key_env"):
+            value = body.get(field_name)
+            if isinstance(value, str) and not re.fullmatch(_ENV_NAME, value):
+                raise ConfigError(
+                    f"{path}: targets.{name}.{field_name}: must name an environment variable "
+                    f"(this value looks like a key itself; it is not shown)")
+
+
+def _describe(error: Any) -> str:
+    """One line for a schema error: where, what, and a did-you-mean for unknown fields."""
+    import difflib
+
+    where = "/".join(map(str, error.absolute_path)).replace("/", ".") or "(top level)"
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        extra = [k for k in error.instance if k not in allowed]
+        if extra:
+            close = difflib.get_close_matches(str(extra[0]), allowed, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            return f"{where}.{extra[0]}: unknown field{hint}"
+    if error.validator == "pattern" and "://" in str(error.validator_value):
+        return f"{where}: must be an http(s) URL"
+    if error.validator == "pattern":
+        return f"{where}: must name an environment variable"
+    return f"{where}: {error.message}"

@@ -1,0 +1,78 @@
+"""The targets file: the shipped example, and one clear line per mistake."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gateprobe.errors import ConfigError
+from gateprobe.targets import load_targets, target_entry
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_example_describes_the_gateway_and_its_five_mirrors() -> None:
+    entries = load_targets(ROOT / "targets.example.yaml")
+    gateway = entries["ohmygpt"]
+    assert gateway.profile == "ohmygpt" and not gateway.allow_load
+    assert sorted(gateway.mirrors.values()) == sorted([
+        "https://api.ohmygpt.com", "https://apic.ohmygpt.com",
+        "https://c-z0-api-01.hash070.com", "https://www.aigptx.top",
+        "https://cn2us02.opapi.win"])
+    assert gateway.rpm == {"free": 12, "vip": 60, "premium": 90}
+    assert entries["local"].allow_load
+
+
+def test_resolve_reads_keys_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    entry = load_targets(ROOT / "targets.example.yaml")["local"]
+    monkeypatch.setenv("GATEPROBE_API_KEY", "gp-vip-0001")
+    monkeypatch.setenv("GATEPROBE_NOMODEL_KEY", "gp-nomodel-0001")
+    target = entry.resolve({"chat": "gpt-4o-mini"})
+    assert target.api_key == "gp-vip-0001" and target.no_permission_key == "gp-nomodel-0001"
+    assert target.models["chat"] == "gpt-4o-mini" and target.models["complete"] == "claude-2"
+    assert "gp-vip-0001" not in repr(target)
+    monkeypatch.delenv("GATEPROBE_API_KEY")
+    with pytest.raises(ConfigError, match="GATEPROBE_API_KEY is not set"):
+        entry.resolve()
+
+
+GOOD = ("targets:\n  t:\n    base_url: http://127.0.0.1:1\n    profile: ohmygpt\n"
+        "    api_key_env: K\n")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("targets: [", "not valid YAML"),
+        ("targets: {}\n", "targets: {} should be non-empty"),
+        (GOOD + "    api_key: sk-live-abcdefghijklmnop\n",
+         "targets.t.api_key: keys are never written in files"),
+        (GOOD.replace("api_key_env: K", "api_key_env: sk-live-abc.def-123"),
+         "targets.t.api_key_env: must name an environment variable"),
+        (GOOD + "    allow_lod: true\n", "targets.t.allow_lod: unknown field (did you mean "
+         "'allow_load'?)"),
+        (GOOD.replace("ohmygpt", "azure"), "targets.t.profile: 'azure' is not one of"),
+        (GOOD.replace("http://127.0.0.1:1", "ftp://x"), "targets.t.base_url: must be an http"),
+        (GOOD + "    limits: {rpm: {free: -1}}\n", "targets.t.limits.rpm.free"),
+        ("targets:\n  t: {profile: ohmygpt, api_key_env: K}\n", "'base_url' is a required"),
+    ],
+)
+def test_mistakes_are_one_line_naming_the_place(tmp_path: Path, text: str,
+                                                message: str) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_targets(path)
+    assert message in str(info.value), str(info.value)
+    assert "\n" not in str(info.value)
+    assert "sk-live" not in str(info.value)
+
+
+def test_unknown_target_name_suggests(tmp_path: Path) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text(GOOD)
+    with pytest.raises(ConfigError, match="no target 'tt' \\(did you mean 't'\\?\\)"):
+        target_entry(path, "tt")
+    with pytest.raises(ConfigError, match="cannot read targets file"):
+        target_entry(tmp_path / "missing.yaml", "t")
