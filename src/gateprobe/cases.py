@@ -229,10 +229,25 @@ LEGACY_PROMPTS: list[tuple[str, str, bool]] = [
 
 
 def legacy_prompt_cases(t: Target) -> list[Case]:
-    """The ``\\n\\nHuman:`` / ``\\n\\nAssistant:`` format, accepted and rejected, both modes."""
+    """The ``\\n\\nHuman:`` / ``\\n\\nAssistant:`` format, accepted and rejected, both modes;
+    and claude-2-web's chat messages, which the gateway serializes into one such prompt."""
+    web = t.models["legacy_chat"]
+    serialized = [{"role": "system", "content": "You are Claude2."},
+                  {"role": "user", "content": "Hi"},
+                  {"role": "assistant", "content": "Hello."},
+                  {"role": "user", "content": "Say test"}]
+    cases = [
+        Case("claude-2-web: several messages serialized into one prompt", "legacy_prompt",
+             "POST", "/v1/chat/completions", "openai", {"model": web, "messages": serialized}),
+        Case("claude-2-web: a single message, not serialized", "legacy_prompt", "POST",
+             "/v1/chat/completions", "openai", {"model": web, "messages": SAY}),
+        Case("claude-2-web: several messages, streamed", "legacy_prompt", "POST",
+             "/v1/chat/completions", "openai",
+             {"model": web, "messages": serialized, "stream": True},
+             expect=Expectation(stream_body={"model": web, "messages": serialized})),
+    ]
     if not t.serves_anthropic:
-        return []
-    cases = []
+        return cases
     for name, prompt, valid in LEGACY_PROMPTS:
         for stream in (False, True):
             body = {"model": t.models["complete"], "prompt": prompt,
