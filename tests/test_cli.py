@@ -73,7 +73,7 @@ def test_run_against_an_unreachable_target_exits_3(monkeypatch: pytest.MonkeyPat
     code, _, err = run_cli("run", "--base-url", "http://127.0.0.1:9", "--api-key-env",
                            "GP_TEST_KEY")
     assert code == 3
-    assert_one_line_error(err, "cannot connect to 127.0.0.1:9")
+    assert_one_line_error(err, "cannot connect to http://127.0.0.1:9")
 
 
 def test_run_embedded_passes_every_probe() -> None:

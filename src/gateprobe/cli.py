@@ -10,17 +10,14 @@ Exit codes: 0 pass, 1 findings (the target failed a check), 2 usage or configura
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import urlsplit
-
-import httpx
 
 from gateprobe import __version__
 from gateprobe.console import Console
-from gateprobe.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
+from gateprobe.errors import GateprobeError, UsageError
+from gateprobe.targets import check_base_url, check_reachable, key_from_env
 
 PROFILES = ("ohmygpt", "anthropic", "openai")
 DEFAULT_EMBEDDED_KEY = "gp-vip-0001"
@@ -160,12 +157,10 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     from gateprobe.smoke import result_rows, run_smoke, summary_json
 
     if args.base_url:
-        key = os.environ.get(args.api_key_env)
-        if not key:
-            raise ConfigError(f"environment variable {args.api_key_env} is not set: it must hold "
-                              "the target's API key")
-        _check_reachable(args.base_url)
-        results = run_smoke(args.base_url.rstrip("/"), key, args.profile)
+        key = key_from_env(args.api_key_env)
+        base_url = check_base_url(args.base_url)
+        check_reachable(base_url)
+        results = run_smoke(base_url, key, args.profile)
         where = args.base_url
     else:
         from gateprobe.reference.config import default_keys_path, load_keys_file
@@ -182,19 +177,6 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         failed = sum(not r.ok for r in results)
         console.line(f"{len(results) - failed} passed, {failed} failed")
     return 0 if all(r.ok for r in results) else 1
-
-
-def _check_reachable(base_url: str) -> None:
-    parts = urlsplit(base_url)
-    if parts.scheme not in {"http", "https"} or not parts.hostname:
-        raise UsageError(f"--base-url must be an http(s) URL, got {base_url!r}")
-    try:
-        httpx.get(base_url.rstrip("/") + "/v1/models", timeout=httpx.Timeout(5.0))
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise TargetUnreachable(f"cannot connect to {parts.hostname}:{parts.port or ''} "
-                                f"({type(exc).__name__})") from None
-    except httpx.HTTPError:
-        pass  # it answered something: reachable; the probes will judge what
 
 
 def entrypoint() -> None:

@@ -15,12 +15,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
-
 from gateprobe.console import Console
-from gateprobe.errors import TargetUnreachable, UsageError
+from gateprobe.errors import UsageError
 from gateprobe.targets import (
     check_base_url,
+    check_reachable,
     key_from_env,
     model_overrides,
     parse_models,
@@ -47,7 +46,7 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
             raise UsageError("give --target or --base-url, not both")
         targets = Path(args.targets).resolve()
         target = target_entry(targets, args.target).resolve(model_overrides(args.model))
-        _check_reachable(target.base_url)
+        check_reachable(target.base_url)
         return _pytest(args, target.base_url, "", None, console,
                        ["--target", args.target, "--targets", str(targets)])
     if args.base_url:
@@ -55,7 +54,7 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
         key_from_env(args.api_key_env)
         if args.no_permission_key_env:
             key_from_env(args.no_permission_key_env)
-        _check_reachable(base_url)
+        check_reachable(base_url)
         return _pytest(args, base_url, args.api_key_env, args.no_permission_key_env, console)
     with _embedded() as base_url:
         console.line(f"gateprobe conformance: embedded reference gateway at {base_url}")
@@ -145,12 +144,3 @@ def _check_selection(expression: str) -> None:
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"--select: unknown category {word!r}{hint}; categories: "
                              f"{', '.join(MARKERS)}")
-
-
-def _check_reachable(base_url: str) -> None:
-    try:
-        httpx.get(base_url + "/v1/models", timeout=httpx.Timeout(5.0))
-    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
-        raise TargetUnreachable(f"cannot connect to {base_url} ({type(exc).__name__})") from None
-    except httpx.HTTPError:
-        pass  # it answered something: reachable; the suite judges what

@@ -36,6 +36,7 @@ import yaml
 
 from gateprobe.errors import ConfigError
 from gateprobe.sse import Event
+from gateprobe.yamlfile import read_yaml
 
 _PACKAGED = Path(__file__).resolve().parent / "_fixtures" / "golden"
 _SOURCE = Path(__file__).resolve().parents[2] / "fixtures" / "golden"
@@ -130,12 +131,7 @@ def load_dir(directory: Path) -> list[Golden]:
     """Every golden case in ``directory`` (one YAML file per endpoint, a list of cases)."""
     goldens = []
     for path in sorted(directory.glob("*.yaml")):
-        try:
-            doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError(f"{path}:{where} not valid YAML") from None
+        doc = read_yaml(path, "golden file") or {}
         try:
             for raw in doc.get("cases", []):
                 goldens.append(Golden(raw["name"], doc["endpoint"], doc["family"],

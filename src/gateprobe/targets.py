@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateprobe.errors import ConfigError, UsageError
+from gateprobe.errors import ConfigError, TargetUnreachable, UsageError
 
 PROFILES = ("ohmygpt", "anthropic", "openai")
 
@@ -73,6 +73,19 @@ def check_base_url(url: str) -> str:
     if parts.scheme not in {"http", "https"} or not parts.hostname:
         raise UsageError(f"--base-url must be an http(s) URL, got {url!r}")
     return url.rstrip("/")
+
+
+def check_reachable(base_url: str) -> None:
+    """``TargetUnreachable`` when nothing answers at ``base_url`` (any answer will do)."""
+    import httpx
+
+    try:
+        httpx.get(base_url.rstrip("/") + "/v1/models", timeout=httpx.Timeout(5.0))
+    except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        raise TargetUnreachable(f"cannot connect to {base_url} ({type(exc).__name__})") \
+            from None
+    except httpx.HTTPError:
+        pass  # it answered something: reachable; the probes judge what
 
 
 def parse_models(pairs: list[str]) -> dict[str, str]:
@@ -162,16 +175,10 @@ class TargetEntry:
 def load_targets(path: Path) -> dict[str, TargetEntry]:
     """Read and validate a targets file; each mistake is one ``ConfigError`` line."""
     import jsonschema
-    import yaml
 
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read targets file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    from gateprobe.yamlfile import read_yaml
+
+    raw = read_yaml(path, "targets file")
     _refuse_literal_keys(path, raw)
     errors = sorted(jsonschema.Draft202012Validator(TARGETS_SCHEMA).iter_errors(raw),
                     key=lambda e: list(map(str, e.absolute_path)))

@@ -13,9 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from gateprobe.errors import ConfigError
+from gateprobe.yamlfile import read_yaml
 
 Profile = Literal["ohmygpt", "anthropic", "openai"]
 PROFILES: tuple[Profile, ...] = ("ohmygpt", "anthropic", "openai")
@@ -149,14 +148,7 @@ class KeysFile:
 
 def load_keys_file(path: Path) -> KeysFile:
     """Read a keys YAML file: ``tiers``, ``keys`` and optional extra ``models``."""
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read keys file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}:{where} not valid YAML") from None
+    raw = read_yaml(path, "keys file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with 'tiers' and 'keys'")
     _no_unknown(path, "", raw, {"tiers", "keys", "models"})
