@@ -92,11 +92,12 @@ def test_run_against_a_gateway_missing_routes_fails_and_names_them(
     code, out, _ = run_cli("run", "--base-url", gw.base_url, "--api-key-env", "GP_TEST_KEY",
                            "--json")
     assert code == 1
-    results = {r["probe"]: r for r in json.loads(out)}
-    assert results["chat stream"]["problem"] is None
-    for probe in ("complete", "messages stream", "count_tokens"):
-        assert results[probe]["status"] == 404
-        assert "expected 200" in results[probe]["problem"]
+    results = {r["case"]: r for r in json.loads(out)}
+    assert results["stream: chat"]["problem"] is None
+    for case in ("endpoint: complete", "stream: messages", "endpoint: count_tokens"):
+        assert results[case]["status"] == 404
+        assert "response.status" in results[case]["findings"]
+        assert "expected a 2xx status" in results[case]["problem"]
     assert "gp-vip-0001" not in out
 
 

@@ -17,9 +17,8 @@ from pathlib import Path
 from gateprobe import __version__
 from gateprobe.console import Console
 from gateprobe.errors import GateprobeError, UsageError
-from gateprobe.targets import check_base_url, check_reachable, key_from_env
+from gateprobe.targets import PROFILES, Target, check_base_url, check_reachable, key_from_env
 
-PROFILES = ("ohmygpt", "anthropic", "openai")
 DEFAULT_EMBEDDED_KEY = "gp-vip-0001"
 
 
@@ -160,20 +159,20 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         key = key_from_env(args.api_key_env)
         base_url = check_base_url(args.base_url)
         check_reachable(base_url)
-        results = run_smoke(base_url, key, args.profile)
+        results = run_smoke(Target(base_url, args.profile, key, args.api_key_env))
         where = args.base_url
     else:
         from gateprobe.reference.config import default_keys_path, load_keys_file
         from gateprobe.reference.server import running_gateway
 
         with running_gateway(load_keys_file(default_keys_path()).config()) as gateway:
-            results = run_smoke(gateway.base_url, DEFAULT_EMBEDDED_KEY, "ohmygpt")
+            results = run_smoke(Target(gateway.base_url, "ohmygpt", DEFAULT_EMBEDDED_KEY))
             where = f"embedded reference gateway at {gateway.base_url}"
     if args.json:
         console.line(summary_json(results))
     else:
-        console.line(f"gateprobe run: smoke probe of every endpoint ({where})")
-        console.table(["probe", "endpoint", "status", "time", "verdict"], result_rows(results))
+        console.line(f"gateprobe run: smoke run of every endpoint ({where})")
+        console.table(["case", "endpoint", "status", "time", "verdict"], result_rows(results))
         failed = sum(not r.ok for r in results)
         console.line(f"{len(results) - failed} passed, {failed} failed")
     return 0 if all(r.ok for r in results) else 1

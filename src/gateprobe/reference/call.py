@@ -13,7 +13,7 @@ import random
 import re
 import secrets
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -369,5 +369,3 @@ def mask_key(key: str) -> str:
         return "*" * len(key)
     return f"{key[:3]}{'*' * min(len(key) - 7, 20)}{key[-4:]}"
 
-
-Handler = Callable[[Call], Any]

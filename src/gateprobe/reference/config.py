@@ -17,7 +17,6 @@ from gateprobe.errors import ConfigError
 from gateprobe.yamlfile import read_yaml
 
 Profile = Literal["ohmygpt", "anthropic", "openai"]
-PROFILES: tuple[Profile, ...] = ("ohmygpt", "anthropic", "openai")
 
 Api = Literal["chat", "completions", "complete", "messages", "embeddings"]
 APIS: tuple[Api, ...] = ("chat", "completions", "complete", "messages", "embeddings")
