@@ -91,6 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
                       help="write junit.xml and allure-results/ into this folder")
     conf.add_argument("-v", "--verbose", action="store_true", help="one line per case")
 
+    from gateprobe.load.runner import add_parser as add_load_parser
+
+    add_load_parser(sub)
+
     run = sub.add_parser("run", help="probe every endpoint (default: the embedded gateway)")
     run.add_argument("--base-url", help="probe this gateway instead of the embedded one")
     run.add_argument("--profile", choices=PROFILES, default="ohmygpt")
@@ -111,6 +115,10 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             from gateprobe.conformance_runner import run_conformance
 
             return run_conformance(args, console)
+        if args.command == "load":
+            from gateprobe.load.runner import run_load
+
+            return run_load(args, console)
         return _run(args, console)
     except GateprobeError as exc:
         console.error(str(exc))

@@ -14,7 +14,7 @@ import httpx
 from gateprobe.cases import BAD_KEY, Case
 from gateprobe.checks import Exchange
 from gateprobe.sse import Event, SSEParser
-from gateprobe.targets import Target
+from gateprobe.targets import Target, credentials
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
 DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
@@ -27,10 +27,11 @@ def auth_headers(target: Target, case: Case) -> dict[str, str]:
     key = {"bad": BAD_KEY, "no_permission": target.no_permission_key}.get(case.auth,
                                                                            target.api_key)
     assert key is not None, "no_permission cases exist only with a no-permission key"
-    x_api_key = (case.family == "anthropic" and target.profile == "anthropic")
-    if case.auth == "wrong_style":
-        x_api_key = not x_api_key
-    return {"x-api-key": key} if x_api_key else {"authorization": f"Bearer {key}"}
+    headers = credentials(target.profile, case.family, key)
+    if case.auth == "wrong_style":  # the other convention, on purpose
+        return {"authorization": f"Bearer {key}"} if "x-api-key" in headers \
+            else {"x-api-key": key}
+    return headers
 
 
 MAX_RETRIES_429 = 2

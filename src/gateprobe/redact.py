@@ -8,6 +8,7 @@ for the headers that carry credentials even when the value is unknown to us.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 MASK = "[REDACTED]"
 """What a secret is replaced with."""
@@ -41,3 +42,25 @@ class Redactor:
             name: MASK if name.lower() in CREDENTIAL_HEADERS else self.text(value)
             for name, value in headers.items()
         }
+
+
+TEXT_SUFFIXES = frozenset({".json", ".jsonl", ".md", ".html", ".xml", ".csv", ".log", ".txt",
+                           ".out", ".yaml", ".yml"})
+
+
+def redact_tree(root: Path, redactor: Redactor) -> int:
+    """Mask secrets in every text file under ``root``, in place; returns the files changed.
+
+    The last line of defence for files written by tools we do not control (Locust's CSV, HTML
+    and log; JUnit; Allure): whatever they captured, no key survives in the run folder.
+    """
+    changed = 0
+    for path in sorted(root.rglob("*")):
+        if not path.is_file() or path.is_symlink() or path.suffix.lower() not in TEXT_SUFFIXES:
+            continue
+        original = path.read_text(encoding="utf-8", errors="surrogateescape")
+        masked = redactor.text(original)
+        if masked != original:
+            path.write_text(masked, encoding="utf-8", errors="surrogateescape")
+            changed += 1
+    return changed

@@ -49,13 +49,27 @@ class Target:
     @property
     def is_loopback(self) -> bool:
         """Whether the target is on this machine (no cost guards needed)."""
-        host = urlsplit(self.base_url).hostname or ""
-        return host in {"localhost", "::1"} or host.startswith("127.")
+        return is_loopback_url(self.base_url)
 
     @property
     def serves_anthropic(self) -> bool:
         """Whether the profile has the Anthropic-native routes."""
         return self.profile != "openai"
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether ``url`` names this machine: the only place load and fuzzing need no opt-in."""
+    host = urlsplit(url).hostname or ""
+    return host in {"localhost", "::1"} or host.startswith("127.")
+
+
+def credentials(profile: str, family: str, key: str) -> dict[str, str]:
+    """The header a gateway of ``profile`` expects a key in, for a route of ``family``:
+    ``x-api-key`` on Anthropic's own API, a bearer token everywhere else (the seeds' gateway
+    takes bearer tokens on its Anthropic-compatible routes too)."""
+    if family == "anthropic" and profile == "anthropic":
+        return {"x-api-key": key}
+    return {"authorization": f"Bearer {key}"}
 
 
 def key_from_env(variable: str) -> str:

@@ -45,7 +45,11 @@ def judge(http: httpx.Client, target: Target, case: Case) -> list[Finding]:
     return run_checks(ctx, exchange)
 
 
-@pytest.mark.parametrize("name", list(CATALOGUE), ids=list(CATALOGUE))
+CONFORMANCE_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "conformance"]
+LOAD_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "load"]
+
+
+@pytest.mark.parametrize("name", CONFORMANCE_FAULTS)
 def test_fault_trips_its_checks_and_nothing_elsewhere(make_gateway: MakeGateway,
                                                       http: httpx.Client, name: str) -> None:
     fault = CATALOGUE[name]
@@ -70,8 +74,21 @@ def test_clean_gateway_passes_every_check(make_gateway: MakeGateway, http: httpx
         assert judge(http, target, case) == [], case.id
 
 
+def test_load_faults_trip_load_verdicts() -> None:
+    """Rate-limit and latency faults are proven by tests/load/test_load_cli.py, which runs
+    every one of them; here: they name checks a load verdict can report."""
+    from gateprobe.load.ratelimits import CHECK_IDS
+    from gateprobe.load.slo import KNOWN
+
+    verdict_ids = set(CHECK_IDS) | {f"slo.{name}" for name in KNOWN}
+    assert LOAD_FAULTS
+    for name in LOAD_FAULTS:
+        assert set(CATALOGUE[name].trips) <= verdict_ids, name
+    assert set(CATALOGUE) == set(CONFORMANCE_FAULTS) | set(LOAD_FAULTS)
+
+
 def test_every_check_is_proven_by_a_fault() -> None:
-    tripped = {check_id for fault in CATALOGUE.values() for check_id in fault.trips}
+    tripped = {check_id for name in CONFORMANCE_FAULTS for check_id in CATALOGUE[name].trips}
     emitted = {i for c in checks.all_checks() for i in c.emits}
     # transport.error needs no fault of the gateway: nothing listening is its proof (below).
     assert emitted - tripped == {"transport.error"}

@@ -37,6 +37,9 @@ class GrammarBase:
         """Whether the terminator has been seen."""
         self.errored = False
         """Whether an error event ended the stream: what it then never sent is not reported."""
+        self.decoded: tuple[Event, dict[str, Any]] | None = None
+        """The last event decoded and its payload, so a runner timing the stream does not
+        parse every event's JSON a second time."""
 
     def finding(self, check_id: str, severity: Severity, expected: str, observed: str,
                 event: Event | None = None) -> Finding:
@@ -60,6 +63,7 @@ class GrammarBase:
             out.append(self.finding("stream.json", Severity.HIGH, "data is a JSON object",
                                     f"data is a JSON {type(payload).__name__}", event))
             return None
+        self.decoded = (event, payload)
         return payload
 
     def after_end(self, event: Event) -> Finding:

@@ -27,3 +27,11 @@ class StreamGrammar(OpenAIChunkGrammar):
             return [self.finding("stream.schema", Severity.MEDIUM, "choices[].text is a string",
                                  f"text is {type(choice.get('text')).__name__}", event)]
         return []
+
+
+def content_of(payload: dict[str, Any]) -> str:
+    """The generated text a chunk carries (empty for finish and usage chunks)."""
+    return "".join(
+        c.get("text") or "" for c in payload.get("choices") or []
+        if isinstance(c, dict) and isinstance(c.get("text"), str)
+    )

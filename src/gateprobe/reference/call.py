@@ -14,7 +14,7 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -23,7 +23,7 @@ from starlette.responses import Response
 
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
-from gateprobe.reference.faults import apply_stream_faults, has_fault
+from gateprobe.reference.faults import OFF_BY, apply_stream_faults, has_fault
 from gateprobe.reference.ratelimit import Decision, RateLimiter
 from gateprobe.reference.streaming import (
     EventStreamResponse,
@@ -50,11 +50,15 @@ class GatewayState:
     inflight: int = 0
     requests: int = 0
     """Requests that drew jitter so far (seeds the next one)."""
+    refused: set[tuple[str, str]] = field(default_factory=set)
+    """(key, budget group) pairs refused once: only the ``ratelimit-never-recovers`` fault
+    reads it."""
 
     def reset(self) -> None:
         """Forget budgets and traces (tests reuse one gateway across cases)."""
         self.limiter.reset()
         self.traces.clear()
+        self.refused.clear()
         self.requests = 0
 
 
@@ -232,13 +236,32 @@ class Call:
         tier = self.config.tiers.get(self.key.tier)
         limit = tier.limit_for(model.id) if tier else None
         if limit is not None:
-            group, n = limit
-            decision = state.limiter.hit(self.key.key, group, n)
+            decision = self._budget(*limit)
             self.headers.update(rate_limit_headers(self.family, decision))
             if not decision.allowed:
                 raise self._rate_limited(model, decision)
         state.inflight += 1
         self.counted = True
+
+    def _budget(self, group: str, n: int) -> Decision:
+        """The limiter's decision, bent by whichever rate-limit fault is enabled."""
+        assert self.key is not None
+        faults, endpoint, state = self.config.faults, self.endpoint, self.state
+        budget_key = "*shared*" if has_fault(faults, "ratelimit-shared-budget", endpoint) \
+            else self.key.key
+        enforced = n + OFF_BY if has_fault(faults, "ratelimit-off-by-few", endpoint) else n
+        decision = state.limiter.hit(budget_key, group, enforced)
+        if enforced != n:  # the headers still state the documented limit
+            decision = replace(decision, limit=n, remaining=max(0, decision.remaining - OFF_BY))
+        if not decision.allowed and has_fault(faults, "ratelimit-not-enforced", endpoint):
+            decision = replace(decision, allowed=True, retry_after_s=0.0)
+        if has_fault(faults, "ratelimit-never-recovers", endpoint):
+            if not decision.allowed:
+                state.refused.add((budget_key, group))
+            elif (budget_key, group) in state.refused:
+                decision = replace(decision, allowed=False, remaining=0,
+                                   retry_after_s=state.limiter.window_s)
+        return decision
 
     def release(self) -> None:
         """Give back the in-flight slot (when the answer is fully sent)."""
@@ -261,6 +284,8 @@ class Call:
                 f"{d.limit}, Used {d.limit}, Requested 1. Please try again in "
                 f"{duration(d.retry_after_s)}."
             )
+        if has_fault(self.config.faults, "ratelimit-no-retry-after", self.endpoint):
+            headers = {}
         return GatewayError("rate_limit", message, code="rate_limit_exceeded", headers=headers)
 
     # -- answers ---------------------------------------------------------------------------

@@ -33,6 +33,9 @@ OPENAI_STREAMS = frozenset({CHAT, COMPLETIONS})
 ALL_STREAMS = frozenset({CHAT, COMPLETIONS, MESSAGES, COMPLETE})
 
 
+OFF_BY = 3
+"""How many requests ``ratelimit-off-by-few`` lets through beyond each limit."""
+
 Answer = tuple[int, dict[str, str], bytes]
 ResponseTransform = Callable[[str, Answer], Answer]
 
@@ -53,6 +56,9 @@ class Fault:
     """Check ids a conformant harness reports against this fault."""
     transform: Transform | None = None
     response: ResponseTransform | None = None
+    proven_by: str = "conformance"
+    """The runner whose verdict it trips: ``conformance`` (every case, every check) or ``load``
+    (a rate-limit or latency run: these faults are about budgets and time, not shapes)."""
 
 
 # -- helpers over planned events ------------------------------------------------------------
@@ -192,8 +198,45 @@ def _bom(endpoint: str, plan: Plan) -> Plan:
 
 
 def _f(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
-       transform: Transform) -> Fault:
-    return Fault(name, description, endpoints, tuple(trips), transform=transform)
+       transform: Transform, proven_by: str = "conformance") -> Fault:
+    return Fault(name, description, endpoints, tuple(trips), transform=transform,
+                 proven_by=proven_by)
+
+
+# -- latency faults: the same events, later -----------------------------------------------------
+SLOW_FIRST_TOKEN_MS = 600
+STALL_MS = 1000
+
+
+def _shift(plan: Plan, start: int, delta_ns: int) -> Plan:
+    """Every event from index ``start`` on, ``delta_ns`` later."""
+    return [*plan[:start], *(replace(e, offset_ns=e.offset_ns + delta_ns) for e in plan[start:])]
+
+
+def _slow_first_token(endpoint: str, plan: Plan) -> Plan:
+    first = _content_positions(plan)[0]
+    due = plan[first].offset_ns
+    start = next(i for i, e in enumerate(plan) if e.offset_ns >= due)
+    return _shift(plan, start, SLOW_FIRST_TOKEN_MS * 1_000_000)
+
+
+def _stall(endpoint: str, plan: Plan) -> Plan:
+    positions = _content_positions(plan)
+    return _shift(plan, positions[len(positions) // 2], STALL_MS * 1_000_000)
+
+
+def _early_empty_chunk(endpoint: str, plan: Plan) -> Plan:
+    """An empty chunk flushed the moment the request arrives, tokens on schedule: the chat
+    role chunk (``content: ""``) moved to the start, or an empty ``text`` chunk inserted."""
+    first = _content_positions(plan)[0]
+    if endpoint == CHAT and first > 0:
+        return [replace(plan[0], offset_ns=0), *plan[1:]]
+
+    def empty(p: dict[str, Any]) -> dict[str, Any] | None:
+        return {**p, "choices": [{**c, "text": ""} for c in p.get("choices") or []]}
+
+    [blank] = _map_payloads([plan[first]], empty)
+    return [replace(blank, offset_ns=0, content=False), *plan]
 
 
 # -- answer faults ----------------------------------------------------------------------------
@@ -250,8 +293,9 @@ def _r(name: str, description: str, endpoints: frozenset[str], trips: Sequence[s
     return Fault(name, description, endpoints, tuple(trips), response=response)
 
 
-def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str]) -> Fault:
-    return Fault(name, description, endpoints, tuple(trips))
+def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
+       proven_by: str = "conformance") -> Fault:
+    return Fault(name, description, endpoints, tuple(trips), proven_by=proven_by)
 
 
 CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
@@ -305,6 +349,23 @@ CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
        ["legacy.prompt_rejected"]),
     _b("legacy-prompt-no-repair", "prompts Anthropic silently repairs are refused",
        frozenset({COMPLETE}), ["legacy.prompt_accepted"]),
+    _b("ratelimit-not-enforced", "tier limits are counted in the headers but never refused",
+       GENERATING, ["ratelimit.limit"], "load"),
+    _b("ratelimit-off-by-few", f"each tier accepts {OFF_BY} more than its limit",
+       GENERATING, ["ratelimit.limit"], "load"),
+    _b("ratelimit-no-retry-after", "429 answers lack Retry-After", GENERATING,
+       ["ratelimit.retry_after"], "load"),
+    _b("ratelimit-shared-budget", "all keys draw on one budget per model", GENERATING,
+       ["ratelimit.isolation"], "load"),
+    _b("ratelimit-never-recovers", "a key refused once is refused for good", GENERATING,
+       ["ratelimit.recovery"], "load"),
+    _f("stream-slow-first-token", f"the first token comes {SLOW_FIRST_TOKEN_MS} ms late",
+       ALL_STREAMS, ["slo.ttft_p95_ms"], _slow_first_token, "load"),
+    _f("stream-stall", f"the stream stalls {STALL_MS} ms halfway", ALL_STREAMS,
+       ["slo.itl_p99_ms"], _stall, "load"),
+    _f("stream-early-empty-chunk", "an empty content chunk is flushed at once, tokens come "
+       "on schedule (TTFB looks fast, TTFT is not)", OPENAI_STREAMS, ["slo.ttft_p95_ms"],
+       _early_empty_chunk, "load"),
 )}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import gc
 import socket
 import threading
 import time
@@ -91,6 +92,11 @@ def serve(
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
         announce(f"http://{shown}:{bound_port}")
     server = uvicorn.Server(_uvicorn_config(build_app(config), loop, log_level))
+    # Everything alive now (modules, the app) lives as long as the process: take it out of the
+    # collector's reach, or each full collection walks it all and stalls every stream for tens
+    # of milliseconds (measured: p99 request pickup 50 ms -> see benchmarks/load_accuracy.py).
+    gc.collect()
+    gc.freeze()
     server.run(sockets=[sock])
 
 

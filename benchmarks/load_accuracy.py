@@ -1,0 +1,149 @@
+"""Benchmark of gateprobe's own load measurements: accuracy against the server's truth, and
+the capacity of one load process.
+
+    .venv/bin/python benchmarks/load_accuracy.py [--quick]
+
+Starts the reference gateway (``gateprobe serve``, one process) with a known schedule, runs
+``gateprobe load latency`` against it (one Locust process, closed-loop users) and compares every
+stream's measured TTFT and TPOT with what the server recorded for the same request
+(``/_gateprobe/traces/{request_id}``: when the request arrived and when each event left).
+Client and server read the same monotonic clock (``perf_counter_ns`` is CLOCK_MONOTONIC on
+Linux), so the difference is exactly the harness's error: request sending and parsing on one
+side, delivery and our own processing on the other.
+
+(a) accuracy at 1, 50 and 200 concurrent streams of a 20 tokens/s model (TTFT 500 ms, ITL 50 ms,
++-5 ms jitter, so that streams do not all tick in phase); target at 200: p50 error < 2 ms and
+p99 error < 5 ms for both TTFT and TPOT. (b) capacity: a faster model (TTFT 200 ms, ITL 20 ms)
+and concurrency raised until the error leaves those bounds; the table shows the streams/s and
+events/s one load process sustained at each level.
+
+TTFT's error is shown split in two: "send" is our start stamp to the server's arrival stamp
+(our own overhead, plus the server's delay in picking the request up, which a real client
+would feel too), "receive" is the server's send of the first token to our stamp of it.
+Server and load process share the machine's two cores; quote ratios from one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from reference_gateway import start_server
+
+from gateprobe.metrics import percentile
+
+TOKENS = 32
+ACCURACY_MODEL = ("--ttft-ms", "500", "--itl-ms", "50", "--jitter-ms", "5")
+CAPACITY_MODEL = ("--ttft-ms", "200", "--itl-ms", "20", "--jitter-ms", "5")
+P50_BOUND_MS, P99_BOUND_MS = 2.0, 5.0
+
+
+def run_load(base_url: str, users: int, seconds: float, out: Path) -> list[dict[str, Any]]:
+    env = {**os.environ, "GATEPROBE_API_KEY": "gp-premium-0001"}
+    slo = out.parent / "no-slo.yaml"
+    slo.write_text("{}\n")
+    subprocess.run(
+        [sys.executable, "-m", "gateprobe", "load", "latency", "--base-url", base_url,
+         "--users", str(users), "--spawn-rate", str(users), "--duration", str(seconds),
+         "--max-tokens", str(TOKENS), "--max-rps", "2000", "--slo", str(slo),
+         "--report-dir", str(out)],
+        env=env, check=False, stdout=subprocess.DEVNULL)
+    return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+
+
+def trace(base_url: str, request_id: str) -> dict[str, Any] | None:
+    try:
+        with urllib.request.urlopen(f"{base_url}/_gateprobe/traces/{request_id}") as answer:
+            result: dict[str, Any] = json.load(answer)
+            return result
+    except OSError:
+        return None
+
+
+def errors(base_url: str, samples: list[dict[str, Any]], warmup_s: float,
+           ) -> tuple[list[float], list[float], list[float], list[float], int]:
+    """TTFT and TPOT errors (measured - true, ms) of the streams that started after warm-up,
+    and TTFT's error split in two: sending (our start to the server's arrival) and receiving
+    (the server's send of the first token to our parse of it)."""
+    t0 = min(s["t"] for s in samples)
+    ttft_err, tpot_err, send_err, recv_err, used = [], [], [], [], 0
+    for s in samples:
+        if not s.get("ok") or s["t"] - t0 < warmup_s or not s.get("request_id"):
+            continue
+        truth = trace(base_url, s["request_id"])
+        if truth is None or truth["status"] != "complete":
+            continue
+        sent = [e["sent_ns"] for e in truth["events"] if e["content"]]
+        if len(sent) < 2 or s["ttft_ms"] is None:
+            continue
+        used += 1
+        true_ttft = (sent[0] - truth["t0_ns"]) / 1e6
+        ttft_err.append(s["ttft_ms"] - true_ttft)
+        send_err.append((truth["t0_ns"] - s["start_ns"]) / 1e6)
+        recv_err.append((s["start_ns"] + s["ttft_ms"] * 1e6 - sent[0]) / 1e6)
+        if s["tpot_ms"] is not None:
+            true_tpot = (sent[-1] - sent[0]) / 1e6 / (s["output_tokens"] - 1)
+            tpot_err.append(s["tpot_ms"] - true_tpot)
+    return ttft_err, tpot_err, send_err, recv_err, used
+
+
+def measure(model: tuple[str, ...], levels: list[int], seconds: float) -> list[list[Any]]:
+    """One row per concurrency level, against a fresh server with ``model``'s schedule."""
+    rows = []
+    for users in levels:
+        server = start_server(*model)
+        base_url = f"http://{server.host}:{server.port}"
+        try:
+            with tempfile.TemporaryDirectory() as tmp:
+                samples = run_load(base_url, users, seconds, Path(tmp) / "run")
+                ttft, tpot, send, recv, used = errors(base_url, samples, warmup_s=2.0)
+        finally:
+            server.stop()
+        events = sum(s.get("content_events") or 0 for s in samples)
+        wall = max(s["t"] for s in samples) - min(s["t"] for s in samples) or 1.0
+        row = [users, len(samples) / wall, events / wall, used,
+               percentile(ttft, 50), percentile(ttft, 99),
+               percentile(tpot, 50), percentile(tpot, 99),
+               percentile(send, 99), percentile(recv, 99)]
+        ok = all(abs(row[i]) < P50_BOUND_MS for i in (4, 6)) and \
+            all(abs(row[i]) < P99_BOUND_MS for i in (5, 7))
+        rows.append([*row, "ok" if ok else "OUT"])
+        print(f"... {users} streams done", file=sys.stderr)
+    return rows
+
+
+def table(title: str, rows: list[list[Any]]) -> None:
+    print(f"\n{title}\n")
+    header = ["streams", "streams/s", "events/s", "judged", "TTFT err p50", "TTFT err p99",
+              "TPOT err p50", "TPOT err p99", "send p99", "receive p99", "bounds"]
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for r in rows:
+        print(f"{r[0]} | {r[1]:.1f} | {r[2]:.0f} | {r[3]} | {r[4]:.2f} | {r[5]:.2f} | "
+              f"{r[6]:.3f} | {r[7]:.3f} | {r[8]:.2f} | {r[9]:.2f} | {r[10]}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="shorter runs, fewer levels")
+    args = parser.parse_args()
+    seconds = 10.0 if args.quick else 20.0
+    accuracy = measure(ACCURACY_MODEL, [1, 50, 200], seconds)
+    capacity = measure(CAPACITY_MODEL, [50, 100, 150] if args.quick else
+                       [50, 100, 150, 200, 300], seconds)
+    print(f"\nerrors in ms (measured - server truth); {TOKENS} tokens a stream; bounds: "
+          f"p50 < {P50_BOUND_MS:g} ms, p99 < {P99_BOUND_MS:g} ms")
+    table(f"(a) accuracy: {' '.join(ACCURACY_MODEL)}", accuracy)
+    table(f"(b) capacity of one load process: {' '.join(CAPACITY_MODEL)}", capacity)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,477 @@
+"""The Locust side of gateprobe's load scenarios: imported only by the locustfiles in ``load/``,
+inside the Locust processes (importing Locust monkey-patches the process with gevent).
+
+What it owns:
+
+- reading a streaming answer as it arrives (geventhttpclient's ``read(n)`` waits for ``n``
+  bytes, which would smear every timestamp), through ``StreamObserver``: the project's SSE
+  parser, the protocol's grammar and the one metric definition;
+- the caps every run has: duration (a watchdog, also in web mode), total requests and requests
+  per second, each split between the load processes;
+- the raw samples: written as JSON lines by the master (or the only process); a worker ships
+  its samples with each stats report and once more when it stops, so none is lost when the
+  master ends the run;
+- the verdict: judged by the master when Locust quits, written to ``verdict.json``, and turned
+  into the process's exit code.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import logging
+import os
+import random
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import gevent
+from gevent.pool import Pool
+from locust import FastHttpUser, events
+from locust.env import Environment
+from locust.exception import StopUser
+from locust.runners import WorkerRunner
+
+import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run on 429 answers)
+from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
+from gateprobe.load import ratelimits
+from gateprobe.load.plan import STREAM_ENDPOINTS, LoadPlan
+from gateprobe.load.results import SAMPLES_FILE, write_verdict
+from gateprobe.metrics import now_ns
+from gateprobe.probe import MAX_BODY_BYTES
+from gateprobe.protocols.streams import StreamObserver
+from gateprobe.redact import Redactor
+from gateprobe.targets import credentials
+
+log = logging.getLogger("gateprobe.load")
+
+SAMPLES_MESSAGE = "gateprobe_samples"
+DONE_MESSAGE = "gateprobe_done"
+STOP_MESSAGE = "gateprobe_stop"
+ENVELOPE_CHECKS = ("error.envelope", "error.type", "response.content_type")
+
+
+class Pacer:
+    """At most ``rate`` request starts per second in this process (gevent-cooperative)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate if rate > 0 else 0.0
+        self._next = 0.0
+
+    def wait(self) -> None:
+        """Block until the next start is allowed."""
+        now = time.monotonic()
+        slot = max(self._next, now)
+        self._next = slot + self.interval
+        if slot > now:
+            gevent.sleep(slot - now)
+
+
+class Session:
+    """This process's share of one load run: plan, keys, caps and samples."""
+
+    def __init__(self, plan: LoadPlan) -> None:
+        self.plan = plan
+        self.keys = {env: os.environ.get(env, "") for env in plan.secret_envs}
+        missing = [env for env, value in self.keys.items() if not value]
+        if missing:
+            raise RuntimeError(f"environment variable {missing[0]} is not set")
+        self.redactor = Redactor(tuple(self.keys.values()))
+        self.pacer = Pacer(plan.share(plan.max_rps))
+        self.started = 0
+        self.cap = plan.request_cap_per_process
+        self.environment: Environment | None = None
+        self._buffer: list[dict[str, Any]] = []
+        self._file: Any = None
+        self._done: set[str] = set()
+        self._t0 = time.monotonic()
+        self._stopping = False
+
+    # -- roles --------------------------------------------------------------------------
+    @property
+    def is_worker(self) -> bool:
+        """Whether this process reports to a master."""
+        return isinstance(getattr(self.environment, "runner", None), WorkerRunner)
+
+    def attach(self, environment: Environment) -> None:
+        """Hook into Locust's events for this process's role."""
+        self.environment = environment
+        runner = environment.runner
+        if runner is None:
+            return
+        if self.is_worker:
+            environment.events.test_start.add_listener(lambda **_: freeze_heap())
+            environment.events.report_to_master.add_listener(self._on_report_to_master)
+            environment.events.test_stop.add_listener(lambda **_: self._ship())
+            return
+        self._file = (self.plan.out / SAMPLES_FILE).open("w", encoding="utf-8", buffering=1)
+        environment.events.worker_report.add_listener(self._on_worker_report)
+        runner.register_message(SAMPLES_MESSAGE, lambda environment, msg, **_: self._write_all(
+            msg.data["samples"]))
+        runner.register_message(DONE_MESSAGE, lambda environment, msg, **_: self._on_done(
+            msg.data["tier"]))
+        runner.register_message(STOP_MESSAGE, lambda environment, msg, **_: self.stop_run(
+            msg.data["reason"]))
+        environment.events.test_start.add_listener(self._on_test_start)
+        environment.events.quitting.add_listener(self._on_quitting)
+
+    # -- samples ------------------------------------------------------------------------
+    def record(self, sample: dict[str, Any]) -> None:
+        """Keep one sample: to the file here, or to the master with the next report."""
+        if self.is_worker:
+            self._buffer.append(sample)
+        else:
+            self._write_all([sample])
+
+    def _write_all(self, samples: list[dict[str, Any]]) -> None:
+        if self._file is not None:
+            self._file.write("".join(json.dumps(s, default=str) + "\n" for s in samples))
+
+    def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
+        data[SAMPLES_MESSAGE], self._buffer = self._buffer, []
+
+    def _on_worker_report(self, client_id: str, data: Mapping[str, Any]) -> None:
+        self._write_all(list(data.get(SAMPLES_MESSAGE) or ()))
+
+    def _ship(self) -> None:
+        """Send what is buffered now (a worker that stops must not wait for the next report)."""
+        if self._buffer and self.environment is not None and self.environment.runner:
+            samples, self._buffer = self._buffer, []
+            self.environment.runner.send_message(SAMPLES_MESSAGE, {"samples": samples})
+
+    # -- caps and the end of the run ----------------------------------------------------
+    def admit(self) -> None:
+        """Wait for the rate cap and count against the request cap (``StopUser`` when spent)."""
+        if self.started >= self.cap or self._stopping:
+            self.stop_run(f"request cap of {self.plan.max_requests} reached")
+            raise StopUser
+        self.started += 1
+        self.pacer.wait()
+
+    def tier_done(self, tier: str) -> None:
+        """A rate-limit user finished its tier."""
+        if self.is_worker:
+            self._ship()
+            assert self.environment is not None and self.environment.runner is not None
+            self.environment.runner.send_message(DONE_MESSAGE, {"tier": tier})
+        else:
+            self._on_done(tier)
+
+    def _on_done(self, tier: str) -> None:
+        self._done.add(tier)
+        if self._done >= set(self.plan.limits):
+            self.stop_run("every tier finished")
+
+    def stop_run(self, reason: str) -> None:
+        """End the whole run (from any process), once."""
+        if self._stopping or self.environment is None or self.environment.runner is None:
+            return
+        self._stopping = True
+        runner = self.environment.runner
+        if self.is_worker:
+            runner.send_message(STOP_MESSAGE, {"reason": reason})
+            return
+        log.info("gateprobe: stopping: %s", reason)
+
+        def stop_then_quit() -> None:
+            runner.stop()
+            runner.quit()
+
+        gevent.spawn(stop_then_quit)
+
+    def _on_test_start(self, **_: Any) -> None:
+        self._t0 = time.monotonic()
+        freeze_heap()
+        # The duration cap holds in web mode too, where Locust itself has no run time.
+        gevent.spawn_later(self.plan.duration_s + 1, self.stop_run,
+                           f"duration cap of {self.plan.duration_s:g} s reached")
+
+    def _on_quitting(self, environment: Environment, **_: Any) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        result = write_verdict(self.plan, time.monotonic() - self._t0)
+        environment.process_exit_code = 0 if result["ok"] else 1
+
+
+def freeze_heap() -> None:
+    """Move everything alive at the start (Locust, gevent, our modules) out of the collector's
+    reach: a full collection over it would pause every stream's clock for milliseconds."""
+    gc.collect()
+    gc.freeze()
+
+
+SESSION: Session | None = None
+
+
+def session() -> Session:
+    """This process's session, created from ``GATEPROBE_LOAD_PLAN`` on first use."""
+    global SESSION
+    if SESSION is None:
+        SESSION = Session(LoadPlan.from_env())
+
+        @events.init.add_listener
+        def _attach(environment: Environment, **_: Any) -> None:
+            assert SESSION is not None
+            SESSION.attach(environment)
+    return SESSION
+
+
+# -- requests -------------------------------------------------------------------------------
+def family_of(path: str) -> str:
+    """``anthropic`` for the Anthropic-native routes, else ``openai``."""
+    return "anthropic" if path.endswith(("/messages", "/complete")) else "openai"
+
+
+def headers_for(s: Session, path: str, key: str) -> dict[str, str]:
+    """Credentials and the headers every load request carries."""
+    headers = {**credentials(s.plan.profile, family_of(path), key),
+               "content-type": "application/json",
+               # A compressed stream is buffered until the end: no latency left to measure.
+               "accept-encoding": "identity"}
+    if family_of(path) == "anthropic":
+        headers["anthropic-version"] = "2023-06-01"
+    return headers
+
+
+def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
+    """The streaming request of one endpoint kind."""
+    models = plan.models
+    if kind == "chat":
+        body: dict[str, Any] = {"model": models["chat"], "stream": True,
+                                "max_tokens": plan.max_tokens,
+                                "messages": [{"role": "user", "content": plan.prompt}]}
+        if models["chat"] != models.get("legacy_chat"):  # claude-2-web ignores it
+            body["stream_options"] = {"include_usage": True}
+        return body
+    if kind == "messages":
+        return {"model": models["messages"], "stream": True, "max_tokens": plan.max_tokens,
+                "messages": [{"role": "user", "content": plan.prompt}]}
+    return {"model": models["complete"], "stream": True,
+            "max_tokens_to_sample": plan.max_tokens,
+            "prompt": f"\n\nHuman: {plan.prompt}\n\nAssistant:"}
+
+
+def read_arrivals(response: Any) -> Any:
+    """Yield ``(bytes, receive time)`` as data arrives (whatever is there, as soon as anything
+    is; geventhttpclient's ``read(n)`` would wait for ``n`` bytes).
+
+    The time is stamped straight after ``recv`` returns, and then this greenlet yields once
+    before its bytes are parsed: when many streams' events arrive together, every greenlet
+    stamps its arrival before any of them spends time parsing, so one stream's parsing never
+    shows up as another stream's latency.
+    """
+    raw = response._response
+    if raw is None:
+        return
+    if raw._body_buffer:  # what came with the headers arrived when they did
+        data = bytes(raw._body_buffer)
+        del raw._body_buffer[:]
+        yield data, now_ns()
+    while not raw.message_complete and raw._sock is not None:
+        data = raw._sock.recv(raw.block_size)
+        t_ns = now_ns()
+        if not data:
+            return
+        gevent.sleep(0)
+        raw.feed(data)
+        if raw._body_buffer:
+            body = bytes(raw._body_buffer)
+            del raw._body_buffer[:]
+            yield body, t_ns
+
+
+def fire(environment: Environment, kind: str, name: str, value: float | None,
+         length: int = 0) -> None:
+    """One custom Locust event, so the web UI and CSVs show gateprobe's metrics."""
+    if value is not None:
+        environment.events.request.fire(request_type=kind, name=name, response_time=value,
+                                        response_length=length, exception=None, context={})
+
+
+class StreamingUser(FastHttpUser):
+    """Streams to the weighted endpoints, closed loop or at an arrival rate."""
+
+    abstract = True
+    concurrency = 64
+    max_redirects = 0
+
+    def on_start(self) -> None:
+        s = session()
+        self.s = s
+        self.network_timeout = s.plan.timeouts.idle_s
+        self.connection_timeout = s.plan.timeouts.connect_s
+        kinds = [k for k, w in s.plan.weights.items() if w > 0]
+        self.kinds, self.weights = kinds, [s.plan.weights[k] for k in kinds]
+        self.key = s.keys[s.plan.api_key_env]
+        self.bodies = {k: json.dumps(stream_body(s.plan, k)) for k in kinds}
+        self.rng = random.Random()
+
+    def pick(self) -> str:
+        """The next endpoint kind, by weight."""
+        return self.rng.choices(self.kinds, self.weights)[0]
+
+    def closed_loop(self) -> None:
+        """One request at a time, the next as soon as the last ended."""
+        self.s.admit()
+        self.stream(self.pick())
+
+    def open_loop(self) -> None:
+        """Arrivals on a schedule of their own (constant or Poisson), never waiting for
+        answers: a slow gateway gets more concurrent requests, as it would in production."""
+        plan = self.s.plan
+        rate = plan.rate / max(1, plan.users)
+        pool = Pool(self.concurrency)
+        due = time.monotonic()
+        while True:
+            due += self.rng.expovariate(rate) if plan.arrival == "poisson" else 1 / rate
+            gevent.sleep(max(0.0, due - time.monotonic()))
+            self.s.admit()
+            if pool.full():  # bounded memory: an arrival with no free slot is dropped, counted
+                self.s.record({"t": time.time(), "dropped": True, "ok": False})
+                continue
+            pool.spawn(self.stream, self.pick())
+
+    def stream(self, kind: str) -> None:
+        """One streaming request, measured and checked as it arrives."""
+        s, path = self.s, STREAM_ENDPOINTS[kind]
+        body = self.bodies[kind]
+        wall = time.time()
+        start = now_ns()
+        observer = StreamObserver(path, json.loads(body), start, redact=s.redactor.text)
+        error: str | None = None
+        status = 0
+        with self.client.request("POST", path, data=body, headers=headers_for(s, path, self.key),
+                                 stream=True, catch_response=True, name=path) as response:
+            status = response.status_code or 0
+            request_id = (response.headers or {}).get("x-request-id") or \
+                (response.headers or {}).get("request-id")
+            try:
+                if status != 200:
+                    error = f"status {status}" if status else \
+                        f"no response: {getattr(response, 'error', None)}"
+                else:
+                    error = self._consume(response, observer, start)
+            except Exception as exc:  # a broken gateway is a finding, not a crash
+                error = f"{type(exc).__name__}: {exc}"
+            metrics = observer.finish(now_ns())
+            findings = [f.check_id for f in observer.findings] if status == 200 else []
+            ok = error is None and not findings
+            if ok:
+                response.success()
+            else:
+                response.failure(s.redactor.text(error or f"stream: {', '.join(findings)}"))
+        env = self.environment
+        for label, value in (("TTFB", metrics.ttfb_ms), ("TTFT", metrics.ttft_ms),
+                             ("TPOT", metrics.tpot_ms), ("E2E", metrics.e2e_ms),
+                             ("ITL max", max(metrics.itl_ms, default=None))):
+            fire(env, label, path, value, metrics.output_tokens)
+        fire(env, "tokens/s", path, metrics.tokens_per_s)
+        s.record({"t": wall, "start_ns": start, "pid": os.getpid(), "request_id": request_id,
+                  "endpoint": path, "status": status, "ok": ok,
+                  "error": s.redactor.text(error) if error else None, "findings": findings,
+                  **metrics.as_json()})
+
+    def _consume(self, response: Any, observer: StreamObserver, start: int) -> str | None:
+        """Feed the body to the observer; the reason it had to stop early, if it did."""
+        timeouts = self.s.plan.timeouts
+        size = 0
+        with gevent.Timeout(timeouts.total_s, False):
+            for chunk, t_ns in read_arrivals(response):
+                observer.feed(chunk, t_ns)
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    return f"body larger than {MAX_BODY_BYTES} bytes"
+            return None
+        return f"total timeout of {timeouts.total_s:g} s"
+
+
+class TierUser(FastHttpUser):
+    """Drives one tier's key past its limit within one window, then checks recovery."""
+
+    abstract = True
+    fixed_count = 1
+    concurrency = 64
+    max_redirects = 0
+    tier = ""
+    path = "/v1/chat/completions"
+
+    def on_start(self) -> None:
+        s = session()
+        self.s = s
+        self.network_timeout = s.plan.timeouts.idle_s
+        self.connection_timeout = s.plan.timeouts.connect_s
+        self.key = s.keys[s.plan.tier_keys[self.tier]]
+        self.body = json.dumps({"model": s.plan.models["legacy_chat"], "max_tokens": 1,
+                                "messages": [{"role": "user", "content": "Hi"}]})
+        self.ctx = Context(family_of(self.path), s.plan.profile, s.redactor,  # type: ignore[arg-type]
+                           Expectation(status=429), tuple(s.keys.values()))
+
+    def run_tier(self) -> None:
+        """Burst over one window, wait as told, try once more, then report done."""
+        s, plan = self.s, self.s.plan
+        n, spread = plan.burst_size(self.tier), plan.burst_spread_s
+        pool = Pool(self.concurrency)
+        retry_at: list[float] = []
+        t0 = time.monotonic()
+        for i in range(n):
+            gevent.sleep(max(0.0, t0 + i * spread / n - time.monotonic()))
+            s.admit()
+            pool.spawn(self.one, "burst", retry_at)
+        pool.join()
+        # Retry-After counts from the answer that gave it; without one, a whole window.
+        resume = max(retry_at, default=time.monotonic() + plan.window_s)
+        resume = min(resume, time.monotonic() + 2 * plan.window_s + 1)
+        waited = max(0.0, resume - time.monotonic())
+        gevent.sleep(waited)
+        s.admit()
+        self.one("recovery", [], waited)
+        s.tier_done(self.tier)
+        raise StopUser
+
+    def one(self, phase: str, retry_at: list[float], waited: float = 0.0) -> None:
+        """One request of the run, recorded with what its answer said about the budget."""
+        s = self.s
+        wall = time.time()
+        t = time.monotonic()
+        with self.client.request("POST", self.path, data=self.body, catch_response=True,
+                                 headers=headers_for(s, self.path, self.key),
+                                 name=f"{self.path} [{self.tier}]") as response:
+            status = response.status_code or None
+            headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+            body = response.content or b""
+            if status in (200, 429):
+                response.success()  # refusals are this scenario's subject, not its failures
+        sample: dict[str, Any] = {
+            "t": wall, "pid": os.getpid(), "tier": self.tier, "phase": phase, "status": status,
+            "latency_ms": (time.monotonic() - t) * 1000, "waited_s": waited,
+            **ratelimits.budget_headers(self.ctx.family, headers)}
+        if status is None:
+            sample["error"] = s.redactor.text(str(getattr(response, "error", "no response")))
+        if status == 429:
+            exchange = Exchange(self.path, "POST", json.loads(self.body), 429, headers, body)
+            sample["problems"] = [f"{f.check_id}: {f.observed}" for f in
+                                  run_checks(self.ctx, exchange, select(ENVELOPE_CHECKS))]
+            seconds = _seconds(headers.get("retry-after"))
+            if seconds is not None:
+                retry_at.append(time.monotonic() + seconds)
+        s.record(sample)
+
+
+def _seconds(text: str | None) -> float | None:
+    try:
+        value = float(text) if text else None
+    except ValueError:
+        return None
+    return value if value is not None and 0 <= value < 1e6 else None
+
+
+def tier_users(plan: LoadPlan, task: Callable[[TierUser], None]) -> dict[str, type[TierUser]]:
+    """One user class per tier of the plan (a module-level name each, for Locust to find)."""
+    classes: dict[str, type[TierUser]] = {}
+    for tier in plan.limits:
+        name = f"Tier_{''.join(c if c.isalnum() else '_' for c in tier)}"
+        classes[name] = type(name, (TierUser,), {"tier": tier, "abstract": False,
+                                                 "tasks": [task]})
+    return classes

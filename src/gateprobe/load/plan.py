@@ -1,0 +1,123 @@
+"""The plan of one load run: everything the Locust processes need, as one JSON file.
+
+The ``gateprobe load`` command builds it from the flags and the targets file, writes it into the
+run's folder and hands its path to Locust in ``GATEPROBE_LOAD_PLAN``; every Locust process (the
+master and each worker, local or remote) reads the same file. Keys are never in it: only the
+names of the environment variables that hold them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+PLAN_ENV = "GATEPROBE_LOAD_PLAN"
+
+SCENARIOS = ("rate-limits", "latency")
+ARRIVALS = ("closed", "constant", "poisson")
+STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
+                    "complete": "/v1/complete"}
+
+# Hard ceilings: no flag goes beyond them, whatever the target.
+MAX_DURATION_S = 3600.0
+MAX_REQUESTS = 1_000_000
+MAX_RPS = 2000.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-request bounds, in seconds."""
+
+    connect_s: float = 10.0
+    idle_s: float = 60.0
+    """Longest silence between two reads of one response (first byte included)."""
+    total_s: float = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class LoadPlan:
+    """One load run, as every Locust process sees it."""
+
+    scenario: str
+    base_url: str
+    profile: str
+    out_dir: str
+    """The run's report folder: samples, verdict and Locust's files go here."""
+    api_key_env: str = "GATEPROBE_API_KEY"
+    tier_keys: dict[str, str] = field(default_factory=dict)
+    """Tier -> the environment variable holding a key of that tier."""
+    limits: dict[str, int] = field(default_factory=dict)
+    """Tier -> requests per window."""
+    window_s: float = 60.0
+    models: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=lambda: {"chat": 1.0, "messages": 1.0,
+                                                               "complete": 1.0})
+    arrival: str = "closed"
+    rate: float = 0.0
+    """Arrivals per second over all users, for ``constant`` and ``poisson``."""
+    users: int = 1
+    max_tokens: int = 64
+    prompt: str = "Write a short paragraph about the sea."
+    overdrive: float = 1.5
+    """Rate limits: each tier is sent this many times its limit within one window."""
+    duration_s: float = 30.0
+    max_requests: int = 10_000
+    max_rps: float = 200.0
+    processes: int = 1
+    """Load processes sharing the caps (each takes its share)."""
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    slo: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def out(self) -> Path:
+        """The report folder."""
+        return Path(self.out_dir)
+
+    @property
+    def secret_envs(self) -> list[str]:
+        """The environment variables holding the keys this run uses."""
+        if self.scenario == "rate-limits":
+            return sorted(set(self.tier_keys.values()))
+        return [self.api_key_env]
+
+    def share(self, total: float) -> float:
+        """One process's share of a cap."""
+        return total / max(1, self.processes)
+
+    @property
+    def request_cap_per_process(self) -> int:
+        """This process's share of ``max_requests``."""
+        return max(1, math.ceil(self.share(self.max_requests)))
+
+    def burst_size(self, tier: str) -> int:
+        """Requests sent to ``tier`` in its one-window burst: over the limit by a margin."""
+        limit = self.limits[tier]
+        return max(limit + 3, math.ceil(limit * self.overdrive))
+
+    @property
+    def burst_spread_s(self) -> float:
+        """The burst is spread over half a window: all of it counts against one window."""
+        return self.window_s / 2
+
+    def save(self, path: Path) -> None:
+        """Write the plan as JSON."""
+        path.write_text(json.dumps(asdict(self), indent=2), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> LoadPlan:
+        """Read a plan written by ``save``."""
+        raw: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        raw["timeouts"] = Timeouts(**raw.get("timeouts", {}))
+        return cls(**raw)
+
+    @classmethod
+    def from_env(cls) -> LoadPlan:
+        """The plan named by ``GATEPROBE_LOAD_PLAN`` (set by ``gateprobe load``)."""
+        where = os.environ.get(PLAN_ENV)
+        if not where:
+            raise RuntimeError(f"{PLAN_ENV} is not set: start load runs with 'gateprobe load'")
+        return cls.load(Path(where))

@@ -1,0 +1,265 @@
+"""The verdict of a rate-limit run, from its raw samples (one JSON object per request).
+
+Every tier's key is driven past its limit within one window, all tiers at once, then waits the
+``Retry-After`` it was given and tries once more. A conformant gateway:
+
+- accepts at most the limit within the window, and not fewer than ``limit * (1 - tolerance)``;
+- refuses the rest with 429, ``Retry-After`` and the family's error envelope;
+- states the tier's limit in its rate-limit headers, with ``remaining`` counting down;
+- serves the key again once ``Retry-After`` has passed;
+- keeps each key's budget its own: one tier's exhaustion never throttles another key.
+
+The window is read as a sliding one (at most ``limit`` in *any* window-long interval), the
+strictest reading of "N requests per minute". A fixed-window gateway whose window boundary falls
+inside the burst can accept up to twice the limit; the finding says so.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+HEADER_NAMES = {
+    "openai": ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+               "x-ratelimit-reset-requests"),
+    "anthropic": ("anthropic-ratelimit-requests-limit", "anthropic-ratelimit-requests-remaining",
+                  "anthropic-ratelimit-requests-reset"),
+}
+
+CHECK_IDS = ("ratelimit.limit", "ratelimit.under_limit", "ratelimit.isolation",
+             "ratelimit.retry_after", "ratelimit.envelope", "ratelimit.headers",
+             "ratelimit.recovery", "ratelimit.errors")
+
+
+def budget_headers(family: str, headers: Mapping[str, str]) -> dict[str, str | None]:
+    """The request-budget headers of an answer, under family-neutral names."""
+    limit, remaining, reset = HEADER_NAMES[family]
+    return {"limit": headers.get(limit), "remaining": headers.get(remaining),
+            "reset": headers.get(reset), "retry_after": headers.get("retry-after")}
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One way a tier's limiting is wrong."""
+
+    check_id: str
+    tier: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.check_id} [{self.tier}]: {self.message}"
+
+
+@dataclass(slots=True)
+class TierResult:
+    """One tier's row of the result table."""
+
+    tier: str
+    limit: int
+    sent: int = 0
+    accepted: int = 0
+    rejected: int = 0
+    failed: int = 0
+    retry_after_s: float | None = None
+    recovered: bool | None = None
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """Whether the tier passed every check."""
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON form for summary files."""
+        return {"tier": self.tier, "limit": self.limit, "sent": self.sent,
+                "accepted": self.accepted, "rejected": self.rejected, "failed": self.failed,
+                "retry_after_s": self.retry_after_s, "recovered": self.recovered,
+                "ok": self.ok, "problems": [str(p) for p in self.problems]}
+
+
+@dataclass(slots=True)
+class RateLimitVerdict:
+    """Every tier's result and the accepted / rejected timeline."""
+
+    tiers: list[TierResult]
+    timeline: list[dict[str, Any]]
+
+    @property
+    def problems(self) -> list[Problem]:
+        """Every problem of every tier."""
+        return [p for t in self.tiers for p in t.problems]
+
+    @property
+    def ok(self) -> bool:
+        """Whether the gateway limited every tier correctly."""
+        return not self.problems
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON form for summary files."""
+        return {"ok": self.ok, "tiers": [t.as_json() for t in self.tiers],
+                "problems": [{"check_id": p.check_id, "tier": p.tier, "message": p.message}
+                             for p in self.problems],
+                "timeline": self.timeline}
+
+
+def _number(text: str | None) -> float | None:
+    try:
+        value = float(text) if text is not None else math.nan
+    except ValueError:
+        return None
+    return value if math.isfinite(value) and value >= 0 else None
+
+
+def judge(samples: Sequence[Mapping[str, Any]], limits: Mapping[str, int], window_s: float,
+          tolerance: float = 0.0) -> RateLimitVerdict:
+    """The verdict on a rate-limit run's samples."""
+    by_tier: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
+    for s in samples:
+        by_tier[s["tier"]].append(s)
+    burst_accepts = sorted(s["t"] for s in samples
+                           if s["phase"] == "burst" and _accepted(s))
+    results = [_judge_tier(tier, limit, by_tier.get(tier, []), window_s, tolerance,
+                           burst_accepts) for tier, limit in limits.items()]
+    return RateLimitVerdict(results, timeline(samples))
+
+
+def _accepted(s: Mapping[str, Any]) -> bool:
+    return s.get("status") is not None and 200 <= s["status"] < 300
+
+
+def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_s: float,
+                tolerance: float, all_accepts: list[float]) -> TierResult:
+    result = TierResult(tier, limit)
+    problems = result.problems
+    burst = sorted((s for s in samples if s["phase"] == "burst"), key=lambda s: s["t"])
+    if not burst:
+        problems.append(Problem("ratelimit.errors", tier, "no request of the burst completed"))
+        return result
+    accepted = [s for s in burst if _accepted(s)]
+    rejected = [s for s in burst if s.get("status") == 429]
+    failed = [s for s in burst if not _accepted(s) and s.get("status") != 429]
+    result.sent, result.accepted = len(burst), len(accepted)
+    result.rejected, result.failed = len(rejected), len(failed)
+    if failed:
+        what = sorted({str(s.get("status") or s.get("error") or "?")[:80] for s in failed})
+        problems.append(Problem("ratelimit.errors", tier,
+                                f"{len(failed)} of {len(burst)} requests failed: "
+                                f"{', '.join(what[:3])}"))
+
+    # -- how many got through -----------------------------------------------------------
+    floor = math.ceil(limit * (1 - tolerance))
+    span = burst[-1]["t"] - burst[0]["t"]
+    if len(accepted) > limit:
+        never = " and none was refused: the limit is not enforced" if not rejected else ""
+        problems.append(Problem(
+            "ratelimit.limit", tier,
+            f"accepted {len(accepted)} of {len(burst)} requests sent within {span:.1f} s "
+            f"(window {window_s:g} s), limit {limit}{never}"
+            + ("" if never else "; a fixed window crossing a boundary can also do this")))
+    elif len(accepted) < floor and not failed:
+        first_429 = rejected[0]["t"] if rejected else burst[-1]["t"]
+        everyone = sum(1 for t in all_accepts if t <= first_429)
+        if not accepted:
+            problems.append(Problem(
+                "ratelimit.under_limit", tier,
+                "the first request was refused: the key's budget was not full at the start "
+                "(used within the last window?)"))
+        elif everyone >= floor and everyone > len(accepted):
+            problems.append(Problem(
+                "ratelimit.isolation", tier,
+                f"refused after {len(accepted)} accepted (limit {limit}) while all keys "
+                f"together had {everyone} accepted: keys seem to share one budget"))
+        else:
+            problems.append(Problem(
+                "ratelimit.under_limit", tier,
+                f"accepted only {len(accepted)} of {len(burst)} (limit {limit}, "
+                f"at least {floor} expected)"))
+
+    # -- what the refusals said ---------------------------------------------------------
+    refusals = [s for s in samples if s.get("status") == 429]
+    waits = [_number(s.get("retry_after")) for s in refusals]
+    missing = sum(w is None for w in waits)
+    if missing:
+        problems.append(Problem("ratelimit.retry_after", tier,
+                                f"{missing} of {len(refusals)} 429 answers lack a valid "
+                                f"Retry-After"))
+    given = [w for w in waits if w is not None]
+    if given:
+        result.retry_after_s = max(given)
+        if result.retry_after_s > window_s + 1:
+            problems.append(Problem("ratelimit.retry_after", tier,
+                                    f"Retry-After {result.retry_after_s:g} s is longer than "
+                                    f"the {window_s:g} s window"))
+    broken = [p for s in refusals for p in s.get("problems") or ()]
+    if broken:
+        problems.append(Problem("ratelimit.envelope", tier,
+                                f"{len({id(s) for s in refusals if s.get('problems')})} of "
+                                f"{len(refusals)} 429 answers: {broken[0]}"))
+
+    # -- the budget headers -------------------------------------------------------------
+    problems += _header_problems(tier, limit, accepted, rejected)
+
+    # -- recovery -----------------------------------------------------------------------
+    recovery = [s for s in samples if s["phase"] == "recovery"]
+    if recovery:
+        result.recovered = _accepted(recovery[-1])
+        if not result.recovered:
+            waited = recovery[-1].get("waited_s", 0.0)
+            problems.append(Problem(
+                "ratelimit.recovery", tier,
+                f"still refused ({recovery[-1].get('status') or recovery[-1].get('error')}) "
+                f"after waiting {waited:.1f} s as Retry-After said"))
+    elif rejected:
+        problems.append(Problem("ratelimit.recovery", tier, "the recovery request never ran"))
+    return result
+
+
+def _header_problems(tier: str, limit: int, accepted: list[Mapping[str, Any]],
+                     rejected: list[Mapping[str, Any]]) -> list[Problem]:
+    problems: list[Problem] = []
+    answered = accepted + rejected
+    no_limit = sum(s.get("limit") is None for s in answered)
+    no_remaining = sum(s.get("remaining") is None for s in answered)
+    if no_limit or no_remaining:
+        problems.append(Problem("ratelimit.headers", tier,
+                                f"budget headers missing: limit on {no_limit}, remaining on "
+                                f"{no_remaining} of {len(answered)} answers"))
+        return problems
+    stated = sorted({s["limit"] for s in answered})
+    if stated != [str(limit)]:
+        problems.append(Problem("ratelimit.headers", tier,
+                                f"limit header says {', '.join(stated)}; the tier's limit is "
+                                f"{limit}"))
+    remaining = [_number(s["remaining"]) for s in accepted]
+    values = [int(r) for r in remaining if r is not None and r.is_integer()]
+    if len(values) != len(remaining) or any(not 0 <= r < limit for r in values):
+        problems.append(Problem("ratelimit.headers", tier,
+                                "remaining is not a whole number within 0..limit-1 on every "
+                                "accepted answer"))
+    elif len(set(values)) != len(values):
+        problems.append(Problem("ratelimit.headers", tier,
+                                f"remaining does not count down: {len(values)} accepted "
+                                f"answers gave only {len(set(values))} distinct values"))
+    if any(_number(s["remaining"]) != 0 for s in rejected):
+        problems.append(Problem("ratelimit.headers", tier,
+                                "a 429 answer says requests remain"))
+    return problems
+
+
+def timeline(samples: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Accepted / rejected / failed per whole second since the first request, per tier."""
+    if not samples:
+        return []
+    t0 = min(s["t"] for s in samples)
+    rows: dict[tuple[int, str], dict[str, Any]] = {}
+    for s in samples:
+        second = int(s["t"] - t0)
+        row = rows.setdefault((second, s["tier"]), {"second": second, "tier": s["tier"],
+                                                    "accepted": 0, "rejected": 0, "failed": 0})
+        kind = "accepted" if _accepted(s) else "rejected" if s.get("status") == 429 \
+            else "failed"
+        row[kind] += 1
+    return [rows[k] for k in sorted(rows)]

@@ -1,0 +1,88 @@
+"""From a load run's raw samples to its verdict: written by the Locust master (or the only
+process) when the run ends, read back by ``gateprobe load``.
+
+``verdict.json`` is the one place a run's outcome lives; the exit code, the printed tables and
+(later) the report folder's summaries are all derived from it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from gateprobe.load import ratelimits
+from gateprobe.load.plan import LoadPlan
+from gateprobe.load.slo import evaluate_latency
+from gateprobe.metrics import aggregate
+
+SAMPLES_FILE = "samples.jsonl"
+VERDICT_FILE = "verdict.json"
+VERDICT_VERSION = 1
+
+
+def read_samples(path: Path) -> Iterator[dict[str, Any]]:
+    """The samples of a run, in the order they were written (a torn last line is skipped)."""
+    if not path.exists():
+        return
+    with path.open(encoding="utf-8") as lines:
+        for line in lines:
+            try:
+                yield json.loads(line)
+            except ValueError:
+                continue
+
+
+def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
+    """The verdict of a finished run: ``ok``, the reasons when not, and the numbers."""
+    out: dict[str, Any] = {"version": VERDICT_VERSION, "scenario": plan.scenario,
+                           "base_url": plan.base_url, "wall_s": wall_s,
+                           "requests": len(samples)}
+    if plan.scenario == "rate-limits":
+        tolerance = plan.slo.get("rate_limit_tolerance", 0.0)
+        result = ratelimits.judge(samples, plan.limits, plan.window_s, tolerance)
+        out["rate_limits"] = result.as_json()
+        out["reasons"] = [str(p) for p in result.problems]
+        out["failed_checks"] = sorted({p.check_id for p in result.problems})
+    else:
+        streams = [s for s in samples if not s.get("dropped")]
+        summary = aggregate(streams, wall_s)
+        summary["dropped_arrivals"] = len(samples) - len(streams)
+        findings = Counter(f for s in streams for f in s.get("findings") or ())
+        summary["stream_findings"] = dict(findings.most_common())
+        summary["by_endpoint"] = {
+            endpoint: aggregate([s for s in streams if s["endpoint"] == endpoint])
+            for endpoint in sorted({s["endpoint"] for s in streams})}
+        breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
+        out["latency"] = summary
+        out["reasons"] = [str(b) for b in breaches]
+        out["failed_checks"] = sorted({b.check_id for b in breaches})
+        if not streams:
+            out["reasons"].append("no request completed")
+            out["failed_checks"].append("load.no_samples")
+    out["ok"] = not out["reasons"]
+    return out
+
+
+def write_verdict(plan: LoadPlan, wall_s: float) -> dict[str, Any]:
+    """Judge the samples on disk and write ``verdict.json`` next to them."""
+    samples = list(read_samples(plan.out / SAMPLES_FILE))
+    result = verdict(plan, samples, wall_s)
+    (plan.out / VERDICT_FILE).write_text(json.dumps(finite(result), indent=2, allow_nan=False,
+                                                    default=str), encoding="utf-8")
+    return result
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity (a percentile of no samples) as None: JSON has
+    neither, and a reader must not mistake "no data" for a number."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

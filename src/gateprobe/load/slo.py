@@ -1,0 +1,99 @@
+"""Service-level objectives of a load run: a flat YAML mapping of thresholds.
+
+Latency thresholds are named ``<metric>_p<q>_ms`` (metric: ``ttfb``, ``ttft``, ``tpot``,
+``itl``, ``e2e``; q: 50, 90, 95, 99) and are upper bounds on that percentile of the raw samples.
+``tokens_per_s_p50_min`` is a lower bound. ``error_rate_max`` bounds failed requests over all
+requests; ``stream_findings_max`` bounds grammar findings; ``rate_limit_tolerance`` is how far
+below its limit (a fraction of the limit) a tier's accepted count may fall.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gateprobe.errors import ConfigError
+
+DEFAULT_SLO_FILE = "slo.yaml"
+
+_PERCENTILE = re.compile(r"(ttfb|ttft|tpot|itl|e2e)_p(50|90|95|99)_ms")
+OTHER_KEYS = ("tokens_per_s_p50_min", "error_rate_max", "stream_findings_max",
+              "rate_limit_tolerance")
+KNOWN = tuple(f"{m}_p{q}_ms" for m in ("ttfb", "ttft", "tpot", "itl", "e2e")
+              for q in (50, 90, 95, 99)) + OTHER_KEYS
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """One objective a run missed."""
+
+    slo: str
+    limit: float
+    observed: float
+
+    @property
+    def check_id(self) -> str:
+        """The finding id: ``slo.<name>``."""
+        return f"slo.{self.slo}"
+
+    def __str__(self) -> str:
+        relation = "<" if self.slo.endswith("_min") else ">"
+        return f"{self.slo}: {self.observed:.4g} {relation} {self.limit:g}"
+
+
+def validate(raw: Any, source: str) -> dict[str, float]:
+    """The thresholds of ``raw``, each name known and each value a non-negative number."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        raise ConfigError(f"{source}: SLOs must be a mapping of name: threshold")
+    out: dict[str, float] = {}
+    for name, value in raw.items():
+        if name not in KNOWN:
+            close = difflib.get_close_matches(str(name), KNOWN, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise ConfigError(f"{source}: unknown SLO {name!r}{hint}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+                or not math.isfinite(value):
+            raise ConfigError(f"{source}: SLO {name} must be a number >= 0, got {value!r}")
+        out[str(name)] = float(value)
+    if out.get("rate_limit_tolerance", 0.0) >= 1:
+        raise ConfigError(f"{source}: rate_limit_tolerance is a fraction of the limit, below 1")
+    return out
+
+
+def load_slo(path: Path) -> dict[str, float]:
+    """Read an SLO file."""
+    from gateprobe.yamlfile import read_yaml
+
+    return validate(read_yaml(path, "SLO file"), str(path))
+
+
+def evaluate_latency(summary: Mapping[str, Any], slo: Mapping[str, float],
+                     stream_findings: int) -> list[Breach]:
+    """The objectives a latency run's summary (``metrics.aggregate``) misses.
+
+    A percentile with no samples at all (every request failed) is a breach of its objective,
+    never a silent pass.
+    """
+    breaches: list[Breach] = []
+    for name, limit in slo.items():
+        if match := _PERCENTILE.fullmatch(name):
+            metric, q = match.groups()
+            value = summary.get(f"{metric}_ms", {}).get(f"p{q}", math.nan)
+            if math.isnan(value) or value > limit:
+                breaches.append(Breach(name, limit, value))
+        elif name == "tokens_per_s_p50_min":
+            value = summary.get("tokens_per_s", {}).get("p50", math.nan)
+            if math.isnan(value) or value < limit:
+                breaches.append(Breach(name, limit, value))
+        elif name == "error_rate_max" and summary.get("error_rate", 0.0) > limit:
+            breaches.append(Breach(name, limit, summary["error_rate"]))
+        elif name == "stream_findings_max" and stream_findings > limit:
+            breaches.append(Breach(name, limit, float(stream_findings)))
+    return breaches

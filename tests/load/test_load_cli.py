@@ -1,0 +1,242 @@
+"""``gateprobe load`` end to end: Locust in a subprocess against reference gateways on
+loopback, clean and with each load fault of the catalogue; distributed mode; the refusals.
+
+Every run here is short (a 4 s rate window, 3-4 s latency runs) and capped in requests.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateprobe.cli import main
+from gateprobe.console import Console
+from gateprobe.reference import Timing
+from gateprobe.reference.faults import CATALOGUE
+from gateway_fixtures import MakeGateway
+
+LOAD_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "load"]
+RATE_FAULTS = [n for n in LOAD_FAULTS if n.startswith("ratelimit-")]
+LATENCY_FAULTS = [n for n in LOAD_FAULTS if n not in RATE_FAULTS]
+WINDOW_S = 4
+TIERS = {"free": ("GP_TEST_FREE", "gp-free-0001", 12), "vip": ("GP_TEST_VIP", "gp-vip-0001", 60),
+         "premium": ("GP_TEST_PREMIUM", "gp-premium-0001", 90)}
+TIGHT_SLO = "ttft_p95_ms: 150\nitl_p99_ms: 150\nerror_rate_max: 0\nstream_findings_max: 0\n"
+
+
+@pytest.fixture(autouse=True)
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    for variable, key, _ in TIERS.values():
+        monkeypatch.setenv(variable, key)
+    monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+
+
+def gateprobe(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), Console(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def verdict(report: Path) -> dict[str, Any]:
+    result: dict[str, Any] = json.loads((report / "verdict.json").read_text())
+    return result
+
+
+def rate_limits(base_url: str, report: Path, *extra: str) -> tuple[int, str, str]:
+    args = ["load", "rate-limits", "--base-url", base_url, "--window-s", str(WINDOW_S),
+            "--report-dir", str(report)]
+    for tier, (variable, _, limit) in TIERS.items():
+        args += ["--tier-key", f"{tier}={variable}", "--limit", f"{tier}={limit}"]
+    return gateprobe(*args, *extra)
+
+
+def latency(base_url: str, report: Path, slo: Path, *extra: str) -> tuple[int, str, str]:
+    return gateprobe("load", "latency", "--base-url", base_url, "--api-key-env", "GP_TEST_KEY",
+                     "--duration", "3", "--users", "4", "--max-tokens", "24",
+                     "--slo", str(slo), "--report-dir", str(report), *extra)
+
+
+@pytest.fixture
+def tight_slo(tmp_path: Path) -> Path:
+    path = tmp_path / "slo.yaml"
+    path.write_text(TIGHT_SLO)
+    return path
+
+
+def test_rate_limits_pass_on_the_clean_gateway(make_gateway: MakeGateway,
+                                               tmp_path: Path) -> None:
+    gateway = make_gateway(rate_window_s=WINDOW_S)
+    code, out, err = rate_limits(gateway.base_url, tmp_path)
+    assert code == 0, out + err
+    result = verdict(tmp_path)["rate_limits"]
+    for row in result["tiers"]:
+        assert row["accepted"] == row["limit"] and row["rejected"] > 0 and row["recovered"]
+    assert {r["tier"] for r in result["timeline"]} == set(TIERS)
+    assert "PASS" in out and "timeline" in out
+    for artifact in ("samples.jsonl", "locust_stats.csv", "locust.html", "plan.json"):
+        assert (tmp_path / artifact).exists(), artifact
+
+
+@pytest.mark.parametrize("fault", RATE_FAULTS)
+def test_each_rate_limit_fault_fails_the_run(make_gateway: MakeGateway, tmp_path: Path,
+                                             fault: str) -> None:
+    gateway = make_gateway(rate_window_s=WINDOW_S, faults=(fault,))
+    code, out, err = rate_limits(gateway.base_url, tmp_path)
+    assert code == 1, out + err
+    failed = set(verdict(tmp_path)["failed_checks"])
+    assert set(CATALOGUE[fault].trips) <= failed, failed
+    assert "FAIL" in out and CATALOGUE[fault].trips[0] in out
+
+
+def test_latency_passes_on_the_clean_gateway(make_gateway: MakeGateway, tmp_path: Path,
+                                             tight_slo: Path) -> None:
+    gateway = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2))
+    code, out, err = latency(gateway.base_url, tmp_path, tight_slo)
+    assert code == 0, out + err
+    result = verdict(tmp_path)["latency"]
+    assert set(result["by_endpoint"]) == {"/v1/chat/completions", "/v1/messages",
+                                          "/v1/complete"}
+    assert result["errors"] == 0 and result["stream_findings"] == {}
+    assert 20 <= result["ttft_ms"]["p50"] < 150
+    lines = (tmp_path / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == result["requests"] > 0
+    first = json.loads(lines[0])
+    assert {"ttfb_ms", "ttft_ms", "tpot_ms", "e2e_ms", "itl_ms", "output_tokens",
+            "tokens_per_s"} <= set(first)
+    # Locust shows the metrics as custom events too.
+    stats = (tmp_path / "locust_stats.csv").read_text()
+    assert "TTFT" in stats and "TPOT" in stats and "ITL max" in stats
+
+
+@pytest.mark.parametrize("fault", LATENCY_FAULTS)
+def test_each_latency_fault_fails_the_run(make_gateway: MakeGateway, tmp_path: Path,
+                                          tight_slo: Path, fault: str) -> None:
+    early = fault == "stream-early-empty-chunk"
+    # The early empty chunk only hides a slow first token: give it one to hide.
+    gateway = make_gateway(timing=Timing(ttft_ms=250 if early else 20, itl_ms=2),
+                           faults=(fault,))
+    weights = ("--weight", "messages=0", "--weight", "complete=0") if early else ()
+    code, out, err = latency(gateway.base_url, tmp_path, tight_slo, *weights)
+    assert code == 1, out + err
+    result = verdict(tmp_path)
+    assert set(CATALOGUE[fault].trips) <= set(result["failed_checks"])
+    if early:  # what a harness timing the first byte would have reported
+        assert result["latency"]["ttfb_ms"]["p95"] < 150 <= result["latency"]["ttft_ms"]["p50"]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def test_master_with_two_workers(make_gateway: MakeGateway, tmp_path: Path,
+                                 tight_slo: Path) -> None:
+    gateway = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
+    port = str(free_port())
+    workers = [subprocess.Popen(
+        [sys.executable, "-m", "gateprobe", "load", "latency", "--worker", "--master-port", port,
+         "--base-url", gateway.base_url, "--api-key-env", "GP_TEST_KEY",
+         "--report-dir", str(tmp_path / f"worker{i}")],
+        env=os.environ.copy(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for i in range(2)]
+    try:
+        code, out, err = latency(gateway.base_url, tmp_path / "master", tight_slo, "--master",
+                                 "--expect-workers", "2", "--master-port", port)
+        for worker in workers:
+            assert worker.wait(timeout=60) == 0, worker.stdout.read() if worker.stdout else ""
+    finally:
+        for worker in workers:
+            worker.kill()
+            if worker.stdout:
+                worker.stdout.close()
+    assert code == 0, out + err
+    lines = (tmp_path / "master" / "samples.jsonl").read_text().splitlines()
+    pids = {json.loads(line)["pid"] for line in lines}
+    assert len(pids) == 2, "samples from both workers reach the master"
+    assert verdict(tmp_path / "master")["requests"] == len(lines)
+
+
+def test_local_processes_share_the_request_cap(make_gateway: MakeGateway, tmp_path: Path,
+                                               tight_slo: Path) -> None:
+    gateway = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
+    code, out, err = latency(gateway.base_url, tmp_path, tight_slo, "--processes", "2",
+                             "--max-requests", "30")
+    assert code == 0, out + err
+    lines = (tmp_path / "samples.jsonl").read_text().splitlines()
+    assert len(lines) == 30
+    assert len({json.loads(line)["pid"] for line in lines}) == 2
+    assert "request cap of 30 reached" in (tmp_path / "locust.log").read_text()
+
+
+def test_open_loop_arrivals(make_gateway: MakeGateway, tmp_path: Path,
+                            tight_slo: Path) -> None:
+    gateway = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
+    code, out, err = latency(gateway.base_url, tmp_path, tight_slo, "--arrival", "poisson",
+                             "--rate", "20")
+    assert code == 0, out + err
+    requests = verdict(tmp_path)["requests"]
+    assert 20 <= requests <= 110, requests  # ~60 expected over 3 s
+
+
+def test_embedded_gateway_by_default(tmp_path: Path) -> None:
+    code, out, err = gateprobe("load", "latency", "--duration", "2", "--users", "2",
+                               "--max-tokens", "8", "--report-dir", str(tmp_path))
+    assert code == 0, out + err
+    assert "embedded reference gateway" in out and verdict(tmp_path)["requests"] > 0
+
+
+# -- refusals: one line, exit 2 (or 3), and nothing is sent -----------------------------------
+@pytest.mark.parametrize(("argv", "message"), [
+    (["latency", "--base-url", "http://example.com"], "refused: only loopback"),
+    (["latency", "--base-url", "http://127.0.0.1:9", "--api-key-env", "GP_UNSET"],
+     "GP_UNSET"),
+    (["latency", "--arrival", "poisson"], "needs --rate"),
+    (["latency", "--arrival", "constant", "--rate", "500"], "above --max-rps"),
+    (["latency", "--duration", "99999"], "--duration must be within"),
+    (["latency", "--max-requests", "0"], "--max-requests must be at least 1"),
+    (["latency", "--max-rps", "5000"], "capped"),
+    (["latency", "--weight", "embeddings=1"], "unknown endpoint 'embeddings'"),
+    (["latency", "--weight", "chat=0", "--weight", "messages=0", "--weight", "complete=0"],
+     "every weight is 0"),
+    (["latency", "--master", "--worker"], "not both"),
+    (["latency", "--slo", "/nonexistent/slo.yaml"], "slo.yaml"),
+    (["rate-limits", "--base-url", "http://127.0.0.1:9"], "needs tier keys"),
+    (["rate-limits", "--base-url", "http://127.0.0.1:9", "--tier-key", "free=GP_TEST_FREE"],
+     "no limit"),
+    (["rate-limits", "--base-url", "http://127.0.0.1:9", "--limit", "free=x"], "not a number"),
+    (["rate-limits", "--limit", "free"], "NAME=VALUE"),
+])
+def test_usage_errors(argv: list[str], message: str) -> None:
+    code, out, err = gateprobe("load", *argv)
+    assert code == 2, out + err
+    assert message in err and err.count("\n") == 1 and "Traceback" not in err
+
+
+def test_rate_cap_too_low_for_the_burst(tmp_path: Path) -> None:
+    code, _, err = gateprobe("load", "rate-limits", "--max-rps", "10",
+                             "--report-dir", str(tmp_path))
+    assert code == 2 and "raise --max-rps" in err
+
+
+def test_unreachable_target_exits_3(tmp_path: Path) -> None:
+    code, _, err = gateprobe("load", "latency", "--base-url", f"http://127.0.0.1:{free_port()}",
+                             "--api-key-env", "GP_TEST_KEY", "--report-dir", str(tmp_path))
+    assert code == 3 and "cannot connect" in err
+
+
+def test_target_without_allow_load_is_refused(tmp_path: Path) -> None:
+    targets = tmp_path / "targets.yaml"
+    targets.write_text("targets:\n  paid:\n    base_url: https://gateway.example\n"
+                       "    profile: ohmygpt\n    api_key_env: GP_TEST_KEY\n")
+    code, _, err = gateprobe("load", "latency", "--target", "paid", "--targets", str(targets))
+    assert code == 2 and "allow_load: true" in err

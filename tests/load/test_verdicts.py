@@ -1,0 +1,141 @@
+"""The rate-limit verdict and the SLOs, on hand-made samples: each rule can fail alone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateprobe.errors import ConfigError
+from gateprobe.load import ratelimits
+from gateprobe.load.slo import evaluate_latency, load_slo, validate
+from gateprobe.metrics import aggregate
+
+
+def sample(tier: str, t: float, status: int | None, remaining: int | None = None,
+           limit: int = 4, phase: str = "burst", **extra: Any) -> dict[str, Any]:
+    return {"tier": tier, "t": t, "status": status, "phase": phase,
+            "limit": None if limit is None else str(limit),
+            "remaining": None if remaining is None else str(remaining),
+            "retry_after": "2" if status == 429 else None, "problems": [], **extra}
+
+
+def good_tier(tier: str = "free", limit: int = 4, t0: float = 0.0) -> list[dict[str, Any]]:
+    out = [sample(tier, t0 + i * 0.1, 200, limit - 1 - i, limit) for i in range(limit)]
+    out += [sample(tier, t0 + 1 + i * 0.1, 429, 0, limit) for i in range(3)]
+    out.append(sample(tier, t0 + 4, 200, limit - 1, limit, phase="recovery", waited_s=2.0))
+    return out
+
+
+def checks(samples: list[dict[str, Any]], limits: dict[str, int] | None = None,
+           tolerance: float = 0.0) -> set[str]:
+    verdict = ratelimits.judge(samples, limits or {"free": 4}, 10.0, tolerance)
+    return {p.check_id for p in verdict.problems}
+
+
+def test_a_correct_tier_passes_and_the_timeline_counts_per_second() -> None:
+    verdict = ratelimits.judge(good_tier(), {"free": 4}, 10.0)
+    assert verdict.ok, verdict.problems
+    [row] = verdict.tiers
+    assert (row.sent, row.accepted, row.rejected, row.recovered) == (7, 4, 3, True)
+    assert verdict.timeline[0] == {"second": 0, "tier": "free", "accepted": 4, "rejected": 0,
+                                   "failed": 0}
+    assert verdict.timeline[1]["rejected"] == 3
+
+
+def test_over_the_limit() -> None:
+    samples = good_tier()
+    samples[4] = sample("free", 1.0, 200, 0)
+    assert "ratelimit.limit" in checks(samples)
+
+
+def test_under_the_limit_beyond_tolerance() -> None:
+    samples = good_tier(limit=10)
+    for s in samples[7:10]:
+        s.update(status=429, remaining="0")
+    assert "ratelimit.under_limit" in checks(samples, {"free": 10})
+    assert "ratelimit.under_limit" not in checks(samples, {"free": 10}, tolerance=0.3)
+
+
+def test_a_budget_shared_with_another_key_is_named_as_such() -> None:
+    free = good_tier("free", 4)
+    free[2:4] = [sample("free", 0.2, 429, 0), sample("free", 0.3, 429, 0)]
+    vip = [sample("vip", 0.05 * i, 200, 9 - i, 10) for i in range(3)]
+    found = checks(free + vip, {"free": 4, "vip": 10}, tolerance=0.0)
+    assert "ratelimit.isolation" in found
+
+
+def test_missing_or_absurd_retry_after() -> None:
+    samples = good_tier()
+    samples[4]["retry_after"] = None
+    assert "ratelimit.retry_after" in checks(samples)
+    samples = good_tier()
+    samples[4]["retry_after"] = "3600"
+    assert "ratelimit.retry_after" in checks(samples)
+
+
+def test_envelope_problems_are_reported() -> None:
+    samples = good_tier()
+    samples[5]["problems"] = ["error.envelope: text/plain body"]
+    assert "ratelimit.envelope" in checks(samples)
+
+
+@pytest.mark.parametrize("bend", ["no_limit", "wrong_limit", "stuck_remaining",
+                                  "429_with_remaining"])
+def test_budget_headers(bend: str) -> None:
+    samples = good_tier()
+    if bend == "no_limit":
+        samples[0]["limit"] = None
+    elif bend == "wrong_limit":
+        samples[0]["limit"] = "60"
+    elif bend == "stuck_remaining":
+        samples[1]["remaining"] = samples[0]["remaining"]
+    else:
+        samples[5]["remaining"] = "2"
+    assert "ratelimit.headers" in checks(samples)
+
+
+def test_no_recovery() -> None:
+    samples = good_tier()
+    samples[-1]["status"] = 429
+    assert "ratelimit.recovery" in checks(samples)
+    assert "ratelimit.recovery" in checks(samples[:-1])  # refused, and never tried again
+
+
+def test_transport_failures_and_silence() -> None:
+    samples = good_tier()
+    samples[4] = sample("free", 1.0, None, error="ConnectionResetError")
+    assert "ratelimit.errors" in checks(samples)
+    assert checks([], {"free": 4}) == {"ratelimit.errors"}
+
+
+def test_slo_file_validation(tmp_path: Path) -> None:
+    assert validate({"ttft_p95_ms": 100, "error_rate_max": 0}, "x") == {
+        "ttft_p95_ms": 100.0, "error_rate_max": 0.0}
+    with pytest.raises(ConfigError, match="did you mean 'ttft_p95_ms'"):
+        validate({"ttft_p95": 1}, "x")
+    with pytest.raises(ConfigError, match="must be a number"):
+        validate({"ttft_p95_ms": "fast"}, "x")
+    with pytest.raises(ConfigError, match="fraction"):
+        validate({"rate_limit_tolerance": 2}, "x")
+    shipped = Path(__file__).resolve().parents[2] / "load" / "slo.yaml"
+    assert "ttft_p95_ms" in load_slo(shipped)
+    bad = tmp_path / "slo.yaml"
+    bad.write_text("- a list\n")
+    with pytest.raises(ConfigError, match="mapping"):
+        load_slo(bad)
+
+
+def test_latency_slos_are_judged_on_raw_percentiles() -> None:
+    samples = [{"ttft_ms": float(v), "tpot_ms": 2.0, "itl_ms": [1.0], "ok": True,
+                "output_tokens": 5, "tokens_per_s": 50.0} for v in range(1, 101)]
+    summary = aggregate(samples)
+    assert evaluate_latency(summary, {"ttft_p95_ms": 96}, 0) == []
+    [breach] = evaluate_latency(summary, {"ttft_p95_ms": 95}, 0)
+    assert breach.check_id == "slo.ttft_p95_ms" and "95.05 > 95" in str(breach)
+    assert [b.slo for b in evaluate_latency(summary, {"tokens_per_s_p50_min": 60,
+                                                      "stream_findings_max": 0}, 1)] == [
+        "tokens_per_s_p50_min", "stream_findings_max"]
+    # No samples at all is a breach, never a silent pass.
+    assert evaluate_latency(aggregate([]), {"e2e_p95_ms": 1e9}, 0)[0].slo == "e2e_p95_ms"
