@@ -13,7 +13,7 @@ BASE = {"errors", "console", "redact", "tokenizer", "sse", "findings", "metrics"
         "specs", "checks", "golden", "yamlfile", "types"}
 RUNNERS = {"__main__", "smoke", "cli", "cases", "probe", "conformance_runner", "pytest_plugin",
            "fuzz_guard",
-           "compare", "report", "load", "conformance"}
+           "compare", "report", "load", "conformance", "pipeline", "gate"}
 FORBIDDEN_EVERYWHERE_BUT_LOAD = {"locust", "gevent"}
 
 
@@ -70,7 +70,7 @@ def test_imports_follow_the_layers(path: Path) -> None:
         target = name.removeprefix("gateprobe.")
         target_layer = layer(target)
         if target_layer == "reference" and my_layer == "runner":
-            assert me in {"cli", "conformance_runner", "load.runner"}, \
+            assert me in {"cli", "conformance_runner", "load.runner", "pipeline"}, \
                 f"{me}:{line}: only the CLI's commands may start the reference gateway"
             continue
         assert target_layer in ALLOWED[my_layer], (

@@ -76,8 +76,8 @@ def test_run_against_an_unreachable_target_exits_3(monkeypatch: pytest.MonkeyPat
     assert_one_line_error(err, "cannot connect to http://127.0.0.1:9")
 
 
-def test_run_embedded_passes_every_probe() -> None:
-    code, out, err = run_cli("run")
+def test_run_smoke_embedded_passes_every_probe() -> None:
+    code, out, err = run_cli("run", "--smoke")
     assert code == 0, out + err
     assert "embedded reference gateway" in out
     assert "15 passed, 0 failed" in out
@@ -89,8 +89,8 @@ def test_run_against_a_gateway_missing_routes_fails_and_names_them(
 ) -> None:
     gw = make_gateway(profile="openai")  # serves no Anthropic routes
     monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
-    code, out, _ = run_cli("run", "--base-url", gw.base_url, "--api-key-env", "GP_TEST_KEY",
-                           "--json")
+    code, out, _ = run_cli("run", "--smoke", "--base-url", gw.base_url, "--api-key-env",
+                           "GP_TEST_KEY", "--json")
     assert code == 1
     results = {r["case"]: r for r in json.loads(out)}
     assert results["stream: chat"]["problem"] is None

@@ -52,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=0, help="fake model seed (0)")
     serve.add_argument("--max-inflight", type=int, default=0,
                        help="answer 529/503 above this many requests in progress (0: no limit)")
+    serve.add_argument("--cut-after-s", type=float, default=0.0, metavar="S",
+                       help="answer non-streaming requests longer than S with a CDN's 524 page "
+                            "at S seconds (0: never)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME",
                        help="enable a named deviation (repeatable; see --list-faults)")
     serve.add_argument("--list-faults", action="store_true",
@@ -95,12 +98,41 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_load_parser(sub)
 
-    run = sub.add_parser("run", help="probe every endpoint (default: the embedded gateway)")
-    run.add_argument("--base-url", help="probe this gateway instead of the embedded one")
+    comp = sub.add_parser("compare", help="the same probes against every mirror, side by side")
+    comp.add_argument("--target", metavar="NAME", help="a target whose mirrors to compare")
+    comp.add_argument("--targets", metavar="FILE", default="targets.yaml")
+    comp.add_argument("--base-url", action="append", default=[], metavar="URL",
+                      help="a mirror (repeat: at least two)")
+    comp.add_argument("--profile", choices=PROFILES, default="ohmygpt")
+    comp.add_argument("--api-key-env", default="GATEPROBE_API_KEY", metavar="VAR")
+    comp.add_argument("--model", action="append", default=[], metavar="ENDPOINT=NAME")
+    comp.add_argument("--samples", type=int, default=10, help="streams per mirror (10)")
+    comp.add_argument("--long-request-s", type=float, default=120.0, metavar="S",
+                      help="how long the long-request probe asks to run (120: past a 100 s "
+                           "CDN limit)")
+    comp.add_argument("--timeout-s", type=float, default=60.0, help="per request (60)")
+    comp.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-compare/")
+
+    gate = sub.add_parser("gate", help="the CI entry point: run the suites of a gate file and "
+                                       "decide (allow-list, baseline)")
+    gate.add_argument("--config", required=True, metavar="FILE", help="the gate file (YAML)")
+    gate.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-gate/")
+
+    run = sub.add_parser("run", help="conformance, a short rate-limit and a short latency run, "
+                                     "and the report (default: the embedded gateway)")
+    run.add_argument("--target", metavar="NAME", help="a target of the targets file")
+    run.add_argument("--targets", metavar="FILE", default="targets.yaml")
+    run.add_argument("--base-url", help="this gateway instead of the embedded one")
     run.add_argument("--profile", choices=PROFILES, default="ohmygpt")
     run.add_argument("--api-key-env", default="GATEPROBE_API_KEY",
                      help="environment variable holding the key (GATEPROBE_API_KEY)")
-    run.add_argument("--json", action="store_true", help="print results as JSON")
+    run.add_argument("--suites", default="conformance,rate-limits,latency",
+                     help="comma-separated: conformance, rate-limits, latency (all)")
+    run.add_argument("--select", metavar="EXPR", help="conformance categories (see conformance)")
+    run.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-run/")
+    run.add_argument("--smoke", action="store_true",
+                     help="only a quick smoke probe of every endpoint, no report folder")
+    run.add_argument("--json", action="store_true", help="--smoke: print results as JSON")
     return parser
 
 
@@ -115,6 +147,14 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
             from gateprobe.conformance_runner import run_conformance
 
             return run_conformance(args, console)
+        if args.command == "compare":
+            from gateprobe.compare import run_compare
+
+            return run_compare(args, console)
+        if args.command == "gate":
+            from gateprobe.gate import run_gate
+
+            return run_gate(args, console)
         if args.command == "load":
             from gateprobe.load.runner import run_load
 
@@ -139,7 +179,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
             for f in faults.CATALOGUE.values()])
         return 0
 
-    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight"):
+    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight", "cut_after_s"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
     if args.rate_window_s <= 0:
@@ -150,6 +190,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         profile=args.profile, rate_window_s=args.rate_window_s,
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
         max_inflight=args.max_inflight, faults=faults.validate(args.fault),
+        cut_after_s=args.cut_after_s,
     )
     try:
         serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop,
@@ -161,6 +202,38 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
 
 
 def _run(args: argparse.Namespace, console: Console) -> int:
+    if args.smoke:
+        return _smoke(args, console)
+    import time
+    from contextlib import ExitStack
+
+    from gateprobe import pipeline
+    from gateprobe.report import new_run_dir
+
+    suites = pipeline.check_suites([s.strip() for s in args.suites.split(",") if s.strip()])
+    if args.target and args.base_url:
+        raise UsageError("give --target or --base-url, not both")
+    with ExitStack() as stack:
+        if args.target:
+            target = pipeline.from_targets_file(args.target, Path(args.targets).resolve())
+        elif args.base_url:
+            key_from_env(args.api_key_env)
+            target = pipeline.from_flags(check_base_url(args.base_url), args.profile,
+                                         args.api_key_env)
+        else:
+            target = stack.enter_context(pipeline.embedded(console))
+        check_reachable(target.base_url)
+        run_dir = new_run_dir("run", explicit=Path(args.report_dir) if args.report_dir
+                              else None)
+        console.line(f"gateprobe run: {', '.join(suites)} against {target.base_url}; "
+                     f"report folder {run_dir}")
+        started, t0 = pipeline.utc_now(), time.monotonic()
+        phases = pipeline.run_phases(target, suites, run_dir, console, args.select)
+        return pipeline.finish("run", target, phases, run_dir, started, t0,
+                               pipeline.exit_code_of(phases), console, target.redactor)
+
+
+def _smoke(args: argparse.Namespace, console: Console) -> int:
     from gateprobe.smoke import result_rows, run_smoke, summary_json
 
     if args.base_url:

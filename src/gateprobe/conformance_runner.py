@@ -83,7 +83,10 @@ def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
     suite = suite_dir()
     where = target_args or ["--base-url", base_url, "--profile", args.profile,
                             "--api-key-env", key_env]
+    # importlib mode: the suite's modules (test_sdk...) must not collide with same-named
+    # modules a calling process already imported (the project's own tests run this in-process).
     argv = [str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite), *where,
+            "--import-mode=importlib",
             "-q" if not args.verbose else "-v",
             # Exactly the plugins the suite needs (autoload is off, see below).
             "-p", "gateprobe.pytest_plugin"]
@@ -115,7 +118,8 @@ def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
         argv += ["--junitxml", junit]
     if args.report_dir:
         argv += ["-p", "allure_pytest.plugin",
-                 "--alluredir", str(Path(args.report_dir) / "allure-results")]
+                 "--alluredir", str(Path(args.report_dir) / "allure-results"),
+                 "--findings-json", str(Path(args.report_dir) / "conformance.json")]
     # Other installed plugins are not the suite's business, and autoloading them after the
     # embedded gateway imported their modules makes pytest warn that it cannot rewrite them.
     previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")

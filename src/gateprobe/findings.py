@@ -34,6 +34,12 @@ class Finding:
     evidence: str = ""
     """An excerpt of what was received (already redacted by whoever created the finding)."""
 
+    def as_json(self) -> dict[str, str]:
+        """JSON form for report files (the evidence was redacted when the finding was made)."""
+        return {"check_id": self.check_id, "endpoint": self.endpoint,
+                "severity": str(self.severity), "expected": self.expected,
+                "observed": self.observed, "evidence": self.evidence}
+
     @property
     def key(self) -> tuple[str, str, str]:
         """Deduplication key: the same expectation failing twice on one endpoint is one issue."""

@@ -11,6 +11,7 @@ findings for the summary and fails the test with them.
 
 from __future__ import annotations
 
+import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,6 +95,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fuzz: stop after this many requests (2000 on loopback, 200 elsewhere)")
     group.addoption("--golden-dir", default=None,
                     help="golden files to use or record (default: the shipped ones)")
+    group.addoption("--findings-json", default=None, metavar="PATH",
+                    help="write the run's findings and test outcomes here as JSON")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -260,12 +263,40 @@ def describe(findings: list[Finding]) -> str:
                      for f in findings)
 
 
+TESTS_KEY = pytest.StashKey[list[tuple[str, str]]]()
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Each test's outcome, for ``--findings-json`` (a failed setup counts as failed).
+
+    A list, not a mapping by node id: schemathesis reports each operation it fuzzes under
+    its test's one node id."""
+    config = current_config()
+    if config is None:
+        return
+    if report.when == "call" or report.outcome != "passed":
+        outcome = report.outcome if report.when == "call" or report.outcome == "skipped" \
+            else "failed"
+        config.stash.setdefault(TESTS_KEY, []).append((report.nodeid, outcome))
+
+
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Write recorded golden answers back into their files."""
+    """Write recorded golden answers back into their files; write ``--findings-json``."""
     from gateprobe.golden import rewrite
 
     for path, updates in session.config.stash.get(RECORDED_KEY, {}).items():
         rewrite(path, updates)
+    out = session.config.getoption("--findings-json", None)
+    if out:
+        tests = session.config.stash.get(TESTS_KEY, [])
+        findings = session.config.stash.get(FINDINGS_KEY, {})
+        outcomes = session.config.stash.get(OUTCOMES_KEY, Counter())
+        Path(out).write_text(json.dumps({
+            "tests": [{"test": test, "outcome": outcome} for test, outcome in tests],
+            "cases_per_endpoint": dict(sorted(outcomes.items())),
+            "findings": [f.as_json() for endpoint in sorted(findings)
+                         for f in findings[endpoint]],
+        }, indent=2), encoding="utf-8")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:

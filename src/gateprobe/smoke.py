@@ -1,6 +1,6 @@
 """A smoke run: one case per endpoint and stream, plus the basic error cases, concurrently.
 
-This is what ``gateprobe run`` does until the full pipeline (conformance, load, report) exists.
+This is ``gateprobe run --smoke``: a quick look at a gateway without the full pipeline.
 It is a thin runner: the cases come from ``gateprobe.cases``, are sent by ``gateprobe.probe`` and
 judged by every registered check, exactly as in the conformance suite, only fewer of them.
 """

@@ -96,6 +96,10 @@ def check_reachable(base_url: str) -> None:
     try:
         httpx.get(base_url.rstrip("/") + "/v1/models", timeout=httpx.Timeout(5.0))
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        text = str(exc)
+        if "SSL" in text or "certificate" in text.lower():
+            raise TargetUnreachable(f"TLS handshake with {base_url} failed: "
+                                    f"{text.split(' (_ssl.c')[0][:160]}") from None
         raise TargetUnreachable(f"cannot connect to {base_url} ({type(exc).__name__})") \
             from None
     except httpx.HTTPError:

@@ -40,7 +40,7 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
     """The verdict of a finished run: ``ok``, the reasons when not, and the numbers."""
     out: dict[str, Any] = {"version": VERDICT_VERSION, "scenario": plan.scenario,
                            "base_url": plan.base_url, "wall_s": wall_s,
-                           "requests": len(samples)}
+                           "requests": len(samples), "slo_names": sorted(plan.slo)}
     if plan.scenario == "rate-limits":
         tolerance = plan.slo.get("rate_limit_tolerance", 0.0)
         result = ratelimits.judge(samples, plan.limits, plan.window_s, tolerance)
@@ -59,6 +59,8 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
         out["latency"] = summary
         out["reasons"] = [str(b) for b in breaches]
+        out["breaches"] = [{"slo": b.slo, "limit": b.limit, "observed": b.observed}
+                           for b in breaches]
         out["failed_checks"] = sorted({b.check_id for b in breaches})
         if not streams:
             out["reasons"].append("no request completed")

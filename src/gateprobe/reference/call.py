@@ -304,6 +304,13 @@ class Call:
         """A JSON answer, sent when the whole generation would have finished."""
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
+        cut_ns = int(self.config.cut_after_s * 1e9)
+        if cut_ns and done_offset_ns > cut_ns:
+            # What a CDN in front does to a long non-streaming request: its own error page.
+            await sleep_until(self.t0_ns + cut_ns)
+            trace.status = "cut"
+            self.release()
+            return Response(CDN_TIMEOUT_PAGE, status_code=524, media_type="text/html")
         due = self.t0_ns + done_offset_ns
         await sleep_until(due, int(self.config.timing.spin_ms * 1e6))
         trace.scheduled_ns.append(due)
@@ -322,6 +329,12 @@ class Call:
         self.state.traces.add(trace)
         return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release,
                                    spin_ns=int(self.config.timing.spin_ms * 1e6))
+
+
+CDN_TIMEOUT_PAGE = (
+    "<!DOCTYPE html><html><head><title>api.example | 524: A timeout occurred</title></head>"
+    "<body><h1>A timeout occurred</h1><p>Error code 524</p><p>The origin web server timed out "
+    "responding to this request.</p></body></html>")
 
 
 def _number(text: str) -> float | int:

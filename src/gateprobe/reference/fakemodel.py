@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
@@ -64,9 +65,17 @@ _UPPER = tuple(tuple(tokenize(" " + w.capitalize())) for w in _WORDS)
 _ENDS = (".", ".", ".", ",", "!")
 
 
-def _natural_pieces(rng: random.Random) -> list[str]:
-    """Token pieces of plain sentences of a natural length (a word always precedes an end)."""
+ASKED_LENGTH = re.compile(r"at least (\d{1,5}) words")
+MAX_ASKED_TOKENS = 20_000
+
+
+def _natural_pieces(rng: random.Random, asked: int | None = None) -> list[str]:
+    """Token pieces of plain sentences of a natural length (a word always precedes an end), or
+    of about the asked length: a prompt asking for "at least N words" gets that many tokens,
+    as a real model asked for a long answer gives one (the long-request probe relies on it)."""
     target = rng.randint(MIN_NATURAL_TOKENS, MAX_NATURAL_TOKENS)
+    if asked:
+        target = max(target, min(asked, MAX_ASKED_TOKENS))
     words = rng.choices(range(len(_WORDS)), k=target)
     lengths = rng.choices(range(4, 10), k=target)
     ends = rng.choices(_ENDS, k=target)
@@ -102,7 +111,9 @@ def generate(
     occurrence of any of them ends the text just before it, and the sequence itself is not part
     of the output.
     """
-    pieces = _natural_pieces(_rng(model, prompt, seed, index))
+    asked = ASKED_LENGTH.search(prompt)
+    pieces = _natural_pieces(_rng(model, prompt, seed, index),
+                             int(asked.group(1)) if asked else None)
     cause: StopCause = "natural"
     hit: str | None = None
     if stop:

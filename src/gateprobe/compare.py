@@ -1,0 +1,475 @@
+"""``gateprobe compare``: the same probes against every mirror of a gateway, side by side.
+
+For each mirror, concurrently (one thread a mirror, requests sequential within it, so no mirror
+is loaded harder than another):
+
+1. reachability: an unreachable or TLS-broken mirror is a row with its reason, nothing more;
+2. a conformance smoke: one golden case per endpoint, one stream per endpoint, a bad key and an
+   unknown model, judged by every registered check;
+3. a latency sample: N streaming chat requests, timed by the one metric definition;
+4. a long-request probe: one non-streaming request asked to run longer than ``--long-request-s``
+   (sized from the mirror's own measured token rate), which shows a mirror that cuts long
+   requests (the seeds document a CDN cutting at 100 s) and when.
+
+The matrix shows each probe's verdict per mirror; the differences list what mirrors disagree
+on: status codes, the headers that matter (rate-limit headers, the request-id header, content
+type) and the shape of normalized answers.
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+
+from gateprobe.cases import Case, auth_cases, error_cases, golden_cases, stream_cases
+from gateprobe.checks import Context, run_checks
+from gateprobe.errors import GateprobeError
+from gateprobe.golden import normalize
+from gateprobe.metrics import now_ns, percentile
+from gateprobe.probe import MAX_BODY_BYTES, send
+from gateprobe.protocols.streams import StreamObserver
+from gateprobe.redact import Redactor
+from gateprobe.targets import Target, check_reachable, credentials
+
+STREAMS = ("chat", "completions", "messages", "complete")
+HEADERS_THAT_MATTER = ("content-type", "retry-after")
+HEADER_FAMILIES = {"rate-limit headers": ("x-ratelimit-", "anthropic-ratelimit-"),
+                   "request-id header": ("x-request-id", "request-id")}
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """How hard to probe each mirror."""
+
+    samples: int = 10
+    long_request_s: float = 120.0
+    timeout_s: float = 60.0
+    max_tokens: int = 32
+
+
+@dataclass(slots=True)
+class ProbeResult:
+    """One probe (a case) against one mirror."""
+
+    probe: str
+    status: int | None
+    findings: list[str]
+    headers: dict[str, str]
+    shape: Any
+
+    @property
+    def verdict(self) -> str:
+        """``pass``, or the failing check ids."""
+        if self.status is None and not self.findings:
+            return "no answer"
+        return "pass" if not self.findings else "FAIL " + ", ".join(sorted(set(self.findings)))
+
+
+@dataclass(slots=True)
+class MirrorResult:
+    """Everything measured on one mirror."""
+
+    name: str
+    base_url: str
+    reason: str = ""
+    """Why the mirror could not be probed ('' when it could)."""
+    probes: list[ProbeResult] = field(default_factory=list)
+    findings: list[dict[str, str]] = field(default_factory=list)
+    ttft_ms: list[float] = field(default_factory=list)
+    e2e_ms: list[float] = field(default_factory=list)
+    tpot_ms: list[float] = field(default_factory=list)
+    errors: int = 0
+    timeouts: int = 0
+    long_request: dict[str, Any] = field(default_factory=lambda: {"verdict": "not run"})
+
+    @property
+    def ok(self) -> bool:
+        """Reachable, every check passed, no errors, no cut-off."""
+        return not self.reason and not self.findings and not self.errors \
+            and not self.timeouts and not self.long_request.get("cut")
+
+    def latency(self) -> dict[str, Any]:
+        """Percentiles of the latency sample."""
+        def p(values: list[float], q: float) -> float | None:
+            return None if not values else percentile(values, q)
+
+        return {"ttft_p50_ms": p(self.ttft_ms, 50), "ttft_p95_ms": p(self.ttft_ms, 95),
+                "e2e_p50_ms": p(self.e2e_ms, 50), "e2e_p95_ms": p(self.e2e_ms, 95),
+                "tpot_p50_ms": p(self.tpot_ms, 50), "samples": len(self.ttft_ms),
+                "errors": self.errors, "timeouts": self.timeouts}
+
+    def as_json(self) -> dict[str, Any]:
+        """JSON form for the summary (TTFT samples kept for the report's CDF)."""
+        return {"name": self.name, "base_url": self.base_url, "reason": self.reason,
+                "ok": self.ok, "latency": self.latency(), "long_request": self.long_request,
+                "probes": {r.probe: {"status": r.status, "verdict": r.verdict,
+                                     "headers": r.headers} for r in self.probes},
+                "ttft_samples": [round(v, 3) for v in self.ttft_ms]}
+
+
+def compare_cases(target: Target) -> list[Case]:
+    """One golden case per endpoint, one stream per endpoint, a bad key, an unknown model."""
+    goldens: dict[str, Case] = {}
+    for case in golden_cases(target):
+        if case.golden is not None and not case.golden.stream:
+            goldens.setdefault(case.path, case)
+    streams = [c for c in stream_cases(target) if c.name in STREAMS]
+    bad_key = [c for c in auth_cases(target) if c.name == "bad key"][:1]
+    unknown = [c for c in error_cases(target) if c.name == "unknown model"][:1]
+    return [*goldens.values(), *streams, *bad_key, *unknown]
+
+
+def shape(value: Any) -> Any:
+    """The structure of a JSON value: object keys with the shapes of their values, a list as
+    the shape of its first item, a scalar as its type name."""
+    if isinstance(value, dict):
+        return {k: shape(v) for k, v in sorted(value.items())}
+    if isinstance(value, list):
+        return [shape(value[0])] if value else []
+    return type(value).__name__
+
+
+def _headers_that_matter(headers: Mapping[str, str]) -> dict[str, str]:
+    out = {name: headers[name].split(";")[0].strip() for name in HEADERS_THAT_MATTER
+           if name in headers}
+    for label, prefixes in HEADER_FAMILIES.items():
+        names = sorted(n for n in headers if n.startswith(prefixes))
+        out[label] = ", ".join(names) if names else "absent"
+    return out
+
+
+def _reason(exc: BaseException) -> str:
+    """A one-line reason a mirror is unusable: TLS problems named as such."""
+    text = str(exc)
+    for e in (exc, exc.__cause__, exc.__context__):
+        if isinstance(e, ssl.SSLError) or "SSL" in type(e).__name__ or "CERTIFICATE" in \
+                str(e).upper():
+            return f"TLS: {str(e)[:200]}"
+    return text[:300]
+
+
+def probe_mirror(name: str, target: Target, options: Options) -> MirrorResult:
+    """Every probe against one mirror (never raises: problems become the row's reason)."""
+    import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
+
+    result = MirrorResult(name, target.base_url)
+    redactor = Redactor(target.secrets)
+    try:
+        check_reachable(target.base_url)
+    except GateprobeError as exc:
+        result.reason = redactor.text(str(exc))
+        return result
+    try:
+        with httpx.Client(timeout=httpx.Timeout(options.timeout_s, connect=10.0),
+                          follow_redirects=False) as client:
+            _smoke(client, target, redactor, result)
+            _latency(client, target, options, redactor, result)
+            result.long_request = _long_request(client, target, options, result)
+    except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
+        result.reason = redactor.text(_reason(exc))
+    return result
+
+
+def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
+           result: MirrorResult) -> None:
+    for case in compare_cases(target):
+        exchange = send(client, target, case)
+        ctx = Context(case.family, target.profile, redactor, case.expect, target.secrets)
+        findings = run_checks(ctx, exchange)
+        label = f"{case.category}: {case.name} ({case.path})"
+        body_shape: Any = None
+        if exchange.status is not None and exchange.content_type == "application/json":
+            try:
+                body_shape = shape(normalize(httpx.Response(200, content=exchange.body).json()))
+            except ValueError:
+                body_shape = "not JSON"
+        elif exchange.is_stream:
+            body_shape = [e.type for e in exchange.events][:1] + \
+                sorted({e.type for e in exchange.events})
+        result.probes.append(ProbeResult(label, exchange.status, [f.check_id for f in findings],
+                                         _headers_that_matter(exchange.headers), body_shape))
+        result.findings += [{**f.as_json(), "mirror": result.name} for f in findings]
+
+
+def _latency(client: httpx.Client, target: Target, options: Options, redactor: Redactor,
+             result: MirrorResult) -> None:
+    body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
+            "stream_options": {"include_usage": True},
+            "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
+    headers = credentials(target.profile, "openai", target.api_key)
+    for _ in range(options.samples):
+        start = now_ns()
+        observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
+        try:
+            with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
+                               headers=headers) as response:
+                if response.status_code != 200:
+                    result.errors += 1
+                    continue
+                size = 0
+                for chunk in response.iter_raw():
+                    observer.feed(chunk, now_ns())
+                    size += len(chunk)
+                    if size > MAX_BODY_BYTES:
+                        break
+        except httpx.TimeoutException:
+            result.timeouts += 1
+            continue
+        except httpx.HTTPError:
+            result.errors += 1
+            continue
+        m = observer.finish(now_ns())
+        if observer.findings:
+            result.errors += 1  # a broken stream is an error; its timing is still true
+        if m.ttft_ms is None:
+            continue
+        result.ttft_ms.append(m.ttft_ms)
+        if m.e2e_ms is not None:
+            result.e2e_ms.append(m.e2e_ms)
+        if m.tpot_ms is not None:
+            result.tpot_ms.append(m.tpot_ms)
+
+
+def _long_request(client: httpx.Client, target: Target, options: Options,
+                  result: MirrorResult) -> dict[str, Any]:
+    """A non-streaming request sized to run ``long_request_s`` x 1.5, from this mirror's own
+    measured TTFT and TPOT (100 tokens/s when it measured none, so that it still runs long
+    enough on a fast model)."""
+    wanted = options.long_request_s
+    ttft_s = (percentile(result.ttft_ms, 50) if result.ttft_ms else 0.0) / 1000
+    tpot_s = (percentile(result.tpot_ms, 50) if result.tpot_ms else 10.0) / 1000
+    tokens = max(16, math.ceil((wanted * 1.5 - ttft_s) / max(tpot_s, 1e-4)))
+    body = {"model": target.models["chat"], "max_tokens": tokens + 64,
+            "messages": [{"role": "user", "content": f"Write a story of at least {tokens} words."}]}
+    headers = credentials(target.profile, "openai", target.api_key)
+    start = time.monotonic()
+    out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted}
+    try:
+        response = client.post(target.base_url + "/v1/chat/completions", json=body,
+                               headers=headers,
+                               timeout=httpx.Timeout(wanted * 3 + 30, connect=10.0))
+        elapsed = time.monotonic() - start
+        out.update(status=response.status_code, elapsed_s=round(elapsed, 3),
+                   content_type=response.headers.get("content-type", "").split(";")[0])
+        if response.status_code == 200:
+            out["cut"] = False
+            out["verdict"] = (f"ok: answered after {elapsed:.1f} s" if elapsed >= wanted else
+                              f"inconclusive: answered in {elapsed:.1f} s (< {wanted:g} s)")
+        else:
+            out["cut"] = elapsed < wanted * 1.5
+            out["verdict"] = f"cut after {elapsed:.1f} s (status {response.status_code})" \
+                if out["cut"] else f"status {response.status_code} after {elapsed:.1f} s"
+    except httpx.TimeoutException:
+        out.update(cut=False, verdict=f"no answer within {wanted * 3 + 30:g} s")
+    except httpx.HTTPError as exc:
+        elapsed = time.monotonic() - start
+        out.update(cut=True, elapsed_s=round(elapsed, 3),
+                   verdict=f"cut after {elapsed:.1f} s ({type(exc).__name__})")
+    return out
+
+
+def compare(mirrors: Mapping[str, str], base: Target, options: Options) -> list[MirrorResult]:
+    """Probe every mirror concurrently; results in the order given."""
+    with ThreadPoolExecutor(max_workers=max(1, len(mirrors))) as pool:
+        futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options)
+                   for name, url in mirrors.items()]
+        return [f.result() for f in futures]
+
+
+def matrix(results: Sequence[MirrorResult]) -> dict[str, dict[str, str]]:
+    """Probe -> mirror -> verdict, plus the long-request row."""
+    rows: dict[str, dict[str, str]] = {}
+    for r in results:
+        for p in r.probes:
+            rows.setdefault(p.probe, {})[r.name] = p.verdict
+    for r in results:
+        rows.setdefault("long request", {})[r.name] = r.reason and "unreachable" or \
+            r.long_request["verdict"]
+    return rows
+
+
+def differences(results: Sequence[MirrorResult]) -> list[dict[str, Any]]:
+    """What reachable mirrors disagree on, probe by probe."""
+    live = [r for r in results if not r.reason]
+    out: list[dict[str, Any]] = []
+    probes = list(dict.fromkeys(p.probe for r in live for p in r.probes))
+    for probe in probes:
+        by_mirror = {r.name: next((p for p in r.probes if p.probe == probe), None) for r in live}
+        present = {n: p for n, p in by_mirror.items() if p is not None}
+        statuses = {n: str(p.status) for n, p in present.items()}
+        if len(set(statuses.values())) > 1:
+            out.append({"what": "status", "probe": probe, "values": statuses})
+        names = sorted({h for p in present.values() for h in p.headers})
+        for header in names:
+            values = {n: p.headers.get(header, "absent") for n, p in present.items()}
+            if len(set(values.values())) > 1:
+                out.append({"what": f"header {header}", "probe": probe, "values": values})
+        shapes = {n: repr(p.shape) for n, p in present.items()}
+        if len(set(shapes.values())) > 1:
+            out.append({"what": "answer shape", "probe": probe, "values": {
+                n: _shape_delta(p.shape, [q.shape for q in present.values()])
+                for n, p in present.items()}})
+    return out
+
+
+def _shape_delta(mine: Any, all_shapes: Sequence[Any]) -> str:
+    """A short description of how this shape differs from the most common one."""
+    reprs = [repr(s) for s in all_shapes]
+    common = max(set(reprs), key=reprs.count)
+    if repr(mine) == common:
+        return "as most"
+    theirs = all_shapes[reprs.index(common)]
+    if isinstance(mine, dict) and isinstance(theirs, dict):
+        missing = sorted(set(theirs) - set(mine))
+        extra = sorted(set(mine) - set(theirs))
+        changed = sorted(k for k in set(mine) & set(theirs) if mine[k] != theirs[k])
+        parts = [f"missing {', '.join(missing)}" if missing else "",
+                 f"extra {', '.join(extra)}" if extra else "",
+                 f"differs in {', '.join(changed)}" if changed else ""]
+        return "; ".join(p for p in parts if p) or "differs"
+    return f"{str(mine)[:60]}"
+
+
+def mirror_names(urls: Sequence[str]) -> dict[str, str]:
+    """Names for mirrors given as bare URLs: the host (and port), made unique."""
+    out: dict[str, str] = {}
+    for url in urls:
+        parts = urlsplit(url)
+        name = parts.netloc or url
+        n, unique = 1, name
+        while unique in out:
+            n += 1
+            unique = f"{name}#{n}"
+        out[unique] = url
+    return out
+
+
+def markdown_rows(results: Sequence[MirrorResult]) -> list[str]:
+    """The per-mirror table for ``summary.md``."""
+    lines = ["| mirror | reachable | checks | TTFT p50 / p95 (ms) | e2e p95 (ms) | errors | "
+             "long request |", "| --- | --- | --- | --- | --- | --- | --- |"]
+    for r in results:
+        lat = r.latency()
+
+        def ms(v: float | None) -> str:
+            return "-" if v is None else f"{v:.0f}"
+
+        checks = "-" if r.reason else ("pass" if not r.findings else
+                                       f"{len(r.findings)} findings")
+        lines.append(f"| {r.name} | {r.reason or 'yes'} | {checks} | "
+                     f"{ms(lat['ttft_p50_ms'])} / {ms(lat['ttft_p95_ms'])} | "
+                     f"{ms(lat['e2e_p95_ms'])} | {r.errors + r.timeouts} | "
+                     f"{r.long_request['verdict']} |")
+    return lines
+
+
+
+
+def run_compare(args: Any, console: Any) -> int:
+    """The ``compare`` command: mirrors from a target or from ``--base-url`` flags."""
+    from pathlib import Path
+
+    from gateprobe import pipeline
+    from gateprobe.errors import TargetUnreachable, UsageError
+    from gateprobe.report import new_run_dir
+    from gateprobe.report.summary import ERROR, FAILED, PASSED, Phase
+    from gateprobe.targets import (
+        check_base_url,
+        key_from_env,
+        model_overrides,
+        parse_models,
+        target_entry,
+    )
+
+    if args.samples < 1 or not args.long_request_s > 0 or not args.timeout_s > 0:
+        raise UsageError("--samples must be >= 1, --long-request-s and --timeout-s > 0")
+    if args.target and args.base_url:
+        raise UsageError("give --target or --base-url, not both")
+    if args.target:
+        entry = target_entry(Path(args.targets).resolve(), args.target)
+        base = entry.resolve(model_overrides(args.model))
+        mirrors = {name: check_base_url(url) for name, url in entry.mirrors.items()}
+        if not mirrors:
+            raise UsageError(f"target {args.target!r} has no mirrors: add a mirrors: section "
+                             "or give --base-url several times")
+        key_envs = [entry.api_key_env]
+    elif len(args.base_url) >= 2:
+        urls = [check_base_url(u) for u in args.base_url]
+        base = Target(urls[0], args.profile, key_from_env(args.api_key_env), args.api_key_env,
+                      parse_models(args.model))
+        mirrors = mirror_names(urls)
+        key_envs = [args.api_key_env]
+    else:
+        raise UsageError("compare needs --target NAME (with mirrors) or --base-url at least "
+                         "twice")
+    options = Options(samples=args.samples, long_request_s=args.long_request_s,
+                      timeout_s=args.timeout_s)
+    run_dir = new_run_dir("compare", explicit=Path(args.report_dir) if args.report_dir
+                          else None)
+    console.line(f"gateprobe compare: {len(mirrors)} mirrors, {options.samples} streams and a "
+                 f"{options.long_request_s:g} s long-request probe each; report folder "
+                 f"{run_dir}")
+    started, t0 = pipeline.utc_now(), time.monotonic()
+    results = compare(mirrors, base, options)
+    rows = matrix(results)
+    names = [r.name for r in results]
+    console.table(["probe", *names], [[probe, *(cells.get(n, "-")[:40] for n in names)]
+                                      for probe, cells in rows.items()])
+    console.line("")
+    console.table(["mirror", "reachable", "TTFT p50", "TTFT p95", "e2e p50", "e2e p95",
+                   "errors", "timeouts"],
+                  [[r.name, (r.reason or "yes")[:60], *(
+                      "-" if v is None else f"{v:.1f}" for v in (
+                          r.latency()["ttft_p50_ms"], r.latency()["ttft_p95_ms"],
+                          r.latency()["e2e_p50_ms"], r.latency()["e2e_p95_ms"])),
+                    str(r.errors), str(r.timeouts)] for r in results])
+    diffs = differences(results)
+    console.line("")
+    if diffs:
+        console.table(["difference", "probe", *names],
+                      [[d["what"], d["probe"][:40], *(str(d["values"].get(n, "-"))[:30]
+                                                      for n in names)] for d in diffs])
+    else:
+        console.line("no differences between the reachable mirrors")
+    phases = [Phase(f"mirror {r.name}", ERROR if r.reason else PASSED if r.ok else FAILED,
+                    r.reason or "; ".join(filter(None, [
+                        ", ".join(sorted({f["check_id"] for f in r.findings})),
+                        f"{r.errors} stream errors" if r.errors else "",
+                        f"{r.timeouts} timeouts" if r.timeouts else "",
+                        f"long request: {r.long_request['verdict']}"])), "", r.as_json(),
+                    [{k: v for k, v in f.items() if k != "mirror"} for f in r.findings])
+              for r in results]
+    for phase, r in zip(phases, results, strict=True):
+        if r.long_request.get("cut"):
+            phase.findings.append({"check_id": "mirror.long_request_cut",
+                                   "endpoint": "/v1/chat/completions", "severity": "high",
+                                   "expected": f"a non-streaming answer after "
+                                               f"{options.long_request_s:g} s",
+                                   "observed": r.long_request["verdict"], "evidence": ""})
+        if r.errors or r.timeouts:
+            phase.findings.append({"check_id": "mirror.latency_errors",
+                                   "endpoint": "/v1/chat/completions", "severity": "high",
+                                   "expected": "every sampled stream completes",
+                                   "observed": f"{r.errors} errors, {r.timeouts} timeouts",
+                                   "evidence": ""})
+    if all(r.reason for r in results):
+        code = TargetUnreachable.exit_code
+    else:
+        code = 0 if all(r.ok for r in results) else 1
+    extra = {"compare": {"mirrors": [r.as_json() for r in results], "matrix": rows,
+                         "differences": diffs, "markdown": markdown_rows(results),
+                         "options": {"samples": options.samples,
+                                     "long_request_s": options.long_request_s}}}
+    target = {"name": args.target or "", "base_url": ", ".join(mirrors.values()),
+              "profile": base.profile}
+    redactor = Redactor([v for v in (key_from_env(e) for e in key_envs) if v])
+    return pipeline.finish("compare", target, phases, run_dir, started, t0, code, console,
+                           redactor, extra)
