@@ -18,8 +18,10 @@ from typing import Any
 
 import pytest
 
+from gateprobe import transport
 from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for
-from gateprobe.pytest_plugin import current_config, current_target
+from gateprobe.probe import BREAKER
+from gateprobe.pytest_plugin import budget_spent, current_config, current_target
 from gateprobe.targets import Target
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
@@ -37,6 +39,11 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     guard: Guard | None = fuzz_guard.get("guard")
     if guard is None:
         return
+    streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
+    if BREAKER.is_open(guard.target.base_url, streaming):
+        pytest.skip("not sent: earlier requests of this kind to the target timed out")
+    if budget_spent():
+        pytest.skip("the run's budget is spent")
     try:
         # schemathesis serializes case.body after this hook: the guard changes it in place.
         guard.admit(case.operation.path, case.body)
@@ -98,7 +105,8 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
         headers = {"x-api-key": target.api_key, "anthropic-version": "2023-06-01"}
     else:
         headers = {"authorization": f"Bearer {target.api_key}"}
-    schema.config.update(base_url=target.base_url, headers=headers, request_timeout=60)
+    schema.config.update(base_url=target.base_url, headers=headers,
+                         request_timeout=target.timeouts.total_s)
     schema.config.generation.update(max_examples=max_examples)
     # Auth is judged precisely, per profile, by the auth category; with two alternative
     # schemes in the spec, schemathesis's own auth check cannot tell a bypass from the other.
@@ -128,10 +136,21 @@ _examples = _configure(_target, _config)
 openai_api = _schema("openai", _target, _examples)
 
 
+def _call(case: Any) -> None:
+    """Call and validate; a timeout counts towards the breaker, as the other categories'."""
+    try:
+        case.call_and_validate()
+    except Exception as exc:
+        streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
+        BREAKER.record(_target.base_url, streaming,
+                       transport.classify(exc, got_headers=False, streaming=streaming))
+        raise
+
+
 @openai_api.parametrize()
 def test_openai_operation(case: Any) -> None:
     """Every operation of specs/openai.yaml, positive and negative."""
-    case.call_and_validate()
+    _call(case)
 
 
 if _target.serves_anthropic:
@@ -140,4 +159,4 @@ if _target.serves_anthropic:
     @anthropic_api.parametrize()
     def test_anthropic_operation(case: Any) -> None:
         """Every operation of specs/anthropic.yaml, positive and negative."""
-        case.call_and_validate()
+        _call(case)

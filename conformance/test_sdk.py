@@ -6,12 +6,14 @@ categories are strict. A failure is an ``sdk.client`` finding naming the SDK's e
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from gateprobe.findings import Finding, Severity
+from gateprobe.probe import BREAKER
 from gateprobe.redact import Redactor
 from gateprobe.targets import Target
 
@@ -67,16 +69,34 @@ ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens"]
 
 
 def _run(call: tuple[str, Callable[[Any], Any]], client: Any, target: Target,
-         record: Callable[[Finding], None], count: Callable[[str], None], sdk: str) -> None:
+         record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
+         streaming: bool) -> None:
     endpoint, fn = call
+    if BREAKER.is_open(target.base_url, streaming):
+        pytest.skip("not sent: earlier requests of this kind to the target timed out")
     count(endpoint)
+    # The SDKs have no total timeout, and skip SSE comments without returning control: a
+    # stream that never ends (keep-alives forever) would hold the run. A watchdog closes the
+    # client at the run's total timeout; the SDK then raises, and that is the finding.
+    expired = threading.Event()
+
+    def expire() -> None:
+        expired.set()
+        client.close()
+
+    watchdog = threading.Timer(target.timeouts.total_s, expire)
+    watchdog.start()
     try:
         result = fn(client)
     except Exception as exc:  # whatever the SDK raises is the finding
-        message = Redactor(target.secrets).text(f"{type(exc).__name__}: {exc}")[:300]
+        why = f"total timeout of {target.timeouts.total_s:g} s; " if expired.is_set() else ""
+        message = Redactor(target.secrets).text(
+            f"{why}{type(exc).__name__}: {exc}")[:300]
         record(Finding("sdk.client", endpoint, Severity.HIGH,
                        f"the official {sdk} SDK completes and parses the answer", message))
         pytest.fail(f"[sdk.client] {endpoint}: {message}")
+    finally:
+        watchdog.cancel()
     assert result, f"[sdk.client] {endpoint}: the {sdk} SDK returned nothing"
 
 
@@ -85,9 +105,10 @@ def test_openai_sdk(name: str, gateprobe_target: Target, record_finding: Any,
                     count_case: Any) -> None:
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
     with openai.OpenAI(api_key=gateprobe_target.api_key,
-                       base_url=gateprobe_target.base_url + "/v1", max_retries=2) as client:
+                       base_url=gateprobe_target.base_url + "/v1", max_retries=1,
+                       timeout=_sdk_timeout(gateprobe_target)) as client:
         _run(_openai_calls(gateprobe_target)[name], client, gateprobe_target, record_finding,
-             count_case, "openai")
+             count_case, "openai", "stream" in name)
 
 
 @pytest.mark.parametrize("name", ANTHROPIC_CALLS)
@@ -101,7 +122,14 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, record_finding: Any,
     credentials = ({"auth_token": gateprobe_target.api_key}
                    if gateprobe_target.profile == "ohmygpt"
                    else {"api_key": gateprobe_target.api_key})
-    with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=2,
-                             **credentials) as client:
+    with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=1,
+                             timeout=_sdk_timeout(gateprobe_target), **credentials) as client:
         _run(_anthropic_calls(gateprobe_target)[name], client, gateprobe_target,
-             record_finding, count_case, "anthropic")
+             record_finding, count_case, "anthropic", "stream" in name)
+
+
+def _sdk_timeout(target: Target) -> float:
+    """The run's read timeout for the SDKs (their own default waits ten minutes); their
+    total is bounded by ``_run``'s watchdog."""
+    t = target.timeouts
+    return max(t.first_byte_s, t.idle_s)

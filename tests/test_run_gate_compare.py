@@ -289,3 +289,18 @@ def test_compare_names_a_tls_broken_mirror(make_gateway: MakeGateway, tmp_path: 
     mirrors = summary(tmp_path)["compare"]["mirrors"]
     assert mirrors[1]["reason"].startswith("TLS handshake"), mirrors[1]["reason"]
     assert code == 1
+
+
+def test_run_and_gate_hand_their_timeouts_to_every_phase(make_gateway: MakeGateway,
+                                                         tmp_path: Path) -> None:
+    gateway = make_gateway(faults=("slow-headers",))
+    targets_file(tmp_path, hang=gateway.base_url)
+    gate = gate_file(tmp_path, "gate", "target: hang\nsuites: [conformance, latency]\n"
+                     "select: endpoint\nlatency: {duration_s: 2, users: 1}\n"
+                     "timeouts: {connect_s: 1, first_byte_s: 0.5, idle_s: 0.5, total_s: 1}\n"
+                     "budget_s: 60\n")
+    code, out, err = gateprobe("gate", "--config", str(gate), "--report-dir",
+                               str(tmp_path / "g"))
+    assert code == 1, out + err
+    found = {f["check_id"] for f in summary(tmp_path / "g")["findings"]}
+    assert "transport.first_byte_timeout" in found

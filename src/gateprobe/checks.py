@@ -60,6 +60,8 @@ class Exchange:
     notes: Sequence[Note] = ()
     """The SSE parser's notes on the stream's framing."""
     transport_error: str | None = None
+    transport_kind: str = "transport.error"
+    """What happened to the connection (``gateprobe.transport``), when ``transport_error``."""
 
     @property
     def content_type(self) -> str:

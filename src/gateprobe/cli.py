@@ -17,7 +17,14 @@ from pathlib import Path
 from gateprobe import __version__
 from gateprobe.console import Console
 from gateprobe.errors import GateprobeError, UsageError
-from gateprobe.targets import PROFILES, Target, check_base_url, check_reachable, key_from_env
+from gateprobe.targets import (
+    PROFILES,
+    Target,
+    Timeouts,
+    check_base_url,
+    check_reachable,
+    key_from_env,
+)
 
 DEFAULT_EMBEDDED_KEY = "gp-vip-0001"
 
@@ -27,6 +34,23 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> None:  # type: ignore[override]
         raise UsageError(f"{self.prog}: {message}")
+
+
+def add_timeout_flags(parser: argparse.ArgumentParser, first_byte: bool = True) -> None:
+    """Per-request timeouts (defaults in ``gateprobe.targets.Timeouts``)."""
+    defaults = Timeouts()
+    names = ("connect_s", "first_byte_s", "idle_s", "total_s") if first_byte else \
+        ("connect_s", "idle_s", "total_s")
+    for name in names:
+        flag = "--timeout-" + name.removesuffix("_s").replace("_", "-") + "-s"
+        parser.add_argument(flag, type=float, default=getattr(defaults, name), metavar="S",
+                            help=f"per request ({getattr(defaults, name):g})")
+
+
+def timeouts_from(args: argparse.Namespace) -> Timeouts:
+    """The ``Timeouts`` of the parsed timeout flags."""
+    return Timeouts(args.timeout_connect_s, args.timeout_first_byte_s, args.timeout_idle_s,
+                    args.timeout_total_s).check()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -90,9 +114,15 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--golden-dir", metavar="DIR",
                       help="golden files to compare with or record into (default: shipped)")
     conf.add_argument("--junit", metavar="PATH", help="write JUnit XML here")
+    conf.add_argument("--dry-run", action="store_true",
+                     help="print what would be sent, send nothing")
     conf.add_argument("--report-dir", metavar="DIR",
                       help="write junit.xml and allure-results/ into this folder")
     conf.add_argument("-v", "--verbose", action="store_true", help="one line per case")
+    add_timeout_flags(conf)
+    conf.add_argument("--budget-s", type=float, default=900.0, metavar="S",
+                      help="the whole run's budget: once spent, the rest is skipped and the "
+                           "run fails (900)")
 
     from gateprobe.load.runner import add_parser as add_load_parser
 
@@ -110,12 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--long-request-s", type=float, default=120.0, metavar="S",
                       help="how long the long-request probe asks to run (120: past a 100 s "
                            "CDN limit)")
-    comp.add_argument("--timeout-s", type=float, default=60.0, help="per request (60)")
+    add_timeout_flags(comp)
+    comp.add_argument("--dry-run", action="store_true",
+                     help="print what would be sent, send nothing")
     comp.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-compare/")
 
     gate = sub.add_parser("gate", help="the CI entry point: run the suites of a gate file and "
                                        "decide (allow-list, baseline)")
     gate.add_argument("--config", required=True, metavar="FILE", help="the gate file (YAML)")
+    gate.add_argument("--dry-run", action="store_true",
+                     help="print what would be sent, send nothing")
     gate.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-gate/")
 
     run = sub.add_parser("run", help="conformance, a short rate-limit and a short latency run, "
@@ -129,7 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--suites", default="conformance,rate-limits,latency",
                      help="comma-separated: conformance, rate-limits, latency (all)")
     run.add_argument("--select", metavar="EXPR", help="conformance categories (see conformance)")
+    run.add_argument("--dry-run", action="store_true",
+                     help="print what would be sent, send nothing")
     run.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-run/")
+    add_timeout_flags(run)
     run.add_argument("--smoke", action="store_true",
                      help="only a quick smoke probe of every endpoint, no report folder")
     run.add_argument("--json", action="store_true", help="--smoke: print results as JSON")
@@ -213,6 +250,13 @@ def _run(args: argparse.Namespace, console: Console) -> int:
     suites = pipeline.check_suites([s.strip() for s in args.suites.split(",") if s.strip()])
     if args.target and args.base_url:
         raise UsageError("give --target or --base-url, not both")
+    if args.dry_run:
+        flags = ["--target", args.target, "--targets", args.targets] if args.target else \
+            ["--base-url", args.base_url, "--profile", args.profile, "--api-key-env",
+             args.api_key_env] if args.base_url else []
+        if args.base_url and "rate-limits" in suites:
+            suites.remove("rate-limits")  # it needs tier keys: skipped in a real run too
+        return pipeline.dry_run(suites, flags, console, args.select)
     with ExitStack() as stack:
         if args.target:
             target = pipeline.from_targets_file(args.target, Path(args.targets).resolve())
@@ -228,7 +272,8 @@ def _run(args: argparse.Namespace, console: Console) -> int:
         console.line(f"gateprobe run: {', '.join(suites)} against {target.base_url}; "
                      f"report folder {run_dir}")
         started, t0 = pipeline.utc_now(), time.monotonic()
-        phases = pipeline.run_phases(target, suites, run_dir, console, args.select)
+        phases = pipeline.run_phases(target, suites, run_dir, console, args.select,
+                                     timeouts=timeouts_from(args))
         return pipeline.finish("run", target, phases, run_dir, started, t0,
                                pipeline.exit_code_of(phases), console, target.redactor)
 

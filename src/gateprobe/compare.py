@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import ssl
 import time
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -29,12 +30,13 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from gateprobe import transport
 from gateprobe.cases import Case, auth_cases, error_cases, golden_cases, stream_cases
 from gateprobe.checks import Context, run_checks
 from gateprobe.errors import GateprobeError
 from gateprobe.golden import normalize
 from gateprobe.metrics import now_ns, percentile
-from gateprobe.probe import MAX_BODY_BYTES, send
+from gateprobe.probe import BREAKER_THRESHOLD, MAX_BODY_BYTES, send
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
 from gateprobe.targets import Target, check_reachable, credentials
@@ -51,7 +53,6 @@ class Options:
 
     samples: int = 10
     long_request_s: float = 120.0
-    timeout_s: float = 60.0
     max_tokens: int = 32
 
 
@@ -88,6 +89,7 @@ class MirrorResult:
     tpot_ms: list[float] = field(default_factory=list)
     errors: int = 0
     timeouts: int = 0
+    error_kinds: Counter[str] = field(default_factory=Counter)
     long_request: dict[str, Any] = field(default_factory=lambda: {"verdict": "not run"})
 
     @property
@@ -104,7 +106,8 @@ class MirrorResult:
         return {"ttft_p50_ms": p(self.ttft_ms, 50), "ttft_p95_ms": p(self.ttft_ms, 95),
                 "e2e_p50_ms": p(self.e2e_ms, 50), "e2e_p95_ms": p(self.e2e_ms, 95),
                 "tpot_p50_ms": p(self.tpot_ms, 50), "samples": len(self.ttft_ms),
-                "errors": self.errors, "timeouts": self.timeouts}
+                "errors": self.errors, "timeouts": self.timeouts,
+                "error_kinds": dict(self.error_kinds)}
 
     def as_json(self) -> dict[str, Any]:
         """JSON form for the summary (TTFT samples kept for the report's CDF)."""
@@ -168,7 +171,8 @@ def probe_mirror(name: str, target: Target, options: Options) -> MirrorResult:
         result.reason = redactor.text(str(exc))
         return result
     try:
-        with httpx.Client(timeout=httpx.Timeout(options.timeout_s, connect=10.0),
+        t = target.timeouts
+        with httpx.Client(timeout=httpx.Timeout(t.first_byte_s, connect=t.connect_s),
                           follow_redirects=False) as client:
             _smoke(client, target, redactor, result)
             _latency(client, target, options, redactor, result)
@@ -205,30 +209,43 @@ def _latency(client: httpx.Client, target: Target, options: Options, redactor: R
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
     headers = credentials(target.profile, "openai", target.api_key)
+    t = target.timeouts
     for _ in range(options.samples):
+        if result.timeouts >= BREAKER_THRESHOLD:
+            break  # a mirror that hangs gets no more of our time
         start = now_ns()
         observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
+        deadline, got_headers, kind = time.monotonic() + t.total_s, False, ""
         try:
             with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
-                               headers=headers) as response:
+                               headers=headers, timeout=httpx.Timeout(
+                                   t.first_byte_s, connect=t.connect_s)) as response:
+                got_headers = True
+                response.request.extensions.get("timeout", {})["read"] = t.idle_s
                 if response.status_code != 200:
-                    result.errors += 1
-                    continue
-                size = 0
-                for chunk in response.iter_raw():
-                    observer.feed(chunk, now_ns())
-                    size += len(chunk)
-                    if size > MAX_BODY_BYTES:
-                        break
-        except httpx.TimeoutException:
-            result.timeouts += 1
-            continue
-        except httpx.HTTPError:
-            result.errors += 1
-            continue
+                    kind = f"status {response.status_code}"
+                else:
+                    size = 0
+                    for chunk in response.iter_raw():
+                        observer.feed(chunk, now_ns())
+                        size += len(chunk)
+                        if size > MAX_BODY_BYTES:
+                            kind = transport.TOO_LARGE
+                            break
+                        if time.monotonic() > deadline:
+                            kind = transport.STREAM_TOTAL_TIMEOUT
+                            break
+        except httpx.HTTPError as exc:
+            kind = transport.classify(exc, got_headers=got_headers, streaming=True)
         m = observer.finish(now_ns())
-        if observer.findings:
-            result.errors += 1  # a broken stream is an error; its timing is still true
+        if not kind and observer.findings:
+            kind = observer.findings[0].check_id
+        if kind:
+            result.error_kinds[kind] += 1
+            if kind.endswith("timeout"):
+                result.timeouts += 1
+            else:
+                result.errors += 1  # a broken stream is an error; its timing is still true
         if m.ttft_ms is None:
             continue
         result.ttft_ms.append(m.ttft_ms)
@@ -244,6 +261,8 @@ def _long_request(client: httpx.Client, target: Target, options: Options,
     measured TTFT and TPOT (100 tokens/s when it measured none, so that it still runs long
     enough on a fast model)."""
     wanted = options.long_request_s
+    if result.timeouts >= BREAKER_THRESHOLD:
+        return {"cut": False, "verdict": "not run: this mirror's streams timed out"}
     ttft_s = (percentile(result.ttft_ms, 50) if result.ttft_ms else 0.0) / 1000
     tpot_s = (percentile(result.tpot_ms, 50) if result.tpot_ms else 10.0) / 1000
     tokens = max(16, math.ceil((wanted * 1.5 - ttft_s) / max(tpot_s, 1e-4)))
@@ -253,13 +272,22 @@ def _long_request(client: httpx.Client, target: Target, options: Options,
     start = time.monotonic()
     out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted}
     try:
-        response = client.post(target.base_url + "/v1/chat/completions", json=body,
-                               headers=headers,
-                               timeout=httpx.Timeout(wanted * 3 + 30, connect=10.0))
+        limit = wanted * 1.5 + target.timeouts.idle_s
+        with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
+                           headers=headers, timeout=httpx.Timeout(
+                               limit, connect=target.timeouts.connect_s)) as response:
+            size = 0
+            for chunk in response.iter_raw():
+                size += len(chunk)
+                if size > MAX_BODY_BYTES:
+                    break
         elapsed = time.monotonic() - start
         out.update(status=response.status_code, elapsed_s=round(elapsed, 3),
                    content_type=response.headers.get("content-type", "").split(";")[0])
-        if response.status_code == 200:
+        if size > MAX_BODY_BYTES:
+            out["cut"] = False
+            out["verdict"] = f"body over {MAX_BODY_BYTES} bytes: stopped reading"
+        elif response.status_code == 200:
             out["cut"] = False
             out["verdict"] = (f"ok: answered after {elapsed:.1f} s" if elapsed >= wanted else
                               f"inconclusive: answered in {elapsed:.1f} s (< {wanted:g} s)")
@@ -268,7 +296,7 @@ def _long_request(client: httpx.Client, target: Target, options: Options,
             out["verdict"] = f"cut after {elapsed:.1f} s (status {response.status_code})" \
                 if out["cut"] else f"status {response.status_code} after {elapsed:.1f} s"
     except httpx.TimeoutException:
-        out.update(cut=False, verdict=f"no answer within {wanted * 3 + 30:g} s")
+        out.update(cut=False, verdict=f"no answer within {limit:g} s")
     except httpx.HTTPError as exc:
         elapsed = time.monotonic() - start
         out.update(cut=True, elapsed_s=round(elapsed, 3),
@@ -378,6 +406,7 @@ def run_compare(args: Any, console: Any) -> int:
     from pathlib import Path
 
     from gateprobe import pipeline
+    from gateprobe.cli import timeouts_from
     from gateprobe.errors import TargetUnreachable, UsageError
     from gateprobe.report import new_run_dir
     from gateprobe.report.summary import ERROR, FAILED, PASSED, Phase
@@ -389,10 +418,24 @@ def run_compare(args: Any, console: Any) -> int:
         target_entry,
     )
 
-    if args.samples < 1 or not args.long_request_s > 0 or not args.timeout_s > 0:
-        raise UsageError("--samples must be >= 1, --long-request-s and --timeout-s > 0")
+    if args.samples < 1 or not args.long_request_s > 0:
+        raise UsageError("--samples must be >= 1 and --long-request-s > 0")
+    timeouts = timeouts_from(args)
     if args.target and args.base_url:
         raise UsageError("give --target or --base-url, not both")
+    if args.dry_run:
+        from gateprobe import dryrun
+
+        if args.target:
+            entry = target_entry(Path(args.targets).resolve(), args.target)
+            mirrors = dict(entry.mirrors)
+            profile = entry.profile
+        else:
+            mirrors = mirror_names([check_base_url(u) for u in args.base_url])
+            profile = args.profile
+        probe_target = Target("http://127.0.0.1:0", profile, "dry-run")
+        return dryrun.compare(mirrors, len(compare_cases(probe_target)), args.samples,
+                              args.long_request_s, Options().max_tokens, console)
     if args.target:
         entry = target_entry(Path(args.targets).resolve(), args.target)
         base = entry.resolve(model_overrides(args.model))
@@ -410,8 +453,8 @@ def run_compare(args: Any, console: Any) -> int:
     else:
         raise UsageError("compare needs --target NAME (with mirrors) or --base-url at least "
                          "twice")
-    options = Options(samples=args.samples, long_request_s=args.long_request_s,
-                      timeout_s=args.timeout_s)
+    base = replace(base, timeouts=timeouts)
+    options = Options(samples=args.samples, long_request_s=args.long_request_s)
     run_dir = new_run_dir("compare", explicit=Path(args.report_dir) if args.report_dir
                           else None)
     console.line(f"gateprobe compare: {len(mirrors)} mirrors, {options.samples} streams and a "
@@ -454,12 +497,12 @@ def run_compare(args: Any, console: Any) -> int:
                                    "expected": f"a non-streaming answer after "
                                                f"{options.long_request_s:g} s",
                                    "observed": r.long_request["verdict"], "evidence": ""})
-        if r.errors or r.timeouts:
-            phase.findings.append({"check_id": "mirror.latency_errors",
+        for kind, count in sorted(r.error_kinds.items()):
+            phase.findings.append({"check_id": kind if "." in kind else "response.status",
                                    "endpoint": "/v1/chat/completions", "severity": "high",
                                    "expected": "every sampled stream completes",
-                                   "observed": f"{r.errors} errors, {r.timeouts} timeouts",
-                                   "evidence": ""})
+                                   "observed": f"{count} of the latency sample's streams: "
+                                               f"{kind}", "evidence": ""})
     if all(r.reason for r in results):
         code = TargetUnreachable.exit_code
     else:

@@ -41,6 +41,8 @@ def suite_dir() -> Path:
 def run_conformance(args: argparse.Namespace, console: Console) -> int:
     """Check the flags, find or start the target, run the suite, map the outcome."""
     parse_models(args.model)  # a bad --model is a usage error before anything runs
+    if args.dry_run:
+        return _dry_run(args, console)
     if args.target:
         if args.base_url:
             raise UsageError("give --target or --base-url, not both")
@@ -59,6 +61,26 @@ def run_conformance(args: argparse.Namespace, console: Console) -> int:
     with _embedded() as base_url:
         console.line(f"gateprobe conformance: embedded reference gateway at {base_url}")
         return _pytest(args, base_url, EMBEDDED_KEY_ENV, EMBEDDED_NO_PERMISSION_ENV, console)
+
+
+def _dry_run(args: argparse.Namespace, console: Console) -> int:
+    from dataclasses import replace
+
+    from gateprobe import dryrun
+    from gateprobe.targets import Target
+
+    if args.target:
+        entry = target_entry(Path(args.targets).resolve(), args.target)
+        target = Target(check_base_url(entry.base_url), entry.profile, "dry-run",
+                        models=parse_models([f"{k}={v}" for k, v in entry.models.items()]
+                                            + list(args.model)))
+    else:
+        target = Target(check_base_url(args.base_url) if args.base_url
+                        else "http://127.0.0.1:0", args.profile, "dry-run",
+                        models=parse_models(args.model))
+    target = replace(target, no_permission_key="dry-run")
+    return dryrun.conformance(target, args.select, args.fuzz_max_tokens or 64,
+                              args.fuzz_max_requests, args.max_examples, console)
 
 
 @contextmanager
@@ -110,6 +132,16 @@ def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
             argv += [f"--{flag.replace('_', '-')}", str(value)]
     if args.golden_dir:
         argv += ["--golden-dir", args.golden_dir]
+    from gateprobe.cli import timeouts_from
+
+    t = timeouts_from(args)
+    argv += ["--timeout-connect-s", str(t.connect_s), "--timeout-first-byte-s",
+             str(t.first_byte_s), "--timeout-idle-s", str(t.idle_s),
+             "--timeout-total-s", str(t.total_s)]
+    if args.budget_s is not None:
+        if not args.budget_s > 0:
+            raise UsageError("--budget-s must be > 0")
+        argv += ["--budget-s", str(args.budget_s)]
     if args.select:
         _check_selection(args.select)
         argv += ["-m", args.select]
@@ -131,11 +163,28 @@ def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
             del os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"]
         else:
             os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
+        _redact_outputs(args, [key_env, no_permission_env], target_args)
     if code == 5:
         raise UsageError(f"--select {args.select!r} matches no conformance test")
     if code in (2, 3, 4):
         raise UsageError(f"the conformance suite could not run (pytest exit {code})")
     return code
+
+
+def _redact_outputs(args: argparse.Namespace, key_envs: list[str | None],
+                    target_args: list[str] | None) -> None:
+    """Mask every key in what the suite wrote (JUnit, Allure, findings), whatever wrote it."""
+    from gateprobe.redact import Redactor, redact_file, redact_tree
+
+    envs = [e for e in key_envs if e]
+    if target_args:
+        entry = target_entry(Path(target_args[3]), target_args[1])
+        envs += [entry.api_key_env, *filter(None, [entry.no_permission_key_env])]
+    redactor = Redactor(os.environ.get(e, "") for e in envs)
+    if args.report_dir and Path(args.report_dir).exists():
+        redact_tree(Path(args.report_dir), redactor)
+    if args.junit and Path(args.junit).exists():
+        redact_file(Path(args.junit), redactor)
 
 
 def _check_selection(expression: str) -> None:

@@ -21,13 +21,14 @@ import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateprobe.console import Console
 from gateprobe.errors import ConfigError
 from gateprobe.report.summary import ERROR, SKIPPED, Phase
+from gateprobe.targets import Timeouts
 
 GATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -55,6 +56,10 @@ GATE_SCHEMA: dict[str, Any] = {
         "regressions": {"type": "object", "additionalProperties": False, "properties": {
             "ttft_p95_pct": {"type": "number", "minimum": 0}}},
         "report_dir": {"type": "string"},
+        "timeouts": {"type": "object", "additionalProperties": False, "properties": {
+            name: {"type": "number", "exclusiveMinimum": 0}
+            for name in ("connect_s", "first_byte_s", "idle_s", "total_s")}},
+        "budget_s": {"type": "number", "exclusiveMinimum": 0},
     },
 }
 DEFAULT_TTFT_P95_PCT = 20.0
@@ -91,6 +96,8 @@ class GateConfig:
     baseline: dict[str, Any] | None
     ttft_p95_pct: float
     report_dir: Path | None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    budget_s: float | None = None
 
 
 def load_config(path: Path) -> GateConfig:
@@ -153,7 +160,8 @@ def load_config(path: Path) -> GateConfig:
         baseline=load_summary(relative(raw["baseline"])) if raw.get("baseline") else None,
         ttft_p95_pct=float(raw.get("regressions", {}).get("ttft_p95_pct",
                                                            DEFAULT_TTFT_P95_PCT)),
-        report_dir=relative(raw["report_dir"]) if raw.get("report_dir") else None)
+        report_dir=relative(raw["report_dir"]) if raw.get("report_dir") else None,
+        timeouts=Timeouts(**raw.get("timeouts", {})), budget_s=raw.get("budget_s"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +253,11 @@ def run_gate(args: argparse.Namespace, console: Console) -> int:
 
     config = load_config(Path(args.config))
     today = dt.date.today()
+    if args.dry_run:
+        flags = [] if config.embedded else ["--target", str(config.target), "--targets",
+                                            str(config.targets)]
+        return pipeline.dry_run(config.suites, flags, console, config.select,
+                                config.latency_args)
     with ExitStack() as stack:
         if config.embedded:
             target = stack.enter_context(pipeline.embedded(console))
@@ -266,7 +279,8 @@ def run_gate(args: argparse.Namespace, console: Console) -> int:
                      f"{target.base_url}; report folder {run_dir}")
         started, t0 = pipeline.utc_now(), time.monotonic()
         phases = pipeline.run_phases(target, config.suites, run_dir, console, config.select,
-                                     config.latency_args, slo)
+                                     config.latency_args, slo, config.timeouts,
+                                     config.budget_s)
         findings = [{"phase": p.name, **f} for p in phases for f in p.findings]
         latency = next((latency_digest(p.data) for p in phases
                         if p.name == "latency" and p.data), None)

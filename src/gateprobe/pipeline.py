@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -25,7 +25,7 @@ from gateprobe.redact import Redactor, redact_tree
 from gateprobe.report import html as report_html
 from gateprobe.report import summary as report_summary
 from gateprobe.report.summary import ERROR, FAILED, PASSED, SKIPPED, Phase
-from gateprobe.targets import is_loopback_url, target_entry
+from gateprobe.targets import Timeouts, is_loopback_url, target_entry
 
 SUITES = ("conformance", "rate-limits", "latency")
 EMBEDDED_KEYS = {
@@ -198,10 +198,27 @@ def _load_finding(scenario: str, item: Mapping[str, Any]) -> dict[str, Any]:
             "evidence": ""}
 
 
+def timeout_flags(t: Timeouts, first_byte: bool = True) -> list[str]:
+    """The flags that hand ``t`` to a phase's command."""
+    flags = ["--timeout-connect-s", str(t.connect_s), "--timeout-idle-s", str(t.idle_s),
+             "--timeout-total-s", str(t.total_s)]
+    return flags + (["--timeout-first-byte-s", str(t.first_byte_s)] if first_byte else [])
+
+
 def run_phases(target: RunTarget, suites: Sequence[str], run_dir: Path, console: Console,
                select: str | None = None, latency_extra: Sequence[str] = SHORT_LATENCY,
-               slo: str | None = None) -> list[Phase]:
+               slo: str | None = None, timeouts: Timeouts | None = None,
+               budget_s: float | None = None) -> list[Phase]:
     """Each requested suite in order, with a progress line before each."""
+    if timeouts is not None:
+        target = replace(target, conformance_args=[*target.conformance_args,
+                                                   *timeout_flags(timeouts)],
+                         load_args=[*target.load_args, *timeout_flags(timeouts, False)],
+                         rate_args=None if target.rate_args is None else
+                         [*target.rate_args, *timeout_flags(timeouts, False)])
+    if budget_s is not None:
+        target = replace(target, conformance_args=[*target.conformance_args, "--budget-s",
+                                                   str(budget_s)])
     phases: list[Phase] = []
     steps: list[tuple[str, Callable[[], Phase]]] = []
     if "conformance" in suites:
@@ -262,3 +279,22 @@ def check_suites(suites: Sequence[str]) -> list[str]:
     if not suites:
         raise ConfigError("no suite to run")
     return list(dict.fromkeys(suites))
+
+
+def dry_run(suites: Sequence[str], target_flags: list[str], console: Console,
+            select: str | None = None, latency_extra: Sequence[str] = SHORT_LATENCY) -> int:
+    """What each phase would send (``--dry-run`` of ``run`` and ``gate``)."""
+    from gateprobe import dryrun
+    from gateprobe.conformance_runner import run_conformance
+    from gateprobe.load.runner import run_load
+
+    dryrun.phases(suites, console)
+    for suite in suites:
+        console.line("")
+        if suite == "conformance":
+            run_conformance(_parse(["conformance", *target_flags, "--dry-run",
+                                    *(["--select", select] if select else [])]), console)
+        else:
+            extra = list(latency_extra) if suite == "latency" else []
+            run_load(_parse(["load", suite, *target_flags, *extra, "--dry-run"]), console)
+    return 0

@@ -12,8 +12,10 @@ findings for the summary and fails the test with them.
 from __future__ import annotations
 
 import json
+import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ from gateprobe.findings import Finding
 from gateprobe.targets import (
     PROFILES,
     Target,
+    Timeouts,
     check_base_url,
     key_from_env,
     model_overrides,
@@ -97,6 +100,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="golden files to use or record (default: the shipped ones)")
     group.addoption("--findings-json", default=None, metavar="PATH",
                     help="write the run's findings and test outcomes here as JSON")
+    defaults = Timeouts()
+    for name in ("connect_s", "first_byte_s", "idle_s", "total_s"):
+        flag = "--timeout-" + name.removesuffix("_s").replace("_", "-") + "-s"
+        group.addoption(flag, type=float, default=getattr(defaults, name), metavar="S",
+                        help=f"per request ({getattr(defaults, name):g})")
+    group.addoption("--budget-s", type=float, default=None, metavar="S",
+                    help="stop sending after this many seconds: the rest is skipped and the "
+                         "run fails (a hostile gateway must not hold a CI job)")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -117,8 +128,8 @@ def pytest_configure(config: pytest.Config) -> None:
             raise pytest.UsageError("give --target or --base-url, not both")
         try:
             entry = target_entry(Path(config.getoption("--targets")), target_name)
-            config.stash[TARGET_KEY] = entry.resolve(
-                model_overrides(config.getoption("--model")))
+            config.stash[TARGET_KEY] = replace(entry.resolve(
+                model_overrides(config.getoption("--model"))), timeouts=_timeouts(config))
         except GateprobeError as exc:
             raise pytest.UsageError(str(exc)) from None
         return
@@ -133,9 +144,45 @@ def pytest_configure(config: pytest.Config) -> None:
             api_key_env=config.getoption("--api-key-env"),
             models=parse_models(config.getoption("--model")),
             no_permission_key=key_from_env(no_permission_env) if no_permission_env else None,
+            timeouts=_timeouts(config),
         )
     except Exception as exc:  # GateprobeError: one line, as pytest usage errors are
         raise pytest.UsageError(str(exc)) from None
+
+
+def _timeouts(config: pytest.Config) -> Timeouts:
+    return Timeouts(config.getoption("--timeout-connect-s"),
+                    config.getoption("--timeout-first-byte-s"),
+                    config.getoption("--timeout-idle-s"),
+                    config.getoption("--timeout-total-s")).check()
+
+
+_STARTED: dict[str, float] = {}
+
+
+def budget_spent() -> bool:
+    """Whether the run's ``--budget-s`` is spent (never, without one)."""
+    config = current_config()
+    budget = config.getoption("--budget-s", None) if config is not None else None
+    started = _STARTED.get("t")
+    if not budget or started is None:
+        return False
+    return time.monotonic() - started > float(budget)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The run's budget: once spent, the next test fails saying so and the rest are skipped."""
+    budget = item.config.getoption("--budget-s", None)
+    if not budget:
+        return
+    started = _STARTED.setdefault("t", time.monotonic())
+    if time.monotonic() - started <= budget:
+        return
+    if not _STARTED.get("told"):
+        _STARTED["told"] = 1.0
+        pytest.fail(f"the run's budget of {budget:g} s is spent: the remaining tests are "
+                    "skipped", pytrace=False)
+    pytest.skip(f"budget of {budget:g} s spent")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

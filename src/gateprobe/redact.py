@@ -54,13 +54,15 @@ def redact_tree(root: Path, redactor: Redactor) -> int:
     The last line of defence for files written by tools we do not control (Locust's CSV, HTML
     and log; JUnit; Allure): whatever they captured, no key survives in the run folder.
     """
-    changed = 0
-    for path in sorted(root.rglob("*")):
-        if not path.is_file() or path.is_symlink() or path.suffix.lower() not in TEXT_SUFFIXES:
-            continue
-        original = path.read_text(encoding="utf-8", errors="surrogateescape")
-        masked = redactor.text(original)
-        if masked != original:
-            path.write_text(masked, encoding="utf-8", errors="surrogateescape")
-            changed += 1
-    return changed
+    return sum(redact_file(path, redactor) for path in sorted(root.rglob("*"))
+               if path.is_file() and not path.is_symlink()
+               and path.suffix.lower() in TEXT_SUFFIXES)
+
+
+def redact_file(path: Path, redactor: Redactor) -> bool:
+    """Mask secrets in one text file, in place; whether it changed."""
+    original = path.read_text(encoding="utf-8", errors="surrogateescape")
+    masked = redactor.text(original)
+    if masked != original:
+        path.write_text(masked, encoding="utf-8", errors="surrogateescape")
+    return masked != original

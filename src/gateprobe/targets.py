@@ -30,6 +30,30 @@ DEFAULT_MODELS: Mapping[str, str] = {
 
 
 @dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Per-request bounds in seconds, used by every runner that sends requests."""
+
+    connect_s: float = 10.0
+    first_byte_s: float = 60.0
+    """From sending to the first byte of the answer (the headers)."""
+    idle_s: float = 30.0
+    """Longest silence between two reads of a body or stream."""
+    total_s: float = 300.0
+    """One whole exchange, however the bytes trickle in."""
+
+    def check(self) -> Timeouts:
+        """Itself, every value positive and finite (``UsageError`` otherwise)."""
+        import math
+
+        for name in ("connect_s", "first_byte_s", "idle_s", "total_s"):
+            value = getattr(self, name)
+            if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
+                raise UsageError(f"timeout {name.removesuffix('_s').replace('_', '-')} must "
+                                 f"be a positive number of seconds, got {value!r}")
+        return self
+
+
+@dataclass(frozen=True, slots=True)
 class Target:
     """Where and how to reach one gateway."""
 
@@ -40,6 +64,7 @@ class Target:
     models: Mapping[str, str] = field(default_factory=lambda: dict(DEFAULT_MODELS))
     no_permission_key: str | None = field(default=None, repr=False)
     """A key that lacks the permission for ``models['legacy_chat']`` (auth tests skip without)."""
+    timeouts: Timeouts = field(default_factory=Timeouts)
 
     @property
     def secrets(self) -> tuple[str, ...]:

@@ -84,20 +84,27 @@ def test_load_faults_trip_load_verdicts() -> None:
     assert LOAD_FAULTS
     for name in LOAD_FAULTS:
         assert set(CATALOGUE[name].trips) <= verdict_ids, name
-    assert set(CATALOGUE) == set(CONFORMANCE_FAULTS) | set(LOAD_FAULTS)
+    transport_faults = {n for n, f in CATALOGUE.items() if f.proven_by == "transport"}
+    assert set(CATALOGUE) == set(CONFORMANCE_FAULTS) | set(LOAD_FAULTS) | transport_faults
 
 
 def test_every_check_is_proven_by_a_fault() -> None:
-    tripped = {check_id for name in CONFORMANCE_FAULTS for check_id in CATALOGUE[name].trips}
+    proven = [n for n, f in CATALOGUE.items() if f.proven_by in ("conformance", "transport")]
+    tripped = {check_id for name in proven for check_id in CATALOGUE[name].trips}
     emitted = {i for c in checks.all_checks() for i in c.emits}
-    # transport.error needs no fault of the gateway: nothing listening is its proof (below).
-    assert emitted - tripped == {"transport.error"}
+    # Proven without a fault of the gateway: nothing listening (transport.error,
+    # transport.connect: below); the breaker (transport.not_sent) in tests/test_probe_bounds.py.
+    # Left unproven by a fault: a connect timeout needs a black-holed address, and the idle
+    # and total timeouts of non-streaming answers share their code with the streaming ones.
+    assert emitted - tripped == {"transport.error", "transport.connect", "transport.not_sent",
+                                 "transport.connect_timeout", "transport.idle_timeout",
+                                 "transport.total_timeout"}
 
 
 def test_transport_error_when_nothing_listens(http: httpx.Client) -> None:
     target = Target("http://127.0.0.1:9", "ohmygpt", "gp-vip-0001")
     ids = {f.check_id for f in judge(http, target, all_cases(target)[0])}
-    assert ids == {"transport.error"}
+    assert ids == {"transport.connect"}
 
 
 def test_a_crashing_check_is_a_finding_not_a_crash() -> None:

@@ -34,12 +34,14 @@ from locust.exception import StopUser
 from locust.runners import WorkerRunner
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run on 429 answers)
+from gateprobe import transport
 from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import SAMPLES_FILE, write_verdict
 from gateprobe.metrics import now_ns
 from gateprobe.probe import MAX_BODY_BYTES
+from gateprobe.protocols.conformance import MAX_SANE_RETRY_AFTER_S
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
 from gateprobe.targets import credentials
@@ -210,6 +212,10 @@ def session() -> Session:
     global SESSION
     if SESSION is None:
         SESSION = Session(LoadPlan.from_env())
+        # FastHttpUser builds its client from class attributes when a user is created.
+        for cls in (StreamingUser, TierUser):
+            cls.network_timeout = SESSION.plan.timeouts.idle_s
+            cls.connection_timeout = SESSION.plan.timeouts.connect_s
 
         @events.init.add_listener
         def _attach(environment: Environment, **_: Any) -> None:
@@ -300,8 +306,6 @@ class StreamingUser(FastHttpUser):
     def on_start(self) -> None:
         s = session()
         self.s = s
-        self.network_timeout = s.plan.timeouts.idle_s
-        self.connection_timeout = s.plan.timeouts.connect_s
         kinds = [k for k, w in s.plan.weights.items() if w > 0]
         self.kinds, self.weights = kinds, [s.plan.weights[k] for k in kinds]
         self.key = s.keys[s.plan.api_key_env]
@@ -341,27 +345,29 @@ class StreamingUser(FastHttpUser):
         start = now_ns()
         observer = StreamObserver(path, json.loads(body), start, redact=s.redactor.text)
         error: str | None = None
+        kind = ""
         status = 0
         with self.client.request("POST", path, data=body, headers=headers_for(s, path, self.key),
                                  stream=True, catch_response=True, name=path) as response:
             status = response.status_code or 0
-            request_id = (response.headers or {}).get("x-request-id") or \
-                (response.headers or {}).get("request-id")
+            headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+            request_id = headers.get("x-request-id") or headers.get("request-id")
             try:
-                if status != 200:
-                    error = f"status {status}" if status else \
-                        f"no response: {getattr(response, 'error', None)}"
-                else:
-                    error = self._consume(response, observer, start)
+                kind, error = self._judge_head(response, status, headers)
+                if not kind:
+                    kind, error = self._consume(response, observer)
             except Exception as exc:  # a broken gateway is a finding, not a crash
+                kind = transport.classify(exc, got_headers=True, streaming=True)
                 error = f"{type(exc).__name__}: {exc}"
             metrics = observer.finish(now_ns())
             findings = [f.check_id for f in observer.findings] if status == 200 else []
-            ok = error is None and not findings
+            if not kind and findings:
+                kind, error = findings[0], f"stream: {', '.join(sorted(set(findings)))}"
+            ok = not kind
             if ok:
                 response.success()
             else:
-                response.failure(s.redactor.text(error or f"stream: {', '.join(findings)}"))
+                response.failure(s.redactor.text(f"{kind}: {error}"))
         env = self.environment
         for label, value in (("TTFB", metrics.ttfb_ms), ("TTFT", metrics.ttft_ms),
                              ("TPOT", metrics.tpot_ms), ("E2E", metrics.e2e_ms),
@@ -369,12 +375,38 @@ class StreamingUser(FastHttpUser):
             fire(env, label, path, value, metrics.output_tokens)
         fire(env, "tokens/s", path, metrics.tokens_per_s)
         s.record({"t": wall, "start_ns": start, "pid": os.getpid(), "request_id": request_id,
-                  "endpoint": path, "status": status, "ok": ok,
+                  "endpoint": path, "status": status, "ok": ok, "error_kind": kind or None,
                   "error": s.redactor.text(error) if error else None, "findings": findings,
                   **metrics.as_json()})
 
-    def _consume(self, response: Any, observer: StreamObserver, start: int) -> str | None:
-        """Feed the body to the observer; the reason it had to stop early, if it did."""
+    @staticmethod
+    def _judge_head(response: Any, status: int, headers: dict[str, str],
+                    ) -> tuple[str, str | None]:
+        """(symptom, detail) when the answer is not a stream worth reading, else ('', None)."""
+        if not status:
+            exc = getattr(response, "error", None) or OSError("no response")
+            return (transport.classify(exc, got_headers=False, streaming=True),
+                    f"{type(exc).__name__}: {exc}")
+        if 300 <= status < 400:
+            return "transport.redirect", f"status {status} to {headers.get('location', '?')}"
+        if status == 429:
+            return "response.rate_limited", "status 429"
+        wait = _seconds(headers.get("retry-after"))
+        if headers.get("retry-after") and (wait is None or wait > MAX_SANE_RETRY_AFTER_S):
+            return "response.retry_after", f"status {status}, Retry-After " \
+                                           f"{headers['retry-after'][:20]}"
+        if status != 200:
+            return "response.status", f"status {status}"
+        media = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "text/event-stream":
+            return "response.content_type", f"content-type {media or 'missing'}"
+        encoding = headers.get("content-encoding", "identity").strip().lower()
+        if encoding not in ("", "identity"):
+            return "stream.compressed", f"content-encoding {encoding}"
+        return "", None
+
+    def _consume(self, response: Any, observer: StreamObserver) -> tuple[str, str | None]:
+        """Feed the body to the observer; (symptom, detail) if it had to stop early."""
         timeouts = self.s.plan.timeouts
         size = 0
         with gevent.Timeout(timeouts.total_s, False):
@@ -382,9 +414,9 @@ class StreamingUser(FastHttpUser):
                 observer.feed(chunk, t_ns)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
-                    return f"body larger than {MAX_BODY_BYTES} bytes"
-            return None
-        return f"total timeout of {timeouts.total_s:g} s"
+                    return transport.TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes"
+            return "", None
+        return transport.STREAM_TOTAL_TIMEOUT, f"total timeout of {timeouts.total_s:g} s"
 
 
 class TierUser(FastHttpUser):
@@ -400,8 +432,6 @@ class TierUser(FastHttpUser):
     def on_start(self) -> None:
         s = session()
         self.s = s
-        self.network_timeout = s.plan.timeouts.idle_s
-        self.connection_timeout = s.plan.timeouts.connect_s
         self.key = s.keys[s.plan.tier_keys[self.tier]]
         self.body = json.dumps({"model": s.plan.models["legacy_chat"], "max_tokens": 1,
                                 "messages": [{"role": "user", "content": "Hi"}]})

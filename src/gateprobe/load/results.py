@@ -57,11 +57,17 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
             endpoint: aggregate([s for s in streams if s["endpoint"] == endpoint])
             for endpoint in sorted({s["endpoint"] for s in streams})}
         breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
+        kinds = Counter(s["error_kind"] for s in streams if s.get("error_kind"))
+        summary["errors_by_symptom"] = dict(kinds.most_common())
         out["latency"] = summary
         out["reasons"] = [str(b) for b in breaches]
+        if breaches and kinds:
+            out["reasons"].append("failed requests by symptom: " + ", ".join(
+                f"{k} x{n}" for k, n in kinds.most_common()))
         out["breaches"] = [{"slo": b.slo, "limit": b.limit, "observed": b.observed}
                            for b in breaches]
-        out["failed_checks"] = sorted({b.check_id for b in breaches})
+        out["failed_checks"] = sorted({b.check_id for b in breaches}
+                                      | (set(kinds) if breaches else set()))
         if not streams:
             out["reasons"].append("no request completed")
             out["failed_checks"].append("load.no_samples")

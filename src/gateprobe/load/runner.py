@@ -105,6 +105,8 @@ def add_parser(sub: Any) -> None:
     mode.add_argument("--worker", action="store_true", help="be a worker of --master-host")
     mode.add_argument("--master-host", default="127.0.0.1")
     mode.add_argument("--master-port", type=int, default=5557)
+    load.add_argument("--dry-run", action="store_true",
+                      help="print what would be sent, send nothing")
     load.add_argument("--report-dir", metavar="DIR", help="write here instead of reports/<run>/")
 
 
@@ -180,6 +182,10 @@ def run_load(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("give --target or --base-url, not both")
     with _where(args, console) as (plan_args, embedded):
         plan = _plan(args, plan_args, models, slo)
+        if args.dry_run:
+            from gateprobe import dryrun
+
+            return dryrun.load(plan, console)
         if not embedded:
             check_reachable(plan.base_url)
         _check_burst_rate(plan)
@@ -224,10 +230,16 @@ def _where(args: argparse.Namespace, console: Console,
                "tier_keys": tier_keys, "limits": limits, "window_s": args.window_s or 60.0,
                "models": {}}, False
         return
+    window = args.window_s or EMBEDDED_WINDOW_S
+    if args.dry_run:
+        yield {"base_url": "(the embedded reference gateway)", "profile": "ohmygpt",
+               "api_key_env": "GATEPROBE_EMBEDDED_KEY",
+               "tier_keys": {t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in EMBEDDED_TIERS},
+               "limits": dict(EMBEDDED_LIMITS), "window_s": window, "models": {}}, True
+        return
     from gateprobe.reference.config import default_keys_path, load_keys_file
     from gateprobe.reference.server import running_gateway
 
-    window = args.window_s or EMBEDDED_WINDOW_S
     config = load_keys_file(default_keys_path()).config(rate_window_s=window)
     env = {f"GATEPROBE_EMBEDDED_{t.upper()}_KEY": k for t, k in EMBEDDED_TIERS.items()}
     env["GATEPROBE_EMBEDDED_KEY"] = EMBEDDED_TIERS["vip"]  # test keys of the fake gateway
@@ -254,12 +266,14 @@ def _plan(args: argparse.Namespace, where: dict[str, Any], models: dict[str, str
                 raise UsageError(f"tier {tier!r} has a key but no limit: --limit {tier}=N")
         limits = {t: limits[t] for t in tier_keys}
         for variable in tier_keys.values():
-            key_from_env(variable)
+            if not args.dry_run:
+                key_from_env(variable)
         window = where["window_s"]
         duration = args.duration or 3 * window + 15
         users = len(limits)
     else:
-        key_from_env(where["api_key_env"])
+        if not args.dry_run:
+            key_from_env(where["api_key_env"])
         duration = args.duration or 30.0
         users = args.users
     processes = args.processes or (args.expect_workers if args.master else 1)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from gateprobe import transport
 from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import diff, normalize, normalize_events
@@ -61,13 +62,66 @@ def _unasked_429(ctx: Context, ex: Exchange) -> bool:
     return ex.status == 429 and 429 not in (ctx.expect.status, *ctx.expect.statuses)
 
 
-@check("transport.error", Severity.HIGH, "a response arrives")
+@check("transport.error", Severity.HIGH, "a whole response arrives, in time and in size",
+       emits=transport.KINDS)
 def transport_error(ctx: Context, ex: Exchange) -> CheckResult:
-    """No status at all: the connection failed or timed out."""
+    """The exchange broke: reset, timed out (connect, first byte, idle, total), too large."""
     if ex.transport_error is None:
         return NOT_APPLICABLE
-    return [_finding(ctx, ex, "transport.error", Severity.HIGH, "a response",
+    return [_finding(ctx, ex, ex.transport_kind, Severity.HIGH, "a whole response in time",
                      ex.transport_error)]
+
+
+@check("transport.redirect", Severity.HIGH, "no redirect to another host")
+def transport_redirect(ctx: Context, ex: Exchange) -> CheckResult:
+    """An API answering 3xx sends clients elsewhere, their key in hand if they follow."""
+    if ex.status is None or not 300 <= ex.status < 400:
+        return NOT_APPLICABLE
+    location = ex.headers.get("location", "")
+    return [_finding(ctx, ex, "transport.redirect", Severity.HIGH, "an answer, not a redirect",
+                     f"status {ex.status} to {location[:120] or 'nowhere'}")]
+
+
+MAX_SANE_RETRY_AFTER_S = 600
+
+
+@check("response.retry_after", Severity.MEDIUM, "Retry-After a client can honour")
+def response_retry_after(ctx: Context, ex: Exchange) -> CheckResult:
+    """Retry-After in seconds (or an HTTP date), no longer than ten minutes."""
+    value = ex.headers.get("retry-after")
+    if value is None:
+        return NOT_APPLICABLE
+    try:
+        seconds = float(value)
+    except ValueError:
+        return []  # an HTTP date: allowed by RFC 9110
+    if not 0 <= seconds <= MAX_SANE_RETRY_AFTER_S:
+        return [_finding(ctx, ex, "response.retry_after", Severity.MEDIUM,
+                         f"Retry-After within 0..{MAX_SANE_RETRY_AFTER_S} s",
+                         f"Retry-After: {value[:40]}")]
+    return []
+
+
+@check("response.rate_limited", Severity.MEDIUM, "a request that is not about limits is served")
+def response_rate_limited(ctx: Context, ex: Exchange) -> CheckResult:
+    """Still 429 after waiting Retry-After twice: the case could not be checked at all."""
+    if not _unasked_429(ctx, ex):
+        return NOT_APPLICABLE
+    return [_finding(ctx, ex, "response.rate_limited", Severity.MEDIUM,
+                     "an answer after honouring Retry-After",
+                     "429 again and again: the gateway limits every request")]
+
+
+@check("stream.compressed", Severity.MEDIUM, "event streams are not compressed")
+def stream_compressed(ctx: Context, ex: Exchange) -> CheckResult:
+    """A compressed event stream is buffered by compressors and proxies: events arrive late."""
+    if not ex.is_stream:
+        return NOT_APPLICABLE
+    encoding = ex.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return [_finding(ctx, ex, "stream.compressed", Severity.MEDIUM,
+                         "an uncompressed event stream", f"content-encoding: {encoding}")]
+    return []
 
 
 @check("response.status", Severity.HIGH, "the status the request deserves")
@@ -268,8 +322,9 @@ def normalized_answer(ex: Exchange) -> Any:
 def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
     """Shapes, values that must not vary (finish reasons, stop sequences, event order) and
     types of the values that may, against an answer recorded from a trusted gateway."""
-    if not ctx.expect.has_golden or ex.status is None or ex.status != ctx.expect.status:
-        return NOT_APPLICABLE  # a wrong status is response.status's finding
+    if not ctx.expect.has_golden or ex.status is None or ex.status != ctx.expect.status \
+            or ex.transport_error is not None:
+        return NOT_APPLICABLE  # a wrong status or a broken transfer has its own finding
     difference = diff(ctx.expect.golden, normalized_answer(ex))
     if not difference:
         return []

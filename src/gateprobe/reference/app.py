@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.reference import anthropic_api, openai_api
+from gateprobe.reference import anthropic_api, hostile, openai_api
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.envelopes import Family, GatewayError, render
@@ -52,6 +52,7 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self  # what Request.app reads
+        scope["gateprobe.server_send"] = send  # the server's own, for transport faults
         await self.router(scope, receive, send)
 
 
@@ -108,6 +109,10 @@ def _endpoint(family: Family, method: str,
         call = Call(request, family, request.app.state.gateway, request.url.path, t0)
         if request.method != method:
             return _error(call, _method_not_allowed(request, method))
+        if call.config.faults:
+            early = hostile_front(call)
+            if early is not None:
+                return early
         try:
             response = await handler(call)
         except GatewayError as error:
@@ -124,13 +129,68 @@ def _endpoint(family: Family, method: str,
     return endpoint
 
 
+def hostile_front(call: Call) -> Response | None:
+    """What a broken front (proxy, CDN, crashed worker) answers instead of the gateway."""
+    faults, endpoint, family = call.config.faults, call.endpoint, call.family
+    if has_fault(faults, "reset-before-headers", endpoint):
+        return hostile.ResetResponse()
+    if has_fault(faults, "slow-headers", endpoint):
+        return hostile.SilentResponse()
+    if has_fault(faults, "redirect-other-host", endpoint):
+        return Response(status_code=302, headers={"location": hostile.REDIRECT_HOST + endpoint})
+    if has_fault(faults, "retry-after-huge", endpoint):
+        return hostile.error_answer(family, 503, "Service temporarily unavailable",
+                                    {"retry-after": hostile.HUGE_RETRY_AFTER})
+    if has_fault(faults, "endless-429", endpoint):
+        return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "1"})
+    if has_fault(faults, "html-200", endpoint):
+        return Response(hostile.HTML_ERROR_PAGE, media_type="text/html")
+    return None
+
+
+def _hostile_stream(call: Call, response: EventStreamResponse) -> Response:
+    faults, endpoint = call.config.faults, call.endpoint
+    if has_fault(faults, "huge-body", endpoint):
+        response.abandon()
+        return hostile.HugeStream()
+    plan = list(response.plan)
+    if not any(e.content for e in plan):
+        return response
+    for name, bend in (("reset-mid-stream", hostile.reset_mid_stream),
+                       ("stream-hang-open", hostile.hang_open),
+                       ("invalid-utf8", hostile.invalid_utf8),
+                       ("invalid-json-line", hostile.html_line)):
+        if has_fault(faults, name, endpoint):
+            plan = bend(plan)
+    if has_fault(faults, "stream-endless-pings", endpoint):
+        plan = hostile.endless(plan, b": ping\n\n")
+    if has_fault(faults, "stream-endless-content", endpoint):
+        plan = hostile.endless(plan, plan[[e.content for e in plan].index(True)].data)
+    response.plan = plan
+    if has_fault(faults, "stream-wrong-content-type", endpoint):
+        response.headers["content-type"] = "application/json"
+    if has_fault(faults, "stream-no-content-type", endpoint):
+        del response.headers["content-type"]
+    if has_fault(faults, "stream-gzip-buffered", endpoint):
+        return hostile.BufferedGzipStream(response)  # it releases the stream's slot itself
+    return response
+
+
 def _with_faults(call: Call, response: Response) -> Response:
     """The answer as the enabled faults bend it (the harness's proof; see faults.py)."""
     faults = call.config.faults
     if has_fault(faults, "key-echoed", call.endpoint) and call.key is not None:
         response.headers["x-gateway-key"] = call.key.key
     if isinstance(response, EventStreamResponse):
-        return response  # streams are bent in their plan
+        return _hostile_stream(call, response)  # otherwise streams are bent in their plan
+    if has_fault(faults, "huge-body", call.endpoint) and response.status_code == 200:
+        return hostile.HugeJSONResponse()
+    if has_fault(faults, "key-echoed-in-error", call.endpoint) and response.status_code >= 400 \
+            and call.key is not None:
+        response = Response(bytes(response.body).replace(
+            b'"message": "', f'"message": "(key {call.key.key}) '.encode(), 1),
+            status_code=response.status_code, headers={
+                k: v for k, v in response.headers.items() if k.lower() != "content-length"})
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
     status, headers, body = apply_response_faults(
         faults, call.endpoint, (response.status_code, headers, bytes(response.body)))

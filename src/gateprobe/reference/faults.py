@@ -363,6 +363,40 @@ CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
        ALL_STREAMS, ["slo.ttft_p95_ms"], _slow_first_token, "load"),
     _f("stream-stall", f"the stream stalls {STALL_MS} ms halfway", ALL_STREAMS,
        ["slo.itl_p99_ms"], _stall, "load"),
+    _b("reset-before-headers", "the connection is reset before any header (TCP RST)", API,
+       ["transport.reset"], "transport"),
+    _b("reset-mid-stream", "streams are reset halfway", ALL_STREAMS, ["transport.reset"],
+       "transport"),
+    _b("stream-hang-open", "streams stop halfway, without a terminator, and stay open",
+       ALL_STREAMS, ["stream.idle_timeout"], "transport"),
+    _b("stream-endless-pings", "after the first token, keep-alive comments forever",
+       ALL_STREAMS, ["stream.total_timeout"], "transport"),
+    _b("stream-endless-content", "after the first token, the same content again, forever",
+       ALL_STREAMS, ["stream.total_timeout"], "transport"),
+    _b("slow-headers", "no header ever comes: the request hangs until the client leaves", API,
+       ["transport.first_byte_timeout"], "transport"),
+    _b("huge-body", "answers are 300 MB: JSON, or a stream's first event", GENERATING,
+       ["body.too_large"], "transport"),
+    _b("invalid-utf8", "a stream line carries bytes that are not UTF-8", ALL_STREAMS,
+       ["stream.framing"], "transport"),
+    _b("invalid-json-line", "an HTML error page pasted into a stream's data line",
+       ALL_STREAMS, ["stream.json"], "transport"),
+    _b("html-200", "every answer is a 200 HTML error page (a proxy's)", API,
+       ["response.content_type"], "transport"),
+    _b("stream-wrong-content-type", "streams say application/json", ALL_STREAMS,
+       ["response.content_type"], "transport"),
+    _b("stream-no-content-type", "streams carry no Content-Type", ALL_STREAMS,
+       ["response.content_type"], "transport"),
+    _b("stream-gzip-buffered", "streams are gzip-compressed and sent in one piece at the end",
+       ALL_STREAMS, ["stream.compressed"], "transport"),
+    _b("redirect-other-host", "every request is redirected (302) to another host", API,
+       ["transport.redirect"], "transport"),
+    _b("retry-after-huge", "every request gets 503 with Retry-After: 86400", API,
+       ["response.retry_after"], "transport"),
+    _b("endless-429", "every request gets 429 with Retry-After: 1, forever", API,
+       ["response.rate_limited"], "transport"),
+    _b("key-echoed-in-error", "error messages quote the caller's whole key", API,
+       ["security.key_echoed"], "transport"),
     _f("stream-early-empty-chunk", "an empty content chunk is flushed at once, tokens come "
        "on schedule (TTFB looks fast, TTFT is not)", OPENAI_STREAMS, ["slo.ttft_p95_ms"],
        _early_empty_chunk, "load"),
@@ -404,9 +438,12 @@ def has_fault(names: Sequence[str], name: str, endpoint: str) -> bool:
 
 def markdown_table() -> str:
     """The catalogue as the README's table (regenerate it with this, a test compares)."""
-    rows = ["| fault | endpoints | trips | what it does |", "| --- | --- | --- | --- |"]
+    rows = ["| fault | kind | endpoints | trips | what it does |",
+            "| --- | --- | --- | --- | --- |"]
     for f in CATALOGUE.values():
-        endpoints = ", ".join(f"`{e}`" for e in sorted(f.endpoints))
+        endpoints = "every API route" if f.endpoints == API else "every generating route" \
+            if f.endpoints == GENERATING else "every stream" if f.endpoints == ALL_STREAMS \
+            else ", ".join(f"`{e}`" for e in sorted(f.endpoints))
         trips = ", ".join(f"`{t}`" for t in f.trips)
-        rows.append(f"| `{f.name}` | {endpoints} | {trips} | {f.description} |")
+        rows.append(f"| `{f.name}` | {f.proven_by} | {endpoints} | {trips} | {f.description} |")
     return "\n".join(rows) + "\n"

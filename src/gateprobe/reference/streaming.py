@@ -33,6 +33,9 @@ class PlannedEvent:
     """When it is due, counted from the request's arrival."""
     content: bool
     """Whether it carries generated content (counts for TTFT and inter-token latency)."""
+    action: str = ""
+    """For transport faults (``hostile.py``): ``reset`` the connection here, ``hang`` here
+    (open, silent), or ``repeat`` this event's data forever."""
 
 
 @dataclass(slots=True)
@@ -152,6 +155,7 @@ class EventStreamResponse(Response):
         spin_ns: int = 0,
     ) -> None:
         self.plan = plan
+        self._scope: Scope = {}
         self.spin_ns = spin_ns
         self.trace = trace
         self.status_code = 200
@@ -161,6 +165,11 @@ class EventStreamResponse(Response):
         self.init_headers(
             {"cache-control": "no-cache", "x-accel-buffering": "no", **dict(headers or {})}
         )
+
+    def abandon(self) -> None:
+        """It will not be played (a fault answers instead): give back what it holds."""
+        if self._on_close is not None:
+            self._on_close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         player = asyncio.current_task()
@@ -184,6 +193,7 @@ class EventStreamResponse(Response):
                 {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
             )
             playing = True
+            self._scope = scope
             await self._play(send)
             playing = False
         except asyncio.CancelledError:
@@ -203,9 +213,13 @@ class EventStreamResponse(Response):
         plan = self.plan
         i = 0
         while i < len(plan):
+            if plan[i].action:
+                await self._act(plan[i], send)
+                return
             # Events due at the same instant leave in one write, as a real server's do.
             j = i + 1
-            while j < len(plan) and plan[j].offset_ns == plan[i].offset_ns:
+            while j < len(plan) and plan[j].offset_ns == plan[i].offset_ns \
+                    and not plan[j].action:
                 j += 1
             due = trace.t0_ns + plan[i].offset_ns
             await sleep_until(due, self.spin_ns)
@@ -219,3 +233,19 @@ class EventStreamResponse(Response):
             i = j
         await send({"type": "http.response.body", "body": b"", "more_body": False})
         trace.status = "complete"
+
+    async def _act(self, event: PlannedEvent, send: Send) -> None:
+        """A transport fault's action; ``hang`` and ``repeat`` end when the client leaves."""
+        from gateprobe.reference.hostile import PING_EVERY_S, reset
+
+        await sleep_until(self.trace.t0_ns + event.offset_ns)
+        self.trace.status = event.action
+        if event.action == "reset":
+            reset(self._scope)
+        elif event.action == "hang":
+            await asyncio.Event().wait()
+        elif event.action == "repeat":
+            while True:
+                await send({"type": "http.response.body", "body": event.data,
+                            "more_body": True})
+                await asyncio.sleep(PING_EVERY_S)

@@ -1,0 +1,113 @@
+"""``--dry-run``: what a command would send, without sending anything.
+
+Each command describes its traffic here: the endpoints, how many requests, and the most
+tokens a request may ask for; a user about to point gateprobe at a paid gateway reads this
+first. Nothing is sent and no key is needed (a missing key is said, not refused).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from gateprobe.console import Console
+from gateprobe.fuzz_guard import TOKEN_FIELDS, Guard, examples_for
+from gateprobe.targets import Target
+
+SDK_CALLS = 10
+SDK_MAX_TOKENS = 16
+
+
+def max_tokens_of(body: Any) -> int:
+    """The most tokens a request body may generate (0 when it names none)."""
+    if not isinstance(body, dict):
+        return 0
+    return max((v for k, v in body.items() if k in TOKEN_FIELDS and isinstance(v, int)),
+               default=0)
+
+
+def conformance(target: Target, select: str | None, max_tokens_cap: int,
+                max_requests: int | None, max_examples: int | None,
+                console: Console) -> int:
+    """The conformance suite's requests, per endpoint; the fuzz and SDK categories' bounds."""
+    from gateprobe.cases import all_cases
+
+    cases = all_cases(target)
+    counts: Counter[str] = Counter()
+    tokens: Counter[str] = Counter()
+    for case in cases:
+        key = f"{case.method} {case.path}"
+        counts[key] += 1
+        tokens[key] = max(tokens[key], max_tokens_of(case.body))
+    guard = Guard.for_target(target, max_tokens_cap, max_requests)
+    examples = examples_for(target, max_examples)
+    console.line(f"dry run: gateprobe conformance against {target.base_url} "
+                 f"({target.profile}); selection: {select or 'every category'}")
+    console.table(["endpoint", "requests", "max tokens each"],
+                  [[k, str(counts[k]), str(tokens[k] or "-")] for k in sorted(counts)])
+    worst = sum(max_tokens_of(case.body) for case in cases)
+    console.line(f"cases: {len(cases)} requests (a 429 the run did not ask for is retried "
+                 f"at most twice), at most {worst} generated tokens in all")
+    console.line(f"sdk: {SDK_CALLS} calls through the official SDKs, max_tokens "
+                 f"{SDK_MAX_TOKENS}")
+    console.line(f"fuzz: {examples} examples per operation, at most {guard.max_requests} "
+                 f"requests, every max_tokens-like value capped at {guard.max_tokens}")
+    console.line("nothing was sent")
+    return 0
+
+
+def load(plan: Any, console: Console) -> int:
+    """A load plan's traffic and its caps."""
+    console.line(f"dry run: gateprobe load {plan.scenario} against {plan.base_url} "
+                 f"({plan.profile})")
+    rows: list[list[str]] = []
+    if plan.scenario == "rate-limits":
+        total = 0
+        for tier, limit in plan.limits.items():
+            n = plan.burst_size(tier)
+            total += n + 1
+            rows.append([tier, str(limit), str(n), "1", plan.tier_keys.get(tier, "?")])
+        console.table(["tier", "limit", "burst", "recovery", "key variable"], rows)
+        console.line(f"{total} requests to /v1/chat/completions ({plan.models['legacy_chat']}, "
+                     f"max_tokens 1), bursts spread over {plan.burst_spread_s:g} s")
+    else:
+        weights = {k: w for k, w in plan.weights.items() if w > 0}
+        share = sum(weights.values())
+        how = "closed-loop users" if plan.arrival == "closed" else \
+            f"{plan.arrival} arrivals at {plan.rate:g}/s"
+        console.table(["endpoint", "share", "max tokens each"],
+                      [[k, f"{w / share:.0%}", str(plan.max_tokens)] for k, w in weights.items()])
+        console.line(f"{plan.users} users, {how}, for {plan.duration_s:g} s")
+        expected = min(plan.max_requests, math.ceil(plan.max_rps * plan.duration_s))
+        console.line(f"at most {expected} streaming requests (caps: {plan.max_requests} "
+                     f"requests, {plan.max_rps:g}/s), at most {expected * plan.max_tokens} "
+                     f"generated tokens")
+    missing = [v for v in plan.secret_envs if not os.environ.get(v)]
+    if missing:
+        console.line(f"note: {', '.join(missing)} not set: a real run would stop there")
+    console.line("nothing was sent")
+    return 0
+
+
+def compare(mirrors: dict[str, str], cases: int, samples: int, long_request_s: float,
+            max_tokens: int, console: Console) -> int:
+    """Each mirror's probes."""
+    console.line(f"dry run: gateprobe compare, {len(mirrors)} mirrors, each sent:")
+    long_tokens = math.ceil(long_request_s * 1.5 / 0.01) + 64
+    console.table(["mirror", "base URL", "smoke", "latency sample", "long request"],
+                  [[name, url, f"{cases} requests", f"{samples} streams x {max_tokens} tokens",
+                    f"1 request, up to {long_tokens} tokens"]
+                   for name, url in mirrors.items()])
+    console.line(f"the long request is sized from the mirror's measured token rate to run "
+                 f"{long_request_s * 1.5:g} s; {long_tokens} tokens is its size at 100 "
+                 f"tokens/s")
+    console.line("nothing was sent")
+    return 0
+
+
+def phases(suites: Sequence[str], console: Console) -> None:
+    """The heading of a run's or gate's dry run."""
+    console.line(f"dry run of {len(suites)} phases: {', '.join(suites)}")

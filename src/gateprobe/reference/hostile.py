@@ -1,0 +1,192 @@
+"""Transport-level faults: the reference gateway misbehaving below the protocol.
+
+These are what a broken deployment does to a client: resets, hangs, streams that never end,
+bodies too large to hold, bytes that are not UTF-8, HTML where JSON belongs, compression that
+buffers a stream, redirects elsewhere, absurd ``Retry-After`` values, endless 429s. Each is a
+named fault of ``faults.CATALOGUE`` (``proven_by="transport"``); ``app`` consults them by name
+around each API request, and ``tests/test_transport_faults.py`` proves every runner survives
+each one with a finding, an exit code and a bounded run time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import struct
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from gateprobe.reference.streaming import EventStreamResponse, PlannedEvent
+
+HUGE_BODY_BYTES = 300 * 1024 * 1024
+HUGE_RETRY_AFTER = "86400"
+REDIRECT_HOST = "http://gateway.invalid"
+PING_EVERY_S = 0.05
+
+
+def reset(scope: Scope) -> None:
+    """Abort the connection with a TCP reset (SO_LINGER 0), as a crashing proxy does.
+
+    ASGI has no way to say this; uvicorn's ``send`` (kept in the scope by ``GatewayApp``) is a
+    bound method of its request cycle, whose transport we reach for. A test double may lean on
+    its server's internals.
+    """
+    cycle = getattr(scope.get("gateprobe.server_send"), "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise RuntimeError("cannot reach the connection to reset it")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+async def until_disconnect(receive: Receive) -> None:
+    """Wait for the client to give up (the request body was read already)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
+
+
+class ResetResponse(Response):
+    """No answer at all: the connection is reset before any header."""
+
+    def __init__(self) -> None:
+        self.status_code = 0
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        reset(scope)
+
+
+class SilentResponse(Response):
+    """Headers that never come: the request hangs until the client gives up."""
+
+    def __init__(self) -> None:
+        self.status_code = 0
+        self.background = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await until_disconnect(receive)
+
+
+class HugeJSONResponse(Response):
+    """A JSON answer of ``HUGE_BODY_BYTES``, produced as it is sent (never held in memory)."""
+
+    def __init__(self) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"content-type": "application/json"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        chunk = b" " * (1024 * 1024)
+        await send({"type": "http.response.body", "body": b'{"padding": "', "more_body": True})
+        for _ in range(HUGE_BODY_BYTES // len(chunk)):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b'"}', "more_body": False})
+
+
+class HugeStream(Response):
+    """An event stream whose first event is ``HUGE_BODY_BYTES`` long (and never ends)."""
+
+    def __init__(self) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"content-type": "text/event-stream", "cache-control": "no-cache"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        chunk = b"a" * (1024 * 1024)
+        await send({"type": "http.response.body", "body": b"data: ", "more_body": True})
+        for _ in range(HUGE_BODY_BYTES // len(chunk)):
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(0)
+        await send({"type": "http.response.body", "body": b"\n\n", "more_body": False})
+
+
+class BufferedGzipStream(Response):
+    """The whole event stream gzip-compressed and sent at once, when it is complete: what a
+    compressing proxy in front of a streaming API does."""
+
+    def __init__(self, stream: EventStreamResponse) -> None:
+        self.stream = stream
+        self.status_code = 200
+        self.background = None
+        headers = {k: v for k, v in stream.headers.items()
+                   if k.lower() not in ("content-length", "content-encoding")}
+        self.init_headers({**headers, "content-encoding": "gzip"})
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        plan = self.stream.plan
+        last_due = self.stream.trace.t0_ns + (plan[-1].offset_ns if plan else 0)
+        from gateprobe.reference.streaming import sleep_until
+
+        await sleep_until(last_due)
+        body = gzip.compress(b"".join(e.data for e in plan))
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": body, "more_body": False})
+        if self.stream._on_close is not None:
+            self.stream._on_close()
+
+
+def error_answer(family: str, status: int, message: str,
+                 headers: dict[str, str]) -> Response:
+    """An error in the family's envelope."""
+    if family == "anthropic":
+        kind = {429: "rate_limit_error", 503: "overloaded_error"}.get(status, "api_error")
+        payload: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+    else:
+        kind = {429: "rate_limit_exceeded", 503: "server_error"}.get(status, "server_error")
+        payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+    return Response(json.dumps(payload), status_code=status, headers=headers,
+                    media_type="application/json")
+
+
+HTML_ERROR_PAGE = ("<html><head><title>502 Bad Gateway</title></head><body><center><h1>502 Bad "
+                   "Gateway</h1></center><hr><center>nginx</center></body></html>")
+
+
+# -- planned-stream transforms (the stream is played, then misbehaves) -------------------------
+def _content(plan: Sequence[PlannedEvent]) -> list[int]:
+    return [i for i, e in enumerate(plan) if e.content]
+
+
+def reset_mid_stream(plan: list[PlannedEvent]) -> list[PlannedEvent]:
+    """Half the content, then a reset."""
+    half = _content(plan)[len(_content(plan)) // 2]
+    return [*plan[:half], PlannedEvent(b"", plan[half].offset_ns, False, action="reset")]
+
+
+def hang_open(plan: list[PlannedEvent]) -> list[PlannedEvent]:
+    """Half the content, then nothing, the connection left open."""
+    half = _content(plan)[len(_content(plan)) // 2]
+    return [*plan[:half], PlannedEvent(b"", plan[half].offset_ns, False, action="hang")]
+
+
+def endless(plan: list[PlannedEvent], data: bytes) -> list[PlannedEvent]:
+    """The first content, then ``data`` again and again, forever."""
+    first = _content(plan)[0]
+    return [*plan[:first + 1], PlannedEvent(data, plan[first].offset_ns, False,
+                                            action="repeat")]
+
+
+def invalid_utf8(plan: list[PlannedEvent]) -> list[PlannedEvent]:
+    """The first content event's data with two bytes that are not UTF-8."""
+    first = _content(plan)[0]
+    event = plan[first]
+    bent = event.data.replace(b"data: ", b"data: \xff\xfe", 1)
+    return [*plan[:first], PlannedEvent(bent, event.offset_ns, True), *plan[first + 1:]]
+
+
+def html_line(plan: list[PlannedEvent]) -> list[PlannedEvent]:
+    """An upstream error page pasted into the stream as a data line, halfway."""
+    half = _content(plan)[len(_content(plan)) // 2]
+    line = PlannedEvent(b"data: <html><body>upstream error</body></html>\n\n",
+                        plan[half].offset_ns, False)
+    return [*plan[:half], line, *plan[half:]]

@@ -1,0 +1,70 @@
+"""``--dry-run`` on every command: it says what would be sent, and sends nothing."""
+
+from __future__ import annotations
+
+import io
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gateprobe.cli import main
+from gateprobe.console import Console
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[socket.socket, str]]:
+    """A port that counts connections: anything sent would have to connect here first."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    sock.setblocking(False)
+    yield sock, f"http://127.0.0.1:{sock.getsockname()[1]}"
+    sock.close()
+
+
+def nothing_connected(sock: socket.socket) -> bool:
+    try:
+        sock.accept()
+    except BlockingIOError:
+        return True
+    return False
+
+
+def gateprobe(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), Console(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("argv", [
+    ["conformance", "--base-url", "{url}"],
+    ["load", "latency", "--base-url", "{url}"],
+    ["load", "rate-limits", "--base-url", "{url}", "--tier-key", "free=GP_NONE",
+     "--limit", "free=12"],
+    ["compare", "--base-url", "{url}", "--base-url", "{url}/mirror"],
+    ["run", "--base-url", "{url}"],
+])
+def test_dry_run_sends_nothing(listener: tuple[socket.socket, str], argv: list[str],
+                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEPROBE_API_KEY", raising=False)  # not needed to say what is sent
+    sock, url = listener
+    code, out, err = gateprobe(*(a.format(url=url) for a in argv), "--dry-run")
+    assert code == 0, out + err
+    assert "nothing was sent" in out and "max tokens" in out or "tokens" in out
+    assert nothing_connected(sock)
+
+
+def test_gate_dry_run(tmp_path: Path) -> None:
+    gate = tmp_path / "gate.yaml"
+    gate.write_text("embedded: true\nsuites: [conformance, latency]\n")
+    code, out, _ = gateprobe("gate", "--config", str(gate), "--dry-run")
+    assert code == 0 and out.count("nothing was sent") == 2
+    assert not (tmp_path / "reports").exists()
+
+
+def test_conformance_dry_run_counts_cases_and_tokens() -> None:
+    code, out, _ = gateprobe("conformance", "--dry-run", "--fuzz-max-requests", "50")
+    assert code == 0
+    assert "cases: 95 requests" in out and "at most 50 requests" in out

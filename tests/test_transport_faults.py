@@ -1,0 +1,115 @@
+"""Proof that every runner survives every transport fault of the reference gateway.
+
+For each fault of ``faults.CATALOGUE`` with ``proven_by="transport"``, ``gateprobe
+conformance``, ``gateprobe load latency`` and ``gateprobe compare`` run against a gateway that
+has it, with short timeouts. Each must report the fault's symptom by its check id, exit 1,
+finish within a bound stated as a multiple of the configured total timeout, and leave no key
+in any file it wrote.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from gateprobe.cli import main
+from gateprobe.console import Console
+from gateprobe.probe import BREAKER, Breaker
+from gateprobe.reference import Timing
+from gateprobe.reference.faults import CATALOGUE
+from gateway_fixtures import MakeGateway
+
+TRANSPORT_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "transport"]
+KEY = "gp-vip-0001"
+TOTAL_S = 2.0
+TIMEOUTS = ["--timeout-connect-s", "1", "--timeout-idle-s", "1", "--timeout-total-s",
+            str(TOTAL_S)]
+FIRST_BYTE = ["--timeout-first-byte-s", "1"]
+# Bounds as multiples of the total timeout: the breaker stops a kind of request after three
+# timeouts, so a hostile gateway costs a few totals, not one per case.
+CONFORMANCE_RATIO, LOAD_RATIO, COMPARE_RATIO = 30, 12, 20
+LOAD_NOT_APPLICABLE = {"key-echoed-in-error"}
+"""Faults a latency run cannot meet: its requests all succeed, and errors are what echo."""
+
+
+@pytest.fixture(autouse=True)
+def key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GP_T_KEY", KEY)
+    # Each run starts with a closed breaker, as a fresh process would.
+    fresh = Breaker()
+    monkeypatch.setattr(BREAKER, "_timeouts", fresh._timeouts)
+    monkeypatch.setattr(BREAKER, "_limited", fresh._limited)
+
+
+def gateprobe(*argv: str) -> tuple[int, str, str, float]:
+    out, err = io.StringIO(), io.StringIO()
+    start = time.monotonic()
+    code = main(list(argv), Console(out, err))
+    return code, out.getvalue(), err.getvalue(), time.monotonic() - start
+
+
+def assert_no_key(folder: Path) -> None:
+    for path in folder.rglob("*"):
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), f"key in {path}"
+
+
+def test_the_catalogue_has_at_least_15_transport_faults() -> None:
+    assert len(TRANSPORT_FAULTS) >= 15
+
+
+@pytest.mark.parametrize("fault", TRANSPORT_FAULTS)
+def test_conformance_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
+    gateway = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
+    code, out, err, took = gateprobe(
+        "conformance", "--base-url", gateway.base_url, "--api-key-env", "GP_T_KEY",
+        "--select", "endpoint or stream or errors", *TIMEOUTS, *FIRST_BYTE,
+        "--report-dir", str(tmp_path))
+    assert code == 1, err
+    found = {f["check_id"] for f in
+             json.loads((tmp_path / "conformance.json").read_text())["findings"]}
+    assert set(CATALOGUE[fault].trips) <= found, sorted(found)
+    assert took / TOTAL_S < CONFORMANCE_RATIO, took
+    assert "Traceback" not in err
+    assert_no_key(tmp_path)
+
+
+@pytest.mark.parametrize("fault", TRANSPORT_FAULTS)
+def test_load_latency_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
+    gateway = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
+    code, out, err, took = gateprobe(
+        "load", "latency", "--base-url", gateway.base_url, "--api-key-env", "GP_T_KEY",
+        "--duration", "2", "--users", "2", "--max-requests", "200", *TIMEOUTS,
+        "--report-dir", str(tmp_path))
+    verdict = json.loads((tmp_path / "verdict.json").read_text())
+    symptoms = set(verdict["latency"]["errors_by_symptom"]) | \
+        set(verdict["latency"]["stream_findings"])
+    if fault in LOAD_NOT_APPLICABLE:  # streams that succeed have nothing to echo
+        assert code == 0 and not symptoms, out + err
+    else:
+        assert code == 1, out + err
+        assert set(CATALOGUE[fault].trips) <= symptoms, (symptoms, verdict["reasons"])
+    assert took / TOTAL_S < LOAD_RATIO, took
+    assert_no_key(tmp_path)
+
+
+@pytest.mark.parametrize("fault", TRANSPORT_FAULTS)
+def test_compare_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
+    clean = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
+    broken = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
+    code, out, err, took = gateprobe(
+        "compare", "--base-url", clean.base_url, "--base-url", broken.base_url,
+        "--api-key-env", "GP_T_KEY", "--samples", "2", "--long-request-s", "0.3", *TIMEOUTS,
+        *FIRST_BYTE, "--report-dir", str(tmp_path))
+    assert code == 1, out + err
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    clean_row, broken_row = summary["phases"]
+    assert clean_row["status"] == "passed"
+    found = {f["check_id"] for f in summary["findings"]}
+    assert set(CATALOGUE[fault].trips) <= found, sorted(found)
+    assert took / TOTAL_S < COMPARE_RATIO, took
+    assert_no_key(tmp_path)
