@@ -185,3 +185,16 @@ def aggregate(samples: Sequence[Mapping[str, Any]], wall_s: float | None = None,
     if wall_s:
         out["overall_tokens_per_s"] = tokens / wall_s
     return out
+
+
+def finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity (a percentile of no samples) as None, inside
+    dicts and lists too: JSON has neither, and a reader must not mistake "no data" for a
+    number."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(v) for v in value]
+    return value

@@ -8,7 +8,6 @@ process) when the run ends, read back by ``gateprobe load``.
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import LoadPlan
 from gateprobe.load.slo import evaluate_latency
-from gateprobe.metrics import aggregate
+from gateprobe.metrics import aggregate, finite
 
 SAMPLES_FILE = "samples.jsonl"
 VERDICT_FILE = "verdict.json"
@@ -83,14 +82,3 @@ def write_verdict(plan: LoadPlan, wall_s: float) -> dict[str, Any]:
                                                     default=str), encoding="utf-8")
     return result
 
-
-def finite(value: Any) -> Any:
-    """``value`` with every NaN or infinity (a percentile of no samples) as None: JSON has
-    neither, and a reader must not mistake "no data" for a number."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [finite(v) for v in value]
-    return value

@@ -152,7 +152,7 @@ def _hostile_stream(call: Call, response: EventStreamResponse) -> Response:
     faults, endpoint = call.config.faults, call.endpoint
     if has_fault(faults, "huge-body", endpoint):
         response.abandon()
-        return hostile.HugeStream()
+        return hostile.huge_stream()
     plan = list(response.plan)
     if not any(e.content for e in plan):
         return response
@@ -184,7 +184,7 @@ def _with_faults(call: Call, response: Response) -> Response:
     if isinstance(response, EventStreamResponse):
         return _hostile_stream(call, response)  # otherwise streams are bent in their plan
     if has_fault(faults, "huge-body", call.endpoint) and response.status_code == 200:
-        return hostile.HugeJSONResponse()
+        return hostile.huge_json()
     if has_fault(faults, "key-echoed-in-error", call.endpoint) and response.status_code >= 400 \
             and call.key is not None:
         response = Response(bytes(response.body).replace(

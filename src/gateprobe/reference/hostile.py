@@ -74,40 +74,34 @@ class SilentResponse(Response):
         await until_disconnect(receive)
 
 
-class HugeJSONResponse(Response):
-    """A JSON answer of ``HUGE_BODY_BYTES``, produced as it is sent (never held in memory)."""
+class HugeResponse(Response):
+    """An answer of ``HUGE_BODY_BYTES`` (a JSON string's padding, or a stream's first event),
+    produced as it is sent: never held in memory."""
 
-    def __init__(self) -> None:
+    def __init__(self, media_type: str, head: bytes, fill: bytes, tail: bytes) -> None:
         self.status_code = 200
         self.background = None
-        self.init_headers({"content-type": "application/json"})
+        self.parts = head, fill * (1024 * 1024), tail
+        self.init_headers({"content-type": media_type, "cache-control": "no-cache"})
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        head, chunk, tail = self.parts
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        chunk = b" " * (1024 * 1024)
-        await send({"type": "http.response.body", "body": b'{"padding": "', "more_body": True})
+        await send({"type": "http.response.body", "body": head, "more_body": True})
         for _ in range(HUGE_BODY_BYTES // len(chunk)):
             await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await asyncio.sleep(0)
-        await send({"type": "http.response.body", "body": b'"}', "more_body": False})
+        await send({"type": "http.response.body", "body": tail, "more_body": False})
 
 
-class HugeStream(Response):
-    """An event stream whose first event is ``HUGE_BODY_BYTES`` long (and never ends)."""
+def huge_json() -> HugeResponse:
+    """300 MB of JSON."""
+    return HugeResponse("application/json", b'{"padding": "', b" ", b'"}')
 
-    def __init__(self) -> None:
-        self.status_code = 200
-        self.background = None
-        self.init_headers({"content-type": "text/event-stream", "cache-control": "no-cache"})
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-        chunk = b"a" * (1024 * 1024)
-        await send({"type": "http.response.body", "body": b"data: ", "more_body": True})
-        for _ in range(HUGE_BODY_BYTES // len(chunk)):
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            await asyncio.sleep(0)
-        await send({"type": "http.response.body", "body": b"\n\n", "more_body": False})
+def huge_stream() -> HugeResponse:
+    """An event stream whose first event is 300 MB long."""
+    return HugeResponse("text/event-stream", b"data: ", b"a", b"\n\n")
 
 
 class BufferedGzipStream(Response):

@@ -16,7 +16,6 @@ meaning bumps it)::
 from __future__ import annotations
 
 import json
-import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -26,6 +25,7 @@ from typing import Any
 
 from gateprobe import __version__
 from gateprobe.errors import ConfigError
+from gateprobe.metrics import finite
 
 SCHEMA = "gateprobe.summary"
 VERSION = 1
@@ -87,20 +87,10 @@ def build(command: str, target: Mapping[str, Any], phases: Sequence[Phase], star
     return summary
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
-
-
 def write_json(run_dir: Path, summary: Mapping[str, Any]) -> Path:
     """``summary.json``."""
     path = run_dir / "summary.json"
-    path.write_text(json.dumps(_finite(summary), indent=2, allow_nan=False, default=str) + "\n",
+    path.write_text(json.dumps(finite(summary), indent=2, allow_nan=False, default=str) + "\n",
                     encoding="utf-8")
     return path
 
