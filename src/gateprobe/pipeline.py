@@ -76,10 +76,10 @@ def embedded(console: Console) -> Iterator[RunTarget]:
 
     os.environ.update(EMBEDDED_KEYS)
     config = load_keys_file(default_keys_path()).config(
-        rate_window_s=EMBEDDED_WINDOW_S, timing=Timing(ttft_ms=50, itl_ms=5, jitter_ms=2))
+        rate_window_s=EMBEDDED_WINDOW_S, timing=Timing(ttft_ms=20, itl_ms=2, jitter_ms=1))
     with running_gateway(config) as gateway:
         url = gateway.base_url
-        console.line(f"embedded reference gateway at {url} (TTFT 50 ms, ITL 5 ms, rate window "
+        console.line(f"embedded reference gateway at {url} (TTFT 20 ms, ITL 2 ms, rate window "
                      f"{EMBEDDED_WINDOW_S:g} s)")
         base = ["--base-url", url, "--profile", "ohmygpt"]
         tiers = []
