@@ -186,7 +186,8 @@ def test_open_loop_arrivals(make_gateway: MakeGateway, tmp_path: Path,
                              "--rate", "20")
     assert code == 0, out + err
     requests = verdict(tmp_path)["requests"]
-    assert 20 <= requests <= 110, requests  # ~60 expected over 3 s
+    # ~60 expected over 3 s; no arrival after the stop (Locust's grace period is 5 s more)
+    assert 20 <= requests <= 100, requests
 
 
 def test_embedded_gateway_by_default(tmp_path: Path) -> None:

@@ -32,6 +32,7 @@ from locust import FastHttpUser, events
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
+from locust.user.task import LOCUST_STATE_STOPPING
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run on 429 answers)
 from gateprobe import transport
@@ -331,6 +332,9 @@ class StreamingUser(FastHttpUser):
         while True:
             due += self.rng.expovariate(rate) if plan.arrival == "poisson" else 1 / rate
             gevent.sleep(max(0.0, due - time.monotonic()))
+            if self._state == LOCUST_STATE_STOPPING:
+                pool.join()  # the run is ending: no new arrivals, let the open ones finish
+                raise StopUser
             self.s.admit()
             if pool.full():  # bounded memory: an arrival with no free slot is dropped, counted
                 self.s.record({"t": time.time(), "dropped": True, "ok": False})
