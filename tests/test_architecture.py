@@ -9,8 +9,8 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 
-BASE = {"errors", "console", "redact", "tokenizer", "sse", "findings", "metrics", "targets",
-        "specs", "checks", "golden", "yamlfile", "types", "transport"}
+BASE = {"arrival", "errors", "console", "redact", "tokenizer", "sse", "findings", "metrics",
+        "targets", "specs", "checks", "golden", "yamlfile", "types", "transport"}
 RUNNERS = {"__main__", "smoke", "cli", "cases", "probe", "conformance_runner", "pytest_plugin",
            "fuzz_guard",
            "compare", "report", "load", "conformance", "pipeline", "gate", "dryrun"}

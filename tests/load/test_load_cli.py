@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from gateprobe import arrival
 from gateprobe.cli import main
 from gateprobe.console import Console
 from gateprobe.reference import Timing
@@ -110,7 +111,15 @@ def test_latency_passes_on_the_clean_gateway(make_gateway: MakeGateway, tmp_path
     assert len(lines) == result["requests"] > 0
     first = json.loads(lines[0])
     assert {"ttfb_ms", "ttft_ms", "tpot_ms", "e2e_ms", "itl_ms", "output_tokens",
-            "tokens_per_s"} <= set(first)
+            "tokens_per_s", "start_ns", "sent_ns"} <= set(first)
+    if arrival.SO_TIMESTAMPING is not None:
+        # The kernel's stamp of each request leaving: for every request but a connection's
+        # first, after our start stamp and before its first token came back.
+        samples = [json.loads(line) for line in lines]
+        wired = [s for s in samples if s["sent_ns"] is not None]
+        assert len(wired) >= len(samples) - 4 > 0
+        assert all(s["start_ns"] <= s["sent_ns"] < s["start_ns"] + s["ttft_ms"] * 1e6
+                   for s in wired)
     # Locust shows the metrics as custom events too.
     stats = (tmp_path / "locust_stats.csv").read_text()
     assert "TTFT" in stats and "TPOT" in stats and "ITL max" in stats

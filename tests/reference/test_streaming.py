@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import time
 
 import httpx
@@ -51,6 +52,32 @@ def test_client_arrival_times_never_precede_the_server_send_times(
     assert len(events) == len(t["events"])
     for ev, sent in zip(events, t["events"], strict=True):
         assert ev.t_ns >= sent["scheduled_ns"]
+
+
+def test_the_schedule_starts_when_the_requests_first_bytes_arrive(
+    make_gateway: MakeGateway,
+) -> None:
+    """Not when the app gets round to it: the truth a client is measured against starts when
+    the request reached the server. Here the request comes in two parts 80 ms apart, and the
+    trace starts with the first."""
+    gw = make_gateway(timing=Timing(ttft_ms=10, itl_ms=2))
+    body = json.dumps(CHAT).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+            "Authorization: Bearer gp-vip-0001\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    port = int(gw.base_url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port)) as sock:
+        first = time.perf_counter_ns()
+        sock.sendall(head[:20])
+        time.sleep(0.08)
+        sock.sendall(head[20:] + body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    request_id = next(line.split(b":", 1)[1].strip().decode()
+                      for line in answer.split(b"\r\n") if line.lower().startswith(b"x-request-id"))
+    t = trace(gw.base_url, request_id)
+    assert first <= t["t0_ns"] < first + 40_000_000
 
 
 def test_jitter_is_bounded_and_reproducible_per_seed(make_gateway: MakeGateway) -> None:

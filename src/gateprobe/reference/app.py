@@ -29,6 +29,10 @@ from gateprobe.reference.faults import apply_response_faults, has_fault
 from gateprobe.reference.ratelimit import Clock, RateLimiter
 from gateprobe.reference.streaming import EventStreamResponse, TraceStore
 
+ARRIVAL_KEY = "gateprobe.arrival_ns"
+"""Scope key of a request's arrival: ``perf_counter_ns`` when its first bytes were read (set by
+``server.ArrivalStampingProtocol``; absent under other servers, where the app's call is used)."""
+
 log = logging.getLogger("gateprobe.reference")
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -105,7 +109,7 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
 def _endpoint(family: Family, method: str,
               handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
-        t0 = time.perf_counter_ns()
+        t0 = request.scope.get(ARRIVAL_KEY) or time.perf_counter_ns()
         call = Call(request, family, request.app.state.gateway, request.url.path, t0)
         if request.method != method:
             return _error(call, _method_not_allowed(request, method))

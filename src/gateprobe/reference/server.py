@@ -18,14 +18,34 @@ from dataclasses import dataclass
 from typing import Literal
 
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateprobe.errors import ConfigError
-from gateprobe.reference.app import GatewayApp, build_app
+from gateprobe.reference.app import ARRIVAL_KEY, GatewayApp, build_app
 from gateprobe.reference.call import GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.ratelimit import Clock
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
+
+class ArrivalStampingProtocol(HttpToolsProtocol):
+    """uvicorn's httptools protocol, stamping each request with when its first bytes were read.
+
+    The ASGI app is called a loop iteration or more later, after whatever callbacks were
+    already due; under load that pickup costs milliseconds. A stream's schedule and its trace
+    start from the arrival stamp, so the server's truth is the time a client's request reached
+    it, not the time this process got round to it.
+    """
+
+    _received_ns = 0
+
+    def data_received(self, data: bytes) -> None:
+        self._received_ns = time.perf_counter_ns()
+        super().data_received(data)
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self.scope[ARRIVAL_KEY] = self._received_ns  # type: ignore[literal-required]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +85,7 @@ def _uvicorn_config(app: GatewayApp, loop: LoopName, log_level: str) -> uvicorn.
     return uvicorn.Config(
         app,
         loop=loop,
-        http="auto",  # httptools where installed
+        http=ArrivalStampingProtocol,
         log_level=log_level,
         access_log=False,
         proxy_headers=False,  # no proxy in front of a test double; saves a wrapper per send

@@ -45,7 +45,7 @@ class Trace:
     request_id: str
     endpoint: str
     t0_ns: int
-    """When the request arrived (the app was called)."""
+    """When the request arrived: its first bytes were read (``server.ArrivalStampingProtocol``)."""
     # Arrays, not lists: thousands of kept traces stay out of the garbage collector's walk.
     scheduled_ns: array[int] = field(default_factory=lambda: array("q"))
     sent_ns: array[int] = field(default_factory=lambda: array("q"))
