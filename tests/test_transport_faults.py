@@ -83,7 +83,7 @@ def test_load_latency_survives(make_gateway: MakeGateway, tmp_path: Path, fault:
     gateway = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
     code, out, err, took = gateprobe(
         "load", "latency", "--base-url", gateway.base_url, "--api-key-env", "GP_T_KEY",
-        "--duration", "2", "--users", "2", "--max-requests", "200", *TIMEOUTS,
+        "--duration", "2", "--users", "2", "--max-requests", "200", *TIMEOUTS, *FIRST_BYTE,
         "--report-dir", str(tmp_path))
     verdict = json.loads((tmp_path / "verdict.json").read_text())
     symptoms = set(verdict["latency"]["errors_by_symptom"]) | \

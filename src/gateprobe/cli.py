@@ -19,11 +19,14 @@ from gateprobe.console import Console
 from gateprobe.errors import GateprobeError, UsageError
 from gateprobe.targets import (
     PROFILES,
+    TIMEOUT_FIELDS,
     Target,
     Timeouts,
+    add_timeout_flags,
     check_base_url,
     check_reachable,
     key_from_env,
+    timeouts_of,
 )
 
 DEFAULT_EMBEDDED_KEY = "gp-vip-0001"
@@ -36,21 +39,10 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message}")
 
 
-def add_timeout_flags(parser: argparse.ArgumentParser, first_byte: bool = True) -> None:
-    """Per-request timeouts (defaults in ``gateprobe.targets.Timeouts``)."""
-    defaults = Timeouts()
-    names = ("connect_s", "first_byte_s", "idle_s", "total_s") if first_byte else \
-        ("connect_s", "idle_s", "total_s")
-    for name in names:
-        flag = "--timeout-" + name.removesuffix("_s").replace("_", "-") + "-s"
-        parser.add_argument(flag, type=float, default=getattr(defaults, name), metavar="S",
-                            help=f"per request ({getattr(defaults, name):g})")
-
-
-def timeouts_from(args: argparse.Namespace) -> Timeouts:
+def timeouts_from(args: argparse.Namespace,
+                  fields: tuple[str, ...] = TIMEOUT_FIELDS) -> Timeouts:
     """The ``Timeouts`` of the parsed timeout flags."""
-    return Timeouts(args.timeout_connect_s, args.timeout_first_byte_s, args.timeout_idle_s,
-                    args.timeout_total_s).check()
+    return timeouts_of(lambda dest: getattr(args, dest), fields)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     conf.add_argument("--report-dir", metavar="DIR",
                       help="write junit.xml and allure-results/ into this folder")
     conf.add_argument("-v", "--verbose", action="store_true", help="one line per case")
-    add_timeout_flags(conf)
+    add_timeout_flags(conf.add_argument)
     conf.add_argument("--budget-s", type=float, default=900.0, metavar="S",
                       help="the whole run's budget: once spent, the rest is skipped and the "
                            "run fails (900)")
@@ -140,7 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--long-request-s", type=float, default=120.0, metavar="S",
                       help="how long the long-request probe asks to run (120: past a 100 s "
                            "CDN limit)")
-    add_timeout_flags(comp)
+    add_timeout_flags(comp.add_argument)
     comp.add_argument("--dry-run", action="store_true",
                      help="print what would be sent, send nothing")
     comp.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-compare/")
@@ -166,7 +158,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="print what would be sent, send nothing")
     run.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-run/")
-    add_timeout_flags(run)
+    add_timeout_flags(run.add_argument)
     run.add_argument("--smoke", action="store_true",
                      help="only a quick smoke probe of every endpoint, no report folder")
     run.add_argument("--json", action="store_true", help="--smoke: print results as JSON")

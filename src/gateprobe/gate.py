@@ -91,6 +91,8 @@ class GateConfig:
     suites: list[str]
     select: str | None
     slo: Path | None
+    inline_slo: dict[str, Any] | None
+    """The thresholds when the gate file holds them itself, instead of naming a file."""
     latency_args: list[str]
     allow: list[Allowance]
     baseline: dict[str, Any] | None
@@ -139,9 +141,10 @@ def load_config(path: Path) -> GateConfig:
         allow.append(Allowance(entry["check"], entry.get("endpoint"), entry["reason"],
                                expires))
     slo: Path | None = None
+    inline_slo: dict[str, Any] | None = None
     if isinstance(raw.get("slo"), dict):
         validate_slo(raw["slo"], f"{path}: slo")
-        slo = None  # written next to the run by the command, see _slo_file
+        inline_slo = raw["slo"]  # written next to the run by the command, see _slo_file
     elif raw.get("slo"):
         slo = relative(raw["slo"])
     latency = raw.get("latency", {})
@@ -156,7 +159,8 @@ def load_config(path: Path) -> GateConfig:
         targets=relative(raw.get("targets", "targets.yaml")),
         embedded=bool(raw.get("embedded")),
         suites=raw.get("suites", ["conformance", "rate-limits", "latency"]),
-        select=raw.get("select"), slo=slo, latency_args=latency_args, allow=allow,
+        select=raw.get("select"), slo=slo, inline_slo=inline_slo, latency_args=latency_args,
+        allow=allow,
         baseline=load_summary(relative(raw["baseline"])) if raw.get("baseline") else None,
         ttft_p95_pct=float(raw.get("regressions", {}).get("ttft_p95_pct",
                                                            DEFAULT_TTFT_P95_PCT)),
@@ -303,11 +307,8 @@ def _slo_file(config: GateConfig, run_dir: Path) -> str | None:
     into the run folder (so the run records exactly what it was judged by)."""
     import yaml
 
-    from gateprobe.yamlfile import read_yaml
-
-    raw = read_yaml(config.path, "gate file")
-    if isinstance(raw.get("slo"), dict):
+    if config.inline_slo is not None:
         path = run_dir / "slo.yaml"
-        path.write_text(yaml.safe_dump(raw["slo"]), encoding="utf-8")
+        path.write_text(yaml.safe_dump(config.inline_slo), encoding="utf-8")
         return str(path)
     return str(config.slo) if config.slo else None

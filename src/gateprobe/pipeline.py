@@ -25,7 +25,7 @@ from gateprobe.redact import Redactor, redact_tree
 from gateprobe.report import html as report_html
 from gateprobe.report import summary as report_summary
 from gateprobe.report.summary import ERROR, FAILED, PASSED, SKIPPED, Phase
-from gateprobe.targets import Timeouts, is_loopback_url, target_entry
+from gateprobe.targets import TIMEOUT_FIELDS, Timeouts, flag_of, is_loopback_url, target_entry
 
 SUITES = ("conformance", "rate-limits", "latency")
 EMBEDDED_KEYS = {
@@ -198,11 +198,9 @@ def _load_finding(scenario: str, item: Mapping[str, Any]) -> dict[str, Any]:
             "evidence": ""}
 
 
-def timeout_flags(t: Timeouts, first_byte: bool = True) -> list[str]:
+def timeout_flags(t: Timeouts) -> list[str]:
     """The flags that hand ``t`` to a phase's command."""
-    flags = ["--timeout-connect-s", str(t.connect_s), "--timeout-idle-s", str(t.idle_s),
-             "--timeout-total-s", str(t.total_s)]
-    return flags + (["--timeout-first-byte-s", str(t.first_byte_s)] if first_byte else [])
+    return [part for name in TIMEOUT_FIELDS for part in (flag_of(name), str(getattr(t, name)))]
 
 
 def run_phases(target: RunTarget, suites: Sequence[str], run_dir: Path, console: Console,
@@ -213,9 +211,9 @@ def run_phases(target: RunTarget, suites: Sequence[str], run_dir: Path, console:
     if timeouts is not None:
         target = replace(target, conformance_args=[*target.conformance_args,
                                                    *timeout_flags(timeouts)],
-                         load_args=[*target.load_args, *timeout_flags(timeouts, False)],
+                         load_args=[*target.load_args, *timeout_flags(timeouts)],
                          rate_args=None if target.rate_args is None else
-                         [*target.rate_args, *timeout_flags(timeouts, False)])
+                         [*target.rate_args, *timeout_flags(timeouts)])
     if budget_s is not None:
         target = replace(target, conformance_args=[*target.conformance_args, "--budget-s",
                                                    str(budget_s)])

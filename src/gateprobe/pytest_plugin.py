@@ -38,11 +38,13 @@ from gateprobe.targets import (
     PROFILES,
     Target,
     Timeouts,
+    add_timeout_flags,
     check_base_url,
     key_from_env,
     model_overrides,
     parse_models,
     target_entry,
+    timeouts_of,
 )
 
 CATEGORIES: dict[str, Callable[[Target], list[Case]]] = {
@@ -100,11 +102,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="golden files to use or record (default: the shipped ones)")
     group.addoption("--findings-json", default=None, metavar="PATH",
                     help="write the run's findings and test outcomes here as JSON")
-    defaults = Timeouts()
-    for name in ("connect_s", "first_byte_s", "idle_s", "total_s"):
-        flag = "--timeout-" + name.removesuffix("_s").replace("_", "-") + "-s"
-        group.addoption(flag, type=float, default=getattr(defaults, name), metavar="S",
-                        help=f"per request ({getattr(defaults, name):g})")
+    add_timeout_flags(group.addoption)
     group.addoption("--budget-s", type=float, default=None, metavar="S",
                     help="stop sending after this many seconds: the rest is skipped and the "
                          "run fails (a hostile gateway must not hold a CI job)")
@@ -151,10 +149,7 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def _timeouts(config: pytest.Config) -> Timeouts:
-    return Timeouts(config.getoption("--timeout-connect-s"),
-                    config.getoption("--timeout-first-byte-s"),
-                    config.getoption("--timeout-idle-s"),
-                    config.getoption("--timeout-total-s")).check()
+    return timeouts_of(config.getoption)
 
 
 _STARTED: dict[str, float] = {}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,38 @@ class Timeouts:
         """Itself, every value positive and finite (``UsageError`` otherwise)."""
         import math
 
-        for name in ("connect_s", "first_byte_s", "idle_s", "total_s"):
+        for name in TIMEOUT_FIELDS:
             value = getattr(self, name)
             if not (isinstance(value, int | float) and math.isfinite(value) and value > 0):
                 raise UsageError(f"timeout {name.removesuffix('_s').replace('_', '-')} must "
                                  f"be a positive number of seconds, got {value!r}")
         return self
+
+
+TIMEOUT_FIELDS = ("connect_s", "first_byte_s", "idle_s", "total_s")
+
+
+def flag_of(field: str) -> str:
+    """The command-line flag of one field of ``Timeouts``: ``--timeout-first-byte-s``."""
+    return "--timeout-" + field.removesuffix("_s").replace("_", "-") + "-s"
+
+
+def add_timeout_flags(add: Callable[..., Any], fields: tuple[str, ...] = TIMEOUT_FIELDS) -> None:
+    """Declare the flags of ``fields`` of ``Timeouts`` (``--timeout-first-byte-s`` and so on)
+    with ``add``: argparse's ``add_argument`` or pytest's ``addoption``, which take the same
+    arguments, so the CLI and the pytest plugin spell them once."""
+    defaults = Timeouts()
+    for name in fields:
+        default = getattr(defaults, name)
+        add(flag_of(name), dest="timeout_" + name, type=float, default=default, metavar="S",
+            help=f"per request ({default:g})")
+
+
+def timeouts_of(value: Callable[[str], Any], fields: tuple[str, ...] = TIMEOUT_FIELDS) -> Timeouts:
+    """The checked ``Timeouts`` of parsed timeout flags; ``value(dest)`` reads one (argparse's
+    ``getattr`` on its namespace, pytest's ``config.getoption``); fields not flagged keep
+    their defaults."""
+    return Timeouts(**{name: value("timeout_" + name) for name in fields}).check()
 
 
 @dataclass(frozen=True, slots=True)

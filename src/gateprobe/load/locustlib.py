@@ -218,7 +218,9 @@ def session() -> Session:
         SESSION = Session(LoadPlan.from_env())
         # FastHttpUser builds its client from class attributes when a user is created.
         for cls in (StreamingUser, TierUser):
-            cls.network_timeout = SESSION.plan.timeouts.idle_s
+            # One network timeout covers the wait for the headers and every read after them.
+            cls.network_timeout = max(SESSION.plan.timeouts.first_byte_s,
+                                      SESSION.plan.timeouts.idle_s)
             cls.connection_timeout = SESSION.plan.timeouts.connect_s
 
         @events.init.add_listener

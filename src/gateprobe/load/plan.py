@@ -15,6 +15,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateprobe.targets import Timeouts
+
 PLAN_ENV = "GATEPROBE_LOAD_PLAN"
 
 SCENARIOS = ("rate-limits", "latency")
@@ -26,16 +28,6 @@ STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
 MAX_DURATION_S = 3600.0
 MAX_REQUESTS = 1_000_000
 MAX_RPS = 2000.0
-
-
-@dataclass(frozen=True, slots=True)
-class Timeouts:
-    """Per-request bounds, in seconds."""
-
-    connect_s: float = 10.0
-    idle_s: float = 60.0
-    """Longest silence between two reads of one response (first byte included)."""
-    total_s: float = 300.0
 
 
 @dataclass(frozen=True, slots=True)

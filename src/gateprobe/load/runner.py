@@ -30,7 +30,6 @@ from gateprobe.load.plan import (
     PLAN_ENV,
     STREAM_ENDPOINTS,
     LoadPlan,
-    Timeouts,
 )
 from gateprobe.load.results import VERDICT_FILE
 from gateprobe.load.slo import load_slo
@@ -39,12 +38,14 @@ from gateprobe.report import new_run_dir
 from gateprobe.targets import (
     DEFAULT_MODELS,
     PROFILES,
+    add_timeout_flags,
     check_base_url,
     check_reachable,
     is_loopback_url,
     key_from_env,
     model_overrides,
     target_entry,
+    timeouts_of,
 )
 
 _PACKAGED = Path(__file__).resolve().parent.parent / "_load"
@@ -93,9 +94,7 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
     shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")
     shape.add_argument("--slo", metavar="FILE", help="SLO thresholds (default: load/slo.yaml)")
-    shape.add_argument("--timeout-connect-s", type=float, default=Timeouts().connect_s)
-    shape.add_argument("--timeout-idle-s", type=float, default=Timeouts().idle_s)
-    shape.add_argument("--timeout-total-s", type=float, default=Timeouts().total_s)
+    add_timeout_flags(shape.add_argument)
     mode = load.add_argument_group("Locust")
     mode.add_argument("--web", action="store_true", help="serve Locust's web UI (127.0.0.1)")
     mode.add_argument("--web-port", type=int, default=8089)
@@ -138,9 +137,9 @@ def _check_shape(args: argparse.Namespace) -> None:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
-    for flag in ("max_rps", "timeout_connect_s", "timeout_idle_s", "timeout_total_s"):
-        if not getattr(args, flag) > 0:
-            raise UsageError(f"--{flag.replace('_', '-')} must be > 0")
+    if not args.max_rps > 0:
+        raise UsageError("--max-rps must be > 0")
+    timeouts_of(lambda dest: getattr(args, dest))
     if args.duration is not None and not 0 < args.duration <= MAX_DURATION_S:
         raise UsageError(f"--duration must be within 0..{MAX_DURATION_S:g} s")
     if args.max_requests > MAX_REQUESTS:
@@ -285,7 +284,7 @@ def _plan(args: argparse.Namespace, where: dict[str, Any], models: dict[str, str
         weights=_weights(args), arrival=args.arrival, rate=args.rate, users=users,
         max_tokens=args.max_tokens, duration_s=duration, max_requests=args.max_requests,
         max_rps=args.max_rps, processes=processes,
-        timeouts=Timeouts(args.timeout_connect_s, args.timeout_idle_s, args.timeout_total_s),
+        timeouts=timeouts_of(lambda dest: getattr(args, dest)),
         slo=slo)
 
 
