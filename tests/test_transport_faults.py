@@ -93,6 +93,8 @@ def test_load_latency_survives(make_gateway: MakeGateway, tmp_path: Path, fault:
     else:
         assert code == 1, out + err
         assert set(CATALOGUE[fault].trips) <= symptoms, (symptoms, verdict["reasons"])
+        if verdict["latency"]["stream_findings"]:  # the default SLO allows none
+            assert "slo.stream_findings_max" in verdict["failed_checks"]
     assert took / TOTAL_S < LOAD_RATIO, took
     assert_no_key(tmp_path)
 

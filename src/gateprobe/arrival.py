@@ -8,6 +8,11 @@ as it is received (``SO_TIMESTAMPNS``, software receive stamps, every NIC and lo
 stamp does not move when our process is late to read, so latencies measured with it are the
 gateway's alone.
 
+TCP hands over whatever has arrived, and a read that takes several packets at once carries the
+stamp of the last one. A reader that keeps up reads each event on its own; one that falls
+behind by more than the gap between two events stamps the earlier one late. That is the load
+process's capacity, measured in ``benchmarks/load_accuracy.py``.
+
 The kernel stamps in ``CLOCK_REALTIME``; they are moved into ``metrics.now_ns``'s monotonic
 clock with the two clocks' offset read at the same moment as the data, so an NTP slew of the
 realtime clock during a run does not leak in. Where there is no kernel stamp (TLS sockets,

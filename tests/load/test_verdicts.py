@@ -61,9 +61,26 @@ def test_under_the_limit_beyond_tolerance() -> None:
 def test_a_budget_shared_with_another_key_is_named_as_such() -> None:
     free = good_tier("free", 4)
     free[2:4] = [sample("free", 0.2, 429, 0), sample("free", 0.3, 429, 0)]
+    free[1]["remaining"] = "0"  # the key's own count skipped what the other key used
     vip = [sample("vip", 0.05 * i, 200, 9 - i, 10) for i in range(3)]
     found = checks(free + vip, {"free": 4, "vip": 10}, tolerance=0.0)
     assert "ratelimit.isolation" in found
+    # Without budget headers the counts decide: together no more than one budget.
+    for s in free + vip:
+        s["remaining"] = None
+    assert "ratelimit.isolation" in checks(free + vip, {"free": 4, "vip": 10}, tolerance=0.0)
+
+
+def test_every_key_limited_too_strictly_is_not_a_shared_budget() -> None:
+    """Each tier refused at 75% of its own limit: together they accepted more than any one
+    budget holds, so the keys are not sharing one; each is simply under its limit."""
+    samples = []
+    for tier, limit in (("free", 12), ("vip", 60)):
+        strict = limit * 3 // 4
+        samples += [sample(tier, i * 0.01, 200, limit - 1 - i, limit) for i in range(strict)]
+        samples += [sample(tier, 1 + i * 0.01, 429, 0, limit) for i in range(limit - strict)]
+    found = checks(samples, {"free": 12, "vip": 60}, tolerance=0.1)
+    assert "ratelimit.under_limit" in found and "ratelimit.isolation" not in found
 
 
 def test_missing_or_absurd_retry_after() -> None:

@@ -88,6 +88,19 @@ def test_load_faults_trip_load_verdicts() -> None:
     assert set(CATALOGUE) == set(CONFORMANCE_FAULTS) | set(LOAD_FAULTS) | transport_faults
 
 
+def test_every_rate_limit_verdict_is_proven_by_a_fault() -> None:
+    """Each way a rate-limit run can fail has a fault of the gateway that makes it fail."""
+    from gateprobe.load.ratelimits import CHECK_IDS
+
+    tripped = {t for name in LOAD_FAULTS for t in CATALOGUE[name].trips}
+    assert set(CHECK_IDS) <= tripped, set(CHECK_IDS) - tripped
+    # Latency objectives: every metric family, the error rate and the tokens/s floor. TTFB
+    # has none of its own (a gateway that sends headers late delays TTFT as well), and
+    # stream_findings_max is proven by the stream faults under load (test_transport_faults).
+    assert {"slo.ttft_p95_ms", "slo.tpot_p95_ms", "slo.itl_p99_ms", "slo.e2e_p95_ms",
+            "slo.error_rate_max", "slo.tokens_per_s_p50_min"} <= tripped
+
+
 def test_every_check_is_proven_by_a_fault() -> None:
     proven = [n for n, f in CATALOGUE.items() if f.proven_by in ("conformance", "transport")]
     tripped = {check_id for name in proven for check_id in CATALOGUE[name].trips}

@@ -121,8 +121,12 @@ def judge(samples: Sequence[Mapping[str, Any]], limits: Mapping[str, int], windo
         by_tier[s["tier"]].append(s)
     burst_accepts = sorted(s["t"] for s in samples
                            if s["phase"] == "burst" and _accepted(s))
+    # Keys drawing on one budget accept, all together, no more than one key's limit; keys
+    # that are each merely limited too strictly accept more than that between them.
+    one_budget = len(limits) > 1 and \
+        len(burst_accepts) <= max(limits.values()) * (1 + tolerance) < sum(limits.values())
     results = [_judge_tier(tier, limit, by_tier.get(tier, []), window_s, tolerance,
-                           burst_accepts) for tier, limit in limits.items()]
+                           burst_accepts if one_budget else []) for tier, limit in limits.items()]
     return RateLimitVerdict(results, timeline(samples))
 
 
@@ -131,7 +135,9 @@ def _accepted(s: Mapping[str, Any]) -> bool:
 
 
 def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_s: float,
-                tolerance: float, all_accepts: list[float]) -> TierResult:
+                tolerance: float, shared_accepts: list[float]) -> TierResult:
+    """One tier's result; ``shared_accepts`` are every key's accept times when the keys
+    together accepted no more than one budget's worth (else empty)."""
     result = TierResult(tier, limit)
     problems = result.problems
     burst = sorted((s for s in samples if s["phase"] == "burst"), key=lambda s: s["t"])
@@ -161,13 +167,13 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
             + ("" if never else "; a fixed window crossing a boundary can also do this")))
     elif len(accepted) < floor and not failed:
         first_429 = rejected[0]["t"] if rejected else burst[-1]["t"]
-        everyone = sum(1 for t in all_accepts if t <= first_429)
+        everyone = sum(1 for t in shared_accepts if t <= first_429)
         if not accepted:
             problems.append(Problem(
                 "ratelimit.under_limit", tier,
                 "the first request was refused: the key's budget was not full at the start "
                 "(used within the last window?)"))
-        elif everyone >= floor and everyone > len(accepted):
+        elif _shared(accepted, everyone, floor):
             problems.append(Problem(
                 "ratelimit.isolation", tier,
                 f"refused after {len(accepted)} accepted (limit {limit}) while all keys "
@@ -215,6 +221,21 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
     elif rejected:
         problems.append(Problem("ratelimit.recovery", tier, "the recovery request never ran"))
     return result
+
+
+def _shared(accepted: list[Mapping[str, Any]], everyone: int, floor: int) -> bool:
+    """Whether a tier refused below its limit because other keys drew on its budget.
+
+    Its own ``remaining`` header says it best: on a budget of its own it counts down by one
+    per accepted request; on a shared one it skips the values other keys used. Without that
+    header, the counts decide: all keys together accepted no more than one budget holds
+    (``everyone`` is 0 otherwise), and enough of it before this tier's first refusal.
+    """
+    values = [_number(s.get("remaining")) for s in accepted]
+    known = [int(v) for v in values if v is not None and v.is_integer()]
+    if len(known) >= 2 and len(known) == len(values):
+        return max(known) - min(known) + 1 > len(known)
+    return everyone >= floor and everyone > len(accepted)
 
 
 def _header_problems(tier: str, limit: int, accepted: list[Mapping[str, Any]],

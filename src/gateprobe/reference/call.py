@@ -23,7 +23,14 @@ from starlette.responses import Response
 
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
-from gateprobe.reference.faults import OFF_BY, apply_stream_faults, has_fault
+from gateprobe.reference.faults import (
+    FLAKY_EVERY,
+    OFF_BY,
+    STRICT_SHARE,
+    WRONG_LIMIT_FACTOR,
+    apply_stream_faults,
+    has_fault,
+)
 from gateprobe.reference.ratelimit import Decision, RateLimiter
 from gateprobe.reference.streaming import (
     EventStreamResponse,
@@ -53,6 +60,8 @@ class GatewayState:
     refused: set[tuple[str, str]] = field(default_factory=set)
     """(key, budget group) pairs refused once: only the ``ratelimit-never-recovers`` fault
     reads it."""
+    admitted: int = 0
+    """Requests past the rate limiter: only the ``flaky-500`` fault counts them."""
 
     def reset(self) -> None:
         """Forget budgets and traces (tests reuse one gateway across cases)."""
@@ -60,6 +69,7 @@ class GatewayState:
         self.traces.clear()
         self.refused.clear()
         self.requests = 0
+        self.admitted = 0
 
 
 @dataclass(slots=True)
@@ -240,6 +250,10 @@ class Call:
             self.headers.update(rate_limit_headers(self.family, decision))
             if not decision.allowed:
                 raise self._rate_limited(model, decision)
+        if has_fault(self.config.faults, "flaky-500", self.endpoint):
+            state.admitted += 1
+            if state.admitted % FLAKY_EVERY == 0:
+                raise GatewayError("api_error", "Internal server error")
         state.inflight += 1
         self.counted = True
 
@@ -249,10 +263,16 @@ class Call:
         faults, endpoint, state = self.config.faults, self.endpoint, self.state
         budget_key = "*shared*" if has_fault(faults, "ratelimit-shared-budget", endpoint) \
             else self.key.key
-        enforced = n + OFF_BY if has_fault(faults, "ratelimit-off-by-few", endpoint) else n
+        enforced = n + OFF_BY if has_fault(faults, "ratelimit-off-by-few", endpoint) else \
+            math.ceil(n * STRICT_SHARE) if has_fault(faults, "ratelimit-too-strict", endpoint) \
+            else n
         decision = state.limiter.hit(budget_key, group, enforced)
         if enforced != n:  # the headers still state the documented limit
-            decision = replace(decision, limit=n, remaining=max(0, decision.remaining - OFF_BY))
+            decision = replace(decision, limit=n,
+                               remaining=max(0, min(n - 1, decision.remaining + n - enforced))
+                               if decision.allowed else 0)
+        if has_fault(faults, "ratelimit-wrong-limit-header", endpoint):
+            decision = replace(decision, limit=n * WRONG_LIMIT_FACTOR)
         if not decision.allowed and has_fault(faults, "ratelimit-not-enforced", endpoint):
             decision = replace(decision, allowed=True, retry_after_s=0.0)
         if has_fault(faults, "ratelimit-never-recovers", endpoint):

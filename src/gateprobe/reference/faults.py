@@ -35,6 +35,13 @@ ALL_STREAMS = frozenset({CHAT, COMPLETIONS, MESSAGES, COMPLETE})
 
 OFF_BY = 3
 """How many requests ``ratelimit-off-by-few`` lets through beyond each limit."""
+STRICT_SHARE = 0.75
+"""The share of each limit ``ratelimit-too-strict`` accepts (below the default 10% tolerance)."""
+WRONG_LIMIT_FACTOR = 10
+"""``ratelimit-wrong-limit-header`` states this many times the tier's limit (an account-wide
+figure, say, instead of the key's)."""
+FLAKY_EVERY = 5
+"""``flaky-500`` fails every this-many-th admitted request."""
 
 Answer = tuple[int, dict[str, str], bytes]
 ResponseTransform = Callable[[str, Answer], Answer]
@@ -213,6 +220,20 @@ def _shift(plan: Plan, start: int, delta_ns: int) -> Plan:
     return [*plan[:start], *(replace(e, offset_ns=e.offset_ns + delta_ns) for e in plan[start:])]
 
 
+SLOW_TOKEN_MS = 40
+
+
+def _slow_tokens(endpoint: str, plan: Plan) -> Plan:
+    """Every token after the first ``SLOW_TOKEN_MS`` later than the one before it would have
+    been: the first token on time, the stream as a whole slow."""
+    later = set(_content_positions(plan)[1:])
+    out, delay_ns = [], 0
+    for i, event in enumerate(plan):
+        delay_ns += SLOW_TOKEN_MS * 1_000_000 if i in later else 0
+        out.append(replace(event, offset_ns=event.offset_ns + delay_ns) if delay_ns else event)
+    return out
+
+
 def _slow_first_token(endpoint: str, plan: Plan) -> Plan:
     first = _content_positions(plan)[0]
     due = plan[first].offset_ns
@@ -289,8 +310,16 @@ def _missing_model(endpoint: str, answer: Answer) -> Answer:
 
 
 def _r(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
-       response: ResponseTransform) -> Fault:
-    return Fault(name, description, endpoints, tuple(trips), response=response)
+       response: ResponseTransform, proven_by: str = "conformance") -> Fault:
+    return Fault(name, description, endpoints, tuple(trips), response=response,
+                 proven_by=proven_by)
+
+
+def _bare_429(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    if status != 429:
+        return answer
+    return status, _with_type(headers, "text/plain; charset=utf-8"), b"Too Many Requests"
 
 
 def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
@@ -359,6 +388,18 @@ CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
        ["ratelimit.isolation"], "load"),
     _b("ratelimit-never-recovers", "a key refused once is refused for good", GENERATING,
        ["ratelimit.recovery"], "load"),
+    _b("ratelimit-too-strict", f"each tier refuses after {STRICT_SHARE:.0%} of its limit "
+       "(the headers state the documented limit)", GENERATING, ["ratelimit.under_limit"],
+       "load"),
+    _r("ratelimit-bare-429", "429 answers are a text/plain 'Too Many Requests', not an "
+       "envelope", GENERATING, ["ratelimit.envelope"], _bare_429, "load"),
+    _b("ratelimit-wrong-limit-header", f"the limit header states {WRONG_LIMIT_FACTOR}x the "
+       "tier's limit", GENERATING, ["ratelimit.headers"], "load"),
+    _b("flaky-500", f"every {FLAKY_EVERY}th admitted request fails with a 500 envelope",
+       GENERATING, ["ratelimit.errors", "slo.error_rate_max"], "load"),
+    _f("stream-slow-tokens", f"every token after the first comes {SLOW_TOKEN_MS} ms late",
+       ALL_STREAMS, ["slo.tpot_p95_ms", "slo.e2e_p95_ms", "slo.tokens_per_s_p50_min"],
+       _slow_tokens, "load"),
     _f("stream-slow-first-token", f"the first token comes {SLOW_FIRST_TOKEN_MS} ms late",
        ALL_STREAMS, ["slo.ttft_p95_ms"], _slow_first_token, "load"),
     _f("stream-stall", f"the stream stalls {STALL_MS} ms halfway", ALL_STREAMS,
