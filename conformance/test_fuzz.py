@@ -22,7 +22,7 @@ from gateprobe import transport
 from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for
 from gateprobe.probe import BREAKER
 from gateprobe.pytest_plugin import budget_spent, current_config, current_target
-from gateprobe.targets import Target
+from gateprobe.targets import Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
                                    "(pip install 'gateprobe[fuzz]')")
@@ -35,7 +35,11 @@ fuzz_guard: dict[str, Any] = {}
 
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
-    """Cap cost, count requests, and aim schema-valid bodies at the target's models."""
+    """Cap cost, count requests, aim schema-valid bodies at the target's models, and trust
+    the CAs every other runner trusts (requests would not read ``SSL_CERT_FILE``)."""
+    cafile, capath = trusted_cas()
+    if cafile or capath:
+        kwargs.setdefault("verify", cafile or capath)
     guard: Guard | None = fuzz_guard.get("guard")
     if guard is None:
         return

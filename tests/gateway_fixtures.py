@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+import trustme
 
-from gateprobe.reference import GatewayConfig, RunningGateway, Timing, running_gateway
+from gateprobe.reference import GatewayConfig, RunningGateway, Timing, Tls, running_gateway
 from gateprobe.reference.config import default_keys_path, load_keys_file
 
 FAST = Timing(ttft_ms=5.0, itl_ms=1.0)
@@ -44,12 +46,15 @@ MakeGateway = Callable[..., RunningGateway]
 
 @pytest.fixture
 def make_gateway() -> Iterator[MakeGateway]:
-    """Start a gateway with config overrides (``clock=`` for the rate limiter); stopped after."""
+    """Start a gateway with config overrides (``clock=`` for the rate limiter, ``tls=`` to
+    serve HTTPS); stopped after."""
     with contextlib.ExitStack() as stack:
 
-        def make(*, clock: Any = None, **overrides: Any) -> RunningGateway:
-            extra = {"clock": clock} if clock is not None else {}
-            return stack.enter_context(running_gateway(base_config(**overrides), **extra))
+        def make(*, clock: Any = None, tls: Tls | None = None, **overrides: Any,
+                 ) -> RunningGateway:
+            extra: dict[str, Any] = {"clock": clock} if clock is not None else {}
+            return stack.enter_context(running_gateway(base_config(**overrides), tls=tls,
+                                                       **extra))
 
         yield make
 
@@ -78,3 +83,20 @@ def client(gateway: RunningGateway) -> Iterator[httpx.Client]:
     """An httpx client of the shared gateway with the VIP key as Bearer."""
     with client_for(gateway) as c:
         yield c
+
+
+TlsFiles = tuple[Tls, Path]
+"""What to serve HTTPS with, and the CA file a client must be told to trust."""
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> TlsFiles:
+    """A certificate for 127.0.0.1 and its key, and the CA that issued it (not trusted by
+    default): what to serve HTTPS with, and the file a client must be told to trust."""
+    ca = trustme.CA()
+    cert, key, ca_pem = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    issued = ca.issue_cert("127.0.0.1")
+    issued.cert_chain_pems[0].write_to_path(str(cert))
+    issued.private_key_pem.write_to_path(str(key))
+    ca.cert_pem.write_to_path(str(ca_pem))
+    return Tls(cert, key), ca_pem

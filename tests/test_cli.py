@@ -6,6 +6,7 @@ import io
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -15,7 +16,7 @@ import pytest
 
 from gateprobe.cli import main
 from gateprobe.console import Console
-from gateway_fixtures import MakeGateway
+from gateway_fixtures import MakeGateway, TlsFiles
 
 
 def run_cli(*argv: str) -> tuple[int, str, str]:
@@ -41,6 +42,9 @@ def assert_one_line_error(err: str, fragment: str) -> None:
         (("serve", "--profile", "azure"), "invalid choice: 'azure'"),
         (("serve", "--keys", "/nonexistent/keys.yaml"), "cannot read keys file"),
         (("serve", "--bogus"), "unrecognized arguments: --bogus"),
+        (("serve", "--tls-cert", "c.pem"), "--tls-cert and --tls-key go together"),
+        (("serve", "--tls-cert", "/nonexistent/c.pem", "--tls-key", "/nonexistent/k.pem"),
+         "cannot use TLS certificate /nonexistent/c.pem with key /nonexistent/k.pem"),
         (("run", "--base-url", "ftp://x"), "environment variable GATEPROBE_API_KEY is not set"),
     ],
 )
@@ -119,15 +123,31 @@ def test_serve_as_a_process_on_a_free_port() -> None:
     assert proc.returncode == 0
 
 
-def _exercise_and_stop(proc: subprocess.Popen[str]) -> None:
+def test_serve_https_as_a_process(tls: TlsFiles) -> None:
+    """`gateprobe serve --tls-cert --tls-key`: the same gateway over HTTPS, for runners that
+    must be tried against TLS the way real gateways speak it."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    with subprocess.Popen(
+        [sys.executable, "-c", "from gateprobe.cli import entrypoint; entrypoint()", "serve",
+         "--port", "0", "--profile", "anthropic", "--ttft-ms", "0", "--itl-ms", "0",
+         "--tls-cert", str(tls[0].cert), "--tls-key", str(tls[0].key)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    ) as proc:
+        _exercise_and_stop(proc, verify=str(tls[1]))
+    assert proc.returncode == 0
+
+
+def _exercise_and_stop(proc: subprocess.Popen[str], verify: str | bool = True) -> None:
     try:
         assert proc.stdout is not None
         line = proc.stdout.readline()
-        assert "listening on http://127.0.0.1:" in line, line
+        scheme = "https" if isinstance(verify, str) else "http"
+        assert f"listening on {scheme}://127.0.0.1:" in line, line
         url = line.rsplit(" ", 1)[1].strip()
-        health = httpx.get(url + "/_gateprobe/health", timeout=10).json()
+        verify_ = ssl.create_default_context(cafile=verify) if isinstance(verify, str) else True
+        health = httpx.get(url + "/_gateprobe/health", timeout=10, verify=verify_).json()
         assert health["profile"] == "anthropic"
-        r = httpx.post(url + "/v1/messages", timeout=10, json={
+        r = httpx.post(url + "/v1/messages", timeout=10, verify=verify_, json={
             "model": "claude-2", "max_tokens": 3, "messages": [{"role": "user", "content": "x"}]},
             headers={"x-api-key": "gp-premium-0001", "anthropic-version": "2023-06-01"})
         assert r.status_code == 200

@@ -8,14 +8,17 @@ import sys
 from pathlib import Path
 
 from gateprobe.reference import Timing
-from gateway_fixtures import MakeGateway
+from gateway_fixtures import MakeGateway, TlsFiles
 
 
 def conformance(*args: str, key: str | None = "gp-vip-0001",
-                tmp: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k != "GATEPROBE_API_KEY"}
+                tmp: Path | None = None, ca: Path | None = None,
+                ) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("GATEPROBE_API_KEY", "SSL_CERT_FILE")}
     if key:
         env["GATEPROBE_API_KEY"] = key
+    if ca:
+        env["SSL_CERT_FILE"] = str(ca)
     return subprocess.run([sys.executable, "-m", "gateprobe", "conformance", *args],
                           capture_output=True, text=True, env=env, timeout=300,
                           cwd=tmp)
@@ -126,6 +129,21 @@ def test_fuzz_passes_clean_and_fails_on_a_faulty_gateway(make_gateway: MakeGatew
     assert bad.returncode == 1
     assert "[error.envelope]" in bad.stdout
     assert "gp-vip-0001" not in bad.stdout
+
+
+def test_over_tls_every_category_trusts_ssl_cert_file(make_gateway: MakeGateway,
+                                                       tls: TlsFiles) -> None:
+    """A gateway behind a private CA: trusted once, by ``SSL_CERT_FILE``, in every category
+    (httpx, the SDKs and schemathesis's requests alike); refused in one line otherwise."""
+    gw = make_gateway(timing=Timing(0, 0), tls=tls[0])
+    refused = conformance("--base-url", gw.base_url, "--select", "fuzz")
+    assert refused.returncode == 3 and "certificate verify failed" in refused.stderr
+    assert len(refused.stderr.strip().splitlines()) == 1
+    result = conformance("--base-url", gw.base_url, "--select", "fuzz or sdk or stream",
+                         "--max-examples", "3", ca=tls[1])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "test_openai_operation" not in result.stdout  # none failed
+    assert " passed" in result.stdout and "failed" not in result.stdout
 
 
 def test_fuzz_stops_at_the_request_cap(make_gateway: MakeGateway) -> None:

@@ -20,7 +20,8 @@ def test_top_level_exports() -> None:
 
 def test_reference_exports() -> None:
     assert sorted(gateprobe.reference.__all__) == [
-        "GatewayConfig", "RunningGateway", "Timing", "build_app", "running_gateway", "serve"]
+        "GatewayConfig", "RunningGateway", "Timing", "Tls", "build_app", "running_gateway",
+        "serve"]
 
 
 def test_error_exit_codes() -> None:

@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="event loop (auto: uvloop where installed)")
     serve.add_argument("--log-level", default="warning",
                        choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--tls-cert", type=Path, metavar="PEM",
+                       help="serve HTTPS with this certificate chain (needs --tls-key)")
+    serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
 
     conf = sub.add_parser("conformance", help="run the conformance suite against a gateway "
                           "(default: the embedded reference gateway)")
@@ -200,7 +203,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
 def _serve(args: argparse.Namespace, console: Console) -> int:
     from gateprobe.reference import faults
     from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
-    from gateprobe.reference.server import serve
+    from gateprobe.reference.server import Tls, serve
 
     if args.list_faults:
         console.table(["fault", "endpoints", "trips", "what it does"], [
@@ -215,6 +218,9 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         raise UsageError("--rate-window-s must be > 0")
     if not 0 <= args.port <= 65535:
         raise UsageError("--port must be between 0 and 65535")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    tls = Tls(args.tls_cert, args.tls_key).check() if args.tls_cert else None
     config = load_keys_file(args.keys or default_keys_path()).config(
         profile=args.profile, rate_window_s=args.rate_window_s,
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
@@ -222,7 +228,7 @@ def _serve(args: argparse.Namespace, console: Console) -> int:
         cut_after_s=args.cut_after_s,
     )
     try:
-        serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop,
+        serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop, tls=tls,
               announce=lambda url: console.line(
                   f"gateprobe reference gateway ({args.profile}) listening on {url}"))
     except KeyboardInterrupt:

@@ -114,6 +114,13 @@ def is_loopback_url(url: str) -> bool:
     return host in {"localhost", "::1"} or host.startswith("127.")
 
 
+def trusted_cas() -> tuple[str | None, str | None]:
+    """The CA file and directory to trust instead of the default bundle, as httpx (and so the
+    SDKs) read them: ``SSL_CERT_FILE``, ``SSL_CERT_DIR``. The runners on other HTTP clients
+    (Locust's, schemathesis's requests) are told the same, so every runner trusts alike."""
+    return os.environ.get("SSL_CERT_FILE") or None, os.environ.get("SSL_CERT_DIR") or None
+
+
 def credentials(profile: str, family: str, key: str) -> dict[str, str]:
     """The header a gateway of ``profile`` expects a key in, for a route of ``family``:
     ``x-api-key`` on Anthropic's own API, a bearer token everywhere else (the seeds' gateway

@@ -22,7 +22,7 @@ from gateprobe.cli import main
 from gateprobe.console import Console
 from gateprobe.reference import Timing
 from gateprobe.reference.faults import CATALOGUE
-from gateway_fixtures import MakeGateway
+from gateway_fixtures import MakeGateway, TlsFiles
 
 LOAD_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "load"]
 RATE_FAULTS = [n for n in LOAD_FAULTS if any(t.startswith("ratelimit.")
@@ -133,6 +133,54 @@ def test_latency_passes_on_the_clean_gateway(make_gateway: MakeGateway, tmp_path
     # Locust shows the metrics as custom events too.
     stats = (tmp_path / "locust_stats.csv").read_text()
     assert "TTFT" in stats and "TPOT" in stats and "ITL max" in stats
+
+
+def test_latency_over_tls_stamps_in_the_kernel(
+        make_gateway: MakeGateway, tmp_path: Path, tight_slo: Path, tls: TlsFiles,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Real gateways speak HTTPS: what arrives is still timed by the kernel's stamps."""
+    gateway = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2), tls=tls[0])
+    assert gateway.base_url.startswith("https://127.0.0.1:")
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    code, out, err = latency(gateway.base_url, tmp_path / "untrusted", tight_slo)
+    assert code == 3 and "certificate verify failed" in err and "Traceback" not in out + err
+
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls[1]))
+    code, out, err = latency(gateway.base_url, tmp_path / "trusted", tight_slo)
+    assert code == 0, out + err
+    result = verdict(tmp_path / "trusted")["latency"]
+    assert result["errors"] == 0 and result["stream_findings"] == {}
+    samples = [json.loads(line) for line in
+               (tmp_path / "trusted" / "samples.jsonl").read_text().splitlines()]
+    assert samples and all(s["ok"] for s in samples)
+    if arrival.SO_TIMESTAMPNS is not None:
+        kernel = [s for s in samples if s["stamps"] == "kernel"]
+        assert len(kernel) >= len(samples) // 2, [s["stamps"] for s in samples]
+
+
+LOCUST_TLS_PROBE = """
+import sys
+from locust.env import Environment
+from gateprobe.load.locustlib import StreamingUser, TierUser
+for cls in (StreamingUser, TierUser):
+    user = type("Probe", (cls,), {"host": sys.argv[1]})(Environment())
+    answer = user.client.get("/v1/models")
+    print(answer.status_code, type(answer.error).__name__)
+"""
+
+
+def test_load_users_check_certificates(make_gateway: MakeGateway, tls: TlsFiles,
+                                       ) -> None:
+    """Locust's HTTP users do not check certificates unless told: ours are told, and trust
+    what httpx (the preflight, every other runner) trusts, ``SSL_CERT_FILE`` included."""
+    gateway = make_gateway(tls=tls[0])
+    base_env = {k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"}
+    outputs = [subprocess.run([sys.executable, "-c", LOCUST_TLS_PROBE, gateway.base_url],
+                              env=env, capture_output=True, text=True, timeout=60,
+                              check=True).stdout.split("\n")[:2]
+               for env in (base_env, {**base_env, "SSL_CERT_FILE": str(tls[1])})]
+    assert outputs[0] == ["0 SSLCertVerificationError"] * 2  # refused: an unknown issuer
+    assert outputs[1] == ["401 LocustBadStatusCode"] * 2  # trusted: reached the gateway
 
 
 @pytest.mark.parametrize("fault", LATENCY_FAULTS)

@@ -22,6 +22,7 @@ import json
 import logging
 import os
 import random
+import ssl
 import time
 import weakref
 from collections.abc import Callable, Mapping
@@ -29,6 +30,7 @@ from typing import Any
 
 import gevent
 import gevent.monkey
+import gevent.ssl
 from gevent.pool import Pool
 from geventhttpclient.connectionpool import ConnectionPool
 from locust import FastHttpUser, events
@@ -48,7 +50,7 @@ from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.protocols.conformance import MAX_SANE_RETRY_AFTER_S
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
-from gateprobe.targets import credentials
+from gateprobe.targets import credentials, trusted_cas
 
 log = logging.getLogger("gateprobe.load")
 
@@ -230,6 +232,16 @@ def session() -> Session:
     return SESSION
 
 
+def verified_tls_context(cafile: str | None = None) -> ssl.SSLContext:
+    """A context that checks the gateway's certificate and name, trusting what every other
+    runner trusts (``targets.trusted_cas``), else ``cafile`` (geventhttpclient passes the
+    system's bundle, or certifi's)."""
+    env_file, capath = trusted_cas()
+    context: ssl.SSLContext = gevent.ssl.create_default_context(cafile=env_file or cafile,
+                                                                capath=capath)
+    return context
+
+
 # -- requests -------------------------------------------------------------------------------
 def family_of(path: str) -> str:
     """``anthropic`` for the Anthropic-native routes, else ``openai``."""
@@ -265,9 +277,16 @@ def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
             "prompt": f"\n\nHuman: {plan.prompt}\n\nAssistant:"}
 
 
-def read_arrivals(response: Any) -> Any:
-    """Yield ``(bytes, arrival time)`` as data arrives (whatever is there, as soon as anything
-    is; geventhttpclient's ``read(n)`` would wait for ``n`` bytes).
+STAMPS = {frozenset({True}): "kernel", frozenset({False}): "read",
+          frozenset({True, False}): "mixed"}
+"""A sample's ``stamps``: whether its reads' times were the kernel's receive stamps, the time
+each read returned, or some of each (None: no body was read). Body bytes that came in one read
+with the headers were read by geventhttpclient, not here, and carry the time we got them."""
+
+
+def read_arrivals(response: Any, start_ns: int) -> Any:
+    """Yield ``(bytes, arrival time, whether the kernel stamped it)`` as data arrives (whatever
+    is there, as soon as anything is; geventhttpclient's ``read(n)`` would wait for ``n``).
 
     The time is the kernel's receive stamp where there is one (``gateprobe.arrival``): our own
     scheduling delays, and pauses of the machine under us, stay out of the gateway's numbers.
@@ -281,10 +300,10 @@ def read_arrivals(response: Any) -> Any:
     if raw._body_buffer:  # what came with the headers arrived when they did
         data = bytes(raw._body_buffer)
         del raw._body_buffer[:]
-        yield data, now_ns()
+        yield data, now_ns(), False
     stamped = raw._sock is not None and arrival.enable(raw._sock)
     while not raw.message_complete and raw._sock is not None:
-        data, t_ns, by_kernel = arrival.recv(raw._sock, raw.block_size, stamped)
+        data, t_ns, by_kernel = arrival.recv(raw._sock, raw.block_size, stamped, start_ns)
         if not data:
             return
         if not by_kernel:
@@ -293,7 +312,7 @@ def read_arrivals(response: Any) -> Any:
         if raw._body_buffer:
             body = bytes(raw._body_buffer)
             del raw._body_buffer[:]
-            yield body, t_ns
+            yield body, t_ns, by_kernel
 
 
 def _is_socket_alive(self: ConnectionPool, sock: Any) -> bool:
@@ -349,6 +368,8 @@ class StreamingUser(FastHttpUser):
     """Streams to the weighted endpoints, closed loop or at an arrival rate."""
 
     abstract = True
+    insecure = False  # Locust's default: certificates unchecked, keys sent to anyone on path
+    ssl_context_factory = staticmethod(verified_tls_context)
     concurrency = 64
     max_redirects = 0
 
@@ -406,10 +427,11 @@ class StreamingUser(FastHttpUser):
             headers = {k.lower(): v for k, v in (response.headers or {}).items()}
             request_id = headers.get("x-request-id") or headers.get("request-id")
             sent = wire_sent(response)
+            stamps: set[bool] = set()
             try:
                 kind, error = self._judge_head(response, status, headers)
                 if not kind:
-                    kind, error = self._consume(response, observer)
+                    kind, error = self._consume(response, observer, stamps)
             except Exception as exc:  # a broken gateway is a finding, not a crash
                 kind = transport.classify(exc, got_headers=True, streaming=True)
                 error = f"{type(exc).__name__}: {exc}"
@@ -429,7 +451,7 @@ class StreamingUser(FastHttpUser):
             fire(env, label, path, value, metrics.output_tokens)
         fire(env, "tokens/s", path, metrics.tokens_per_s)
         s.record({"t": wall, "start_ns": start, "sent_ns": sent, "pid": os.getpid(),
-                  "request_id": request_id,
+                  "request_id": request_id, "stamps": STAMPS.get(frozenset(stamps)),
                   "endpoint": path, "status": status, "ok": ok, "error_kind": kind or None,
                   "error": s.redactor.text(error) if error else None, "findings": findings,
                   **metrics.as_json()})
@@ -460,12 +482,15 @@ class StreamingUser(FastHttpUser):
             return "stream.compressed", f"content-encoding {encoding}"
         return "", None
 
-    def _consume(self, response: Any, observer: StreamObserver) -> tuple[str, str | None]:
-        """Feed the body to the observer; (symptom, detail) if it had to stop early."""
+    def _consume(self, response: Any, observer: StreamObserver, stamps: set[bool],
+                 ) -> tuple[str, str | None]:
+        """Feed the body to the observer; (symptom, detail) if it had to stop early. ``stamps``
+        collects, per read, whether its time was the kernel's."""
         timeouts = self.s.plan.timeouts
         size = 0
         with gevent.Timeout(timeouts.total_s, False):
-            for chunk, t_ns in read_arrivals(response):
+            for chunk, t_ns, by_kernel in read_arrivals(response, observer.meter.start_ns):
+                stamps.add(by_kernel)
                 observer.feed(chunk, t_ns)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
@@ -478,6 +503,8 @@ class TierUser(FastHttpUser):
     """Drives one tier's key past its limit within one window, then checks recovery."""
 
     abstract = True
+    insecure = False  # Locust's default: certificates unchecked, keys sent to anyone on path
+    ssl_context_factory = staticmethod(verified_tls_context)
     fixed_count = 1
     concurrency = 64
     max_redirects = 0

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from gateprobe.reference.app import build_app
 from gateprobe.reference.config import GatewayConfig, Timing
-from gateprobe.reference.server import RunningGateway, running_gateway, serve
+from gateprobe.reference.server import RunningGateway, Tls, running_gateway, serve
 
-__all__ = ["GatewayConfig", "RunningGateway", "Timing", "build_app", "running_gateway", "serve"]
+__all__ = ["GatewayConfig", "RunningGateway", "Timing", "Tls", "build_app", "running_gateway",
+           "serve"]

@@ -10,11 +10,13 @@ import asyncio
 import errno
 import gc
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
 
 import uvicorn
@@ -27,6 +29,7 @@ from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.ratelimit import Clock
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
+
 
 class ArrivalStampingProtocol(HttpToolsProtocol):
     """uvicorn's httptools protocol, stamping each request with when its first bytes were read.
@@ -81,7 +84,32 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
-def _uvicorn_config(app: GatewayApp, loop: LoopName, log_level: str) -> uvicorn.Config:
+@dataclass(frozen=True)
+class Tls:
+    """A certificate chain and its key (PEM files) to serve HTTPS with."""
+
+    cert: Path
+    key: Path
+
+    def check(self) -> Tls:
+        """Itself, or a one-line ``ConfigError`` if the pair cannot be loaded."""
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(
+                self.cert, self.key)
+        except (OSError, ssl.SSLError) as exc:
+            reason = getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc
+            raise ConfigError(f"cannot use TLS certificate {self.cert} with key {self.key}: "
+                              f"{reason}") from None
+        return self
+
+
+def _url(host: str, port: int, tls: Tls | None) -> str:
+    shown = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
+
+
+def _uvicorn_config(app: GatewayApp, loop: LoopName, log_level: str,
+                    tls: Tls | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         app,
         loop=loop,
@@ -94,6 +122,8 @@ def _uvicorn_config(app: GatewayApp, loop: LoopName, log_level: str) -> uvicorn.
         # Open streams may be far from their end on shutdown; a test double need not wait long.
         timeout_graceful_shutdown=3,
         backlog=2048,
+        ssl_certfile=tls.cert if tls else None,
+        ssl_keyfile=tls.key if tls else None,
     )
 
 
@@ -104,14 +134,14 @@ def serve(
     log_level: str = "warning",
     announce: Callable[[str], None] | None = None,
     loop: LoopName = "auto",
+    tls: Tls | None = None,
 ) -> None:
     """Serve in the foreground until interrupted; ``announce`` gets the URL once bound."""
     sock = bind(host, port)
     if announce is not None:
         bound_host, bound_port = sock.getsockname()[:2]
-        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
-        announce(f"http://{shown}:{bound_port}")
-    server = uvicorn.Server(_uvicorn_config(build_app(config), loop, log_level))
+        announce(_url(bound_host, bound_port, tls))
+    server = uvicorn.Server(_uvicorn_config(build_app(config), loop, log_level, tls))
     # Everything alive now (modules, the app) lives as long as the process: take it out of the
     # collector's reach, or each full collection walks it all and stalls every stream for tens
     # of milliseconds (measured: p99 request pickup 50 ms -> see benchmarks/load_accuracy.py).
@@ -127,6 +157,7 @@ def running_gateway(
     loop: LoopName = "asyncio",
     log_level: str = "warning",
     clock: Clock = time.monotonic,
+    tls: Tls | None = None,
 ) -> Iterator[RunningGateway]:
     """Serve ``config`` on an ephemeral loopback port in a thread for the ``with`` block.
 
@@ -138,7 +169,7 @@ def running_gateway(
     port = sock.getsockname()[1]
     app = build_app(config, clock)
     # uvicorn installs signal handlers only from the main thread: none are taken from the caller.
-    server = uvicorn.Server(_uvicorn_config(app, loop, log_level))
+    server = uvicorn.Server(_uvicorn_config(app, loop, log_level, tls))
     thread = threading.Thread(
         target=lambda: asyncio.run(server.serve(sockets=[sock])), daemon=True,
         name=f"gateprobe-reference-{port}",
@@ -149,7 +180,7 @@ def running_gateway(
             if not thread.is_alive():
                 raise RuntimeError("reference gateway failed to start")
             threading.Event().wait(0.01)
-        yield RunningGateway(f"http://127.0.0.1:{port}", app.state.gateway)
+        yield RunningGateway(_url("127.0.0.1", port, tls), app.state.gateway)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
