@@ -148,6 +148,11 @@ class StreamMeter:
         # A chunk with several tokens counts as several: never "one token per chunk".
         self._counted += max(1, count_tokens(text))
 
+    @property
+    def content_events(self) -> int:
+        """How many events carrying generated content have arrived."""
+        return self._events
+
     def end(self, t_ns: int) -> None:
         """The stream ended (cleanly or not)."""
         self._end = t_ns

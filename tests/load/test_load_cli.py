@@ -130,6 +130,9 @@ def test_latency_passes_on_the_clean_gateway(make_gateway: MakeGateway, tmp_path
         assert len(wired) >= len(samples) - 4 > 0
         assert all(s["start_ns"] <= s["sent_ns"] < s["start_ns"] + s["ttft_ms"] * 1e6
                    for s in wired)
+    if arrival.SO_TIMESTAMPNS is not None:  # content timed by the kernel's receive stamps
+        stamps = [json.loads(line)["stamps"] for line in lines]
+        assert stamps.count("kernel") >= len(stamps) * 0.8, stamps
     # Locust shows the metrics as custom events too.
     stats = (tmp_path / "locust_stats.csv").read_text()
     assert "TTFT" in stats and "TPOT" in stats and "ITL max" in stats
@@ -154,8 +157,8 @@ def test_latency_over_tls_stamps_in_the_kernel(
                (tmp_path / "trusted" / "samples.jsonl").read_text().splitlines()]
     assert samples and all(s["ok"] for s in samples)
     if arrival.SO_TIMESTAMPNS is not None:
-        kernel = [s for s in samples if s["stamps"] == "kernel"]
-        assert len(kernel) >= len(samples) // 2, [s["stamps"] for s in samples]
+        stamps = [s["stamps"] for s in samples]
+        assert stamps.count("kernel") >= len(stamps) * 0.8, stamps
 
 
 LOCUST_TLS_PROBE = """

@@ -279,9 +279,11 @@ def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
 
 STAMPS = {frozenset({True}): "kernel", frozenset({False}): "read",
           frozenset({True, False}): "mixed"}
-"""A sample's ``stamps``: whether its reads' times were the kernel's receive stamps, the time
-each read returned, or some of each (None: no body was read). Body bytes that came in one read
-with the headers were read by geventhttpclient, not here, and carry the time we got them."""
+"""A sample's ``stamps``: whether the times of its content events (TTFT, ITL, TPOT, e2e) were
+the kernel's receive stamps, the times the reads returned, or some of each (None: no content).
+Body bytes that came in one read with the headers were read by geventhttpclient, not here, and
+carry the time we got them: TTFB often does, content only from a gateway that holds its headers
+back until the first token."""
 
 
 def read_arrivals(response: Any, start_ns: int) -> Any:
@@ -485,13 +487,16 @@ class StreamingUser(FastHttpUser):
     def _consume(self, response: Any, observer: StreamObserver, stamps: set[bool],
                  ) -> tuple[str, str | None]:
         """Feed the body to the observer; (symptom, detail) if it had to stop early. ``stamps``
-        collects, per read, whether its time was the kernel's."""
+        collects, per read that completed a content event, whether its time was the kernel's."""
         timeouts = self.s.plan.timeouts
+        meter = observer.meter
         size = 0
         with gevent.Timeout(timeouts.total_s, False):
-            for chunk, t_ns, by_kernel in read_arrivals(response, observer.meter.start_ns):
-                stamps.add(by_kernel)
+            for chunk, t_ns, by_kernel in read_arrivals(response, meter.start_ns):
+                before = meter.content_events
                 observer.feed(chunk, t_ns)
+                if meter.content_events != before:
+                    stamps.add(by_kernel)
                 size += len(chunk)
                 if size > MAX_BODY_BYTES:
                     return transport.TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes"
