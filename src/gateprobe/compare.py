@@ -277,15 +277,19 @@ def _long_request(client: httpx.Client, target: Target, options: Options,
         with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
                            headers=headers, timeout=httpx.Timeout(
                                limit, connect=target.timeouts.connect_s)) as response:
-            size = 0
+            size, overdue = 0, False
             for chunk in response.iter_raw():
                 size += len(chunk)
-                if size > MAX_BODY_BYTES:
+                overdue = time.monotonic() - start > limit  # a body that trickles, never idle
+                if size > MAX_BODY_BYTES or overdue:
                     break
         elapsed = time.monotonic() - start
         out.update(status=response.status_code, elapsed_s=round(elapsed, 3),
                    content_type=response.headers.get("content-type", "").split(";")[0])
-        if size > MAX_BODY_BYTES:
+        if overdue:
+            out["cut"] = False
+            out["verdict"] = f"still sending after {limit:g} s: stopped reading"
+        elif size > MAX_BODY_BYTES:
             out["cut"] = False
             out["verdict"] = f"body over {MAX_BODY_BYTES} bytes: stopped reading"
         elif response.status_code == 200:

@@ -148,11 +148,15 @@ def check_base_url(url: str) -> str:
 
 
 def check_reachable(base_url: str) -> None:
-    """``TargetUnreachable`` when nothing answers at ``base_url`` (any answer will do)."""
+    """``TargetUnreachable`` when nothing answers at ``base_url`` (any answer will do: the
+    headers are enough, and the body is not read, so a gateway that trickles it cannot hold
+    the run up)."""
     import httpx
 
     try:
-        httpx.get(base_url.rstrip("/") + "/v1/models", timeout=httpx.Timeout(5.0))
+        with httpx.stream("GET", base_url.rstrip("/") + "/v1/models",
+                          timeout=httpx.Timeout(5.0)):
+            pass
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
         text = str(exc)
         if "SSL" in text or "certificate" in text.lower():

@@ -7,6 +7,8 @@ checks it declares, and nothing may be reported on endpoints it does not touch.
 
 from __future__ import annotations
 
+import socket
+import time
 from collections.abc import Iterator
 
 import httpx
@@ -21,7 +23,7 @@ from gateprobe.probe import send
 from gateprobe.redact import Redactor
 from gateprobe.reference import RunningGateway, Timing
 from gateprobe.reference.faults import CATALOGUE
-from gateprobe.targets import Target
+from gateprobe.targets import Target, Timeouts
 from gateway_fixtures import MakeGateway
 
 INSTANT = Timing(ttft_ms=0, itl_ms=0)
@@ -107,17 +109,44 @@ def test_every_check_is_proven_by_a_fault() -> None:
     emitted = {i for c in checks.all_checks() for i in c.emits}
     # Proven without a fault of the gateway: nothing listening (transport.error,
     # transport.connect: below); the breaker (transport.not_sent) in tests/test_probe_bounds.py.
-    # Left unproven by a fault: a connect timeout needs a black-holed address, and the idle
-    # and total timeouts of non-streaming answers share their code with the streaming ones.
+    # A connect timeout needs a listener that never accepts: below, not a fault.
     assert emitted - tripped == {"transport.error", "transport.connect", "transport.not_sent",
-                                 "transport.connect_timeout", "transport.idle_timeout",
-                                 "transport.total_timeout"}
+                                 "transport.connect_timeout"}
 
 
 def test_transport_error_when_nothing_listens(http: httpx.Client) -> None:
     target = Target("http://127.0.0.1:9", "ohmygpt", "gp-vip-0001")
     ids = {f.check_id for f in judge(http, target, all_cases(target)[0])}
     assert ids == {"transport.connect"}
+
+
+def test_connect_timeout_when_the_listener_never_accepts(http: httpx.Client) -> None:
+    """A listener whose accept queue is full: Linux drops further SYNs, so a connect neither
+    succeeds nor is refused, as with a black-holed address, and only the connect timeout
+    ends it."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(0)
+        address = listener.getsockname()
+        queued = []
+        for _ in range(8):  # fill the queue; the connects that no longer complete time out
+            sock = socket.socket()
+            sock.setblocking(False)
+            sock.connect_ex(address)
+            queued.append(sock)
+        time.sleep(0.1)
+        try:
+            target = Target(f"http://127.0.0.1:{address[1]}", "ohmygpt", "gp-vip-0001",
+                            timeouts=Timeouts(connect_s=0.5, first_byte_s=5, idle_s=5,
+                                              total_s=10))
+            started = time.monotonic()
+            ids = {f.check_id for f in judge(http, target, all_cases(target)[0])}
+            took = time.monotonic() - started
+        finally:
+            for sock in queued:
+                sock.close()
+    assert ids == {"transport.connect_timeout"}
+    assert took < 5
 
 
 def test_a_crashing_check_is_a_finding_not_a_crash() -> None:

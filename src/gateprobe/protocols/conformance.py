@@ -192,6 +192,8 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
         return NOT_APPLICABLE
     spec, body_schema, event_schema = known
     if not ex.is_stream:
+        if ex.transport_error is not None:
+            return NOT_APPLICABLE  # a body cut short (stall, trickle, size): its own finding
         payload = _json(ex)
         errors = schema_errors(spec, body_schema, payload) if payload is not None else [
             "(root): not JSON"]

@@ -198,7 +198,12 @@ def _with_faults(call: Call, response: Response) -> Response:
     headers = {k: v for k, v in response.headers.items() if k.lower() != "content-length"}
     status, headers, body = apply_response_faults(
         faults, call.endpoint, (response.status_code, headers, bytes(response.body)))
-    return Response(body, status_code=status, headers=headers)
+    response = Response(body, status_code=status, headers=headers)
+    if has_fault(faults, "body-stall", call.endpoint):
+        return hostile.StallingResponse(response)
+    if has_fault(faults, "body-trickle", call.endpoint):
+        return hostile.TricklingResponse(response)
+    return response
 
 
 def _method_not_allowed(request: Request, allowed: str) -> GatewayError:

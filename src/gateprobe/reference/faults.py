@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from gateprobe.errors import ConfigError
+from gateprobe.reference.hostile import TRICKLE_EVERY_S
 from gateprobe.reference.streaming import PlannedEvent, sse
 from gateprobe.sse import parse_all
 
@@ -416,6 +417,11 @@ CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
        ALL_STREAMS, ["stream.total_timeout"], "transport"),
     _b("slow-headers", "no header ever comes: the request hangs until the client leaves", API,
        ["transport.first_byte_timeout"], "transport"),
+    _b("body-stall", "JSON answers stop halfway through their body and stay open", API,
+       ["transport.idle_timeout"], "transport"),
+    _b("body-trickle", f"JSON answers come one byte every {TRICKLE_EVERY_S:g} s: never idle, "
+       "never done", API,
+       ["transport.total_timeout"], "transport"),
     _b("huge-body", "answers are 300 MB: JSON, or a stream's first event", GENERATING,
        ["body.too_large"], "transport"),
     _b("invalid-utf8", "a stream line carries bytes that are not UTF-8", ALL_STREAMS,

@@ -27,6 +27,7 @@ HUGE_BODY_BYTES = 300 * 1024 * 1024
 HUGE_RETRY_AFTER = "86400"
 REDIRECT_HOST = "http://gateway.invalid"
 PING_EVERY_S = 0.05
+TRICKLE_EVERY_S = 0.25
 
 
 def reset(scope: Scope) -> None:
@@ -72,6 +73,52 @@ class SilentResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         await until_disconnect(receive)
+
+
+class StallingResponse(Response):
+    """An answer's headers and half its body, then silence until the client leaves: a worker
+    that died mid-write behind a proxy that keeps the connection open."""
+
+    def __init__(self, answer: Response) -> None:
+        self.status_code = answer.status_code
+        self.background = None
+        self.body = bytes(answer.body)
+        self.raw_headers = answer.raw_headers  # Content-Length promises the whole body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status_code,
+                    "headers": self.raw_headers})
+        await send({"type": "http.response.body", "body": self.body[:len(self.body) // 2],
+                    "more_body": True})
+        await until_disconnect(receive)
+
+
+class TricklingResponse(Response):
+    """An answer one byte every ``TRICKLE_EVERY_S``: never silent for an idle timeout, never
+    done within a total one (a congested link, or a proxy flushing byte by byte)."""
+
+    def __init__(self, answer: Response) -> None:
+        self.status_code = answer.status_code
+        self.background = None
+        self.body = bytes(answer.body)
+        self.raw_headers = answer.raw_headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        async def trickle() -> None:
+            await send({"type": "http.response.start", "status": self.status_code,
+                        "headers": self.raw_headers})
+            for i in range(len(self.body)):
+                await send({"type": "http.response.body", "body": self.body[i:i + 1],
+                            "more_body": i + 1 < len(self.body)})
+                await asyncio.sleep(TRICKLE_EVERY_S)
+
+        tasks = {asyncio.ensure_future(trickle()), asyncio.ensure_future(
+            until_disconnect(receive))}
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in done:
+            task.result()
 
 
 class HugeResponse(Response):
