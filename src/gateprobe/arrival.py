@@ -22,7 +22,8 @@ spread over packets that arrive far apart (a record of up to 16 KiB on a slow li
 record that carries no data (TLS 1.3 session tickets: servers send them straight after the
 handshake, so they are read with the response's headers, and a stamp from before the request
 started is refused in any case). Bytes OpenSSL has already decrypted and holds are stamped
-when we take them.
+when we take them; undecrypted bytes it never holds past a record, because Python leaves its
+read-ahead off, so the peek never waits while a whole record sits unread inside OpenSSL.
 
 Linux switches stamping on for the whole system when the first socket asks, a moment later:
 packets that arrive in between carry no stamp and get the read time (a sample says so, see
