@@ -170,16 +170,11 @@ def main() -> None:
 
 def tls_flags(where: Path) -> tuple[tuple[str, ...], Path]:
     """``gateprobe serve`` flags for a certificate of a throw-away CA, and the CA's file."""
-    import trustme  # a test dependency, like the rest of this benchmark's set-up
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+    from gateway_fixtures import issue_certificate  # the tests' certificates (trustme)
 
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1")
-    issued.cert_chain_pems[0].write_to_path(str(where / "cert.pem"))
-    issued.private_key_pem.write_to_path(str(where / "key.pem"))
-    ca.cert_pem.write_to_path(str(where / "ca.pem"))
-    return ("--tls-cert", str(where / "cert.pem"), "--tls-key", str(where / "key.pem")), \
-        where / "ca.pem"
-
+    tls, ca = issue_certificate(where)
+    return ("--tls-cert", str(tls.cert), "--tls-key", str(tls.key)), ca
 
 if __name__ == "__main__":
     main()

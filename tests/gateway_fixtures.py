@@ -89,14 +89,19 @@ TlsFiles = tuple[Tls, Path]
 """What to serve HTTPS with, and the CA file a client must be told to trust."""
 
 
-@pytest.fixture
-def tls(tmp_path: Path) -> TlsFiles:
-    """A certificate for 127.0.0.1 and its key, and the CA that issued it (not trusted by
-    default): what to serve HTTPS with, and the file a client must be told to trust."""
+def issue_certificate(where: Path) -> TlsFiles:
+    """A certificate for 127.0.0.1 and its key, and the throw-away CA that issued it (trusted
+    by nobody by default), written into ``where`` (the tests and the benchmarks use it)."""
     ca = trustme.CA()
-    cert, key, ca_pem = tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "ca.pem"
+    cert, key, ca_pem = where / "cert.pem", where / "key.pem", where / "ca.pem"
     issued = ca.issue_cert("127.0.0.1")
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
     ca.cert_pem.write_to_path(str(ca_pem))
     return Tls(cert, key), ca_pem
+
+
+@pytest.fixture
+def tls(tmp_path: Path) -> TlsFiles:
+    """What to serve HTTPS with, and the CA file a client must be told to trust."""
+    return issue_certificate(tmp_path)

@@ -33,7 +33,8 @@ FIRST_BYTE = ["--timeout-first-byte-s", "1"]
 # timeouts, so a hostile gateway costs a few totals, not one per case.
 CONFORMANCE_RATIO, LOAD_RATIO, COMPARE_RATIO = 30, 12, 20
 LOAD_NOT_APPLICABLE = {"key-echoed-in-error", "body-stall", "body-trickle"}
-"""Faults a latency run cannot meet: its requests all succeed, and errors are what echo."""
+"""Faults a latency run cannot meet: its streams all succeed (errors are what echo the key),
+or the fault bends JSON answers only (a latency run only streams)."""
 
 
 @pytest.fixture(autouse=True)
