@@ -21,8 +21,12 @@ from gateprobe.checks import Context, Exchange, run_checks
 from gateprobe.findings import Finding
 from gateprobe.probe import send
 from gateprobe.redact import Redactor
-from gateprobe.reference import RunningGateway, Timing
-from gateprobe.reference.faults import CATALOGUE
+from gateprobe.reference import RunningGateway, Timing, faults
+from gateprobe.reference.faults import (
+    ACCEPT_ANY_KEY,
+    CATALOGUE,
+    LEGACY_PROMPT_UNCHECKED,
+)
 from gateprobe.targets import Target, Timeouts
 from gateway_fixtures import MakeGateway
 
@@ -64,6 +68,22 @@ def test_fault_trips_its_checks_and_nothing_elsewhere(make_gateway: MakeGateway,
         else:
             assert ids == set(), f"{name} leaked into {case.id}: {sorted(ids)}"
     assert set(fault.trips) <= found, f"{name} tripped {sorted(found)}"
+
+
+def test_every_fault_is_a_constant_named_after_it() -> None:
+    """Code asks ``FAULT.active(...)`` of a module constant, never looks a fault up by a string
+    (a misspelt constant fails at import; a misspelt string was silently never on)."""
+    for name, fault in CATALOGUE.items():
+        assert getattr(faults, name.upper().replace("-", "_")) is fault, name
+    assert not hasattr(faults, "has_fault")
+
+
+def test_a_fault_is_active_when_enabled_and_only_on_its_endpoints() -> None:
+    assert ACCEPT_ANY_KEY.active(("accept-any-key",), "/v1/models")
+    assert not ACCEPT_ANY_KEY.active(("key-echoed",), "/v1/models")
+    assert not ACCEPT_ANY_KEY.active(("accept-any-key",), "/_gateprobe/health")
+    assert LEGACY_PROMPT_UNCHECKED.active(["legacy-prompt-unchecked"], "/v1/complete")
+    assert not LEGACY_PROMPT_UNCHECKED.active(["legacy-prompt-unchecked"], "/v1/messages")
 
 
 @pytest.mark.parametrize("profile", ["ohmygpt", "anthropic", "openai"])

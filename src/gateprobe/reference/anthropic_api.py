@@ -16,7 +16,7 @@ from starlette.responses import Response
 from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
-from gateprobe.reference.faults import has_fault
+from gateprobe.reference.faults import LEGACY_PROMPT_NO_REPAIR, LEGACY_PROMPT_UNCHECKED
 from gateprobe.reference.prompt import ASSISTANT, HUMAN, normalize_prompt, prompt_error
 from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import Field, check_body, check_value, f, invalid
@@ -80,10 +80,10 @@ async def complete(call: Call) -> Response:
     stops = _string_list(body.get("stop_sequences", []), "stop_sequences")
     faults = call.config.faults
     prompt = body["prompt"]
-    if not has_fault(faults, "legacy-prompt-no-repair", call.endpoint):
+    if not LEGACY_PROMPT_NO_REPAIR.active(faults, call.endpoint):
         prompt = normalize_prompt(prompt)
     problem = prompt_error(prompt)
-    if problem is not None and not has_fault(faults, "legacy-prompt-unchecked", call.endpoint):
+    if problem is not None and not LEGACY_PROMPT_UNCHECKED.active(faults, call.endpoint):
         raise GatewayError("invalid_request", problem, param="prompt")
     model = call.resolve_model(body["model"], "complete")
     call.admit(model)

@@ -25,7 +25,29 @@ from gateprobe.reference import anthropic_api, hostile, openai_api
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.envelopes import Family, GatewayError, render
-from gateprobe.reference.faults import apply_response_faults, has_fault
+from gateprobe.reference.faults import (
+    BODY_STALL,
+    BODY_TRICKLE,
+    ENDLESS_429,
+    HTML_200,
+    HUGE_BODY,
+    INVALID_JSON_LINE,
+    INVALID_UTF8,
+    KEY_ECHOED,
+    KEY_ECHOED_IN_ERROR,
+    REDIRECT_OTHER_HOST,
+    RESET_BEFORE_HEADERS,
+    RESET_MID_STREAM,
+    RETRY_AFTER_HUGE,
+    SLOW_HEADERS,
+    STREAM_ENDLESS_CONTENT,
+    STREAM_ENDLESS_PINGS,
+    STREAM_GZIP_BUFFERED,
+    STREAM_HANG_OPEN,
+    STREAM_NO_CONTENT_TYPE,
+    STREAM_WRONG_CONTENT_TYPE,
+    apply_response_faults,
+)
 from gateprobe.reference.ratelimit import Clock, RateLimiter
 from gateprobe.reference.streaming import EventStreamResponse, TraceStore
 
@@ -136,46 +158,46 @@ def _endpoint(family: Family, method: str,
 def hostile_front(call: Call) -> Response | None:
     """What a broken front (proxy, CDN, crashed worker) answers instead of the gateway."""
     faults, endpoint, family = call.config.faults, call.endpoint, call.family
-    if has_fault(faults, "reset-before-headers", endpoint):
+    if RESET_BEFORE_HEADERS.active(faults, endpoint):
         return hostile.ResetResponse()
-    if has_fault(faults, "slow-headers", endpoint):
+    if SLOW_HEADERS.active(faults, endpoint):
         return hostile.SilentResponse()
-    if has_fault(faults, "redirect-other-host", endpoint):
+    if REDIRECT_OTHER_HOST.active(faults, endpoint):
         return Response(status_code=302, headers={"location": hostile.REDIRECT_HOST + endpoint})
-    if has_fault(faults, "retry-after-huge", endpoint):
+    if RETRY_AFTER_HUGE.active(faults, endpoint):
         return hostile.error_answer(family, 503, "Service temporarily unavailable",
                                     {"retry-after": hostile.HUGE_RETRY_AFTER})
-    if has_fault(faults, "endless-429", endpoint):
+    if ENDLESS_429.active(faults, endpoint):
         return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "1"})
-    if has_fault(faults, "html-200", endpoint):
+    if HTML_200.active(faults, endpoint):
         return Response(hostile.HTML_ERROR_PAGE, media_type="text/html")
     return None
 
 
 def _hostile_stream(call: Call, response: EventStreamResponse) -> Response:
     faults, endpoint = call.config.faults, call.endpoint
-    if has_fault(faults, "huge-body", endpoint):
+    if HUGE_BODY.active(faults, endpoint):
         response.abandon()
         return hostile.huge_stream()
     plan = list(response.plan)
     if not any(e.content for e in plan):
         return response
-    for name, bend in (("reset-mid-stream", hostile.reset_mid_stream),
-                       ("stream-hang-open", hostile.hang_open),
-                       ("invalid-utf8", hostile.invalid_utf8),
-                       ("invalid-json-line", hostile.html_line)):
-        if has_fault(faults, name, endpoint):
+    for fault, bend in ((RESET_MID_STREAM, hostile.reset_mid_stream),
+                        (STREAM_HANG_OPEN, hostile.hang_open),
+                        (INVALID_UTF8, hostile.invalid_utf8),
+                        (INVALID_JSON_LINE, hostile.html_line)):
+        if fault.active(faults, endpoint):
             plan = bend(plan)
-    if has_fault(faults, "stream-endless-pings", endpoint):
+    if STREAM_ENDLESS_PINGS.active(faults, endpoint):
         plan = hostile.endless(plan, b": ping\n\n")
-    if has_fault(faults, "stream-endless-content", endpoint):
+    if STREAM_ENDLESS_CONTENT.active(faults, endpoint):
         plan = hostile.endless(plan, plan[[e.content for e in plan].index(True)].data)
     response.plan = plan
-    if has_fault(faults, "stream-wrong-content-type", endpoint):
+    if STREAM_WRONG_CONTENT_TYPE.active(faults, endpoint):
         response.headers["content-type"] = "application/json"
-    if has_fault(faults, "stream-no-content-type", endpoint):
+    if STREAM_NO_CONTENT_TYPE.active(faults, endpoint):
         del response.headers["content-type"]
-    if has_fault(faults, "stream-gzip-buffered", endpoint):
+    if STREAM_GZIP_BUFFERED.active(faults, endpoint):
         return hostile.BufferedGzipStream(response)  # it releases the stream's slot itself
     return response
 
@@ -183,13 +205,13 @@ def _hostile_stream(call: Call, response: EventStreamResponse) -> Response:
 def _with_faults(call: Call, response: Response) -> Response:
     """The answer as the enabled faults bend it (the harness's proof; see faults.py)."""
     faults = call.config.faults
-    if has_fault(faults, "key-echoed", call.endpoint) and call.key is not None:
+    if KEY_ECHOED.active(faults, call.endpoint) and call.key is not None:
         response.headers["x-gateway-key"] = call.key.key
     if isinstance(response, EventStreamResponse):
         return _hostile_stream(call, response)  # otherwise streams are bent in their plan
-    if has_fault(faults, "huge-body", call.endpoint) and response.status_code == 200:
+    if HUGE_BODY.active(faults, call.endpoint) and response.status_code == 200:
         return hostile.huge_json()
-    if has_fault(faults, "key-echoed-in-error", call.endpoint) and response.status_code >= 400 \
+    if KEY_ECHOED_IN_ERROR.active(faults, call.endpoint) and response.status_code >= 400 \
             and call.key is not None:
         response = Response(bytes(response.body).replace(
             b'"message": "', f'"message": "(key {call.key.key}) '.encode(), 1),
@@ -199,9 +221,9 @@ def _with_faults(call: Call, response: Response) -> Response:
     status, headers, body = apply_response_faults(
         faults, call.endpoint, (response.status_code, headers, bytes(response.body)))
     response = Response(body, status_code=status, headers=headers)
-    if has_fault(faults, "body-stall", call.endpoint):
+    if BODY_STALL.active(faults, call.endpoint):
         return hostile.StallingResponse(response)
-    if has_fault(faults, "body-trickle", call.endpoint):
+    if BODY_TRICKLE.active(faults, call.endpoint):
         return hostile.TricklingResponse(response)
     return response
 

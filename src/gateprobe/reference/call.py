@@ -24,12 +24,21 @@ from starlette.responses import Response
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
 from gateprobe.reference.faults import (
+    ACCEPT_ANY_KEY,
+    FLAKY_500,
     FLAKY_EVERY,
+    IGNORE_MODEL_PERMISSIONS,
     OFF_BY,
+    RATELIMIT_NEVER_RECOVERS,
+    RATELIMIT_NO_RETRY_AFTER,
+    RATELIMIT_NOT_ENFORCED,
+    RATELIMIT_OFF_BY_FEW,
+    RATELIMIT_SHARED_BUDGET,
+    RATELIMIT_TOO_STRICT,
+    RATELIMIT_WRONG_LIMIT_HEADER,
     STRICT_SHARE,
     WRONG_LIMIT_FACTOR,
     apply_stream_faults,
-    has_fault,
 )
 from gateprobe.reference.ratelimit import Decision, RateLimiter
 from gateprobe.reference.streaming import (
@@ -127,7 +136,7 @@ class Call:
         if not presented:
             raise GatewayError("authentication", missing)
         key = self.config.keys.get(presented)
-        if key is None and has_fault(self.config.faults, "accept-any-key", self.endpoint):
+        if key is None and ACCEPT_ANY_KEY.active(self.config.faults, self.endpoint):
             key = next(iter(self.config.keys.values()))
         if key is None:
             if self.family == "anthropic":
@@ -208,8 +217,8 @@ class Call:
                 code="model_not_supported",
             )
         assert self.key is not None, "authenticate() first"
-        if not self.key.may_use(name) and not has_fault(
-                self.config.faults, "ignore-model-permissions", self.endpoint):
+        if not self.key.may_use(name) and not IGNORE_MODEL_PERMISSIONS.active(
+                self.config.faults, self.endpoint):
             profile = self.config.profile
             if profile == "openai":
                 raise self._unknown_model(name)  # OpenAI does not reveal models you cannot use
@@ -250,7 +259,7 @@ class Call:
             self.headers.update(rate_limit_headers(self.family, decision))
             if not decision.allowed:
                 raise self._rate_limited(model, decision)
-        if has_fault(self.config.faults, "flaky-500", self.endpoint):
+        if FLAKY_500.active(self.config.faults, self.endpoint):
             state.admitted += 1
             if state.admitted % FLAKY_EVERY == 0:
                 raise GatewayError("api_error", "Internal server error")
@@ -261,21 +270,21 @@ class Call:
         """The limiter's decision, bent by whichever rate-limit fault is enabled."""
         assert self.key is not None
         faults, endpoint, state = self.config.faults, self.endpoint, self.state
-        budget_key = "*shared*" if has_fault(faults, "ratelimit-shared-budget", endpoint) \
+        budget_key = "*shared*" if RATELIMIT_SHARED_BUDGET.active(faults, endpoint) \
             else self.key.key
-        enforced = n + OFF_BY if has_fault(faults, "ratelimit-off-by-few", endpoint) else \
-            math.ceil(n * STRICT_SHARE) if has_fault(faults, "ratelimit-too-strict", endpoint) \
+        enforced = n + OFF_BY if RATELIMIT_OFF_BY_FEW.active(faults, endpoint) else \
+            math.ceil(n * STRICT_SHARE) if RATELIMIT_TOO_STRICT.active(faults, endpoint) \
             else n
         decision = state.limiter.hit(budget_key, group, enforced)
         if enforced != n:  # the headers still state the documented limit
             decision = replace(decision, limit=n,
                                remaining=max(0, min(n - 1, decision.remaining + n - enforced))
                                if decision.allowed else 0)
-        if has_fault(faults, "ratelimit-wrong-limit-header", endpoint):
+        if RATELIMIT_WRONG_LIMIT_HEADER.active(faults, endpoint):
             decision = replace(decision, limit=n * WRONG_LIMIT_FACTOR)
-        if not decision.allowed and has_fault(faults, "ratelimit-not-enforced", endpoint):
+        if not decision.allowed and RATELIMIT_NOT_ENFORCED.active(faults, endpoint):
             decision = replace(decision, allowed=True, retry_after_s=0.0)
-        if has_fault(faults, "ratelimit-never-recovers", endpoint):
+        if RATELIMIT_NEVER_RECOVERS.active(faults, endpoint):
             if not decision.allowed:
                 state.refused.add((budget_key, group))
             elif (budget_key, group) in state.refused:
@@ -304,7 +313,7 @@ class Call:
                 f"{d.limit}, Used {d.limit}, Requested 1. Please try again in "
                 f"{duration(d.retry_after_s)}."
             )
-        if has_fault(self.config.faults, "ratelimit-no-retry-after", self.endpoint):
+        if RATELIMIT_NO_RETRY_AFTER.active(self.config.faults, self.endpoint):
             headers = {}
         return GatewayError("rate_limit", message, code="rate_limit_exceeded", headers=headers)
 

@@ -73,11 +73,6 @@ class GatewayError(Exception):
         self.headers = dict(headers or {})
 
 
-def status_of(family: Family, kind: Kind) -> int:
-    """The HTTP status a kind of error has in a family."""
-    return (_ANTHROPIC if family == "anthropic" else _OPENAI)[kind][0]
-
-
 def render(family: Family, error: GatewayError, request_id: str) -> Response:
     """The error response in the family's envelope."""
     if family == "anthropic":

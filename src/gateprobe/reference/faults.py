@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import difflib
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
+from types import MappingProxyType
 from typing import Any
 
 from gateprobe.errors import ConfigError
@@ -53,8 +54,9 @@ class Fault:
     """One named deviation, with where it applies and what it must trip.
 
     A fault transforms a planned stream (``transform``), or a non-streaming answer
-    (``response``), or neither: a *behaviour* fault, which the gateway's own logic consults by
-    name (``has_fault``) where it decides (auth, permissions, prompt validation).
+    (``response``), or neither: a *behaviour* fault, which the gateway's own logic consults
+    where it decides (auth, permissions, prompt validation, transport), through the fault's
+    module constant: ``if ACCEPT_ANY_KEY.active(config.faults, endpoint):``.
     """
 
     name: str
@@ -67,6 +69,21 @@ class Fault:
     proven_by: str = "conformance"
     """The runner whose verdict it trips: ``conformance`` (every case, every check) or ``load``
     (a rate-limit or latency run: these faults are about budgets and time, not shapes)."""
+
+    def active(self, enabled: Collection[str], endpoint: str) -> bool:
+        """Whether this fault is among the ``enabled`` names and applies to ``endpoint``."""
+        return self.name in enabled and endpoint in self.endpoints
+
+
+_declared: dict[str, Fault] = {}
+
+
+def _declare(fault: Fault) -> Fault:
+    """Add ``fault`` to the catalogue (in declaration order) and return it."""
+    if fault.name in _declared:
+        raise ValueError(f"fault {fault.name!r} is declared twice")
+    _declared[fault.name] = fault
+    return fault
 
 
 # -- helpers over planned events ------------------------------------------------------------
@@ -207,8 +224,8 @@ def _bom(endpoint: str, plan: Plan) -> Plan:
 
 def _f(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
        transform: Transform, proven_by: str = "conformance") -> Fault:
-    return Fault(name, description, endpoints, tuple(trips), transform=transform,
-                 proven_by=proven_by)
+    return _declare(Fault(name, description, endpoints, tuple(trips), transform=transform,
+                          proven_by=proven_by))
 
 
 # -- latency faults: the same events, later -----------------------------------------------------
@@ -312,8 +329,8 @@ def _missing_model(endpoint: str, answer: Answer) -> Answer:
 
 def _r(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
        response: ResponseTransform, proven_by: str = "conformance") -> Fault:
-    return Fault(name, description, endpoints, tuple(trips), response=response,
-                 proven_by=proven_by)
+    return _declare(Fault(name, description, endpoints, tuple(trips), response=response,
+                          proven_by=proven_by))
 
 
 def _bare_429(endpoint: str, answer: Answer) -> Answer:
@@ -325,129 +342,189 @@ def _bare_429(endpoint: str, answer: Answer) -> Answer:
 
 def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
        proven_by: str = "conformance") -> Fault:
-    return Fault(name, description, endpoints, tuple(trips), proven_by=proven_by)
+    return _declare(Fault(name, description, endpoints, tuple(trips), proven_by=proven_by))
 
 
-CATALOGUE: Mapping[str, Fault] = {f.name: f for f in (
-    _f("stream-drop-terminator", "the last event ([DONE], message_stop, the stop completion) "
-       "is never sent", ALL_STREAMS, ["stream.terminator"], _drop_terminator),
-    _f("stream-named-chunks", "OpenAI chunks carry an 'event: chunk' line", OPENAI_STREAMS,
-       ["stream.event_name"], _named_chunks),
-    _f("stream-misnamed-events", "content_block_delta events are named 'delta'",
-       frozenset({MESSAGES}), ["stream.event_name"], _misnamed_events),
-    _f("stream-bad-json", "the first content event's data is cut off mid-JSON", ALL_STREAMS,
-       ["stream.json"], _bad_json),
-    _f("stream-error-event", "the stream breaks off with an error event inside the 200",
-       ALL_STREAMS, ["stream.error_event"], _error_in_stream),
-    _f("stream-delta-before-start", "the first delta comes before its content_block_start",
-       frozenset({MESSAGES}), ["stream.order"], _delta_before_start),
-    _f("stream-block-index-gap", "content block indices start at 1", frozenset({MESSAGES}),
-       ["stream.block_index"], _block_index_gap),
-    _f("stream-no-role-chunk", "no role: assistant delta opens the choice", frozenset({CHAT}),
-       ["stream.order"], _no_role_chunk),
-    _f("stream-usage-mismatch", "usage does not add up (total +1; output_tokens falls)",
-       frozenset({CHAT, COMPLETIONS, MESSAGES}), ["stream.usage"], _usage_mismatch),
-    _f("stream-no-finish-reason", "no chunk carries a finish_reason", OPENAI_STREAMS,
-       ["stream.order"], _no_finish_reason),
-    _f("stream-id-changes", "the chunk id changes halfway", OPENAI_STREAMS,
-       ["stream.consistency"], _id_changes),
-    _f("stream-event-after-end", "a content event repeats after the terminator", ALL_STREAMS,
-       ["stream.order"], _event_after_end),
-    _f("stream-unterminated-event", "the last event has no closing blank line", ALL_STREAMS,
-       ["stream.framing"], _unterminated_event),
-    _f("stream-wrong-object", "chunks say object chat.completion", frozenset({CHAT}),
-       ["stream.schema"], _wrong_object),
-    _f("stream-bom", "the stream starts with a UTF-8 byte order mark", ALL_STREAMS,
-       ["stream.framing"], _bom),
-    _r("error-plain-text", "errors are a text/plain 'Bad Request', not an envelope", API,
-       ["error.envelope", "response.content_type"], _error_plain_text),
-    _r("error-wrong-type", "Anthropic errors carry another status's error type", ANTHROPIC_API,
-       ["error.type"], _error_wrong_type),
-    _r("bad-input-500", "bad input gets 500 instead of 400", API, ["response.status"],
-       _bad_input_500),
-    _r("json-wrong-content-type", "JSON answers say text/html", API,
-       ["response.content_type"], _json_wrong_content_type),
-    _r("response-missing-model", "success bodies lack their model field", GENERATING,
-       ["response.schema", "golden.match"], _missing_model),
-    _b("key-echoed", "every answer echoes the caller's key in an x-gateway-key header", API,
-       ["security.key_echoed"]),
-    _b("accept-any-key", "unknown keys are served as if they were the first valid key", API,
-       ["auth.rejected"]),
-    _b("ignore-model-permissions", "keys may use models outside their permission list", API,
-       ["auth.permission"]),
-    _b("legacy-prompt-unchecked", "legacy prompts are not validated", frozenset({COMPLETE}),
-       ["legacy.prompt_rejected"]),
-    _b("legacy-prompt-no-repair", "prompts Anthropic silently repairs are refused",
-       frozenset({COMPLETE}), ["legacy.prompt_accepted"]),
-    _b("ratelimit-not-enforced", "tier limits are counted in the headers but never refused",
-       GENERATING, ["ratelimit.limit"], "load"),
-    _b("ratelimit-off-by-few", f"each tier accepts {OFF_BY} more than its limit",
-       GENERATING, ["ratelimit.limit"], "load"),
-    _b("ratelimit-no-retry-after", "429 answers lack Retry-After", GENERATING,
-       ["ratelimit.retry_after"], "load"),
-    _b("ratelimit-shared-budget", "all keys draw on one budget per model", GENERATING,
-       ["ratelimit.isolation"], "load"),
-    _b("ratelimit-never-recovers", "a key refused once is refused for good", GENERATING,
-       ["ratelimit.recovery"], "load"),
-    _b("ratelimit-too-strict", f"each tier refuses after {STRICT_SHARE:.0%} of its limit "
-       "(the headers state the documented limit)", GENERATING, ["ratelimit.under_limit"],
-       "load"),
-    _r("ratelimit-bare-429", "429 answers are a text/plain 'Too Many Requests', not an "
-       "envelope", GENERATING, ["ratelimit.envelope"], _bare_429, "load"),
-    _b("ratelimit-wrong-limit-header", f"the limit header states {WRONG_LIMIT_FACTOR}x the "
-       "tier's limit", GENERATING, ["ratelimit.headers"], "load"),
-    _b("flaky-500", f"every {FLAKY_EVERY}th admitted request fails with a 500 envelope",
-       GENERATING, ["ratelimit.errors", "slo.error_rate_max"], "load"),
-    _f("stream-slow-tokens", f"every token after the first comes {SLOW_TOKEN_MS} ms late",
-       ALL_STREAMS, ["slo.tpot_p95_ms", "slo.e2e_p95_ms", "slo.tokens_per_s_p50_min"],
-       _slow_tokens, "load"),
-    _f("stream-slow-first-token", f"the first token comes {SLOW_FIRST_TOKEN_MS} ms late",
-       ALL_STREAMS, ["slo.ttft_p95_ms"], _slow_first_token, "load"),
-    _f("stream-stall", f"the stream stalls {STALL_MS} ms halfway", ALL_STREAMS,
-       ["slo.itl_p99_ms"], _stall, "load"),
-    _b("reset-before-headers", "the connection is reset before any header (TCP RST)", API,
-       ["transport.reset"], "transport"),
-    _b("reset-mid-stream", "streams are reset halfway", ALL_STREAMS, ["transport.reset"],
-       "transport"),
-    _b("stream-hang-open", "streams stop halfway, without a terminator, and stay open",
-       ALL_STREAMS, ["stream.idle_timeout"], "transport"),
-    _b("stream-endless-pings", "after the first token, keep-alive comments forever",
-       ALL_STREAMS, ["stream.total_timeout"], "transport"),
-    _b("stream-endless-content", "after the first token, the same content again, forever",
-       ALL_STREAMS, ["stream.total_timeout"], "transport"),
-    _b("slow-headers", "no header ever comes: the request hangs until the client leaves", API,
-       ["transport.first_byte_timeout"], "transport"),
-    _b("body-stall", "JSON answers stop halfway through their body and stay open", API,
-       ["transport.idle_timeout"], "transport"),
-    _b("body-trickle", f"JSON answers come one byte every {TRICKLE_EVERY_S:g} s: never idle, "
-       "never done", API,
-       ["transport.total_timeout"], "transport"),
-    _b("huge-body", "answers are 300 MB: JSON, or a stream's first event", GENERATING,
-       ["body.too_large"], "transport"),
-    _b("invalid-utf8", "a stream line carries bytes that are not UTF-8", ALL_STREAMS,
-       ["stream.framing"], "transport"),
-    _b("invalid-json-line", "an HTML error page pasted into a stream's data line",
-       ALL_STREAMS, ["stream.json"], "transport"),
-    _b("html-200", "every answer is a 200 HTML error page (a proxy's)", API,
-       ["response.content_type"], "transport"),
-    _b("stream-wrong-content-type", "streams say application/json", ALL_STREAMS,
-       ["response.content_type"], "transport"),
-    _b("stream-no-content-type", "streams carry no Content-Type", ALL_STREAMS,
-       ["response.content_type"], "transport"),
-    _b("stream-gzip-buffered", "streams are gzip-compressed and sent in one piece at the end",
-       ALL_STREAMS, ["stream.compressed"], "transport"),
-    _b("redirect-other-host", "every request is redirected (302) to another host", API,
-       ["transport.redirect"], "transport"),
-    _b("retry-after-huge", "every request gets 503 with Retry-After: 86400", API,
-       ["response.retry_after"], "transport"),
-    _b("endless-429", "every request gets 429 with Retry-After: 1, forever", API,
-       ["response.rate_limited"], "transport"),
-    _b("key-echoed-in-error", "error messages quote the caller's whole key", API,
-       ["security.key_echoed"], "transport"),
-    _f("stream-early-empty-chunk", "an empty content chunk is flushed at once, tokens come "
-       "on schedule (TTFB looks fast, TTFT is not)", OPENAI_STREAMS, ["slo.ttft_p95_ms"],
-       _early_empty_chunk, "load"),
-)}
+# The catalogue, in the order ``--list-faults`` and the README's table show it: declaring a
+# fault adds it (see ``_declare``).
+STREAM_DROP_TERMINATOR = _f(
+    "stream-drop-terminator", "the last event ([DONE], message_stop, the stop completion) "
+    "is never sent", ALL_STREAMS, ["stream.terminator"], _drop_terminator)
+STREAM_NAMED_CHUNKS = _f(
+    "stream-named-chunks", "OpenAI chunks carry an 'event: chunk' line", OPENAI_STREAMS,
+    ["stream.event_name"], _named_chunks)
+STREAM_MISNAMED_EVENTS = _f(
+    "stream-misnamed-events", "content_block_delta events are named 'delta'",
+    frozenset({MESSAGES}), ["stream.event_name"], _misnamed_events)
+STREAM_BAD_JSON = _f(
+    "stream-bad-json", "the first content event's data is cut off mid-JSON", ALL_STREAMS,
+    ["stream.json"], _bad_json)
+STREAM_ERROR_EVENT = _f(
+    "stream-error-event", "the stream breaks off with an error event inside the 200",
+    ALL_STREAMS, ["stream.error_event"], _error_in_stream)
+STREAM_DELTA_BEFORE_START = _f(
+    "stream-delta-before-start", "the first delta comes before its content_block_start",
+    frozenset({MESSAGES}), ["stream.order"], _delta_before_start)
+STREAM_BLOCK_INDEX_GAP = _f(
+    "stream-block-index-gap", "content block indices start at 1", frozenset({MESSAGES}),
+    ["stream.block_index"], _block_index_gap)
+STREAM_NO_ROLE_CHUNK = _f(
+    "stream-no-role-chunk", "no role: assistant delta opens the choice", frozenset({CHAT}),
+    ["stream.order"], _no_role_chunk)
+STREAM_USAGE_MISMATCH = _f(
+    "stream-usage-mismatch", "usage does not add up (total +1; output_tokens falls)",
+    frozenset({CHAT, COMPLETIONS, MESSAGES}), ["stream.usage"], _usage_mismatch)
+STREAM_NO_FINISH_REASON = _f(
+    "stream-no-finish-reason", "no chunk carries a finish_reason", OPENAI_STREAMS,
+    ["stream.order"], _no_finish_reason)
+STREAM_ID_CHANGES = _f(
+    "stream-id-changes", "the chunk id changes halfway", OPENAI_STREAMS,
+    ["stream.consistency"], _id_changes)
+STREAM_EVENT_AFTER_END = _f(
+    "stream-event-after-end", "a content event repeats after the terminator", ALL_STREAMS,
+    ["stream.order"], _event_after_end)
+STREAM_UNTERMINATED_EVENT = _f(
+    "stream-unterminated-event", "the last event has no closing blank line", ALL_STREAMS,
+    ["stream.framing"], _unterminated_event)
+STREAM_WRONG_OBJECT = _f(
+    "stream-wrong-object", "chunks say object chat.completion", frozenset({CHAT}),
+    ["stream.schema"], _wrong_object)
+STREAM_BOM = _f(
+    "stream-bom", "the stream starts with a UTF-8 byte order mark", ALL_STREAMS,
+    ["stream.framing"], _bom)
+ERROR_PLAIN_TEXT = _r(
+    "error-plain-text", "errors are a text/plain 'Bad Request', not an envelope", API,
+    ["error.envelope", "response.content_type"], _error_plain_text)
+ERROR_WRONG_TYPE = _r(
+    "error-wrong-type", "Anthropic errors carry another status's error type", ANTHROPIC_API,
+    ["error.type"], _error_wrong_type)
+BAD_INPUT_500 = _r(
+    "bad-input-500", "bad input gets 500 instead of 400", API, ["response.status"],
+    _bad_input_500)
+JSON_WRONG_CONTENT_TYPE = _r(
+    "json-wrong-content-type", "JSON answers say text/html", API,
+    ["response.content_type"], _json_wrong_content_type)
+RESPONSE_MISSING_MODEL = _r(
+    "response-missing-model", "success bodies lack their model field", GENERATING,
+    ["response.schema", "golden.match"], _missing_model)
+KEY_ECHOED = _b(
+    "key-echoed", "every answer echoes the caller's key in an x-gateway-key header", API,
+    ["security.key_echoed"])
+ACCEPT_ANY_KEY = _b(
+    "accept-any-key", "unknown keys are served as if they were the first valid key", API,
+    ["auth.rejected"])
+IGNORE_MODEL_PERMISSIONS = _b(
+    "ignore-model-permissions", "keys may use models outside their permission list", API,
+    ["auth.permission"])
+LEGACY_PROMPT_UNCHECKED = _b(
+    "legacy-prompt-unchecked", "legacy prompts are not validated", frozenset({COMPLETE}),
+    ["legacy.prompt_rejected"])
+LEGACY_PROMPT_NO_REPAIR = _b(
+    "legacy-prompt-no-repair", "prompts Anthropic silently repairs are refused",
+    frozenset({COMPLETE}), ["legacy.prompt_accepted"])
+RATELIMIT_NOT_ENFORCED = _b(
+    "ratelimit-not-enforced", "tier limits are counted in the headers but never refused",
+    GENERATING, ["ratelimit.limit"], "load")
+RATELIMIT_OFF_BY_FEW = _b(
+    "ratelimit-off-by-few", f"each tier accepts {OFF_BY} more than its limit",
+    GENERATING, ["ratelimit.limit"], "load")
+RATELIMIT_NO_RETRY_AFTER = _b(
+    "ratelimit-no-retry-after", "429 answers lack Retry-After", GENERATING,
+    ["ratelimit.retry_after"], "load")
+RATELIMIT_SHARED_BUDGET = _b(
+    "ratelimit-shared-budget", "all keys draw on one budget per model", GENERATING,
+    ["ratelimit.isolation"], "load")
+RATELIMIT_NEVER_RECOVERS = _b(
+    "ratelimit-never-recovers", "a key refused once is refused for good", GENERATING,
+    ["ratelimit.recovery"], "load")
+RATELIMIT_TOO_STRICT = _b(
+    "ratelimit-too-strict", f"each tier refuses after {STRICT_SHARE:.0%} of its limit "
+    "(the headers state the documented limit)", GENERATING, ["ratelimit.under_limit"],
+    "load")
+RATELIMIT_BARE_429 = _r(
+    "ratelimit-bare-429", "429 answers are a text/plain 'Too Many Requests', not an "
+    "envelope", GENERATING, ["ratelimit.envelope"], _bare_429, "load")
+RATELIMIT_WRONG_LIMIT_HEADER = _b(
+    "ratelimit-wrong-limit-header", f"the limit header states {WRONG_LIMIT_FACTOR}x the "
+    "tier's limit", GENERATING, ["ratelimit.headers"], "load")
+FLAKY_500 = _b(
+    "flaky-500", f"every {FLAKY_EVERY}th admitted request fails with a 500 envelope",
+    GENERATING, ["ratelimit.errors", "slo.error_rate_max"], "load")
+STREAM_SLOW_TOKENS = _f(
+    "stream-slow-tokens", f"every token after the first comes {SLOW_TOKEN_MS} ms late",
+    ALL_STREAMS, ["slo.tpot_p95_ms", "slo.e2e_p95_ms", "slo.tokens_per_s_p50_min"],
+    _slow_tokens, "load")
+STREAM_SLOW_FIRST_TOKEN = _f(
+    "stream-slow-first-token", f"the first token comes {SLOW_FIRST_TOKEN_MS} ms late",
+    ALL_STREAMS, ["slo.ttft_p95_ms"], _slow_first_token, "load")
+STREAM_STALL = _f(
+    "stream-stall", f"the stream stalls {STALL_MS} ms halfway", ALL_STREAMS,
+    ["slo.itl_p99_ms"], _stall, "load")
+RESET_BEFORE_HEADERS = _b(
+    "reset-before-headers", "the connection is reset before any header (TCP RST)", API,
+    ["transport.reset"], "transport")
+RESET_MID_STREAM = _b(
+    "reset-mid-stream", "streams are reset halfway", ALL_STREAMS, ["transport.reset"],
+    "transport")
+STREAM_HANG_OPEN = _b(
+    "stream-hang-open", "streams stop halfway, without a terminator, and stay open",
+    ALL_STREAMS, ["stream.idle_timeout"], "transport")
+STREAM_ENDLESS_PINGS = _b(
+    "stream-endless-pings", "after the first token, keep-alive comments forever",
+    ALL_STREAMS, ["stream.total_timeout"], "transport")
+STREAM_ENDLESS_CONTENT = _b(
+    "stream-endless-content", "after the first token, the same content again, forever",
+    ALL_STREAMS, ["stream.total_timeout"], "transport")
+SLOW_HEADERS = _b(
+    "slow-headers", "no header ever comes: the request hangs until the client leaves", API,
+    ["transport.first_byte_timeout"], "transport")
+BODY_STALL = _b(
+    "body-stall", "JSON answers stop halfway through their body and stay open", API,
+    ["transport.idle_timeout"], "transport")
+BODY_TRICKLE = _b(
+    "body-trickle", f"JSON answers come one byte every {TRICKLE_EVERY_S:g} s: never idle, "
+    "never done", API,
+    ["transport.total_timeout"], "transport")
+HUGE_BODY = _b(
+    "huge-body", "answers are 300 MB: JSON, or a stream's first event", GENERATING,
+    ["body.too_large"], "transport")
+INVALID_UTF8 = _b(
+    "invalid-utf8", "a stream line carries bytes that are not UTF-8", ALL_STREAMS,
+    ["stream.framing"], "transport")
+INVALID_JSON_LINE = _b(
+    "invalid-json-line", "an HTML error page pasted into a stream's data line",
+    ALL_STREAMS, ["stream.json"], "transport")
+HTML_200 = _b(
+    "html-200", "every answer is a 200 HTML error page (a proxy's)", API,
+    ["response.content_type"], "transport")
+STREAM_WRONG_CONTENT_TYPE = _b(
+    "stream-wrong-content-type", "streams say application/json", ALL_STREAMS,
+    ["response.content_type"], "transport")
+STREAM_NO_CONTENT_TYPE = _b(
+    "stream-no-content-type", "streams carry no Content-Type", ALL_STREAMS,
+    ["response.content_type"], "transport")
+STREAM_GZIP_BUFFERED = _b(
+    "stream-gzip-buffered", "streams are gzip-compressed and sent in one piece at the end",
+    ALL_STREAMS, ["stream.compressed"], "transport")
+REDIRECT_OTHER_HOST = _b(
+    "redirect-other-host", "every request is redirected (302) to another host", API,
+    ["transport.redirect"], "transport")
+RETRY_AFTER_HUGE = _b(
+    "retry-after-huge", "every request gets 503 with Retry-After: 86400", API,
+    ["response.retry_after"], "transport")
+ENDLESS_429 = _b(
+    "endless-429", "every request gets 429 with Retry-After: 1, forever", API,
+    ["response.rate_limited"], "transport")
+KEY_ECHOED_IN_ERROR = _b(
+    "key-echoed-in-error", "error messages quote the caller's whole key", API,
+    ["security.key_echoed"], "transport")
+STREAM_EARLY_EMPTY_CHUNK = _f(
+    "stream-early-empty-chunk", "an empty content chunk is flushed at once, tokens come "
+    "on schedule (TTFB looks fast, TTFT is not)", OPENAI_STREAMS, ["slo.ttft_p95_ms"],
+    _early_empty_chunk, "load")
+
+CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
+"""Every fault by name, in declaration order."""
 
 
 def validate(names: Sequence[str]) -> tuple[str, ...]:
@@ -476,11 +553,6 @@ def apply_response_faults(names: Sequence[str], endpoint: str, answer: Answer) -
         if fault.response and endpoint in fault.endpoints:
             answer = fault.response(endpoint, answer)
     return answer
-
-
-def has_fault(names: Sequence[str], name: str, endpoint: str) -> bool:
-    """Whether a behaviour fault is enabled for ``endpoint``."""
-    return name in names and endpoint in CATALOGUE[name].endpoints
 
 
 def markdown_table() -> str:

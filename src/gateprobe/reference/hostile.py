@@ -3,8 +3,8 @@
 These are what a broken deployment does to a client: resets, hangs, streams that never end,
 bodies too large to hold, bytes that are not UTF-8, HTML where JSON belongs, compression that
 buffers a stream, redirects elsewhere, absurd ``Retry-After`` values, endless 429s. Each is a
-named fault of ``faults.CATALOGUE`` (``proven_by="transport"``); ``app`` consults them by name
-around each API request, and ``tests/test_transport_faults.py`` proves every runner survives
+named fault of ``faults.CATALOGUE`` (``proven_by="transport"``); ``app`` consults them around
+each API request, and ``tests/test_transport_faults.py`` proves every runner survives
 each one with a finding, an exit code and a bounded run time.
 """
 
@@ -13,38 +13,23 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
-import socket
-import struct
 from collections.abc import Sequence
 from typing import Any
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.reference.streaming import EventStreamResponse, PlannedEvent
+from gateprobe.reference.streaming import (
+    EventStreamResponse,
+    PlannedEvent,
+    reset_connection,
+    sleep_until,
+)
 
 HUGE_BODY_BYTES = 300 * 1024 * 1024
 HUGE_RETRY_AFTER = "86400"
 REDIRECT_HOST = "http://gateway.invalid"
-PING_EVERY_S = 0.05
 TRICKLE_EVERY_S = 0.25
-
-
-def reset(scope: Scope) -> None:
-    """Abort the connection with a TCP reset (SO_LINGER 0), as a crashing proxy does.
-
-    ASGI has no way to say this; uvicorn's ``send`` (kept in the scope by ``GatewayApp``) is a
-    bound method of its request cycle, whose transport we reach for. A test double may lean on
-    its server's internals.
-    """
-    cycle = getattr(scope.get("gateprobe.server_send"), "__self__", None)
-    transport = getattr(cycle, "transport", None)
-    if transport is None:
-        raise RuntimeError("cannot reach the connection to reset it")
-    sock = transport.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-    transport.abort()
 
 
 async def until_disconnect(receive: Receive) -> None:
@@ -61,7 +46,7 @@ class ResetResponse(Response):
         self.background = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        reset(scope)
+        reset_connection(scope)
 
 
 class SilentResponse(Response):
@@ -166,8 +151,6 @@ class BufferedGzipStream(Response):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         plan = self.stream.plan
         last_due = self.stream.trace.t0_ns + (plan[-1].offset_ns if plan else 0)
-        from gateprobe.reference.streaming import sleep_until
-
         await sleep_until(last_due)
         body = gzip.compress(b"".join(e.data for e in plan))
         await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})

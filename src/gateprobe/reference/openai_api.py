@@ -20,6 +20,7 @@ from typing import Any
 from starlette.responses import Response
 
 from gateprobe.reference.call import Call
+from gateprobe.reference.config import Model
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
 from gateprobe.reference.prompt import content_text, serialize_chat
@@ -111,35 +112,11 @@ _MESSAGE_FIELDS: tuple[tuple[str, tuple[JsonType, ...]], ...] = (
 async def chat_completions(call: Call) -> Response:
     """``POST /v1/chat/completions``."""
     call.authenticate()
-    body = await call.json_body()
-    name = body.get("model")
-    model_cfg = call.config.models.get(name) if isinstance(name, str) else None
-    basic = model_cfg is not None and model_cfg.honours_only_basic
-    if basic:
-        # claude-2-web: "only the model, messages, and stream parameters are meaningful".
-        body = {k: body[k] for k in ("model", "messages", "stream") if k in body}
-        check_body("openai", body, BASIC_FIELDS)
-    else:
-        check_body("openai", body, CHAT_FIELDS)
-    messages = body["messages"]
-    _check_messages(messages)
+    body = _checked_chat_body(call, await call.json_body())
     stream = bool(body.get("stream"))
     _check_stream_options(body, stream)
     model = call.resolve_model(body["model"], "chat")
-    if model.honours_only_basic:
-        prompt = serialize_chat(messages)
-    else:
-        prompt = "".join(f"{m['role']}: {content_text(m.get('content'))}\n" for m in messages)
-    prompt_tokens = count_tokens(prompt)
-    if model.max_input_tokens is not None and prompt_tokens > model.max_input_tokens:
-        raise GatewayError(
-            "invalid_request",
-            f"This model's input is limited to {model.max_input_tokens} tokens. However, your "
-            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
-            "messages.",
-            param="messages",
-            code="context_length_exceeded",
-        )
+    prompt, prompt_tokens = _chat_prompt(model, body["messages"])
     call.admit(model)
     max_tokens = body.get("max_completion_tokens") or body.get("max_tokens")
     seed = call.config.seed + (body.get("seed") or 0)
@@ -175,6 +152,46 @@ async def chat_completions(call: Call) -> Response:
             },
             _last(offsets, call),
         )
+    return call.respond_stream(_chat_stream(call, body, head, gens, offsets, usage))
+
+
+def _checked_chat_body(call: Call, body: dict[str, Any]) -> dict[str, Any]:
+    """The body checked against the fields its model reads, its messages checked too."""
+    name = body.get("model")
+    model_cfg = call.config.models.get(name) if isinstance(name, str) else None
+    if model_cfg is not None and model_cfg.honours_only_basic:
+        # claude-2-web: "only the model, messages, and stream parameters are meaningful".
+        body = {k: body[k] for k in ("model", "messages", "stream") if k in body}
+        check_body("openai", body, BASIC_FIELDS)
+    else:
+        check_body("openai", body, CHAT_FIELDS)
+    _check_messages(body["messages"])
+    return body
+
+
+def _chat_prompt(model: Model, messages: list[Any]) -> tuple[str, int]:
+    """The prompt the model sees and its token count, refused beyond the model's input limit."""
+    if model.honours_only_basic:
+        prompt = serialize_chat(messages)
+    else:
+        prompt = "".join(f"{m['role']}: {content_text(m.get('content'))}\n" for m in messages)
+    prompt_tokens = count_tokens(prompt)
+    if model.max_input_tokens is not None and prompt_tokens > model.max_input_tokens:
+        raise GatewayError(
+            "invalid_request",
+            f"This model's input is limited to {model.max_input_tokens} tokens. However, your "
+            f"messages resulted in {prompt_tokens} tokens. Please reduce the length of the "
+            "messages.",
+            param="messages",
+            code="context_length_exceeded",
+        )
+    return prompt, prompt_tokens
+
+
+def _chat_stream(call: Call, body: dict[str, Any], head: dict[str, Any],
+                 gens: Sequence[Generation], offsets: Sequence[int],
+                 usage: dict[str, int]) -> list[PlannedEvent]:
+    """The planned ``chat.completion.chunk`` stream of the generations."""
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     head = {**head, "object": "chat.completion.chunk"}
 
@@ -197,7 +214,7 @@ async def chat_completions(call: Call) -> Response:
     usage_chunk = None
     if include_usage:
         usage_chunk = sse(json.dumps({**head, "choices": [], "usage": usage}))
-    return call.respond_stream(_plan(gens, offsets, call, first, piece, last, usage_chunk))
+    return _plan(gens, offsets, call, first, piece, last, usage_chunk)
 
 
 def _chunk_payload(head: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None,
@@ -337,6 +354,15 @@ async def completions(call: Call) -> Response:
         return await call.respond_json(
             {**head, "choices": choices, "usage": usage}, _last(offsets, call)
         )
+    return call.respond_stream(_completion_stream(call, body, head, gens, offsets, usage,
+                                                  prefix if echo else None))
+
+
+def _completion_stream(call: Call, body: dict[str, Any], head: dict[str, Any],
+                       gens: Sequence[Generation], offsets: Sequence[int],
+                       usage: dict[str, int], prefix: Callable[[int], str] | None,
+                       ) -> list[PlannedEvent]:
+    """The planned ``text_completion`` stream; ``prefix`` is a choice's echoed prompt."""
     include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
 
     def payload(i: int, text: str, finish: str | None = None) -> dict[str, Any]:
@@ -349,17 +375,15 @@ async def completions(call: Call) -> Response:
 
     holes = [Template(payload(i, HOLE)) for i in range(len(gens))]
 
-    return call.respond_stream(
-        _plan(
-            gens,
-            offsets,
-            call,
-            # Without echo there is nothing to open a choice with: the first token opens it.
-            (lambda i: chunk(i, prefix(i))) if echo else (lambda i: None),
-            lambda i, text: holes[i].fill(text),
-            lambda i, g: chunk(i, "", FINISH[g.cause]),
-            sse(json.dumps({**head, "choices": [], "usage": usage})) if include_usage else None,
-        )
+    return _plan(
+        gens,
+        offsets,
+        call,
+        # Without echo there is nothing to open a choice with: the first token opens it.
+        (lambda i: chunk(i, prefix(i))) if prefix is not None else (lambda i: None),
+        lambda i, text: holes[i].fill(text),
+        lambda i, g: chunk(i, "", FINISH[g.cause]),
+        sse(json.dumps({**head, "choices": [], "usage": usage})) if include_usage else None,
     )
 
 

@@ -6,12 +6,18 @@ due. ``EventStreamResponse`` plays the plan: it sleeps until each deadline (abso
 not accumulate), sends, and records the monotonic time right after the send returned. Those
 records are the truth a measuring client is compared with: ``time.perf_counter_ns`` is
 CLOCK_MONOTONIC on Linux, shared by every process on the machine.
+
+A planned event may also carry a transport fault's action (reset, hang, repeat), which the
+player carries out at its due time; ``hostile.py`` plans those and builds on this module, never
+the other way round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import time
 from array import array
 from collections import OrderedDict
@@ -35,7 +41,11 @@ class PlannedEvent:
     """Whether it carries generated content (counts for TTFT and inter-token latency)."""
     action: str = ""
     """For transport faults (``hostile.py``): ``reset`` the connection here, ``hang`` here
-    (open, silent), or ``repeat`` this event's data forever."""
+    (open, silent), or ``repeat`` this event's data forever (every ``REPEAT_EVERY_S``)."""
+
+
+REPEAT_EVERY_S = 0.05
+"""How often a ``repeat`` action sends its event again."""
 
 
 @dataclass(slots=True)
@@ -120,6 +130,23 @@ class Template:
     def fill(self, value: str) -> bytes:
         """The event with ``value`` in the hole."""
         return self._before + json.dumps(value, ensure_ascii=False).encode() + self._after
+
+
+def reset_connection(scope: Scope) -> None:
+    """Abort the connection with a TCP reset (SO_LINGER 0), as a crashing proxy does.
+
+    ASGI has no way to say this; uvicorn's ``send`` (kept in the scope by ``GatewayApp``) is a
+    bound method of its request cycle, whose transport we reach for. A test double may lean on
+    its server's internals.
+    """
+    cycle = getattr(scope.get("gateprobe.server_send"), "__self__", None)
+    transport = getattr(cycle, "transport", None)
+    if transport is None:
+        raise RuntimeError("cannot reach the connection to reset it")
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
 
 
 async def sleep_until(due_ns: int, spin_ns: int = 0) -> None:
@@ -236,16 +263,14 @@ class EventStreamResponse(Response):
 
     async def _act(self, event: PlannedEvent, send: Send) -> None:
         """A transport fault's action; ``hang`` and ``repeat`` end when the client leaves."""
-        from gateprobe.reference.hostile import PING_EVERY_S, reset
-
         await sleep_until(self.trace.t0_ns + event.offset_ns)
         self.trace.status = event.action
         if event.action == "reset":
-            reset(self._scope)
+            reset_connection(self._scope)
         elif event.action == "hang":
             await asyncio.Event().wait()
         elif event.action == "repeat":
             while True:
                 await send({"type": "http.response.body", "body": event.data,
                             "more_body": True})
-                await asyncio.sleep(PING_EVERY_S)
+                await asyncio.sleep(REPEAT_EVERY_S)
