@@ -14,14 +14,16 @@ which sends about 90 requests per operation whatever the example count, is switc
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
 
 from gateprobe import transport
+from gateprobe.findings import Finding, Severity
 from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for
-from gateprobe.probe import BREAKER
-from gateprobe.pytest_plugin import budget_spent, current_config, current_target
+from gateprobe.probe import MAX_BODY_BYTES
+from gateprobe.pytest_plugin import current_config, current_target, run_state
 from gateprobe.targets import Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
@@ -44,9 +46,11 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     if guard is None:
         return
     streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
-    if BREAKER.is_open(guard.target.base_url, streaming):
+    state = run_state(fuzz_guard["config"])
+    state.start()
+    if state.breaker.is_open(guard.target.base_url, streaming):
         pytest.skip("not sent: earlier requests of this kind to the target timed out")
-    if budget_spent():
+    if state.spent():
         pytest.skip("the run's budget is spent")
     try:
         # schemathesis serializes case.body after this hook: the guard changes it in place.
@@ -81,7 +85,7 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
                          if stream else None, anthropic_version=version)
     exchange = Exchange(case.operation.path, case.method, body, response.status_code, headers,
                         response.content, events, notes)
-    names = ["error.envelope", "error.type", "security.key_echoed"]
+    names = ["error.envelope", "error.type", "security.key_echoed", "response.retry_after"]
     # A stream schemathesis read only in part (max_stream_events, timeout) cannot be judged
     # by its grammar: its end is missing by construction, not by the gateway's fault.
     if not (getattr(response, "stream_cut_short", False) or response.is_truncated):
@@ -109,8 +113,9 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
         headers = {"x-api-key": target.api_key, "anthropic-version": "2023-06-01"}
     else:
         headers = {"authorization": f"Bearer {target.api_key}"}
+    # No retries of schemathesis's own: a timeout counts towards the breaker, once.
     schema.config.update(base_url=target.base_url, headers=headers,
-                         request_timeout=target.timeouts.total_s)
+                         request_timeout=target.timeouts.idle_s, request_retries=0)
     schema.config.generation.update(max_examples=max_examples)
     # Auth is judged precisely, per profile, by the auth category; with two alternative
     # schemes in the spec, schemathesis's own auth check cannot tell a bypass from the other.
@@ -140,14 +145,69 @@ _examples = _configure(_target, _config)
 openai_api = _schema("openai", _target, _examples)
 
 
+class TransportSymptom(Exception):
+    """An answer stopped short by the run's bounds (too large, or past the total timeout)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def _bounded_session() -> Any:
+    """A requests session whose answers are bounded like every other category's.
+
+    schemathesis asks its session for ``stream=True`` and then reads a JSON body whole, with
+    no size cap and a per-read timeout only: a gateway that sends 300 MB, or one byte every
+    quarter second, would hold each fuzzed call (and Hypothesis replays failing ones). Here a
+    body is read up to ``MAX_BODY_BYTES`` and until the total timeout. Event streams are left to
+    schemathesis, which stops reading them at its request timeout in total.
+    """
+    import requests
+
+    total_s = _target.timeouts.total_s
+
+    class BoundedSession(requests.Session):
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            response = super().request(method, url, *args, **{**kwargs, "stream": True})
+            if "text/event-stream" in response.headers.get("content-type", ""):
+                return response
+            deadline, body = time.monotonic() + total_s, bytearray()
+            try:
+                while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                    body += chunk
+                    if len(body) > MAX_BODY_BYTES:
+                        raise TransportSymptom(transport.TOO_LARGE, f"body larger than "
+                                               f"{MAX_BODY_BYTES} bytes: stopped reading")
+                    if time.monotonic() > deadline:
+                        raise TransportSymptom(transport.TOTAL_TIMEOUT, "still sending after "
+                                               f"the total timeout of {total_s:g} s")
+            finally:
+                response.close()
+            response._content = bytes(body)
+            return response
+
+    return BoundedSession()
+
+
+_SESSION = _bounded_session()
+
+
 def _call(case: Any) -> None:
-    """Call and validate; a timeout counts towards the breaker, as the other categories'."""
+    """Call and validate within the run's bounds; a broken exchange is a finding, and a
+    timeout counts towards the breaker, as in the other categories."""
+    streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
     try:
-        case.call_and_validate()
+        case.call_and_validate(session=_SESSION)
     except Exception as exc:
-        streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
-        BREAKER.record(_target.base_url, streaming,
-                       transport.classify(exc, got_headers=False, streaming=streaming))
+        from gateprobe.pytest_plugin import FINDINGS_KEY
+
+        kind = exc.kind if isinstance(exc, TransportSymptom) else \
+            transport.classify(exc, got_headers=False, streaming=streaming)
+        run_state(_config).breaker.record(_target.base_url, streaming, kind)
+        if kind != transport.OTHER:
+            _config.stash[FINDINGS_KEY][case.operation.path].append(Finding(
+                kind, case.operation.path, Severity.HIGH, "a whole response in time",
+                f"{type(exc).__name__}: {exc}"[:300]))
         raise
 
 

@@ -7,18 +7,26 @@ categories are strict. A failure is an ``sdk.client`` finding naming the SDK's e
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
+import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
+from gateprobe import checks, transport
+from gateprobe.checks import Context, Exchange, Expectation, Family
 from gateprobe.findings import Finding, Severity
-from gateprobe.probe import BREAKER
+from gateprobe.probe import retry_after_s
+from gateprobe.pytest_plugin import describe
 from gateprobe.redact import Redactor
+from gateprobe.runstate import RunState
 from gateprobe.targets import Target
 
 pytestmark = pytest.mark.sdk
 SAY = [{"role": "user", "content": "Say test"}]
+ANSWER_CHECKS = ["response.retry_after", "security.key_echoed"]
 
 
 def _openai_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -68,52 +76,129 @@ OPENAI_CALLS = ["chat", "chat stream", "claude-2-web stream", "completions",
 ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens"]
 
 
-def _run(call: tuple[str, Callable[[Any], Any]], client: Any, target: Target,
+@dataclass(slots=True)
+class _Outcome:
+    value: Any = None
+    error: Exception | None = None
+    timed_out: bool = False
+
+
+def _bounded(fn: Callable[[Any], Any], client: Any, total_s: float) -> _Outcome:
+    """Call ``fn(client)`` and give up at ``total_s``, whatever the SDK does meanwhile.
+
+    The SDKs have no total timeout, skip SSE comments without returning control, and sleep
+    through a ``Retry-After`` on their own: a watchdog that only closes the client cannot end
+    a sleep. So the call runs in a daemon thread; at the deadline its client is closed (which
+    ends any read it is in) and the thread is abandoned: the run goes on either way.
+    """
+    outcome, done = _Outcome(), threading.Event()
+
+    def work() -> None:
+        try:
+            outcome.value = fn(client)
+        except Exception as exc:  # whatever the SDK raises is judged by the caller
+            outcome.error = exc
+        finally:
+            done.set()
+
+    threading.Thread(target=work, name="gateprobe-sdk-call", daemon=True).start()
+    if not done.wait(total_s):
+        outcome.timed_out = True
+        client.close()
+    return outcome
+
+
+def _response_of(exc: BaseException) -> Any:
+    """The HTTP answer behind an SDK's status error (both SDKs keep it as ``.response``)."""
+    response = getattr(exc, "response", None)
+    return response if getattr(response, "status_code", None) is not None else None
+
+
+def _transport_kind(outcome: _Outcome, streaming: bool) -> str | None:
+    """The transport symptom of a failed call, or None when an answer came back."""
+    if outcome.timed_out:
+        return transport.total_timeout(streaming)
+    if outcome.error is None or _response_of(outcome.error) is not None:
+        return None
+    cause: BaseException = outcome.error
+    while cause.__cause__ is not None:  # the SDKs wrap httpx's exception
+        cause = cause.__cause__
+    return transport.classify(cause, got_headers=False, streaming=streaming)
+
+
+def _call(fn: Callable[[Any], Any], client: Any, target: Target, state: RunState,
+          streaming: bool) -> _Outcome:
+    """One bounded call; an unasked 429 is waited out once if the run can afford its
+    ``Retry-After`` (the SDKs' own retries are off: they would wait a day if told to)."""
+    outcome = _bounded(fn, client, target.timeouts.total_s)
+    response = _response_of(outcome.error) if outcome.error is not None else None
+    if response is None or response.status_code != 429 or \
+            not state.breaker.still_waits_for_429(target.base_url):
+        return outcome
+    wait = retry_after_s(response.headers)
+    if not state.affords_wait(wait, target.timeouts.total_s):
+        return outcome
+    time.sleep(wait)
+    retried = _bounded(fn, client, target.timeouts.total_s)
+    again = _response_of(retried.error) if retried.error is not None else None
+    if again is not None and again.status_code == 429:
+        state.breaker.record_429(target.base_url)
+    return retried
+
+
+def _judge_answer(response: Any, endpoint: str, family: Family, target: Target) -> list[Finding]:
+    """What the project's checks say of an error answer the SDK raised on: a Retry-After no
+    client can honour, a key quoted back."""
+    exchange = Exchange(endpoint, "POST", None, response.status_code,
+                        {k.lower(): v for k, v in response.headers.items()},
+                        response.content if response.is_stream_consumed or
+                        not response.is_stream else b"")
+    ctx = Context(family, target.profile, Redactor(target.secrets), Expectation(),
+                  target.secrets)
+    return checks.run_checks(ctx, exchange, checks.select(ANSWER_CHECKS))
+
+
+def _run(call: tuple[str, Callable[[Any], Any]], client: Any, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
          streaming: bool) -> None:
     endpoint, fn = call
-    if BREAKER.is_open(target.base_url, streaming):
+    if state.breaker.is_open(target.base_url, streaming):
         pytest.skip("not sent: earlier requests of this kind to the target timed out")
     count(endpoint)
-    # The SDKs have no total timeout, and skip SSE comments without returning control: a
-    # stream that never ends (keep-alives forever) would hold the run. A watchdog closes the
-    # client at the run's total timeout; the SDK then raises, and that is the finding.
-    expired = threading.Event()
-
-    def expire() -> None:
-        expired.set()
-        client.close()
-
-    watchdog = threading.Timer(target.timeouts.total_s, expire)
-    watchdog.start()
-    try:
-        result = fn(client)
-    except Exception as exc:  # whatever the SDK raises is the finding
-        why = f"total timeout of {target.timeouts.total_s:g} s; " if expired.is_set() else ""
-        message = Redactor(target.secrets).text(
-            f"{why}{type(exc).__name__}: {exc}")[:300]
-        record(Finding("sdk.client", endpoint, Severity.HIGH,
-                       f"the official {sdk} SDK completes and parses the answer", message))
-        pytest.fail(f"[sdk.client] {endpoint}: {message}")
-    finally:
-        watchdog.cancel()
-    assert result, f"[sdk.client] {endpoint}: the {sdk} SDK returned nothing"
+    outcome = _call(fn, client, target, state, streaming)
+    kind = _transport_kind(outcome, streaming)
+    if kind is not None:
+        state.breaker.record(target.base_url, streaming, kind)
+    if outcome.timed_out or outcome.error is not None:
+        redactor = Redactor(target.secrets)
+        response = _response_of(outcome.error) if outcome.error is not None else None
+        found = _judge_answer(response, endpoint, "anthropic" if sdk == "anthropic"
+                              else "openai", target) if response is not None else []
+        why = (f"no whole answer within the total timeout of {target.timeouts.total_s:g} s"
+               if outcome.timed_out else f"{type(outcome.error).__name__}: {outcome.error}")
+        message = redactor.text(why)[:300]
+        found.append(Finding("sdk.client", endpoint, Severity.HIGH,
+                             f"the official {sdk} SDK completes and parses the answer", message))
+        for finding in found:
+            record(finding)
+        pytest.fail(describe(found), pytrace=False)
+    assert outcome.value, f"[sdk.client] {endpoint}: the {sdk} SDK returned nothing"
 
 
 @pytest.mark.parametrize("name", OPENAI_CALLS)
-def test_openai_sdk(name: str, gateprobe_target: Target, record_finding: Any,
-                    count_case: Any) -> None:
+def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
+                    record_finding: Any, count_case: Any) -> None:
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
     with openai.OpenAI(api_key=gateprobe_target.api_key,
-                       base_url=gateprobe_target.base_url + "/v1", max_retries=1,
+                       base_url=gateprobe_target.base_url + "/v1", max_retries=0,
                        timeout=_sdk_timeout(gateprobe_target)) as client:
-        _run(_openai_calls(gateprobe_target)[name], client, gateprobe_target, record_finding,
-             count_case, "openai", "stream" in name)
+        _run(_openai_calls(gateprobe_target)[name], client, gateprobe_target, gateprobe_run,
+             record_finding, count_case, "openai", "stream" in name)
 
 
 @pytest.mark.parametrize("name", ANTHROPIC_CALLS)
-def test_anthropic_sdk(name: str, gateprobe_target: Target, record_finding: Any,
-                       count_case: Any) -> None:
+def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
+                       record_finding: Any, count_case: Any) -> None:
     if not gateprobe_target.serves_anthropic:
         pytest.skip("the openai profile serves no Anthropic routes")
     anthropic = pytest.importorskip("anthropic",
@@ -122,14 +207,14 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, record_finding: Any,
     credentials = ({"auth_token": gateprobe_target.api_key}
                    if gateprobe_target.profile == "ohmygpt"
                    else {"api_key": gateprobe_target.api_key})
-    with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=1,
+    with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=0,
                              timeout=_sdk_timeout(gateprobe_target), **credentials) as client:
         _run(_anthropic_calls(gateprobe_target)[name], client, gateprobe_target,
-             record_finding, count_case, "anthropic", "stream" in name)
+             gateprobe_run, record_finding, count_case, "anthropic", "stream" in name)
 
 
 def _sdk_timeout(target: Target) -> float:
     """The run's read timeout for the SDKs (their own default waits ten minutes); their
-    total is bounded by ``_run``'s watchdog."""
+    total is bounded by ``_bounded``."""
     t = target.timeouts
     return max(t.first_byte_s, t.idle_s)

@@ -11,8 +11,8 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 
 BASE = {"arrival", "errors", "console", "redact", "tokenizer", "sse", "findings", "metrics",
         "targets", "specs", "checks", "golden", "yamlfile", "types", "transport"}
-RUNNERS = {"__main__", "smoke", "cli", "cases", "probe", "conformance_runner", "pytest_plugin",
-           "fuzz_guard",
+RUNNERS = {"__main__", "smoke", "cli", "cases", "probe", "runstate", "conformance_runner",
+           "pytest_plugin", "fuzz_guard",
            "compare", "report", "load", "conformance", "pipeline", "gate", "dryrun"}
 FORBIDDEN_EVERYWHERE_BUT_LOAD = {"locust", "gevent"}
 

@@ -2,9 +2,11 @@
 
 For each fault of ``faults.CATALOGUE`` with ``proven_by="transport"``, ``gateprobe
 conformance``, ``gateprobe load latency`` and ``gateprobe compare`` run against a gateway that
-has it, with short timeouts. Each must report the fault's symptom by its check id, exit 1,
-finish within a bound stated as a multiple of the configured total timeout, and leave no key
-in any file it wrote.
+has it, with short timeouts. Conformance runs every category, ``sdk`` and ``fuzz`` included,
+against ``EVERY_CATEGORY`` (one fault per kind of symptom) and the plain categories against the
+rest; ``benchmarks/transport_proof.py`` runs every category against every fault. Each run
+must report the fault's symptom by its check id, exit 1, finish within a bound stated as a
+multiple of the configured total timeout, and leave no key in any file it wrote.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import pytest
 
 from gateprobe.cli import main
 from gateprobe.console import Console
-from gateprobe.probe import BREAKER, Breaker
 from gateprobe.reference import Timing
 from gateprobe.reference.faults import CATALOGUE
 from gateway_fixtures import MakeGateway
@@ -37,13 +38,15 @@ LOAD_NOT_APPLICABLE = {"key-echoed-in-error", "body-stall", "body-trickle"}
 or the fault bends JSON answers only (a latency run only streams)."""
 
 
+EVERY_CATEGORY = {"retry-after-huge", "slow-headers", "stream-endless-pings", "body-trickle",
+                  "huge-body", "reset-mid-stream"}
+"""One fault per symptom (a day-long Retry-After, no headers, a stream that never ends, a body
+that never ends, a body too large, a reset) through every category, sdk and fuzz included."""
+
+
 @pytest.fixture(autouse=True)
 def key(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GP_T_KEY", KEY)
-    # Each run starts with a closed breaker, as a fresh process would.
-    fresh = Breaker()
-    monkeypatch.setattr(BREAKER, "_timeouts", fresh._timeouts)
-    monkeypatch.setattr(BREAKER, "_limited", fresh._limited)
 
 
 def gateprobe(*argv: str) -> tuple[int, str, str, float]:
@@ -66,16 +69,21 @@ def test_the_catalogue_has_at_least_15_transport_faults() -> None:
 @pytest.mark.parametrize("fault", TRANSPORT_FAULTS)
 def test_conformance_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
     gateway = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
+    select = [] if fault in EVERY_CATEGORY else ["--select", "endpoint or stream or errors"]
     code, out, err, took = gateprobe(
         "conformance", "--base-url", gateway.base_url, "--api-key-env", "GP_T_KEY",
-        "--select", "endpoint or stream or errors", *TIMEOUTS, *FIRST_BYTE,
-        "--report-dir", str(tmp_path))
+        *select, *TIMEOUTS, *FIRST_BYTE, "--report-dir", str(tmp_path))
     assert code == 1, err
     found = {f["check_id"] for f in
              json.loads((tmp_path / "conformance.json").read_text())["findings"]}
     assert set(CATALOGUE[fault].trips) <= found, sorted(found)
     assert took / TOTAL_S < CONFORMANCE_RATIO, took
     assert "Traceback" not in err
+    if fault in EVERY_CATEGORY:  # the sdk and fuzz categories were part of the run (sent,
+        # or not sent because the breaker had opened: that is obeying it)
+        tests = json.loads((tmp_path / "conformance.json").read_text())["tests"]
+        ran = {t["test"].split("::")[1].split("[")[0] for t in tests}
+        assert {"test_openai_sdk", "test_openai_operation"} <= ran, sorted(ran)
     assert_no_key(tmp_path)
 
 

@@ -37,9 +37,10 @@ from gateprobe.checks import Context, run_checks
 from gateprobe.errors import GateprobeError
 from gateprobe.golden import normalize
 from gateprobe.metrics import now_ns, percentile
-from gateprobe.probe import BREAKER_THRESHOLD, MAX_BODY_BYTES, send
+from gateprobe.probe import MAX_BODY_BYTES, send
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
+from gateprobe.runstate import BREAKER_THRESHOLD
 from gateprobe.targets import Target, check_reachable, credentials
 
 STREAMS = ("chat", "completions", "messages", "complete")

@@ -6,9 +6,8 @@ with a size cap: a gateway that answers with several hundred MB gets a finding, 
 
 from __future__ import annotations
 
-import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -16,6 +15,7 @@ import httpx
 from gateprobe import transport
 from gateprobe.cases import BAD_KEY, Case
 from gateprobe.checks import Exchange
+from gateprobe.runstate import BREAKER_THRESHOLD, Breaker, RunState
 from gateprobe.sse import Event, SSEParser
 from gateprobe.targets import Target, credentials
 
@@ -39,69 +39,37 @@ def auth_headers(target: Target, case: Case) -> dict[str, str]:
 
 
 MAX_RETRIES_429 = 2
-MAX_RETRY_AFTER_S = 10.0
-BREAKER_THRESHOLD = 3
-"""After this many timeouts of one kind of request (streaming or not) against one target, the
-rest of that kind is not sent: a gateway that hangs must not cost the whole run its timeouts."""
 
 
-class Breaker:
-    """Counts timeouts per (target, streaming) and opens after ``BREAKER_THRESHOLD``."""
-
-    def __init__(self) -> None:
-        self._timeouts: dict[tuple[str, bool], int] = {}
-        self._limited: dict[str, int] = {}
-        self._lock = threading.Lock()
-
-    def still_waits_for_429(self, base_url: str) -> bool:
-        """Whether an unasked 429 is still worth waiting out (not after it never helped)."""
-        with self._lock:
-            return self._limited.get(base_url, 0) < BREAKER_THRESHOLD
-
-    def record_429(self, base_url: str) -> None:
-        """A case stayed 429 after waiting ``Retry-After`` every time."""
-        with self._lock:
-            self._limited[base_url] = self._limited.get(base_url, 0) + 1
-
-    def is_open(self, base_url: str, streaming: bool) -> bool:
-        """Whether such requests are no longer sent."""
-        with self._lock:
-            return self._timeouts.get((base_url, streaming), 0) >= BREAKER_THRESHOLD
-
-    def record(self, base_url: str, streaming: bool, kind: str) -> None:
-        """Count a transport failure if it was a timeout."""
-        if kind.endswith("timeout"):
-            with self._lock:
-                key = (base_url, streaming)
-                self._timeouts[key] = self._timeouts.get(key, 0) + 1
-
-
-BREAKER = Breaker()
-"""Shared by every send of the process (one run, one target at a time, or mirrors by URL)."""
-
-
-def send(client: httpx.Client, target: Target, case: Case,
+def send(client: httpx.Client, target: Target, case: Case, state: RunState | None = None,
          sleep: Callable[[float], None] = time.sleep) -> Exchange:
-    """Send ``case``; a 429 it did not ask for is waited out (``Retry-After``, capped) and
+    """Send ``case``; a 429 it did not ask for is waited out (``Retry-After`` in full) and
     retried, because real gateways rate-limit every route and our own pace is not their fault.
+    A ``Retry-After`` the run cannot afford is not waited for: the 429 is returned at once.
     """
+    state = state or RunState()
     for _ in range(MAX_RETRIES_429):
-        exchange = _send_once(client, target, case)
+        exchange = _send_once(client, target, case, state.breaker)
         if exchange.status != 429 or case.expect.status == 429 or \
-                not BREAKER.still_waits_for_429(target.base_url):
+                not state.breaker.still_waits_for_429(target.base_url):
             return exchange
-        sleep(min(_retry_after(exchange), MAX_RETRY_AFTER_S))
-    exchange = _send_once(client, target, case)
+        wait = retry_after_s(exchange.headers)
+        if not state.affords_wait(wait, target.timeouts.total_s):
+            return exchange
+        sleep(wait)
+    exchange = _send_once(client, target, case, state.breaker)
     if exchange.status == 429:
-        BREAKER.record_429(target.base_url)
+        state.breaker.record_429(target.base_url)
     return exchange
 
 
-def _retry_after(exchange: Exchange) -> float:
+def retry_after_s(headers: Mapping[str, str], default: float = 1.0) -> float:
+    """The wait a ``Retry-After`` header asks for, in seconds (``default`` when absent or an
+    HTTP date, which a gateway's limiter does not send in practice)."""
     try:
-        return max(0.0, float(exchange.headers.get("retry-after", "1")))
+        return max(0.0, float(headers.get("retry-after", default)))
     except ValueError:
-        return 1.0
+        return default
 
 
 def is_streaming(case: Case) -> bool:
@@ -109,7 +77,8 @@ def is_streaming(case: Case) -> bool:
     return isinstance(case.body, dict) and bool(case.body.get("stream"))
 
 
-def _send_once(client: httpx.Client, target: Target, case: Case) -> Exchange:
+def _send_once(client: httpx.Client, target: Target, case: Case,
+               breaker: Breaker) -> Exchange:
     """Send ``case`` and record everything that came back, within the target's timeouts:
     connect, first byte (the headers), idle (between two reads) and total (checked at every
     read, so a run ends at most one idle period after its total)."""
@@ -125,7 +94,7 @@ def _send_once(client: httpx.Client, target: Target, case: Case) -> Exchange:
     url = target.base_url + case.path
     t = target.timeouts
     streaming = is_streaming(case)
-    if BREAKER.is_open(target.base_url, streaming):
+    if breaker.is_open(target.base_url, streaming):
         return Exchange(case.path, case.method, case.body, None,
                         transport_error=f"not sent: {BREAKER_THRESHOLD} earlier "
                                         f"{'streaming' if streaming else 'plain'} requests to "
@@ -153,7 +122,7 @@ def _send_once(client: httpx.Client, target: Target, case: Case) -> Exchange:
                                      "stopped reading", transport.TOO_LARGE)
                 if time.monotonic() > deadline:
                     kind = transport.total_timeout(is_sse)
-                    BREAKER.record(target.base_url, streaming, kind)
+                    breaker.record(target.base_url, streaming, kind)
                     return _exchange(case, response, bytes(body), events, parser,
                                      f"still sending after the total timeout of "
                                      f"{t.total_s:g} s: stopped reading", kind)
@@ -161,7 +130,7 @@ def _send_once(client: httpx.Client, target: Target, case: Case) -> Exchange:
             return _exchange(case, response, bytes(body), events, parser, None)
     except httpx.HTTPError as exc:
         kind = transport.classify(exc, got_headers=got_headers, streaming=streaming)
-        BREAKER.record(target.base_url, streaming, kind)
+        breaker.record(target.base_url, streaming, kind)
         what = {transport.FIRST_BYTE_TIMEOUT: f"no answer within {t.first_byte_s:g} s",
                 transport.IDLE_TIMEOUT: f"silent for {t.idle_s:g} s mid-answer",
                 transport.STREAM_IDLE_TIMEOUT: f"silent for {t.idle_s:g} s mid-stream",

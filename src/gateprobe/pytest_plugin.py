@@ -12,7 +12,6 @@ findings for the summary and fails the test with them.
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import replace
@@ -34,6 +33,7 @@ from gateprobe.cases import (
 )
 from gateprobe.errors import GateprobeError
 from gateprobe.findings import Finding
+from gateprobe.runstate import RunState
 from gateprobe.targets import (
     PROFILES,
     Target,
@@ -59,6 +59,7 @@ TARGET_KEY = pytest.StashKey[Target | None]()
 FINDINGS_KEY = pytest.StashKey[dict[str, list[Finding]]]()
 OUTCOMES_KEY = pytest.StashKey[Counter[str]]()
 RECORDED_KEY = pytest.StashKey[dict[Path, dict[str, tuple[int, Any]]]]()
+RUN_STATE_KEY = pytest.StashKey[RunState]()
 _RUN: dict[str, pytest.Config] = {}
 """The configured run, for test modules that must build their tests at import (fuzz)."""
 
@@ -119,6 +120,7 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OUTCOMES_KEY] = Counter()
     recorded: dict[Path, dict[str, tuple[int, Any]]] = defaultdict(dict)
     config.stash[RECORDED_KEY] = recorded
+    config.stash[RUN_STATE_KEY] = RunState(config.getoption("--budget-s", None))
     base_url = config.getoption("--base-url", None)
     target_name = config.getoption("--target", None)
     if target_name:
@@ -148,36 +150,34 @@ def pytest_configure(config: pytest.Config) -> None:
         raise pytest.UsageError(str(exc)) from None
 
 
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Forget the run: nothing of it is seen by the next run in this process."""
+    if _RUN.get("config") is config:
+        del _RUN["config"]
+
+
 def _timeouts(config: pytest.Config) -> Timeouts:
     return timeouts_of(config.getoption)
 
 
-_STARTED: dict[str, float] = {}
-
-
-def budget_spent() -> bool:
-    """Whether the run's ``--budget-s`` is spent (never, without one)."""
-    config = current_config()
-    budget = config.getoption("--budget-s", None) if config is not None else None
-    started = _STARTED.get("t")
-    if not budget or started is None:
-        return False
-    return time.monotonic() - started > float(budget)
+def run_state(config: pytest.Config) -> RunState:
+    """The run's budget clock and breaker (made fresh by each run's ``pytest_configure``)."""
+    return config.stash[RUN_STATE_KEY]
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
     """The run's budget: once spent, the next test fails saying so and the rest are skipped."""
-    budget = item.config.getoption("--budget-s", None)
-    if not budget:
+    state = item.config.stash.get(RUN_STATE_KEY, None)
+    if state is None or state.budget_s is None:
         return
-    started = _STARTED.setdefault("t", time.monotonic())
-    if time.monotonic() - started <= budget:
+    state.start()
+    if not state.spent():
         return
-    if not _STARTED.get("told"):
-        _STARTED["told"] = 1.0
-        pytest.fail(f"the run's budget of {budget:g} s is spent: the remaining tests are "
-                    "skipped", pytrace=False)
-    pytest.skip(f"budget of {budget:g} s spent")
+    if not state.told:
+        state.told = True
+        pytest.fail(f"the run's budget of {state.budget_s:g} s is spent: the remaining tests "
+                    "are skipped", pytrace=False)
+    pytest.skip(f"budget of {state.budget_s:g} s spent")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -227,6 +227,12 @@ def gateprobe_target(pytestconfig: pytest.Config) -> Target:
 
 
 @pytest.fixture(scope="session")
+def gateprobe_run(pytestconfig: pytest.Config) -> RunState:
+    """This run's budget clock and breaker: every request of every category goes through it."""
+    return run_state(pytestconfig)
+
+
+@pytest.fixture(scope="session")
 def gateprobe_http() -> Iterator[httpx.Client]:
     """One HTTP client for the whole run (connection reuse)."""
     with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
@@ -235,7 +241,7 @@ def gateprobe_http() -> Iterator[httpx.Client]:
 
 @pytest.fixture
 def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
-          gateprobe_http: httpx.Client) -> Callable[[Case], list[Finding]]:
+          gateprobe_http: httpx.Client, gateprobe_run: RunState) -> Callable[[Case], list[Finding]]:
     """Send a case, run every check, record and return the findings."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
     from gateprobe.checks import Context, run_checks
@@ -247,7 +253,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
         if case.auth == "no_permission" and gateprobe_target.no_permission_key is None:
             pytest.skip("no key without model permission given (--no-permission-key-env)")
         redactor = Redactor(gateprobe_target.secrets)
-        exchange = send(gateprobe_http, gateprobe_target, case)
+        exchange = send(gateprobe_http, gateprobe_target, case, gateprobe_run)
         if case.golden is not None and request.config.getoption("--record-golden"):
             if exchange.status is None:
                 pytest.fail(f"cannot record {case.id}: {exchange.transport_error}")
