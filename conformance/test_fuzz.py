@@ -15,6 +15,7 @@ which sends about 90 requests per operation whatever the example count, is switc
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -98,7 +99,9 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
         from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY
 
         config.stash[OUTCOMES_KEY][case.operation.path] += 1
-        config.stash[FINDINGS_KEY][case.operation.path].extend(findings)
+        label = f"fuzz {case.method} {case.operation.path}"
+        config.stash[FINDINGS_KEY][case.operation.path].extend(
+            replace(f, case=label) for f in findings)
     if findings:
         raise AssertionError(describe(findings))
     return None
@@ -207,7 +210,8 @@ def _call(case: Any) -> None:
         if kind != transport.OTHER:
             _config.stash[FINDINGS_KEY][case.operation.path].append(Finding(
                 kind, case.operation.path, Severity.HIGH, "a whole response in time",
-                f"{type(exc).__name__}: {exc}"[:300]))
+                f"{type(exc).__name__}: {exc}"[:300],
+                case=f"fuzz {case.method} {case.operation.path}"))
         raise
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pytest
@@ -158,10 +158,14 @@ def _judge_answer(response: Any, endpoint: str, family: Family, target: Target) 
     return checks.run_checks(ctx, exchange, checks.select(ANSWER_CHECKS))
 
 
-def _run(call: tuple[str, Callable[[Any], Any]], client: Any, target: Target, state: RunState,
+Call = tuple[str, tuple[str, Callable[[Any], Any]]]
+"""A named SDK call: (name, (endpoint, the call on a client))."""
+
+
+def _run(call: Call, client: Any, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
          streaming: bool) -> None:
-    endpoint, fn = call
+    name, (endpoint, fn) = call
     if state.breaker.is_open(target.base_url, streaming):
         pytest.skip("not sent: earlier requests of this kind to the target timed out")
     count(endpoint)
@@ -180,7 +184,7 @@ def _run(call: tuple[str, Callable[[Any], Any]], client: Any, target: Target, st
         found.append(Finding("sdk.client", endpoint, Severity.HIGH,
                              f"the official {sdk} SDK completes and parses the answer", message))
         for finding in found:
-            record(finding)
+            record(replace(finding, case=f"{sdk} SDK: {name}"))
         pytest.fail(describe(found), pytrace=False)
     assert outcome.value, f"[sdk.client] {endpoint}: the {sdk} SDK returned nothing"
 
@@ -192,8 +196,8 @@ def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState
     with openai.OpenAI(api_key=gateprobe_target.api_key,
                        base_url=gateprobe_target.base_url + "/v1", max_retries=0,
                        timeout=_sdk_timeout(gateprobe_target)) as client:
-        _run(_openai_calls(gateprobe_target)[name], client, gateprobe_target, gateprobe_run,
-             record_finding, count_case, "openai", "stream" in name)
+        _run((name, _openai_calls(gateprobe_target)[name]), client, gateprobe_target,
+             gateprobe_run, record_finding, count_case, "openai", "stream" in name)
 
 
 @pytest.mark.parametrize("name", ANTHROPIC_CALLS)
@@ -209,7 +213,7 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunSt
                    else {"api_key": gateprobe_target.api_key})
     with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=0,
                              timeout=_sdk_timeout(gateprobe_target), **credentials) as client:
-        _run(_anthropic_calls(gateprobe_target)[name], client, gateprobe_target,
+        _run((name, _anthropic_calls(gateprobe_target)[name]), client, gateprobe_target,
              gateprobe_run, record_finding, count_case, "anthropic", "stream" in name)
 
 

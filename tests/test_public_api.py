@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
 
 import gateprobe
 import gateprobe.reference
@@ -12,10 +16,39 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_top_level_exports() -> None:
-    assert gateprobe.__all__ == ["ConfigError", "GateprobeError", "TargetUnreachable",
-                                 "UsageError", "__version__"]
+    assert gateprobe.__all__ == [
+        "Case", "CheckResult", "CompareOptions", "CompareResult", "ConfigError",
+        "ConformanceOptions", "ConformanceResult", "Context", "Embedded", "Exchange",
+        "Expectation", "Finding", "GateResult", "GateprobeError", "LoadOptions", "LoadResult",
+        "NOT_APPLICABLE", "Phase",
+        "RunOptions", "RunResult", "Severity", "Target", "TargetChoice", "TargetUnreachable",
+        "Timeouts", "UsageError", "check", "embedded_target", "load_gate_config", "open_target",
+        "resolve_target", "run", "run_compare", "run_conformance", "run_gate", "run_load",
+        "__version__"]
     for name in gateprobe.__all__:
-        assert hasattr(gateprobe, name)
+        assert getattr(gateprobe, name) is not None, name
+    with pytest.raises(AttributeError):
+        gateprobe.no_such_name  # noqa: B018
+
+
+def test_import_gateprobe_is_cheap() -> None:
+    """The facade resolves names on use: importing it loads no command, no pytest."""
+    code = ("import sys, gateprobe; print(sorted(m for m in ('pytest', 'httpx', "
+            "'gateprobe.pipeline', 'gateprobe.conformance_runner') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == "[]"
+
+
+def test_readme_python_example_runs(tmp_path: Path) -> None:
+    """The README's example, as a user pastes it: the embedded gateway, conformance, findings."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    example = readme.split("<!-- python-example -->", 1)[1].split("```python", 1)[1] \
+        .split("```", 1)[0]
+    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "exit code 0, 0 findings" in result.stdout
 
 
 def test_reference_exports() -> None:

@@ -26,6 +26,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -34,14 +35,19 @@ import httpx
 from gateprobe import transport
 from gateprobe.cases import Case, auth_cases, error_cases, golden_cases, stream_cases
 from gateprobe.checks import Context, run_checks
-from gateprobe.errors import GateprobeError
+from gateprobe.console import Console
+from gateprobe.errors import GateprobeError, TargetUnreachable, UsageError
+from gateprobe.events import ERROR, FAILED, PASSED, Phase, RunStarted, emit
+from gateprobe.findings import Finding, Severity
 from gateprobe.golden import normalize
 from gateprobe.metrics import now_ns, percentile
 from gateprobe.probe import MAX_BODY_BYTES, send
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
+from gateprobe.report import new_run_dir
+from gateprobe.report.folder import finish, handlers_for, utc_now
 from gateprobe.runstate import BREAKER_THRESHOLD
-from gateprobe.targets import Target, check_reachable, credentials
+from gateprobe.targets import Target, check_base_url, check_reachable, credentials
 
 STREAMS = ("chat", "completions", "messages", "complete")
 HEADERS_THAT_MATTER = ("content-type", "retry-after")
@@ -50,12 +56,23 @@ HEADER_FAMILIES = {"rate-limit headers": ("x-ratelimit-", "anthropic-ratelimit-"
 
 
 @dataclass(frozen=True, slots=True)
-class Options:
-    """How hard to probe each mirror."""
+class CompareOptions:
+    """How hard to probe each mirror, and where the report folder goes."""
 
     samples: int = 10
+    """Streams of the latency sample, per mirror."""
     long_request_s: float = 120.0
+    """How long the long-request probe asks to run (past a 100 s CDN limit by default)."""
     max_tokens: int = 32
+    """Of each stream of the latency sample."""
+    report_dir: Path | None = None
+    """The report folder (None: a fresh ``reports/<time>-compare/``)."""
+
+    def check(self) -> CompareOptions:
+        """Itself, when every value can work (``UsageError`` otherwise)."""
+        if self.samples < 1 or not self.long_request_s > 0:
+            raise UsageError("--samples must be >= 1 and --long-request-s > 0")
+        return self
 
 
 @dataclass(slots=True)
@@ -85,7 +102,8 @@ class MirrorResult:
     reason: str = ""
     """Why the mirror could not be probed ('' when it could)."""
     probes: list[ProbeResult] = field(default_factory=list)
-    findings: list[dict[str, str]] = field(default_factory=list)
+    findings: list[Finding] = field(default_factory=list)
+    """What the checks found in the smoke probes (``case``: the probe)."""
     ttft_ms: list[float] = field(default_factory=list)
     e2e_ms: list[float] = field(default_factory=list)
     tpot_ms: list[float] = field(default_factory=list)
@@ -161,7 +179,7 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
-def probe_mirror(name: str, target: Target, options: Options) -> MirrorResult:
+def probe_mirror(name: str, target: Target, options: CompareOptions) -> MirrorResult:
     """Every probe against one mirror (never raises: problems become the row's reason)."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 
@@ -202,10 +220,10 @@ def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
                 sorted({e.type for e in exchange.events})
         result.probes.append(ProbeResult(label, exchange.status, [f.check_id for f in findings],
                                          _headers_that_matter(exchange.headers), body_shape))
-        result.findings += [{**f.as_json(), "mirror": result.name} for f in findings]
+        result.findings += [replace(f, case=f.case or label) for f in findings]
 
 
-def _latency(client: httpx.Client, target: Target, options: Options, redactor: Redactor,
+def _latency(client: httpx.Client, target: Target, options: CompareOptions, redactor: Redactor,
              result: MirrorResult) -> None:
     body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
             "stream_options": {"include_usage": True},
@@ -257,7 +275,7 @@ def _latency(client: httpx.Client, target: Target, options: Options, redactor: R
             result.tpot_ms.append(m.tpot_ms)
 
 
-def _long_request(client: httpx.Client, target: Target, options: Options,
+def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
                   result: MirrorResult) -> dict[str, Any]:
     """A non-streaming request sized to run ``long_request_s`` x 1.5, from this mirror's own
     measured TTFT and TPOT (100 tokens/s when it measured none, so that it still runs long
@@ -310,7 +328,8 @@ def _long_request(client: httpx.Client, target: Target, options: Options,
     return out
 
 
-def compare(mirrors: Mapping[str, str], base: Target, options: Options) -> list[MirrorResult]:
+def compare(mirrors: Mapping[str, str], base: Target,
+            options: CompareOptions) -> list[MirrorResult]:
     """Probe every mirror concurrently; results in the order given."""
     with ThreadPoolExecutor(max_workers=max(1, len(mirrors))) as pool:
         futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options)
@@ -405,82 +424,83 @@ def markdown_rows(results: Sequence[MirrorResult]) -> list[str]:
     return lines
 
 
+@dataclass(frozen=True, slots=True)
+class CompareResult:
+    """What a comparison found, as ``run_compare`` returns it."""
+
+    exit_code: int
+    """0 every mirror ok, 1 a mirror failed or was unreachable, 3 none was reachable."""
+    mirrors: list[MirrorResult]
+    """One a mirror, in the order given."""
+    phases: list[Phase]
+    """One a mirror (``mirror NAME``), as the summary lists them."""
+    run_dir: Path
+    """The report folder."""
 
 
-def run_compare(args: Any, console: Any) -> int:
-    """The ``compare`` command: mirrors from a target or from ``--base-url`` flags."""
-    from pathlib import Path
+def checked_mirrors(mirrors: Mapping[str, str]) -> dict[str, str]:
+    """The mirrors, each an http(s) URL without a trailing slash, at least one
+    (``UsageError`` otherwise)."""
+    if not mirrors:
+        raise UsageError("compare needs at least one mirror")
+    return {name: check_base_url(url) for name, url in mirrors.items()}
 
-    from gateprobe import pipeline
-    from gateprobe.cli import timeouts_from
-    from gateprobe.errors import TargetUnreachable, UsageError
-    from gateprobe.report import new_run_dir
-    from gateprobe.report.summary import ERROR, FAILED, PASSED, Phase
-    from gateprobe.targets import (
-        check_base_url,
-        key_from_env,
-        model_overrides,
-        parse_models,
-        target_entry,
-    )
 
-    if args.samples < 1 or not args.long_request_s > 0:
-        raise UsageError("--samples must be >= 1 and --long-request-s > 0")
-    timeouts = timeouts_from(args)
-    if args.target and args.base_url:
-        raise UsageError("give --target or --base-url, not both")
-    if args.dry_run:
-        from gateprobe import dryrun
+def dry_run(base: Target, mirrors: Mapping[str, str], options: CompareOptions,
+            console: Console) -> int:
+    """What ``run_compare`` would send to each mirror, sending nothing; the exit code (0)."""
+    from gateprobe import dryrun
 
-        if args.target:
-            entry = target_entry(Path(args.targets).resolve(), args.target)
-            mirrors = dict(entry.mirrors)
-            profile = entry.profile
-        else:
-            mirrors = mirror_names([check_base_url(u) for u in args.base_url])
-            profile = args.profile
-        probe_target = Target("http://127.0.0.1:0", profile, "dry-run")
-        return dryrun.compare(mirrors, len(compare_cases(probe_target)), args.samples,
-                              args.long_request_s, Options().max_tokens, console)
-    if args.target:
-        entry = target_entry(Path(args.targets).resolve(), args.target)
-        base = entry.resolve(model_overrides(args.model))
-        mirrors = {name: check_base_url(url) for name, url in entry.mirrors.items()}
-        if not mirrors:
-            raise UsageError(f"target {args.target!r} has no mirrors: add a mirrors: section "
-                             "or give --base-url several times")
-        key_envs = [entry.api_key_env]
-    elif len(args.base_url) >= 2:
-        urls = [check_base_url(u) for u in args.base_url]
-        base = Target(urls[0], args.profile, key_from_env(args.api_key_env), args.api_key_env,
-                      parse_models(args.model))
-        mirrors = mirror_names(urls)
-        key_envs = [args.api_key_env]
-    else:
-        raise UsageError("compare needs --target NAME (with mirrors) or --base-url at least "
-                         "twice")
-    base = replace(base, timeouts=timeouts)
-    options = Options(samples=args.samples, long_request_s=args.long_request_s)
-    run_dir = new_run_dir("compare", explicit=Path(args.report_dir) if args.report_dir
-                          else None)
+    options.check()
+    return dryrun.compare(checked_mirrors(mirrors), len(compare_cases(base)), options.samples,
+                          options.long_request_s, options.max_tokens, console)
+
+
+def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOptions,
+                console: Console) -> CompareResult:
+    """Probe every mirror (``base`` with each mirror's URL), print the matrix, the latencies
+    and the differences, write the report folder; an unreachable mirror is a row with its
+    reason, never an exception."""
+    options.check()
+    mirrors = checked_mirrors(mirrors)
+    run_dir = new_run_dir("compare", explicit=options.report_dir)
     console.line(f"gateprobe compare: {len(mirrors)} mirrors, {options.samples} streams and a "
                  f"{options.long_request_s:g} s long-request probe each; report folder "
                  f"{run_dir}")
-    started, t0 = pipeline.utc_now(), time.monotonic()
+    target = {**base.describe(), "base_url": ", ".join(mirrors.values())}
+    handlers = handlers_for(run_dir, Redactor(base.secrets), console)
+    emit(handlers, RunStarted("compare", target, str(run_dir),
+                              tuple(f"mirror {name}" for name in mirrors)))
+    started, t0 = utc_now(), time.monotonic()
     results = compare(mirrors, base, options)
-    rows = matrix(results)
+    rows, diffs = matrix(results), differences(results)
+    print_comparison(results, rows, diffs, console)
+    phases = [mirror_phase(r, options) for r in results]
+    code = exit_code_of(results)
+    extra = {"compare": {"mirrors": [r.as_json() for r in results], "matrix": rows,
+                         "differences": diffs, "markdown": markdown_rows(results),
+                         "options": {"samples": options.samples,
+                                     "long_request_s": options.long_request_s}}}
+    finish("compare", target, phases, started, t0, code, handlers, extra)
+    return CompareResult(code, results, phases, run_dir)
+
+
+def exit_code_of(results: Sequence[MirrorResult]) -> int:
+    """3 when no mirror was reachable, else 0 when every mirror is ok, else 1."""
+    if all(r.reason for r in results):
+        return TargetUnreachable.exit_code
+    return 0 if all(r.ok for r in results) else 1
+
+
+def print_comparison(results: Sequence[MirrorResult], rows: Mapping[str, Mapping[str, str]],
+                     diffs: Sequence[Mapping[str, Any]], console: Console) -> None:
+    """The matrix, each mirror's latency, and the differences, as tables."""
     names = [r.name for r in results]
     console.table(["probe", *names], [[probe, *(cells.get(n, "-")[:40] for n in names)]
                                       for probe, cells in rows.items()])
     console.line("")
     console.table(["mirror", "reachable", "TTFT p50", "TTFT p95", "e2e p50", "e2e p95",
-                   "errors", "timeouts"],
-                  [[r.name, (r.reason or "yes")[:60], *(
-                      "-" if v is None else f"{v:.1f}" for v in (
-                          r.latency()["ttft_p50_ms"], r.latency()["ttft_p95_ms"],
-                          r.latency()["e2e_p50_ms"], r.latency()["e2e_p95_ms"])),
-                    str(r.errors), str(r.timeouts)] for r in results])
-    diffs = differences(results)
+                   "errors", "timeouts"], [_latency_row(r) for r in results])
     console.line("")
     if diffs:
         console.table(["difference", "probe", *names],
@@ -488,37 +508,35 @@ def run_compare(args: Any, console: Any) -> int:
                                                       for n in names)] for d in diffs])
     else:
         console.line("no differences between the reachable mirrors")
-    phases = [Phase(f"mirror {r.name}", ERROR if r.reason else PASSED if r.ok else FAILED,
-                    r.reason or "; ".join(filter(None, [
-                        ", ".join(sorted({f["check_id"] for f in r.findings})),
-                        f"{r.errors} stream errors" if r.errors else "",
-                        f"{r.timeouts} timeouts" if r.timeouts else "",
-                        f"long request: {r.long_request['verdict']}"])), "", r.as_json(),
-                    [{k: v for k, v in f.items() if k != "mirror"} for f in r.findings])
-              for r in results]
-    for phase, r in zip(phases, results, strict=True):
-        if r.long_request.get("cut"):
-            phase.findings.append({"check_id": "mirror.long_request_cut",
-                                   "endpoint": "/v1/chat/completions", "severity": "high",
-                                   "expected": f"a non-streaming answer after "
-                                               f"{options.long_request_s:g} s",
-                                   "observed": r.long_request["verdict"], "evidence": ""})
-        for kind, count in sorted(r.error_kinds.items()):
-            phase.findings.append({"check_id": kind if "." in kind else "response.status",
-                                   "endpoint": "/v1/chat/completions", "severity": "high",
-                                   "expected": "every sampled stream completes",
-                                   "observed": f"{count} of the latency sample's streams: "
-                                               f"{kind}", "evidence": ""})
-    if all(r.reason for r in results):
-        code = TargetUnreachable.exit_code
-    else:
-        code = 0 if all(r.ok for r in results) else 1
-    extra = {"compare": {"mirrors": [r.as_json() for r in results], "matrix": rows,
-                         "differences": diffs, "markdown": markdown_rows(results),
-                         "options": {"samples": options.samples,
-                                     "long_request_s": options.long_request_s}}}
-    target = {"name": args.target or "", "base_url": ", ".join(mirrors.values()),
-              "profile": base.profile}
-    redactor = Redactor([v for v in (key_from_env(e) for e in key_envs) if v])
-    return pipeline.finish("compare", target, phases, run_dir, started, t0, code, console,
-                           redactor, extra)
+
+
+def _latency_row(r: MirrorResult) -> list[str]:
+    lat = r.latency()
+    return [r.name, (r.reason or "yes")[:60],
+            *("-" if v is None else f"{v:.1f}" for v in (
+                lat["ttft_p50_ms"], lat["ttft_p95_ms"], lat["e2e_p50_ms"], lat["e2e_p95_ms"])),
+            str(r.errors), str(r.timeouts)]
+
+
+def mirror_phase(r: MirrorResult, options: CompareOptions) -> Phase:
+    """One mirror as a phase of the summary: its check findings, then a finding for a cut
+    long request and one for each kind of broken stream in the latency sample."""
+    reason = r.reason or "; ".join(filter(None, [
+        ", ".join(sorted({f.check_id for f in r.findings})),
+        f"{r.errors} stream errors" if r.errors else "",
+        f"{r.timeouts} timeouts" if r.timeouts else "",
+        f"long request: {r.long_request['verdict']}"]))
+    findings = list(r.findings)
+    if r.long_request.get("cut"):
+        findings.append(Finding("mirror.long_request_cut", "/v1/chat/completions",
+                                Severity.HIGH, f"a non-streaming answer after "
+                                f"{options.long_request_s:g} s", r.long_request["verdict"],
+                                case="long request"))
+    for kind, count in sorted(r.error_kinds.items()):
+        findings.append(Finding(kind if "." in kind else "response.status",
+                                "/v1/chat/completions", Severity.HIGH,
+                                "every sampled stream completes",
+                                f"{count} of the latency sample's streams: {kind}",
+                                case="latency sample"))
+    status = ERROR if r.reason else PASSED if r.ok else FAILED
+    return Phase(f"mirror {r.name}", status, reason, "", r.as_json(), findings)

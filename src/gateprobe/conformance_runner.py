@@ -1,36 +1,37 @@
-"""``gateprobe conformance``: the suite in ``conformance/``, run in-process by pytest.
+"""The conformance suite (``conformance/``) as a typed entry point, run in-process by pytest.
 
-Exit codes: 0 every check passed, 1 findings, 2 usage or configuration error (including a
-selection that matches no test), 3 target unreachable.
+``run_conformance(target, options)`` hands the target to the suite as an object (a pytest plugin
+instance, never through environment variables or files) and returns a ``ConformanceResult``
+with the findings as ``Finding`` objects. argv is built here only because ``pytest.main`` is
+where the suite's run starts.
 """
 
 from __future__ import annotations
 
-import argparse
 import difflib
 import importlib.util
 import os
 import re
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import pytest
+
+from gateprobe import dryrun
+from gateprobe.cases import MARKERS
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
-from gateprobe.targets import (
-    check_base_url,
-    check_reachable,
-    key_from_env,
-    model_overrides,
-    parse_models,
-    target_entry,
-)
+from gateprobe.findings import Finding
+from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY, TESTS_KEY
+from gateprobe.redact import Redactor, redact_file, redact_tree
+from gateprobe.targets import Target
+from gateprobe.user_checks import load_check_modules
 
 _PACKAGED = Path(__file__).resolve().parent / "_conformance"
 _SOURCE = Path(__file__).resolve().parents[2] / "conformance"
-
-EMBEDDED_KEY_ENV = "GATEPROBE_EMBEDDED_KEY"
-EMBEDDED_NO_PERMISSION_ENV = "GATEPROBE_EMBEDDED_NO_PERMISSION_KEY"
 
 
 def suite_dir() -> Path:
@@ -38,162 +39,181 @@ def suite_dir() -> Path:
     return _PACKAGED if _PACKAGED.exists() else _SOURCE
 
 
-def run_conformance(args: argparse.Namespace, console: Console) -> int:
-    """Check the flags, find or start the target, run the suite, map the outcome."""
-    parse_models(args.model)  # a bad --model is a usage error before anything runs
-    if args.dry_run:
-        return _dry_run(args, console)
-    if args.target:
-        if args.base_url:
-            raise UsageError("give --target or --base-url, not both")
-        targets = Path(args.targets).resolve()
-        target = target_entry(targets, args.target).resolve(model_overrides(args.model))
-        check_reachable(target.base_url)
-        return _pytest(args, target.base_url, "", None, console,
-                       ["--target", args.target, "--targets", str(targets)])
-    if args.base_url:
-        base_url = check_base_url(args.base_url)
-        key_from_env(args.api_key_env)
-        if args.no_permission_key_env:
-            key_from_env(args.no_permission_key_env)
-        check_reachable(base_url)
-        return _pytest(args, base_url, args.api_key_env, args.no_permission_key_env, console)
-    with _embedded() as base_url:
-        console.line(f"gateprobe conformance: embedded reference gateway at {base_url}")
-        return _pytest(args, base_url, EMBEDDED_KEY_ENV, EMBEDDED_NO_PERMISSION_ENV, console)
+@dataclass(frozen=True, slots=True)
+class ConformanceOptions:
+    """How to run the suite (the target is separate: ``gateprobe.targets.Target``)."""
+
+    select: str | None = None
+    """Categories, as a pytest marker expression: ``'stream or errors'``."""
+    record_golden: bool = False
+    golden_dir: Path | None = None
+    max_examples: int | None = None
+    fuzz_max_tokens: int | None = None
+    fuzz_max_requests: int | None = None
+    budget_s: float | None = 900.0
+    """The whole run's budget: once spent, the rest is skipped and the run fails."""
+    report_dir: Path | None = None
+    """junit.xml, allure-results/ and conformance.json go here."""
+    junit: Path | None = None
+    verbose: bool = False
+    checks: tuple[str, ...] = ()
+    """Modules of user-defined checks (``--checks``): a module name or a ``.py`` path."""
+
+    def check(self) -> ConformanceOptions:
+        """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
+        for flag, value in (("--max-examples", self.max_examples),
+                            ("--fuzz-max-tokens", self.fuzz_max_tokens),
+                            ("--fuzz-max-requests", self.fuzz_max_requests)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1")
+        if self.budget_s is not None and not self.budget_s > 0:
+            raise UsageError("--budget-s must be > 0")
+        if self.select:
+            check_selection(self.select)
+        return self
 
 
-def _dry_run(args: argparse.Namespace, console: Console) -> int:
-    from dataclasses import replace
+@dataclass(slots=True)
+class ConformanceResult:
+    """What a run of the suite found."""
 
-    from gateprobe import dryrun
-    from gateprobe.targets import Target
+    exit_code: int
+    findings: list[Finding] = field(default_factory=list)
+    tests: list[tuple[str, str]] = field(default_factory=list)
+    """(pytest node id, outcome) per test; schemathesis reports several under one id."""
+    cases_per_endpoint: dict[str, int] = field(default_factory=dict)
 
-    if args.target:
-        entry = target_entry(Path(args.targets).resolve(), args.target)
-        target = Target(check_base_url(entry.base_url), entry.profile, "dry-run",
-                        models=parse_models([f"{k}={v}" for k, v in entry.models.items()]
-                                            + list(args.model)))
-    else:
-        target = Target(check_base_url(args.base_url) if args.base_url
-                        else "http://127.0.0.1:0", args.profile, "dry-run",
-                        models=parse_models(args.model))
-    target = replace(target, no_permission_key="dry-run")
-    return dryrun.conformance(target, args.select, args.fuzz_max_tokens or 64,
-                              args.fuzz_max_requests, args.max_examples, console)
+    @property
+    def ok(self) -> bool:
+        """Whether every check passed."""
+        return self.exit_code == 0
+
+    @property
+    def outcomes(self) -> Counter[str]:
+        """Tests per outcome (passed, failed, skipped)."""
+        return Counter(outcome for _, outcome in self.tests)
+
+
+class SuiteRun:
+    """The plugin object that carries the target into the suite and its results out."""
+
+    def __init__(self, target: Target) -> None:
+        self.gateprobe_target = target
+        """Read by the plugin's ``pytest_configure`` instead of target flags."""
+        self.result = ConformanceResult(exit_code=-1)
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_sessionfinish(self, session: pytest.Session) -> None:
+        """Take the run's findings and outcomes from its stash, as objects."""
+        stash = session.config.stash
+        findings = stash.get(FINDINGS_KEY, {})
+        self.result.findings = [f for endpoint in sorted(findings) for f in findings[endpoint]]
+        tests: list[tuple[str, str]] = stash[TESTS_KEY] if TESTS_KEY in stash else []
+        self.result.tests = list(tests)
+        self.result.cases_per_endpoint = dict(sorted(stash.get(OUTCOMES_KEY, {}).items()))
+
+
+def run_conformance(target: Target, options: ConformanceOptions,
+                    console: Console | None = None) -> ConformanceResult:
+    """Run the suite against ``target``; exit code 0 pass, 1 findings (``UsageError`` for a
+    selection that matches nothing or a suite that cannot run)."""
+    options.check()
+    load_check_modules(options.checks)
+    run = SuiteRun(target)
+    with _no_plugin_autoload():
+        try:
+            code = int(pytest.main(_argv(target, options), plugins=[run]))
+        finally:
+            _redact_outputs(options, Redactor(target.secrets))
+    if code == 5:
+        raise UsageError(f"--select {options.select!r} matches no conformance test")
+    if code in (2, 3, 4):
+        raise UsageError(f"the conformance suite could not run (pytest exit {code})")
+    run.result.exit_code = code
+    return run.result
+
+
+def dry_run(target: Target, options: ConformanceOptions, console: Console) -> int:
+    """What the suite would send (``--dry-run``); nothing is sent (a user's check modules
+    are imported all the same: one that does not import is said now, not at the real run)."""
+    options.check()
+    load_check_modules(options.checks)
+    return dryrun.conformance(target, options.select, options.fuzz_max_tokens or 64,
+                              options.fuzz_max_requests, options.max_examples, console)
+
+
+def _argv(target: Target, options: ConformanceOptions) -> list[str]:
+    """pytest's command line for the suite (the target itself travels as ``SuiteRun``)."""
+    suite = suite_dir()
+    t = target.timeouts
+    # importlib mode: the suite's modules (test_sdk...) must not collide with same-named
+    # modules a calling process already imported (the project's own tests run this in-process).
+    argv = [str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite),
+            "--import-mode=importlib", "-v" if options.verbose else "-q",
+            # Exactly the plugins the suite needs (autoload is off, see below).
+            "-p", "gateprobe.pytest_plugin",
+            "--timeout-connect-s", str(t.connect_s), "--timeout-first-byte-s",
+            str(t.first_byte_s), "--timeout-idle-s", str(t.idle_s),
+            "--timeout-total-s", str(t.total_s)]
+    if importlib.util.find_spec("schemathesis") is not None:
+        argv += ["-p", "schemathesis.pytest.plugin"]  # the fuzz category's tests
+    if options.record_golden:
+        argv.append("--record-golden")
+    for flag, value in (("--max-examples", options.max_examples),
+                        ("--fuzz-max-tokens", options.fuzz_max_tokens),
+                        ("--fuzz-max-requests", options.fuzz_max_requests),
+                        ("--golden-dir", options.golden_dir),
+                        ("--budget-s", options.budget_s)):
+        if value is not None:
+            argv += [flag, str(value)]
+    if options.select:
+        argv += ["-m", options.select]
+    junit = options.junit or (options.report_dir / "junit.xml" if options.report_dir else None)
+    if junit:
+        argv += ["--junitxml", str(junit)]
+    if options.report_dir:
+        argv += ["-p", "allure_pytest.plugin",
+                 "--alluredir", str(options.report_dir / "allure-results"),
+                 "--findings-json", str(options.report_dir / "conformance.json")]
+    return argv
 
 
 @contextmanager
-def _embedded() -> Iterator[str]:
-    """The reference gateway with its shipped test keys, on a fast schedule: conformance is
-    about shapes, not latency."""
-    from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
-    from gateprobe.reference.server import running_gateway
-
-    config = load_keys_file(default_keys_path()).config(timing=Timing(ttft_ms=5, itl_ms=1))
-    os.environ[EMBEDDED_KEY_ENV] = "gp-vip-0001"  # test keys of the fake gateway, not secrets
-    os.environ[EMBEDDED_NO_PERMISSION_ENV] = "gp-nomodel-0001"
-    with running_gateway(config) as gateway:
-        yield gateway.base_url
-
-
-def _pytest(args: argparse.Namespace, base_url: str, key_env: str,
-            no_permission_env: str | None, console: Console,
-            target_args: list[str] | None = None) -> int:
-    import pytest
-
-    suite = suite_dir()
-    where = target_args or ["--base-url", base_url, "--profile", args.profile,
-                            "--api-key-env", key_env]
-    # importlib mode: the suite's modules (test_sdk...) must not collide with same-named
-    # modules a calling process already imported (the project's own tests run this in-process).
-    argv = [str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite), *where,
-            "--import-mode=importlib",
-            "-q" if not args.verbose else "-v",
-            # Exactly the plugins the suite needs (autoload is off, see below).
-            "-p", "gateprobe.pytest_plugin"]
-    if importlib.util.find_spec("schemathesis") is not None:
-        argv += ["-p", "schemathesis.pytest.plugin"]  # the fuzz category's tests
-    if no_permission_env:
-        argv += ["--no-permission-key-env", no_permission_env]
-    for model in args.model:
-        argv += ["--model", model]
-    if args.record_golden:
-        argv.append("--record-golden")
-    if args.max_examples is not None:
-        if args.max_examples < 1:
-            raise UsageError("--max-examples must be at least 1")
-        argv += ["--max-examples", str(args.max_examples)]
-    for flag in ("fuzz_max_tokens", "fuzz_max_requests"):
-        value = getattr(args, flag)
-        if value is not None:
-            if value < 1:
-                raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
-            argv += [f"--{flag.replace('_', '-')}", str(value)]
-    if args.golden_dir:
-        argv += ["--golden-dir", args.golden_dir]
-    from gateprobe.cli import timeouts_from
-
-    t = timeouts_from(args)
-    argv += ["--timeout-connect-s", str(t.connect_s), "--timeout-first-byte-s",
-             str(t.first_byte_s), "--timeout-idle-s", str(t.idle_s),
-             "--timeout-total-s", str(t.total_s)]
-    if args.budget_s is not None:
-        if not args.budget_s > 0:
-            raise UsageError("--budget-s must be > 0")
-        argv += ["--budget-s", str(args.budget_s)]
-    if args.select:
-        _check_selection(args.select)
-        argv += ["-m", args.select]
-    junit = args.junit or (str(Path(args.report_dir) / "junit.xml") if args.report_dir else None)
-    if junit:
-        argv += ["--junitxml", junit]
-    if args.report_dir:
-        argv += ["-p", "allure_pytest.plugin",
-                 "--alluredir", str(Path(args.report_dir) / "allure-results"),
-                 "--findings-json", str(Path(args.report_dir) / "conformance.json")]
-    # Other installed plugins are not the suite's business, and autoloading them after the
-    # embedded gateway imported their modules makes pytest warn that it cannot rewrite them.
+def _no_plugin_autoload() -> Iterator[None]:
+    """Other installed plugins are not the suite's business, and autoloading them after the
+    embedded gateway imported their modules makes pytest warn that it cannot rewrite them."""
     previous = os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD")
     os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = "1"
     try:
-        code = int(pytest.main(argv))
+        yield
     finally:
         if previous is None:
             del os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"]
         else:
             os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
-        _redact_outputs(args, [key_env, no_permission_env], target_args)
-    if code == 5:
-        raise UsageError(f"--select {args.select!r} matches no conformance test")
-    if code in (2, 3, 4):
-        raise UsageError(f"the conformance suite could not run (pytest exit {code})")
-    return code
 
 
-def _redact_outputs(args: argparse.Namespace, key_envs: list[str | None],
-                    target_args: list[str] | None) -> None:
+def _redact_outputs(options: ConformanceOptions, redactor: Redactor) -> None:
     """Mask every key in what the suite wrote (JUnit, Allure, findings), whatever wrote it."""
-    from gateprobe.redact import Redactor, redact_file, redact_tree
-
-    envs = [e for e in key_envs if e]
-    if target_args:
-        entry = target_entry(Path(target_args[3]), target_args[1])
-        envs += [entry.api_key_env, *filter(None, [entry.no_permission_key_env])]
-    redactor = Redactor(os.environ.get(e, "") for e in envs)
-    if args.report_dir and Path(args.report_dir).exists():
-        redact_tree(Path(args.report_dir), redactor)
-    if args.junit and Path(args.junit).exists():
-        redact_file(Path(args.junit), redactor)
+    if options.report_dir and options.report_dir.exists():
+        redact_tree(options.report_dir, redactor)
+    if options.junit and options.junit.exists():
+        redact_file(options.junit, redactor)
 
 
-def _check_selection(expression: str) -> None:
+def check_selection(expression: str) -> None:
     """Every name in a ``--select`` expression is a category marker."""
-    from gateprobe.cases import MARKERS
-
     for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", expression):
         if word not in {"and", "or", "not"} and word not in MARKERS:
             close = difflib.get_close_matches(word, list(MARKERS), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise UsageError(f"--select: unknown category {word!r}{hint}; categories: "
                              f"{', '.join(MARKERS)}")
+
+
+def summary_line(result: ConformanceResult) -> str:
+    """One line: tests by outcome and the number of findings."""
+    o = result.outcomes
+    return (f"{o['passed']} tests passed, {o['failed']} failed, {o['skipped']} skipped; "
+            f"{len(result.findings)} findings")
+

@@ -33,25 +33,24 @@ class Finding:
     observed: str
     evidence: str = ""
     """An excerpt of what was received (already redacted by whoever created the finding)."""
+    case: str = ""
+    """The case that produced it (a conformance case id, a tier, a mirror's probe)."""
 
     def as_json(self) -> dict[str, str]:
         """JSON form for report files (the evidence was redacted when the finding was made)."""
         return {"check_id": self.check_id, "endpoint": self.endpoint,
                 "severity": str(self.severity), "expected": self.expected,
-                "observed": self.observed, "evidence": self.evidence}
+                "observed": self.observed, "evidence": self.evidence, "case": self.case}
+
+    @classmethod
+    def from_json(cls, data: dict[str, str]) -> Finding:
+        """The finding of an ``as_json`` dict (a baseline's, a subprocess's verdict)."""
+        return cls(data["check_id"], data["endpoint"], Severity(data["severity"]),
+                   data["expected"], data["observed"], data.get("evidence", ""),
+                   data.get("case", ""))
 
     @property
     def key(self) -> tuple[str, str, str]:
         """Deduplication key: the same expectation failing twice on one endpoint is one issue."""
         return self.check_id, self.endpoint, self.expected
 
-
-def dedupe(findings: list[Finding]) -> list[Finding]:
-    """Keep the first finding of each key, in order."""
-    seen: set[tuple[str, str, str]] = set()
-    out = []
-    for finding in findings:
-        if finding.key not in seen:
-            seen.add(finding.key)
-            out.append(finding)
-    return out

@@ -16,19 +16,38 @@ Exit codes: 0 pass, 1 fail, 2 configuration error, 3 target unreachable.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import time
 from collections.abc import Mapping, Sequence
-from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from gateprobe.console import Console
+from gateprobe.embedded import open_target
 from gateprobe.errors import ConfigError
-from gateprobe.report.summary import ERROR, SKIPPED, Phase
-from gateprobe.targets import Timeouts
+from gateprobe.events import ERROR, SKIPPED, Phase
+from gateprobe.findings import Finding
+from gateprobe.load.runner import LoadOptions
+from gateprobe.load.slo import validate as validate_slo
+from gateprobe.pipeline import (
+    EMBEDDED,
+    SHORT_LATENCY,
+    RunOptions,
+    RunResult,
+    load_refusal,
+    run_phases,
+)
+from gateprobe.pipeline import dry_run as pipeline_dry_run
+from gateprobe.redact import Redactor
+from gateprobe.report import new_run_dir
+from gateprobe.report.folder import finish, handlers_for, utc_now
+from gateprobe.report.summary import latency_digest
+from gateprobe.report.summary import load as load_summary
+from gateprobe.targets import Target, TargetChoice, Timeouts
+from gateprobe.yamlfile import read_yaml
 
 GATE_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -74,10 +93,10 @@ class Allowance:
     reason: str
     expires: dt.date
 
-    def matches(self, finding: Mapping[str, Any]) -> bool:
+    def matches(self, finding: Finding) -> bool:
         """Whether it covers ``finding`` (expired or not)."""
-        return finding["check_id"] == self.check and \
-            (self.endpoint is None or finding["endpoint"] == self.endpoint)
+        return finding.check_id == self.check and \
+            (self.endpoint is None or finding.endpoint == self.endpoint)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,10 +109,9 @@ class GateConfig:
     embedded: bool
     suites: list[str]
     select: str | None
-    slo: Path | None
-    inline_slo: dict[str, Any] | None
-    """The thresholds when the gate file holds them itself, instead of naming a file."""
-    latency_args: list[str]
+    slo: Path | Mapping[str, float] | None
+    """The SLO file the gate names, or the thresholds it holds itself."""
+    latency: LoadOptions
     allow: list[Allowance]
     baseline: dict[str, Any] | None
     ttft_p95_pct: float
@@ -104,13 +122,6 @@ class GateConfig:
 
 def load_config(path: Path) -> GateConfig:
     """Read and validate a gate file; every mistake is one ``ConfigError`` line."""
-    import jsonschema
-
-    from gateprobe.load.slo import validate as validate_slo
-    from gateprobe.pipeline import SHORT_LATENCY
-    from gateprobe.report.summary import load as load_summary
-    from gateprobe.yamlfile import read_yaml
-
     raw = read_yaml(path, "gate file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a gate file is a mapping (target, suites, allow, ...)")
@@ -140,27 +151,19 @@ def load_config(path: Path) -> GateConfig:
             raise ConfigError(f"{path}: allow.{i}.expires: not a date (YYYY-MM-DD)")
         allow.append(Allowance(entry["check"], entry.get("endpoint"), entry["reason"],
                                expires))
-    slo: Path | None = None
-    inline_slo: dict[str, Any] | None = None
+    slo: Path | Mapping[str, float] | None = None
     if isinstance(raw.get("slo"), dict):
         validate_slo(raw["slo"], f"{path}: slo")
-        inline_slo = raw["slo"]  # written next to the run by the command, see _slo_file
+        slo = dict(raw["slo"])
     elif raw.get("slo"):
         slo = relative(raw["slo"])
-    latency = raw.get("latency", {})
-    latency_args = list(SHORT_LATENCY)
-    for key, flag in (("duration_s", "--duration"), ("users", "--users"),
-                      ("max_tokens", "--max-tokens")):
-        if key in latency:
-            i = latency_args.index(flag)
-            latency_args[i + 1] = str(latency[key])
+    latency = replace(SHORT_LATENCY, **raw.get("latency", {}))
     return GateConfig(
         path=path, target=raw.get("target"),
         targets=relative(raw.get("targets", "targets.yaml")),
         embedded=bool(raw.get("embedded")),
         suites=raw.get("suites", ["conformance", "rate-limits", "latency"]),
-        select=raw.get("select"), slo=slo, inline_slo=inline_slo, latency_args=latency_args,
-        allow=allow,
+        select=raw.get("select"), slo=slo, latency=latency, allow=allow,
         baseline=load_summary(relative(raw["baseline"])) if raw.get("baseline") else None,
         ttft_p95_pct=float(raw.get("regressions", {}).get("ttft_p95_pct",
                                                            DEFAULT_TTFT_P95_PCT)),
@@ -187,12 +190,8 @@ class Decision:
         return {"kind": self.kind, "what": self.what, "detail": self.detail}
 
 
-def _key(f: Mapping[str, Any]) -> tuple[str, str, str]:
-    return f.get("phase", ""), f["check_id"], f["endpoint"]
-
-
-def decide(config: GateConfig, phases: Sequence[Phase], findings: Sequence[Mapping[str, Any]],
-           latency: Mapping[str, Any] | None, today: dt.date) -> list[Decision]:
+def decide(config: GateConfig, phases: Sequence[Phase], latency: Mapping[str, Any] | None,
+           today: dt.date) -> list[Decision]:
     """The gate's decisions over a finished run."""
     decisions: list[Decision] = []
     for entry in config.allow:
@@ -207,14 +206,16 @@ def decide(config: GateConfig, phases: Sequence[Phase], findings: Sequence[Mappi
                                       f"{phase.status}: {phase.reason}"))
         elif phase.status == "failed" and not phase.findings:
             decisions.append(Decision("fail", f"phase {phase.name}", phase.reason))
-    baseline_keys = {_key(f) for f in (config.baseline or {}).get("findings", [])}
+    # One de-duplication everywhere: a finding's ``key`` (check, endpoint, expectation).
+    baseline_keys = {Finding.from_json(f).key
+                     for f in (config.baseline or {}).get("findings", [])}
     seen: set[tuple[str, str, str]] = set()
-    for f in findings:
-        key = _key(f)
-        if key in seen:
+    for f in (f for p in phases for f in p.findings):
+        if f.key in seen:
             continue
-        seen.add(key)
-        what = f"{f['check_id']} {f['endpoint']}"
+        seen.add(f.key)
+        key = f.key
+        what = f"{f.check_id} {f.endpoint}"
         allowed = next((a for a in config.allow if a.matches(f) and a.expires >= today), None)
         if allowed is not None:
             decisions.append(Decision("allowed", what, f"{allowed.reason} (until "
@@ -223,10 +224,10 @@ def decide(config: GateConfig, phases: Sequence[Phase], findings: Sequence[Mappi
             decisions.append(Decision("known", what, "also failed in the baseline"))
         elif config.baseline is not None:
             decisions.append(Decision("regression", what, f"passed in the baseline, fails now: "
-                                                          f"{f['observed']}"))
+                                                          f"{f.observed}"))
         else:
-            decisions.append(Decision("fail", what, f"expected {f['expected']}; got "
-                                                    f"{f['observed']}"))
+            decisions.append(Decision("fail", what, f"expected {f.expected}; got "
+                                                    f"{f.observed}"))
     if config.baseline is not None and latency:
         decisions += _latency_regressions(config, config.baseline.get("latency") or {}, latency)
     return decisions
@@ -248,67 +249,63 @@ def _latency_regressions(config: GateConfig, before: Mapping[str, Any],
     return out
 
 
-def run_gate(args: argparse.Namespace, console: Console) -> int:
-    """Load the gate file, run its suites, decide, write the report; the exit code."""
-    from gateprobe import pipeline
-    from gateprobe.report import new_run_dir
-    from gateprobe.report.summary import latency_digest
-    from gateprobe.targets import check_reachable
+@dataclass(slots=True)
+class GateResult:
+    """The run the gate made, and what it decided."""
 
-    config = load_config(Path(args.config))
-    today = dt.date.today()
-    if args.dry_run:
-        flags = [] if config.embedded else ["--target", str(config.target), "--targets",
-                                            str(config.targets)]
-        return pipeline.dry_run(config.suites, flags, console, config.select,
-                                config.latency_args)
-    with ExitStack() as stack:
-        if config.embedded:
-            target = stack.enter_context(pipeline.embedded(console))
-        else:
-            assert config.target is not None
-            target = pipeline.from_targets_file(config.target, config.targets)
-        for suite in config.suites:
-            if suite != "conformance" and target.load_skip:
-                raise ConfigError(f"{config.path}: suite {suite} cannot run: "
-                                  f"{target.load_skip}")
-            if suite == "rate-limits" and target.rate_args is None:
-                raise ConfigError(f"{config.path}: suite rate-limits cannot run: "
-                                  f"{target.rate_skip}")
-        check_reachable(target.base_url)
-        explicit = Path(args.report_dir) if args.report_dir else config.report_dir
-        run_dir = new_run_dir("gate", explicit=explicit)
-        slo = _slo_file(config, run_dir)
-        console.line(f"gateprobe gate ({config.path.name}): {', '.join(config.suites)} against "
-                     f"{target.base_url}; report folder {run_dir}")
-        started, t0 = pipeline.utc_now(), time.monotonic()
-        phases = pipeline.run_phases(target, config.suites, run_dir, console, config.select,
-                                     config.latency_args, slo, config.timeouts,
-                                     config.budget_s)
-        findings = [{"phase": p.name, **f} for p in phases for f in p.findings]
+    exit_code: int
+    run: RunResult
+    decisions: list[Decision]
+
+
+def run_gate(config: GateConfig, console: Console, report_dir: Path | None = None,
+             today: dt.date | None = None) -> GateResult:
+    """Run the gate file's suites against its target, decide, write the report."""
+    today = today or dt.date.today()
+    with open_target(_choice(config), EMBEDDED, console) as target:
+        _check_runnable(config, target)
+        options = RunOptions(suites=tuple(config.suites), select=config.select,
+                             latency=config.latency, slo=config.slo, budget_s=config.budget_s)
+        run_dir = new_run_dir("gate", explicit=report_dir or config.report_dir)
+        handlers = handlers_for(run_dir, Redactor(target.secrets), console)
+        console.line(f"gateprobe gate ({config.path.name}): {', '.join(config.suites)} "
+                     f"against {target.base_url}; report folder {run_dir}")
+        started, t0 = utc_now(), time.monotonic()
+        phases = run_phases(target, options, run_dir, console, handlers)
         latency = next((latency_digest(p.data) for p in phases
                         if p.name == "latency" and p.data), None)
-        decisions = decide(config, phases, findings, latency, today)
-        failing = [d for d in decisions if d.fails]
+        decisions = decide(config, phases, latency, today)
         console.line("")
         if decisions:
             console.table(["decision", "what", "detail"],
                           [[d.kind, d.what, d.detail[:100]] for d in decisions])
-        code = 1 if failing else 0
+        code = 1 if any(d.fails for d in decisions) else 0
         extra = {"gate": {"config": str(config.path), "decisions":
                           [d.as_json() for d in decisions],
                           "baseline": (config.baseline or {}).get("started")}}
-        return pipeline.finish("gate", target, phases, run_dir, started, t0, code, console,
-                               target.redactor, extra)
+        finish("gate", target.describe(), phases, started, t0, code, handlers, extra)
+        return GateResult(code, RunResult(code, phases, run_dir), decisions)
 
 
-def _slo_file(config: GateConfig, run_dir: Path) -> str | None:
-    """The SLO file the load phases use: the gate's own path, or its inline mapping written
-    into the run folder (so the run records exactly what it was judged by)."""
-    import yaml
+def dry_run(config: GateConfig, console: Console) -> int:
+    """What the gate's suites would send; nothing is sent."""
+    with open_target(_choice(config), EMBEDDED, console, dry_run=True) as target:
+        return pipeline_dry_run(target, RunOptions(suites=tuple(config.suites),
+                                                   select=config.select,
+                                                   latency=config.latency), console)
 
-    if config.inline_slo is not None:
-        path = run_dir / "slo.yaml"
-        path.write_text(yaml.safe_dump(config.inline_slo), encoding="utf-8")
-        return str(path)
-    return str(config.slo) if config.slo else None
+
+def _choice(config: GateConfig) -> TargetChoice:
+    if config.embedded:
+        return TargetChoice(timeouts=config.timeouts)
+    return TargetChoice(target=config.target, targets_file=config.targets,
+                        timeouts=config.timeouts)
+
+
+def _check_runnable(config: GateConfig, target: Target) -> None:
+    """Every suite the gate asks for can run against the target (a gate that silently skips
+    a suite would pass on nothing)."""
+    for suite in config.suites:
+        why_not = "" if suite == "conformance" else load_refusal(target, suite)
+        if why_not:
+            raise ConfigError(f"{config.path}: suite {suite} cannot run: {why_not}")

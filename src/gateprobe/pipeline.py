@@ -2,271 +2,169 @@
 against one target, then the report folder. ``gateprobe run`` and ``gateprobe gate`` are both
 this, with different targets, suites and verdict rules.
 
-Each phase is the corresponding command (``gateprobe conformance``, ``gateprobe load``) called
-with flags built here, so a phase behaves exactly as when a user runs it alone.
+Each phase calls the typed entry point of its command (``run_conformance``, ``run_load``) with
+options, so a phase behaves exactly as when a user runs that command alone; what comes back is
+a ``Phase`` with ``Finding`` objects, handed to the run's handlers as events.
 """
 
 from __future__ import annotations
 
-import json
-import os
 import time
-from collections import Counter
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
+from gateprobe import dryrun
+from gateprobe.conformance_runner import ConformanceOptions, run_conformance, summary_line
+from gateprobe.conformance_runner import dry_run as conformance_dry_run
 from gateprobe.console import Console
+from gateprobe.embedded import Embedded
 from gateprobe.errors import ConfigError
-from gateprobe.redact import Redactor, redact_tree
-from gateprobe.report import html as report_html
-from gateprobe.report import summary as report_summary
-from gateprobe.report.summary import ERROR, FAILED, PASSED, SKIPPED, Phase
-from gateprobe.targets import TIMEOUT_FIELDS, Timeouts, flag_of, is_loopback_url, target_entry
+from gateprobe.events import (
+    ERROR,
+    FAILED,
+    PASSED,
+    SKIPPED,
+    Handler,
+    Phase,
+    PhaseFinished,
+    PhaseStarted,
+    RunStarted,
+    emit,
+    exit_code_of,
+)
+from gateprobe.findings import Finding
+from gateprobe.load.runner import LoadOptions, run_load
+from gateprobe.load.runner import dry_run as load_dry_run
+from gateprobe.redact import Redactor
+from gateprobe.report import new_run_dir
+from gateprobe.report.folder import finish, handlers_for, utc_now
+from gateprobe.targets import Target
 
 SUITES = ("conformance", "rate-limits", "latency")
-EMBEDDED_KEYS = {
-    # Test keys of the embedded reference gateway (fixtures/keys.yaml): they grant nothing
-    # anywhere else. The rate-limit phase uses the second key of each tier, so the budget the
-    # conformance phase used is not the one it measures.
-    "GATEPROBE_EMBEDDED_KEY": "gp-vip-0001",
-    "GATEPROBE_EMBEDDED_NO_PERMISSION_KEY": "gp-nomodel-0001",
-    "GATEPROBE_EMBEDDED_FREE_KEY": "gp-free-0002",
-    "GATEPROBE_EMBEDDED_VIP_KEY": "gp-vip-0002",
-    "GATEPROBE_EMBEDDED_PREMIUM_KEY": "gp-premium-0002",
-}
-EMBEDDED_WINDOW_S = 5.0
-SHORT_LATENCY = ["--duration", "8", "--users", "8", "--max-tokens", "32"]
+EMBEDDED = Embedded(ttft_ms=20, itl_ms=2, jitter_ms=1, rate_window_s=5.0, tier_key_number=2)
+"""The embedded gateway of ``run`` and ``gate``: a fast schedule and a 5 s rate window; the
+rate-limit phase uses the second key of each tier, so the budget the conformance phase used
+is not the one it measures."""
+SHORT_LATENCY = LoadOptions(scenario="latency", duration_s=8, users=8, max_tokens=32)
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """Which suites, and how each runs."""
+
+    suites: tuple[str, ...] = SUITES
+    select: str | None = None
+    """Conformance categories (see ``gateprobe conformance --select``)."""
+    checks: tuple[str, ...] = ()
+    """Modules of user-defined checks for the conformance phase."""
+    latency: LoadOptions = SHORT_LATENCY
+    slo: Path | Mapping[str, float] | None = None
+    budget_s: float | None = None
+    """The conformance phase's budget (its command's default when None)."""
+    report_dir: Path | None = None
+
+    def check(self) -> RunOptions:
+        """Itself, with known suites, each once."""
+        return replace(self, suites=tuple(check_suites(self.suites)))
 
 
 @dataclass(slots=True)
-class RunTarget:
-    """How each phase addresses the target: flags for its command, or why it is skipped."""
+class RunResult:
+    """A finished run: its phases (with their findings) and where its report is."""
 
-    name: str
-    base_url: str
-    profile: str
-    conformance_args: list[str]
-    load_args: list[str]
-    rate_args: list[str] | None
-    """Flags for ``gateprobe load rate-limits``; None when the target has no tier keys."""
-    rate_skip: str = ""
-    load_skip: str = ""
-    """Why load phases do not run against this target ('' when they do)."""
-    key_envs: list[str] = field(default_factory=list)
-
-    def describe(self) -> dict[str, Any]:
-        """The target as the summary shows it."""
-        return {"name": self.name, "base_url": self.base_url, "profile": self.profile}
+    exit_code: int
+    phases: list[Phase]
+    run_dir: Path
 
     @property
-    def redactor(self) -> Redactor:
-        """Masks every key this run may have used."""
-        return Redactor(os.environ.get(v, "") for v in self.key_envs)
+    def findings(self) -> list[Finding]:
+        """Every phase's findings, in phase order."""
+        return [f for p in self.phases for f in p.findings]
 
 
-@contextmanager
-def embedded(console: Console) -> Iterator[RunTarget]:
-    """The reference gateway on a free loopback port with its test keys, for the block."""
-    from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
-    from gateprobe.reference.server import running_gateway
-
-    os.environ.update(EMBEDDED_KEYS)
-    config = load_keys_file(default_keys_path()).config(
-        rate_window_s=EMBEDDED_WINDOW_S, timing=Timing(ttft_ms=20, itl_ms=2, jitter_ms=1))
-    with running_gateway(config) as gateway:
-        url = gateway.base_url
-        console.line(f"embedded reference gateway at {url} (TTFT 20 ms, ITL 2 ms, rate window "
-                     f"{EMBEDDED_WINDOW_S:g} s)")
-        base = ["--base-url", url, "--profile", "ohmygpt"]
-        tiers = []
-        for tier, limit in (("free", 12), ("vip", 60), ("premium", 90)):
-            tiers += ["--tier-key", f"{tier}=GATEPROBE_EMBEDDED_{tier.upper()}_KEY",
-                      "--limit", f"{tier}={limit}"]
-        yield RunTarget(
-            "embedded", url, "ohmygpt",
-            [*base, "--api-key-env", "GATEPROBE_EMBEDDED_KEY", "--no-permission-key-env",
-             "GATEPROBE_EMBEDDED_NO_PERMISSION_KEY"],
-            [*base, "--api-key-env", "GATEPROBE_EMBEDDED_KEY"],
-            [*base, *tiers, "--window-s", str(EMBEDDED_WINDOW_S)],
-            key_envs=list(EMBEDDED_KEYS))
+def run(target: Target, options: RunOptions, console: Console,
+        handlers: Sequence[Handler] | None = None) -> RunResult:
+    """``gateprobe run``: the phases, then the report folder; exit code 0 when every phase
+    passed or was skipped."""
+    options = options.check()
+    run_dir = new_run_dir("run", explicit=options.report_dir)
+    handlers = list(handlers) if handlers is not None else \
+        handlers_for(run_dir, Redactor(target.secrets), console)
+    console.line(f"gateprobe run: {', '.join(options.suites)} against {target.base_url}; "
+                 f"report folder {run_dir}")
+    started, t0 = utc_now(), time.monotonic()
+    phases = run_phases(target, options, run_dir, console, handlers)
+    code = finish("run", target.describe(), phases, started, t0, exit_code_of(phases),
+                  handlers)
+    return RunResult(code, phases, run_dir)
 
 
-def from_targets_file(name: str, targets: Path) -> RunTarget:
-    """A named target of a targets file."""
-    entry = target_entry(targets, name)
-    flags = ["--target", name, "--targets", str(targets)]
-    load_skip = "" if is_loopback_url(entry.base_url) or entry.allow_load else \
-        f"not loopback and target {name!r} does not set allow_load: true"
-    return RunTarget(name, entry.base_url, entry.profile, flags, flags,
-                     flags if entry.tier_keys else None,
-                     "" if entry.tier_keys else f"target {name!r} has no tier_keys",
-                     load_skip,
-                     [entry.api_key_env, *filter(None, [entry.no_permission_key_env]),
-                      *entry.tier_keys.values()])
-
-
-def from_flags(base_url: str, profile: str, api_key_env: str) -> RunTarget:
-    """A gateway given by flags: conformance and, on loopback, latency."""
-    base = ["--base-url", base_url, "--profile", profile, "--api-key-env", api_key_env]
-    return RunTarget("", base_url, profile, base, base, None,
-                     "rate-limits needs tier keys: give the target a tier_keys entry and "
-                     "use --target",
-                     "" if is_loopback_url(base_url) else
-                     "not loopback: load needs a target entry with allow_load: true",
-                     [api_key_env])
-
-
-def _parse(argv: list[str]) -> Any:
-    from gateprobe.cli import build_parser
-
-    return build_parser().parse_args(argv)
-
-
-def conformance_phase(target: RunTarget, run_dir: Path, console: Console,
-                      select: str | None = None) -> Phase:
-    """The conformance suite, writing junit.xml, allure-results/ and conformance.json."""
-    from gateprobe.conformance_runner import run_conformance
-
-    argv = ["conformance", *target.conformance_args, "--report-dir", str(run_dir)]
-    if select:
-        argv += ["--select", select]
-    code = run_conformance(_parse(argv), console)
-    path = run_dir / "conformance.json"
-    data: dict[str, Any] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
-    tests = data.get("tests", [])
-    outcomes = Counter(t["outcome"] for t in tests)
-    findings = data.get("findings", [])
-    reason = (f"{outcomes['passed']} tests passed, {outcomes['failed']} failed, "
-              f"{outcomes['skipped']} skipped; {len(findings)} findings")
-    status = PASSED if code == 0 else FAILED
-    return Phase("conformance", status, reason, "",
-                 {"tests": dict(outcomes), "cases_per_endpoint":
-                  data.get("cases_per_endpoint", {}), "failed_tests":
-                  sorted({t["test"] for t in tests if t["outcome"] == "failed"})},
-                 findings)
-
-
-def load_phase(target: RunTarget, scenario: str, run_dir: Path, console: Console,
-               extra: Sequence[str] = (), slo: str | None = None) -> Phase:
-    """One load scenario into ``run_dir/<scenario>/``."""
-    from gateprobe.load.runner import run_load
-
-    if target.load_skip:
-        return Phase(scenario, SKIPPED, target.load_skip)
-    flags = target.load_args if scenario == "latency" else target.rate_args
-    if flags is None:
-        return Phase(scenario, SKIPPED, target.rate_skip)
-    sub = run_dir / scenario
-    argv = ["load", scenario, *flags, *extra, "--report-dir", str(sub)]
-    if slo:
-        argv += ["--slo", slo]
-    code = run_load(_parse(argv), console)
-    path = sub / "verdict.json"
-    if not path.exists():
-        return Phase(scenario, ERROR, f"the load run ended without a verdict (exit {code})",
-                     scenario)
-    verdict = json.loads(path.read_text(encoding="utf-8"))
-    findings = [_load_finding(scenario, item) for item in
-                (verdict.get("rate_limits", {}).get("problems") or verdict.get("breaches")
-                 or [])]
-    if scenario == "rate-limits":
-        tiers = verdict["rate_limits"]["tiers"]
-        reason = ", ".join(f"{t['tier']} {t['accepted']}/{t['limit']}"
-                           f"{'' if t['ok'] else ' FAIL'}" for t in tiers)
-    else:
-        m = verdict["latency"]
-        reason = (f"{m['requests']} streams, TTFT p95 "
-                  f"{(m['ttft_ms'].get('p95') or float('nan')):.0f} ms, errors {m['errors']}")
-    if verdict.get("reasons"):
-        reason += "; " + "; ".join(verdict["reasons"])
-    return Phase(scenario, PASSED if code == 0 and verdict.get("ok") else FAILED, reason,
-                 scenario, verdict, findings)
-
-
-def _load_finding(scenario: str, item: Mapping[str, Any]) -> dict[str, Any]:
-    if "tier" in item:
-        return {"check_id": item["check_id"], "endpoint": f"tier {item['tier']}",
-                "severity": "high", "expected": "the tier limited as documented",
-                "observed": item["message"], "evidence": ""}
-    return {"check_id": f"slo.{item['slo']}", "endpoint": "all", "severity": "high",
-            "expected": f"{item['slo']} within {item['limit']:g}",
-            "observed": f"{item['observed']:.4g}" if item["observed"] is not None else "no data",
-            "evidence": ""}
-
-
-def timeout_flags(t: Timeouts) -> list[str]:
-    """The flags that hand ``t`` to a phase's command."""
-    return [part for name in TIMEOUT_FIELDS for part in (flag_of(name), str(getattr(t, name)))]
-
-
-def run_phases(target: RunTarget, suites: Sequence[str], run_dir: Path, console: Console,
-               select: str | None = None, latency_extra: Sequence[str] = SHORT_LATENCY,
-               slo: str | None = None, timeouts: Timeouts | None = None,
-               budget_s: float | None = None) -> list[Phase]:
-    """Each requested suite in order, with a progress line before each."""
-    if timeouts is not None:
-        target = replace(target, conformance_args=[*target.conformance_args,
-                                                   *timeout_flags(timeouts)],
-                         load_args=[*target.load_args, *timeout_flags(timeouts)],
-                         rate_args=None if target.rate_args is None else
-                         [*target.rate_args, *timeout_flags(timeouts)])
-    if budget_s is not None:
-        target = replace(target, conformance_args=[*target.conformance_args, "--budget-s",
-                                                   str(budget_s)])
-    phases: list[Phase] = []
+def run_phases(target: Target, options: RunOptions, run_dir: Path, console: Console,
+               handlers: Sequence[Handler]) -> list[Phase]:
+    """Each requested suite in order, announced to the handlers before and after."""
     steps: list[tuple[str, Callable[[], Phase]]] = []
-    if "conformance" in suites:
+    if "conformance" in options.suites:
         steps.append(("conformance suite",
-                      lambda: conformance_phase(target, run_dir, console, select)))
-    if "rate-limits" in suites:
+                      lambda: conformance_phase(target, options, run_dir, console)))
+    if "rate-limits" in options.suites:
+        rate = LoadOptions(scenario="rate-limits", slo=options.slo)
         steps.append(("short rate-limit run",
-                      lambda: load_phase(target, "rate-limits", run_dir, console, slo=slo)))
-    if "latency" in suites:
+                      lambda: load_phase(target, rate, run_dir, console)))
+    if "latency" in options.suites:
+        latency = replace(options.latency, slo=options.slo or options.latency.slo)
         steps.append(("short latency run",
-                      lambda: load_phase(target, "latency", run_dir, console,
-                                         latency_extra, slo=slo)))
+                      lambda: load_phase(target, latency, run_dir, console)))
+    emit(handlers, RunStarted("run", target.describe(), str(run_dir),
+                              tuple(title for title, _ in steps)))
+    phases: list[Phase] = []
     for i, (title, step) in enumerate(steps, 1):
-        console.line(f"[{i}/{len(steps)}] {title} ...")
-        phase = step()
-        console.line(f"[{i}/{len(steps)}] {phase.name}: {phase.status}"
-                     + (f" ({phase.reason})" if phase.reason else ""))
-        phases.append(phase)
+        emit(handlers, PhaseStarted(i, len(steps), title))
+        phases.append(step())
+        emit(handlers, PhaseFinished(i, len(steps), phases[-1]))
     return phases
 
 
-def utc_now() -> str:
-    """A timestamp for the summary."""
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
+                      console: Console) -> Phase:
+    """The conformance suite, writing junit.xml, allure-results/ and conformance.json."""
+    conformance = ConformanceOptions(select=options.select, report_dir=run_dir,
+                                     checks=options.checks)
+    if options.budget_s is not None:
+        conformance = replace(conformance, budget_s=options.budget_s)
+    result = run_conformance(target, conformance, console)
+    return Phase("conformance", PASSED if result.ok else FAILED, summary_line(result), "",
+                 {"tests": dict(result.outcomes),
+                  "cases_per_endpoint": result.cases_per_endpoint,
+                  "failed_tests": sorted({t for t, o in result.tests if o == "failed"})},
+                 result.findings)
 
 
-def finish(command: str, target: RunTarget | Mapping[str, Any], phases: Sequence[Phase],
-           run_dir: Path, started: str, t0: float, exit_code: int, console: Console,
-           redactor: Redactor, extra: Mapping[str, Any] | None = None) -> int:
-    """Write the report folder (summary.json, summary.md, report.html, junit.xml), mask every
-    key in it, print the summary table and where the report is; return ``exit_code``."""
-    described = target.describe() if isinstance(target, RunTarget) else dict(target)
-    summary = report_summary.build(command, described, phases, started, utc_now(),
-                                   time.monotonic() - t0, exit_code, extra)
-    report_summary.write_json(run_dir, summary)
-    (run_dir / "summary.md").write_text(report_summary.markdown(summary), encoding="utf-8")
-    (run_dir / "report.html").write_text(report_html.render(summary, run_dir),
-                                         encoding="utf-8")
-    report_summary.merge_junit(run_dir, phases)
-    redact_tree(run_dir, redactor)
-    console.line("")
-    console.table(["phase", "result", "details"],
-                  [[p.name, p.status, p.reason[:110]] for p in phases])
-    console.line(f"{'PASS' if exit_code == 0 else 'FAIL'}: report in {run_dir / 'report.html'}")
-    return exit_code
+def load_phase(target: Target, options: LoadOptions, run_dir: Path, console: Console) -> Phase:
+    """One load scenario into ``run_dir/<scenario>/``, or why it cannot run."""
+    scenario = options.scenario
+    why_not = load_refusal(target, scenario)
+    if why_not:
+        return Phase(scenario, SKIPPED, why_not)
+    result = run_load(target, replace(options, report_dir=run_dir / scenario), console)
+    if result.verdict is None:
+        return Phase(scenario, ERROR,
+                     f"the load run ended without a verdict (exit {result.exit_code})",
+                     scenario)
+    return Phase(scenario, PASSED if result.ok else FAILED, result.reason, scenario,
+                 result.verdict, result.findings)
 
 
-def exit_code_of(phases: Sequence[Phase]) -> int:
-    """0 when every phase passed or was skipped, else 1."""
-    return 0 if all(p.status in (PASSED, SKIPPED) for p in phases) else 1
+def load_refusal(target: Target, scenario: str) -> str:
+    """Why a load scenario does not run against ``target`` ('' when it does)."""
+    if target.load_refusal:
+        return target.load_refusal
+    if scenario == "rate-limits" and not (target.tier_key_envs or target.tier_keys):
+        if target.name:
+            return f"target {target.name!r} has no tier_keys"
+        return ("rate-limits needs tier keys: give the target a tier_keys entry and use "
+                "--target")
+    return ""
 
 
 def check_suites(suites: Sequence[str]) -> list[str]:
@@ -279,20 +177,22 @@ def check_suites(suites: Sequence[str]) -> list[str]:
     return list(dict.fromkeys(suites))
 
 
-def dry_run(suites: Sequence[str], target_flags: list[str], console: Console,
-            select: str | None = None, latency_extra: Sequence[str] = SHORT_LATENCY) -> int:
+def dry_run(target: Target, options: RunOptions, console: Console) -> int:
     """What each phase would send (``--dry-run`` of ``run`` and ``gate``)."""
-    from gateprobe import dryrun
-    from gateprobe.conformance_runner import run_conformance
-    from gateprobe.load.runner import run_load
-
+    options = options.check()
+    skipped = {s: load_refusal(target, s) for s in options.suites if s != "conformance"}
+    suites = [s for s in options.suites if not skipped.get(s)]
     dryrun.phases(suites, console)
+    for suite, why in skipped.items():
+        if why:
+            console.line(f"{suite}: skipped ({why})")
     for suite in suites:
         console.line("")
         if suite == "conformance":
-            run_conformance(_parse(["conformance", *target_flags, "--dry-run",
-                                    *(["--select", select] if select else [])]), console)
+            conformance_dry_run(target, ConformanceOptions(select=options.select), console)
+        elif suite == "latency":
+            load_dry_run(target, options.latency, console)
         else:
-            extra = list(latency_extra) if suite == "latency" else []
-            run_load(_parse(["load", suite, *target_flags, *extra, "--dry-run"]), console)
+            load_dry_run(target, LoadOptions(scenario=suite), console)
     return 0
+

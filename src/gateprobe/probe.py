@@ -82,15 +82,7 @@ def _send_once(client: httpx.Client, target: Target, case: Case,
     """Send ``case`` and record everything that came back, within the target's timeouts:
     connect, first byte (the headers), idle (between two reads) and total (checked at every
     read, so a run ends at most one idle period after its total)."""
-    headers = {**auth_headers(target, case), **case.headers}
-    if case.family == "anthropic":
-        headers.setdefault("anthropic-version", "2023-06-01")
-    kwargs: dict[str, Any] = {}
-    if isinstance(case.body, bytes):
-        kwargs["content"] = case.body
-        headers["content-type"] = "application/json"
-    elif case.body is not None:
-        kwargs["json"] = case.body
+    kwargs = _request_parts(target, case)
     url = target.base_url + case.path
     t = target.timeouts
     streaming = is_streaming(case)
@@ -105,8 +97,7 @@ def _send_once(client: httpx.Client, target: Target, case: Case,
                             pool=t.connect_s)
     got_headers = False
     try:
-        with client.stream(case.method, url, headers=headers, timeout=timeout,
-                           **kwargs) as response:
+        with client.stream(case.method, url, timeout=timeout, **kwargs) as response:
             got_headers = True
             # httpcore reads the read timeout when the body starts: from here on, idle.
             response.request.extensions.get("timeout", {})["read"] = t.idle_s
@@ -140,6 +131,20 @@ def _send_once(client: httpx.Client, target: Target, case: Case,
         return Exchange(case.path, case.method, case.body, None,
                         transport_error=f"{what} ({detail})" if what else detail,
                         transport_kind=kind)
+
+
+def _request_parts(target: Target, case: Case) -> dict[str, Any]:
+    """httpx's keyword arguments for ``case``: its headers (credentials, version) and body."""
+    headers = {**auth_headers(target, case), **case.headers}
+    if case.family == "anthropic":
+        headers.setdefault("anthropic-version", "2023-06-01")
+    kwargs: dict[str, Any] = {"headers": headers}
+    if isinstance(case.body, bytes):
+        kwargs["content"] = case.body
+        headers["content-type"] = "application/json"
+    elif case.body is not None:
+        kwargs["json"] = case.body
+    return kwargs
 
 
 def _exchange(case: Case, response: httpx.Response, body: bytes, events: list[Event],

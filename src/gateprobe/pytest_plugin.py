@@ -7,6 +7,9 @@ gevent into the process) and imports ``allure`` only when installed and in use.
 The conformance suite's tests take a ``case`` (parametrized here from ``gateprobe.cases`` by
 the test's marker) and call the ``judge`` fixture, which sends it, runs every check, records the
 findings for the summary and fails the test with them.
+
+PYTEST_DONT_REWRITE: the plugin makes no assertions of its own, and ``gateprobe.run_conformance``
+imports it before it starts pytest in-process (pytest would warn that it cannot rewrite it).
 """
 
 from __future__ import annotations
@@ -37,13 +40,9 @@ from gateprobe.runstate import RunState
 from gateprobe.targets import (
     PROFILES,
     Target,
-    Timeouts,
+    TargetChoice,
     add_timeout_flags,
-    check_base_url,
-    key_from_env,
-    model_overrides,
-    parse_models,
-    target_entry,
+    resolve_target,
     timeouts_of,
 )
 
@@ -121,43 +120,45 @@ def pytest_configure(config: pytest.Config) -> None:
     recorded: dict[Path, dict[str, tuple[int, Any]]] = defaultdict(dict)
     config.stash[RECORDED_KEY] = recorded
     config.stash[RUN_STATE_KEY] = RunState(config.getoption("--budget-s", None))
-    base_url = config.getoption("--base-url", None)
-    target_name = config.getoption("--target", None)
-    if target_name:
-        if base_url:
-            raise pytest.UsageError("give --target or --base-url, not both")
-        try:
-            entry = target_entry(Path(config.getoption("--targets")), target_name)
-            config.stash[TARGET_KEY] = replace(entry.resolve(
-                model_overrides(config.getoption("--model"))), timeouts=_timeouts(config))
-        except GateprobeError as exc:
-            raise pytest.UsageError(str(exc)) from None
-        return
-    if not base_url:
+    provided = _provided_target(config)
+    if provided is not None:
+        config.stash[TARGET_KEY] = provided
         return
     try:
-        no_permission_env = config.getoption("--no-permission-key-env")
-        config.stash[TARGET_KEY] = Target(
-            base_url=check_base_url(base_url),
-            profile=config.getoption("--profile"),
-            api_key=key_from_env(config.getoption("--api-key-env")),
-            api_key_env=config.getoption("--api-key-env"),
-            models=parse_models(config.getoption("--model")),
-            no_permission_key=key_from_env(no_permission_env) if no_permission_env else None,
-            timeouts=_timeouts(config),
-        )
-    except Exception as exc:  # GateprobeError: one line, as pytest usage errors are
+        config.stash[TARGET_KEY] = _target_from_options(config)
+    except GateprobeError as exc:  # one line, as pytest usage errors are
         raise pytest.UsageError(str(exc)) from None
+
+
+def _provided_target(config: pytest.Config) -> Target | None:
+    """The target a caller handed over as an object (``gateprobe.run_conformance`` does; its
+    keys never pass through the environment), timed by this run's timeout options."""
+    for plugin in config.pluginmanager.get_plugins():
+        target = getattr(plugin, "gateprobe_target", None)
+        if isinstance(target, Target):
+            return target
+    return None
+
+
+def _target_from_options(config: pytest.Config) -> Target | None:
+    """The target of ``--target`` or ``--base-url`` (a user's own pytest run), or None."""
+    base_url = config.getoption("--base-url", None)
+    target_name = config.getoption("--target", None)
+    if not base_url and not target_name:
+        return None
+    no_permission_env = config.getoption("--no-permission-key-env")
+    return resolve_target(TargetChoice(
+        target=target_name, targets_file=Path(config.getoption("--targets")),
+        base_url=base_url, profile=config.getoption("--profile"),
+        api_key_env=config.getoption("--api-key-env"),
+        no_permission_key_env=no_permission_env, models=tuple(config.getoption("--model")),
+        timeouts=timeouts_of(config.getoption)))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     """Forget the run: nothing of it is seen by the next run in this process."""
     if _RUN.get("config") is config:
         del _RUN["config"]
-
-
-def _timeouts(config: pytest.Config) -> Timeouts:
-    return timeouts_of(config.getoption)
 
 
 def run_state(config: pytest.Config) -> RunState:
@@ -263,7 +264,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             return []
         ctx = Context(case.family, gateprobe_target.profile, redactor, case.expect,
                       gateprobe_target.secrets)
-        findings = run_checks(ctx, exchange)
+        findings = [replace(f, case=case.id) for f in run_checks(ctx, exchange)]
         request.config.stash[FINDINGS_KEY][case.path].extend(findings)
         request.config.stash[OUTCOMES_KEY][case.path] += 1
         _allure(case, exchange.status, findings, redactor.text(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -91,11 +91,41 @@ class Target:
     no_permission_key: str | None = field(default=None, repr=False)
     """A key that lacks the permission for ``models['legacy_chat']`` (auth tests skip without)."""
     timeouts: Timeouts = field(default_factory=Timeouts)
+    name: str = ""
+    """The target's name in the targets file ('' for one given by flags)."""
+    tier_keys: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Tier name -> key of that tier (the rate-limit scenario's keys)."""
+    tier_key_envs: Mapping[str, str] = field(default_factory=dict)
+    """Tier name -> the variable its key came from (named in reports, never the value)."""
+    limits: Mapping[str, int] = field(default_factory=dict)
+    """Tier name -> requests per window, as the target documents them."""
+    window_s: float = 60.0
+    allow_load: bool = False
+    """Whether load may be sent to it when it is not on loopback (its targets-file entry)."""
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    embedded: bool = False
+    """The reference gateway this process started (its keys are test keys, not secrets)."""
 
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every key value in use, for redaction and the key-echo check."""
-        return tuple(k for k in (self.api_key, self.no_permission_key) if k)
+        return tuple(k for k in (self.api_key, self.no_permission_key,
+                                 *self.tier_keys.values()) if k)
+
+    @property
+    def load_refusal(self) -> str:
+        """Why load may not be sent to this target ('' when it may): only loopback, or an
+        entry that says ``allow_load: true``, is ever loaded."""
+        if self.is_loopback or self.allow_load:
+            return ""
+        if self.name:
+            return f"not loopback and target {self.name!r} does not set allow_load: true"
+        return "not loopback: load needs a target entry with allow_load: true"
+
+    def describe(self) -> dict[str, str]:
+        """The target as reports show it (no key, no variable's value)."""
+        return {"name": self.name or ("embedded" if self.embedded else ""),
+                "base_url": self.base_url, "profile": self.profile}
 
     @property
     def is_loopback(self) -> bool:
@@ -106,6 +136,74 @@ class Target:
     def serves_anthropic(self) -> bool:
         """Whether the profile has the Anthropic-native routes."""
         return self.profile != "openai"
+
+
+@dataclass(frozen=True, slots=True)
+class TargetChoice:
+    """Which target a command is pointed at, as the user said it: a targets-file entry, a
+    URL with flags, or neither (the embedded reference gateway)."""
+
+    target: str | None = None
+    targets_file: Path = Path("targets.yaml")
+    base_url: str | None = None
+    profile: str = "ohmygpt"
+    api_key_env: str = "GATEPROBE_API_KEY"
+    no_permission_key_env: str | None = None
+    models: tuple[str, ...] = ()
+    """``ENDPOINT=NAME`` overrides."""
+    tier_key_envs: Mapping[str, str] = field(default_factory=dict)
+    """``TIER=VAR`` from flags, over the entry's."""
+    limits: Mapping[str, int] = field(default_factory=dict)
+    window_s: float | None = None
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    api_key_optional: bool = False
+    """The command sends only tier keys (rate-limits): the API key is read if it is set."""
+
+    @property
+    def is_embedded(self) -> bool:
+        """Neither a target nor a URL: the command starts the reference gateway."""
+        return not self.target and not self.base_url
+
+
+def resolve_target(choice: TargetChoice, *, read_keys: bool = True) -> Target:
+    """The one resolution of flags or a targets-file entry into a ``Target``, keys read from
+    the environment once (``read_keys=False`` for dry runs: placeholders, nothing read).
+    The embedded gateway is not resolved here: ``gateprobe.embedded`` starts it."""
+    if choice.target and choice.base_url:
+        raise UsageError("give --target or --base-url, not both")
+    if choice.is_embedded:
+        raise UsageError("no target: give --target or --base-url")
+    models = model_overrides(list(choice.models))
+    key = key_from_env if read_keys else (lambda variable: "dry-run")
+    if choice.target:
+        entry = target_entry(choice.targets_file.resolve(), choice.target)
+        target = entry.resolve(models, read_keys=read_keys, timeouts=choice.timeouts,
+                               api_key_optional=choice.api_key_optional)
+    else:
+        assert choice.base_url is not None
+        no_permission = choice.no_permission_key_env
+        api_key = os.environ.get(choice.api_key_env, "") \
+            if choice.api_key_optional and read_keys else key(choice.api_key_env)
+        target = Target(check_base_url(choice.base_url), choice.profile,
+                        api_key, choice.api_key_env,
+                        {**DEFAULT_MODELS, **models},
+                        key(no_permission) if no_permission else None, choice.timeouts)
+    if choice.tier_key_envs or choice.limits or choice.window_s:
+        envs = {**target.tier_key_envs, **choice.tier_key_envs}
+        target = replace(target, tier_key_envs=envs,
+                         tier_keys=tier_keys_of(envs, read_keys),
+                         limits={**target.limits, **choice.limits},
+                         window_s=choice.window_s or target.window_s)
+    return target
+
+
+def tier_keys_of(envs: Mapping[str, str], read_keys: bool = True) -> dict[str, str]:
+    """The tier keys whose variables are set (placeholders for all without ``read_keys``).
+    Only the rate-limit scenario sends them, and it refuses to run while one is missing; other
+    commands must not fail for a variable they never use."""
+    if not read_keys:
+        return {t: "dry-run" for t in envs}
+    return {t: os.environ[v] for t, v in envs.items() if os.environ.get(v)}
 
 
 def is_loopback_url(url: str) -> bool:
@@ -243,13 +341,23 @@ class TargetEntry:
     allow_load: bool = False
     mirrors: Mapping[str, str] = field(default_factory=dict)
 
-    def resolve(self, models: Mapping[str, str] | None = None) -> Target:
-        """The target, with keys read from the environment now."""
-        no_permission = key_from_env(self.no_permission_key_env) \
-            if self.no_permission_key_env else None
-        return Target(check_base_url(self.base_url), self.profile,
-                      key_from_env(self.api_key_env), self.api_key_env,
-                      {**DEFAULT_MODELS, **self.models, **(models or {})}, no_permission)
+    def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
+                timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
+        """The target, with its keys read from the environment now (placeholders when
+        ``read_keys`` is false: a dry run needs no key; an optional API key is '' when its
+        variable is unset)."""
+        key = key_from_env if read_keys else (lambda variable: "dry-run")
+        no_permission = key(self.no_permission_key_env) if self.no_permission_key_env \
+            else None
+        api_key = os.environ.get(self.api_key_env, "") if api_key_optional and read_keys \
+            else key(self.api_key_env)
+        return Target(check_base_url(self.base_url), self.profile, api_key,
+                      self.api_key_env, {**DEFAULT_MODELS, **self.models, **(models or {})},
+                      no_permission, timeouts or Timeouts(), name=self.name,
+                      tier_keys=tier_keys_of(self.tier_keys, read_keys),
+                      tier_key_envs=dict(self.tier_keys), limits=dict(self.rpm),
+                      window_s=self.window_s, allow_load=self.allow_load,
+                      mirrors=dict(self.mirrors))
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:

@@ -270,7 +270,7 @@ def test_embedded_gateway_by_default(tmp_path: Path) -> None:
 
 # -- refusals: one line, exit 2 (or 3), and nothing is sent -----------------------------------
 @pytest.mark.parametrize(("argv", "message"), [
-    (["latency", "--base-url", "http://example.com"], "refused: only loopback"),
+    (["latency", "--base-url", "http://example.com"], "refused: not loopback"),
     (["latency", "--base-url", "http://127.0.0.1:9", "--api-key-env", "GP_UNSET"],
      "GP_UNSET"),
     (["latency", "--arrival", "poisson"], "needs --rate"),

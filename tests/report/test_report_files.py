@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 
 from gateprobe.errors import ConfigError
+from gateprobe.events import Phase
+from gateprobe.findings import Finding, Severity
 from gateprobe.report import new_run_dir, svg
-from gateprobe.report.summary import Phase, build, load, markdown, merge_junit, write_json
+from gateprobe.report.summary import build, load, markdown, merge_junit, write_json
 
 SVG = "{http://www.w3.org/2000/svg}"
 
@@ -48,14 +50,15 @@ def summary_of(phases: list[Phase], code: int = 0) -> dict[str, object]:
 
 
 def test_summary_round_trips_and_is_versioned(tmp_path: Path) -> None:
-    finding = {"check_id": "stream.order", "endpoint": "/v1/messages", "severity": "high",
-               "expected": "x | y", "observed": "z", "evidence": ""}
+    finding = Finding("stream.order", "/v1/messages", Severity.HIGH, "x | y", "z",
+                      case="/v1/messages stream")
     phases = [Phase("conformance", "failed", "1 finding", "", {}, [finding]),
               Phase("latency", "skipped", "not loopback")]
     path = write_json(tmp_path, summary_of(phases, 1))
     loaded = load(path)
     assert loaded["version"] == 1 and loaded["ok"] is False
     assert loaded["findings"][0]["phase"] == "conformance"
+    assert Finding.from_json(loaded["findings"][0]) == finding
     md = markdown(loaded)
     assert md.startswith("## gateprobe run: FAIL") and "x \\| y" in md and "skipped" in md
     path.write_text(json.dumps({**loaded, "version": 99}))

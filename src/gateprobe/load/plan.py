@@ -1,9 +1,9 @@
 """The plan of one load run: everything the Locust processes need, as one JSON file.
 
-The ``gateprobe load`` command builds it from the flags and the targets file, writes it into the
+``gateprobe.load.runner`` builds it from a ``Target`` and ``LoadOptions``, writes it into the
 run's folder and hands its path to Locust in ``GATEPROBE_LOAD_PLAN``; every Locust process (the
 master and each worker, local or remote) reads the same file. Keys are never in it: only the
-names of the environment variables that hold them.
+names of the environment variables that hold them in the Locust process's environment.
 """
 
 from __future__ import annotations

@@ -139,10 +139,10 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
     """One tier's result; ``shared_accepts`` are every key's accept times when the keys
     together accepted no more than one budget's worth (else empty)."""
     result = TierResult(tier, limit)
-    problems = result.problems
     burst = sorted((s for s in samples if s["phase"] == "burst"), key=lambda s: s["t"])
     if not burst:
-        problems.append(Problem("ratelimit.errors", tier, "no request of the burst completed"))
+        result.problems.append(Problem("ratelimit.errors", tier,
+                                       "no request of the burst completed"))
         return result
     accepted = [s for s in burst if _accepted(s)]
     rejected = [s for s in burst if s.get("status") == 429]
@@ -151,40 +151,52 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
     result.rejected, result.failed = len(rejected), len(failed)
     if failed:
         what = sorted({str(s.get("status") or s.get("error") or "?")[:80] for s in failed})
-        problems.append(Problem("ratelimit.errors", tier,
-                                f"{len(failed)} of {len(burst)} requests failed: "
-                                f"{', '.join(what[:3])}"))
+        result.problems.append(Problem("ratelimit.errors", tier,
+                                       f"{len(failed)} of {len(burst)} requests failed: "
+                                       f"{', '.join(what[:3])}"))
+    result.problems += _count_problems(tier, limit, burst, accepted, rejected, failed,
+                                       window_s, tolerance, shared_accepts)
+    result.problems += _refusal_problems(result, samples, window_s)
+    result.problems += _header_problems(tier, limit, accepted, rejected)
+    result.problems += _recovery_problems(result, samples, rejected)
+    return result
 
-    # -- how many got through -----------------------------------------------------------
+
+def _count_problems(tier: str, limit: int, burst: list[Mapping[str, Any]],
+                    accepted: list[Mapping[str, Any]], rejected: list[Mapping[str, Any]],
+                    failed: list[Mapping[str, Any]], window_s: float, tolerance: float,
+                    shared_accepts: list[float]) -> list[Problem]:
+    """How many got through: above the limit, below it, or below it because keys share."""
     floor = math.ceil(limit * (1 - tolerance))
     span = burst[-1]["t"] - burst[0]["t"]
     if len(accepted) > limit:
         never = " and none was refused: the limit is not enforced" if not rejected else ""
-        problems.append(Problem(
+        return [Problem(
             "ratelimit.limit", tier,
             f"accepted {len(accepted)} of {len(burst)} requests sent within {span:.1f} s "
             f"(window {window_s:g} s), limit {limit}{never}"
-            + ("" if never else "; a fixed window crossing a boundary can also do this")))
-    elif len(accepted) < floor and not failed:
-        first_429 = rejected[0]["t"] if rejected else burst[-1]["t"]
-        everyone = sum(1 for t in shared_accepts if t <= first_429)
-        if not accepted:
-            problems.append(Problem(
-                "ratelimit.under_limit", tier,
-                "the first request was refused: the key's budget was not full at the start "
-                "(used within the last window?)"))
-        elif _shared(accepted, everyone, floor):
-            problems.append(Problem(
-                "ratelimit.isolation", tier,
-                f"refused after {len(accepted)} accepted (limit {limit}) while all keys "
-                f"together had {everyone} accepted: keys seem to share one budget"))
-        else:
-            problems.append(Problem(
-                "ratelimit.under_limit", tier,
-                f"accepted only {len(accepted)} of {len(burst)} (limit {limit}, "
-                f"at least {floor} expected)"))
+            + ("" if never else "; a fixed window crossing a boundary can also do this"))]
+    if len(accepted) >= floor or failed:
+        return []
+    first_429 = rejected[0]["t"] if rejected else burst[-1]["t"]
+    everyone = sum(1 for t in shared_accepts if t <= first_429)
+    if not accepted:
+        return [Problem("ratelimit.under_limit", tier,
+                        "the first request was refused: the key's budget was not full at the "
+                        "start (used within the last window?)")]
+    if _shared(accepted, everyone, floor):
+        return [Problem("ratelimit.isolation", tier,
+                        f"refused after {len(accepted)} accepted (limit {limit}) while all keys "
+                        f"together had {everyone} accepted: keys seem to share one budget")]
+    return [Problem("ratelimit.under_limit", tier,
+                    f"accepted only {len(accepted)} of {len(burst)} (limit {limit}, "
+                    f"at least {floor} expected)")]
 
-    # -- what the refusals said ---------------------------------------------------------
+
+def _refusal_problems(result: TierResult, samples: list[Mapping[str, Any]],
+                      window_s: float) -> list[Problem]:
+    """What the refusals said: a Retry-After on each, no longer than the window, an envelope."""
+    tier, problems = result.tier, []
     refusals = [s for s in samples if s.get("status") == 429]
     waits = [_number(s.get("retry_after")) for s in refusals]
     missing = sum(w is None for w in waits)
@@ -204,23 +216,24 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
         problems.append(Problem("ratelimit.envelope", tier,
                                 f"{len({id(s) for s in refusals if s.get('problems')})} of "
                                 f"{len(refusals)} 429 answers: {broken[0]}"))
+    return problems
 
-    # -- the budget headers -------------------------------------------------------------
-    problems += _header_problems(tier, limit, accepted, rejected)
 
-    # -- recovery -----------------------------------------------------------------------
+def _recovery_problems(result: TierResult, samples: list[Mapping[str, Any]],
+                       rejected: list[Mapping[str, Any]]) -> list[Problem]:
+    """After waiting Retry-After, the key is served again."""
     recovery = [s for s in samples if s["phase"] == "recovery"]
     if recovery:
         result.recovered = _accepted(recovery[-1])
-        if not result.recovered:
-            waited = recovery[-1].get("waited_s", 0.0)
-            problems.append(Problem(
-                "ratelimit.recovery", tier,
-                f"still refused ({recovery[-1].get('status') or recovery[-1].get('error')}) "
-                f"after waiting {waited:.1f} s as Retry-After said"))
-    elif rejected:
-        problems.append(Problem("ratelimit.recovery", tier, "the recovery request never ran"))
-    return result
+        if result.recovered:
+            return []
+        waited = recovery[-1].get("waited_s", 0.0)
+        return [Problem("ratelimit.recovery", result.tier,
+                        f"still refused ({recovery[-1].get('status') or recovery[-1].get('error')}"
+                        f") after waiting {waited:.1f} s as Retry-After said")]
+    if rejected:
+        return [Problem("ratelimit.recovery", result.tier, "the recovery request never ran")]
+    return []
 
 
 def _shared(accepted: list[Mapping[str, Any]], everyone: int, floor: int) -> bool:

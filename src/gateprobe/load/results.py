@@ -1,18 +1,20 @@
 """From a load run's raw samples to its verdict: written by the Locust master (or the only
 process) when the run ends, read back by ``gateprobe load``.
 
-``verdict.json`` is the one place a run's outcome lives; the exit code, the printed tables and
-(later) the report folder's summaries are all derived from it.
+``verdict.json`` is the one place a run's outcome lives; the exit code, the printed tables, the
+findings and the one-line summary of ``gateprobe load`` (``findings_of``, ``summary_line``) are
+all derived from it.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import LoadPlan
 from gateprobe.load.slo import evaluate_latency
@@ -82,3 +84,36 @@ def write_verdict(plan: LoadPlan, wall_s: float) -> dict[str, Any]:
                                                     default=str), encoding="utf-8")
     return result
 
+
+
+def findings_of(result: Mapping[str, Any]) -> list[Finding]:
+    """One finding per failed tier check or missed SLO of a verdict."""
+    items = result.get("rate_limits", {}).get("problems") or result.get("breaches") or []
+    return [_finding(item) for item in items]
+
+
+def _finding(item: Mapping[str, Any]) -> Finding:
+    if "tier" in item:
+        return Finding(item["check_id"], f"tier {item['tier']}", Severity.HIGH,
+                       "the tier limited as documented", item["message"],
+                       case=f"tier {item['tier']}")
+    observed = item.get("observed")
+    return Finding(f"slo.{item['slo']}", "all", Severity.HIGH,
+                   f"{item['slo']} within {item['limit']:g}",
+                   "no data" if observed is None else f"{observed:.4g}",
+                   case=f"slo {item['slo']}")
+
+
+def summary_line(result: Mapping[str, Any]) -> str:
+    """A verdict in one line: each tier's accepted/limit, or the latency headline; then the
+    reasons it failed, if any."""
+    if "rate_limits" in result:
+        line = ", ".join(f"{t['tier']} {t['accepted']}/{t['limit']}"
+                         f"{'' if t['ok'] else ' FAIL'}" for t in result["rate_limits"]["tiers"])
+    else:
+        m = result["latency"]
+        line = (f"{m['requests']} streams, TTFT p95 "
+                f"{(m['ttft_ms'].get('p95') or float('nan')):.0f} ms, errors {m['errors']}")
+    if result.get("reasons"):
+        line += "; " + "; ".join(result["reasons"])
+    return line

@@ -1,60 +1,53 @@
-"""``gateprobe load rate-limits|latency``: build the plan, check it is safe, run Locust in a
-subprocess, and turn its verdict into tables and an exit code.
+"""The load engine: ``run_load(target, options)`` plans a Locust scenario (rate-limits or
+latency) against a ``Target``, checks it is safe, runs Locust in a subprocess and turns its
+verdict into tables, findings and an exit code.
 
 Locust runs in a child process because importing it monkey-patches the process with gevent.
-Exit codes: 0 the run met every objective, 1 it did not (or did not end within its budget), 2
-usage or configuration error, 3 target unreachable.
+That child is the one place argv is built, and the only environment the keys are written to:
+the plan names the variables, the child's environment holds their values, and ``os.environ``
+of this process is never touched.
+
+Exit codes: 0 the run met every objective, 1 it did not (or did not end within its budget);
+a refused run raises ``UsageError`` or ``ConfigError`` (exit 2).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import os
+import re
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
-from dataclasses import replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateprobe import dryrun
 from gateprobe.console import Console
 from gateprobe.errors import ConfigError, UsageError
+from gateprobe.findings import Finding
 from gateprobe.load.plan import (
     ARRIVALS,
     MAX_DURATION_S,
     MAX_REQUESTS,
     MAX_RPS,
     PLAN_ENV,
+    SCENARIOS,
     STREAM_ENDPOINTS,
     LoadPlan,
 )
-from gateprobe.load.results import VERDICT_FILE
-from gateprobe.load.slo import load_slo
+from gateprobe.load.results import VERDICT_FILE, findings_of, summary_line
+from gateprobe.load.slo import DEFAULT_SLO_FILE, load_slo, validate
 from gateprobe.redact import Redactor, redact_tree
 from gateprobe.report import new_run_dir
-from gateprobe.targets import (
-    DEFAULT_MODELS,
-    PROFILES,
-    add_timeout_flags,
-    check_base_url,
-    check_reachable,
-    is_loopback_url,
-    key_from_env,
-    model_overrides,
-    target_entry,
-    timeouts_of,
-)
+from gateprobe.targets import Target, key_from_env
 
 _PACKAGED = Path(__file__).resolve().parent.parent / "_load"
 _SOURCE = Path(__file__).resolve().parents[3] / "load"
 LOCUSTFILES = {"rate-limits": "rate_limits.py", "latency": "streaming_latency.py"}
 STOP_TIMEOUT_S = 5
-EMBEDDED_TIERS = {"free": "gp-free-0001", "vip": "gp-vip-0001", "premium": "gp-premium-0001"}
-EMBEDDED_LIMITS = {"free": 12, "vip": 60, "premium": 90}
-EMBEDDED_WINDOW_S = 10.0
 
 
 def load_dir() -> Path:
@@ -62,230 +55,203 @@ def load_dir() -> Path:
     return _PACKAGED if _PACKAGED.exists() else _SOURCE
 
 
-def add_parser(sub: Any) -> None:
-    """The ``load`` command's flags."""
-    load = sub.add_parser("load", help="run a Locust load scenario (rate-limits or latency)")
-    load.add_argument("scenario", choices=list(LOCUSTFILES), help="which scenario")
-    where = load.add_argument_group("target (default: the embedded reference gateway)")
-    where.add_argument("--target", metavar="NAME", help="a target of the targets file")
-    where.add_argument("--targets", metavar="FILE", default="targets.yaml")
-    where.add_argument("--base-url", help="the gateway to load (loopback only without --target)")
-    where.add_argument("--profile", choices=PROFILES, default="ohmygpt")
-    where.add_argument("--api-key-env", default="GATEPROBE_API_KEY", metavar="VAR",
-                       help="latency: variable holding the key (GATEPROBE_API_KEY)")
-    where.add_argument("--tier-key", action="append", default=[], metavar="TIER=VAR",
-                       help="rate-limits: a tier's key variable (repeatable)")
-    where.add_argument("--limit", action="append", default=[], metavar="TIER=N",
-                       help="rate-limits: requests per window of a tier (repeatable)")
-    where.add_argument("--window-s", type=float, metavar="S",
-                       help="rate-limits: the window of the limits (target's, or 60)")
-    where.add_argument("--model", action="append", default=[], metavar="ENDPOINT=NAME")
-    shape = load.add_argument_group("shape of the run")
-    shape.add_argument("--users", type=int, default=4, help="latency: concurrent users (4)")
-    shape.add_argument("--spawn-rate", type=float, help="users started per second (all at once)")
-    shape.add_argument("--duration", type=float, metavar="S",
-                       help="seconds; also the run's cap (latency 30; rate-limits 3 windows+15)")
-    shape.add_argument("--arrival", choices=ARRIVALS, default="closed",
-                       help="closed-loop users, or a constant / Poisson arrival --rate")
-    shape.add_argument("--rate", type=float, default=0.0, help="arrivals per second (all users)")
-    shape.add_argument("--weight", action="append", default=[], metavar="ENDPOINT=W",
-                       help="latency: chat, messages, complete weights (1 each)")
-    shape.add_argument("--max-tokens", type=int, default=64, help="tokens asked per stream (64)")
-    shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
-    shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")
-    shape.add_argument("--slo", metavar="FILE", help="SLO thresholds (default: load/slo.yaml)")
-    add_timeout_flags(shape.add_argument)
-    mode = load.add_argument_group("Locust")
-    mode.add_argument("--web", action="store_true", help="serve Locust's web UI (127.0.0.1)")
-    mode.add_argument("--web-port", type=int, default=8089)
-    mode.add_argument("--processes", type=int, help="local worker processes (Locust --processes)")
-    mode.add_argument("--master", action="store_true", help="be the master of remote workers")
-    mode.add_argument("--expect-workers", type=int, default=1, help="master: workers to wait for")
-    mode.add_argument("--worker", action="store_true", help="be a worker of --master-host")
-    mode.add_argument("--master-host", default="127.0.0.1")
-    mode.add_argument("--master-port", type=int, default=5557)
-    load.add_argument("--dry-run", action="store_true",
-                      help="print what would be sent, send nothing")
-    load.add_argument("--report-dir", metavar="DIR", help="write here instead of reports/<run>/")
+@dataclass(frozen=True, slots=True)
+class LoadOptions:
+    """How to run one load scenario (the target is separate: ``gateprobe.targets.Target``)."""
+
+    scenario: str
+    """``rate-limits`` or ``latency``."""
+    users: int = 4
+    """Latency: concurrent users (rate-limits runs one user per tier)."""
+    spawn_rate: float | None = None
+    """Users started per second (None: all at once)."""
+    duration_s: float | None = None
+    """Also the run's cap; None: latency 30 s, rate-limits 3 windows + 15 s."""
+    arrival: str = "closed"
+    rate: float = 0.0
+    """Arrivals per second over all users, for ``constant`` and ``poisson`` arrivals."""
+    weights: Mapping[str, float] = field(default_factory=dict)
+    """Latency: endpoint (chat, messages, complete) -> weight; empty: 1 each."""
+    max_tokens: int = 64
+    max_requests: int = 10_000
+    max_rps: float = 200.0
+    slo: Path | Mapping[str, float] | None = None
+    """An SLO file, inline thresholds, or None for ``load/slo.yaml``."""
+    web: bool = False
+    web_port: int = 8089
+    processes: int | None = None
+    master: bool = False
+    expect_workers: int = 1
+    worker: bool = False
+    master_host: str = "127.0.0.1"
+    master_port: int = 5557
+    report_dir: Path | None = None
+    """Write here instead of ``reports/<run>/``."""
+
+    def check(self) -> LoadOptions:
+        """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
+        if self.scenario not in SCENARIOS:
+            raise UsageError(f"unknown load scenario {self.scenario!r} "
+                             f"(one of {', '.join(SCENARIOS)})")
+        if self.arrival not in ARRIVALS:
+            raise UsageError(f"--arrival must be one of {', '.join(ARRIVALS)}")
+        for flag, value in (("--users", self.users), ("--max-tokens", self.max_tokens),
+                            ("--max-requests", self.max_requests),
+                            ("--processes", self.processes),
+                            ("--expect-workers", self.expect_workers)):
+            if value is not None and value < 1:
+                raise UsageError(f"{flag} must be at least 1")
+        if not self.max_rps > 0:
+            raise UsageError("--max-rps must be > 0")
+        if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
+            raise UsageError(f"--duration must be within 0..{MAX_DURATION_S:g} s")
+        if self.max_requests > MAX_REQUESTS:
+            raise UsageError(f"--max-requests is capped at {MAX_REQUESTS}")
+        if self.max_rps > MAX_RPS:
+            raise UsageError(f"--max-rps is capped at {MAX_RPS:g}")
+        if self.arrival != "closed":
+            if not self.rate > 0:
+                raise UsageError(f"--arrival {self.arrival} needs --rate > 0")
+            if self.rate > self.max_rps:
+                raise UsageError(f"--rate {self.rate:g} is above --max-rps {self.max_rps:g}")
+        if self.master and self.worker:
+            raise UsageError("give --master or --worker, not both")
+        if self.processes and (self.master or self.worker):
+            raise UsageError("--processes runs local workers: not with --master or --worker")
+        _weights(self.weights)
+        return self
 
 
-def _pairs(values: list[str], flag: str) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for value in values:
-        name, sep, rest = value.partition("=")
-        if not sep or not name or not rest:
-            raise UsageError(f"{flag} takes NAME=VALUE, got {value!r}")
-        out[name] = rest
-    return out
+@dataclass(slots=True)
+class LoadResult:
+    """What one load run found."""
+
+    scenario: str
+    exit_code: int
+    out_dir: Path
+    verdict: dict[str, Any] | None
+    """``verdict.json`` as the Locust side wrote it; None when the run ended without one (and
+    for a ``worker``, whose master judges the run)."""
+    findings: list[Finding]
+    """One per failed tier check or missed SLO."""
+    reason: str
+    """The run in one line: each tier's accepted/limit or the latency headline, then the
+    reasons it failed."""
+
+    @property
+    def ok(self) -> bool:
+        """Whether the run met every objective."""
+        return self.exit_code == 0
 
 
-def _numbers(values: Mapping[str, str], flag: str, kind: type[int] | type[float],
-             ) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for name, text in values.items():
-        try:
-            out[name] = kind(text)
-        except ValueError:
-            raise UsageError(f"{flag} {name}={text}: not a number") from None
-        if out[name] < 0 or (kind is int and out[name] < 1):
-            raise UsageError(f"{flag} {name}={text}: must be positive")
-    return out
-
-
-def _check_shape(args: argparse.Namespace) -> None:
-    for flag in ("users", "max_tokens", "max_requests", "processes", "expect_workers"):
-        value = getattr(args, flag)
-        if value is not None and value < 1:
-            raise UsageError(f"--{flag.replace('_', '-')} must be at least 1")
-    if not args.max_rps > 0:
-        raise UsageError("--max-rps must be > 0")
-    timeouts_of(lambda dest: getattr(args, dest))
-    if args.duration is not None and not 0 < args.duration <= MAX_DURATION_S:
-        raise UsageError(f"--duration must be within 0..{MAX_DURATION_S:g} s")
-    if args.max_requests > MAX_REQUESTS:
-        raise UsageError(f"--max-requests is capped at {MAX_REQUESTS}")
-    if args.max_rps > MAX_RPS:
-        raise UsageError(f"--max-rps is capped at {MAX_RPS:g}")
-    if args.arrival != "closed":
-        if not args.rate > 0:
-            raise UsageError(f"--arrival {args.arrival} needs --rate > 0")
-        if args.rate > args.max_rps:
-            raise UsageError(f"--rate {args.rate:g} is above --max-rps {args.max_rps:g}")
-    if args.window_s is not None and not args.window_s > 0:
-        raise UsageError("--window-s must be > 0")
-    if args.master and args.worker:
-        raise UsageError("give --master or --worker, not both")
-    if args.processes and (args.master or args.worker):
-        raise UsageError("--processes runs local workers: not with --master or --worker")
-
-
-def _weights(args: argparse.Namespace) -> dict[str, float]:
-    weights = {k: 1.0 for k in STREAM_ENDPOINTS}
-    given = _numbers(_pairs(args.weight, "--weight"), "--weight", float)
-    unknown = set(given) - set(weights)
+def _weights(given: Mapping[str, float]) -> dict[str, float]:
+    """Every endpoint's weight: 1 unless given; each known, not negative, not all 0."""
+    unknown = set(given) - set(STREAM_ENDPOINTS)
     if unknown:
         raise UsageError(f"--weight: unknown endpoint {min(unknown)!r} "
                          f"(one of {', '.join(STREAM_ENDPOINTS)})")
-    weights.update(given)
+    for name, value in given.items():
+        if not (math.isfinite(value) and value >= 0):
+            raise UsageError(f"--weight {name}={value:g}: must be positive")
+    weights = {k: float(given.get(k, 1.0)) for k in STREAM_ENDPOINTS}
     if not any(weights.values()):
         raise UsageError("--weight: every weight is 0")
     return weights
 
 
-def run_load(args: argparse.Namespace, console: Console) -> int:
-    """Check everything, run the scenario, report; the exit code."""
-    _check_shape(args)
-    slo = load_slo(Path(args.slo) if args.slo else load_dir() / "slo.yaml")
-    models = {**DEFAULT_MODELS, **model_overrides(args.model)}
-    if args.target and args.base_url:
-        raise UsageError("give --target or --base-url, not both")
-    with _where(args, console) as (plan_args, embedded):
-        plan = _plan(args, plan_args, models, slo)
-        if args.dry_run:
-            from gateprobe import dryrun
+def _thresholds(slo: Path | Mapping[str, float] | None) -> dict[str, float]:
+    if slo is None:
+        return load_slo(load_dir() / DEFAULT_SLO_FILE)
+    if isinstance(slo, Path):
+        return load_slo(slo)
+    return validate(dict(slo), "SLO thresholds")
 
-            return dryrun.load(plan, console)
-        if not embedded:
-            check_reachable(plan.base_url)
+
+def _variable(tier: str) -> str:
+    return "GATEPROBE_" + re.sub(r"\W", "_", tier.upper()) + "_KEY"
+
+
+def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> LoadPlan:
+    """The plan of a run of ``options`` against ``target``, or the reason it may not run
+    (``ConfigError``, ``UsageError``). ``sending=False`` (a dry run) skips the checks of the
+    rate-limit burst against the caps: a dry run shows the plan whatever its caps.
+
+    It needs no key: a target resolved without reading any (a dry run's) plans the same, so
+    a command can refuse a run before it reads a key or starts a gateway."""
+    options.check()
+    if target.load_refusal:
+        raise ConfigError(f"load against {target.base_url} refused: {target.load_refusal}")
+    slo = _thresholds(options.slo)
+    tier_envs = {**{t: _variable(t) for t in target.tier_keys}, **target.tier_key_envs}
+    limits = dict(target.limits)
+    if options.scenario == "rate-limits":
+        if not tier_envs:
+            raise UsageError("rate-limits needs tier keys: --tier-key TIER=VAR (or tier_keys "
+                             "in the target)")
+        for tier in tier_envs:
+            if tier not in limits:
+                raise UsageError(f"tier {tier!r} has a key but no limit: --limit {tier}=N")
+        limits = {t: limits[t] for t in tier_envs}
+        duration = options.duration_s or 3 * target.window_s + 15
+        users = len(limits)
+    else:
+        duration = options.duration_s or 30.0
+        users = options.users
+    plan = LoadPlan(
+        scenario=options.scenario, base_url=target.base_url, profile=target.profile,
+        out_dir="", api_key_env=target.api_key_env or "GATEPROBE_API_KEY", tier_keys=tier_envs,
+        limits=limits, window_s=target.window_s, models=dict(target.models),
+        weights=_weights(options.weights), arrival=options.arrival, rate=options.rate,
+        users=users, max_tokens=options.max_tokens, duration_s=duration,
+        max_requests=options.max_requests, max_rps=options.max_rps,
+        processes=options.processes or (options.expect_workers if options.master else 1),
+        timeouts=target.timeouts, slo=slo)
+    if sending:
         _check_burst_rate(plan)
-        out = new_run_dir(f"load-{args.scenario}",
-                          explicit=Path(args.report_dir) if args.report_dir else None)
-        plan = replace(plan, out_dir=str(out))
-        (out / VERDICT_FILE).unlink(missing_ok=True)  # a reused folder's old verdict is not ours
-        plan.save(out / "plan.json")
-        console.line(f"gateprobe load {plan.scenario}: {plan.base_url}, report in {out}")
-        code = _locust(args, plan, console)
-        redact_tree(out, Redactor(os.environ.get(v, "") for v in plan.secret_envs))
-    if args.worker:
-        return code
+    return plan
+
+
+def dry_run(target: Target, options: LoadOptions, console: Console) -> int:
+    """Print what a run would send (nothing is sent, no key is needed); 0."""
+    plan = plan_load(target, options, sending=False)
+    if target.embedded:
+        plan = replace(plan, base_url="(the embedded reference gateway)")
+    return dryrun.load(plan, console, keys_from_env=not target.embedded)
+
+
+def run_load(target: Target, options: LoadOptions, console: Console) -> LoadResult:
+    """Run the scenario against ``target`` (reachable: ``gateprobe.embedded.open_target``
+    checked it), print its tables and verdict; the result."""
+    plan = plan_load(target, options)
+    if plan.scenario == "rate-limits":
+        for tier, variable in plan.tier_keys.items():
+            if not target.tier_keys.get(tier):
+                key_from_env(variable)  # the one missing: ConfigError naming its variable
+    elif not target.api_key:
+        key_from_env(plan.api_key_env)
+    out = new_run_dir(f"load-{plan.scenario}", explicit=options.report_dir)
+    plan = replace(plan, out_dir=str(out))
+    (out / VERDICT_FILE).unlink(missing_ok=True)  # a reused folder's old verdict is not ours
+    plan.save(out / "plan.json")
+    console.line(f"gateprobe load {plan.scenario}: {plan.base_url}, report in {out}")
+    try:
+        code = _locust(plan, options, _child_env(target, plan), console)
+    finally:
+        redact_tree(out, Redactor(target.secrets))
+    if options.worker:
+        return LoadResult(plan.scenario, code, out, None, [],
+                          f"worker of {options.master_host}:{options.master_port}: "
+                          f"Locust exit {code}")
     return _report(plan, code, console)
 
 
-@contextmanager
-def _where(args: argparse.Namespace, console: Console,
-           ) -> Iterator[tuple[dict[str, Any], bool]]:
-    """The target's part of the plan, and whether it is the embedded gateway (started here
-    for the run's duration when neither --target nor --base-url is given)."""
-    tier_keys = _pairs(args.tier_key, "--tier-key")
-    limits = _numbers(_pairs(args.limit, "--limit"), "--limit", int)
-    if args.target:
-        entry = target_entry(Path(args.targets).resolve(), args.target)
-        if not is_loopback_url(entry.base_url) and not entry.allow_load:
-            raise ConfigError(f"load against {entry.base_url} refused: it is not loopback and "
-                              f"target {entry.name!r} does not set allow_load: true")
-        yield {"base_url": check_base_url(entry.base_url), "profile": entry.profile,
-               "api_key_env": entry.api_key_env,
-               "tier_keys": {**entry.tier_keys, **tier_keys},
-               "limits": {**entry.rpm, **limits},
-               "window_s": args.window_s or entry.window_s,
-               "models": {**entry.models}}, False
-        return
-    if args.base_url:
-        base_url = check_base_url(args.base_url)
-        if not is_loopback_url(base_url):
-            raise ConfigError(f"load against {base_url} refused: only loopback targets can be "
-                              "loaded from flags; use --target with allow_load: true")
-        yield {"base_url": base_url, "profile": args.profile, "api_key_env": args.api_key_env,
-               "tier_keys": tier_keys, "limits": limits, "window_s": args.window_s or 60.0,
-               "models": {}}, False
-        return
-    window = args.window_s or EMBEDDED_WINDOW_S
-    if args.dry_run:
-        yield {"base_url": "(the embedded reference gateway)", "profile": "ohmygpt",
-               "api_key_env": "GATEPROBE_EMBEDDED_KEY",
-               "tier_keys": {t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in EMBEDDED_TIERS},
-               "limits": dict(EMBEDDED_LIMITS), "window_s": window, "models": {}}, True
-        return
-    from gateprobe.reference.config import default_keys_path, load_keys_file
-    from gateprobe.reference.server import running_gateway
-
-    config = load_keys_file(default_keys_path()).config(rate_window_s=window)
-    env = {f"GATEPROBE_EMBEDDED_{t.upper()}_KEY": k for t, k in EMBEDDED_TIERS.items()}
-    env["GATEPROBE_EMBEDDED_KEY"] = EMBEDDED_TIERS["vip"]  # test keys of the fake gateway
-    os.environ.update(env)
-    with running_gateway(config) as gateway:
-        console.line(f"embedded reference gateway at {gateway.base_url} "
-                     f"(rate window {window:g} s)")
-        yield {"base_url": gateway.base_url, "profile": "ohmygpt",
-               "api_key_env": "GATEPROBE_EMBEDDED_KEY",
-               "tier_keys": {t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in EMBEDDED_TIERS},
-               "limits": dict(EMBEDDED_LIMITS), "window_s": window, "models": {}}, True
-
-
-def _plan(args: argparse.Namespace, where: dict[str, Any], models: dict[str, str],
-          slo: dict[str, float]) -> LoadPlan:
-    scenario = args.scenario
-    tier_keys, limits = where["tier_keys"], where["limits"]
-    if scenario == "rate-limits":
-        if not tier_keys:
-            raise UsageError("rate-limits needs tier keys: --tier-key TIER=VAR (or tier_keys "
-                             "in the target)")
-        for tier in tier_keys:
-            if tier not in limits:
-                raise UsageError(f"tier {tier!r} has a key but no limit: --limit {tier}=N")
-        limits = {t: limits[t] for t in tier_keys}
-        for variable in tier_keys.values():
-            if not args.dry_run:
-                key_from_env(variable)
-        window = where["window_s"]
-        duration = args.duration or 3 * window + 15
-        users = len(limits)
-    else:
-        if not args.dry_run:
-            key_from_env(where["api_key_env"])
-        duration = args.duration or 30.0
-        users = args.users
-    processes = args.processes or (args.expect_workers if args.master else 1)
-    return LoadPlan(
-        scenario=scenario, base_url=where["base_url"], profile=where["profile"], out_dir="",
-        api_key_env=where["api_key_env"], tier_keys=dict(tier_keys), limits=dict(limits),
-        window_s=where["window_s"], models={**models, **where["models"],
-                                            **model_overrides(args.model)},
-        weights=_weights(args), arrival=args.arrival, rate=args.rate, users=users,
-        max_tokens=args.max_tokens, duration_s=duration, max_requests=args.max_requests,
-        max_rps=args.max_rps, processes=processes,
-        timeouts=timeouts_of(lambda dest: getattr(args, dest)),
-        slo=slo)
+def _child_env(target: Target, plan: LoadPlan) -> dict[str, str]:
+    """The Locust process's environment: ours, the plan's path, and the keys under the names
+    the plan gives them."""
+    keys = {plan.api_key_env: target.api_key} if target.api_key else {}
+    keys.update({plan.tier_keys[t]: key for t, key in target.tier_keys.items() if key})
+    return {**os.environ, **keys, PLAN_ENV: str(plan.out / "plan.json"),
+            "PYTHONUNBUFFERED": "1"}
 
 
 def _check_burst_rate(plan: LoadPlan) -> None:
@@ -305,38 +271,40 @@ def _check_burst_rate(plan: LoadPlan) -> None:
                          f"{plan.max_requests}")
 
 
-def _locust(args: argparse.Namespace, plan: LoadPlan, console: Console) -> int:
+def _argv(plan: LoadPlan, options: LoadOptions) -> list[str]:
+    """The Locust command line of a run (its report folder is ``plan.out``)."""
     out = plan.out
-    command = [sys.executable, "-m", "locust", "-f", str(load_dir() / LOCUSTFILES[plan.scenario]),
-               "--host", plan.base_url, "--stop-timeout", str(STOP_TIMEOUT_S),
-               "--loglevel", "INFO", "--logfile", str(out / "locust.log"),
-               "--config", os.devnull]
-    if args.worker:
-        command += ["--worker", "--master-host", args.master_host,
-                    "--master-port", str(args.master_port)]
+    argv = [sys.executable, "-m", "locust", "-f", str(load_dir() / LOCUSTFILES[plan.scenario]),
+            "--host", plan.base_url, "--stop-timeout", str(STOP_TIMEOUT_S),
+            "--loglevel", "INFO", "--logfile", str(out / "locust.log"), "--config", os.devnull]
+    if options.worker:
+        return [*argv, "--worker", "--master-host", options.master_host,
+                "--master-port", str(options.master_port)]
+    argv += ["--users", str(plan.users), "--spawn-rate", str(options.spawn_rate or plan.users),
+             "--csv", str(out / "locust"), "--html", str(out / "locust.html")]
+    if options.web:
+        argv += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
     else:
-        spawn = args.spawn_rate or plan.users
-        command += ["--users", str(plan.users), "--spawn-rate", str(spawn),
-                    "--csv", str(out / "locust"), "--html", str(out / "locust.html")]
-        if args.web:
-            command += ["--web-host", "127.0.0.1", "--web-port", str(args.web_port)]
-        else:
-            command += ["--headless", "--run-time", f"{math.ceil(plan.duration_s)}s",
-                        "--only-summary"]
-        if args.processes:
-            command += ["--processes", str(args.processes)]
-        if args.master:
-            command += ["--master", "--master-bind-port", str(args.master_port)]
-            if not args.web:
-                command += ["--expect-workers", str(args.expect_workers)]
-    env = {**os.environ, PLAN_ENV: str(out / "plan.json"), "PYTHONUNBUFFERED": "1"}
+        argv += ["--headless", "--run-time", f"{math.ceil(plan.duration_s)}s", "--only-summary"]
+    if options.processes:
+        argv += ["--processes", str(options.processes)]
+    if options.master:
+        argv += ["--master", "--master-bind-port", str(options.master_port)]
+        if not options.web:
+            argv += ["--expect-workers", str(options.expect_workers)]
+    return argv
+
+
+def _locust(plan: LoadPlan, options: LoadOptions, env: Mapping[str, str],
+            console: Console) -> int:
+    """Run Locust to its end or its budget; its exit code (-1: stopped at the budget)."""
     budget = plan.duration_s + STOP_TIMEOUT_S + 60
-    if args.master or args.worker or args.web:
+    if options.master or options.worker or options.web:
         budget += 600  # waiting for workers (or a human) to start it
-    output = None if args.web else (out / "locust.out").open("wb")
+    output = None if options.web else (plan.out / "locust.out").open("wb")
     try:
-        process = subprocess.Popen(command, env=env, stdout=output, stderr=subprocess.STDOUT,
-                                   stdin=subprocess.DEVNULL)
+        process = subprocess.Popen(_argv(plan, options), env=dict(env), stdout=output,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
             return process.wait(timeout=budget)
         except subprocess.TimeoutExpired:
@@ -354,27 +322,32 @@ def _locust(args: argparse.Namespace, plan: LoadPlan, console: Console) -> int:
             output.close()
 
 
-def _report(plan: LoadPlan, code: int, console: Console) -> int:
+def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     path = plan.out / VERDICT_FILE
     if not path.exists():
         tail = _tail(plan.out / "locust.out") or _tail(plan.out / "locust.log")
         console.error(f"the load run ended without a verdict (Locust exit {code}); see "
                       f"{plan.out}" + (f": {tail}" if tail else ""))
-        return 1
-    verdict = json.loads(path.read_text(encoding="utf-8"))
+        return LoadResult(plan.scenario, 1, plan.out, None, [],
+                          f"the load run ended without a verdict (Locust exit {code})")
+    verdict: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if plan.scenario == "rate-limits":
         _print_rate_limits(verdict, console)
     else:
         _print_latency(verdict, console)
-    if code == -1:
-        verdict["ok"] = False
-    if verdict["ok"]:
+    result = LoadResult(plan.scenario, 0, plan.out, verdict, findings_of(verdict),
+                        summary_line(verdict))
+    if verdict["ok"] and code != -1:
         console.line(f"PASS: every objective met ({verdict['requests']} requests)")
-        return 0
-    console.line(f"FAIL: {len(verdict['reasons'])} objective(s) missed")
-    for reason in verdict["reasons"]:
+        return result
+    result.exit_code = 1
+    reasons = list(verdict["reasons"])
+    if code == -1 and not reasons:  # judged fine, but the run had to be stopped
+        result.reason += "; stopped at its budget"
+    console.line(f"FAIL: {len(reasons)} objective(s) missed")
+    for reason in reasons:
         console.line(f"  - {reason}")
-    return 1
+    return result
 
 
 def _tail(path: Path) -> str:

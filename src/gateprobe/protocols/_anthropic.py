@@ -7,10 +7,6 @@ from typing import Any
 
 import jsonschema
 
-ERROR_TYPES = ("invalid_request_error", "authentication_error", "permission_error",
-               "not_found_error", "request_too_large", "rate_limit_error", "api_error",
-               "overloaded_error")
-
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",
     "required": ["type", "error"],

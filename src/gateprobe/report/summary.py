@@ -19,35 +19,16 @@ import json
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from gateprobe import __version__
 from gateprobe.errors import ConfigError
+from gateprobe.events import ERROR, SKIPPED, Phase
 from gateprobe.metrics import finite
 
 SCHEMA = "gateprobe.summary"
 VERSION = 1
-PASSED, FAILED, SKIPPED, ERROR = "passed", "failed", "skipped", "error"
-
-
-@dataclass(slots=True)
-class Phase:
-    """One part of a run: the conformance suite, a load scenario, a comparison."""
-
-    name: str
-    status: str
-    reason: str = ""
-    dir: str = ""
-    """Its folder inside the run folder ('' when it wrote into the run folder itself)."""
-    data: dict[str, Any] = field(default_factory=dict)
-    findings: list[dict[str, Any]] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, Any]:
-        """JSON form (findings are listed once, at the top of the summary)."""
-        return {"name": self.name, "status": self.status, "reason": self.reason,
-                "dir": self.dir, "data": self.data}
 
 
 def latency_digest(verdict: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
@@ -78,7 +59,7 @@ def build(command: str, target: Mapping[str, Any], phases: Sequence[Phase], star
         "started": started, "finished": finished, "duration_s": round(duration_s, 3),
         "target": dict(target), "ok": exit_code == 0, "exit_code": exit_code,
         "phases": [p.as_json() for p in phases],
-        "findings": [{"phase": p.name, **f} for p in phases for f in p.findings],
+        "findings": [{"phase": p.name, **f.as_json()} for p in phases for f in p.findings],
     }
     for phase in phases:
         if phase.name == "latency" and phase.data:
@@ -224,5 +205,5 @@ def _junit_cases(phase: Phase) -> list[tuple[str, str, str]]:
         cases = [(f"slo {name}", failing.pop(name, ""), "") for name in slos]
         cases += [(f"slo {name}", reason, "") for name, reason in failing.items()]
         return cases
-    return [(f["check_id"] + " " + f["endpoint"], f["observed"], "") for f in phase.findings] \
+    return [(f"{f.check_id} {f.endpoint}", f.observed, "") for f in phase.findings] \
         or [(phase.name, "", "")]

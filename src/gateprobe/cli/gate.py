@@ -1,0 +1,29 @@
+"""``gateprobe gate --config gate.yaml``: the CI entry point (see ``gateprobe.gate``)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gateprobe.console import Console
+from gateprobe.gate import dry_run, load_config, run_gate
+
+
+def add_parser(sub: Any) -> None:
+    """The ``gate`` command's flags."""
+    gate = sub.add_parser("gate", help="the CI entry point: run the suites of a gate file and "
+                                       "decide (allow-list, baseline)")
+    gate.add_argument("--config", required=True, metavar="FILE", help="the gate file (YAML)")
+    gate.add_argument("--dry-run", action="store_true",
+                      help="print what would be sent, send nothing")
+    gate.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-gate/")
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    """Run the gate (or describe it, ``--dry-run``); its exit code."""
+    config = load_config(Path(args.config))
+    if args.dry_run:
+        return dry_run(config, console)
+    report_dir = Path(args.report_dir) if args.report_dir else None
+    return run_gate(config, console, report_dir).exit_code

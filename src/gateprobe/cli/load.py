@@ -1,0 +1,104 @@
+"""``gateprobe load``: a Locust scenario (rate-limits or latency).
+
+Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.load.runner``, an exit code out:
+0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
+unreachable (a ``--worker`` run returns Locust's own exit code).
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from gateprobe.cli._flags import add_target_flags, choice_from, pairs
+from gateprobe.console import Console
+from gateprobe.embedded import Embedded, open_target
+from gateprobe.errors import UsageError
+from gateprobe.load.plan import ARRIVALS
+from gateprobe.load.runner import LOCUSTFILES, LoadOptions, dry_run, plan_load, run_load
+from gateprobe.targets import TargetChoice
+
+EMBEDDED_WINDOW_S = 10.0
+"""The embedded gateway's rate window unless ``--window-s`` says otherwise."""
+
+
+def add_parser(sub: Any) -> None:
+    """The ``load`` command's flags."""
+    load = sub.add_parser("load", help="run a Locust load scenario (rate-limits or latency)")
+    load.add_argument("scenario", choices=list(LOCUSTFILES), help="which scenario")
+    add_target_flags(load, tiers=True)
+    shape = load.add_argument_group("shape of the run")
+    shape.add_argument("--users", type=int, default=4, help="latency: concurrent users (4)")
+    shape.add_argument("--spawn-rate", type=float, help="users started per second (all at once)")
+    shape.add_argument("--duration", type=float, metavar="S",
+                       help="seconds; also the run's cap (latency 30; rate-limits 3 windows+15)")
+    shape.add_argument("--arrival", choices=ARRIVALS, default="closed",
+                       help="closed-loop users, or a constant / Poisson arrival --rate")
+    shape.add_argument("--rate", type=float, default=0.0, help="arrivals per second (all users)")
+    shape.add_argument("--weight", action="append", default=[], metavar="ENDPOINT=W",
+                       help="latency: chat, messages, complete weights (1 each)")
+    shape.add_argument("--max-tokens", type=int, default=64, help="tokens asked per stream (64)")
+    shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
+    shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")
+    shape.add_argument("--slo", metavar="FILE", help="SLO thresholds (default: load/slo.yaml)")
+    mode = load.add_argument_group("Locust")
+    mode.add_argument("--web", action="store_true", help="serve Locust's web UI (127.0.0.1)")
+    mode.add_argument("--web-port", type=int, default=8089)
+    mode.add_argument("--processes", type=int, help="local worker processes (Locust --processes)")
+    mode.add_argument("--master", action="store_true", help="be the master of remote workers")
+    mode.add_argument("--expect-workers", type=int, default=1, help="master: workers to wait for")
+    mode.add_argument("--worker", action="store_true", help="be a worker of --master-host")
+    mode.add_argument("--master-host", default="127.0.0.1")
+    mode.add_argument("--master-port", type=int, default=5557)
+    load.add_argument("--dry-run", action="store_true",
+                      help="print what would be sent, send nothing")
+    load.add_argument("--report-dir", metavar="DIR", help="write here instead of reports/<run>/")
+
+
+def _weights(values: list[str]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for name, text in pairs(values, "--weight").items():
+        try:
+            out[name] = float(text)
+        except ValueError:
+            raise UsageError(f"--weight {name}={text}: not a number") from None
+    return out
+
+
+def options_from(args: argparse.Namespace) -> LoadOptions:
+    """The run's options from its flags (checked)."""
+    return LoadOptions(
+        scenario=args.scenario, users=args.users, spawn_rate=args.spawn_rate,
+        duration_s=args.duration, arrival=args.arrival, rate=args.rate,
+        weights=_weights(args.weight), max_tokens=args.max_tokens,
+        max_requests=args.max_requests, max_rps=args.max_rps,
+        slo=Path(args.slo) if args.slo else None, web=args.web, web_port=args.web_port,
+        processes=args.processes, master=args.master, expect_workers=args.expect_workers,
+        worker=args.worker, master_host=args.master_host, master_port=args.master_port,
+        report_dir=Path(args.report_dir) if args.report_dir else None).check()
+
+
+def _choice(args: argparse.Namespace) -> TargetChoice:
+    """The target the flags name; rate-limits sends only tier keys, so the API key is read only
+    if it is set."""
+    if args.window_s is not None and not args.window_s > 0:
+        raise UsageError("--window-s must be > 0")
+    return replace(choice_from(args), api_key_optional=args.scenario == "rate-limits")
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    """Run the scenario (or describe it, ``--dry-run``); its exit code."""
+    options = options_from(args)
+    choice = _choice(args)
+    embedded = Embedded(rate_window_s=args.window_s or EMBEDDED_WINDOW_S)
+    if not args.dry_run:
+        # Everything the run would refuse is refused now, before a key is read, the embedded
+        # gateway started or the target contacted.
+        with open_target(choice, embedded, console, dry_run=True) as planned:
+            plan_load(planned, options)
+    with open_target(choice, embedded, console, dry_run=args.dry_run) as target:
+        if args.dry_run:
+            return dry_run(target, options, console)
+        return run_load(target, options, console).exit_code

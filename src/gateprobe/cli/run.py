@@ -1,0 +1,57 @@
+"""``gateprobe run``: conformance, a short rate-limit and a short latency run, the report."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gateprobe.cli._flags import add_selection_flags, add_target_flags, choice_from
+from gateprobe.console import Console
+from gateprobe.embedded import Embedded, open_target
+from gateprobe.pipeline import EMBEDDED, SUITES, RunOptions, dry_run, run
+from gateprobe.smoke import result_rows, run_smoke, summary_json
+
+
+def add_parser(sub: Any) -> None:
+    """The ``run`` command's flags."""
+    parser = sub.add_parser("run", help="conformance, a short rate-limit and a short latency "
+                                        "run, and the report (default: the embedded gateway)")
+    add_target_flags(parser)
+    parser.add_argument("--suites", default=",".join(SUITES),
+                        help="comma-separated: conformance, rate-limits, latency (all)")
+    add_selection_flags(parser)
+    parser.add_argument("--dry-run", action="store_true",
+                        help="print what would be sent, send nothing")
+    parser.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-run/")
+    parser.add_argument("--smoke", action="store_true",
+                        help="only a quick smoke probe of every endpoint, no report folder")
+    parser.add_argument("--json", action="store_true", help="--smoke: print results as JSON")
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    """Run the phases (or the smoke probe, or describe them); the exit code."""
+    if args.smoke:
+        return _smoke(args, console)
+    options = RunOptions(suites=tuple(s.strip() for s in args.suites.split(",") if s.strip()),
+                         select=args.select, checks=tuple(args.checks),
+                         report_dir=Path(args.report_dir) if args.report_dir else None).check()
+    with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run) as target:
+        if args.dry_run:
+            return dry_run(target, options, console)
+        return run(target, options, console).exit_code
+
+
+def _smoke(args: argparse.Namespace, console: Console) -> int:
+    with open_target(choice_from(args), Embedded()) as target:
+        results = run_smoke(target)
+    if args.json:
+        console.line(summary_json(results))
+    else:
+        where = f"embedded reference gateway at {target.base_url}" if target.embedded \
+            else target.base_url
+        console.line(f"gateprobe run: smoke run of every endpoint ({where})")
+        console.table(["case", "endpoint", "status", "time", "verdict"], result_rows(results))
+        failed = sum(not r.ok for r in results)
+        console.line(f"{len(results) - failed} passed, {failed} failed")
+    return 0 if all(r.ok for r in results) else 1

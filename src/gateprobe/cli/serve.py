@@ -1,0 +1,81 @@
+"""``gateprobe serve``: the reference gateway in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from gateprobe.console import Console
+from gateprobe.errors import UsageError
+from gateprobe.reference import faults
+from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
+from gateprobe.reference.server import Tls, serve
+from gateprobe.targets import PROFILES
+
+
+def add_parser(sub: Any) -> None:
+    """The ``serve`` command's flags."""
+    serve = sub.add_parser("serve", help="run the reference gateway in the foreground")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (8080)")
+    serve.add_argument("--keys", type=Path, help="keys YAML (default: fixtures/keys.yaml)")
+    serve.add_argument("--profile", choices=PROFILES, default="ohmygpt",
+                       help="auth conventions (ohmygpt)")
+    serve.add_argument("--rate-window-s", type=float, default=60.0,
+                       help="rate-limit window in seconds (60)")
+    serve.add_argument("--ttft-ms", type=float, default=200.0, help="time to first token (200)")
+    serve.add_argument("--itl-ms", type=float, default=20.0, help="inter-token latency (20)")
+    serve.add_argument("--jitter-ms", type=float, default=0.0, help="+- jitter per token (0)")
+    serve.add_argument("--spin-ms", type=float, default=2.0,
+                       help="wait the last ms before each send by yielding, for sub-ms send "
+                       "precision at some CPU cost; 0 uses timers only (2)")
+    serve.add_argument("--seed", type=int, default=0, help="fake model seed (0)")
+    serve.add_argument("--max-inflight", type=int, default=0,
+                       help="answer 529/503 above this many requests in progress (0: no limit)")
+    serve.add_argument("--cut-after-s", type=float, default=0.0, metavar="S",
+                       help="answer non-streaming requests longer than S with a CDN's 524 page "
+                            "at S seconds (0: never)")
+    serve.add_argument("--fault", action="append", default=[], metavar="NAME",
+                       help="enable a named deviation (repeatable; see --list-faults)")
+    serve.add_argument("--list-faults", action="store_true",
+                       help="print the fault catalogue and exit")
+    serve.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
+                       help="event loop (auto: uvloop where installed)")
+    serve.add_argument("--log-level", default="warning",
+                       choices=("critical", "error", "warning", "info", "debug"))
+    serve.add_argument("--tls-cert", type=Path, metavar="PEM",
+                       help="serve HTTPS with this certificate chain (needs --tls-key)")
+    serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
+
+
+def command(args: argparse.Namespace, console: Console) -> int:
+    if args.list_faults:
+        console.table(["fault", "endpoints", "trips", "what it does"], [
+            [f.name, ", ".join(sorted(f.endpoints)), ", ".join(f.trips), f.description]
+            for f in faults.CATALOGUE.values()])
+        return 0
+
+    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight", "cut_after_s"):
+        if getattr(args, flag) < 0:
+            raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
+    if args.rate_window_s <= 0:
+        raise UsageError("--rate-window-s must be > 0")
+    if not 0 <= args.port <= 65535:
+        raise UsageError("--port must be between 0 and 65535")
+    if (args.tls_cert is None) != (args.tls_key is None):
+        raise UsageError("--tls-cert and --tls-key go together")
+    tls = Tls(args.tls_cert, args.tls_key).check() if args.tls_cert else None
+    config = load_keys_file(args.keys or default_keys_path()).config(
+        profile=args.profile, rate_window_s=args.rate_window_s,
+        timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
+        max_inflight=args.max_inflight, faults=faults.validate(args.fault),
+        cut_after_s=args.cut_after_s,
+    )
+    try:
+        serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop, tls=tls,
+              announce=lambda url: console.line(
+                  f"gateprobe reference gateway ({args.profile}) listening on {url}"))
+    except KeyboardInterrupt:
+        pass  # uvicorn re-raises the SIGINT it shut down on: Ctrl-C is how a server stops
+    return 0

@@ -1,0 +1,96 @@
+"""The embedded reference gateway, and the one way every command gets its target.
+
+Every command (conformance, load, run, gate, compare) defaults to the reference gateway on a
+free loopback port. It is started here and nowhere else, and described by a ``Target`` that
+carries its test keys in memory: nothing is written to the environment of this process. (The
+Locust subprocess gets its keys in its own environment; see ``gateprobe.load.runner``.)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from gateprobe.console import Console
+from gateprobe.reference import Timing, running_gateway
+from gateprobe.reference.config import default_keys_path, load_keys_file
+from gateprobe.targets import (
+    DEFAULT_MODELS,
+    Target,
+    TargetChoice,
+    check_reachable,
+    model_overrides,
+    resolve_target,
+)
+
+KEY = "gp-vip-0001"
+NO_PERMISSION_KEY = "gp-nomodel-0001"
+TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
+"""The documented tiers (requests per window), as ``fixtures/keys.yaml`` configures them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Embedded:
+    """How a command runs the reference gateway: its schedule, its rate window, and which key
+    of each tier the rate-limit scenario uses (``gateprobe run`` uses the second, so the budget
+    its conformance phase spent is not the one it measures)."""
+
+    ttft_ms: float = 200.0
+    itl_ms: float = 20.0
+    jitter_ms: float = 0.0
+    rate_window_s: float = 60.0
+    tier_key_number: int = 1
+
+    @property
+    def timing(self) -> Timing:
+        """The fake model's schedule."""
+        return Timing(self.ttft_ms, self.itl_ms, self.jitter_ms)
+
+    def describe(self) -> str:
+        """The schedule, for the line that says where the gateway listens."""
+        return (f"TTFT {self.ttft_ms:g} ms, ITL {self.itl_ms:g} ms, rate window "
+                f"{self.rate_window_s:g} s")
+
+
+def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
+    tiers = {t: f"gp-{t}-{embedded.tier_key_number:04d}" for t in TIER_LIMITS}
+    return Target(
+        base_url, "ohmygpt", KEY, "GATEPROBE_EMBEDDED_KEY",
+        {**DEFAULT_MODELS, **model_overrides(list(choice.models))}, NO_PERMISSION_KEY,
+        choice.timeouts, name="embedded", tier_keys=tiers,
+        tier_key_envs={t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in tiers},
+        limits=dict(TIER_LIMITS), window_s=embedded.rate_window_s, embedded=True)
+
+
+@contextmanager
+def embedded_target(embedded: Embedded, choice: TargetChoice | None = None,
+                    console: Console | None = None) -> Iterator[Target]:
+    """The reference gateway with the shipped test keys, running for the block."""
+    choice = choice or TargetChoice()
+    config = load_keys_file(default_keys_path()).config(
+        timing=embedded.timing, rate_window_s=embedded.rate_window_s)
+    with running_gateway(config) as gateway:
+        if console is not None:
+            console.line(f"embedded reference gateway at {gateway.base_url} "
+                         f"({embedded.describe()})")
+        yield _target(gateway.base_url, embedded, choice)
+
+
+@contextmanager
+def open_target(choice: TargetChoice, embedded: Embedded, console: Console | None = None, *,
+                dry_run: bool = False) -> Iterator[Target]:
+    """The command's target for the block: the one a user named (keys read now, reachability
+    checked), or the embedded gateway started for it. A dry run reads no key, starts nothing
+    and contacts nobody."""
+    if not choice.is_embedded:
+        target = resolve_target(choice, read_keys=not dry_run)
+        if not dry_run:
+            check_reachable(target.base_url)
+        yield target
+    elif dry_run:
+        yield _target("http://127.0.0.1:0", embedded, choice)
+    else:
+        with embedded_target(embedded, choice, console) as target:
+            yield target
+

@@ -1,0 +1,43 @@
+"""``gateprobe.compare.run_compare`` called from Python: a typed result, no flags involved."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from gateprobe.compare import CompareOptions, CompareResult, MirrorResult, run_compare
+from gateprobe.console import Console
+from gateprobe.events import FAILED, PASSED
+from gateprobe.findings import Finding
+from gateprobe.reference import Timing
+from gateprobe.targets import Target
+from gateway_fixtures import MakeGateway
+
+
+def test_run_compare_returns_a_typed_result(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    clean = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
+    faulty = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1),
+                          faults=("stream-drop-terminator",))
+    base = Target(clean.base_url, "ohmygpt", "gp-vip-0001")
+    out = io.StringIO()
+    result = run_compare(base, {"clean": clean.base_url, "faulty": faulty.base_url},
+                         CompareOptions(samples=2, long_request_s=0.3, report_dir=tmp_path),
+                         Console(out, io.StringIO()))
+    assert isinstance(result, CompareResult)
+    assert result.exit_code == 1 and result.run_dir == tmp_path.resolve()
+    assert all(isinstance(m, MirrorResult) for m in result.mirrors)
+    good, bad = result.mirrors
+    assert (good.name, good.ok, good.findings) == ("clean", True, [])
+    assert bad.name == "faulty" and not bad.ok and bad.findings
+    assert all(isinstance(f, Finding) for f in bad.findings)
+    assert {f.check_id for f in bad.findings} == {"stream.terminator"}
+    assert all(f.case.startswith("stream:") for f in bad.findings)
+    assert [(p.name, p.status) for p in result.phases] == [("mirror clean", PASSED),
+                                                           ("mirror faulty", FAILED)]
+    assert all(isinstance(f, Finding) and f.case for f in result.phases[1].findings)
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["exit_code"] == 1 and len(summary["compare"]["mirrors"]) == 2
+    assert "gp-vip-0001" not in (tmp_path / "summary.json").read_text()
+    assert "gateprobe compare: 2 mirrors" in out.getvalue()
+    assert "FAIL: report in" in out.getvalue()
