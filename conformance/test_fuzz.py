@@ -36,6 +36,20 @@ fuzz_guard: dict[str, Any] = {}
 """The run's Guard and pytest config, set at import below."""
 
 
+def _forget_earlier_imports() -> None:
+    """schemathesis keeps hooks in a process-wide registry, appended at each import: an earlier
+    run's hook (its guard, its budget, its target) would still run before every call of this
+    one. Checks are kept by name, so this module's ``gateprobe`` check replaces its old one."""
+    from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
+
+    for old in GLOBAL_HOOK_DISPATCHER.get_all_by_name("before_call"):
+        if getattr(old, "__module__", None) == __name__:
+            GLOBAL_HOOK_DISPATCHER.unregister(old)
+
+
+_forget_earlier_imports()
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     """Cap cost, count requests, aim schema-valid bodies at the target's models, and trust
@@ -67,7 +81,6 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
     from gateprobe import checks
     from gateprobe.checks import Context, Exchange, Expectation
     from gateprobe.pytest_plugin import describe
-    from gateprobe.redact import Redactor
     from gateprobe.sse import parse_all
 
     guard: Guard | None = fuzz_guard.get("guard")
@@ -92,8 +105,7 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
     if not (getattr(response, "stream_cut_short", False) or response.is_truncated):
         names.append("stream.grammar")
     selected = checks.select(names)
-    findings = checks.run_checks(Context(family, target.profile, Redactor(target.secrets),
-                                         expect, target.secrets), exchange, selected)
+    findings = checks.run_checks(Context.of(target, family, expect), exchange, selected)
     config = fuzz_guard.get("config")
     if config is not None:
         from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY

@@ -16,7 +16,7 @@ import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 from gateprobe import checks, transport
-from gateprobe.checks import Context, Exchange, Expectation, Family
+from gateprobe.checks import Context, Exchange, Family
 from gateprobe.findings import Finding, Severity
 from gateprobe.probe import retry_after_s
 from gateprobe.pytest_plugin import describe
@@ -153,9 +153,7 @@ def _judge_answer(response: Any, endpoint: str, family: Family, target: Target) 
                         {k.lower(): v for k, v in response.headers.items()},
                         response.content if response.is_stream_consumed or
                         not response.is_stream else b"")
-    ctx = Context(family, target.profile, Redactor(target.secrets), Expectation(),
-                  target.secrets)
-    return checks.run_checks(ctx, exchange, checks.select(ANSWER_CHECKS))
+    return checks.run_checks(Context.of(target, family), exchange, checks.select(ANSWER_CHECKS))
 
 
 Call = tuple[str, tuple[str, Callable[[Any], Any]]]

@@ -72,3 +72,69 @@ def test_a_second_run_in_the_process_starts_with_its_own_budget(
              json.loads((tmp_path / "conformance.json").read_text())["findings"]}
     assert "transport.first_byte_timeout" in found, found
     assert took < 30
+
+
+def test_a_second_run_fuzzes_its_own_target(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    """The fuzz module builds its schema for its target at import: a second run in the same
+    process must import it anew, not fuzz the first run's gateway."""
+    clean = make_gateway(timing=FAST)
+    code, output, _ = conformance("--base-url", clean.base_url, "--select", "fuzz",
+                                  "--max-examples", "2", "--fuzz-max-requests", "40")
+    assert code == 0, output[-2000:]
+    faulty = make_gateway(faults=("error-plain-text",), timing=FAST)
+    code, output, _ = conformance("--base-url", faulty.base_url, "--select", "fuzz",
+                                  "--max-examples", "2", "--fuzz-max-requests", "40",
+                                  "--report-dir", str(tmp_path))
+    assert code == 1, output[-2000:]
+    found = {f["check_id"] for f in
+             json.loads((tmp_path / "conformance.json").read_text())["findings"]}
+    assert "error.envelope" in found, found
+
+
+def test_recorded_golden_answers_hold_no_key(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    import shutil
+
+    from gateprobe.golden import golden_dir
+
+    shutil.copytree(golden_dir(), tmp_path / "golden")
+    gateway = make_gateway(faults=("key-echoed-in-error",), timing=FAST)
+    code, output, _ = conformance("--base-url", gateway.base_url, "--select", "golden",
+                                  "--record-golden", "--golden-dir", str(tmp_path / "golden"),
+                                  "--model", "chat=no-such-model")
+    assert code == 0, output[-2000:]
+    written = "".join(p.read_text() for p in (tmp_path / "golden").glob("*.yaml"))
+    assert "no-such-model" in written  # the error answers were recorded...
+    assert "gp-vip-0001" not in written  # ...without the key they quoted
+
+
+def test_the_gate_fails_a_run_whose_budget_ran_out(tmp_path: Path) -> None:
+    """Allowed findings must not hide tests the budget left unrun."""
+    import datetime as dt
+
+    from gateprobe.events import FAILED, Phase
+    from gateprobe.findings import Finding, Severity
+    from gateprobe.gate import decide, load_config
+
+    gate_file = tmp_path / "gate.yaml"
+    gate_file.write_text("embedded: true\nsuites: [conformance]\nallow:\n  - check: error.type\n"
+                         "    reason: known upstream quirk\n    expires: 2099-01-01\n")
+    config = load_config(gate_file)
+    finding = Finding("error.type", "/v1/messages", Severity.MEDIUM, "x", "y")
+    phase = Phase("conformance", FAILED, "19 skipped", data={"budget_spent": True},
+                  findings=[finding])
+    decisions = decide(config, [phase], None, dt.date(2026, 1, 1))
+    assert [d.kind for d in decisions if d.fails] == ["fail"]
+    phase.data["budget_spent"] = False
+    assert not any(d.fails for d in decide(config, [phase], None, dt.date(2026, 1, 1)))
+
+
+@pytest.mark.parametrize("bad", ["timeouts: {total_s: .nan}", "timeouts: {first_byte_s: .inf}",
+                                 "budget_s: .inf", "select: bogus"])
+def test_a_gate_file_with_an_unusable_bound_is_refused(tmp_path: Path, bad: str) -> None:
+    from gateprobe.errors import ConfigError
+    from gateprobe.gate import load_config
+
+    gate_file = tmp_path / "gate.yaml"
+    gate_file.write_text(f"embedded: true\nsuites: [conformance]\n{bad}\n")
+    with pytest.raises(ConfigError, match=str(gate_file)):
+        load_config(gate_file)

@@ -21,10 +21,12 @@ import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
+from urllib.parse import urlsplit
 
 from gateprobe.findings import Finding, Severity
 from gateprobe.redact import Redactor
 from gateprobe.sse import Event, Note
+from gateprobe.targets import Target
 
 Family = Literal["openai", "anthropic"]
 
@@ -62,6 +64,9 @@ class Exchange:
     transport_error: str | None = None
     transport_kind: str = "transport.error"
     """What happened to the connection (``gateprobe.transport``), when ``transport_error``."""
+    sent_key: str = field(default="", repr=False)
+    """The key the request carried, whatever it was (a deliberately invalid one too): no
+    answer may quote it whole."""
 
     @property
     def content_type(self) -> str:
@@ -103,6 +108,17 @@ class Context:
     expect: Expectation = field(default_factory=Expectation)
     secrets: tuple[str, ...] = ()
     """The keys in use; a check looks for them in answers (``security.key_echoed``)."""
+    target_host: str = ""
+    """The host the run talks to: an address of its own is not an internal one leaking."""
+    seen_ids: set[str] | None = None
+    """The answer ids of the run so far (``response.id`` adds to it), None to not compare."""
+
+    @classmethod
+    def of(cls, target: Target, family: Family, expect: Expectation | None = None,
+           seen_ids: set[str] | None = None) -> Context:
+        """The context of an exchange with ``target``: its profile, keys and host."""
+        return cls(family, target.profile, Redactor(target.secrets), expect or Expectation(),
+                   target.secrets, urlsplit(target.base_url).hostname or "", seen_ids)
 
 
 CheckFn = Callable[[Context, Exchange], CheckResult]

@@ -46,7 +46,7 @@ from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
 from gateprobe.report.folder import finish, handlers_for, utc_now
-from gateprobe.runstate import BREAKER_THRESHOLD
+from gateprobe.runstate import BREAKER_THRESHOLD, RunState
 from gateprobe.targets import Target, check_base_url, check_reachable, credentials
 
 STREAMS = ("chat", "completions", "messages", "complete")
@@ -204,9 +204,12 @@ def probe_mirror(name: str, target: Target, options: CompareOptions) -> MirrorRe
 
 def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
            result: MirrorResult) -> None:
+    # One run state per mirror: its breaker stops a hanging mirror's cases after three
+    # timeouts, and its ids are compared across this mirror's answers only.
+    state = RunState()
     for case in compare_cases(target):
-        exchange = send(client, target, case)
-        ctx = Context(case.family, target.profile, redactor, case.expect, target.secrets)
+        exchange = send(client, target, case, state)
+        ctx = Context.of(target, case.family, case.expect, state.seen_ids)
         findings = run_checks(ctx, exchange)
         label = f"{case.category}: {case.name} ({case.path})"
         body_shape: Any = None

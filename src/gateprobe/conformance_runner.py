@@ -12,6 +12,7 @@ import difflib
 import importlib.util
 import os
 import re
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -25,7 +26,7 @@ from gateprobe.cases import MARKERS
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.findings import Finding
-from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY, TESTS_KEY
+from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY, RUN_STATE_KEY, TESTS_KEY
 from gateprobe.redact import Redactor, redact_file, redact_tree
 from gateprobe.targets import Target
 from gateprobe.user_checks import load_check_modules
@@ -82,6 +83,8 @@ class ConformanceResult:
     tests: list[tuple[str, str]] = field(default_factory=list)
     """(pytest node id, outcome) per test; schemathesis reports several under one id."""
     cases_per_endpoint: dict[str, int] = field(default_factory=dict)
+    budget_spent: bool = False
+    """The run's budget ran out: the tests after that point were not run."""
 
     @property
     def ok(self) -> bool:
@@ -111,6 +114,8 @@ class SuiteRun:
         tests: list[tuple[str, str]] = stash[TESTS_KEY] if TESTS_KEY in stash else []
         self.result.tests = list(tests)
         self.result.cases_per_endpoint = dict(sorted(stash.get(OUTCOMES_KEY, {}).items()))
+        state = stash.get(RUN_STATE_KEY, None)
+        self.result.budget_spent = state is not None and state.told
 
 
 def run_conformance(target: Target, options: ConformanceOptions,
@@ -120,7 +125,7 @@ def run_conformance(target: Target, options: ConformanceOptions,
     options.check()
     load_check_modules(options.checks)
     run = SuiteRun(target)
-    with _no_plugin_autoload():
+    with _no_plugin_autoload(), _fresh_suite_modules():
         try:
             code = int(pytest.main(_argv(target, options), plugins=[run]))
         finally:
@@ -176,6 +181,24 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
                  "--alluredir", str(options.report_dir / "allure-results"),
                  "--findings-json", str(options.report_dir / "conformance.json")]
     return argv
+
+
+@contextmanager
+def _fresh_suite_modules() -> Iterator[None]:
+    """The suite's modules imported anew for this run, and only for it.
+
+    pytest's importlib mode names a test module by its file (``test_sdk``) and takes one of
+    that name from ``sys.modules`` if it is there: the previous run's (the fuzz module builds
+    its schema for its target at import, so a second run would fuzz the first run's target),
+    or a caller's own module of the same name (a project's ``tests/test_sdk.py``)."""
+    names = {path.stem for path in suite_dir().glob("*.py")}
+    saved = {name: sys.modules.pop(name) for name in names if name in sys.modules}
+    try:
+        yield
+    finally:
+        for name in names:
+            sys.modules.pop(name, None)
+        sys.modules.update(saved)
 
 
 @contextmanager

@@ -17,6 +17,7 @@ Exit codes: 0 pass, 1 fail, 2 configuration error, 3 target unreachable.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -25,9 +26,10 @@ from typing import Any
 
 import jsonschema
 
+from gateprobe.conformance_runner import check_selection
 from gateprobe.console import Console
 from gateprobe.embedded import open_target
-from gateprobe.errors import ConfigError
+from gateprobe.errors import ConfigError, UsageError
 from gateprobe.events import ERROR, SKIPPED, Phase
 from gateprobe.findings import Finding
 from gateprobe.load.runner import LoadOptions
@@ -130,6 +132,12 @@ def load_config(path: Path) -> GateConfig:
     if errors:
         where = ".".join(map(str, errors[0].absolute_path)) or "(top level)"
         raise ConfigError(f"{path}: {where}: {errors[0].message}")
+    if raw.get("select"):
+        try:
+            check_selection(raw["select"])
+        except UsageError as exc:
+            raise ConfigError(f"{path}: select: {str(exc).removeprefix('--select: ')}") \
+                from None
     if bool(raw.get("target")) == bool(raw.get("embedded")):
         raise ConfigError(f"{path}: give either target: NAME or embedded: true")
     here = path.resolve().parent
@@ -168,7 +176,21 @@ def load_config(path: Path) -> GateConfig:
         ttft_p95_pct=float(raw.get("regressions", {}).get("ttft_p95_pct",
                                                            DEFAULT_TTFT_P95_PCT)),
         report_dir=relative(raw["report_dir"]) if raw.get("report_dir") else None,
-        timeouts=Timeouts(**raw.get("timeouts", {})), budget_s=raw.get("budget_s"))
+        timeouts=_checked_timeouts(path, raw.get("timeouts", {})),
+        budget_s=_checked_budget(path, raw.get("budget_s")))
+
+
+def _checked_timeouts(path: Path, raw: Mapping[str, float]) -> Timeouts:
+    try:
+        return Timeouts(**raw).check()
+    except UsageError as exc:
+        raise ConfigError(f"{path}: timeouts: {exc}") from None
+
+
+def _checked_budget(path: Path, budget: float | None) -> float | None:
+    if budget is not None and not math.isfinite(budget):
+        raise ConfigError(f"{path}: budget_s: must be a finite number of seconds")
+    return budget
 
 
 @dataclass(frozen=True, slots=True)
@@ -206,6 +228,10 @@ def decide(config: GateConfig, phases: Sequence[Phase], latency: Mapping[str, An
                                       f"{phase.status}: {phase.reason}"))
         elif phase.status == "failed" and not phase.findings:
             decisions.append(Decision("fail", f"phase {phase.name}", phase.reason))
+        elif phase.data.get("budget_spent"):  # allowed findings must not hide tests not run
+            decisions.append(Decision("fail", f"phase {phase.name}",
+                                      f"the run's budget was spent: tests were not run "
+                                      f"({phase.reason})"))
     # One de-duplication everywhere: a finding's ``key`` (check, endpoint, expectation).
     baseline_keys = {Finding.from_json(f).key
                      for f in (config.baseline or {}).get("findings", [])}

@@ -15,7 +15,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gateprobe import dryrun
-from gateprobe.conformance_runner import ConformanceOptions, run_conformance, summary_line
+from gateprobe.conformance_runner import (
+    ConformanceOptions,
+    check_selection,
+    run_conformance,
+    summary_line,
+)
 from gateprobe.conformance_runner import dry_run as conformance_dry_run
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded
@@ -65,7 +70,10 @@ class RunOptions:
     report_dir: Path | None = None
 
     def check(self) -> RunOptions:
-        """Itself, with known suites, each once."""
+        """Itself, with known suites, each once, and a selection of known categories: what a
+        run would refuse is refused before a gateway starts or a report folder exists."""
+        if self.select:
+            check_selection(self.select)
         return replace(self, suites=tuple(check_suites(self.suites)))
 
 
@@ -134,7 +142,7 @@ def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
         conformance = replace(conformance, budget_s=options.budget_s)
     result = run_conformance(target, conformance, console)
     return Phase("conformance", PASSED if result.ok else FAILED, summary_line(result), "",
-                 {"tests": dict(result.outcomes),
+                 {"tests": dict(result.outcomes), "budget_spent": result.budget_spent,
                   "cases_per_endpoint": result.cases_per_endpoint,
                   "failed_tests": sorted({t for t, o in result.tests if o == "failed"})},
                  result.findings)
@@ -164,6 +172,11 @@ def load_refusal(target: Target, scenario: str) -> str:
             return f"target {target.name!r} has no tier_keys"
         return ("rate-limits needs tier keys: give the target a tier_keys entry and use "
                 "--target")
+    if scenario == "rate-limits":
+        unset = [f"{v} (tier {t})" for t, v in target.tier_key_envs.items()
+                 if not target.tier_keys.get(t)]
+        if unset:
+            return f"the tier key variable {unset[0]} is not set"
     return ""
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 import httpx
@@ -24,13 +25,21 @@ DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
 """Client-wide fallback; each request sets its own from ``Target.timeouts``."""
 
 
-def auth_headers(target: Target, case: Case) -> dict[str, str]:
-    """The credentials a case sends: the profile's convention, or a deliberate mistake."""
+def sent_key(target: Target, case: Case) -> str:
+    """The key a case sends ('' for none): the target's, or a deliberate mistake."""
     if case.auth == "none":
-        return {}
+        return ""
     key = {"bad": BAD_KEY, "no_permission": target.no_permission_key}.get(case.auth,
                                                                            target.api_key)
     assert key is not None, "no_permission cases exist only with a no-permission key"
+    return key
+
+
+def auth_headers(target: Target, case: Case) -> dict[str, str]:
+    """The credentials a case sends: the profile's convention, or a deliberate mistake."""
+    key = sent_key(target, case)
+    if not key:
+        return {}
     headers = credentials(target.profile, case.family, key)
     if case.auth == "wrong_style":  # the other convention, on purpose
         return {"authorization": f"Bearer {key}"} if "x-api-key" in headers \
@@ -48,8 +57,13 @@ def send(client: httpx.Client, target: Target, case: Case, state: RunState | Non
     A ``Retry-After`` the run cannot afford is not waited for: the 429 is returned at once.
     """
     state = state or RunState()
+    key = sent_key(target, case)
+
+    def once() -> Exchange:
+        return replace(_send_once(client, target, case, state.breaker), sent_key=key)
+
     for _ in range(MAX_RETRIES_429):
-        exchange = _send_once(client, target, case, state.breaker)
+        exchange = once()
         if exchange.status != 429 or case.expect.status == 429 or \
                 not state.breaker.still_waits_for_429(target.base_url):
             return exchange
@@ -57,7 +71,7 @@ def send(client: httpx.Client, target: Target, case: Case, state: RunState | Non
         if not state.affords_wait(wait, target.timeouts.total_s):
             return exchange
         sleep(wait)
-    exchange = _send_once(client, target, case, state.breaker)
+    exchange = once()
     if exchange.status == 429:
         state.breaker.record_429(target.base_url)
     return exchange
@@ -153,3 +167,4 @@ def _exchange(case: Case, response: httpx.Response, body: bytes, events: list[Ev
     headers = {k.lower(): v for k, v in response.headers.items()}
     return Exchange(case.path, case.method, case.body, response.status_code, headers, body,
                     events, parser.notes, problem, kind)
+

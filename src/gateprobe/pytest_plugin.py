@@ -36,6 +36,7 @@ from gateprobe.cases import (
 )
 from gateprobe.errors import GateprobeError
 from gateprobe.findings import Finding
+from gateprobe.redact import Redactor, redact_file
 from gateprobe.runstate import RunState
 from gateprobe.targets import (
     PROFILES,
@@ -247,7 +248,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
     from gateprobe.checks import Context, run_checks
     from gateprobe.probe import send
-    from gateprobe.protocols.conformance import normalized_answer
+    from gateprobe.protocols.conformance import checks_for, normalized_answer
     from gateprobe.redact import Redactor
 
     def run(case: Case) -> list[Finding]:
@@ -262,9 +263,9 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             request.config.stash[RECORDED_KEY][case.golden.file][case.golden.name] = (
                 exchange.status, answer)
             return []
-        ctx = Context(case.family, gateprobe_target.profile, redactor, case.expect,
-                      gateprobe_target.secrets)
-        findings = [replace(f, case=case.id) for f in run_checks(ctx, exchange)]
+        ctx = Context.of(gateprobe_target, case.family, case.expect, gateprobe_run.seen_ids)
+        findings = [replace(f, case=case.id)
+                    for f in run_checks(ctx, exchange, checks_for(ctx, exchange))]
         request.config.stash[FINDINGS_KEY][case.path].extend(findings)
         request.config.stash[OUTCOMES_KEY][case.path] += 1
         _allure(case, exchange.status, findings, redactor.text(
@@ -333,8 +334,11 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     """Write recorded golden answers back into their files; write ``--findings-json``."""
     from gateprobe.golden import rewrite
 
+    target = session.config.stash.get(TARGET_KEY, None)
     for path, updates in session.config.stash.get(RECORDED_KEY, {}).items():
         rewrite(path, updates)
+        if target is not None:  # an answer that quoted a key must not be committed with it
+            redact_file(path, Redactor(target.secrets))
     out = session.config.getoption("--findings-json", None)
     if out:
         tests = session.config.stash.get(TESTS_KEY, [])

@@ -66,6 +66,8 @@ class RunState:
     started: float | None = None
     told: bool = False
     """Whether the test that found the budget spent has said so (once per run)."""
+    seen_ids: set[str] = field(default_factory=set)
+    """The answer ids seen so far: an id that comes back is a ``response.id`` finding."""
 
     def start(self) -> None:
         """Start the budget clock (idempotent)."""

@@ -26,7 +26,6 @@ from gateprobe.cases import (
 from gateprobe.checks import Context, run_checks
 from gateprobe.findings import Finding
 from gateprobe.probe import DEFAULT_TIMEOUT, send
-from gateprobe.redact import Redactor
 from gateprobe.targets import Target
 
 STREAMS = {"chat", "completions", "messages", "complete"}
@@ -70,13 +69,11 @@ def run_smoke(target: Target, cases: Sequence[Case] | None = None,
     """Send the cases concurrently (one shared client) and judge each with every check."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 
-    redactor = Redactor(target.secrets)
-
     def one(client: httpx.Client, case: Case) -> SmokeResult:
         start = time.perf_counter()
         exchange = send(client, target, case)
         elapsed = (time.perf_counter() - start) * 1000
-        ctx = Context(case.family, target.profile, redactor, case.expect, target.secrets)
+        ctx = Context.of(target, case.family, case.expect)
         return SmokeResult(case, exchange.status, elapsed, run_checks(ctx, exchange))
 
     with httpx.Client(timeout=DEFAULT_TIMEOUT) as client, \

@@ -266,11 +266,6 @@ def check_reachable(base_url: str) -> None:
         pass  # it answered something: reachable; the probes judge what
 
 
-def parse_models(pairs: list[str]) -> dict[str, str]:
-    """``ENDPOINT=NAME`` flags over the defaults; an unknown endpoint is a ``UsageError``."""
-    return {**DEFAULT_MODELS, **model_overrides(pairs)}
-
-
 def model_overrides(pairs: list[str]) -> dict[str, str]:
     """Only the models ``ENDPOINT=NAME`` flags name."""
     models: dict[str, str] = {}

@@ -27,7 +27,9 @@ ENTRY_POINT_GROUP = "gateprobe.checks"
 
 def load_check_modules(names: Iterable[str] = ()) -> list[ModuleType]:
     """Import the installed check modules and ``names`` (dotted names, or paths of ``.py``
-    files); return the modules, each once."""
+    files); return the modules, each once. The built-in checks are registered first, so a
+    user's check that takes a built-in id is the one refused, naming its module."""
+    importlib.import_module("gateprobe.protocols.conformance")
     modules = [_load_entry_point(ep) for ep in entry_points(group=ENTRY_POINT_GROUP)]
     modules += [_load_file(Path(name)) if name.endswith(".py") else _load_module(name)
                 for name in names]

@@ -14,12 +14,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 from gateprobe import checks
 from gateprobe.cases import Case, all_cases
 from gateprobe.checks import Context, Exchange, run_checks
 from gateprobe.findings import Finding
 from gateprobe.probe import send
+from gateprobe.protocols.conformance import checks_for
 from gateprobe.redact import Redactor
 from gateprobe.reference import RunningGateway, Timing, faults
 from gateprobe.reference.faults import (
@@ -27,6 +27,7 @@ from gateprobe.reference.faults import (
     CATALOGUE,
     LEGACY_PROMPT_UNCHECKED,
 )
+from gateprobe.runstate import RunState
 from gateprobe.targets import Target, Timeouts
 from gateway_fixtures import MakeGateway
 
@@ -44,11 +45,14 @@ def target_for(gateway: RunningGateway, profile: str = "ohmygpt") -> Target:
     return Target(gateway.base_url, profile, "gp-vip-0001", no_permission_key=NO_PERMISSION_KEY)
 
 
-def judge(http: httpx.Client, target: Target, case: Case) -> list[Finding]:
-    exchange = send(http, target, case)
-    ctx = Context(case.family, target.profile, Redactor(target.secrets), case.expect,
-                  target.secrets)
-    return run_checks(ctx, exchange)
+def judge(http: httpx.Client, target: Target, case: Case,
+          run: RunState | None = None) -> list[Finding]:
+    """As the suite judges a case: within one run's state (its breaker, the ids it saw); an
+    unasked 429 only by the rate-limit checks."""
+    run = run or RunState()
+    exchange = send(http, target, case, run)
+    ctx = Context.of(target, case.family, case.expect, run.seen_ids)
+    return run_checks(ctx, exchange, checks_for(ctx, exchange))
 
 
 CONFORMANCE_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "conformance"]
@@ -61,8 +65,9 @@ def test_fault_trips_its_checks_and_nothing_elsewhere(make_gateway: MakeGateway,
     fault = CATALOGUE[name]
     target = target_for(make_gateway(faults=(name,), timing=INSTANT))
     found: set[str] = set()
+    run = RunState()  # one run: its breaker and the answer ids it saw
     for case in all_cases(target):
-        ids = {f.check_id for f in judge(http, target, case)}
+        ids = {f.check_id for f in judge(http, target, case, run)}
         if case.path in fault.endpoints:
             found |= ids
         else:
@@ -92,8 +97,9 @@ def test_clean_gateway_passes_every_check(make_gateway: MakeGateway, http: httpx
     target = target_for(make_gateway(profile=profile, timing=INSTANT), profile)
     cases = all_cases(target)
     assert len(cases) >= (60 if target.serves_anthropic else 20)
+    run = RunState()
     for case in cases:
-        assert judge(http, target, case) == [], case.id
+        assert judge(http, target, case, run) == [], case.id
 
 
 def test_load_faults_trip_load_verdicts() -> None:

@@ -11,6 +11,7 @@ from gateprobe.console import Console
 from gateprobe.embedded import Embedded, open_target
 from gateprobe.pipeline import EMBEDDED, SUITES, RunOptions, dry_run, run
 from gateprobe.smoke import result_rows, run_smoke, summary_json
+from gateprobe.user_checks import load_check_modules
 
 
 def add_parser(sub: Any) -> None:
@@ -36,6 +37,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     options = RunOptions(suites=tuple(s.strip() for s in args.suites.split(",") if s.strip()),
                          select=args.select, checks=tuple(args.checks),
                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
+    load_check_modules(options.checks)  # a module that does not import: said before anything
     with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run) as target:
         if args.dry_run:
             return dry_run(target, options, console)

@@ -144,8 +144,18 @@ class LoadResult:
         return self.exit_code == 0
 
 
-def _weights(given: Mapping[str, float]) -> dict[str, float]:
-    """Every endpoint's weight: 1 unless given; each known, not negative, not all 0."""
+ANTHROPIC_STREAMS = frozenset({"messages", "complete"})
+
+
+def _weights(given: Mapping[str, float], serves_anthropic: bool = True) -> dict[str, float]:
+    """Every endpoint's weight: 1 unless given; each known, not negative, not all 0. A target
+    without the Anthropic routes (the ``openai`` profile) is never sent them."""
+    if not serves_anthropic:
+        asked = sorted(k for k, w in given.items() if k in ANTHROPIC_STREAMS and w > 0)
+        if asked:
+            raise UsageError(f"--weight {asked[0]}: the openai profile serves no Anthropic "
+                             "routes")
+        given = {**{k: 0.0 for k in ANTHROPIC_STREAMS}, **given}
     unknown = set(given) - set(STREAM_ENDPOINTS)
     if unknown:
         raise UsageError(f"--weight: unknown endpoint {min(unknown)!r} "
@@ -201,7 +211,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         scenario=options.scenario, base_url=target.base_url, profile=target.profile,
         out_dir="", api_key_env=target.api_key_env or "GATEPROBE_API_KEY", tier_keys=tier_envs,
         limits=limits, window_s=target.window_s, models=dict(target.models),
-        weights=_weights(options.weights), arrival=options.arrival, rate=options.rate,
+        weights=_weights(options.weights, target.serves_anthropic), arrival=options.arrival,
+        rate=options.rate,
         users=users, max_tokens=options.max_tokens, duration_s=duration,
         max_requests=options.max_requests, max_rps=options.max_rps,
         processes=options.processes or (options.expect_workers if options.master else 1),
@@ -226,7 +237,8 @@ def run_load(target: Target, options: LoadOptions, console: Console) -> LoadResu
     if plan.scenario == "rate-limits":
         for tier, variable in plan.tier_keys.items():
             if not target.tier_keys.get(tier):
-                key_from_env(variable)  # the one missing: ConfigError naming its variable
+                raise ConfigError(f"environment variable {variable} is not set: it must hold "
+                                  f"the key of tier {tier}")
     elif not target.api_key:
         key_from_env(plan.api_key_env)
     out = new_run_dir(f"load-{plan.scenario}", explicit=options.report_dir)

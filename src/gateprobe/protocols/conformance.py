@@ -12,10 +12,22 @@ import json
 from typing import Any
 
 from gateprobe import transport
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.checks import (
+    NOT_APPLICABLE,
+    Check,
+    CheckResult,
+    Context,
+    Exchange,
+    check,
+    select,
+)
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import diff, normalize, normalize_events
-from gateprobe.protocols import _anthropic, _openai
+from gateprobe.protocols import (
+    _anthropic,
+    _openai,
+    accounting,  # noqa: F401  (registers its checks too)
+)
 from gateprobe.protocols.streams import (
     STREAM_CHECK_IDS,
     check_events,
@@ -87,8 +99,13 @@ MAX_SANE_RETRY_AFTER_S = 600
 
 @check("response.retry_after", Severity.MEDIUM, "Retry-After a client can honour")
 def response_retry_after(ctx: Context, ex: Exchange) -> CheckResult:
-    """Retry-After in seconds (or an HTTP date), no longer than ten minutes."""
+    """Retry-After on every 429, in seconds (or an HTTP date), no longer than ten minutes:
+    without it a client can only guess, and retries too early or waits too long."""
     value = ex.headers.get("retry-after")
+    if value is None and ex.status == 429:
+        return [_finding(ctx, ex, "response.retry_after", Severity.MEDIUM,
+                         "a Retry-After on every 429 (when to try again)",
+                         "429 without Retry-After")]
     if value is None:
         return NOT_APPLICABLE
     try:
@@ -109,7 +126,19 @@ def response_rate_limited(ctx: Context, ex: Exchange) -> CheckResult:
         return NOT_APPLICABLE
     return [_finding(ctx, ex, "response.rate_limited", Severity.MEDIUM,
                      "an answer after honouring Retry-After",
-                     "429 again and again: the gateway limits every request")]
+                     "still 429 after waiting as Retry-After said (or a Retry-After longer "
+                     "than the run can afford): the case was not judged")]
+
+
+UNASKED_429_CHECKS = ("response.rate_limited", "response.retry_after", "security.key_echoed",
+                      "security.internal_url")
+"""What an unasked 429 is judged by: the limit itself, never what the case was about."""
+
+
+def checks_for(ctx: Context, ex: Exchange) -> list[Check] | None:
+    """The checks an exchange is judged by (None: every one). A 429 the case did not ask for
+    says nothing of what the case was about: only the rate-limit answer itself is judged."""
+    return select(UNASKED_429_CHECKS) if _unasked_429(ctx, ex) else None
 
 
 @check("stream.compressed", Severity.MEDIUM, "event streams are not compressed")
@@ -231,12 +260,14 @@ def stream_grammar(ctx: Context, ex: Exchange) -> CheckResult:
     return framing_findings(ex.notes, ex.endpoint) + check_events(grammar, ex.events)
 
 
-@check("security.key_echoed", Severity.HIGH, "no answer contains the key")
+@check("security.key_echoed", Severity.HIGH, "no answer contains a key it was sent")
 def key_echoed(ctx: Context, ex: Exchange) -> CheckResult:
     """A key in a body or a header ends up in logs, reports and screenshots."""
     haystacks = [("body", ex.body.decode("utf-8", "replace"))]
     haystacks += [(f"header {name}", value) for name, value in ex.headers.items()]
-    for secret in ctx.secrets:
+    # Every key the request carried, a mistyped or revoked one too; a masked form (OpenAI's
+    # ``sk-abc***xyz``) is not the key.
+    for secret in dict.fromkeys((*ctx.secrets, ex.sent_key)):
         if len(secret) < 6:
             continue
         for where, text in haystacks:

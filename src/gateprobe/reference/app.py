@@ -35,6 +35,7 @@ from gateprobe.reference.faults import (
     INVALID_UTF8,
     KEY_ECHOED,
     KEY_ECHOED_IN_ERROR,
+    NO_RETRY_AFTER_429,
     REDIRECT_OTHER_HOST,
     RESET_BEFORE_HEADERS,
     RESET_MID_STREAM,
@@ -46,10 +47,14 @@ from gateprobe.reference.faults import (
     STREAM_HANG_OPEN,
     STREAM_NO_CONTENT_TYPE,
     STREAM_WRONG_CONTENT_TYPE,
+    UPSTREAM_URL_LEAK,
     apply_response_faults,
 )
 from gateprobe.reference.ratelimit import Clock, RateLimiter
 from gateprobe.reference.streaming import EventStreamResponse, TraceStore
+
+UPSTREAM_URL = "http://10.20.0.7:8080"
+"""The private upstream the ``upstream-url-leak`` fault names."""
 
 ARRIVAL_KEY = "gateprobe.arrival_ns"
 """Scope key of a request's arrival: ``perf_counter_ns`` when its first bytes were read (set by
@@ -169,6 +174,8 @@ def hostile_front(call: Call) -> Response | None:
                                     {"retry-after": hostile.HUGE_RETRY_AFTER})
     if ENDLESS_429.active(faults, endpoint):
         return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "1"})
+    if NO_RETRY_AFTER_429.active(faults, endpoint):
+        return hostile.error_answer(family, 429, "Too many requests", {})
     if HTML_200.active(faults, endpoint):
         return Response(hostile.HTML_ERROR_PAGE, media_type="text/html")
     return None
@@ -207,6 +214,8 @@ def _with_faults(call: Call, response: Response) -> Response:
     faults = call.config.faults
     if KEY_ECHOED.active(faults, call.endpoint) and call.key is not None:
         response.headers["x-gateway-key"] = call.key.key
+    if UPSTREAM_URL_LEAK.active(faults, call.endpoint):
+        response.headers["x-upstream"] = UPSTREAM_URL + call.endpoint
     if isinstance(response, EventStreamResponse):
         return _hostile_stream(call, response)  # otherwise streams are bent in their plan
     if HUGE_BODY.active(faults, call.endpoint) and response.status_code == 200:

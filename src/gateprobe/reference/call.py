@@ -28,6 +28,7 @@ from gateprobe.reference.faults import (
     FLAKY_500,
     FLAKY_EVERY,
     IGNORE_MODEL_PERMISSIONS,
+    INVALID_KEY_QUOTED,
     OFF_BY,
     RATELIMIT_NEVER_RECOVERS,
     RATELIMIT_NO_RETRY_AFTER,
@@ -142,11 +143,10 @@ class Call:
             if self.family == "anthropic":
                 raise GatewayError("authentication", "invalid x-api-key"
                                    if self.config.profile == "anthropic" else "invalid api key")
-            raise GatewayError(
-                "authentication",
-                f"Incorrect API key provided: {mask_key(presented)}.",
-                code="invalid_api_key",
-            )
+            shown = presented if INVALID_KEY_QUOTED.active(self.config.faults, self.endpoint) \
+                else mask_key(presented)
+            raise GatewayError("authentication", f"Incorrect API key provided: {shown}.",
+                               code="invalid_api_key")
         self.key = key
         return key
 

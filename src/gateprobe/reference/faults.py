@@ -282,6 +282,7 @@ def _early_empty_chunk(endpoint: str, plan: Plan) -> Plan:
 API = frozenset({CHAT, COMPLETIONS, "/v1/embeddings", "/v1/models", MESSAGES, COMPLETE,
                  "/v1/messages/count_tokens"})
 ANTHROPIC_API = frozenset({MESSAGES, COMPLETE, "/v1/messages/count_tokens"})
+OPENAI_API = API - ANTHROPIC_API
 GENERATING = frozenset({CHAT, COMPLETIONS, "/v1/embeddings", MESSAGES, COMPLETE})
 
 
@@ -324,6 +325,41 @@ def _missing_model(endpoint: str, answer: Answer) -> Answer:
         return answer
     payload = json.loads(body)
     payload.pop("model", None)
+    return status, headers, json.dumps(payload).encode()
+
+
+def _usage_inconsistent(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    payload = json.loads(body) if status == 200 else None
+    usage = payload.get("usage") if isinstance(payload, dict) else None
+    if not isinstance(usage, dict):
+        return answer
+    if "output_tokens" in usage:
+        usage["output_tokens"] = 0  # text generated, none billed
+    elif "total_tokens" in usage:
+        usage["total_tokens"] = usage["total_tokens"] + 7  # billed more than was used
+    return status, headers, json.dumps(payload).encode()
+
+
+_CONSTANT_IDS = {CHAT: "chatcmpl-0000", COMPLETIONS: "cmpl-0000", MESSAGES: "msg_0000",
+                 COMPLETE: "compl_0000"}
+
+
+def _constant_id(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    payload = json.loads(body) if status == 200 else None
+    if not isinstance(payload, dict) or "id" not in payload:
+        return answer
+    payload["id"] = _CONSTANT_IDS[endpoint]
+    return status, headers, json.dumps(payload).encode()
+
+
+def _chat_id_on_completions(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    payload = json.loads(body) if status == 200 else None
+    if not isinstance(payload, dict) or not str(payload.get("id", "")).startswith("cmpl-"):
+        return answer
+    payload["id"] = "chatcmpl-" + str(payload["id"]).removeprefix("cmpl-")
     return status, headers, json.dumps(payload).encode()
 
 
@@ -407,6 +443,25 @@ JSON_WRONG_CONTENT_TYPE = _r(
 RESPONSE_MISSING_MODEL = _r(
     "response-missing-model", "success bodies lack their model field", GENERATING,
     ["response.schema", "golden.match"], _missing_model)
+USAGE_INCONSISTENT = _r(
+    "usage-inconsistent", "usage does not add up: total_tokens over the sum; 0 output tokens "
+    "for Anthropic text", frozenset({CHAT, COMPLETIONS, MESSAGES}), ["usage.accounting"],
+    _usage_inconsistent)
+CONSTANT_ID = _r(
+    "constant-id", "every answer carries the same id", frozenset(_CONSTANT_IDS),
+    ["response.id"], _constant_id)
+CHAT_ID_ON_COMPLETIONS = _r(
+    "chat-id-on-completions", "legacy completions carry chat.completion ids (chatcmpl-)",
+    frozenset({COMPLETIONS}), ["response.id"], _chat_id_on_completions)
+UPSTREAM_URL_LEAK = _b(
+    "upstream-url-leak", "every answer names its upstream in an x-upstream header "
+    "(http://10.20.0.7:8080)", API, ["security.internal_url"])
+INVALID_KEY_QUOTED = _b(
+    "invalid-key-quoted", "a 401 quotes the wrong key it was sent, whole, not masked",
+    OPENAI_API, ["security.key_echoed"])
+NO_RETRY_AFTER_429 = _b(
+    "no-retry-after-429", "every request gets 429 without Retry-After", API,
+    ["response.retry_after", "response.rate_limited"])
 KEY_ECHOED = _b(
     "key-echoed", "every answer echoes the caller's key in an x-gateway-key header", API,
     ["security.key_echoed"])

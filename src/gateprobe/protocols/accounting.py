@@ -1,0 +1,168 @@
+"""Checks of what a gateway bills and names: usage that adds up, ids that are fresh and of the
+right object, and no internal address leaking out of the gateway.
+
+Each states only what holds for every OpenAI- or Anthropic-compatible gateway: totals are
+sums, a capped generation stays under its cap, text costs tokens; an id is never another
+object's (a ``chatcmpl-`` id on a legacy completion) and never repeats across answers. Which
+prefix an id has otherwise is the gateway's business (OpenRouter answers ``gen-...``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.findings import Finding, Severity
+
+EVIDENCE_CHARS = 300
+ID_PREFIXES: Mapping[str, str] = {
+    "/v1/chat/completions": "chatcmpl-",
+    "/v1/completions": "cmpl-",
+    "/v1/messages": "msg_",
+    "/v1/complete": "compl_",
+}
+"""The upstream id prefix of each endpoint's object; another endpoint's prefix is a mix-up."""
+INTERNAL_SUFFIXES = (".internal", ".local", ".localdomain", ".lan", ".corp", ".svc",
+                     ".cluster.local", ".consul")
+_URL = re.compile(r"\bhttps?://\[?([A-Za-z0-9._:-]+?)\]?(?::\d+)?(?=[/\s\"'<>,;)]|$)")
+_IPV4_WITH_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d{2,5}\b")
+
+
+def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
+             observed: str) -> Finding:
+    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
+    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
+                   ctx.redactor.text(evidence))
+
+
+def _success_json(ex: Exchange) -> dict[str, Any] | None:
+    """The JSON object of a non-streaming 2xx answer, or None."""
+    if ex.status is None or not 200 <= ex.status < 300 or ex.is_stream:
+        return None
+    try:
+        payload = json.loads(ex.body)
+    except ValueError:
+        return None
+    return payload if isinstance(payload, dict) else None
+
+
+def _int(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _text_of(endpoint: str, payload: Mapping[str, Any]) -> str:
+    """The generated text of an answer ('' when it has none)."""
+    if endpoint == "/v1/messages":
+        return "".join(b.get("text", "") for b in payload.get("content") or []
+                       if isinstance(b, dict) and isinstance(b.get("text"), str))
+    choices = payload.get("choices") or []
+    first = choices[0] if choices and isinstance(choices[0], dict) else {}
+    message = first.get("message")
+    text = first.get("text") if endpoint == "/v1/completions" else \
+        message.get("content") if isinstance(message, dict) else None
+    return text if isinstance(text, str) else ""
+
+
+def _cap(request: Any) -> int | None:
+    """The generation cap the request set, if any."""
+    if not isinstance(request, dict):
+        return None
+    return _int(request.get("max_completion_tokens")) or _int(request.get("max_tokens"))
+
+
+@check("usage.accounting", Severity.HIGH, "usage adds up and fits what was generated")
+def usage_accounting(ctx: Context, ex: Exchange) -> CheckResult:
+    """What a client is billed by: a total that is the sum of its parts, an output under the
+    cap it asked for, and tokens for any text at all."""
+    payload = _success_json(ex)
+    usage = payload.get("usage") if payload else None
+    if not isinstance(usage, dict) or ex.endpoint not in (
+            "/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/embeddings"):
+        return NOT_APPLICABLE
+    assert payload is not None
+    anthropic = ex.endpoint == "/v1/messages"
+    prompt = _int(usage.get("input_tokens" if anthropic else "prompt_tokens"))
+    output = _int(usage.get("output_tokens" if anthropic else "completion_tokens"))
+    total = _int(usage.get("total_tokens"))
+    problems = []
+    if ex.endpoint == "/v1/embeddings":
+        output = 0
+    if total is not None and prompt is not None and output is not None and \
+            total != prompt + output:
+        problems.append(f"total_tokens {total} is not prompt {prompt} + output {output}")
+    cap = _cap(ex.request)
+    # The cap is per choice: n choices, or one per prompt of a batch, may each use all of it.
+    choices = 1 if anthropic else max(1, len(payload.get("choices") or []))
+    if cap is not None and output is not None and output > cap * choices:
+        problems.append(f"{output} output tokens for a cap of {cap}"
+                        + (f" per choice ({choices} choices)" if choices > 1 else ""))
+    if output == 0 and _text_of(ex.endpoint, payload):
+        problems.append("0 output tokens for a non-empty text")
+    return [_finding(ctx, ex, "usage.accounting", Severity.HIGH,
+                     "usage that adds up and fits the generated text", problem)
+            for problem in problems]
+
+
+@check("response.id", Severity.MEDIUM, "each answer has a fresh id of its own object")
+def response_id(ctx: Context, ex: Exchange) -> CheckResult:
+    """Clients key caches, logs and billing disputes by id: one that repeats, or that names
+    another kind of object, breaks them."""
+    payload = _success_json(ex)
+    own = ID_PREFIXES.get(ex.endpoint)
+    answer_id = payload.get("id") if payload else None
+    if own is None or not isinstance(answer_id, str) or not answer_id:
+        return NOT_APPLICABLE
+    out = []
+    other = next((p for e, p in ID_PREFIXES.items() if e != ex.endpoint and p != own
+                  and answer_id.startswith(p) and not answer_id.startswith(own)), None)
+    if other is not None:
+        out.append(_finding(ctx, ex, "response.id", Severity.MEDIUM,
+                            f"an id of this endpoint's object (upstream: {own}...)",
+                            f"id {answer_id[:40]!r} has the prefix of another object "
+                            f"({other})"))
+    if ctx.seen_ids is not None:
+        if answer_id in ctx.seen_ids:
+            out.append(_finding(ctx, ex, "response.id", Severity.MEDIUM,
+                                "a fresh id per answer", f"id {answer_id[:40]!r} again"))
+        ctx.seen_ids.add(answer_id)
+    return out
+
+
+def _internal(host: str, target_host: str) -> bool:
+    """Whether ``host`` names a place only the gateway's own network reaches."""
+    host = host.strip("[]").lower().rstrip(".")
+    if not host or host == target_host.lower():
+        return False
+    if host == "localhost" or host.endswith(INTERNAL_SUFFIXES):
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return address.is_private or address.is_loopback or address.is_link_local
+
+
+@check("security.internal_url", Severity.MEDIUM,
+       "no internal host or URL in headers or error messages")
+def internal_url(ctx: Context, ex: Exchange) -> CheckResult:
+    """An upstream's private address in a header (``x-upstream``, ``via``) or an error message
+    maps the gateway's network for anyone who asks."""
+    if ex.status is None:
+        return NOT_APPLICABLE
+    places = [(f"header {name}", value) for name, value in ex.headers.items()]
+    if ex.status >= 400:
+        places.append(("error body", ex.body[:20_000].decode("utf-8", "replace")))
+    for where, text in places:
+        hosts = [m.group(1) for m in _URL.finditer(text)]
+        if where.startswith("header"):
+            hosts += [m.group(1) for m in _IPV4_WITH_PORT.finditer(text)]
+        leaked = next((h for h in hosts if _internal(h, ctx.target_host)), None)
+        if leaked is not None:
+            return [_finding(ctx, ex, "security.internal_url", Severity.MEDIUM,
+                             "no internal address in an answer",
+                             f"internal host {leaked} in the {where}")]
+    return []
