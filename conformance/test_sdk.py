@@ -7,7 +7,6 @@ categories are strict. A failure is an ``sdk.client`` finding naming the SDK's e
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
@@ -18,7 +17,7 @@ import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in ch
 from gateprobe import checks, transport
 from gateprobe.checks import Context, Exchange, Family
 from gateprobe.findings import Finding, Severity
-from gateprobe.probe import retry_after_s
+from gateprobe.probe import paced, retry_after_s
 from gateprobe.pytest_plugin import describe
 from gateprobe.redact import Redactor
 from gateprobe.runstate import RunState
@@ -128,22 +127,16 @@ def _transport_kind(outcome: _Outcome, streaming: bool) -> str | None:
 
 def _call(fn: Callable[[Any], Any], client: Any, target: Target, state: RunState,
           streaming: bool) -> _Outcome:
-    """One bounded call; an unasked 429 is waited out once if the run can afford its
-    ``Retry-After`` (the SDKs' own retries are off: they would wait a day if told to)."""
-    outcome = _bounded(fn, client, target.timeouts.total_s)
-    response = _response_of(outcome.error) if outcome.error is not None else None
-    if response is None or response.status_code != 429 or \
-            not state.breaker.still_waits_for_429(target.base_url):
-        return outcome
-    wait = retry_after_s(response.headers)
-    if not state.affords_wait(wait, target.timeouts.total_s):
-        return outcome
-    time.sleep(wait)
-    retried = _bounded(fn, client, target.timeouts.total_s)
-    again = _response_of(retried.error) if retried.error is not None else None
-    if again is not None and again.status_code == 429:
-        state.breaker.record_429(target.base_url)
-    return retried
+    """One bounded call, paced like every other request: an unasked 429 is waited out when
+    the run can afford it (the SDKs' own retries are off: they would wait a day if told to)."""
+    def wait_of(outcome: _Outcome) -> float | None:
+        response = _response_of(outcome.error) if outcome.error is not None else None
+        if response is None or response.status_code != 429:
+            return None
+        return retry_after_s(response.headers)
+
+    return paced(lambda: _bounded(fn, client, target.timeouts.total_s), wait_of, state,
+                 target.base_url, target.timeouts.total_s)
 
 
 def _judge_answer(response: Any, endpoint: str, family: Family, target: Target) -> list[Finding]:

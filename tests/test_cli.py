@@ -169,3 +169,14 @@ def test_unknown_fault_is_a_config_error_with_a_suggestion() -> None:
     code, _, err = run_cli("serve", "--fault", "stream-bad-jsn")
     assert code == 2
     assert_one_line_error(err, "unknown fault 'stream-bad-jsn' (did you mean 'stream-bad-json'?)")
+
+
+def test_a_mistyped_command_gets_one_line_and_a_suggestion() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["confromance"], Console(out, err)) == 2
+    assert err.getvalue() == ("gateprobe: unknown command 'confromance' (did you mean "
+                              "'conformance'?); commands: serve, conformance, load, compare, "
+                              "gate, run\n")
+    err = io.StringIO()
+    assert main(["load", "latency", "--users", "x"], Console(out, err)) == 2
+    assert err.getvalue().startswith("gateprobe: load: argument --users")

@@ -41,3 +41,18 @@ def test_run_compare_returns_a_typed_result(make_gateway: MakeGateway, tmp_path:
     assert "gp-vip-0001" not in (tmp_path / "summary.json").read_text()
     assert "gateprobe compare: 2 mirrors" in out.getvalue()
     assert "FAIL: report in" in out.getvalue()
+
+
+def test_a_refused_long_request_is_no_cut(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    """A 4xx (a key without quota, a model's token limit) is the probe not being served, not
+    a CDN cutting a long answer: no ``mirror.long_request_cut``."""
+    gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
+    base = Target(gateway.base_url, "ohmygpt", "gp-not-a-key-0000")
+    result = run_compare(base, {"a": gateway.base_url, "b": gateway.base_url},
+                         CompareOptions(samples=1, long_request_s=0.3, report_dir=tmp_path),
+                         Console(io.StringIO(), io.StringIO()))
+    for mirror in result.mirrors:
+        assert not mirror.long_request["cut"]
+        assert mirror.long_request["verdict"].startswith("inconclusive: refused with status 401")
+    assert "mirror.long_request_cut" not in {f.check_id for p in result.phases
+                                              for f in p.findings}

@@ -68,3 +68,14 @@ def test_conformance_dry_run_counts_cases_and_tokens() -> None:
     code, out, _ = gateprobe("conformance", "--dry-run", "--fuzz-max-requests", "50")
     assert code == 0
     assert "cases: 95 requests" in out and "at most 50 requests" in out
+
+
+def test_conformance_dry_run_counts_only_the_selection() -> None:
+    code, out, _ = gateprobe("conformance", "--dry-run", "--select", "endpoint")
+    assert code == 0
+    assert "sdk:" not in out and "fuzz:" not in out
+    cases = int(out.split("cases: ", 1)[1].split(" requests", 1)[0])
+    code, everything, _ = gateprobe("conformance", "--dry-run")
+    assert 0 < cases < int(everything.split("cases: ", 1)[1].split(" requests", 1)[0])
+    code, out, _ = gateprobe("conformance", "--dry-run", "--select", "sdk or fuzz")
+    assert "cases: 0 requests" in out and "sdk:" in out and "fuzz:" in out

@@ -318,6 +318,12 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
             out["cut"] = False
             out["verdict"] = (f"ok: answered after {elapsed:.1f} s" if elapsed >= wanted else
                               f"inconclusive: answered in {elapsed:.1f} s (< {wanted:g} s)")
+        elif response.status_code < 500:
+            # A refusal (the model's token limit, the key's quota, a 429) is not a cut: the
+            # probe asked for something this mirror does not serve, so it says nothing.
+            out["cut"] = False
+            out["verdict"] = (f"inconclusive: refused with status {response.status_code} "
+                              f"after {elapsed:.1f} s")
         else:
             out["cut"] = elapsed < wanted * 1.5
             out["verdict"] = f"cut after {elapsed:.1f} s (status {response.status_code})" \
@@ -485,6 +491,9 @@ def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOption
                          "options": {"samples": options.samples,
                                      "long_request_s": options.long_request_s}}}
     finish("compare", target, phases, started, t0, code, handlers, extra)
+    if code == TargetUnreachable.exit_code:
+        console.error("no mirror could be reached: " + "; ".join(
+            f"{r.name}: {r.reason}" for r in results))
     return CompareResult(code, results, phases, run_dir)
 
 
@@ -509,7 +518,7 @@ def print_comparison(results: Sequence[MirrorResult], rows: Mapping[str, Mapping
         console.table(["difference", "probe", *names],
                       [[d["what"], d["probe"][:40], *(str(d["values"].get(n, "-"))[:30]
                                                       for n in names)] for d in diffs])
-    else:
+    elif sum(not r.reason for r in results) > 1:
         console.line("no differences between the reachable mirrors")
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import httpx
 
@@ -50,31 +50,46 @@ def auth_headers(target: Target, case: Case) -> dict[str, str]:
 MAX_RETRIES_429 = 2
 
 
+T = TypeVar("T")
+
+
+def paced(attempt: Callable[[], T], wait_of: Callable[[T], float | None], state: RunState,
+          base_url: str, request_s: float, sleep: Callable[[float], None] = time.sleep) -> T:
+    """``attempt()``, and again after each unasked 429 while the run can afford its wait.
+
+    ``wait_of`` gives an outcome's ``Retry-After`` when it is a 429 the caller did not ask for,
+    None otherwise. A wait is honoured in full (``RunState.affords_wait``), at most
+    ``MAX_RETRIES_429`` times; a ``Retry-After`` the run cannot afford is not waited for, and a
+    target that stays 429 is no longer waited on once that has never helped. Every runner
+    that retries a 429 (the probe, the SDK category) paces through here."""
+    result = attempt()
+    for _ in range(MAX_RETRIES_429):
+        wait = wait_of(result)
+        if wait is None or not state.breaker.still_waits_for_429(base_url) or \
+                not state.affords_wait(wait, request_s):
+            return result
+        sleep(wait)
+        result = attempt()
+    if wait_of(result) is not None:
+        state.breaker.record_429(base_url)
+    return result
+
+
 def send(client: httpx.Client, target: Target, case: Case, state: RunState | None = None,
          sleep: Callable[[float], None] = time.sleep) -> Exchange:
-    """Send ``case``; a 429 it did not ask for is waited out (``Retry-After`` in full) and
-    retried, because real gateways rate-limit every route and our own pace is not their fault.
-    A ``Retry-After`` the run cannot afford is not waited for: the 429 is returned at once.
-    """
-    state = state or RunState()
+    """Send ``case``, waiting out a 429 it did not ask for (``paced``): real gateways
+    rate-limit every route, and our own pace is not their fault."""
+    run = state or RunState()
     key = sent_key(target, case)
 
     def once() -> Exchange:
-        return replace(_send_once(client, target, case, state.breaker), sent_key=key)
+        return replace(_send_once(client, target, case, run.breaker), sent_key=key)
 
-    for _ in range(MAX_RETRIES_429):
-        exchange = once()
-        if exchange.status != 429 or case.expect.status == 429 or \
-                not state.breaker.still_waits_for_429(target.base_url):
-            return exchange
-        wait = retry_after_s(exchange.headers)
-        if not state.affords_wait(wait, target.timeouts.total_s):
-            return exchange
-        sleep(wait)
-    exchange = once()
-    if exchange.status == 429:
-        state.breaker.record_429(target.base_url)
-    return exchange
+    def wait_of(exchange: Exchange) -> float | None:
+        unasked = exchange.status == 429 and case.expect.status != 429
+        return retry_after_s(exchange.headers) if unasked else None
+
+    return paced(once, wait_of, run, target.base_url, target.timeouts.total_s, sleep)
 
 
 def retry_after_s(headers: Mapping[str, str], default: float = 1.0) -> float:

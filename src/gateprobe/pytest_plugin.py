@@ -187,8 +187,9 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     target = config.stash.get(TARGET_KEY, None)
     if target is None:
         return []
-    return [f"gateprobe target: {target.base_url} (profile {target.profile}, key from "
-            f"${target.api_key_env})"]
+    key = "the embedded gateway's test key" if target.embedded else \
+        f"key from ${target.api_key_env}"
+    return [f"gateprobe target: {target.base_url} (profile {target.profile}, {key})"]
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

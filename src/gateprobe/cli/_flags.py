@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import difflib
+import re
 from pathlib import Path
 from typing import Any
 
@@ -18,10 +20,20 @@ from gateprobe.targets import (
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse that raises ``UsageError`` instead of printing usage and exiting by itself."""
+    """argparse that raises ``UsageError`` instead of printing usage and exiting by itself
+    (the console prefixes "gateprobe: "; a subcommand's errors name the subcommand)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message}")
+        choice = re.match(r"argument command: invalid choice: '([^']*)' \(choose from (.*)\)",
+                          message)
+        if choice:
+            known = re.findall(r"'([^']*)'", choice.group(2))
+            close = difflib.get_close_matches(choice.group(1), known, n=1)
+            message = (f"unknown command {choice.group(1)!r}"
+                       + (f" (did you mean {close[0]!r}?)" if close else "")
+                       + f"; commands: {', '.join(known)}")
+        where = self.prog.removeprefix("gateprobe").strip()
+        raise UsageError(f"{where}: {message}" if where else message)
 
 
 def add_target_flags(parser: Any, *, no_permission: bool = False, tiers: bool = False,
