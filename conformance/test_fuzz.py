@@ -14,6 +14,7 @@ which sends about 90 requests per operation whatever the example count, is switc
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import replace
 from typing import Any
@@ -138,6 +139,9 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     schema.config.max_stream_events = 5000
     if not target.is_loopback:
         schema.config.phases.update(phases=["examples", "fuzzing"])
+    unserved = [p for p in target.not_served if p.startswith("/")]
+    if unserved:  # nothing is sent to an endpoint the target does not serve
+        schema = schema.exclude(path_regex="^(" + "|".join(map(re.escape, unserved)) + ")(/|$)")
     return schema
 
 

@@ -157,6 +157,8 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
          streaming: bool) -> None:
     name, (endpoint, fn) = call
+    if not target.serves(endpoint):
+        pytest.skip(f"not sent: the target does not serve {endpoint}")
     if state.breaker.is_open(target.base_url, streaming):
         pytest.skip("not sent: earlier requests of this kind to the target timed out")
     count(endpoint)

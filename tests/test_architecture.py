@@ -22,7 +22,7 @@ LAYERS = {
              "events"},
     "engine": {"cases", "probe", "runstate", "fuzz_guard", "pytest_plugin", "user_checks",
                "embedded", "report", "smoke", "dryrun"},
-    "commands": {"conformance_runner", "load", "pipeline", "gate", "compare"},
+    "commands": {"conformance_runner", "load", "pipeline", "gate", "compare", "discover"},
     "cli": {"cli", "__main__"},
 }
 ALLOWED = {

@@ -176,7 +176,7 @@ def test_a_mistyped_command_gets_one_line_and_a_suggestion() -> None:
     assert main(["confromance"], Console(out, err)) == 2
     assert err.getvalue() == ("gateprobe: unknown command 'confromance' (did you mean "
                               "'conformance'?); commands: serve, conformance, load, compare, "
-                              "gate, run\n")
+                              "gate, run, discover\n")
     err = io.StringIO()
     assert main(["load", "latency", "--users", "x"], Console(out, err)) == 2
     assert err.getvalue().startswith("gateprobe: load: argument --users")

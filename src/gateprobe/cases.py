@@ -7,7 +7,8 @@ run them against every fault of the reference gateway.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -67,6 +68,19 @@ def models_family(t: Target) -> Family:
     return "anthropic" if t.profile == "anthropic" else "openai"
 
 
+CaseBuilder = Callable[..., list[Case]]
+
+
+def _served(builder: CaseBuilder) -> CaseBuilder:
+    """Only the cases of endpoints the target serves: nothing is sent outside them."""
+    @functools.wraps(builder)
+    def build(t: Target, *args: Any) -> list[Case]:
+        return [case for case in builder(t, *args) if t.serves(case.path)]
+
+    return build
+
+
+@_served
 def endpoint_cases(t: Target) -> list[Case]:
     """One plain request per endpoint, answer checked against the spec."""
     m = t.models
@@ -94,6 +108,7 @@ def endpoint_cases(t: Target) -> list[Case]:
     return cases
 
 
+@_served
 def stream_cases(t: Target) -> list[Case]:
     """Every streaming endpoint, in each variant its grammar has."""
     m = t.models
@@ -129,6 +144,7 @@ def stream_cases(t: Target) -> list[Case]:
     return cases
 
 
+@_served
 def error_cases(t: Target) -> list[Case]:
     """Bad input per family: the right 4xx in the right envelope, never a 5xx."""
     m = t.models
@@ -172,6 +188,7 @@ def error_cases(t: Target) -> list[Case]:
     return cases
 
 
+@_served
 def auth_cases(t: Target) -> list[Case]:
     """Bad key, missing key, wrong auth style for the profile, key without model permission."""
     m = t.models
@@ -228,6 +245,7 @@ LEGACY_PROMPTS: list[tuple[str, str, bool]] = [
 ]
 
 
+@_served
 def legacy_prompt_cases(t: Target) -> list[Case]:
     """The ``\\n\\nHuman:`` / ``\\n\\nAssistant:`` format, accepted and rejected, both modes;
     and claude-2-web's chat messages, which the gateway serializes into one such prompt."""
@@ -260,6 +278,7 @@ def legacy_prompt_cases(t: Target) -> list[Case]:
     return cases
 
 
+@_served
 def golden_cases(t: Target, directory: Path | None = None) -> list[Case]:
     """The stored goldens recorded for the target's profile, with its model names."""
     cases = []

@@ -85,6 +85,8 @@ class ConformanceResult:
     cases_per_endpoint: dict[str, int] = field(default_factory=dict)
     budget_spent: bool = False
     """The run's budget ran out: the tests after that point were not run."""
+    not_served: list[str] = field(default_factory=list)
+    """Known endpoints the target does not serve: nothing was sent to them."""
 
     @property
     def ok(self) -> bool:
@@ -135,6 +137,7 @@ def run_conformance(target: Target, options: ConformanceOptions,
     if code in (2, 3, 4):
         raise UsageError(f"the conformance suite could not run (pytest exit {code})")
     run.result.exit_code = code
+    run.result.not_served = target.not_served
     return run.result
 
 
@@ -237,6 +240,7 @@ def check_selection(expression: str) -> None:
 def summary_line(result: ConformanceResult) -> str:
     """One line: tests by outcome and the number of findings."""
     o = result.outcomes
-    return (f"{o['passed']} tests passed, {o['failed']} failed, {o['skipped']} skipped; "
+    line = (f"{o['passed']} tests passed, {o['failed']} failed, {o['skipped']} skipped; "
             f"{len(result.findings)} findings")
+    return line + (f"; not served: {', '.join(result.not_served)}" if result.not_served else "")
 

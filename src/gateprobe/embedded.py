@@ -19,6 +19,7 @@ from gateprobe.targets import (
     DEFAULT_MODELS,
     Target,
     TargetChoice,
+    check_endpoints,
     check_reachable,
     model_overrides,
     resolve_target,
@@ -60,7 +61,8 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         {**DEFAULT_MODELS, **model_overrides(list(choice.models))}, NO_PERMISSION_KEY,
         choice.timeouts, name="embedded", tier_keys=tiers,
         tier_key_envs={t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in tiers},
-        limits=dict(TIER_LIMITS), window_s=embedded.rate_window_s, embedded=True)
+        limits=dict(TIER_LIMITS), window_s=embedded.rate_window_s, embedded=True,
+        endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None else None)
 
 
 @contextmanager

@@ -43,6 +43,7 @@ from gateprobe.targets import (
     Target,
     TargetChoice,
     add_timeout_flags,
+    check_endpoints,
     resolve_target,
     timeouts_of,
 )
@@ -91,6 +92,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                          "model (its test is skipped without it)")
     group.addoption("--model", action="append", default=[], metavar="ENDPOINT=NAME",
                     help="model per endpoint family (repeatable)")
+    group.addoption("--endpoints", default=None, metavar="LIST",
+                    help="the endpoints the target serves, comma-separated (default: its "
+                         "profile's)")
     group.addoption("--record-golden", action="store_true",
                     help="record the golden cases' answers from this (trusted) target")
     group.addoption("--max-examples", type=int, default=None,
@@ -153,7 +157,14 @@ def _target_from_options(config: pytest.Config) -> Target | None:
         base_url=base_url, profile=config.getoption("--profile"),
         api_key_env=config.getoption("--api-key-env"),
         no_permission_key_env=no_permission_env, models=tuple(config.getoption("--model")),
-        timeouts=timeouts_of(config.getoption)))
+        timeouts=timeouts_of(config.getoption), endpoints=_endpoints(config)))
+
+
+def _endpoints(config: pytest.Config) -> frozenset[str] | None:
+    value = config.getoption("--endpoints", None)
+    if value is None:
+        return None
+    return check_endpoints((e.strip() for e in value.split(",") if e.strip()), "--endpoints")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -359,6 +370,10 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     for path, updates in recorded.items():
         terminalreporter.write_line(f"gateprobe: recorded {len(updates)} golden answers in "
                                     f"{path}")
+    target = config.stash.get(TARGET_KEY, None)
+    if target is not None and target.not_served:
+        terminalreporter.write_line(f"gateprobe: not sent (the target does not serve them): "
+                                    f"{', '.join(target.not_served)}")
     outcomes: Counter[str] = config.stash.get(OUTCOMES_KEY, Counter())
     if not outcomes:
         return

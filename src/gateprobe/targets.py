@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,41 @@ DEFAULT_MODELS: Mapping[str, str] = {
     "messages": "claude-3-sonnet",
 }
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
+
+
+ENDPOINTS: Mapping[str, str] = {
+    "chat": "/v1/chat/completions",
+    "completions": "/v1/completions",
+    "embeddings": "/v1/embeddings",
+    "models": "/v1/models",
+    "messages": "/v1/messages",
+    "count_tokens": "/v1/messages/count_tokens",
+    "complete": "/v1/complete",
+}
+"""The model endpoints gateprobe knows, by the name a targets file declares them with."""
+ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
+
+
+def profile_endpoints(profile: str) -> frozenset[str]:
+    """What a target of ``profile`` is assumed to serve when it does not say: the OpenAI
+    routes under ``openai``, every route under the others."""
+    every = frozenset(ENDPOINTS)
+    return every - ANTHROPIC_ENDPOINTS if profile == "openai" else every
+
+
+def check_endpoints(names: Iterable[str], where: str = "--endpoints") -> frozenset[str]:
+    """Known endpoint names, at least one (``UsageError`` with a did-you-mean otherwise)."""
+    import difflib
+
+    chosen = frozenset(names)
+    for name in sorted(chosen - set(ENDPOINTS)):
+        close = difflib.get_close_matches(name, list(ENDPOINTS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise UsageError(f"{where}: unknown endpoint {name!r}{hint}; endpoints: "
+                         f"{', '.join(ENDPOINTS)}")
+    if not chosen:
+        raise UsageError(f"{where}: name at least one endpoint")
+    return chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +140,27 @@ class Target:
     mirrors: Mapping[str, str] = field(default_factory=dict)
     embedded: bool = False
     """The reference gateway this process started (its keys are test keys, not secrets)."""
+    endpoints: frozenset[str] | None = None
+    """The endpoints it serves (names of ``ENDPOINTS``); None: its profile's."""
+
+    @property
+    def served(self) -> frozenset[str]:
+        """The names of the endpoints it serves, as declared or as its profile implies."""
+        return self.endpoints if self.endpoints is not None else profile_endpoints(self.profile)
+
+    def serves(self, path: str) -> bool:
+        """Whether a request to ``path`` is for an endpoint the target serves: nothing is
+        sent, judged or loaded outside them."""
+        served = {ENDPOINTS[name] for name in self.served}
+        if path in _KNOWN_PATHS:
+            return path in served
+        parents = [known for known in _KNOWN_PATHS if path.startswith(known + "/")]
+        return not parents or max(parents, key=len) in served  # /v1/models/{id}: models
+
+    @property
+    def not_served(self) -> list[str]:
+        """The known endpoints it does not serve (said once in a report, never a finding)."""
+        return [path for name, path in ENDPOINTS.items() if name not in self.served]
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -134,8 +190,8 @@ class Target:
 
     @property
     def serves_anthropic(self) -> bool:
-        """Whether the profile has the Anthropic-native routes."""
-        return self.profile != "openai"
+        """Whether it serves any of the Anthropic-native routes."""
+        return bool(self.served & ANTHROPIC_ENDPOINTS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,6 +214,8 @@ class TargetChoice:
     timeouts: Timeouts = field(default_factory=Timeouts)
     api_key_optional: bool = False
     """The command sends only tier keys (rate-limits): the API key is read if it is set."""
+    endpoints: frozenset[str] | None = None
+    """The endpoints the target serves, over its entry's (``--endpoints``)."""
 
     @property
     def is_embedded(self) -> bool:
@@ -188,6 +246,8 @@ def resolve_target(choice: TargetChoice, *, read_keys: bool = True) -> Target:
                         api_key, choice.api_key_env,
                         {**DEFAULT_MODELS, **models},
                         key(no_permission) if no_permission else None, choice.timeouts)
+    if choice.endpoints is not None:
+        target = replace(target, endpoints=check_endpoints(choice.endpoints))
     if choice.tier_key_envs or choice.limits or choice.window_s:
         envs = {**target.tier_key_envs, **choice.tier_key_envs}
         target = replace(target, tier_key_envs=envs,
@@ -204,6 +264,9 @@ def tier_keys_of(envs: Mapping[str, str], read_keys: bool = True) -> dict[str, s
     if not read_keys:
         return {t: "dry-run" for t in envs}
     return {t: os.environ[v] for t, v in envs.items() if os.environ.get(v)}
+
+
+_KNOWN_PATHS = frozenset(ENDPOINTS.values())
 
 
 def is_loopback_url(url: str) -> bool:
@@ -308,6 +371,8 @@ TARGETS_SCHEMA: dict[str, object] = {
                                    "rpm": {"type": "object", "additionalProperties": {
                                        "type": "integer", "minimum": 0}}}},
                     "allow_load": {"type": "boolean"},
+                    "endpoints": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                  "items": {"enum": list(ENDPOINTS)}},
                     "mirrors": {"type": "object", "additionalProperties": {
                         "type": "string", "pattern": "^https?://[^/]+"}},
                 },
@@ -335,6 +400,7 @@ class TargetEntry:
     rpm: Mapping[str, int] = field(default_factory=dict)
     allow_load: bool = False
     mirrors: Mapping[str, str] = field(default_factory=dict)
+    endpoints: frozenset[str] | None = None
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -352,7 +418,7 @@ class TargetEntry:
                       tier_keys=tier_keys_of(self.tier_keys, read_keys),
                       tier_key_envs=dict(self.tier_keys), limits=dict(self.rpm),
                       window_s=self.window_s, allow_load=self.allow_load,
-                      mirrors=dict(self.mirrors))
+                      mirrors=dict(self.mirrors), endpoints=self.endpoints)
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -375,7 +441,8 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             body.get("no_permission_key_env"), body.get("models", {}),
             body.get("tier_keys", {}), float(limits.get("window_s", 60.0)),
             limits.get("rpm", {}), bool(body.get("allow_load", False)),
-            body.get("mirrors", {}))
+            body.get("mirrors", {}),
+            frozenset(body["endpoints"]) if "endpoints" in body else None)
     return entries
 
 

@@ -107,7 +107,7 @@ def test_the_openai_profile_is_never_sent_an_anthropic_route() -> None:
     target = Target("http://127.0.0.1:9", "openai", "k")
     plan = plan_load(target, LoadOptions(scenario="latency"), sending=False)
     assert plan.weights == {"chat": 1.0, "messages": 0.0, "complete": 0.0}
-    with pytest.raises(UsageError, match="serves no Anthropic routes"):
+    with pytest.raises(UsageError, match="does not serve /v1/messages"):
         plan_load(target, LoadOptions(scenario="latency", weights={"messages": 1.0}),
                   sending=False)
     anthropic = plan_load(Target("http://127.0.0.1:9", "ohmygpt", "k"),

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from gateprobe import __version__
-from gateprobe.cli import compare, conformance, gate, load, run, serve
+from gateprobe.cli import compare, conformance, discover, gate, load, run, serve
 from gateprobe.cli._flags import Parser
 from gateprobe.console import Console
 from gateprobe.errors import GateprobeError
@@ -24,6 +24,7 @@ from gateprobe.errors import GateprobeError
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "serve": serve.command, "conformance": conformance.command, "load": load.command,
     "compare": compare.command, "gate": gate.command, "run": run.command,
+    "discover": discover.command,
 }
 
 
@@ -32,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="gateprobe", description=__doc__.splitlines()[0])
     parser.add_argument("--version", action="version", version=f"gateprobe {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
-    for module in (serve, conformance, load, compare, gate, run):
+    for module in (serve, conformance, load, compare, gate, run, discover):
         module.add_parser(sub)
     return parser
 

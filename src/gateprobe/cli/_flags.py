@@ -10,11 +10,13 @@ from typing import Any
 
 from gateprobe.errors import UsageError
 from gateprobe.targets import (
+    ENDPOINTS,
     PROFILES,
     TIMEOUT_FIELDS,
     TargetChoice,
     Timeouts,
     add_timeout_flags,
+    check_endpoints,
     timeouts_of,
 )
 
@@ -60,6 +62,9 @@ def add_target_flags(parser: Any, *, no_permission: bool = False, tiers: bool = 
                            help="variable holding a key without the claude-2-web permission")
     group.add_argument("--model", action="append", default=[], metavar="ENDPOINT=NAME",
                        help="model per endpoint family (repeatable)")
+    group.add_argument("--endpoints", metavar="LIST",
+                       help="the endpoints the target serves, comma-separated (default: the "
+                            "target's, or its profile's): " + ", ".join(ENDPOINTS))
     if tiers:
         group.add_argument("--tier-key", action="append", default=[], metavar="TIER=VAR",
                            help="rate-limits: a tier's key variable (repeatable)")
@@ -111,6 +116,12 @@ def numbers(values: dict[str, str], flag: str) -> dict[str, int]:
     return out
 
 
+def _endpoints(value: str | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+    return check_endpoints((e.strip() for e in value.split(",") if e.strip()), "--endpoints")
+
+
 def choice_from(args: argparse.Namespace) -> TargetChoice:
     """The target the flags name (resolved later, by ``gateprobe.embedded.open_target``)."""
     base_url = args.base_url
@@ -124,4 +135,5 @@ def choice_from(args: argparse.Namespace) -> TargetChoice:
         tier_key_envs=pairs(getattr(args, "tier_key", []), "--tier-key"),
         limits=numbers(pairs(getattr(args, "limit", []), "--limit"), "--limit"),
         window_s=getattr(args, "window_s", None),
+        endpoints=_endpoints(args.endpoints),
         timeouts=timeouts_from(args) if hasattr(args, "timeout_total_s") else Timeouts())

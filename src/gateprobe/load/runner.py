@@ -144,18 +144,17 @@ class LoadResult:
         return self.exit_code == 0
 
 
-ANTHROPIC_STREAMS = frozenset({"messages", "complete"})
-
-
-def _weights(given: Mapping[str, float], serves_anthropic: bool = True) -> dict[str, float]:
-    """Every endpoint's weight: 1 unless given; each known, not negative, not all 0. A target
-    without the Anthropic routes (the ``openai`` profile) is never sent them."""
-    if not serves_anthropic:
-        asked = sorted(k for k, w in given.items() if k in ANTHROPIC_STREAMS and w > 0)
-        if asked:
-            raise UsageError(f"--weight {asked[0]}: the openai profile serves no Anthropic "
-                             "routes")
-        given = {**{k: 0.0 for k in ANTHROPIC_STREAMS}, **given}
+def _weights(given: Mapping[str, float], target: Target | None = None) -> dict[str, float]:
+    """Every endpoint's weight: 1 unless given; each known, not negative, not all 0. An
+    endpoint the target does not serve (the Anthropic routes under ``openai``) weighs 0, and
+    asking for it is refused: it is never loaded."""
+    unserved = {k for k, path in STREAM_ENDPOINTS.items()
+                if target is not None and not target.serves(path)}
+    asked = sorted(k for k, w in given.items() if k in unserved and w > 0)
+    if asked:
+        raise UsageError(f"--weight {asked[0]}: the target does not serve "
+                         f"{STREAM_ENDPOINTS[asked[0]]}")
+    given = {**{k: 0.0 for k in unserved}, **given}
     unknown = set(given) - set(STREAM_ENDPOINTS)
     if unknown:
         raise UsageError(f"--weight: unknown endpoint {min(unknown)!r} "
@@ -195,6 +194,9 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     tier_envs = {**{t: _variable(t) for t in target.tier_keys}, **target.tier_key_envs}
     limits = dict(target.limits)
     if options.scenario == "rate-limits":
+        if not target.serves(STREAM_ENDPOINTS["chat"]):
+            raise ConfigError(f"rate-limits sends to {STREAM_ENDPOINTS['chat']}, which the "
+                              "target does not serve")
         if not tier_envs:
             raise UsageError("rate-limits needs tier keys: --tier-key TIER=VAR (or tier_keys "
                              "in the target)")
@@ -211,7 +213,7 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         scenario=options.scenario, base_url=target.base_url, profile=target.profile,
         out_dir="", api_key_env=target.api_key_env or "GATEPROBE_API_KEY", tier_keys=tier_envs,
         limits=limits, window_s=target.window_s, models=dict(target.models),
-        weights=_weights(options.weights, target.serves_anthropic), arrival=options.arrival,
+        weights=_weights(options.weights, target), arrival=options.arrival,
         rate=options.rate,
         users=users, max_tokens=options.max_tokens, duration_s=duration,
         max_requests=options.max_requests, max_rps=options.max_rps,

@@ -72,6 +72,8 @@ class GatewayState:
     reads it."""
     admitted: int = 0
     """Requests past the rate limiter: only the ``flaky-500`` fault counts them."""
+    rate_limited: int = 0
+    """Requests refused with 429 by the limiter (tests read it: a run that met the limit)."""
 
     def reset(self) -> None:
         """Forget budgets and traces (tests reuse one gateway across cases)."""
@@ -80,6 +82,7 @@ class GatewayState:
         self.refused.clear()
         self.requests = 0
         self.admitted = 0
+        self.rate_limited = 0
 
 
 @dataclass(slots=True)
@@ -258,6 +261,7 @@ class Call:
             decision = self._budget(*limit)
             self.headers.update(rate_limit_headers(self.family, decision))
             if not decision.allowed:
+                state.rate_limited += 1
                 raise self._rate_limited(model, decision)
         if FLAKY_500.active(self.config.faults, self.endpoint):
             state.admitted += 1
