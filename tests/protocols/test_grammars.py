@@ -233,6 +233,21 @@ def test_complete_cumulative_before_2023_06_01() -> None:
         "stream.schema", "stream.terminator"]
 
 
+def test_complete_cumulative_text_under_the_2023_06_01_names() -> None:
+    """Completion events that each repeat the text so far (the old format) under the new
+    names: a client appending deltas would print it all again."""
+    def stream(*texts: str) -> bytes:
+        return b"".join(ev(compl(t), "completion") for t in texts[:-1]) + \
+            ev(compl(texts[-1], "stop_sequence"), "completion")
+
+    grammar = anthropic_complete.StreamGrammar()
+    found = check_stream_bytes(grammar, stream(" Hi", " Hi there", " Hi there you", "!"), "x")
+    assert [f.check_id for f in found] == ["stream.delta"]
+    # Genuine deltas that once begin with the previous one are deltas all the same.
+    grammar = anthropic_complete.StreamGrammar()
+    assert check_stream_bytes(grammar, stream(" the", " theory", " holds", "."), "x") == []
+
+
 # -- error envelopes ----------------------------------------------------------------------------
 def test_parse_error_envelopes() -> None:
     openai = {"error": {"message": "m", "type": "invalid_request_error", "param": None,

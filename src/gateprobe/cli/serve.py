@@ -36,6 +36,9 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--cut-after-s", type=float, default=0.0, metavar="S",
                        help="answer non-streaming requests longer than S with a CDN's 524 page "
                             "at S seconds (0: never)")
+    serve.add_argument("--error-envelope", choices=("family", "gateway"), default="family",
+                       help="errors in the route's family envelope, or in the gateway's own "
+                            "{statusCode, message, data} (family)")
     serve.add_argument("--fault", action="append", default=[], metavar="NAME",
                        help="enable a named deviation (repeatable; see --list-faults)")
     serve.add_argument("--list-faults", action="store_true",
@@ -70,7 +73,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         profile=args.profile, rate_window_s=args.rate_window_s,
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
         max_inflight=args.max_inflight, faults=faults.validate(args.fault),
-        cut_after_s=args.cut_after_s,
+        cut_after_s=args.cut_after_s, error_envelope=args.error_envelope,
     )
     try:
         serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop, tls=tls,

@@ -28,6 +28,9 @@ class StreamGrammar(GrammarBase):
         self.cumulative = cumulative
         self._stopped = False
         self._text = ""
+        self._last = ""
+        self._repeats = 0
+        """Completion events in a row that began with the whole previous completion."""
 
     def feed(self, event: Event) -> list[Finding]:
         """Check one event."""
@@ -79,6 +82,7 @@ class StreamGrammar(GrammarBase):
                                         event))
             self._text = text
         else:
+            out += self._check_delta(text, event)
             self._text += text
         if reason is not None:
             if reason not in STOP_REASONS:
@@ -89,6 +93,22 @@ class StreamGrammar(GrammarBase):
             if not self.cumulative:
                 self.done = True
         return out
+
+    def _check_delta(self, text: str, event: Event) -> list[Finding]:
+        """From 2023-06-01 each ``completion`` is the new text only; one that starts with the
+        whole previous completion, twice in a row, is the older cumulative format under the new
+        version's name (a client that appends would print everything again)."""
+        last, self._last = self._last, text
+        if len(last) >= 2 and len(text) > len(last) and text.startswith(last):
+            self._repeats += 1
+            if self._repeats == 2:
+                return [self.finding("stream.delta", Severity.HIGH,
+                                     "completion deltas (anthropic-version 2023-06-01)",
+                                     "each completion repeats the text so far (the "
+                                     "cumulative pre-2023-06-01 format)", event)]
+        else:
+            self._repeats = 0
+        return []
 
     def finish(self) -> list[Finding]:
         """Check what the stream, now ended, never sent."""

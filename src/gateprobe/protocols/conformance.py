@@ -25,6 +25,7 @@ from gateprobe.findings import Finding, Severity
 from gateprobe.golden import diff, normalize, normalize_events
 from gateprobe.protocols import (
     _anthropic,
+    _gateway,
     _openai,
     accounting,  # noqa: F401  (registers its checks too)
 )
@@ -177,11 +178,18 @@ def error_envelope(ctx: Context, ex: Exchange) -> CheckResult:
     if ex.status is None or ex.status < 400:
         return NOT_APPLICABLE
     parse = _anthropic.parse_error if ctx.family == "anthropic" else _openai.parse_error
-    if parse(_json(ex)) is None:
+    if parse(_json(ex)) is None and not _gateway_envelope(ctx, ex):
+        also = " or the gateway's own" if ctx.profile == "ohmygpt" else ""
         return [_finding(ctx, ex, "error.envelope", Severity.HIGH,
-                         f"the {ctx.family} error envelope",
+                         f"the {ctx.family} error envelope{also}",
                          f"{ex.content_type or 'no content-type'} body that is not it")]
     return []
+
+
+def _gateway_envelope(ctx: Context, ex: Exchange) -> bool:
+    """Whether the answer is in the seeds' gateway's own envelope, which its profile allows
+    (``{"statusCode", "message", "data"}``, seen on its model routes' 401s)."""
+    return ctx.profile == "ohmygpt" and _gateway.parse_error(_json(ex)) is not None
 
 
 @check("error.type", Severity.MEDIUM, "the error type fits the status (Anthropic)")
@@ -191,7 +199,7 @@ def error_type(ctx: Context, ex: Exchange) -> CheckResult:
         return NOT_APPLICABLE
     error = _anthropic.parse_error(_json(ex))
     if error is None:
-        return NOT_APPLICABLE  # error.envelope reports it
+        return NOT_APPLICABLE  # error.envelope reports it (or it is the gateway's own)
     wanted = ANTHROPIC_ERROR_TYPES[ex.status]
     if error.type != wanted:
         return [_finding(ctx, ex, "error.type", Severity.MEDIUM, f"type {wanted}",
@@ -319,7 +327,9 @@ def legacy_prompt_rejected(ctx: Context, ex: Exchange) -> CheckResult:
         return NOT_APPLICABLE
     out = []
     error = _anthropic.parse_error(_json(ex))
-    if ex.status != 400 or error is None or error.type != "invalid_request_error":
+    typed = error is not None and error.type == "invalid_request_error" or \
+        error is None and _gateway_envelope(ctx, ex)  # its envelope may name no type
+    if ex.status != 400 or not typed:
         out.append(_finding(ctx, ex, "legacy.prompt_rejected", Severity.HIGH,
                             "400 invalid_request_error",
                             f"status {ex.status}" + (f", type {error.type}" if error else "")))

@@ -23,7 +23,7 @@ __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver
 
 STREAM_CHECK_IDS = ("stream.json", "stream.schema", "stream.event_name", "stream.order",
                     "stream.block_index", "stream.terminator", "stream.error_event",
-                    "stream.usage", "stream.consistency", "stream.framing")
+                    "stream.usage", "stream.consistency", "stream.framing", "stream.delta")
 """Every check id the stream grammars and the SSE framing notes can report."""
 
 

@@ -243,7 +243,7 @@ def _method_not_allowed(request: Request, allowed: str) -> GatewayError:
 
 
 def _error(call: Call, error: GatewayError) -> Response:
-    response = render(call.family, error, call.request_id)
+    response = render(call.family, error, call.request_id, call.config.error_envelope)
     response.headers.update(call.headers)
     return response
 

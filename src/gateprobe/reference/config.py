@@ -130,6 +130,9 @@ class GatewayConfig:
     """How many recent requests keep their send-time trace."""
     faults: tuple[str, ...] = ()
     """Names from ``faults.CATALOGUE`` to apply (the harness's own proof)."""
+    error_envelope: str = "family"
+    """``family``: errors in the OpenAI or Anthropic envelope of the route; ``gateway``: in the
+    seeds' gateway's own ``{statusCode, message, data}`` (its real model routes answer so)."""
     cut_after_s: float = 0.0
     """Like a CDN in front (the seeds' Cloudflare mirror cuts at 100 s): a non-streaming answer
     that would take longer gets a 524 HTML page at this many seconds instead; 0: never."""

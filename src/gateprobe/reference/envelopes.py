@@ -73,8 +73,17 @@ class GatewayError(Exception):
         self.headers = dict(headers or {})
 
 
-def render(family: Family, error: GatewayError, request_id: str) -> Response:
-    """The error response in the family's envelope."""
+def render(family: Family, error: GatewayError, request_id: str,
+           envelope: str = "family") -> Response:
+    """The error response in the family's envelope (or the gateway's own, ``envelope``
+    ``gateway``: same status, ``{statusCode, message, data: null}``)."""
+    if envelope == "gateway":
+        status = (_ANTHROPIC if family == "anthropic" else _OPENAI)[error.kind][0]
+        status = error.status or status
+        return Response(json.dumps({"statusCode": status, "message": error.message,
+                                    "data": None}, ensure_ascii=False),
+                        status_code=status, headers=error.headers,
+                        media_type="application/json")
     if family == "anthropic":
         status, etype = _ANTHROPIC[error.kind]
         body: dict[str, object] = {

@@ -213,6 +213,21 @@ def _unterminated_event(endpoint: str, plan: Plan) -> Plan:
     return [*plan[:-1], replace(last, data=last.data[:-1])]  # no blank line after it
 
 
+def _cumulative_completions(endpoint: str, plan: Plan) -> Plan:
+    """Each ``completion`` event carries the whole text so far (the old format), still under
+    the 2023-06-01 event names."""
+    text = ""
+
+    def grow(payload: dict[str, Any]) -> dict[str, Any] | None:
+        nonlocal text
+        if payload.get("type") != "completion" or not isinstance(payload.get("completion"), str):
+            return None
+        text += payload["completion"]
+        return {**payload, "completion": text}
+
+    return _map_payloads(plan, grow)
+
+
 def _wrong_object(endpoint: str, plan: Plan) -> Plan:
     return _map_payloads(plan, lambda p: {**p, "object": "chat.completion"}
                          if p.get("object") == "chat.completion.chunk" else None)
@@ -425,6 +440,10 @@ STREAM_UNTERMINATED_EVENT = _f(
 STREAM_WRONG_OBJECT = _f(
     "stream-wrong-object", "chunks say object chat.completion", frozenset({CHAT}),
     ["stream.schema"], _wrong_object)
+STREAM_CUMULATIVE_COMPLETIONS = _f(
+    "stream-cumulative-completions", "legacy completion events carry the whole text so far "
+    "(the pre-2023-06-01 format) under the 2023-06-01 names", frozenset({COMPLETE}),
+    ["stream.delta"], _cumulative_completions)
 STREAM_BOM = _f(
     "stream-bom", "the stream starts with a UTF-8 byte order mark", ALL_STREAMS,
     ["stream.framing"], _bom)
