@@ -76,3 +76,12 @@ def test_unknown_target_name_suggests(tmp_path: Path) -> None:
         target_entry(path, "tt")
     with pytest.raises(ConfigError, match="cannot read targets file"):
         target_entry(tmp_path / "missing.yaml", "t")
+
+
+def test_a_key_tier_needs_its_limit(tmp_path: Path) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text(GOOD + "    api_key_tier: vip\n    limits: {rpm: {free: 12}}\n")
+    with pytest.raises(ConfigError, match="api_key_tier: tier 'vip' has no limit"):
+        load_targets(path)
+    path.write_text(GOOD + "    api_key_tier: vip\n    limits: {rpm: {vip: 60}}\n")
+    assert load_targets(path)["t"].api_key_tier == "vip"

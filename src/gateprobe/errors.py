@@ -40,3 +40,8 @@ class TargetUnreachable(GateprobeError):
     """The target's address refuses connections or does not resolve."""
 
     exit_code = 3
+
+
+RATE_LIMITED_EXIT = 4
+"""Exit code of a load run the target's rate limit cut short of a verdict: not a finding about
+the gateway (it limited as a gateway may), not a mistake of the user's."""

@@ -24,7 +24,7 @@ from gateprobe.conformance_runner import (
 from gateprobe.conformance_runner import dry_run as conformance_dry_run
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded
-from gateprobe.errors import ConfigError
+from gateprobe.errors import RATE_LIMITED_EXIT, ConfigError
 from gateprobe.events import (
     ERROR,
     FAILED,
@@ -155,6 +155,8 @@ def load_phase(target: Target, options: LoadOptions, run_dir: Path, console: Con
     if why_not:
         return Phase(scenario, SKIPPED, why_not)
     result = run_load(target, replace(options, report_dir=run_dir / scenario), console)
+    if result.exit_code == RATE_LIMITED_EXIT:  # no verdict on latency: not a finding either
+        return Phase(scenario, SKIPPED, result.reason, scenario, result.verdict or {})
     if result.verdict is None:
         return Phase(scenario, ERROR,
                      f"the load run ended without a verdict (exit {result.exit_code})",

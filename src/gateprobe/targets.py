@@ -142,6 +142,8 @@ class Target:
     """The reference gateway this process started (its keys are test keys, not secrets)."""
     endpoints: frozenset[str] | None = None
     """The endpoints it serves (names of ``ENDPOINTS``); None: its profile's."""
+    api_key_tier: str | None = None
+    """The tier of ``api_key`` (of ``limits``): a latency run paces under its limit."""
 
     @property
     def served(self) -> frozenset[str]:
@@ -371,6 +373,7 @@ TARGETS_SCHEMA: dict[str, object] = {
                                    "rpm": {"type": "object", "additionalProperties": {
                                        "type": "integer", "minimum": 0}}}},
                     "allow_load": {"type": "boolean"},
+                    "api_key_tier": {"type": "string", "minLength": 1},
                     "endpoints": {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"enum": list(ENDPOINTS)}},
                     "mirrors": {"type": "object", "additionalProperties": {
@@ -401,6 +404,7 @@ class TargetEntry:
     allow_load: bool = False
     mirrors: Mapping[str, str] = field(default_factory=dict)
     endpoints: frozenset[str] | None = None
+    api_key_tier: str | None = None
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -418,7 +422,8 @@ class TargetEntry:
                       tier_keys=tier_keys_of(self.tier_keys, read_keys),
                       tier_key_envs=dict(self.tier_keys), limits=dict(self.rpm),
                       window_s=self.window_s, allow_load=self.allow_load,
-                      mirrors=dict(self.mirrors), endpoints=self.endpoints)
+                      mirrors=dict(self.mirrors), endpoints=self.endpoints,
+                      api_key_tier=self.api_key_tier)
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -435,6 +440,10 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
         raise ConfigError(f"{path}: {_describe(errors[0])}")
     entries = {}
     for name, body in raw["targets"].items():
+        tier = body.get("api_key_tier")
+        if tier is not None and tier not in body.get("limits", {}).get("rpm", {}):
+            raise ConfigError(f"{path}: targets.{name}.api_key_tier: tier {tier!r} has no "
+                              "limit in limits.rpm")
         limits = body.get("limits", {})
         entries[name] = TargetEntry(
             name, body["base_url"], body["profile"], body["api_key_env"],
@@ -442,7 +451,8 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             body.get("tier_keys", {}), float(limits.get("window_s", 60.0)),
             limits.get("rpm", {}), bool(body.get("allow_load", False)),
             body.get("mirrors", {}),
-            frozenset(body["endpoints"]) if "endpoints" in body else None)
+            frozenset(body["endpoints"]) if "endpoints" in body else None,
+            body.get("api_key_tier"))
     return entries
 
 

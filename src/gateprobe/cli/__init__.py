@@ -6,7 +6,8 @@ code. ``GateprobeError`` is caught here and only here: one line on stderr, its e
 traceback.
 
 Exit codes: 0 pass, 1 findings (the target failed a check), 2 usage or configuration error,
-3 target unreachable, 130 interrupted.
+3 target unreachable, 4 a load run cut short by the target's rate limit (no verdict), 130
+interrupted.
 """
 
 from __future__ import annotations

@@ -37,6 +37,27 @@ def read_samples(path: Path) -> Iterator[dict[str, Any]]:
                 continue
 
 
+LIMITED_SHARE = 0.5
+"""A latency run whose requests were refused with 429 more often than this measured the
+target's rate limit, not its latency."""
+
+
+def _limited_by_target(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """When a latency run with no declared limit was mostly refused with 429: the numbers
+    that say so ({} otherwise). With a declared limit the run paced under it, and 429s stay
+    errors of the gateway."""
+    if plan.scenario != "latency" or plan.paced or not samples:
+        return {}
+    refused = sum(1 for s in samples if s.get("status") == 429)
+    if refused <= LIMITED_SHARE * len(samples):
+        return {}
+    return {"refused": refused, "requests": len(samples),
+            "why": f"limited by the target's rate limit: {refused} of {len(samples)} requests "
+                   "were refused with 429, so this run measured the limiter, not latency; "
+                   "declare the key's limit (api_key_tier and limits in its targets-file "
+                   "entry) to pace under it"}
+
+
 def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     """The verdict of a finished run: ``ok``, the reasons when not, and the numbers."""
     out: dict[str, Any] = {"version": VERDICT_VERSION, "scenario": plan.scenario,
@@ -72,6 +93,11 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         if not streams:
             out["reasons"].append("no request completed")
             out["failed_checks"].append("load.no_samples")
+    limited = _limited_by_target(plan, samples)
+    if limited:
+        out["limited_by_target"] = limited
+        out["reasons"] = [limited["why"]]  # not an SLO miss: the limiter is what was measured
+        out["failed_checks"] = []
     out["ok"] = not out["reasons"]
     return out
 

@@ -26,7 +26,7 @@ from typing import Any
 
 from gateprobe import dryrun
 from gateprobe.console import Console
-from gateprobe.errors import ConfigError, UsageError
+from gateprobe.errors import RATE_LIMITED_EXIT, ConfigError, UsageError
 from gateprobe.findings import Finding
 from gateprobe.load.plan import (
     ARRIVALS,
@@ -144,6 +144,11 @@ class LoadResult:
         return self.exit_code == 0
 
 
+PACE_SHARE = 0.8
+"""A latency run with a declared limit sends at most this share of it: a gateway's window may
+start earlier than ours, and its limit is not ours to test here (the rate-limit scenario is)."""
+
+
 def _weights(given: Mapping[str, float], target: Target | None = None) -> dict[str, float]:
     """Every endpoint's weight: 1 unless given; each known, not negative, not all 0. An
     endpoint the target does not serve (the Anthropic routes under ``openai``) weighs 0, and
@@ -209,6 +214,7 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     else:
         duration = options.duration_s or 30.0
         users = options.users
+    declared = limits.get(target.api_key_tier or "") if options.scenario == "latency" else None
     plan = LoadPlan(
         scenario=options.scenario, base_url=target.base_url, profile=target.profile,
         out_dir="", api_key_env=target.api_key_env or "GATEPROBE_API_KEY", tier_keys=tier_envs,
@@ -216,7 +222,9 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         weights=_weights(options.weights, target), arrival=options.arrival,
         rate=options.rate,
         users=users, max_tokens=options.max_tokens, duration_s=duration,
-        max_requests=options.max_requests, max_rps=options.max_rps,
+        max_requests=options.max_requests,
+        max_rps=min(options.max_rps, PACE_SHARE * declared / target.window_s)
+        if declared else options.max_rps, paced=bool(declared),
         processes=options.processes or (options.expect_workers if options.master else 1),
         timeouts=target.timeouts, slo=slo)
     if sending:
@@ -353,6 +361,10 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
                         summary_line(verdict))
     if verdict["ok"] and code != -1:
         console.line(f"PASS: every objective met ({verdict['requests']} requests)")
+        return result
+    if verdict.get("limited_by_target"):
+        result.exit_code = RATE_LIMITED_EXIT
+        console.line(f"NO VERDICT: {verdict['limited_by_target']['why']}")
         return result
     result.exit_code = 1
     reasons = list(verdict["reasons"])
