@@ -23,9 +23,9 @@ import pytest
 
 from gateprobe import transport
 from gateprobe.findings import Finding, Severity
-from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for
+from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for, max_tokens_of
 from gateprobe.probe import MAX_BODY_BYTES
-from gateprobe.pytest_plugin import current_config, current_target, run_state
+from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
 from gateprobe.targets import Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
@@ -73,6 +73,7 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
         guard.admit(case.operation.path, case.body)
     except RequestCapReached as exc:
         pytest.skip(f"{exc}; raise it with --fuzz-max-requests")
+    admit_tokens(state, max_tokens_of(case.body))
 
 
 @schemathesis.check

@@ -16,9 +16,10 @@ import pytest
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 from gateprobe import checks, transport
 from gateprobe.checks import Context, Exchange, Family
+from gateprobe.dryrun import SDK_MAX_TOKENS
 from gateprobe.findings import Finding, Severity
 from gateprobe.probe import paced, retry_after_s
-from gateprobe.pytest_plugin import describe
+from gateprobe.pytest_plugin import admit_tokens, describe
 from gateprobe.redact import Redactor
 from gateprobe.runstate import RunState
 from gateprobe.targets import Target
@@ -161,6 +162,7 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
         pytest.skip(f"not sent: the target does not serve {endpoint}")
     if state.breaker.is_open(target.base_url, streaming):
         pytest.skip("not sent: earlier requests of this kind to the target timed out")
+    admit_tokens(state, SDK_MAX_TOKENS)
     count(endpoint)
     outcome = _call(fn, client, target, state, streaming)
     kind = _transport_kind(outcome, streaming)

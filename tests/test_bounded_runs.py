@@ -138,3 +138,27 @@ def test_a_gate_file_with_an_unusable_bound_is_refused(tmp_path: Path, bad: str)
     gate_file.write_text(f"embedded: true\nsuites: [conformance]\n{bad}\n")
     with pytest.raises(ConfigError, match=str(gate_file)):
         load_config(gate_file)
+
+
+def test_a_run_stops_sending_at_its_token_cap(make_gateway: MakeGateway, tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    gateway = make_gateway(timing=FAST)
+    code, output, _ = conformance("--base-url", gateway.base_url, "--select",
+                                  "endpoint or stream or sdk", "--max-generated-tokens", "100",
+                                  "--report-dir", str(tmp_path))
+    printed = capsys.readouterr().out
+    assert code == 1, output + printed[-2000:]
+    assert "cap of 100 generated tokens is reached" in printed
+    tests = json.loads((tmp_path / "conformance.json").read_text())["tests"]
+    sent = [t for t in tests if t["outcome"] == "passed"]
+    skipped = [t for t in tests if t["outcome"] == "skipped"]
+    assert 0 < len(sent) <= 100 // 8 and len(skipped) > len(sent)  # each asked >= 8 tokens
+
+
+def test_the_token_cap_counts_before_it_sends() -> None:
+    from gateprobe.runstate import RunState
+
+    state = RunState(token_cap=40)
+    assert state.admit_tokens(16) and state.admit_tokens(24)
+    assert not state.admit_tokens(1) and state.tokens_asked == 40
+    assert RunState().admit_tokens(10**9)

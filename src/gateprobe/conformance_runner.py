@@ -53,6 +53,8 @@ class ConformanceOptions:
     fuzz_max_requests: int | None = None
     budget_s: float | None = 900.0
     """The whole run's budget: once spent, the rest is skipped and the run fails."""
+    max_generated_tokens: int | None = None
+    """The most tokens the run's requests may ask for in all (each counts its max_tokens)."""
     report_dir: Path | None = None
     """junit.xml, allure-results/ and conformance.json go here."""
     junit: Path | None = None
@@ -64,7 +66,8 @@ class ConformanceOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
         for flag, value in (("--max-examples", self.max_examples),
                             ("--fuzz-max-tokens", self.fuzz_max_tokens),
-                            ("--fuzz-max-requests", self.fuzz_max_requests)):
+                            ("--fuzz-max-requests", self.fuzz_max_requests),
+                            ("--max-generated-tokens", self.max_generated_tokens)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1")
         if self.budget_s is not None and not self.budget_s > 0:
@@ -84,7 +87,8 @@ class ConformanceResult:
     """(pytest node id, outcome) per test; schemathesis reports several under one id."""
     cases_per_endpoint: dict[str, int] = field(default_factory=dict)
     budget_spent: bool = False
-    """The run's budget ran out: the tests after that point were not run."""
+    """The run's budget (of time, or of generated tokens) ran out: the tests after that point
+    were not run."""
     not_served: list[str] = field(default_factory=list)
     """Known endpoints the target does not serve: nothing was sent to them."""
 
@@ -117,7 +121,7 @@ class SuiteRun:
         self.result.tests = list(tests)
         self.result.cases_per_endpoint = dict(sorted(stash.get(OUTCOMES_KEY, {}).items()))
         state = stash.get(RUN_STATE_KEY, None)
-        self.result.budget_spent = state is not None and state.told
+        self.result.budget_spent = state is not None and (state.told or state.cap_told)
 
 
 def run_conformance(target: Target, options: ConformanceOptions,
@@ -147,7 +151,8 @@ def dry_run(target: Target, options: ConformanceOptions, console: Console) -> in
     options.check()
     load_check_modules(options.checks)
     return dryrun.conformance(target, options.select, options.fuzz_max_tokens or 64,
-                              options.fuzz_max_requests, options.max_examples, console)
+                              options.fuzz_max_requests, options.max_examples, console,
+                              options.max_generated_tokens)
 
 
 def _argv(target: Target, options: ConformanceOptions) -> list[str]:
@@ -171,7 +176,8 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
                         ("--fuzz-max-tokens", options.fuzz_max_tokens),
                         ("--fuzz-max-requests", options.fuzz_max_requests),
                         ("--golden-dir", options.golden_dir),
-                        ("--budget-s", options.budget_s)):
+                        ("--budget-s", options.budget_s),
+                        ("--max-generated-tokens", options.max_generated_tokens)):
         if value is not None:
             argv += [flag, str(value)]
     if options.select:

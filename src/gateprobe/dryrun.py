@@ -14,19 +14,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateprobe.console import Console
-from gateprobe.fuzz_guard import TOKEN_FIELDS, Guard, examples_for
+from gateprobe.fuzz_guard import Guard, examples_for, max_tokens_of
 from gateprobe.targets import Target
 
 SDK_CALLS = 10
 SDK_MAX_TOKENS = 16
-
-
-def max_tokens_of(body: Any) -> int:
-    """The most tokens a request body may generate (0 when it names none)."""
-    if not isinstance(body, dict):
-        return 0
-    return max((v for k, v in body.items() if k in TOKEN_FIELDS and isinstance(v, int)),
-               default=0)
 
 
 def selected(select: str | None) -> Callable[[str], bool]:
@@ -48,7 +40,7 @@ def selected(select: str | None) -> Callable[[str], bool]:
 
 def conformance(target: Target, select: str | None, max_tokens_cap: int,
                 max_requests: int | None, max_examples: int | None,
-                console: Console) -> int:
+                console: Console, max_generated_tokens: int | None = None) -> int:
     """The conformance suite's requests, per endpoint; the fuzz and SDK categories' bounds."""
     from gateprobe.cases import all_cases
 
@@ -77,6 +69,9 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
         console.line(f"fuzz: {examples} examples per operation, at most "
                      f"{guard.max_requests} requests, every max_tokens-like value capped at "
                      f"{guard.max_tokens}")
+    if max_generated_tokens is not None:
+        console.line(f"the run stops sending once its requests have asked for "
+                     f"{max_generated_tokens} tokens in all (--max-generated-tokens)")
     console.line("nothing was sent")
     return 0
 

@@ -16,6 +16,14 @@ MODEL_FOR_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completion
                   "/v1/messages": "messages", "/v1/messages/count_tokens": "messages"}
 VALID_PROMPT = "\n\nHuman: Say test\n\nAssistant:"
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample")
+
+
+def max_tokens_of(body: Any) -> int:
+    """The most tokens a request body may generate (0 when it names none)."""
+    if not isinstance(body, dict):
+        return 0
+    return max((v for k, v in body.items() if k in TOKEN_FIELDS and isinstance(v, int)),
+               default=0)
 LOOPBACK_MAX_REQUESTS = 2000
 REMOTE_MAX_REQUESTS = 200
 LOOPBACK_EXAMPLES = 20

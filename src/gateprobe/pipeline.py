@@ -67,6 +67,8 @@ class RunOptions:
     slo: Path | Mapping[str, float] | None = None
     budget_s: float | None = None
     """The conformance phase's budget (its command's default when None)."""
+    max_generated_tokens: int | None = None
+    """The conformance phase's cap on the tokens its requests ask for in all."""
     report_dir: Path | None = None
 
     def check(self) -> RunOptions:
@@ -137,7 +139,8 @@ def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
                       console: Console) -> Phase:
     """The conformance suite, writing junit.xml, allure-results/ and conformance.json."""
     conformance = ConformanceOptions(select=options.select, report_dir=run_dir,
-                                     checks=options.checks)
+                                     checks=options.checks,
+                                     max_generated_tokens=options.max_generated_tokens)
     if options.budget_s is not None:
         conformance = replace(conformance, budget_s=options.budget_s)
     result = run_conformance(target, conformance, console)

@@ -108,6 +108,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--findings-json", default=None, metavar="PATH",
                     help="write the run's findings and test outcomes here as JSON")
     add_timeout_flags(group.addoption)
+    group.addoption("--max-generated-tokens", type=int, default=None, metavar="N",
+                    help="stop sending once the run's requests have asked for N tokens in all "
+                         "(each request counts its max_tokens): the rest is skipped and the "
+                         "run fails")
     group.addoption("--budget-s", type=float, default=None, metavar="S",
                     help="stop sending after this many seconds: the rest is skipped and the "
                          "run fails (a hostile gateway must not hold a CI job)")
@@ -124,7 +128,9 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[OUTCOMES_KEY] = Counter()
     recorded: dict[Path, dict[str, tuple[int, Any]]] = defaultdict(dict)
     config.stash[RECORDED_KEY] = recorded
-    config.stash[RUN_STATE_KEY] = RunState(config.getoption("--budget-s", None))
+    config.stash[RUN_STATE_KEY] = RunState(
+        config.getoption("--budget-s", None),
+        token_cap=config.getoption("--max-generated-tokens", None))
     provided = _provided_target(config)
     if provided is not None:
         config.stash[TARGET_KEY] = provided
@@ -176,6 +182,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 def run_state(config: pytest.Config) -> RunState:
     """The run's budget clock and breaker (made fresh by each run's ``pytest_configure``)."""
     return config.stash[RUN_STATE_KEY]
+
+
+def admit_tokens(state: RunState, asked: int) -> None:
+    """Count a request's tokens against the run's cap; past it, the first test fails saying
+    so and the rest are skipped (a paid gateway's run must stop at its cost bound)."""
+    if state.admit_tokens(asked):
+        return
+    if not state.cap_told:
+        state.cap_told = True
+        pytest.fail(f"the run's cap of {state.token_cap} generated tokens is reached: the "
+                    "remaining requests are not sent", pytrace=False)
+    pytest.skip(f"the run's cap of {state.token_cap} generated tokens is reached")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
@@ -259,6 +277,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
     """Send a case, run every check, record and return the findings."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
     from gateprobe.checks import Context, run_checks
+    from gateprobe.fuzz_guard import max_tokens_of
     from gateprobe.probe import send
     from gateprobe.protocols.conformance import checks_for, normalized_answer
     from gateprobe.redact import Redactor
@@ -267,6 +286,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
         if case.auth == "no_permission" and gateprobe_target.no_permission_key is None:
             pytest.skip("no key without model permission given (--no-permission-key-env)")
         redactor = Redactor(gateprobe_target.secrets)
+        admit_tokens(gateprobe_run, max_tokens_of(case.body))
         exchange = send(gateprobe_http, gateprobe_target, case, gateprobe_run)
         if case.golden is not None and request.config.getoption("--record-golden"):
             if exchange.status is None:

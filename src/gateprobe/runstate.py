@@ -68,6 +68,19 @@ class RunState:
     """Whether the test that found the budget spent has said so (once per run)."""
     seen_ids: set[str] = field(default_factory=set)
     """The answer ids seen so far: an id that comes back is a ``response.id`` finding."""
+    token_cap: int | None = None
+    """The most tokens the run's requests may ask to generate, all together (None: no cap)."""
+    tokens_asked: int = 0
+    cap_told: bool = False
+    """Whether the test that found the token cap reached has said so (once per run)."""
+
+    def admit_tokens(self, asked: int) -> bool:
+        """Count a request that may generate ``asked`` tokens; False (and nothing counted)
+        when it would take the run past its cap: that request is not sent."""
+        if self.token_cap is not None and self.tokens_asked + asked > self.token_cap:
+            return False
+        self.tokens_asked += asked
+        return True
 
     def start(self) -> None:
         """Start the budget clock (idempotent)."""

@@ -42,6 +42,9 @@ def add_parser(sub: Any) -> None:
     conf.add_argument("--report-dir", metavar="DIR",
                       help="write junit.xml and allure-results/ into this folder")
     conf.add_argument("-v", "--verbose", action="store_true", help="one line per case")
+    conf.add_argument("--max-generated-tokens", type=int, metavar="N",
+                      help="stop sending once the run's requests have asked for N tokens in "
+                           "all (each counts its max_tokens); the run then fails")
     conf.add_argument("--budget-s", type=float, default=900.0, metavar="S",
                       help="the whole run's budget: once spent, the rest is skipped and the "
                            "run fails (900)")
@@ -56,7 +59,7 @@ def options_from(args: argparse.Namespace) -> ConformanceOptions:
         fuzz_max_requests=args.fuzz_max_requests, budget_s=args.budget_s,
         report_dir=Path(args.report_dir) if args.report_dir else None,
         junit=Path(args.junit) if args.junit else None, verbose=args.verbose,
-        checks=tuple(args.checks)).check()
+        checks=tuple(args.checks), max_generated_tokens=args.max_generated_tokens).check()
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
