@@ -62,6 +62,7 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         choice.timeouts, name="embedded", tier_keys=tiers,
         tier_key_envs={t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in tiers},
         limits=dict(TIER_LIMITS), window_s=embedded.rate_window_s, embedded=True,
+        rate_algorithm=choice.rate_algorithm or "sliding_window",
         endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None else None)
 
 

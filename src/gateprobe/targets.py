@@ -40,6 +40,9 @@ ENDPOINTS: Mapping[str, str] = {
 }
 """The model endpoints gateprobe knows, by the name a targets file declares them with."""
 ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
+RATE_ALGORITHMS = ("unknown", "fixed_window", "sliding_window", "token_bucket")
+"""How a target's limiter counts: the rate-limit verdicts allow what each may accept (a token
+bucket, or an unknown limiter, what refills during the burst too)."""
 
 
 def profile_endpoints(profile: str) -> frozenset[str]:
@@ -144,6 +147,8 @@ class Target:
     """The endpoints it serves (names of ``ENDPOINTS``); None: its profile's."""
     api_key_tier: str | None = None
     """The tier of ``api_key`` (of ``limits``): a latency run paces under its limit."""
+    rate_algorithm: str = "unknown"
+    """How its limiter counts (``RATE_ALGORITHMS``)."""
 
     @property
     def served(self) -> frozenset[str]:
@@ -218,6 +223,8 @@ class TargetChoice:
     """The command sends only tier keys (rate-limits): the API key is read if it is set."""
     endpoints: frozenset[str] | None = None
     """The endpoints the target serves, over its entry's (``--endpoints``)."""
+    rate_algorithm: str | None = None
+    """How its limiter counts, over its entry's (``--rate-algorithm``)."""
 
     @property
     def is_embedded(self) -> bool:
@@ -250,6 +257,8 @@ def resolve_target(choice: TargetChoice, *, read_keys: bool = True) -> Target:
                         key(no_permission) if no_permission else None, choice.timeouts)
     if choice.endpoints is not None:
         target = replace(target, endpoints=check_endpoints(choice.endpoints))
+    if choice.rate_algorithm is not None:
+        target = replace(target, rate_algorithm=choice.rate_algorithm)
     if choice.tier_key_envs or choice.limits or choice.window_s:
         envs = {**target.tier_key_envs, **choice.tier_key_envs}
         target = replace(target, tier_key_envs=envs,
@@ -370,6 +379,7 @@ TARGETS_SCHEMA: dict[str, object] = {
                     "limits": {"type": "object", "additionalProperties": False,
                                "properties": {
                                    "window_s": {"type": "number", "exclusiveMinimum": 0},
+                                   "algorithm": {"enum": list(RATE_ALGORITHMS)},
                                    "rpm": {"type": "object", "additionalProperties": {
                                        "type": "integer", "minimum": 0}}}},
                     "allow_load": {"type": "boolean"},
@@ -405,6 +415,7 @@ class TargetEntry:
     mirrors: Mapping[str, str] = field(default_factory=dict)
     endpoints: frozenset[str] | None = None
     api_key_tier: str | None = None
+    rate_algorithm: str = "unknown"
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -423,7 +434,7 @@ class TargetEntry:
                       tier_key_envs=dict(self.tier_keys), limits=dict(self.rpm),
                       window_s=self.window_s, allow_load=self.allow_load,
                       mirrors=dict(self.mirrors), endpoints=self.endpoints,
-                      api_key_tier=self.api_key_tier)
+                      api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm)
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -452,7 +463,7 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             limits.get("rpm", {}), bool(body.get("allow_load", False)),
             body.get("mirrors", {}),
             frozenset(body["endpoints"]) if "endpoints" in body else None,
-            body.get("api_key_tier"))
+            body.get("api_key_tier"), limits.get("algorithm", "unknown"))
     return entries
 
 

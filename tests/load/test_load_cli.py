@@ -62,6 +62,7 @@ def verdict(report: Path) -> dict[str, Any]:
 
 def rate_limits(base_url: str, report: Path, *extra: str) -> tuple[int, str, str]:
     args = ["load", "rate-limits", "--base-url", base_url, "--window-s", str(WINDOW_S),
+            "--rate-algorithm", "sliding_window",
             "--report-dir", str(report)]
     for tier, (variable, _, limit) in TIERS.items():
         args += ["--tier-key", f"{tier}={variable}", "--limit", f"{tier}={limit}"]
@@ -93,6 +94,24 @@ def test_rate_limits_pass_on_the_clean_gateway(make_gateway: MakeGateway,
     assert "PASS" in out and "timeline" in out
     for artifact in ("samples.jsonl", "locust_stats.csv", "locust.html", "plan.json"):
         assert (tmp_path / artifact).exists(), artifact
+
+
+def test_a_token_bucket_passes_unless_declared_a_sliding_window(make_gateway: MakeGateway,
+                                                                tmp_path: Path) -> None:
+    """A continuous-refill limiter with right headers and Retry-After is a correct limiter:
+    undeclared (unknown) or declared a token bucket it passes; declared a sliding window,
+    what it accepts over the burst is more than the limit."""
+    gateway = make_gateway(rate_window_s=WINDOW_S, rate_algorithm="token_bucket")
+    args = ["load", "rate-limits", "--base-url", gateway.base_url, "--window-s", str(WINDOW_S)]
+    for tier, (variable, _, limit) in TIERS.items():
+        args += ["--tier-key", f"{tier}={variable}", "--limit", f"{tier}={limit}"]
+    code, out, err = gateprobe(*args, "--report-dir", str(tmp_path / "unknown"))
+    assert code == 0, out + err
+    gateway.state.reset()
+    code, out, err = gateprobe(*args, "--rate-algorithm", "sliding_window", "--report-dir",
+                               str(tmp_path / "sliding"))
+    assert code == 1, out + err
+    assert "ratelimit.limit" in verdict(tmp_path / "sliding")["failed_checks"]
 
 
 @pytest.mark.parametrize("fault", RATE_FAULTS)

@@ -29,9 +29,32 @@ def good_tier(tier: str = "free", limit: int = 4, t0: float = 0.0) -> list[dict[
 
 
 def checks(samples: list[dict[str, Any]], limits: dict[str, int] | None = None,
-           tolerance: float = 0.0) -> set[str]:
-    verdict = ratelimits.judge(samples, limits or {"free": 4}, 10.0, tolerance)
+           tolerance: float = 0.0, algorithm: str = "sliding_window") -> set[str]:
+    verdict = ratelimits.judge(samples, limits or {"free": 4}, 10.0, tolerance, algorithm)
     return {p.check_id for p in verdict.problems}
+
+
+def bucket(limit: int, window_s: float, span_s: float, t0: float = 100.0,
+           tier: str = "free") -> list[dict[str, Any]]:
+    """What a correct token bucket answers to a burst spread over ``span_s``: the bucket,
+    then what refills (remaining repeats as it refills), then 429s."""
+    n = limit + int(limit * span_s / window_s)
+    out = [sample(tier, t0 + span_s * i / n, 200, max(0, limit - 1 - i), limit)
+           for i in range(n)]
+    out += [sample(tier, t0 + span_s, 429, 0, limit) for _ in range(3)]
+    out.append(sample(tier, t0 + span_s + 1, 200, limit - 1, limit, phase="recovery",
+                      waited_s=1.0))
+    return out
+
+
+def test_a_token_bucket_is_judged_by_what_it_may_accept() -> None:
+    """Refilling during the burst is no excess for a token bucket (or a limiter nobody
+    declared); a sliding window declared is held to its limit."""
+    samples = bucket(limit=12, window_s=10.0, span_s=5.0)
+    assert sum(1 for s in samples if s["status"] == 200 and s["phase"] == "burst") == 18
+    assert checks(samples, {"free": 12}, algorithm="token_bucket") == set()
+    assert checks(samples, {"free": 12}, algorithm="unknown") == set()
+    assert "ratelimit.limit" in checks(samples, {"free": 12}, algorithm="sliding_window")
 
 
 def test_a_correct_tier_passes_and_the_timeline_counts_per_second() -> None:

@@ -73,3 +73,19 @@ def test_reset_forgets_budgets() -> None:
 def test_window_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         RateLimiter(0)
+
+
+def test_a_token_bucket_takes_its_capacity_then_refills_at_the_rate() -> None:
+    from gateprobe.reference.ratelimit import TokenBucket
+
+    now = [0.0]
+    bucket = TokenBucket(window_s=10.0, clock=lambda: now[0])  # 12 per 10 s: 1.2 a second
+    taken = [bucket.hit("k", "g", 12) for _ in range(13)]
+    assert [d.allowed for d in taken] == [True] * 12 + [False]
+    assert [d.remaining for d in taken[:3]] == [11, 10, 9]
+    refused = taken[-1]
+    assert refused.retry_after_s == pytest.approx(10 / 12) and refused.retry_after_header == "1"
+    now[0] += refused.retry_after_s
+    assert bucket.hit("k", "g", 12).allowed  # exactly what Retry-After promised
+    assert not bucket.hit("k", "g", 12).allowed
+    assert bucket.hit("other", "g", 12).allowed  # one bucket per key

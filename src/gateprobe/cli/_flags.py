@@ -12,6 +12,7 @@ from gateprobe.errors import UsageError
 from gateprobe.targets import (
     ENDPOINTS,
     PROFILES,
+    RATE_ALGORITHMS,
     TIMEOUT_FIELDS,
     TargetChoice,
     Timeouts,
@@ -72,6 +73,9 @@ def add_target_flags(parser: Any, *, no_permission: bool = False, tiers: bool = 
                            help="rate-limits: requests per window of a tier (repeatable)")
         group.add_argument("--window-s", type=float, metavar="S",
                            help="rate-limits: the window of the limits (target's, or 60)")
+        group.add_argument("--rate-algorithm", choices=RATE_ALGORITHMS,
+                           help="rate-limits: how the target's limiter counts (target's, or "
+                                "unknown: a burst may also take what refills meanwhile)")
     if timeouts:
         add_timeout_flags(group.add_argument)
 
@@ -136,4 +140,5 @@ def choice_from(args: argparse.Namespace) -> TargetChoice:
         limits=numbers(pairs(getattr(args, "limit", []), "--limit"), "--limit"),
         window_s=getattr(args, "window_s", None),
         endpoints=_endpoints(args.endpoints),
+        rate_algorithm=getattr(args, "rate_algorithm", None),
         timeouts=timeouts_from(args) if hasattr(args, "timeout_total_s") else Timeouts())

@@ -36,6 +36,10 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--cut-after-s", type=float, default=0.0, metavar="S",
                        help="answer non-streaming requests longer than S with a CDN's 524 page "
                             "at S seconds (0: never)")
+    serve.add_argument("--rate-algorithm", choices=("sliding_window", "token_bucket"),
+                       default="sliding_window",
+                       help="how tier limits count: a sliding window, or a token bucket "
+                            "refilled at limit/window (sliding_window)")
     serve.add_argument("--error-envelope", choices=("family", "gateway"), default="family",
                        help="errors in the route's family envelope, or in the gateway's own "
                             "{statusCode, message, data} (family)")
@@ -74,6 +78,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
         max_inflight=args.max_inflight, faults=faults.validate(args.fault),
         cut_after_s=args.cut_after_s, error_envelope=args.error_envelope,
+        rate_algorithm=args.rate_algorithm,
     )
     try:
         serve(config, args.host, args.port, log_level=args.log_level, loop=args.loop, tls=tls,

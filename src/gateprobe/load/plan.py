@@ -63,6 +63,8 @@ class LoadPlan:
     """Load processes sharing the caps (each takes its share)."""
     timeouts: Timeouts = field(default_factory=Timeouts)
     slo: dict[str, float] = field(default_factory=dict)
+    algorithm: str = "unknown"
+    """How the target's limiter counts (``gateprobe.targets.RATE_ALGORITHMS``)."""
     paced: bool = False
     """Its rate cap comes from the key's declared limit: 429s are then the gateway's doing."""
 

@@ -113,9 +113,15 @@ def _number(text: str | None) -> float | None:
     return value if math.isfinite(value) and value >= 0 else None
 
 
+STRICT_ALGORITHMS = ("sliding_window", "fixed_window")
+"""Limiters that accept at most the limit in a burst (within one window) and whose remaining
+count only goes down during it; a token bucket (or a limiter not declared) refills meanwhile."""
+
+
 def judge(samples: Sequence[Mapping[str, Any]], limits: Mapping[str, int], window_s: float,
-          tolerance: float = 0.0) -> RateLimitVerdict:
-    """The verdict on a rate-limit run's samples."""
+          tolerance: float = 0.0, algorithm: str = "unknown") -> RateLimitVerdict:
+    """The verdict on a rate-limit run's samples, allowing what the target's limiter may
+    accept (``algorithm``: sliding/fixed window, token bucket, or unknown)."""
     by_tier: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for s in samples:
         by_tier[s["tier"]].append(s)
@@ -126,7 +132,8 @@ def judge(samples: Sequence[Mapping[str, Any]], limits: Mapping[str, int], windo
     one_budget = len(limits) > 1 and \
         len(burst_accepts) <= max(limits.values()) * (1 + tolerance) < sum(limits.values())
     results = [_judge_tier(tier, limit, by_tier.get(tier, []), window_s, tolerance,
-                           burst_accepts if one_budget else []) for tier, limit in limits.items()]
+                           burst_accepts if one_budget else [],
+                           algorithm in STRICT_ALGORITHMS) for tier, limit in limits.items()]
     return RateLimitVerdict(results, timeline(samples))
 
 
@@ -135,7 +142,8 @@ def _accepted(s: Mapping[str, Any]) -> bool:
 
 
 def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_s: float,
-                tolerance: float, shared_accepts: list[float]) -> TierResult:
+                tolerance: float, shared_accepts: list[float], strict: bool = True,
+                ) -> TierResult:
     """One tier's result; ``shared_accepts`` are every key's accept times when the keys
     together accepted no more than one budget's worth (else empty)."""
     result = TierResult(tier, limit)
@@ -154,27 +162,31 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
         result.problems.append(Problem("ratelimit.errors", tier,
                                        f"{len(failed)} of {len(burst)} requests failed: "
                                        f"{', '.join(what[:3])}"))
-    result.problems += _count_problems(tier, limit, burst, accepted, rejected, failed,
+    # A refilling limiter may also accept what refills while the burst runs.
+    span = burst[-1]["t"] - burst[0]["t"]
+    ceiling = limit if strict else limit + math.floor(limit * span / window_s) + 1
+    result.problems += _count_problems(tier, limit, ceiling, burst, accepted, rejected, failed,
                                        window_s, tolerance, shared_accepts)
     result.problems += _refusal_problems(result, samples, window_s)
-    result.problems += _header_problems(tier, limit, accepted, rejected)
+    result.problems += _header_problems(tier, limit, accepted, rejected, strict)
     result.problems += _recovery_problems(result, samples, rejected)
     return result
 
 
-def _count_problems(tier: str, limit: int, burst: list[Mapping[str, Any]],
+def _count_problems(tier: str, limit: int, ceiling: int, burst: list[Mapping[str, Any]],
                     accepted: list[Mapping[str, Any]], rejected: list[Mapping[str, Any]],
                     failed: list[Mapping[str, Any]], window_s: float, tolerance: float,
                     shared_accepts: list[float]) -> list[Problem]:
     """How many got through: above the limit, below it, or below it because keys share."""
     floor = math.ceil(limit * (1 - tolerance))
     span = burst[-1]["t"] - burst[0]["t"]
-    if len(accepted) > limit:
+    if len(accepted) > ceiling:
         never = " and none was refused: the limit is not enforced" if not rejected else ""
+        refill = f", {ceiling} with what refills meanwhile" if ceiling > limit else ""
         return [Problem(
             "ratelimit.limit", tier,
             f"accepted {len(accepted)} of {len(burst)} requests sent within {span:.1f} s "
-            f"(window {window_s:g} s), limit {limit}{never}"
+            f"(window {window_s:g} s), limit {limit}{refill}{never}"
             + ("" if never else "; a fixed window crossing a boundary can also do this"))]
     if len(accepted) >= floor or failed:
         return []
@@ -252,7 +264,7 @@ def _shared(accepted: list[Mapping[str, Any]], everyone: int, floor: int) -> boo
 
 
 def _header_problems(tier: str, limit: int, accepted: list[Mapping[str, Any]],
-                     rejected: list[Mapping[str, Any]]) -> list[Problem]:
+                     rejected: list[Mapping[str, Any]], strict: bool = True) -> list[Problem]:
     problems: list[Problem] = []
     answered = accepted + rejected
     no_limit = sum(s.get("limit") is None for s in answered)
@@ -273,7 +285,7 @@ def _header_problems(tier: str, limit: int, accepted: list[Mapping[str, Any]],
         problems.append(Problem("ratelimit.headers", tier,
                                 "remaining is not a whole number within 0..limit-1 on every "
                                 "accepted answer"))
-    elif len(set(values)) != len(values):
+    elif strict and len(set(values)) != len(values):  # a bucket refills: values may repeat
         problems.append(Problem("ratelimit.headers", tier,
                                 f"remaining does not count down: {len(values)} accepted "
                                 f"answers gave only {len(set(values))} distinct values"))

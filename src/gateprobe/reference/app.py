@@ -50,7 +50,7 @@ from gateprobe.reference.faults import (
     UPSTREAM_URL_LEAK,
     apply_response_faults,
 )
-from gateprobe.reference.ratelimit import Clock, RateLimiter
+from gateprobe.reference.ratelimit import ALGORITHMS, Clock
 from gateprobe.reference.streaming import EventStreamResponse, TraceStore
 
 UPSTREAM_URL = "http://10.20.0.7:8080"
@@ -102,7 +102,7 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
     """A reference gateway for ``config``; ``clock`` drives the rate limiter (a test seam)."""
     state = GatewayState(
         config=config,
-        limiter=RateLimiter(config.rate_window_s, clock),
+        limiter=ALGORITHMS[config.rate_algorithm](config.rate_window_s, clock),
         traces=TraceStore(config.trace_capacity),
     )
     anthropic_models = config.profile == "anthropic"

@@ -41,7 +41,7 @@ from gateprobe.reference.faults import (
     WRONG_LIMIT_FACTOR,
     apply_stream_faults,
 )
-from gateprobe.reference.ratelimit import Decision, RateLimiter
+from gateprobe.reference.ratelimit import Decision, Limiter
 from gateprobe.reference.streaming import (
     EventStreamResponse,
     PlannedEvent,
@@ -62,7 +62,7 @@ class GatewayState:
     """Mutable state shared by all requests of one gateway instance."""
 
     config: GatewayConfig
-    limiter: RateLimiter
+    limiter: Limiter
     traces: TraceStore
     inflight: int = 0
     requests: int = 0

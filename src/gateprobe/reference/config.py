@@ -130,6 +130,9 @@ class GatewayConfig:
     """How many recent requests keep their send-time trace."""
     faults: tuple[str, ...] = ()
     """Names from ``faults.CATALOGUE`` to apply (the harness's own proof)."""
+    rate_algorithm: str = "sliding_window"
+    """``sliding_window`` (at most the limit in any window-long interval) or ``token_bucket``
+    (continuous refill at limit / window)."""
     error_envelope: str = "family"
     """``family``: errors in the OpenAI or Anthropic envelope of the route; ``gateway``: in the
     seeds' gateway's own ``{statusCode, message, data}`` (its real model routes answer so)."""

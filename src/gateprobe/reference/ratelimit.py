@@ -1,4 +1,4 @@
-"""Per-key request budgets over a sliding window.
+"""Per-key request budgets: a sliding window (the default), or a token bucket.
 
 A sliding log rather than a fixed window or a token bucket, because it is the strictest reading of
 "12 requests per minute": in *any* window-long interval at most ``limit`` requests are accepted,
@@ -13,6 +13,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 Clock = Callable[[], float]
 
@@ -62,3 +63,51 @@ class RateLimiter:
     def reset(self) -> None:
         """Forget every budget (tests reuse one gateway across cases)."""
         self._log.clear()
+
+
+class TokenBucket:
+    """Continuous refill: a bucket of ``limit`` tokens per (key, budget group), refilled at
+    ``limit / window_s`` per second, one token a request. Many real gateways limit so; a burst
+    may take the whole bucket and what refills while it runs."""
+
+    def __init__(self, window_s: float, clock: Clock = time.monotonic) -> None:
+        if window_s <= 0:
+            raise ValueError("window_s must be positive")
+        self.window_s = window_s
+        self._clock = clock
+        self._buckets: dict[tuple[str, str], tuple[float, float]] = {}
+        """(key, group) -> (tokens, when they were counted)."""
+
+    def hit(self, key: str, group: str, limit: int) -> Decision:
+        """Take one token for ``key`` in ``group`` if there is one."""
+        now = self._clock()
+        rate = limit / self.window_s
+        tokens, then = self._buckets.get((key, group), (float(limit), now))
+        tokens = min(float(limit), tokens + (now - then) * rate)
+        full_in = (limit - tokens) / rate
+        if tokens >= 1.0:
+            tokens -= 1.0
+            self._buckets[(key, group)] = (tokens, now)
+            return Decision(True, limit, int(tokens), full_in + 1.0 / rate, 0.0)
+        self._buckets[(key, group)] = (tokens, now)
+        wait = (1.0 - tokens) / rate
+        return Decision(False, limit, 0, full_in, wait)
+
+    def reset(self) -> None:
+        """Forget every bucket (tests reuse one gateway across cases)."""
+        self._buckets.clear()
+
+
+class Limiter(Protocol):
+    """What the gateway asks of a limiter."""
+
+    window_s: float
+
+    def hit(self, key: str, group: str, limit: int) -> Decision: ...
+
+    def reset(self) -> None: ...
+
+
+ALGORITHMS: dict[str, Callable[[float, Clock], Limiter]] = {
+    "sliding_window": RateLimiter, "token_bucket": TokenBucket}
+"""The limiters the reference gateway can run (``gateprobe serve --rate-algorithm``)."""
