@@ -15,6 +15,7 @@ import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 from gateprobe import checks, transport
+from gateprobe.cases import documented_extras
 from gateprobe.checks import Context, Exchange, Family
 from gateprobe.dryrun import SDK_MAX_TOKENS
 from gateprobe.findings import Finding, Severity
@@ -158,6 +159,8 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
          streaming: bool) -> None:
     name, (endpoint, fn) = call
+    if name.startswith("claude-2-web") and not documented_extras(target):
+        pytest.skip("claude-2-web is the documented gateway's model (profile ohmygpt)")
     if not target.serves(endpoint):
         pytest.skip(f"not sent: the target does not serve {endpoint}")
     if state.breaker.is_open(target.base_url, streaming):

@@ -33,6 +33,9 @@ FIRST_BYTE = ["--timeout-first-byte-s", "1"]
 # Bounds as multiples of the total timeout: the breaker stops a kind of request after three
 # timeouts, so a hostile gateway costs a few totals, not one per case.
 CONFORMANCE_RATIO, LOAD_RATIO, COMPARE_RATIO = 30, 12, 20
+LOAD_LIMITED = {"endless-429"}
+"""Faults that refuse a latency run's every request with 429: with no limit declared, the
+run ends without a verdict (exit 4: it measured the limiter), not as an SLO miss."""
 LOAD_NOT_APPLICABLE = {"key-echoed-in-error", "body-stall", "body-trickle"}
 """Faults a latency run cannot meet: its streams all succeed (errors are what echo the key),
 or the fault bends JSON answers only (a latency run only streams)."""
@@ -99,6 +102,8 @@ def test_load_latency_survives(make_gateway: MakeGateway, tmp_path: Path, fault:
         set(verdict["latency"]["stream_findings"])
     if fault in LOAD_NOT_APPLICABLE:  # nothing to echo, or faults of JSON answers, not streams
         assert code == 0 and not symptoms, out + err
+    elif fault in LOAD_LIMITED:  # every request refused with 429, and no limit declared
+        assert code == 4 and verdict["limited_by_target"], out + err
     else:
         assert code == 1, out + err
         assert set(CATALOGUE[fault].trips) <= symptoms, (symptoms, verdict["reasons"])
