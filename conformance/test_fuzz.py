@@ -224,9 +224,15 @@ def _call(case: Any) -> None:
     streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
     try:
         case.call_and_validate(session=_SESSION)
+    except BaseExceptionGroup as group:  # schemathesis's failures of one call
+        _record_failures(case, list(group.exceptions))
+        raise
     except Exception as exc:
         from gateprobe.pytest_plugin import FINDINGS_KEY
 
+        if getattr(exc, "code", None):  # one schemathesis failure
+            _record_failures(case, [exc])
+            raise
         kind = exc.kind if isinstance(exc, TransportSymptom) else \
             transport.classify(exc, got_headers=False, streaming=streaming)
         run_state(_config).breaker.record(_target.base_url, streaming, kind)
@@ -236,6 +242,32 @@ def _call(case: Any) -> None:
                 f"{type(exc).__name__}: {exc}"[:300],
                 case=f"fuzz {case.method} {case.operation.path}"))
         raise
+
+
+SEVERITIES = {s.value: s for s in Severity}
+
+
+def _record_failures(case: Any, failures: list[BaseException]) -> None:
+    """schemathesis's own failures (an undocumented status, a body the spec does not allow)
+    as findings of the run, once each per operation, so reports and the gate see them too.
+    ST901 is a custom check's: this module's ``gateprobe`` check recorded those already."""
+    from gateprobe.pytest_plugin import FINDINGS_KEY
+
+    path = case.operation.path
+    recorded = _config.stash[FINDINGS_KEY][path]
+    for failure in failures:
+        code = getattr(failure, "code", None)
+        if not isinstance(code, str) or code == "ST901":
+            continue
+        check = (getattr(failure, "checks", ()) or (code.lower(),))[0]
+        severity = str(getattr(getattr(failure, "severity", None), "name", "medium")).lower()
+        finding = Finding(f"fuzz.{check}", path, SEVERITIES.get(severity, Severity.MEDIUM),
+                          f"what the spec says ({code})",
+                          f"{getattr(failure, 'title', code)}: "
+                          f"{getattr(failure, 'message', '')}"[:300],
+                          case=f"fuzz {case.method} {path}")
+        if finding.key not in {f.key for f in recorded}:
+            recorded.append(finding)
 
 
 def _has_operations(schema: Any) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -164,3 +165,17 @@ def test_target_from_the_targets_file(make_gateway: MakeGateway, tmp_path: Path)
     assert "13 passed" in result.stdout
     typo = conformance("--target", "hre", "--targets", str(targets))
     assert typo.returncode == 2 and "did you mean 'here'" in typo.stderr
+
+
+def test_fuzz_failures_of_schemathesis_are_findings_too(make_gateway: MakeGateway,
+                                                        tmp_path: Path) -> None:
+    """An undocumented Content-Type is schemathesis's finding, not gateprobe's: it reaches the
+    run's findings (and so reports and the gate) all the same, once per operation."""
+    faulty = make_gateway(timing=Timing(0, 0), faults=("error-plain-text",))
+    result = conformance("--base-url", faulty.base_url, "--select", "fuzz", "--max-examples",
+                         "3", "--report-dir", str(tmp_path))
+    assert result.returncode == 1
+    findings = json.loads((tmp_path / "conformance.json").read_text())["findings"]
+    fuzz = [(f["check_id"], f["endpoint"]) for f in findings if f["check_id"].startswith("fuzz.")]
+    assert ("fuzz.content_type_conformance", "/v1/chat/completions") in fuzz
+    assert len(fuzz) == len(set(fuzz))
