@@ -1,7 +1,7 @@
 """llmock (PyPI ``llmock``, an independent OpenAI + Anthropic mock) as a third-party gateway.
 
 ``llmock serve`` runs as a subprocess on 127.0.0.1; ``gateprobe conformance`` runs against it
-twice, each time with a declared capability model: the OpenAI routes at the root (profile
+twice, each time with a declared capability model (latency and compare run against it below): the OpenAI routes at the root (profile
 ``openai``: chat, embeddings, models) and the Anthropic routes under ``/anthropic`` (profile
 ``anthropic``: messages, models). llmock serves no ``/v1/completions``, ``/v1/complete`` and
 ``/v1/messages/count_tokens``, so they are not declared, and nothing may be found on them.
@@ -132,6 +132,10 @@ def _clean_env() -> dict[str, str]:
 @pytest.fixture(scope="module")
 def llmock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``llmock serve`` on a free loopback port, answering; stopped at the end."""
+    yield from _serve(tmp_path_factory)
+
+
+def _serve(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[str]:
     if not LLMOCK.exists():
         pytest.skip(f"no llmock executable beside {sys.executable}")
     port = _free_port()
@@ -139,7 +143,7 @@ def llmock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log.open("wb") as out:
         proc = subprocess.Popen(
             [str(LLMOCK), "serve", "--host", "127.0.0.1", "--port", str(port),
-             "--log-level", "warning", "--response-style", "static"],
+             "--log-level", "warning", "--response-style", "static", *extra],
             stdout=out, stderr=subprocess.STDOUT, env=_clean_env())
     url = f"http://127.0.0.1:{port}"
     try:
@@ -230,3 +234,60 @@ def test_llmock_deviations_are_exactly_the_reviewed_ones(
     problems += [f"unexpected fuzz failure {k}" for k in sorted(fuzz - run["fuzz"])]
     problems += [f"missing fuzz failure {k}" for k in sorted(run["fuzz"] - fuzz)]
     assert not problems, "\n".join(problems) + "\n" + out
+
+
+@pytest.fixture(scope="module")
+def limited_llmock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A second llmock, limiting each key to 60 requests per minute (its ``--rpm``)."""
+    yield from _serve(tmp_path_factory, "--rpm", "60", "--stream-chunk-delay-ms", "5")
+
+
+def _load(*argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gateprobe", "load", "latency", *argv,
+                           "--duration", "5", "--users", "4", "--max-tokens", "16"],
+                          env={**_clean_env(), KEY_ENV: KEY}, capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S, cwd=Path(__file__).parents[1])
+
+
+def test_llmock_latency_paces_under_its_declared_limit(limited_llmock_url: str,
+                                                       tmp_path: Path) -> None:
+    """Undeclared, llmock's 60 per minute refuses most of a 4-user run: no verdict (exit 4),
+    not an SLO miss. Declared, the run paces under it and passes."""
+    flags = ["--profile", "openai", "--endpoints", "chat", "--model", "chat=gpt-4o-mini"]
+    undeclared = _load("--base-url", limited_llmock_url, "--api-key-env", KEY_ENV, *flags,
+                       "--report-dir", str(tmp_path / "undeclared"))
+    assert undeclared.returncode == 4, undeclared.stdout[-2000:] + undeclared.stderr[-1000:]
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(
+        f"targets:\n  llmock:\n    base_url: {limited_llmock_url}\n    profile: openai\n"
+        f"    api_key_env: {KEY_ENV}\n    endpoints: [chat]\n    models: {{chat: gpt-4o-mini}}\n"
+        "    api_key_tier: default\n    limits: {window_s: 60, rpm: {default: 60}}\n")
+    declared = _load("--target", "llmock", "--targets", str(targets),
+                     "--report-dir", str(tmp_path / "declared"))
+    verdict = json.loads((tmp_path / "declared" / "verdict.json").read_text())
+    assert declared.returncode == 0, declared.stdout[-2000:] + declared.stderr[-1000:]
+    assert verdict["latency"]["errors"] == 0 and verdict["requests"] >= 2
+
+
+def test_llmock_compare_finds_its_deviations_on_both_mirrors(llmock_url: str,
+                                                             tmp_path: Path) -> None:
+    """The same llmock at two addresses compared as mirrors: no difference between them, and
+    on each the deviations the conformance run finds too (unknown model served, no key
+    checked); nothing on endpoints not declared."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "gateprobe", "compare", "--base-url", llmock_url,
+         "--base-url", llmock_url.replace("127.0.0.1", "localhost"), "--profile", "openai",
+         "--endpoints", "chat,embeddings,models", "--model", "chat=gpt-4o-mini",
+         "--api-key-env", KEY_ENV, "--samples", "2", "--long-request-s", "0.5",
+         "--report-dir", str(tmp_path)],
+        env={**_clean_env(), KEY_ENV: KEY}, capture_output=True, text=True,
+        timeout=RUN_TIMEOUT_S, cwd=Path(__file__).parents[1])
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-1000:]
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    found = {(f["check_id"], f["endpoint"]) for f in summary["findings"]}
+    assert found == {
+        ("response.status", "/v1/chat/completions"),  # an unknown model is served (200)
+        ("auth.rejected", "/v1/chat/completions"),  # a bad key is served: keys go unchecked
+        ("usage.accounting", "/v1/chat/completions"),  # the bad key's answer ignores max_tokens
+    }, sorted(found)
+    assert summary["compare"]["differences"] == []
