@@ -1,10 +1,11 @@
 """llmock (PyPI ``llmock``, an independent OpenAI + Anthropic mock) as a third-party gateway.
 
 ``llmock serve`` runs as a subprocess on 127.0.0.1; ``gateprobe conformance`` runs against it
-twice, each time with a declared capability model (latency and compare run against it below): the OpenAI routes at the root (profile
+twice, each time with a declared capability model: the OpenAI routes at the root (profile
 ``openai``: chat, embeddings, models) and the Anthropic routes under ``/anthropic`` (profile
-``anthropic``: messages, models). llmock serves no ``/v1/completions``, ``/v1/complete`` and
-``/v1/messages/count_tokens``, so they are not declared, and nothing may be found on them.
+``anthropic``: messages, models); load latency and compare run against it further down.
+llmock serves no ``/v1/completions``, ``/v1/complete`` and ``/v1/messages/count_tokens``, so
+they are not declared, and nothing may be found on them.
 
 What is found must be exactly llmock's reviewed deviations from the OpenAI / Anthropic wire
 protocol, one justified line each: a new finding is a regression of gateprobe (or a change of
