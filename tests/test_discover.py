@@ -97,3 +97,23 @@ def test_served_paths_and_names() -> None:
         "/v1/messages", "/v1/messages/count_tokens", "/v1/complete"]
     with pytest.raises(UsageError, match="did you mean 'messages'"):
         check_endpoints(["mesages"])
+
+
+@pytest.mark.parametrize(("auth", "flagged"), [(None, False), (["bearer", "x-api-key"], False),
+                                               (["bearer"], True)])
+def test_an_extra_auth_style_is_a_finding_only_when_declared_refused(
+        make_gateway: MakeGateway, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        auth: list[str] | None, flagged: bool) -> None:
+    """A gateway that also takes x-api-key (with a valid key) is not wrong unless its entry
+    says it takes Bearer only."""
+    gateway = make_gateway(timing=FAST, faults=("accept-x-api-key",))
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  gw:\n    base_url: {gateway.base_url}\n"
+                       "    profile: ohmygpt\n    api_key_env: GP_DISCOVER_KEY\n"
+                       + (f"    auth: {auth}\n" if auth else ""))
+    code, _, err = gateprobe("conformance", "--target", "gw", "--targets", str(targets),
+                             "--select", "auth", "--report-dir", str(tmp_path / "r"))
+    capsys.readouterr()
+    found = {f["check_id"] for f in
+             json.loads((tmp_path / "r" / "conformance.json").read_text())["findings"]}
+    assert (code, "auth.rejected" in found) == (int(flagged), flagged), (found, err)

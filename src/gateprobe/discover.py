@@ -99,8 +99,11 @@ def discover(target: Target) -> Discovery:
 
 def entry(target: Target, found: Discovery) -> dict[str, Any]:
     """The targets-file entry for what was found (names of variables, never keys)."""
-    return {"base_url": target.base_url, "profile": target.profile,
-            "api_key_env": target.api_key_env, "endpoints": list(found.served)}
+    body: dict[str, Any] = {"base_url": target.base_url, "profile": target.profile,
+                            "api_key_env": target.api_key_env, "endpoints": list(found.served)}
+    if found.x_api_key is not None:
+        body["auth"] = ["bearer", "x-api-key"] if found.x_api_key else ["bearer"]
+    return body
 
 
 def write_entry(path: Path, name: str, body: Mapping[str, Any]) -> None:

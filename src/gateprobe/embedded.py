@@ -63,6 +63,7 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         tier_key_envs={t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in tiers},
         limits=dict(TIER_LIMITS), window_s=embedded.rate_window_s, embedded=True,
         rate_algorithm=choice.rate_algorithm or "sliding_window",
+        auth_styles=frozenset({"bearer"}),  # as the documented gateway: Bearer only
         endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None else None)
 
 

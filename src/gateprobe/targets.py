@@ -40,6 +40,8 @@ ENDPOINTS: Mapping[str, str] = {
 }
 """The model endpoints gateprobe knows, by the name a targets file declares them with."""
 ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
+AUTH_STYLES = ("bearer", "x-api-key")
+"""How a key may be sent: ``Authorization: Bearer KEY``, or Anthropic's ``x-api-key``."""
 RATE_ALGORITHMS = ("unknown", "fixed_window", "sliding_window", "token_bucket")
 """How a target's limiter counts: the rate-limit verdicts allow what each may accept (a token
 bucket, or an unknown limiter, what refills during the burst too)."""
@@ -149,6 +151,9 @@ class Target:
     """The tier of ``api_key`` (of ``limits``): a latency run paces under its limit."""
     rate_algorithm: str = "unknown"
     """How its limiter counts (``RATE_ALGORITHMS``)."""
+    auth_styles: frozenset[str] | None = None
+    """The ways it takes a key (``AUTH_STYLES``) on its Anthropic routes; None: undeclared, and
+    a style beyond the profile's documented one is then not judged either way."""
 
     @property
     def served(self) -> frozenset[str]:
@@ -384,6 +389,8 @@ TARGETS_SCHEMA: dict[str, object] = {
                                        "type": "integer", "minimum": 0}}}},
                     "allow_load": {"type": "boolean"},
                     "api_key_tier": {"type": "string", "minLength": 1},
+                    "auth": {"type": "array", "minItems": 1, "uniqueItems": True,
+                             "items": {"enum": list(AUTH_STYLES)}},
                     "endpoints": {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"enum": list(ENDPOINTS)}},
                     "mirrors": {"type": "object", "additionalProperties": {
@@ -416,6 +423,7 @@ class TargetEntry:
     endpoints: frozenset[str] | None = None
     api_key_tier: str | None = None
     rate_algorithm: str = "unknown"
+    auth: frozenset[str] | None = None
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -434,7 +442,8 @@ class TargetEntry:
                       tier_key_envs=dict(self.tier_keys), limits=dict(self.rpm),
                       window_s=self.window_s, allow_load=self.allow_load,
                       mirrors=dict(self.mirrors), endpoints=self.endpoints,
-                      api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm)
+                      api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm,
+                      auth_styles=self.auth)
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -463,7 +472,8 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             limits.get("rpm", {}), bool(body.get("allow_load", False)),
             body.get("mirrors", {}),
             frozenset(body["endpoints"]) if "endpoints" in body else None,
-            body.get("api_key_tier"), limits.get("algorithm", "unknown"))
+            body.get("api_key_tier"), limits.get("algorithm", "unknown"),
+            frozenset(body["auth"]) if "auth" in body else None)
     return entries
 
 

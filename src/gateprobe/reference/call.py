@@ -25,6 +25,7 @@ from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
 from gateprobe.reference.faults import (
     ACCEPT_ANY_KEY,
+    ACCEPT_X_API_KEY,
     FLAKY_500,
     FLAKY_EVERY,
     IGNORE_MODEL_PERMISSIONS,
@@ -125,6 +126,8 @@ class Call:
             missing = "x-api-key header is required"
         else:
             presented = bearer
+            if not presented and ACCEPT_X_API_KEY.active(self.config.faults, self.endpoint):
+                presented = x_api_key
             if self.family == "openai":
                 missing = (
                     "You didn't provide an API key. You need to provide your API key in an "

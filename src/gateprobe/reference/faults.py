@@ -484,6 +484,9 @@ NO_RETRY_AFTER_429 = _b(
 KEY_ECHOED = _b(
     "key-echoed", "every answer echoes the caller's key in an x-gateway-key header", API,
     ["security.key_echoed"])
+ACCEPT_X_API_KEY = _b(
+    "accept-x-api-key", "the Anthropic routes also take the key in x-api-key (the gateway "
+    "documents Bearer only)", ANTHROPIC_API, ["auth.rejected"])
 ACCEPT_ANY_KEY = _b(
     "accept-any-key", "unknown keys are served as if they were the first valid key", API,
     ["auth.rejected"])
