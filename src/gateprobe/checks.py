@@ -112,13 +112,18 @@ class Context:
     """The host the run talks to: an address of its own is not an internal one leaking."""
     seen_ids: set[str] | None = None
     """The answer ids of the run so far (``response.id`` adds to it), None to not compare."""
+    input_tokens: dict[str, tuple[int, bool]] | None = None
+    """Input -> (input tokens billed, streamed?) so far in the run: a stream and a plain
+    request of the same input must bill the same input (``usage.stream_consistency``)."""
 
     @classmethod
     def of(cls, target: Target, family: Family, expect: Expectation | None = None,
-           seen_ids: set[str] | None = None) -> Context:
+           seen_ids: set[str] | None = None,
+           input_tokens: dict[str, tuple[int, bool]] | None = None) -> Context:
         """The context of an exchange with ``target``: its profile, keys and host."""
         return cls(family, target.profile, Redactor(target.secrets), expect or Expectation(),
-                   target.secrets, urlsplit(target.base_url).hostname or "", seen_ids)
+                   target.secrets, urlsplit(target.base_url).hostname or "", seen_ids,
+                   input_tokens)
 
 
 CheckFn = Callable[[Context, Exchange], CheckResult]

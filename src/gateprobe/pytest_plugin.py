@@ -295,7 +295,8 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             request.config.stash[RECORDED_KEY][case.golden.file][case.golden.name] = (
                 exchange.status, answer)
             return []
-        ctx = Context.of(gateprobe_target, case.family, case.expect, gateprobe_run.seen_ids)
+        ctx = Context.of(gateprobe_target, case.family, case.expect, gateprobe_run.seen_ids,
+                         gateprobe_run.input_tokens)
         findings = [replace(f, case=case.id)
                     for f in run_checks(ctx, exchange, checks_for(ctx, exchange))]
         request.config.stash[FINDINGS_KEY][case.path].extend(findings)

@@ -68,6 +68,8 @@ class RunState:
     """Whether the test that found the budget spent has said so (once per run)."""
     seen_ids: set[str] = field(default_factory=set)
     """The answer ids seen so far: an id that comes back is a ``response.id`` finding."""
+    input_tokens: dict[str, tuple[int, bool]] = field(default_factory=dict)
+    """Input tokens billed per input so far, and whether streamed (``Context.input_tokens``)."""
     token_cap: int | None = None
     """The most tokens the run's requests may ask to generate, all together (None: no cap)."""
     tokens_asked: int = 0

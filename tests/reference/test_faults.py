@@ -54,7 +54,7 @@ def judge(http: httpx.Client, target: Target, case: Case,
     unasked 429 only by the rate-limit checks."""
     run = run or RunState()
     exchange = send(http, target, case, run)
-    ctx = Context.of(target, case.family, case.expect, run.seen_ids)
+    ctx = Context.of(target, case.family, case.expect, run.seen_ids, run.input_tokens)
     return run_checks(ctx, exchange, checks_for(ctx, exchange))
 
 

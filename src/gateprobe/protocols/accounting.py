@@ -166,3 +166,57 @@ def internal_url(ctx: Context, ex: Exchange) -> CheckResult:
                              "no internal address in an answer",
                              f"internal host {leaked} in the {where}")]
     return []
+
+
+def _billed_input(ex: Exchange) -> int | None:
+    """The input tokens an answer bills: its usage, or a stream's usage chunk (OpenAI) or
+    ``message_start`` (Anthropic)."""
+    if not ex.is_stream:
+        payload = _success_json(ex)
+        usage = payload.get("usage") if payload else None
+        if not isinstance(usage, dict):
+            return None
+        return _int(usage.get("input_tokens", usage.get("prompt_tokens")))
+    for event in ex.events:
+        try:
+            payload = json.loads(event.data)
+        except ValueError:
+            continue
+        if not isinstance(payload, dict):
+            continue
+        message = payload.get("message") if payload.get("type") == "message_start" else None
+        usage = message.get("usage") if isinstance(message, dict) else payload.get("usage")
+        if isinstance(usage, dict):
+            billed = _int(usage.get("input_tokens", usage.get("prompt_tokens")))
+            if billed is not None:
+                return billed
+    return None
+
+
+def _input_key(ex: Exchange) -> str | None:
+    """What the model was given (endpoint, model, messages or prompt, system), as a key."""
+    if not isinstance(ex.request, dict):
+        return None
+    given = {k: ex.request[k] for k in ("model", "messages", "prompt", "system")
+             if k in ex.request}
+    return ex.endpoint + " " + json.dumps(given, sort_keys=True) if given else None
+
+
+@check("usage.stream_consistency", Severity.MEDIUM,
+       "a stream bills the same input as the same request without streaming")
+def usage_stream_consistency(ctx: Context, ex: Exchange) -> CheckResult:
+    """The same input costs the same input tokens, streamed or not: what the model generates
+    may differ between two calls, what it was given may not."""
+    if ctx.input_tokens is None or ex.status != 200 or ex.endpoint not in ID_PREFIXES:
+        return NOT_APPLICABLE
+    billed, key = _billed_input(ex), _input_key(ex)
+    if billed is None or key is None:
+        return NOT_APPLICABLE
+    earlier = ctx.input_tokens.setdefault(key, (billed, ex.is_stream))
+    if earlier[1] == ex.is_stream or earlier[0] == billed:
+        return []
+    streamed, plain = (billed, earlier[0]) if ex.is_stream else (earlier[0], billed)
+    return [_finding(ctx, ex, "usage.stream_consistency", Severity.MEDIUM,
+                     "the same input tokens streamed and not",
+                     f"{streamed} input tokens streamed, {plain} for the same input not "
+                     "streamed")]

@@ -213,6 +213,22 @@ def _unterminated_event(endpoint: str, plan: Plan) -> Plan:
     return [*plan[:-1], replace(last, data=last.data[:-1])]  # no blank line after it
 
 
+def _more_input_streamed(endpoint: str, plan: Plan) -> Plan:
+    """Streams bill 5 more input tokens than the same request does without streaming (their
+    own usage still adds up)."""
+    def more(payload: dict[str, Any]) -> dict[str, Any] | None:
+        message = payload.get("message") if payload.get("type") == "message_start" else None
+        usage = message.get("usage") if isinstance(message, dict) else payload.get("usage")
+        if not isinstance(usage, dict):
+            return None
+        for name in ("prompt_tokens", "input_tokens", "total_tokens"):
+            if isinstance(usage.get(name), int):
+                usage[name] += 5
+        return payload
+
+    return _map_payloads(plan, more)
+
+
 def _cumulative_completions(endpoint: str, plan: Plan) -> Plan:
     """Each ``completion`` event carries the whole text so far (the old format), still under
     the 2023-06-01 event names."""
@@ -440,6 +456,10 @@ STREAM_UNTERMINATED_EVENT = _f(
 STREAM_WRONG_OBJECT = _f(
     "stream-wrong-object", "chunks say object chat.completion", frozenset({CHAT}),
     ["stream.schema"], _wrong_object)
+STREAM_MORE_INPUT = _f(
+    "stream-more-input", "streams bill 5 more input tokens than the same request unstreamed",
+    frozenset({CHAT, COMPLETIONS, MESSAGES}), ["usage.stream_consistency"],
+    _more_input_streamed)
 STREAM_CUMULATIVE_COMPLETIONS = _f(
     "stream-cumulative-completions", "legacy completion events carry the whole text so far "
     "(the pre-2023-06-01 format) under the 2023-06-01 names", frozenset({COMPLETE}),
