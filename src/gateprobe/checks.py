@@ -115,6 +115,8 @@ class Context:
     input_tokens: dict[str, tuple[int, bool]] | None = None
     """Input -> (input tokens billed, streamed?) so far in the run: a stream and a plain
     request of the same input must bill the same input (``usage.stream_consistency``)."""
+    strict: bool = False
+    """The target is held to the upstream API's letter (``strictness: strict-upstream``)."""
 
     @classmethod
     def of(cls, target: Target, family: Family, expect: Expectation | None = None,
@@ -123,7 +125,7 @@ class Context:
         """The context of an exchange with ``target``: its profile, keys and host."""
         return cls(family, target.profile, Redactor(target.secrets), expect or Expectation(),
                    target.secrets, urlsplit(target.base_url).hostname or "", seen_ids,
-                   input_tokens)
+                   input_tokens, target.strictness == "strict-upstream")
 
 
 CheckFn = Callable[[Context, Exchange], CheckResult]

@@ -64,6 +64,7 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         limits=dict(TIER_LIMITS), window_s=embedded.rate_window_s, embedded=True,
         rate_algorithm=choice.rate_algorithm or "sliding_window",
         auth_styles=frozenset({"bearer"}),  # as the documented gateway: Bearer only
+        strictness="strict-upstream",  # our double follows the upstream wire to the letter
         endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None else None)
 
 

@@ -40,6 +40,10 @@ ENDPOINTS: Mapping[str, str] = {
 }
 """The model endpoints gateprobe knows, by the name a targets file declares them with."""
 ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
+STRICTNESS = ("documented", "strict-upstream")
+"""``documented``: what the target's documentation (or the APIs it copies) promises;
+``strict-upstream``: the upstream APIs' letter too, where compatible gateways commonly differ
+harmlessly (``usage: null`` on every stream chunk)."""
 AUTH_STYLES = ("bearer", "x-api-key")
 """How a key may be sent: ``Authorization: Bearer KEY``, or Anthropic's ``x-api-key``."""
 RATE_ALGORITHMS = ("unknown", "fixed_window", "sliding_window", "token_bucket")
@@ -154,6 +158,8 @@ class Target:
     auth_styles: frozenset[str] | None = None
     """The ways it takes a key (``AUTH_STYLES``) on its Anthropic routes; None: undeclared, and
     a style beyond the profile's documented one is then not judged either way."""
+    strictness: str = "documented"
+    """How strictly it is held to the upstream APIs (``STRICTNESS``)."""
 
     @property
     def served(self) -> frozenset[str]:
@@ -391,6 +397,7 @@ TARGETS_SCHEMA: dict[str, object] = {
                     "api_key_tier": {"type": "string", "minLength": 1},
                     "auth": {"type": "array", "minItems": 1, "uniqueItems": True,
                              "items": {"enum": list(AUTH_STYLES)}},
+                    "strictness": {"enum": list(STRICTNESS)},
                     "endpoints": {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"enum": list(ENDPOINTS)}},
                     "mirrors": {"type": "object", "additionalProperties": {
@@ -424,6 +431,7 @@ class TargetEntry:
     api_key_tier: str | None = None
     rate_algorithm: str = "unknown"
     auth: frozenset[str] | None = None
+    strictness: str = "documented"
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -443,7 +451,7 @@ class TargetEntry:
                       window_s=self.window_s, allow_load=self.allow_load,
                       mirrors=dict(self.mirrors), endpoints=self.endpoints,
                       api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm,
-                      auth_styles=self.auth)
+                      auth_styles=self.auth, strictness=self.strictness)
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -473,7 +481,8 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             body.get("mirrors", {}),
             frozenset(body["endpoints"]) if "endpoints" in body else None,
             body.get("api_key_tier"), limits.get("algorithm", "unknown"),
-            frozenset(body["auth"]) if "auth" in body else None)
+            frozenset(body["auth"]) if "auth" in body else None,
+            body.get("strictness", "documented"))
     return entries
 
 

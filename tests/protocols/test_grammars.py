@@ -266,3 +266,15 @@ def test_parse_error_envelopes() -> None:
 def test_grammar_for_rejects_unknown_paths() -> None:
     with pytest.raises(ValueError, match="no stream grammar"):
         grammar_for("/v1/embeddings", {})
+
+
+def test_usage_key_left_out_before_the_usage_chunk_is_strict_upstream_only() -> None:
+    """OpenAI sends ``usage: null`` on every chunk before the usage chunk; many compatible
+    gateways leave the key out. Only a target held to the upstream letter is told so."""
+    events = [*CHAT_OK, USAGE]  # no usage key on the chunks, then the usage chunk
+    raw = b"".join(ev(e) for e in events) + b"data: [DONE]\n\n"
+    body = {"stream_options": {"include_usage": True}}
+    lenient = grammar_for("/v1/chat/completions", body)
+    assert check_stream_bytes(lenient, raw, "x") == []
+    strict = grammar_for("/v1/chat/completions", body, strict=True)
+    assert {f.check_id for f in check_stream_bytes(strict, raw, "x")} == {"stream.usage"}

@@ -65,9 +65,12 @@ class OpenAIChunkGrammar(GrammarBase):
     FINISH_REASONS: frozenset[str] = frozenset()
 
     def __init__(self, endpoint: str, *, expect_usage: bool = False,
-                 redact: Redact = _same) -> None:
+                 strict_usage: bool = False, redact: Redact = _same) -> None:
         super().__init__(endpoint, redact)
         self.expect_usage = expect_usage
+        self.strict_usage = strict_usage
+        """OpenAI's own wire: ``usage: null`` on every chunk before the usage chunk. Many
+        compatible gateways omit the key instead; only a strict-upstream target is held to it."""
         self._first: dict[str, Any] | None = None
         self._seen: set[int] = set()
         self._finished: set[int] = set()
@@ -126,7 +129,8 @@ class OpenAIChunkGrammar(GrammarBase):
             return out
         if not choices:
             return out + self._check_usage_chunk(payload, event)
-        if self.expect_usage and payload.get("usage", "absent") is not None:
+        absent_ok = not self.strict_usage and "usage" not in payload
+        if self.expect_usage and not absent_ok and payload.get("usage", "absent") is not None:
             out.append(self.finding("stream.usage", Severity.LOW,
                                     "usage: null on chunks before the usage chunk",
                                     f"usage: {payload.get('usage', 'absent')!r}", event))

@@ -264,6 +264,7 @@ def stream_grammar(ctx: Context, ex: Exchange) -> CheckResult:
     if body is None or not ex.is_stream or ex.status != 200:
         return NOT_APPLICABLE
     grammar = grammar_for(ex.endpoint, body, anthropic_version=ctx.expect.anthropic_version,
+                          strict=ctx.strict,
                           redact=ctx.redactor.text)
     return framing_findings(ex.notes, ex.endpoint) + check_events(grammar, ex.events)
 

@@ -40,17 +40,21 @@ class StreamGrammar(Protocol):
 
 
 def grammar_for(path: str, body: Mapping[str, Any], *, anthropic_version: str = "2023-06-01",
-                redact: Redact = _same) -> StreamGrammar:
+                strict: bool = False, redact: Redact = _same) -> StreamGrammar:
     """The grammar a streaming answer to ``body`` sent to ``path`` must follow.
 
     ``claude-2-web`` is not special here: the gateway ignores ``stream_options`` for it, so a
     caller that asks for usage from it should not pass ``stream_options`` in ``body``.
+    ``strict``: hold the stream to the upstream API's letter where compatible gateways commonly
+    differ harmlessly (``usage: null`` on every chunk rather than no ``usage`` key).
     """
     expect_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     if path.endswith("/chat/completions"):
-        return openai_chat.StreamGrammar(path, expect_usage=expect_usage, redact=redact)
+        return openai_chat.StreamGrammar(path, expect_usage=expect_usage, strict_usage=strict,
+                                         redact=redact)
     if path.endswith("/completions"):
-        return openai_completions.StreamGrammar(path, expect_usage=expect_usage, redact=redact)
+        return openai_completions.StreamGrammar(path, expect_usage=expect_usage,
+                                                strict_usage=strict, redact=redact)
     if path.endswith("/messages"):
         return anthropic_messages.StreamGrammar(path, redact=redact)
     if path.endswith("/complete"):
