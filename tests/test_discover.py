@@ -117,3 +117,12 @@ def test_an_extra_auth_style_is_a_finding_only_when_declared_refused(
     found = {f["check_id"] for f in
              json.loads((tmp_path / "r" / "conformance.json").read_text())["findings"]}
     assert (code, "auth.rejected" in found) == (int(flagged), flagged), (found, err)
+
+
+def test_a_selection_with_no_case_for_the_target_is_one_line(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(profile="openai", timing=FAST)
+    code, _, err = gateprobe("conformance", "--base-url", gateway.base_url, "--profile",
+                             "openai", "--api-key-env", "GP_DISCOVER_KEY", "--select", "golden")
+    assert code == 2
+    assert err == ("gateprobe: --select 'golden' selects no case for this target (profile "
+                   "openai, endpoints chat, completions, embeddings, models)\n")

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from gateprobe import dryrun
-from gateprobe.cases import MARKERS
+from gateprobe.cases import MARKERS, all_cases, golden_cases
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.findings import Finding
@@ -129,6 +129,7 @@ def run_conformance(target: Target, options: ConformanceOptions,
     """Run the suite against ``target``; exit code 0 pass, 1 findings (``UsageError`` for a
     selection that matches nothing or a suite that cannot run)."""
     options.check()
+    _check_selects_something(target, options)
     load_check_modules(options.checks)
     run = SuiteRun(target)
     with _no_plugin_autoload(), _fresh_suite_modules():
@@ -143,6 +144,22 @@ def run_conformance(target: Target, options: ConformanceOptions,
     run.result.exit_code = code
     run.result.not_served = target.not_served
     return run.result
+
+
+def _check_selects_something(target: Target, options: ConformanceOptions) -> None:
+    """A selection with no case for this target (``golden`` under a profile without goldens,
+    a category of endpoints it does not serve) is a usage error, not a green run of nothing."""
+    if not options.select:
+        return
+    chosen = dryrun.selected(options.select)
+    if chosen("sdk") or chosen("fuzz"):
+        return
+    golden = golden_cases(target, options.golden_dir) if chosen("golden") else []
+    if not golden and not any(chosen(case.category) for case in all_cases(target)
+                              if case.category != "golden"):
+        served = ", ".join(sorted(target.served))
+        raise UsageError(f"--select {options.select!r} selects no case for this target "
+                         f"(profile {target.profile}, endpoints {served})")
 
 
 def dry_run(target: Target, options: ConformanceOptions, console: Console) -> int:
