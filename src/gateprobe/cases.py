@@ -294,7 +294,7 @@ def golden_cases(t: Target, directory: Path | None = None) -> list[Case]:
     """The stored goldens recorded for the target's profile, with its model names."""
     cases = []
     for g in load_dir(directory or golden_dir()):
-        if g.profile != t.profile or (g.family == "anthropic" and not t.serves_anthropic):
+        if t.profile not in g.profiles or (g.family == "anthropic" and not t.serves_anthropic):
             continue
         request = fill_models(g.request, t.models)
         expect = Expectation(g.status, has_golden=True, golden=g.response,

@@ -113,7 +113,9 @@ class Golden:
     name: str
     endpoint: str
     family: str
-    profile: str
+    profiles: tuple[str, ...]
+    """The profiles it holds for: an upstream shape holds for every gateway that copies it;
+    a case of one gateway's own documentation only for that gateway's profile."""
     request: dict[str, Any]
     status: int
     response: Any
@@ -134,10 +136,11 @@ def load_dir(directory: Path) -> list[Golden]:
         doc = read_yaml(path, "golden file") or {}
         try:
             for raw in doc.get("cases", []):
+                profiles = raw.get("profiles") or doc.get("profiles") or \
+                    [doc.get("profile", "ohmygpt")]
                 goldens.append(Golden(raw["name"], doc["endpoint"], doc["family"],
-                                      doc.get("profile", "ohmygpt"), raw["request"],
-                                      raw["status"], raw["response"], raw.get("headers", {}),
-                                      path))
+                                      tuple(profiles), raw["request"], raw["status"],
+                                      raw["response"], raw.get("headers", {}), path))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: a golden case lacks {exc} (needs endpoint, family, "
                               "and per case name, request, status, response)") from None
