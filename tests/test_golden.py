@@ -100,3 +100,14 @@ def test_rewrite_keeps_requests_and_order(tmp_path: Path) -> None:
     assert [c["request"] for c in after["cases"]] == [c["request"] for c in before["cases"]]
     assert after["cases"][1]["response"] == {"new": True}
     assert after["cases"][0]["response"] == before["cases"][0]["response"]
+
+
+def test_optional_events_match_wherever_they_occur() -> None:
+    from gateprobe.golden import diff
+
+    golden = [{"event": "message_start", "data": {}}, {"event": "ping", "data": {}},
+              {"event": "message_stop", "data": {}}]
+    moved = [{"event": "message_start", "data": {}}, {"event": "message_stop", "data": {}},
+             {"event": "ping", "data": {}}]
+    assert diff(golden, moved) == ""
+    assert diff(golden, [{"event": "message_start", "data": {}}]) != ""

@@ -164,9 +164,22 @@ def prune(actual: Any, pattern: Any) -> Any:
     return actual
 
 
+OPTIONAL_EVENTS = frozenset({"ping"})
+"""Stream events a server may send anywhere, or not at all (Anthropic's keep-alive ``ping``):
+a stream is compared without them."""
+
+
+def _without_optional_events(value: Any) -> Any:
+    if isinstance(value, list) and value and all(
+            isinstance(e, Mapping) and "event" in e for e in value):
+        return [e for e in value if e["event"] not in OPTIONAL_EVENTS]
+    return value
+
+
 def diff(expected: Any, actual: Any) -> str:
     """A readable unified diff of a golden and a normalized answer (YAML), empty when the
-    answer matches the golden as a pattern."""
+    answer matches the golden as a pattern (a stream's optional events wherever they are)."""
+    expected, actual = _without_optional_events(expected), _without_optional_events(actual)
     actual = prune(actual, expected)
     if expected == actual:
         return ""
