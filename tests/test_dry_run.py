@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 import socket
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
+from gateprobe.conformance_runner import ConformanceOptions, run_conformance
 from gateprobe.console import Console
+from gateprobe.reference import Timing
+from gateprobe.targets import Target
+from gateway_fixtures import MakeGateway
 
 
 @pytest.fixture
@@ -79,3 +85,29 @@ def test_conformance_dry_run_counts_only_the_selection() -> None:
     assert 0 < cases < int(everything.split("cases: ", 1)[1].split(" requests", 1)[0])
     code, out, _ = gateprobe("conformance", "--dry-run", "--select", "sdk or fuzz")
     assert "cases: 0 requests" in out and "sdk:" in out and "fuzz:" in out
+
+
+def test_dry_run_bounds_hold_what_the_real_runs_ask(make_gateway: MakeGateway, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a dry run says is the most a run asks for is at least what it then asks for."""
+    monkeypatch.setenv("GATEPROBE_API_KEY", "gp-vip-0001")
+    gateway = make_gateway(timing=Timing(ttft_ms=1, itl_ms=0))
+    select = "endpoint or stream or errors or auth or legacy_prompt or golden"
+    code, out, _ = gateprobe("conformance", "--base-url", gateway.base_url, "--dry-run",
+                             "--select", select)
+    bound = int(re.findall(r"at most (\d+) generated tokens in all", out)[0])
+    target = Target(gateway.base_url, "ohmygpt", "gp-vip-0001")
+    result = run_conformance(target, ConformanceOptions(select=select),
+                             Console(io.StringIO(), io.StringIO()))
+    assert 0 < result.tokens_asked <= bound
+    # compare: the long request, sized from a very fast mirror's rate, stays within its bound
+    code, out, _ = gateprobe("compare", "--base-url", gateway.base_url, "--base-url",
+                             gateway.base_url.replace("127.0.0.1", "localhost"), "--dry-run")
+    long_bound = int(re.findall(r"at most (\d+) tokens", out)[0])
+    code, out, err = gateprobe("compare", "--base-url", gateway.base_url, "--base-url",
+                               gateway.base_url.replace("127.0.0.1", "localhost"),
+                               "--samples", "2", "--long-request-s", "0.5",
+                               "--report-dir", str(tmp_path))
+    mirrors = json.loads((tmp_path / "summary.json").read_text())["compare"]["mirrors"]
+    asked = [m["long_request"]["asked_tokens"] + 64 for m in mirrors]
+    assert asked and max(asked) <= long_bound, (asked, long_bound)

@@ -65,6 +65,9 @@ class CompareOptions:
     """How long the long-request probe asks to run (past a 100 s CDN limit by default)."""
     max_tokens: int = 32
     """Of each stream of the latency sample."""
+    max_long_tokens: int = 16_384
+    """The most the long request may ask for, however fast the mirror (a mirror that answers
+    in 0.1 ms a token would otherwise be asked for millions): what the dry run states too."""
     report_dir: Path | None = None
     """The report folder (None: a fresh ``reports/<time>-compare/``)."""
 
@@ -288,7 +291,8 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
         return {"cut": False, "verdict": "not run: this mirror's streams timed out"}
     ttft_s = (percentile(result.ttft_ms, 50) if result.ttft_ms else 0.0) / 1000
     tpot_s = (percentile(result.tpot_ms, 50) if result.tpot_ms else 10.0) / 1000
-    tokens = max(16, math.ceil((wanted * 1.5 - ttft_s) / max(tpot_s, 1e-4)))
+    tokens = min(options.max_long_tokens - 64,
+                 max(16, math.ceil((wanted * 1.5 - ttft_s) / max(tpot_s, 1e-4))))
     body = {"model": target.models["chat"], "max_tokens": tokens + 64,
             "messages": [{"role": "user", "content": f"Write a story of at least {tokens} words."}]}
     headers = credentials(target.profile, "openai", target.api_key)
@@ -462,7 +466,8 @@ def dry_run(base: Target, mirrors: Mapping[str, str], options: CompareOptions,
 
     options.check()
     return dryrun.compare(checked_mirrors(mirrors), len(compare_cases(base)), options.samples,
-                          options.long_request_s, options.max_tokens, console)
+                          options.long_request_s, options.max_tokens, console,
+                          options.max_long_tokens)
 
 
 def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOptions,

@@ -91,6 +91,8 @@ class ConformanceResult:
     were not run."""
     not_served: list[str] = field(default_factory=list)
     """Known endpoints the target does not serve: nothing was sent to them."""
+    tokens_asked: int = 0
+    """Tokens the run's requests asked to generate, all together (each its max_tokens)."""
 
     @property
     def ok(self) -> bool:
@@ -122,6 +124,7 @@ class SuiteRun:
         self.result.cases_per_endpoint = dict(sorted(stash.get(OUTCOMES_KEY, {}).items()))
         state = stash.get(RUN_STATE_KEY, None)
         self.result.budget_spent = state is not None and (state.told or state.cap_told)
+        self.result.tokens_asked = state.tokens_asked if state is not None else 0
 
 
 def run_conformance(target: Target, options: ConformanceOptions,
