@@ -75,6 +75,7 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     except RequestCapReached as exc:
         pytest.skip(f"{exc}; raise it with --fuzz-max-requests")
     admit_tokens(state, max_tokens_of(case.body))
+    state.pace()
 
 
 @schemathesis.check

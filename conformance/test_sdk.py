@@ -137,8 +137,11 @@ def _call(fn: Callable[[Any], Any], client: Any, target: Target, state: RunState
             return None
         return retry_after_s(response.headers)
 
-    return paced(lambda: _bounded(fn, client, target.timeouts.total_s), wait_of, state,
-                 target.base_url, target.timeouts.total_s)
+    def attempt() -> _Outcome:
+        state.pace()
+        return _bounded(fn, client, target.timeouts.total_s)
+
+    return paced(attempt, wait_of, state, target.base_url, target.timeouts.total_s)
 
 
 def _judge_answer(response: Any, endpoint: str, family: Family, target: Target) -> list[Finding]:

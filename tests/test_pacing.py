@@ -68,3 +68,26 @@ def test_a_latency_run_the_target_limits_is_no_slo_miss(make_gateway: MakeGatewa
     assert code == 0, output[-2000:]
     plan = json.loads((tmp_path / "declared" / "plan.json").read_text())
     assert plan["paced"] and plan["max_rps"] == pytest.approx(0.8 * 12 / 2)
+
+
+@pytest.mark.slow
+def test_a_declared_limit_paces_conformance_under_it(make_gateway: MakeGateway, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """With the key's limit declared, the run spreads its requests and never meets the
+    limiter: not one 429, where the undeclared run above waits out several."""
+    monkeypatch.setenv("GP_FREE_KEY", "gp-free-0001")
+    gateway = make_gateway(timing=FAST, rate_window_s=2.0,
+                           tiers={"free": Tier("free", {"*": 12})})
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  gw:\n    base_url: {gateway.base_url}\n"
+                       "    profile: ohmygpt\n    api_key_env: GP_FREE_KEY\n"
+                       "    api_key_tier: free\n    limits: {window_s: 2, rpm: {free: 12}}\n")
+    code = main(["conformance", "--target", "gw", "--targets", str(targets), "--select",
+                 "endpoint or errors or auth", "--report-dir", str(tmp_path / "r")],
+                Console(io.StringIO(), io.StringIO()))
+    printed = capsys.readouterr().out
+    report = json.loads((tmp_path / "r" / "conformance.json").read_text())
+    assert code == 0 and report["findings"] == [], printed[-2000:]
+    assert sum(report["cases_per_endpoint"].values()) > 12  # more than one window's worth
+    assert gateway.state.rate_limited == 0

@@ -83,6 +83,7 @@ def send(client: httpx.Client, target: Target, case: Case, state: RunState | Non
     key = sent_key(target, case)
 
     def once() -> Exchange:
+        run.pace(sleep)
         return replace(_send_once(client, target, case, run.breaker), sent_key=key)
 
     def wait_of(exchange: Exchange) -> float | None:

@@ -131,14 +131,15 @@ def pytest_configure(config: pytest.Config) -> None:
     config.stash[RUN_STATE_KEY] = RunState(
         config.getoption("--budget-s", None),
         token_cap=config.getoption("--max-generated-tokens", None))
-    provided = _provided_target(config)
-    if provided is not None:
-        config.stash[TARGET_KEY] = provided
-        return
-    try:
-        config.stash[TARGET_KEY] = _target_from_options(config)
-    except GateprobeError as exc:  # one line, as pytest usage errors are
-        raise pytest.UsageError(str(exc)) from None
+    target = _provided_target(config)
+    if target is None:
+        try:
+            target = _target_from_options(config)
+        except GateprobeError as exc:  # one line, as pytest usage errors are
+            raise pytest.UsageError(str(exc)) from None
+    config.stash[TARGET_KEY] = target
+    if target is not None:
+        config.stash[RUN_STATE_KEY].pace_s = target.pace_s
 
 
 def _provided_target(config: pytest.Config) -> Target | None:

@@ -84,6 +84,21 @@ class RunState:
         self.tokens_asked += asked
         return True
 
+    pace_s: float = 0.0
+    """The least time between two requests: a declared limit spread evenly (0: unpaced)."""
+    next_send: float = 0.0
+
+    def pace(self, sleep: Callable[[float], None] = time.sleep) -> None:
+        """Wait for this request's turn, so a run stays under its key's declared limit
+        instead of meeting the limiter and waiting out its 429s."""
+        if self.pace_s <= 0:
+            return
+        now = self.clock()
+        if self.next_send > now:
+            sleep(self.next_send - now)
+            now = self.next_send
+        self.next_send = now + self.pace_s
+
     def start(self) -> None:
         """Start the budget clock (idempotent)."""
         if self.started is None:

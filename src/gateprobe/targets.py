@@ -187,6 +187,13 @@ class Target:
                                  *self.tier_keys.values()) if k)
 
     @property
+    def pace_s(self) -> float:
+        """Seconds between two requests that keep its key under its declared limit
+        (``api_key_tier`` and ``limits``), 0 when none is declared."""
+        limit = self.limits.get(self.api_key_tier or "")
+        return self.window_s / limit if limit else 0.0
+
+    @property
     def load_refusal(self) -> str:
         """Why load may not be sent to this target ('' when it may): only loopback, or an
         entry that says ``allow_load: true``, is ever loaded."""
