@@ -119,3 +119,26 @@ def test_a_429_is_waited_out_only_when_the_run_can_afford_it(
                         sleep=slept.append)
     assert exchange.status == 429
     assert slept == waits and len(sent) == len(waits) + 1
+
+
+def test_no_request_asks_more_than_the_targets_cap() -> None:
+    """A target that declares ``max_tokens`` is never asked for more by any case."""
+    from gateprobe.cases import all_cases
+    from gateprobe.fuzz_guard import Guard, max_tokens_of
+
+    asked: list[int] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        import json
+
+        asked.append(max_tokens_of(json.loads(request.content or b"null")))
+        return httpx.Response(200, json={})
+
+    target = Target("http://127.0.0.1:9", "ohmygpt", "gp-vip-0001", max_tokens=20,
+                    no_permission_key="gp-nomodel-0001")
+    with httpx.Client(transport=httpx.MockTransport(answer)) as client:
+        for case in all_cases(target):
+            if not isinstance(case.body, bytes):
+                send(client, target, case, RunState())
+    assert max(asked) == 20 and len(asked) > 50
+    assert Guard.for_target(target, 64).max_tokens == 20

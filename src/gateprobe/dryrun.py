@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateprobe.console import Console
-from gateprobe.fuzz_guard import Guard, examples_for, max_tokens_of
+from gateprobe.fuzz_guard import Guard, clamp_tokens, examples_for, max_tokens_of
 from gateprobe.targets import Target
 
 SDK_CALLS = 10
@@ -51,14 +51,14 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
     for case in cases:
         key = f"{case.method} {case.path}"
         counts[key] += 1
-        tokens[key] = max(tokens[key], max_tokens_of(case.body))
+        tokens[key] = max(tokens[key], max_tokens_of(clamp_tokens(case.body, target.max_tokens)))
     guard = Guard.for_target(target, max_tokens_cap, max_requests)
     examples = examples_for(target, max_examples)
     console.line(f"dry run: gateprobe conformance against {target.base_url} "
                  f"({target.profile}); selection: {select or 'every category'}")
     console.table(["endpoint", "requests", "max tokens each"],
                   [[k, str(counts[k]), str(tokens[k] or "-")] for k in sorted(counts)])
-    worst = sum(max_tokens_of(case.body) for case in cases)
+    worst = sum(max_tokens_of(clamp_tokens(case.body, target.max_tokens)) for case in cases)
     console.line(f"cases: {len(cases)} requests (a 429 the run did not ask for is retried "
                  f"at most twice), at most {worst} generated tokens in all")
     if chosen("sdk"):

@@ -18,6 +18,15 @@ VALID_PROMPT = "\n\nHuman: Say test\n\nAssistant:"
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample")
 
 
+def clamp_tokens(body: Any, cap: int | None) -> Any:
+    """``body`` with every ``max_tokens``-like value at most ``cap`` (unchanged without one):
+    no request asks a target for more than it declares it may be asked."""
+    if cap is None or not isinstance(body, dict):
+        return body
+    return {k: min(v, cap) if k in TOKEN_FIELDS and isinstance(v, int) and
+            not isinstance(v, bool) else v for k, v in body.items()}
+
+
 def max_tokens_of(body: Any) -> int:
     """The most tokens a request body may generate (0 when it names none)."""
     if not isinstance(body, dict):
@@ -48,7 +57,8 @@ class Guard:
                    max_requests: int | None = None) -> Guard:
         """Defaults by where the target is: a paid remote gateway gets a tight request cap."""
         default = LOOPBACK_MAX_REQUESTS if target.is_loopback else REMOTE_MAX_REQUESTS
-        return cls(target, max_tokens, max_requests or default)
+        cap = min(max_tokens, target.max_tokens) if target.max_tokens else max_tokens
+        return cls(target, cap, max_requests or default)
 
     def admit(self, path: str, body: Any) -> None:
         """Count one request (``RequestCapReached`` past the cap) and aim its body.

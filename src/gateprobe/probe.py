@@ -16,6 +16,7 @@ import httpx
 from gateprobe import transport
 from gateprobe.cases import BAD_KEY, Case
 from gateprobe.checks import Exchange
+from gateprobe.fuzz_guard import clamp_tokens
 from gateprobe.runstate import BREAKER_THRESHOLD, Breaker, RunState
 from gateprobe.sse import Event, SSEParser
 from gateprobe.targets import Target, credentials
@@ -173,7 +174,7 @@ def _request_parts(target: Target, case: Case) -> dict[str, Any]:
         kwargs["content"] = case.body
         headers["content-type"] = "application/json"
     elif case.body is not None:
-        kwargs["json"] = case.body
+        kwargs["json"] = clamp_tokens(case.body, target.max_tokens)
     return kwargs
 
 

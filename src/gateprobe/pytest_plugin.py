@@ -278,7 +278,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
     """Send a case, run every check, record and return the findings."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
     from gateprobe.checks import Context, run_checks
-    from gateprobe.fuzz_guard import max_tokens_of
+    from gateprobe.fuzz_guard import clamp_tokens, max_tokens_of
     from gateprobe.probe import send
     from gateprobe.protocols.conformance import checks_for, normalized_answer
     from gateprobe.redact import Redactor
@@ -287,7 +287,8 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
         if case.auth == "no_permission" and gateprobe_target.no_permission_key is None:
             pytest.skip("no key without model permission given (--no-permission-key-env)")
         redactor = Redactor(gateprobe_target.secrets)
-        admit_tokens(gateprobe_run, max_tokens_of(case.body))
+        admit_tokens(gateprobe_run,
+                     max_tokens_of(clamp_tokens(case.body, gateprobe_target.max_tokens)))
         exchange = send(gateprobe_http, gateprobe_target, case, gateprobe_run)
         if case.golden is not None and request.config.getoption("--record-golden"):
             if exchange.status is None:

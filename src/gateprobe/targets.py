@@ -160,6 +160,9 @@ class Target:
     a style beyond the profile's documented one is then not judged either way."""
     strictness: str = "documented"
     """How strictly it is held to the upstream APIs (``STRICTNESS``)."""
+    max_tokens: int | None = None
+    """The most tokens one request may ask it for (its entry's ``max_tokens``): every case and
+    probe is clamped to it."""
 
     @property
     def served(self) -> frozenset[str]:
@@ -405,6 +408,7 @@ TARGETS_SCHEMA: dict[str, object] = {
                     "auth": {"type": "array", "minItems": 1, "uniqueItems": True,
                              "items": {"enum": list(AUTH_STYLES)}},
                     "strictness": {"enum": list(STRICTNESS)},
+                    "max_tokens": {"type": "integer", "minimum": 1},
                     "endpoints": {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"enum": list(ENDPOINTS)}},
                     "mirrors": {"type": "object", "additionalProperties": {
@@ -439,6 +443,7 @@ class TargetEntry:
     rate_algorithm: str = "unknown"
     auth: frozenset[str] | None = None
     strictness: str = "documented"
+    max_tokens: int | None = None
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -458,7 +463,8 @@ class TargetEntry:
                       window_s=self.window_s, allow_load=self.allow_load,
                       mirrors=dict(self.mirrors), endpoints=self.endpoints,
                       api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm,
-                      auth_styles=self.auth, strictness=self.strictness)
+                      auth_styles=self.auth, strictness=self.strictness,
+                      max_tokens=self.max_tokens)
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -489,7 +495,7 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             frozenset(body["endpoints"]) if "endpoints" in body else None,
             body.get("api_key_tier"), limits.get("algorithm", "unknown"),
             frozenset(body["auth"]) if "auth" in body else None,
-            body.get("strictness", "documented"))
+            body.get("strictness", "documented"), body.get("max_tokens"))
     return entries
 
 
