@@ -179,3 +179,15 @@ def test_latency_slos_are_judged_on_raw_percentiles() -> None:
         "tokens_per_s_p50_min", "stream_findings_max"]
     # No samples at all is a breach, never a silent pass.
     assert evaluate_latency(aggregate([]), {"e2e_p95_ms": 1e9}, 0)[0].slo == "e2e_p95_ms"
+
+
+def test_missing_budget_headers_name_the_ones_found() -> None:
+    """A gateway with budget headers of other names is told which were found."""
+    samples = [{**s, "limit": None, "budget_headers": "x-ratelimit-limit-tokens,ratelimit"}
+               for s in good_tier()]
+    verdict = ratelimits.judge(samples, {"free": 4}, 10.0, 0.0, "sliding_window")
+    [problem] = [p for p in verdict.problems if p.check_id == "ratelimit.headers"]
+    assert "headers found: ratelimit, x-ratelimit-limit-tokens" in problem.message
+    assert ratelimits.budget_headers("openai", {"X-RateLimit-Limit-Requests": "4",
+                                                "content-type": "x"})["budget_headers"] == \
+        "X-RateLimit-Limit-Requests"

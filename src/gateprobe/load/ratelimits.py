@@ -38,7 +38,10 @@ def budget_headers(family: str, headers: Mapping[str, str]) -> dict[str, str | N
     """The request-budget headers of an answer, under family-neutral names."""
     limit, remaining, reset = HEADER_NAMES[family]
     return {"limit": headers.get(limit), "remaining": headers.get(remaining),
-            "reset": headers.get(reset), "retry_after": headers.get("retry-after")}
+            "reset": headers.get(reset), "retry_after": headers.get("retry-after"),
+            "budget_headers": ",".join(sorted(
+                name for name in headers if "ratelimit" in name.lower()
+                or "rate-limit" in name.lower()))}
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,9 +273,12 @@ def _header_problems(tier: str, limit: int, accepted: list[Mapping[str, Any]],
     no_limit = sum(s.get("limit") is None for s in answered)
     no_remaining = sum(s.get("remaining") is None for s in answered)
     if no_limit or no_remaining:
+        found = sorted({n for s in answered for n in (s.get("budget_headers") or "").split(",")
+                        if n})
         problems.append(Problem("ratelimit.headers", tier,
                                 f"budget headers missing: limit on {no_limit}, remaining on "
-                                f"{no_remaining} of {len(answered)} answers"))
+                                f"{no_remaining} of {len(answered)} answers; rate-limit "
+                                f"headers found: {', '.join(found) or 'none'}"))
         return problems
     stated = sorted({s["limit"] for s in answered})
     if stated != [str(limit)]:
