@@ -185,31 +185,31 @@ def run_state(config: pytest.Config) -> RunState:
     return config.stash[RUN_STATE_KEY]
 
 
+def _stop(told: bool, reason: str) -> None:
+    """A run bound is reached: the first test to meet it fails saying so (the run must not
+    pass on what it did not send), every later one is skipped."""
+    if not told:
+        pytest.fail(f"{reason}: the remaining requests are not sent", pytrace=False)
+    pytest.skip(reason)
+
+
 def admit_tokens(state: RunState, asked: int) -> None:
-    """Count a request's tokens against the run's cap; past it, the first test fails saying
-    so and the rest are skipped (a paid gateway's run must stop at its cost bound)."""
-    if state.admit_tokens(asked):
-        return
-    if not state.cap_told:
-        state.cap_told = True
-        pytest.fail(f"the run's cap of {state.token_cap} generated tokens is reached: the "
-                    "remaining requests are not sent", pytrace=False)
-    pytest.skip(f"the run's cap of {state.token_cap} generated tokens is reached")
+    """Count a request's tokens against the run's cap (a paid gateway's run must stop at its
+    cost bound)."""
+    if not state.admit_tokens(asked):
+        told, state.cap_told = state.cap_told, True
+        _stop(told, f"the run's cap of {state.token_cap} generated tokens is reached")
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """The run's budget: once spent, the next test fails saying so and the rest are skipped."""
+    """The run's budget of time."""
     state = item.config.stash.get(RUN_STATE_KEY, None)
     if state is None or state.budget_s is None:
         return
     state.start()
-    if not state.spent():
-        return
-    if not state.told:
-        state.told = True
-        pytest.fail(f"the run's budget of {state.budget_s:g} s is spent: the remaining tests "
-                    "are skipped", pytrace=False)
-    pytest.skip(f"budget of {state.budget_s:g} s spent")
+    if state.spent():
+        told, state.told = state.told, True
+        _stop(told, f"the run's budget of {state.budget_s:g} s is spent")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:

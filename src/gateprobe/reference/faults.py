@@ -350,48 +350,51 @@ def _json_wrong_content_type(endpoint: str, answer: Answer) -> Answer:
         else answer
 
 
-def _missing_model(endpoint: str, answer: Answer) -> Answer:
-    status, headers, body = answer
-    if status != 200:
-        return answer
-    payload = json.loads(body)
+def _on_success(edit: Callable[[str, dict[str, Any]], bool]) -> ResponseTransform:
+    """A transform that edits a 200 answer's JSON object in place (``edit`` says whether it
+    changed anything) and leaves every other answer alone."""
+    def transform(endpoint: str, answer: Answer) -> Answer:
+        status, headers, body = answer
+        payload = json.loads(body) if status == 200 else None
+        if not isinstance(payload, dict) or not edit(endpoint, payload):
+            return answer
+        return status, headers, json.dumps(payload).encode()
+
+    return transform
+
+
+def _missing_model(endpoint: str, payload: dict[str, Any]) -> bool:
     payload.pop("model", None)
-    return status, headers, json.dumps(payload).encode()
+    return True
 
 
-def _usage_inconsistent(endpoint: str, answer: Answer) -> Answer:
-    status, headers, body = answer
-    payload = json.loads(body) if status == 200 else None
-    usage = payload.get("usage") if isinstance(payload, dict) else None
+def _usage_inconsistent(endpoint: str, payload: dict[str, Any]) -> bool:
+    usage = payload.get("usage")
     if not isinstance(usage, dict):
-        return answer
+        return False
     if "output_tokens" in usage:
         usage["output_tokens"] = 0  # text generated, none billed
     elif "total_tokens" in usage:
         usage["total_tokens"] = usage["total_tokens"] + 7  # billed more than was used
-    return status, headers, json.dumps(payload).encode()
+    return True
 
 
 _CONSTANT_IDS = {CHAT: "chatcmpl-0000", COMPLETIONS: "cmpl-0000", MESSAGES: "msg_0000",
                  COMPLETE: "compl_0000"}
 
 
-def _constant_id(endpoint: str, answer: Answer) -> Answer:
-    status, headers, body = answer
-    payload = json.loads(body) if status == 200 else None
-    if not isinstance(payload, dict) or "id" not in payload:
-        return answer
+def _constant_id(endpoint: str, payload: dict[str, Any]) -> bool:
+    if "id" not in payload:
+        return False
     payload["id"] = _CONSTANT_IDS[endpoint]
-    return status, headers, json.dumps(payload).encode()
+    return True
 
 
-def _chat_id_on_completions(endpoint: str, answer: Answer) -> Answer:
-    status, headers, body = answer
-    payload = json.loads(body) if status == 200 else None
-    if not isinstance(payload, dict) or not str(payload.get("id", "")).startswith("cmpl-"):
-        return answer
+def _chat_id_on_completions(endpoint: str, payload: dict[str, Any]) -> bool:
+    if not str(payload.get("id", "")).startswith("cmpl-"):
+        return False
     payload["id"] = "chatcmpl-" + str(payload["id"]).removeprefix("cmpl-")
-    return status, headers, json.dumps(payload).encode()
+    return True
 
 
 def _r(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
@@ -481,17 +484,17 @@ JSON_WRONG_CONTENT_TYPE = _r(
     ["response.content_type"], _json_wrong_content_type)
 RESPONSE_MISSING_MODEL = _r(
     "response-missing-model", "success bodies lack their model field", GENERATING,
-    ["response.schema", "golden.match"], _missing_model)
+    ["response.schema", "golden.match"], _on_success(_missing_model))
 USAGE_INCONSISTENT = _r(
     "usage-inconsistent", "usage does not add up: total_tokens over the sum; 0 output tokens "
     "for Anthropic text", frozenset({CHAT, COMPLETIONS, MESSAGES}), ["usage.accounting"],
-    _usage_inconsistent)
+    _on_success(_usage_inconsistent))
 CONSTANT_ID = _r(
     "constant-id", "every answer carries the same id", frozenset(_CONSTANT_IDS),
-    ["response.id"], _constant_id)
+    ["response.id"], _on_success(_constant_id))
 CHAT_ID_ON_COMPLETIONS = _r(
     "chat-id-on-completions", "legacy completions carry chat.completion ids (chatcmpl-)",
-    frozenset({COMPLETIONS}), ["response.id"], _chat_id_on_completions)
+    frozenset({COMPLETIONS}), ["response.id"], _on_success(_chat_id_on_completions))
 UPSTREAM_URL_LEAK = _b(
     "upstream-url-leak", "every answer names its upstream in an x-upstream header "
     "(http://10.20.0.7:8080)", API, ["security.internal_url"])
