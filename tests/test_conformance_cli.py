@@ -69,7 +69,7 @@ def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> Non
     assert unknown.stderr.count("\n") == 1
     assert "unknown category 'streams' (did you mean 'stream'?)" in unknown.stderr
     nothing = conformance("--base-url", gw.base_url, "--select", "stream and auth")
-    assert nothing.returncode == 2 and "matches no conformance test" in nothing.stderr
+    assert nothing.returncode == 2 and "selects no case for this target" in nothing.stderr
     bad_model = conformance("--base-url", gw.base_url, "--model", "chats=x")
     assert bad_model.returncode == 2 and "--model takes ENDPOINT=NAME" in bad_model.stderr
 
