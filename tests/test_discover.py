@@ -121,8 +121,11 @@ def test_an_extra_auth_style_is_a_finding_only_when_declared_refused(
 
 def test_a_selection_with_no_case_for_the_target_is_one_line(make_gateway: MakeGateway) -> None:
     gateway = make_gateway(profile="openai", timing=FAST)
+    # Legacy prompts go to the Anthropic routes and claude-2-web: neither is the openai
+    # profile's.
     code, _, err = gateprobe("conformance", "--base-url", gateway.base_url, "--profile",
-                             "openai", "--api-key-env", "GP_DISCOVER_KEY", "--select", "golden")
+                             "openai", "--api-key-env", "GP_DISCOVER_KEY", "--select",
+                             "legacy_prompt")
     assert code == 2
-    assert err == ("gateprobe: --select 'golden' selects no case for this target (profile "
-                   "openai, endpoints chat, completions, embeddings, models)\n")
+    assert err == ("gateprobe: --select 'legacy_prompt' selects no case for this target "
+                   "(profile openai, endpoints chat, completions, embeddings, models)\n")
