@@ -42,9 +42,10 @@ or the fault bends JSON answers only (a latency run only streams)."""
 
 
 EVERY_CATEGORY = {"retry-after-huge", "slow-headers", "stream-endless-pings", "body-trickle",
-                  "huge-body", "reset-mid-stream"}
+                  "huge-body", "reset-mid-stream", "redirect-other-host"}
 """One fault per symptom (a day-long Retry-After, no headers, a stream that never ends, a body
-that never ends, a body too large, a reset) through every category, sdk and fuzz included."""
+that never ends, a body too large, a reset, a redirect to another host) through every category,
+sdk and fuzz included."""
 
 
 @pytest.fixture(autouse=True)
