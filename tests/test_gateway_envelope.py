@@ -35,3 +35,31 @@ def test_the_gateways_own_envelope_is_conformant_under_its_profile(
     code, found = findings_of(openai.base_url, "openai", tmp_path / "openai")
     capsys.readouterr()
     assert code == 1 and "error.envelope" in found
+
+
+def test_a_target_that_declares_the_gateways_envelope_is_judged_by_it(
+        make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """The envelope is a capability of the target, not of its profile: an ``openai``-profile
+    entry declaring ``error_envelopes: [gateway]`` passes on those answers, and one declaring
+    only the family's envelope is told it got the gateway's instead."""
+    monkeypatch.setenv("GP_ENVELOPE_KEY", "gp-vip-0001")
+    openai = make_gateway(timing=FAST, error_envelope="gateway", profile="openai")
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(
+        "targets:\n"
+        f"  declared:\n    base_url: {openai.base_url}\n    profile: openai\n"
+        "    api_key_env: GP_ENVELOPE_KEY\n    error_envelopes: [gateway]\n"
+        f"  family:\n    base_url: {openai.base_url}\n    profile: openai\n"
+        "    api_key_env: GP_ENVELOPE_KEY\n    error_envelopes: [family]\n")
+    results = {}
+    for name in ("declared", "family"):
+        out = tmp_path / name
+        code = main(["conformance", "--target", name, "--targets", str(targets),
+                     "--select", PLAIN, "--report-dir", str(out)],
+                    Console(io.StringIO(), io.StringIO()))
+        report = json.loads((out / "conformance.json").read_text())
+        results[name] = code, {f["check_id"] for f in report["findings"]}
+    capsys.readouterr()
+    assert results["declared"] == (0, set())
+    assert results["family"][0] == 1 and "error.envelope" in results["family"][1]

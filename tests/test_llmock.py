@@ -292,3 +292,44 @@ def test_llmock_compare_finds_its_deviations_on_both_mirrors(llmock_url: str,
         ("usage.accounting", "/v1/chat/completions"),  # the bad key's answer ignores max_tokens
     }, sorted(found)
     assert summary["compare"]["differences"] == []
+
+
+@pytest.fixture(scope="module")
+def bucket_llmock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A third llmock, its ``--rpm 12``: a token bucket per key, 12 deep, refilling 12 per
+    minute continuously, with ``x-ratelimit-*-requests`` headers and the real wait in
+    ``Retry-After``."""
+    yield from _serve(tmp_path_factory, "--rpm", "12")
+
+
+def test_llmock_rate_limits_are_judged_by_the_declared_algorithm(bucket_llmock_url: str,
+                                                                  tmp_path: Path) -> None:
+    """The rate-limit scenario against llmock's per-key bucket (two runs at once, each with a
+    key of its own, so each has its own bucket). Declared a token bucket: what refills while
+    the burst runs is no excess, its repeating ``remaining`` no fault, its Retry-After is
+    honoured and the key recovers: exit 0. Declared a sliding window, the same limiter
+    accepts more than 12 within one window: ``ratelimit.limit`` (and its ``remaining`` that
+    does not only count down), nothing else."""
+    runs = {}
+    for algorithm in ("token_bucket", "sliding_window"):
+        env = {**_clean_env(), "GP_LLMOCK_TIER_KEY": f"{KEY}-{algorithm}"}
+        runs[algorithm] = subprocess.Popen(
+            [sys.executable, "-m", "gateprobe", "load", "rate-limits",
+             "--base-url", bucket_llmock_url, "--profile", "openai", "--endpoints", "chat",
+             "--model", "legacy_chat=gpt-4o-mini", "--tier-key", "default=GP_LLMOCK_TIER_KEY",
+             "--limit", "default=12", "--window-s", "60", "--rate-algorithm", algorithm,
+             "--report-dir", str(tmp_path / algorithm)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            cwd=Path(__file__).parents[1])
+    outputs = {name: proc.communicate(timeout=RUN_TIMEOUT_S)[0] for name, proc in runs.items()}
+    verdicts = {name: json.loads((tmp_path / name / "verdict.json").read_text())
+                for name in runs}
+    bucket = verdicts["token_bucket"]
+    assert runs["token_bucket"].returncode == 0, outputs["token_bucket"][-2000:]
+    [tier] = bucket["rate_limits"]["tiers"]
+    assert tier["accepted"] >= 12 and tier["failed"] == 0, tier
+    assert runs["sliding_window"].returncode == 1, outputs["sliding_window"][-2000:]
+    # A window's remaining counts down; a bucket's repeats as it refills: said as well.
+    failed = set(verdicts["sliding_window"]["failed_checks"])
+    assert "ratelimit.limit" in failed and failed <= {"ratelimit.limit", "ratelimit.headers"}, \
+        verdicts["sliding_window"]["reasons"]

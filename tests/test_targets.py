@@ -85,3 +85,21 @@ def test_a_key_tier_needs_its_limit(tmp_path: Path) -> None:
         load_targets(path)
     path.write_text(GOOD + "    api_key_tier: vip\n    limits: {rpm: {vip: 60}}\n")
     assert load_targets(path)["t"].api_key_tier == "vip"
+
+
+def test_envelopes_and_budget_headers_are_capabilities_of_the_entry(tmp_path: Path) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text("targets:\n  t:\n    base_url: http://127.0.0.1:1\n    profile: openai\n"
+                    "    api_key_env: K\n    error_envelopes: [family, gateway]\n"
+                    "    limits: {rpm: {free: 12}, headers: ietf}\n  u:\n"
+                    "    base_url: http://127.0.0.1:1\n    profile: ohmygpt\n"
+                    "    api_key_env: K\n")
+    entries = load_targets(path)
+    t = entries["t"].resolve(read_keys=False)
+    assert t.envelopes == {"family", "gateway"} and t.rate_headers == "ietf"
+    u = entries["u"].resolve(read_keys=False)  # undeclared: as the profile implies
+    assert u.envelopes == {"family", "gateway"} and u.rate_headers == "family"
+    path.write_text("targets:\n  t:\n    base_url: http://127.0.0.1:1\n    profile: openai\n"
+                    "    api_key_env: K\n    error_envelopes: [gatway]\n")
+    with pytest.raises(ConfigError, match="error_envelopes"):
+        load_targets(path)

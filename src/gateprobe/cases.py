@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gateprobe.checks import Expectation, Family
+from gateprobe.checks import Exchange, Expectation, Family
 from gateprobe.golden import Golden, fill_models, golden_dir, load_dir
 from gateprobe.targets import Target
 
@@ -61,6 +61,9 @@ class Case:
 
 
 SAY = [{"role": "user", "content": "Say test"}]
+LONG_ANSWER = [{"role": "user", "content": "Count from one to twenty in words."}]
+"""A prompt whose answer outruns a small cap (the choices stop at it: ``finish_reason``
+``length``)."""
 
 
 def documented_extras(t: Target) -> bool:
@@ -99,6 +102,11 @@ def endpoint_cases(t: Target) -> list[Case]:
                  {"model": m["legacy_chat"], "messages": SAY})] if documented_extras(t) else []),
         Case("completions", "endpoint", "POST", "/v1/completions", "openai",
              {"model": m["completions"], "prompt": "Say test", "max_tokens": 16}),
+        # Two choices cut at a small cap: the usage must bill both (a gateway may refuse n > 1
+        # when its upstream has no n, but not bill one choice of two).
+        Case("chat n=2", "endpoint", "POST", "/v1/chat/completions", "openai",
+             {"model": m["chat"], "messages": LONG_ANSWER, "max_tokens": 4, "n": 2},
+             expect=Expectation(statuses=(200, 400))),
         Case("embeddings", "endpoint", "POST", "/v1/embeddings", "openai",
              {"model": m["embeddings"], "input": ["Say", "test"]}),
     ]
@@ -218,14 +226,15 @@ def auth_cases(t: Target) -> list[Case]:
                  {"model": m["complete"], "prompt": "\n\nHuman: x\n\nAssistant:",
                   "max_tokens_to_sample": 4}, "none", Expectation(401, kind="missing_key")),
         ]
-    if t.profile == "ohmygpt" and t.auth_styles is not None:
+    if t.profile == "ohmygpt" and t.serves("/v1/messages"):
         # The gateway documents Bearer, where Anthropic documents x-api-key. Judged only as
         # the target declares it: a gateway that also takes x-api-key, with a valid key, is
-        # not wrong unless it says it refuses it.
-        takes = "x-api-key" in t.auth_styles
+        # not wrong unless it says it refuses it; undeclared, what it does is information.
+        expect = Expectation(kind="information") if t.auth_styles is None else \
+            Expectation() if "x-api-key" in t.auth_styles else \
+            Expectation(401, kind="wrong_auth_style")
         cases.append(Case("x-api-key instead of Bearer", "auth", "POST", "/v1/messages",
-                          "anthropic", msg, "wrong_style",
-                          Expectation() if takes else Expectation(401, kind="wrong_auth_style")))
+                          "anthropic", msg, "wrong_style", expect))
     # Judged only with a key that lacks the permission; the suite skips it without one.
     statuses = {"ohmygpt": (401,), "anthropic": (403,), "openai": (404,)}[t.profile]
     cases.append(Case("key without model permission", "auth", "POST",
@@ -233,6 +242,17 @@ def auth_cases(t: Target) -> list[Case]:
                           {"model": m["legacy_chat"], "messages": SAY}, "no_permission",
                           Expectation(statuses=statuses, kind="no_permission")))
     return cases
+
+
+def information_line(case: Case, exchange: Exchange) -> str:
+    """What an information case found, for the report: the target did something it does
+    not declare either way, so it is said, never judged."""
+    answer = f"status {exchange.status}" if exchange.status is not None else \
+        f"no answer ({exchange.transport_error})"
+    verdict = "accepted" if exchange.status is not None and 200 <= exchange.status < 300 \
+        else "refused"
+    return (f"{case.method} {case.path} {case.name}: {verdict} ({answer}); not judged, as "
+            f"the target does not declare it (its entry's `auth:` list)")
 
 
 # (name, prompt, valid): Anthropic's rules, PROTOCOL.md "Anthropic legacy Text Completions".

@@ -117,6 +117,8 @@ class Context:
     request of the same input must bill the same input (``usage.stream_consistency``)."""
     strict: bool = False
     """The target is held to the upstream API's letter (``strictness: strict-upstream``)."""
+    envelopes: frozenset[str] = frozenset({"family"})
+    """The error envelopes the target answers in (``Target.envelopes``)."""
 
     @classmethod
     def of(cls, target: Target, family: Family, expect: Expectation | None = None,
@@ -125,7 +127,7 @@ class Context:
         """The context of an exchange with ``target``: its profile, keys and host."""
         return cls(family, target.profile, Redactor(target.secrets), expect or Expectation(),
                    target.secrets, urlsplit(target.base_url).hostname or "", seen_ids,
-                   input_tokens, target.strictness == "strict-upstream")
+                   input_tokens, target.strictness == "strict-upstream", target.envelopes)
 
 
 CheckFn = Callable[[Context, Exchange], CheckResult]

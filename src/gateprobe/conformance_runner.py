@@ -26,7 +26,13 @@ from gateprobe.cases import MARKERS, all_cases, golden_cases
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.findings import Finding
-from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY, RUN_STATE_KEY, TESTS_KEY
+from gateprobe.pytest_plugin import (
+    FINDINGS_KEY,
+    INFORMATION_KEY,
+    OUTCOMES_KEY,
+    RUN_STATE_KEY,
+    TESTS_KEY,
+)
 from gateprobe.redact import Redactor, redact_file, redact_tree
 from gateprobe.targets import Target
 from gateprobe.user_checks import load_check_modules
@@ -93,6 +99,8 @@ class ConformanceResult:
     """Known endpoints the target does not serve: nothing was sent to them."""
     tokens_asked: int = 0
     """Tokens the run's requests asked to generate, all together (each its max_tokens)."""
+    information: list[str] = field(default_factory=list)
+    """What the target does that it does not declare either way: said, never judged."""
 
     @property
     def ok(self) -> bool:
@@ -125,6 +133,8 @@ class SuiteRun:
         state = stash.get(RUN_STATE_KEY, None)
         self.result.budget_spent = state is not None and (state.told or state.cap_told)
         self.result.tokens_asked = state.tokens_asked if state is not None else 0
+        information: list[str] = stash.get(INFORMATION_KEY, [])
+        self.result.information = list(information)
 
 
 def run_conformance(target: Target, options: ConformanceOptions,
@@ -268,5 +278,7 @@ def summary_line(result: ConformanceResult) -> str:
     o = result.outcomes
     line = (f"{o['passed']} tests passed, {o['failed']} failed, {o['skipped']} skipped; "
             f"{len(result.findings)} findings")
-    return line + (f"; not served: {', '.join(result.not_served)}" if result.not_served else "")
+    line += f"; not served: {', '.join(result.not_served)}" if result.not_served else ""
+    return line + (f"; {len(result.information)} information lines" if result.information
+                   else "")
 

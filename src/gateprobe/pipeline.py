@@ -147,6 +147,7 @@ def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
     return Phase("conformance", PASSED if result.ok else FAILED, summary_line(result), "",
                  {"tests": dict(result.outcomes), "budget_spent": result.budget_spent,
                   "cases_per_endpoint": result.cases_per_endpoint,
+                  "not_served": result.not_served, "information": result.information,
                   "failed_tests": sorted({t for t, o in result.tests if o == "failed"})},
                  result.findings)
 

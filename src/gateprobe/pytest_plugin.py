@@ -61,6 +61,8 @@ FINDINGS_KEY = pytest.StashKey[dict[str, list[Finding]]]()
 OUTCOMES_KEY = pytest.StashKey[Counter[str]]()
 RECORDED_KEY = pytest.StashKey[dict[Path, dict[str, tuple[int, Any]]]]()
 RUN_STATE_KEY = pytest.StashKey[RunState]()
+INFORMATION_KEY = pytest.StashKey[list[str]]()
+"""What the run learnt about the target that it does not judge (``Case.information``)."""
 _RUN: dict[str, pytest.Config] = {}
 """The configured run, for test modules that must build their tests at import (fuzz)."""
 
@@ -126,6 +128,7 @@ def pytest_configure(config: pytest.Config) -> None:
     findings: dict[str, list[Finding]] = defaultdict(list)
     config.stash[FINDINGS_KEY] = findings
     config.stash[OUTCOMES_KEY] = Counter()
+    config.stash[INFORMATION_KEY] = []
     recorded: dict[Path, dict[str, tuple[int, Any]]] = defaultdict(dict)
     config.stash[RECORDED_KEY] = recorded
     config.stash[RUN_STATE_KEY] = RunState(
@@ -277,6 +280,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
           gateprobe_http: httpx.Client, gateprobe_run: RunState) -> Callable[[Case], list[Finding]]:
     """Send a case, run every check, record and return the findings."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
+    from gateprobe.cases import information_line
     from gateprobe.checks import Context, run_checks
     from gateprobe.fuzz_guard import clamp_tokens, max_tokens_of
     from gateprobe.probe import send
@@ -290,6 +294,9 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
         admit_tokens(gateprobe_run,
                      max_tokens_of(clamp_tokens(case.body, gateprobe_target.max_tokens)))
         exchange = send(gateprobe_http, gateprobe_target, case, gateprobe_run)
+        if case.expect.kind == "information":  # learnt, never judged
+            request.config.stash[INFORMATION_KEY].append(information_line(case, exchange))
+            return []
         if case.golden is not None and request.config.getoption("--record-golden"):
             if exchange.status is None:
                 pytest.fail(f"cannot record {case.id}: {exchange.transport_error}")
@@ -397,6 +404,8 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     if target is not None and target.not_served:
         terminalreporter.write_line(f"gateprobe: not sent (the target does not serve them): "
                                     f"{', '.join(target.not_served)}")
+    for line in config.stash.get(INFORMATION_KEY, []):
+        terminalreporter.write_line(f"gateprobe: information: {line}")
     outcomes: Counter[str] = config.stash.get(OUTCOMES_KEY, Counter())
     if not outcomes:
         return

@@ -46,9 +46,22 @@ STRICTNESS = ("documented", "strict-upstream")
 harmlessly (``usage: null`` on every stream chunk)."""
 AUTH_STYLES = ("bearer", "x-api-key")
 """How a key may be sent: ``Authorization: Bearer KEY``, or Anthropic's ``x-api-key``."""
+ERROR_ENVELOPES = ("family", "gateway")
+"""The error bodies a target answers in: its route family's (``{"error": ...}``), or the seeds'
+gateway's own ``{statusCode, message, errorType?, data}``."""
+RATE_HEADERS = ("family", "ietf", "none")
+"""The request-budget headers a target's limiter states: its route family's
+(``x-ratelimit-*-requests``, ``anthropic-ratelimit-requests-*``), the IETF draft's
+``RateLimit-Limit``/``-Remaining``/``-Reset``, or none (then not judged)."""
 RATE_ALGORITHMS = ("unknown", "fixed_window", "sliding_window", "token_bucket")
 """How a target's limiter counts: the rate-limit verdicts allow what each may accept (a token
 bucket, or an unknown limiter, what refills during the burst too)."""
+
+
+def profile_envelopes(profile: str) -> frozenset[str]:
+    """The error envelopes a target of ``profile`` may answer in when it does not say: the
+    documented gateway's own as well as the family's (its model routes' 401s use it)."""
+    return frozenset(ERROR_ENVELOPES) if profile == "ohmygpt" else frozenset({"family"})
 
 
 def profile_endpoints(profile: str) -> frozenset[str]:
@@ -163,6 +176,16 @@ class Target:
     max_tokens: int | None = None
     """The most tokens one request may ask it for (its entry's ``max_tokens``): every case and
     probe is clamped to it."""
+    error_envelopes: frozenset[str] | None = None
+    """The error envelopes it answers in (``ERROR_ENVELOPES``); None: its profile's."""
+    rate_headers: str = "family"
+    """The budget headers its limiter states (``RATE_HEADERS``)."""
+
+    @property
+    def envelopes(self) -> frozenset[str]:
+        """The error envelopes accepted from it, as declared or as its profile implies."""
+        return self.error_envelopes if self.error_envelopes is not None \
+            else profile_envelopes(self.profile)
 
     @property
     def served(self) -> frozenset[str]:
@@ -246,6 +269,8 @@ class TargetChoice:
     """The endpoints the target serves, over its entry's (``--endpoints``)."""
     rate_algorithm: str | None = None
     """How its limiter counts, over its entry's (``--rate-algorithm``)."""
+    rate_headers: str | None = None
+    """The budget headers its limiter states, over its entry's (``--rate-headers``)."""
 
     @property
     def is_embedded(self) -> bool:
@@ -280,6 +305,8 @@ def resolve_target(choice: TargetChoice, *, read_keys: bool = True) -> Target:
         target = replace(target, endpoints=check_endpoints(choice.endpoints))
     if choice.rate_algorithm is not None:
         target = replace(target, rate_algorithm=choice.rate_algorithm)
+    if choice.rate_headers is not None:
+        target = replace(target, rate_headers=choice.rate_headers)
     if choice.tier_key_envs or choice.limits or choice.window_s:
         envs = {**target.tier_key_envs, **choice.tier_key_envs}
         target = replace(target, tier_key_envs=envs,
@@ -401,6 +428,7 @@ TARGETS_SCHEMA: dict[str, object] = {
                                "properties": {
                                    "window_s": {"type": "number", "exclusiveMinimum": 0},
                                    "algorithm": {"enum": list(RATE_ALGORITHMS)},
+                                   "headers": {"enum": list(RATE_HEADERS)},
                                    "rpm": {"type": "object", "additionalProperties": {
                                        "type": "integer", "minimum": 0}}}},
                     "allow_load": {"type": "boolean"},
@@ -408,6 +436,8 @@ TARGETS_SCHEMA: dict[str, object] = {
                     "auth": {"type": "array", "minItems": 1, "uniqueItems": True,
                              "items": {"enum": list(AUTH_STYLES)}},
                     "strictness": {"enum": list(STRICTNESS)},
+                    "error_envelopes": {"type": "array", "minItems": 1, "uniqueItems": True,
+                                        "items": {"enum": list(ERROR_ENVELOPES)}},
                     "max_tokens": {"type": "integer", "minimum": 1},
                     "endpoints": {"type": "array", "minItems": 1, "uniqueItems": True,
                                   "items": {"enum": list(ENDPOINTS)}},
@@ -444,6 +474,8 @@ class TargetEntry:
     auth: frozenset[str] | None = None
     strictness: str = "documented"
     max_tokens: int | None = None
+    error_envelopes: frozenset[str] | None = None
+    rate_headers: str = "family"
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -464,7 +496,8 @@ class TargetEntry:
                       mirrors=dict(self.mirrors), endpoints=self.endpoints,
                       api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm,
                       auth_styles=self.auth, strictness=self.strictness,
-                      max_tokens=self.max_tokens)
+                      max_tokens=self.max_tokens, error_envelopes=self.error_envelopes,
+                      rate_headers=self.rate_headers)
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -495,7 +528,9 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             frozenset(body["endpoints"]) if "endpoints" in body else None,
             body.get("api_key_tier"), limits.get("algorithm", "unknown"),
             frozenset(body["auth"]) if "auth" in body else None,
-            body.get("strictness", "documented"), body.get("max_tokens"))
+            body.get("strictness", "documented"), body.get("max_tokens"),
+            frozenset(body["error_envelopes"]) if "error_envelopes" in body else None,
+            limits.get("headers", "family"))
     return entries
 
 

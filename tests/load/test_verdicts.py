@@ -191,3 +191,24 @@ def test_missing_budget_headers_name_the_ones_found() -> None:
     assert ratelimits.budget_headers("openai", {"X-RateLimit-Limit-Requests": "4",
                                                 "content-type": "x"})["budget_headers"] == \
         "X-RateLimit-Limit-Requests"
+
+
+def test_ietf_budget_headers_are_read_when_declared() -> None:
+    """A limiter stating the IETF draft's fields (separate, or folded into ``RateLimit``) is
+    read by them when the target declares ``headers: ietf``; under the family's names the
+    same answer lacks them, and says which were found."""
+    separate = {"ratelimit-limit": "12", "ratelimit-remaining": "7", "ratelimit-reset": "30"}
+    folded = {"ratelimit-policy": '"default";q=12;w=60', "ratelimit": '"default";r=7;t=30'}
+    for headers in (separate, folded):
+        read = ratelimits.budget_headers("openai", headers, "ietf")
+        assert (read["limit"], read["remaining"], read["reset"]) == ("12", "7", "30")
+        family = ratelimits.budget_headers("openai", headers)
+        assert family["limit"] is None and family["remaining"] is None
+        assert family["budget_headers"] == ",".join(sorted(headers))
+
+
+def test_budget_headers_are_not_judged_when_the_target_states_none() -> None:
+    samples = [{**s, "limit": None, "remaining": None} for s in good_tier()]
+    assert "ratelimit.headers" in checks(samples)
+    verdict = ratelimits.judge(samples, {"free": 4}, 10.0, 0.0, "sliding_window", "none")
+    assert verdict.problems == []

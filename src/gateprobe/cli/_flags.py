@@ -13,6 +13,7 @@ from gateprobe.targets import (
     ENDPOINTS,
     PROFILES,
     RATE_ALGORITHMS,
+    RATE_HEADERS,
     TIMEOUT_FIELDS,
     TargetChoice,
     Timeouts,
@@ -76,6 +77,10 @@ def add_target_flags(parser: Any, *, no_permission: bool = False, tiers: bool = 
         group.add_argument("--rate-algorithm", choices=RATE_ALGORITHMS,
                            help="rate-limits: how the target's limiter counts (target's, or "
                                 "unknown: a burst may also take what refills meanwhile)")
+        group.add_argument("--rate-headers", choices=RATE_HEADERS,
+                           help="rate-limits: the budget headers the target states (target's, "
+                                "or family: x-ratelimit-* / anthropic-ratelimit-*; ietf: "
+                                "RateLimit-*; none: not judged)")
     if timeouts:
         add_timeout_flags(group.add_argument)
 
@@ -141,4 +146,5 @@ def choice_from(args: argparse.Namespace) -> TargetChoice:
         window_s=getattr(args, "window_s", None),
         endpoints=_endpoints(args.endpoints),
         rate_algorithm=getattr(args, "rate_algorithm", None),
+        rate_headers=getattr(args, "rate_headers", None),
         timeouts=timeouts_from(args) if hasattr(args, "timeout_total_s") else Timeouts())

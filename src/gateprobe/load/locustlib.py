@@ -523,7 +523,8 @@ class TierUser(FastHttpUser):
         self.body = json.dumps({"model": s.plan.models["legacy_chat"], "max_tokens": 1,
                                 "messages": [{"role": "user", "content": "Hi"}]})
         self.ctx = Context(family_of(self.path), s.plan.profile, s.redactor,  # type: ignore[arg-type]
-                           Expectation(status=429), tuple(s.keys.values()))
+                           Expectation(status=429), tuple(s.keys.values()),
+                           envelopes=frozenset(s.plan.envelopes))
 
     def run_tier(self) -> None:
         """Burst over one window, wait as told, try once more, then report done."""
@@ -563,7 +564,7 @@ class TierUser(FastHttpUser):
         sample: dict[str, Any] = {
             "t": wall, "pid": os.getpid(), "tier": self.tier, "phase": phase, "status": status,
             "latency_ms": (time.monotonic() - t) * 1000, "waited_s": waited,
-            **ratelimits.budget_headers(self.ctx.family, headers)}
+            **ratelimits.budget_headers(self.ctx.family, headers, s.plan.rate_headers)}
         if status is None:
             sample["error"] = s.redactor.text(str(getattr(response, "error", "no response")))
         if status == 429:

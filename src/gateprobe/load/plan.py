@@ -67,6 +67,10 @@ class LoadPlan:
     """How the target's limiter counts (``gateprobe.targets.RATE_ALGORITHMS``)."""
     paced: bool = False
     """Its rate cap comes from the key's declared limit: 429s are then the gateway's doing."""
+    envelopes: list[str] = field(default_factory=lambda: ["family"])
+    """The error envelopes the target answers in (``Target.envelopes``)."""
+    rate_headers: str = "family"
+    """The budget headers its limiter states (``gateprobe.targets.RATE_HEADERS``)."""
 
     @property
     def out(self) -> Path:

@@ -34,11 +34,34 @@ CHECK_IDS = ("ratelimit.limit", "ratelimit.under_limit", "ratelimit.isolation",
              "ratelimit.recovery", "ratelimit.errors")
 
 
-def budget_headers(family: str, headers: Mapping[str, str]) -> dict[str, str | None]:
-    """The request-budget headers of an answer, under family-neutral names."""
-    limit, remaining, reset = HEADER_NAMES[family]
-    return {"limit": headers.get(limit), "remaining": headers.get(remaining),
-            "reset": headers.get(reset), "retry_after": headers.get("retry-after"),
+IETF_NAMES = ("ratelimit-limit", "ratelimit-remaining", "ratelimit-reset")
+"""The IETF draft's separate fields; later drafts fold them into ``RateLimit-Policy: "p";q=N``
+and ``RateLimit: "p";r=N;t=S`` (read by ``_ietf_field``)."""
+
+
+def _ietf_field(headers: Mapping[str, str], name: str, *params: str) -> str | None:
+    """A parameter of the draft's structured ``RateLimit``/``RateLimit-Policy`` field."""
+    for item in (headers.get(name) or "").replace(",", ";").split(";"):
+        key, _, value = item.strip().partition("=")
+        if key in params and value:
+            return value.strip().strip('"')
+    return None
+
+
+def budget_headers(family: str, headers: Mapping[str, str],
+                   names: str = "family") -> dict[str, str | None]:
+    """The request-budget headers of an answer, under family-neutral names: the route
+    family's, or the IETF draft's (``names``, a ``RATE_HEADERS`` value)."""
+    if names == "ietf":
+        limit, remaining, reset = IETF_NAMES
+        found = {"limit": headers.get(limit) or _ietf_field(headers, "ratelimit-policy", "q"),
+                 "remaining": headers.get(remaining) or _ietf_field(headers, "ratelimit", "r"),
+                 "reset": headers.get(reset) or _ietf_field(headers, "ratelimit", "t")}
+    else:
+        limit, remaining, reset = HEADER_NAMES[family]
+        found = {"limit": headers.get(limit), "remaining": headers.get(remaining),
+                 "reset": headers.get(reset)}
+    return {**found, "retry_after": headers.get("retry-after"),
             "budget_headers": ",".join(sorted(
                 name for name in headers if "ratelimit" in name.lower()
                 or "rate-limit" in name.lower()))}
@@ -122,9 +145,11 @@ count only goes down during it; a token bucket (or a limiter not declared) refil
 
 
 def judge(samples: Sequence[Mapping[str, Any]], limits: Mapping[str, int], window_s: float,
-          tolerance: float = 0.0, algorithm: str = "unknown") -> RateLimitVerdict:
+          tolerance: float = 0.0, algorithm: str = "unknown",
+          rate_headers: str = "family") -> RateLimitVerdict:
     """The verdict on a rate-limit run's samples, allowing what the target's limiter may
-    accept (``algorithm``: sliding/fixed window, token bucket, or unknown)."""
+    accept (``algorithm``: sliding/fixed window, token bucket, or unknown); budget headers
+    are judged unless the target declares it states none (``rate_headers``)."""
     by_tier: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for s in samples:
         by_tier[s["tier"]].append(s)
@@ -136,7 +161,8 @@ def judge(samples: Sequence[Mapping[str, Any]], limits: Mapping[str, int], windo
         len(burst_accepts) <= max(limits.values()) * (1 + tolerance) < sum(limits.values())
     results = [_judge_tier(tier, limit, by_tier.get(tier, []), window_s, tolerance,
                            burst_accepts if one_budget else [],
-                           algorithm in STRICT_ALGORITHMS) for tier, limit in limits.items()]
+                           algorithm in STRICT_ALGORITHMS, rate_headers != "none")
+               for tier, limit in limits.items()]
     return RateLimitVerdict(results, timeline(samples))
 
 
@@ -146,7 +172,7 @@ def _accepted(s: Mapping[str, Any]) -> bool:
 
 def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_s: float,
                 tolerance: float, shared_accepts: list[float], strict: bool = True,
-                ) -> TierResult:
+                headers: bool = True) -> TierResult:
     """One tier's result; ``shared_accepts`` are every key's accept times when the keys
     together accepted no more than one budget's worth (else empty)."""
     result = TierResult(tier, limit)
@@ -171,7 +197,8 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
     result.problems += _count_problems(tier, limit, ceiling, burst, accepted, rejected, failed,
                                        window_s, tolerance, shared_accepts)
     result.problems += _refusal_problems(result, samples, window_s)
-    result.problems += _header_problems(tier, limit, accepted, rejected, strict)
+    if headers:
+        result.problems += _header_problems(tier, limit, accepted, rejected, strict)
     result.problems += _recovery_problems(result, samples, rejected)
     return result
 

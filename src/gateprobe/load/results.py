@@ -66,7 +66,7 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
     if plan.scenario == "rate-limits":
         tolerance = plan.slo.get("rate_limit_tolerance", 0.0)
         result = ratelimits.judge(samples, plan.limits, plan.window_s, tolerance,
-                                  plan.algorithm)
+                                  plan.algorithm, plan.rate_headers)
         out["rate_limits"] = result.as_json()
         out["reasons"] = [str(p) for p in result.problems]
         out["failed_checks"] = sorted({p.check_id for p in result.problems})

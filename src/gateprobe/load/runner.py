@@ -225,7 +225,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         max_requests=options.max_requests,
         max_rps=min(options.max_rps, PACE_SHARE * declared / target.window_s)
         if declared else options.max_rps, paced=bool(declared),
-        algorithm=target.rate_algorithm,
+        algorithm=target.rate_algorithm, envelopes=sorted(target.envelopes),
+        rate_headers=target.rate_headers,
         processes=options.processes or (options.expect_workers if options.master else 1),
         timeouts=target.timeouts, slo=slo)
     if sending:

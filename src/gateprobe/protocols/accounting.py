@@ -74,6 +74,16 @@ def _cap(request: Any) -> int | None:
     return _int(request.get("max_completion_tokens")) or _int(request.get("max_tokens"))
 
 
+def _stopped_at_cap(endpoint: str, payload: Mapping[str, Any]) -> int:
+    """How many choices ended because they reached the cap (``finish_reason: length``,
+    ``stop_reason: max_tokens``): each generated exactly the cap, so the output is at least
+    that many caps — a gateway billing only the first of ``n`` choices bills less."""
+    if endpoint == "/v1/messages":
+        return int(payload.get("stop_reason") == "max_tokens")
+    return sum(1 for c in payload.get("choices") or []
+               if isinstance(c, dict) and c.get("finish_reason") == "length")
+
+
 @check("usage.accounting", Severity.HIGH, "usage adds up and fits what was generated")
 def usage_accounting(ctx: Context, ex: Exchange) -> CheckResult:
     """What a client is billed by: a total that is the sum of its parts, an output under the
@@ -100,6 +110,11 @@ def usage_accounting(ctx: Context, ex: Exchange) -> CheckResult:
     if cap is not None and output is not None and output > cap * choices:
         problems.append(f"{output} output tokens for a cap of {cap}"
                         + (f" per choice ({choices} choices)" if choices > 1 else ""))
+    stopped = _stopped_at_cap(ex.endpoint, payload)
+    if cap is not None and output is not None and output < cap * stopped:
+        problems.append(f"{output} output tokens, but {stopped} "
+                        f"{'choice' if stopped == 1 else 'choices'} stopped at the cap of "
+                        f"{cap} (at least {cap * stopped}: every choice is billed)")
     if output == 0 and _text_of(ex.endpoint, payload):
         problems.append("0 output tokens for a non-empty text")
     return [_finding(ctx, ex, "usage.accounting", Severity.HIGH,

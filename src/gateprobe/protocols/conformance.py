@@ -41,6 +41,14 @@ ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_erro
                          403: "permission_error", 404: "not_found_error",
                          413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
                          529: "overloaded_error"}
+OPENAI_429_NAMES = frozenset({"rate_limit_exceeded", "insufficient_quota", "requests", "tokens",
+                              "rate_limit_error"})
+"""What OpenAI (and gateways copying Anthropic's name) call a 429, as its type or code."""
+OPENAI_OTHER_ERRORS = frozenset({"invalid_request_error", "authentication_error",
+                                 "invalid_api_key", "permission_error", "not_found_error",
+                                 "model_not_found", "server_error", "api_error",
+                                 "context_length_exceeded", "invalid_value"})
+"""Error types and codes of other statuses: a 429 naming one misleads its client."""
 SPECIFIC_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style", "no_permission",
                             "legacy_prompt_invalid", "legacy_prompt_valid"})
 AUTH_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style"})
@@ -131,8 +139,8 @@ def response_rate_limited(ctx: Context, ex: Exchange) -> CheckResult:
                      "than the run can afford): the case was not judged")]
 
 
-UNASKED_429_CHECKS = ("response.rate_limited", "response.retry_after", "security.key_echoed",
-                      "security.internal_url")
+UNASKED_429_CHECKS = ("response.rate_limited", "response.retry_after", "error.type",
+                      "security.key_echoed", "security.internal_url")
 """What an unasked 429 is judged by: the limit itself, never what the case was about."""
 
 
@@ -178,24 +186,30 @@ def error_envelope(ctx: Context, ex: Exchange) -> CheckResult:
     if ex.status is None or ex.status < 400:
         return NOT_APPLICABLE
     parse = _anthropic.parse_error if ctx.family == "anthropic" else _openai.parse_error
-    if parse(_json(ex)) is None and not _gateway_envelope(ctx, ex):
-        also = " or the gateway's own" if ctx.profile == "ohmygpt" else ""
-        return [_finding(ctx, ex, "error.envelope", Severity.HIGH,
-                         f"the {ctx.family} error envelope{also}",
+    family = "family" in ctx.envelopes and parse(_json(ex)) is not None
+    if not family and not _gateway_envelope(ctx, ex):
+        wanted = [f"the {ctx.family} error envelope"] if "family" in ctx.envelopes else []
+        wanted += ["the gateway's own {statusCode, message, data}"] \
+            if "gateway" in ctx.envelopes else []
+        return [_finding(ctx, ex, "error.envelope", Severity.HIGH, " or ".join(wanted),
                          f"{ex.content_type or 'no content-type'} body that is not it")]
     return []
 
 
 def _gateway_envelope(ctx: Context, ex: Exchange) -> bool:
-    """Whether the answer is in the seeds' gateway's own envelope, which its profile allows
-    (``{"statusCode", "message", "data"}``, seen on its model routes' 401s)."""
-    return ctx.profile == "ohmygpt" and _gateway.parse_error(_json(ex)) is not None
+    """Whether the answer is in the seeds' gateway's own envelope and the target answers in
+    it (declared, or its profile: ``{"statusCode", "message", "data"}`` on the documented
+    gateway's model routes' 401s)."""
+    return "gateway" in ctx.envelopes and _gateway.parse_error(_json(ex)) is not None
 
 
-@check("error.type", Severity.MEDIUM, "the error type fits the status (Anthropic)")
+@check("error.type", Severity.MEDIUM, "the error type fits the status")
 def error_type(ctx: Context, ex: Exchange) -> CheckResult:
-    """Anthropic names one error type per status (PROTOCOL.md, "Anthropic errors")."""
-    if ctx.family != "anthropic" or ex.status not in ANTHROPIC_ERROR_TYPES:
+    """Anthropic names one error type per status (PROTOCOL.md, "Anthropic errors"); an
+    OpenAI-family 429 must not call itself another kind of error."""
+    if ctx.family == "openai":
+        return _openai_429_type(ctx, ex)
+    if ex.status not in ANTHROPIC_ERROR_TYPES:
         return NOT_APPLICABLE
     error = _anthropic.parse_error(_json(ex))
     if error is None:
@@ -204,6 +218,25 @@ def error_type(ctx: Context, ex: Exchange) -> CheckResult:
     if error.type != wanted:
         return [_finding(ctx, ex, "error.type", Severity.MEDIUM, f"type {wanted}",
                          f"type {error.type} with status {ex.status}")]
+    return []
+
+
+def _openai_429_type(ctx: Context, ex: Exchange) -> CheckResult:
+    """OpenAI answers a 429 with code ``rate_limit_exceeded`` (type ``requests``/``tokens``)
+    or ``insufficient_quota``; compatible gateways often name neither (LiteLLM: code "429"),
+    and clients retry on the status alone, so only a type or code of another error class —
+    one a client would act on wrongly (``invalid_request_error``: do not retry) — is wrong.
+    Under ``strict-upstream`` the upstream code itself is required."""
+    error = _openai.parse_error(_json(ex)) if ex.status == 429 else None
+    if error is None:
+        return NOT_APPLICABLE
+    named = {error.type, error.code or ""}
+    if named & OPENAI_429_NAMES:
+        return []
+    if ctx.strict or named & OPENAI_OTHER_ERRORS:
+        return [_finding(ctx, ex, "error.type", Severity.MEDIUM,
+                         "a rate-limit error (code rate_limit_exceeded or insufficient_quota)",
+                         f"type {error.type}, code {error.code} with status 429")]
     return []
 
 

@@ -48,6 +48,7 @@ from gateprobe.reference.faults import (
     STREAM_NO_CONTENT_TYPE,
     STREAM_WRONG_CONTENT_TYPE,
     UPSTREAM_URL_LEAK,
+    WRONG_TYPE_429,
     apply_response_faults,
 )
 from gateprobe.reference.ratelimit import ALGORITHMS, Clock
@@ -176,6 +177,9 @@ def hostile_front(call: Call) -> Response | None:
         return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "1"})
     if NO_RETRY_AFTER_429.active(faults, endpoint):
         return hostile.error_answer(family, 429, "Too many requests", {})
+    if WRONG_TYPE_429.active(faults, endpoint):
+        return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "0"},
+                                    kind="invalid_request_error")
     if HTML_200.active(faults, endpoint):
         return Response(hostile.HTML_ERROR_PAGE, media_type="text/html")
     return None

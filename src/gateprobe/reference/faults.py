@@ -379,6 +379,27 @@ def _usage_inconsistent(endpoint: str, payload: dict[str, Any]) -> bool:
     return True
 
 
+def _usage_first_choice_only(endpoint: str, payload: dict[str, Any]) -> bool:
+    usage, choices = payload.get("usage"), payload.get("choices")
+    if not isinstance(usage, dict) or not isinstance(choices, list) or len(choices) < 2:
+        return False
+    billed = usage["completion_tokens"] // len(choices)  # the first choice's share
+    usage["total_tokens"] -= usage["completion_tokens"] - billed
+    usage["completion_tokens"] = billed
+    return True
+
+
+def _wrong_type_429(endpoint: str, answer: Answer) -> Answer:
+    status, headers, body = answer
+    payload = json.loads(body) if status == 429 else None
+    if not isinstance(payload, dict) or not isinstance(payload.get("error"), dict):
+        return answer
+    wrong = {"type": "invalid_request_error"} if "param" not in payload["error"] else \
+        {"type": "invalid_request_error", "code": "invalid_request_error"}
+    return status, headers, json.dumps({**payload, "error": {**payload["error"],
+                                                            **wrong}}).encode()
+
+
 _CONSTANT_IDS = {CHAT: "chatcmpl-0000", COMPLETIONS: "cmpl-0000", MESSAGES: "msg_0000",
                  COMPLETE: "compl_0000"}
 
@@ -489,6 +510,10 @@ USAGE_INCONSISTENT = _r(
     "usage-inconsistent", "usage does not add up: total_tokens over the sum; 0 output tokens "
     "for Anthropic text", frozenset({CHAT, COMPLETIONS, MESSAGES}), ["usage.accounting"],
     _on_success(_usage_inconsistent))
+USAGE_FIRST_CHOICE_ONLY = _r(
+    "usage-first-choice-only", "with n > 1 choices, usage bills only the first one",
+    frozenset({CHAT, COMPLETIONS}), ["usage.accounting"],
+    _on_success(_usage_first_choice_only))
 CONSTANT_ID = _r(
     "constant-id", "every answer carries the same id", frozenset(_CONSTANT_IDS),
     ["response.id"], _on_success(_constant_id))
@@ -504,6 +529,9 @@ INVALID_KEY_QUOTED = _b(
 NO_RETRY_AFTER_429 = _b(
     "no-retry-after-429", "every request gets 429 without Retry-After", API,
     ["response.retry_after", "response.rate_limited"])
+WRONG_TYPE_429 = _b(
+    "wrong-type-429", "every request gets 429 (Retry-After: 0) typed invalid_request_error",
+    API, ["error.type", "response.rate_limited"])
 KEY_ECHOED = _b(
     "key-echoed", "every answer echoes the caller's key in an x-gateway-key header", API,
     ["security.key_echoed"])
@@ -544,6 +572,9 @@ RATELIMIT_TOO_STRICT = _b(
 RATELIMIT_BARE_429 = _r(
     "ratelimit-bare-429", "429 answers are a text/plain 'Too Many Requests', not an "
     "envelope", GENERATING, ["ratelimit.envelope"], _bare_429, "load")
+RATELIMIT_WRONG_TYPE = _r(
+    "ratelimit-wrong-type", "429 answers are typed invalid_request_error (a client would "
+    "not retry)", GENERATING, ["ratelimit.envelope"], _wrong_type_429, "load")
 RATELIMIT_WRONG_LIMIT_HEADER = _b(
     "ratelimit-wrong-limit-header", f"the limit header states {WRONG_LIMIT_FACTOR}x the "
     "tier's limit", GENERATING, ["ratelimit.headers"], "load")

@@ -160,14 +160,17 @@ class BufferedGzipStream(Response):
 
 
 def error_answer(family: str, status: int, message: str,
-                 headers: dict[str, str]) -> Response:
-    """An error in the family's envelope."""
+                 headers: dict[str, str], kind: str | None = None) -> Response:
+    """An error in the family's envelope (typed ``kind``, or as the status deserves)."""
     if family == "anthropic":
-        kind = {429: "rate_limit_error", 503: "overloaded_error"}.get(status, "api_error")
-        payload: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
+        etype = kind or {429: "rate_limit_error", 503: "overloaded_error"}.get(status,
+                                                                               "api_error")
+        payload: dict[str, Any] = {"type": "error", "error": {"type": etype,
+                                                              "message": message}}
     else:
-        kind = {429: "rate_limit_exceeded", 503: "server_error"}.get(status, "server_error")
-        payload = {"error": {"message": message, "type": kind, "param": None, "code": None}}
+        etype = kind or {429: "rate_limit_exceeded", 503: "server_error"}.get(status,
+                                                                               "server_error")
+        payload = {"error": {"message": message, "type": etype, "param": None, "code": kind}}
     return Response(json.dumps(payload), status_code=status, headers=headers,
                     media_type="application/json")
 
