@@ -16,6 +16,7 @@ from gateprobe.console import Console
 from gateprobe.reference import Timing, running_gateway
 from gateprobe.reference.config import default_keys_path, load_keys_file
 from gateprobe.targets import (
+    CORE_ENDPOINTS,
     DEFAULT_MODELS,
     Target,
     TargetChoice,
@@ -28,6 +29,9 @@ from gateprobe.targets import (
 KEY = "gp-vip-0001"
 NO_PERMISSION_KEY = "gp-nomodel-0001"
 TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
+EMBEDDED_ENDPOINTS = CORE_ENDPOINTS | frozenset()
+"""Every family the reference gateway serves: the embedded target declares them all (the
+opt-in families included, as each lands in the reference gateway)."""
 """The documented tiers (requests per window), as ``fixtures/keys.yaml`` configures them."""
 
 
@@ -65,7 +69,8 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         rate_algorithm=choice.rate_algorithm or "sliding_window",
         auth_styles=frozenset({"bearer"}),  # as the documented gateway: Bearer only
         strictness="strict-upstream",  # our double follows the upstream wire to the letter
-        endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None else None)
+        endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None
+        else EMBEDDED_ENDPOINTS)
 
 
 @contextmanager

@@ -37,9 +37,25 @@ ENDPOINTS: Mapping[str, str] = {
     "messages": "/v1/messages",
     "count_tokens": "/v1/messages/count_tokens",
     "complete": "/v1/complete",
+    "images": "/v1/images/generations",
+    "image_edits": "/v1/images/edits",
+    "speech": "/v1/audio/speech",
+    "transcriptions": "/v1/audio/transcriptions",
+    "moderations": "/v1/moderations",
+    "realtime": "/v1/realtime",
+    "midjourney": "/api/v1/ai/draw/mj",
+    "serper": "/api/v1/openapi/search/serper/v1",
+    "google_search": "/api/v1/openapi/search/google-search/v1",
 }
-"""The model endpoints gateprobe knows, by the name a targets file declares them with."""
+"""The model endpoints gateprobe knows, by the name a targets file declares them with (a
+family of routes by their common prefix: ``midjourney`` is every ``/api/v1/ai/draw/mj/*``)."""
 ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
+OPT_IN_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions",
+                              "moderations", "realtime", "midjourney", "serper",
+                              "google_search"})
+"""Families no profile implies: only a target whose entry (or ``--endpoints``) declares one
+gets its cases, probes and load; one that does not is not told they are "not served"."""
+CORE_ENDPOINTS = frozenset(ENDPOINTS) - OPT_IN_ENDPOINTS
 STRICTNESS = ("documented", "strict-upstream")
 """``documented``: what the target's documentation (or the APIs it copies) promises;
 ``strict-upstream``: the upstream APIs' letter too, where compatible gateways commonly differ
@@ -67,8 +83,7 @@ def profile_envelopes(profile: str) -> frozenset[str]:
 def profile_endpoints(profile: str) -> frozenset[str]:
     """What a target of ``profile`` is assumed to serve when it does not say: the OpenAI
     routes under ``openai``, every route under the others."""
-    every = frozenset(ENDPOINTS)
-    return every - ANTHROPIC_ENDPOINTS if profile == "openai" else every
+    return CORE_ENDPOINTS - ANTHROPIC_ENDPOINTS if profile == "openai" else CORE_ENDPOINTS
 
 
 def check_endpoints(names: Iterable[str], where: str = "--endpoints") -> frozenset[str]:
@@ -203,8 +218,10 @@ class Target:
 
     @property
     def not_served(self) -> list[str]:
-        """The known endpoints it does not serve (said once in a report, never a finding)."""
-        return [path for name, path in ENDPOINTS.items() if name not in self.served]
+        """The known endpoints it does not serve (said once in a report, never a finding);
+        the opt-in families it does not declare are not listed."""
+        return [path for name, path in ENDPOINTS.items()
+                if name not in self.served and name not in OPT_IN_ENDPOINTS]
 
     @property
     def secrets(self) -> tuple[str, ...]:
