@@ -118,8 +118,8 @@ def rate_limits_phase() -> Phase:
     tier's limit, refused past it, one request after the window)."""
     tiers, timeline = [], []
     for tier, limit in (("free", 12), ("vip", 60), ("premium", 90)):
-        tiers.append({"tier": tier, "limit": limit, "sent": limit * 3 // 2 + 1,
-                      "accepted": limit + 1, "rejected": limit // 2, "failed": 0,
+        tiers.append({"tier": tier, "limit": limit, "sent": limit * 3 // 2,
+                      "accepted": limit, "rejected": limit // 2, "failed": 0,
                       "retry_after_s": 3.0, "recovered": True, "ok": True, "problems": []})
         timeline += [{"second": 0, "tier": tier, "accepted": limit * 3 // 4, "rejected": 0,
                       "failed": 0},

@@ -148,6 +148,8 @@ def _findings(findings: Sequence[Mapping[str, Any]]) -> list[str]:
            f"<p>{len(groups)} checks failed. Each check opens onto its endpoints, each "
            "endpoint onto its cases; identical findings of one case are shown once, with "
            "their count.</p>"]
+    if len(groups) > 200:
+        out.append(f"<p>The first 200 checks; {len(groups) - 200} more in summary.json.</p>")
     for check, endpoints in list(groups.items())[:200]:
         items = [f for fs in endpoints.values() for f in fs]
         count = sum(f["count"] for f in items)
@@ -161,6 +163,8 @@ def _findings(findings: Sequence[Mapping[str, Any]]) -> list[str]:
             out.append(f"<details class='endpoint'{' open' if len(groups) <= 3 else ''}>"
                        f"<summary>{_e(endpoint)}: <span class='count'>{n}</span></summary>")
             out += [_finding(f) for f in fs[:100]]
+            if len(fs) > 100:
+                out.append(f"<p>{len(fs) - 100} more cases in summary.json.</p>")
             out.append("</details>")
         out.append("</details>")
     return out

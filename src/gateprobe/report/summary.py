@@ -9,8 +9,13 @@ meaning bumps it)::
     target: {name, base_url, profile}
     ok: bool, exit_code: int
     phases: [{name, status: passed|failed|skipped|error, reason, dir, data}]
-    findings: [{phase, check_id, endpoint, severity, expected, observed, evidence}]
+    findings: [{phase, check_id, endpoint, severity, expected, observed, evidence, case,
+                and where the finding has them: pointer, repro, count}]
     latency: {endpoint or "all": {ttft_p50_ms, ttft_p95_ms, e2e_p95_ms, ...}} (when measured)
+    gate: {config, baseline, decisions: [{kind, what, detail}]} (``gateprobe gate``)
+    compare: {mirrors, matrix, differences, markdown, options} (``gateprobe compare``)
+
+Readers take the optional keys with ``.get``: a summary written before they existed still loads.
 """
 
 from __future__ import annotations
