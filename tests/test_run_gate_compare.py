@@ -165,6 +165,8 @@ def test_gate_fails_on_a_planted_regression_against_a_baseline(
     regressions = {d["what"].split()[0] for d in decisions if d["kind"] == "regression"}
     assert "golden.match" in regressions and "ttft_p95" in regressions
     assert "regression" in (tmp_path / "now" / "report.html").read_text()
+    md = (tmp_path / "now" / "summary.md").read_text()  # the CI job summary says why
+    assert "### Gate: FAIL" in md and "| **regression** | golden.match " in md
 
 
 def test_gate_allow_list_with_expiry(make_gateway: MakeGateway, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ SVG = "{http://www.w3.org/2000/svg}"
 def test_cdf_is_well_formed_with_one_line_per_series() -> None:
     chart = svg.cdf({"a": [1.0, 2.0, 3.0], "b": [2.0, 4.0], "empty": []}, "TTFT", "ms")
     root = ET.fromstring(chart)
-    lines = root.findall(f"{SVG}polyline")
+    lines = list(root.iter(f"{SVG}polyline"))
     assert len(lines) == 2
     for line in lines:
         for point in line.get("points", "").split():
@@ -32,7 +32,7 @@ def test_cdf_is_well_formed_with_one_line_per_series() -> None:
 def test_bars_stack_and_histogram_counts_every_value() -> None:
     root = ET.fromstring(svg.bars(["0", "1"], {"ok": [3.0, 0.0], "429": [1.0, 2.0]}, "t",
                                   "s", "n"))
-    assert len(root.findall(f"{SVG}rect")) >= 3  # three non-zero segments (+ legend, frame)
+    assert len(list(root.iter(f"{SVG}rect"))) >= 3  # three non-zero segments (+ legend, frame)
     hist = ET.fromstring(svg.histogram([1.0, 1.5, 9.0, 10.0], "h", "ms", buckets=4))
     assert hist.get("aria-label") == "h"
     assert svg.nice_ticks(0, 97) == [0, 20, 40, 60, 80, 100]

@@ -41,9 +41,9 @@ class ReportFolder:
         report_summary.write_json(self.run_dir, summary)
         (self.run_dir / "summary.md").write_text(report_summary.markdown(summary),
                                                  encoding="utf-8")
+        report_summary.merge_junit(self.run_dir, event.phases)  # before the page links it
         (self.run_dir / "report.html").write_text(report_html.render(summary, self.run_dir),
                                                   encoding="utf-8")
-        report_summary.merge_junit(self.run_dir, event.phases)
         redact_tree(self.run_dir, self.redactor)
 
 

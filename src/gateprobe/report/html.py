@@ -1,29 +1,64 @@
 """``report.html``: one self-contained file (inline CSS and SVG, no script, nothing fetched),
 so a CI artifact opens anywhere, offline.
 
-It shows the verdict, the phases, every finding, latency tables with a TTFT CDF per endpoint
-(or per mirror) and an e2e histogram, and the rate-limit timeline per tier. Everything shown
-was redacted where it was made; ``redact_tree`` runs over the folder afterwards as well.
+It shows the verdict, the phases, the findings grouped check -> endpoint -> case (collapsible,
+each with its field, expectation, answer, evidence and curl repro), latency tables with a TTFT
+CDF and an e2e histogram per endpoint (or per mirror), and the rate-limit timeline per tier.
+Everything shown was redacted where it was made; ``redact_tree`` runs over the folder
+afterwards as well.
+
+The page must read on a phone as well as on a wide screen: a viewport meta, a max-width, SVGs
+that scale with their ``viewBox``, and tables that turn into one card per row on a narrow
+screen (a table wider than the screen hides its last columns). ``tests/report/test_browser.py``
+checks all of it in a real browser.
 """
 
 from __future__ import annotations
 
 import json
+import math
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from html import escape
 from pathlib import Path
 from typing import Any
 
 from gateprobe.report import svg
+from gateprobe.report.summary import cell, grouped_findings
 
 STYLE = """
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;padding:0 1em}
+*{box-sizing:border-box}
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222;
+padding:0 1em;overflow-wrap:break-word}
 h1 .pass{color:#1a7f37}h1 .fail{color:#cf222e}
-table{border-collapse:collapse;margin:.5em 0 1.5em}
+table{border-collapse:collapse;margin:.5em 0 1.5em;max-width:100%}
 td,th{border:1px solid #ccc;padding:3px 8px;text-align:left;vertical-align:top;font-size:13px}
-th{background:#f3f3f3}.passed,.ok{color:#1a7f37}.failed,.error,.FAIL{color:#cf222e}
+th{background:#f3f3f3}.passed,.ok{color:#1a7f37}.failed,.error,.FAIL,.fail{color:#cf222e}
 .skipped{color:#9a6700}code,pre{font-size:12px;background:#f6f8fa}
-pre{white-space:pre-wrap;max-width:1000px;padding:4px}figure{margin:0 0 1em}
+pre{white-space:pre-wrap;overflow-wrap:anywhere;max-width:100%;padding:4px 6px;margin:.3em 0}
+.plots{display:flex;flex-wrap:wrap;gap:1em}
+figure{margin:0 0 1em;flex:0 1 520px;min-width:0}
+figure svg{display:block;width:100%;height:auto}
+p.no-plot{font-style:italic;color:#555}
+details{margin:.2em 0}summary{cursor:pointer}
+details.check{border:1px solid #ddd;border-radius:4px;padding:.3em .6em;margin:.4em 0}
+details.endpoint{margin-left:1em}
+.finding{margin:.3em 0 .6em 1em;padding-left:.6em;border-left:3px solid #eee}
+.finding dl{display:grid;grid-template-columns:max-content minmax(0,1fr);gap:.1em .8em;
+margin:.2em 0}
+.finding dt{color:#555}.finding dd{margin:0;min-width:0}
+.count{font-weight:bold}.sev-high{color:#cf222e}.sev-medium{color:#9a6700}
+.answers{display:grid;grid-template-columns:repeat(auto-fit,minmax(16em,1fr));gap:.5em}
+.answers>div{min-width:0}
+@media (max-width:700px){
+body{margin:1em auto;padding:0 .5em}
+table.cards,table.cards tbody,table.cards tr,table.cards td{display:block;width:100%}
+table.cards tr:first-child{display:none}
+table.cards tr{border:1px solid #ccc;margin:0 0 .5em}
+table.cards td{border:0;border-bottom:1px solid #eee}
+table.cards td::before{content:attr(data-label) ": ";font-weight:bold}
+.finding dl{grid-template-columns:minmax(0,1fr)}
+}
 """
 
 
@@ -33,16 +68,26 @@ def _e(value: object) -> str:
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[object]],
            classes: Sequence[str] | None = None) -> str:
+    """A table; on a narrow screen each row becomes a card whose cells name their column."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
     body = []
     for i, row in enumerate(rows):
         css = f' class="{_e(classes[i])}"' if classes else ""
-        body.append(f"<tr{css}>" + "".join(f"<td>{_e(c)}</td>" for c in row) + "</tr>")
-    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+        body.append(f"<tr{css}>" + "".join(
+            f'<td data-label="{_e(header[j])}">{_e(cell(c))}</td>'
+            for j, c in enumerate(row)) + "</tr>")
+    return f"<table class='cards'><tr>{head}</tr>{''.join(body)}</table>"
 
 
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
+
+
+def _text(value: object) -> str:
+    """A value as inline text, or as a preformatted block when it has lines of its own (a
+    golden diff, a traceback): squashed into a paragraph, a diff is unreadable."""
+    text = cell(value)
+    return f"<pre>{_e(text)}</pre>" if "\n" in text else _e(text)
 
 
 def read_samples(path: Path) -> list[dict[str, Any]]:
@@ -62,12 +107,14 @@ def render(summary: Mapping[str, Any], run_dir: Path) -> str:
     """The whole page."""
     ok = summary["ok"]
     target = summary["target"]
+    verdict = "PASS" if ok else "FAIL"
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>gateprobe {_e(summary['command'])}: {'PASS' if ok else 'FAIL'}</title>",
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+        f"<title>gateprobe {_e(summary['command'])}: {verdict}</title>",
         f"<style>{STYLE}</style></head><body>",
         f"<h1>gateprobe {_e(summary['command'])}: "
-        f"<span class='{'pass' if ok else 'fail'}'>{'PASS' if ok else 'FAIL'}</span></h1>",
+        f"<span class='{'pass' if ok else 'fail'}'>{verdict}</span></h1>",
         f"<p>Target <b>{_e(target.get('name') or '')}</b> <code>{_e(target.get('base_url'))}"
         f"</code> ({_e(target.get('profile'))}), started {_e(summary['started'])}, "
         f"{summary['duration_s']:.0f} s, exit code {summary['exit_code']}, gateprobe "
@@ -77,37 +124,72 @@ def render(summary: Mapping[str, Any], run_dir: Path) -> str:
                [[p["name"], p["status"], p["reason"]] for p in summary["phases"]],
                [p["status"] for p in summary["phases"]]),
     ]
+    if summary.get("gate"):
+        parts += _gate(summary["gate"])
     parts += _findings(summary["findings"])
     if summary.get("compare"):
         parts += _compare(summary["compare"])
     for phase in summary["phases"]:
-        if phase["name"] == "latency" and phase["data"]:
+        if phase["name"] == "latency" and phase["data"].get("latency"):
             parts += _latency(phase, run_dir)
-        if phase["name"] == "rate-limits" and phase["data"]:
+        if phase["name"] == "rate-limits" and phase["data"].get("rate_limits"):
             parts += _rate_limits(phase["data"])
-    if summary.get("gate"):
-        parts += _gate(summary["gate"])
-    parts.append("<p>Files of this run: <code>summary.json</code>, <code>summary.md</code>, "
-                 "<code>junit.xml</code>, <code>allure-results/</code>, and one folder per "
-                 "load phase (raw samples, Locust's CSV and HTML).</p></body></html>")
+    parts += [_files(summary, run_dir), "</body></html>"]
     return "\n".join(parts)
 
 
+# -- findings ---------------------------------------------------------------------------------
 def _findings(findings: Sequence[Mapping[str, Any]]) -> list[str]:
     if not findings:
         return ["<h2>Findings</h2><p class='ok'>None.</p>"]
-    rows = [[f["phase"], f["check_id"], f["endpoint"], f["severity"], f["expected"],
-             f["observed"]] for f in findings[:500]]
-    more = f"<p>{len(findings) - 500} more in summary.json.</p>" if len(findings) > 500 else ""
-    evidence = "".join(
-        f"<details><summary>{_e(f['check_id'])} {_e(f['endpoint'])}</summary>"
-        f"<pre>{_e(f['evidence'])}</pre></details>"
-        for f in findings[:50] if f.get("evidence"))
-    return [f"<h2>Findings ({len(findings)})</h2>",
-            _table(["phase", "check", "endpoint", "severity", "expected", "observed"], rows),
-            more, evidence]
+    groups = grouped_findings(findings)
+    total = sum(int(f.get("count") or 1) for f in findings)
+    out = [f"<h2>Findings ({total})</h2>",
+           f"<p>{len(groups)} checks failed. Each check opens onto its endpoints, each "
+           "endpoint onto its cases; identical findings of one case are shown once, with "
+           "their count.</p>"]
+    if len(groups) > 200:
+        out.append(f"<p>The first 200 checks; {len(groups) - 200} more in summary.json.</p>")
+    for check, endpoints in list(groups.items())[:200]:
+        items = [f for fs in endpoints.values() for f in fs]
+        count = sum(f["count"] for f in items)
+        severity = items[0].get("severity", "")
+        out.append(f"<details class='check' open><summary><code>{_e(check)}</code> "
+                   f"<span class='sev-{_e(severity)}'>{_e(severity)}</span>: "
+                   f"<span class='count'>{count}</span> on {len(endpoints)} "
+                   f"endpoint{'s' if len(endpoints) != 1 else ''}</summary>")
+        for endpoint, fs in endpoints.items():
+            n = sum(f["count"] for f in fs)
+            out.append(f"<details class='endpoint'{' open' if len(groups) <= 3 else ''}>"
+                       f"<summary>{_e(endpoint)}: <span class='count'>{n}</span></summary>")
+            out += [_finding(f) for f in fs[:100]]
+            if len(fs) > 100:
+                out.append(f"<p>{len(fs) - 100} more cases in summary.json.</p>")
+            out.append("</details>")
+        out.append("</details>")
+    return out
 
 
+def _finding(f: Mapping[str, Any]) -> str:
+    """One collapsed finding: its case and count, then what a reader needs to act on it."""
+    rows = []
+    if f.get("pointer"):
+        rows.append(("field", f"<code>{_e(f['pointer'])}</code>"))
+    rows += [("expected", _text(f.get("expected", ""))),
+             ("observed", _text(f.get("observed", "")))]
+    dl = "".join(f"<dt>{name}</dt><dd>{value}</dd>" for name, value in rows)
+    extra = ""
+    if f.get("evidence"):
+        extra += f"<details><summary>evidence</summary><pre>{_e(f['evidence'])}</pre></details>"
+    if f.get("repro"):
+        extra += (f"<details open><summary>reproduce</summary><pre>{_e(f['repro'])}</pre>"
+                  "</details>")
+    times = f" <span class='count'>&times;{f['count']}</span>" if f["count"] > 1 else ""
+    return (f"<div class='finding'><div><b>{_e(f.get('case') or '(no case)')}</b>{times} "
+            f"<small>({_e(f.get('phase', ''))})</small></div><dl>{dl}</dl>{extra}</div>")
+
+
+# -- latency ----------------------------------------------------------------------------------
 def _latency(phase: Mapping[str, Any], run_dir: Path) -> list[str]:
     data = phase["data"]["latency"]
     rows = []
@@ -116,30 +198,66 @@ def _latency(phase: Mapping[str, Any], run_dir: Path) -> list[str]:
                      _ms(m["ttft_ms"]["p50"]), _ms(m["ttft_ms"]["p95"]),
                      _ms(m["tpot_ms"]["p50"]), _ms(m["itl_ms"]["p99"]),
                      _ms(m["e2e_ms"]["p95"]), _ms(m["tokens_per_s"]["p50"])])
-    samples = read_samples(run_dir / phase["dir"] / "samples.jsonl")
-    by_endpoint: dict[str, list[float]] = {}
-    for s in samples:
-        if s.get("ttft_ms") is not None:
-            by_endpoint.setdefault(s["endpoint"], []).append(s["ttft_ms"])
-    e2e = [s["e2e_ms"] for s in samples if s.get("e2e_ms") is not None]
     reasons = phase["data"].get("reasons") or []
     return ["<h2>Latency</h2>",
             _table(["endpoint", "requests", "errors", "TTFB p50", "TTFT p50", "TTFT p95",
                     "TPOT p50", "ITL p99", "e2e p95", "tokens/s p50"], rows),
             "<p>Milliseconds, from raw samples. SLOs missed: "
             + (_e("; ".join(reasons)) if reasons else "none") + ".</p>",
-            f"<figure>{svg.cdf(by_endpoint, 'TTFT per endpoint (CDF)', 'TTFT (ms)')}</figure>",
-            f"<figure>{svg.histogram(e2e, 'End-to-end latency', 'e2e (ms)')}</figure>"]
+            *_latency_plots(read_samples(run_dir / phase["dir"] / "samples.jsonl"))]
 
 
+def _is_valid(sample: Mapping[str, Any], metric: str) -> bool:
+    """A sample a latency plot may show: a request that succeeded, with that number (a failed
+    request's TTFT measures how fast it failed, not the gateway's latency)."""
+    value = sample.get(metric)
+    return bool(sample.get("ok", True)) and isinstance(value, int | float) \
+        and math.isfinite(value)
+
+
+def _why_no_plot(samples: Sequence[Mapping[str, Any]], what: str) -> str:
+    """The sentence shown instead of a plot without valid samples."""
+    if not samples:
+        return f"<p class='no-plot'>No {_e(what)} plot: no request was recorded.</p>"
+    failed = [s for s in samples if not s.get("ok", True)]
+    kinds = Counter(str(s.get("error_kind") or s.get("status") or "error") for s in failed)
+    symptoms = ", ".join(f"{k} &times;{n}" for k, n in kinds.most_common(3))
+    if len(failed) == len(samples):
+        why = f"all {len(samples)} requests failed ({symptoms})"
+    else:
+        why = f"none of the {len(samples)} requests has this measurement"
+    return f"<p class='no-plot'>No {_e(what)} plot: {why}, so there is no latency to show.</p>"
+
+
+def _latency_plots(samples: Sequence[Mapping[str, Any]]) -> list[str]:
+    endpoints = sorted({str(s.get("endpoint")) for s in samples})
+    by_endpoint = {e: [s for s in samples if str(s.get("endpoint")) == e] for e in endpoints}
+    ttft = {e: [s["ttft_ms"] for s in ss if _is_valid(s, "ttft_ms")]
+            for e, ss in by_endpoint.items()}
+    if not any(ttft.values()):
+        return [_why_no_plot(samples, "TTFT or e2e")]
+    out = ["<div class='plots'>",
+           f"<figure>{svg.cdf(ttft, 'TTFT per endpoint (CDF)', 'TTFT (ms)')}</figure>"]
+    missing = []
+    for endpoint, ss in by_endpoint.items():
+        e2e = [s["e2e_ms"] for s in ss if _is_valid(s, "e2e_ms")]
+        if e2e:
+            chart = svg.histogram(e2e, f"End-to-end latency: {endpoint}", "e2e (ms)")
+            out.append(f"<figure>{chart}</figure>")
+        else:
+            missing.append(_why_no_plot(ss, f"{endpoint} e2e"))
+    return [*out, "</div>", *missing]
+
+
+# -- rate limits ------------------------------------------------------------------------------
 def _rate_limits(data: Mapping[str, Any]) -> list[str]:
     result = data["rate_limits"]
     rows = [[t["tier"], t["limit"], t["sent"], t["accepted"], t["rejected"], t["failed"],
              t["retry_after_s"], t["recovered"], "ok" if t["ok"] else "FAIL",
-             "; ".join(t["problems"])] for t in result["tiers"]]
+             t["problems"]] for t in result["tiers"]]
     out = ["<h2>Rate limits</h2>",
            _table(["tier", "limit", "sent", "accepted", "429", "failed", "Retry-After (s)",
-                   "recovered", "result", "problems"], rows)]
+                   "recovered", "result", "problems"], rows), "<div class='plots'>"]
     timeline = result.get("timeline") or []
     seconds = sorted({r["second"] for r in timeline})
     labels = [str(s) for s in range(seconds[-1] + 1)] if seconds else []
@@ -147,13 +265,18 @@ def _rate_limits(data: Mapping[str, Any]) -> list[str]:
         rows_of = {r["second"]: r for r in timeline if r["tier"] == tier}
         stacks = {kind: [float(rows_of.get(s, {}).get(kind, 0)) for s in range(len(labels))]
                   for kind in ("accepted", "rejected", "failed")}
+        if not rows_of:
+            out.append(f"<p class='no-plot'>No timeline for tier {_e(tier)}: it sent "
+                       "nothing.</p>")
+            continue
         out.append("<figure>" + svg.bars(
             labels, stacks, f"Tier {tier}: accepted / 429 / failed per second",
             "seconds since the first request", "requests",
             colours=("#2ca02c", "#d62728", "#7f7f7f")) + "</figure>")
-    return out
+    return [*out, "</div>"]
 
 
+# -- compare ----------------------------------------------------------------------------------
 def _compare(compare: Mapping[str, Any]) -> list[str]:
     mirrors = compare["mirrors"]
     names = [m["name"] for m in mirrors]
@@ -171,17 +294,72 @@ def _compare(compare: Mapping[str, Any]) -> list[str]:
         out.append(_table(["probe", *names],
                           [[probe, *(cells.get(n, "-") for n in names)]
                            for probe, cells in matrix.items()]))
-    differences = compare.get("differences") or []
-    out.append("<h3>Differences between mirrors</h3>")
-    out.append(_table(["what", "probe", *names],
-                      [[d["what"], d["probe"], *(d["values"].get(n, "-") for n in names)]
-                       for d in differences]) if differences else "<p>None.</p>")
+    out += _differences(compare.get("differences") or [], names)
     series = {m["name"]: m.get("ttft_samples") or [] for m in mirrors}
-    out.append(f"<figure>{svg.cdf(series, 'TTFT per mirror (CDF)', 'TTFT (ms)')}</figure>")
+    if any(series.values()):
+        out.append(f"<div class='plots'><figure>"
+                   f"{svg.cdf(series, 'TTFT per mirror (CDF)', 'TTFT (ms)')}</figure></div>")
+    else:
+        out.append("<p class='no-plot'>No TTFT plot: no mirror completed a stream.</p>")
     return out
 
 
+def _differences(differences: Sequence[Mapping[str, Any]], names: Sequence[str]) -> list[str]:
+    """What the mirrors disagree on; each mirror's own answer side by side when the
+    comparison kept them (``answers``), so a reader sees which one is right."""
+    out = ["<h3>Differences between mirrors</h3>"]
+    if not differences:
+        return [*out, "<p>None.</p>"]
+    out.append(_table(["what", "probe", *names],
+                      [[d["what"], d["probe"], *(d["values"].get(n, "-") for n in names)]
+                       for d in differences]))
+    for d in differences:
+        answers = d.get("answers") or {}
+        if not answers:
+            continue
+        out.append(f"<details class='difference' open><summary>{_e(d['what'])}: "
+                   f"{_e(d['probe'])}</summary><div class='answers'>")
+        out += [f"<div><b>{_e(name)}</b><pre>{_e(cell(answers[name]))}</pre></div>"
+                for name in [*(n for n in names if n in answers),
+                             *(n for n in answers if n not in names)]]
+        out.append("</div></details>")
+    return out
+
+
+# -- gate and files ---------------------------------------------------------------------------
 def _gate(gate: Mapping[str, Any]) -> list[str]:
-    rows = [[d["kind"], d["what"], d["detail"]] for d in gate.get("decisions", [])]
-    return ["<h2>Gate</h2>", _table(["decision", "what", "detail"], rows) if rows
-            else "<p>Nothing to decide.</p>"]
+    decisions = gate.get("decisions", [])
+    rows = [[d["kind"], d["what"], d["detail"]] for d in decisions]
+    kinds = Counter(d["kind"] for d in decisions)
+    tally = ", ".join(f"{n} {k}" for k, n in kinds.most_common())
+    return ["<h2>Gate</h2>", f"<p>{_e(tally)}.</p>" if tally else "",
+            _table(["decision", "what", "detail"], rows,
+                   ["fail" if d["kind"] in ("fail", "regression") else "ok"
+                    for d in decisions]) if rows else "<p>Nothing to decide.</p>"]
+
+
+FILES = (("summary.json", "the summary, for machines (a gate's baseline)"),
+         ("summary.md", "the summary as Markdown (a CI job summary)"),
+         ("junit.xml", "JUnit"),
+         ("allure-results", "Allure results (allure serve allure-results)"),
+         ("conformance.json", "the conformance suite's findings and outcomes"))
+
+
+def _files(summary: Mapping[str, Any], run_dir: Path) -> str:
+    """Links to the files of this run that exist (a link to nothing is worse than none)."""
+    links = [f"<li><a href='{_e(name)}{'/' if (run_dir / name).is_dir() else ''}'>"
+             f"<code>{_e(name)}</code></a>: {_e(what)}</li>"
+             for name, what in FILES if (run_dir / name).exists()]
+    for phase in summary["phases"]:
+        folder = run_dir / phase["dir"] if phase.get("dir") else None
+        if folder is None or not folder.is_dir():
+            continue
+        inside = [f"<a href='{_e(phase['dir'])}/{_e(p.name)}'><code>{_e(p.name)}</code></a>"
+                  for p in sorted(folder.iterdir())
+                  if p.name in ("locust.html", "samples.jsonl", "verdict.json", "plan.json")]
+        links.append(f"<li><a href='{_e(phase['dir'])}/'><code>{_e(phase['dir'])}/</code></a>"
+                     f": the {_e(phase['name'])} phase ({', '.join(inside) or 'its files'})"
+                     "</li>")
+    if not links:
+        return ""
+    return f"<h2>Files of this run</h2><ul>{''.join(links)}</ul>"

@@ -9,13 +9,19 @@ meaning bumps it)::
     target: {name, base_url, profile}
     ok: bool, exit_code: int
     phases: [{name, status: passed|failed|skipped|error, reason, dir, data}]
-    findings: [{phase, check_id, endpoint, severity, expected, observed, evidence}]
+    findings: [{phase, check_id, endpoint, severity, expected, observed, evidence, case,
+                and where the finding has them: pointer, repro, count}]
     latency: {endpoint or "all": {ttft_p50_ms, ttft_p95_ms, e2e_p95_ms, ...}} (when measured)
+    gate: {config, baseline, decisions: [{kind, what, detail}]} (``gateprobe gate``)
+    compare: {mirrors, matrix, differences, markdown, options} (``gateprobe compare``)
+
+Readers take the optional keys with ``.get``: a summary written before they existed still loads.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import xml.etree.ElementTree as ET
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -94,48 +100,81 @@ def load(path: Path) -> dict[str, Any]:
 
 # -- Markdown ---------------------------------------------------------------------------------
 def _md(text: object) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return cell(text).replace("|", "\\|").replace("\n", " ")
 
 
 def _ms(value: Any) -> str:
     return "-" if value is None else f"{value:.1f}"
 
 
+def cell(value: object) -> str:
+    """A value as a person writes it: ``yes``/``no``, ``-`` for nothing, lists and mappings
+    spelled out. A report never shows a Python repr (``True``, ``{'a': 1}``, ``None``)."""
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return "-"
+        return str(int(value)) if value.is_integer() else f"{value:.3f}".rstrip("0")
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {cell(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple | set | frozenset):
+        return "; ".join(cell(v) for v in value)
+    return str(value)
+
+
+SEVERITY_RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+def grouped_findings(findings: Sequence[Mapping[str, Any]],
+                     ) -> dict[str, dict[str, list[dict[str, Any]]]]:
+    """Findings as check -> endpoint -> one entry per distinct finding of a case, each with
+    its ``count``: the same expectation failing 7 times on one case is one thing to fix.
+
+    Checks come most severe first, then most frequent; endpoints and cases in run order.
+    """
+    groups: dict[str, dict[str, dict[tuple[str, ...], dict[str, Any]]]] = {}
+    for f in findings:
+        key = tuple(str(f.get(k) or "") for k in ("phase", "case", "pointer", "expected",
+                                                    "observed"))
+        cases = groups.setdefault(f["check_id"], {}).setdefault(f["endpoint"], {})
+        if key in cases:
+            cases[key]["count"] += int(f.get("count") or 1)
+        else:
+            cases[key] = {**f, "count": int(f.get("count") or 1)}
+
+    def rank(item: tuple[str, dict[str, dict[tuple[str, ...], dict[str, Any]]]],
+             ) -> tuple[int, int, str]:
+        entries = [e for cases in item[1].values() for e in cases.values()]
+        worst = min(SEVERITY_RANK.get(str(e.get("severity")), 3) for e in entries)
+        return worst, -sum(e["count"] for e in entries), item[0]
+
+    return {check: {endpoint: list(cases.values()) for endpoint, cases in endpoints.items()}
+            for check, endpoints in sorted(groups.items(), key=rank)}
+
+
 def markdown(summary: Mapping[str, Any], report_name: str = "report.html") -> str:
     """``summary.md``: the verdict first, then what a reviewer needs to act on it."""
     verdict = "PASS" if summary["ok"] else "FAIL"
     target = summary["target"]
+    name = f"{_md(target['name'])} " if target.get("name") else ""
     lines = [f"## gateprobe {summary['command']}: {verdict}", "",
-             f"Target: {_md(target.get('name') or '')} `{_md(target.get('base_url', ''))}` "
+             f"Target: {name}`{_md(target.get('base_url', ''))}` "
              f"({_md(target.get('profile', ''))}); {summary['started']}; "
              f"{summary['duration_s']:.0f} s; gateprobe {summary['gateprobe']}.", "",
              "| phase | result | details |", "| --- | --- | --- |"]
     for phase in summary["phases"]:
-        lines.append(f"| {phase['name']} | {phase['status']} | {_md(phase['reason'])} |")
-    findings = summary["findings"]
-    if findings:
-        counts = Counter((f["phase"], f["check_id"], f["endpoint"]) for f in findings)
-        lines += ["", f"### Findings ({len(findings)})", "",
-                  "| phase | check | endpoint | count | expected | observed |",
-                  "| --- | --- | --- | --- | --- | --- |"]
-        seen: set[tuple[str, str, str]] = set()
-        for f in findings:
-            key = (f["phase"], f["check_id"], f["endpoint"])
-            if key in seen:
-                continue
-            seen.add(key)
-            lines.append(f"| {f['phase']} | `{f['check_id']}` | {_md(f['endpoint'])} | "
-                         f"{counts[key]} | {_md(f['expected'])[:120]} | "
-                         f"{_md(f['observed'])[:120]} |")
-            if len(seen) == 30:
-                lines.append(f"| ... | {len(counts) - 30} more | | | | |")
-                break
+        lines.append(f"| {_md(phase['name'])} | {phase['status']} | {_md(phase['reason'])} |")
+    lines += _md_gate(summary.get("gate") or {})
+    lines += _md_findings(summary["findings"])
     if summary.get("latency"):
         lines += ["", "### Latency (ms)", "",
                   "| endpoint | requests | TTFT p50 | TTFT p95 | TPOT p50 | e2e p95 | errors |",
                   "| --- | --- | --- | --- | --- | --- | --- |"]
         for endpoint, m in summary["latency"].items():
-            lines.append(f"| {endpoint} | {m['requests']} | {_ms(m['ttft_p50_ms'])} | "
+            lines.append(f"| {endpoint} | {_md(m['requests'])} | {_ms(m['ttft_p50_ms'])} | "
                          f"{_ms(m['ttft_p95_ms'])} | {_ms(m['tpot_p50_ms'])} | "
                          f"{_ms(m['e2e_p95_ms'])} | {_ms((m['error_rate'] or 0) * 100)}% |")
     for phase in summary["phases"]:
@@ -145,13 +184,76 @@ def markdown(summary: Mapping[str, Any], report_name: str = "report.html") -> st
                       "| tier | limit | sent | accepted | 429 | recovered | result |",
                       "| --- | --- | --- | --- | --- | --- | --- |"]
             for t in tiers:
-                lines.append(f"| {t['tier']} | {t['limit']} | {t['sent']} | {t['accepted']} | "
-                             f"{t['rejected']} | {t['recovered']} | "
-                             f"{'ok' if t['ok'] else 'FAIL'} |")
+                lines.append(f"| {_md(t['tier'])} | {_md(t['limit'])} | {_md(t['sent'])} | "
+                             f"{_md(t['accepted'])} | {_md(t['rejected'])} | "
+                             f"{_md(t['recovered'])} | {'ok' if t['ok'] else 'FAIL'} |")
     if summary.get("compare"):
         lines += ["", "### Mirrors", "", *summary["compare"].get("markdown", [])]
     lines += ["", f"Full report: `{report_name}` in the run folder.", ""]
     return "\n".join(lines)
+
+
+def _md_gate(gate: Mapping[str, Any]) -> list[str]:
+    """The gate's decisions, right under the phases: in a CI job summary they are the answer
+    to "why did the gate fail?"."""
+    if not gate:
+        return []
+    decisions = gate.get("decisions") or []
+    failing = sum(d["kind"] in ("fail", "regression") for d in decisions)
+    tally = ", ".join(f"{n} {k}" for k, n in Counter(d["kind"] for d in decisions).items())
+    lines = ["", f"### Gate: {'FAIL' if failing else 'PASS'}"
+             + (f" ({tally})" if tally else ""), ""]
+    if gate.get("baseline"):
+        lines += [f"Baseline: the run of {_md(gate['baseline'])}.", ""]
+    if not decisions:
+        return [*lines, "Nothing to decide: no finding, every phase ran."]
+    lines += ["| decision | what | detail |", "| --- | --- | --- |"]
+    order = {"fail": 0, "regression": 0, "expired": 1, "known": 2, "allowed": 2}
+    for d in sorted(decisions, key=lambda d: order.get(d["kind"], 3)):
+        kind = f"**{d['kind']}**" if d["kind"] in ("fail", "regression") else d["kind"]
+        lines.append(f"| {kind} | {_md(d['what'])} | {_md(d['detail'])[:200]} |")
+    return lines
+
+
+def _first_line(text: object, limit: int = 120) -> str:
+    """A multi-line value (a golden diff) shortened to its first line: the full text is in
+    report.html, where it keeps its lines."""
+    lines = cell(text).splitlines() or [""]
+    more = " (more in report.html)" if len(lines) > 1 else ""
+    changed = [line for line in lines if line[:1] in ("-", "+")
+               and not line.startswith(("---", "+++"))]
+    first = _md("; ".join(changed[:2]) if lines[0].startswith("---") and changed else lines[0])
+    return (first[:limit] + "...") if len(first) > limit else first + more
+
+
+def _md_findings(findings: Sequence[Mapping[str, Any]]) -> list[str]:
+    """Findings grouped check -> endpoint, one row each with its count and its cases."""
+    if not findings:
+        return []
+    total = sum(int(f.get("count") or 1) for f in findings)
+    lines = ["", f"### Findings ({total})", "",
+             "| check | endpoint | count | cases | expected | observed |",
+             "| --- | --- | --- | --- | --- | --- |"]
+    rows = 0
+    groups = grouped_findings(findings)
+    for check, endpoints in groups.items():
+        for endpoint, entries in endpoints.items():
+            rows += 1
+            if rows > 40:
+                lines.append("| ... | more in report.html | | | | |")
+                return lines
+            count = sum(e["count"] for e in entries)
+            cases = [_md(e.get("case") or "(no case)")
+                     + (f" x{e['count']}" if e["count"] > 1 else "") for e in entries[:3]]
+            if len(entries) > 3:
+                cases.append(f"+{len(entries) - 3} more")
+            where = _md(endpoint) + (f" ({_md(entries[0]['phase'])})"
+                                     if entries[0].get("phase") not in (None, "", "conformance")
+                                     else "")
+            lines.append(f"| `{check}` | {where} | {count} | {'; '.join(cases)} | "
+                         f"{_first_line(entries[0].get('expected'))} | "
+                         f"{_first_line(entries[0].get('observed'))} |")
+    return lines
 
 
 # -- JUnit ------------------------------------------------------------------------------------
