@@ -211,3 +211,18 @@ def test_compare_differences_side_by_side_when_answers_are_kept(tmp_path: Path) 
     without = {**compare, "differences": [{**compare["differences"][0], "answers": {}}]}
     assert "class='answers'" not in html.render(run_summary(tmp_path, [], compare=without),
                                                 tmp_path)
+
+
+def test_information_and_not_served_are_said_not_judged(tmp_path: Path) -> None:
+    line = ("POST /v1/messages x-api-key instead of Bearer: accepted (status 200); not judged, "
+            "as the target does not declare it (its entry's `auth:` list)")
+    phase = Phase("conformance", "passed", "", "", {"not_served": ["/v1/complete"],
+                                                    "information": [line]})
+    summary = json.loads(json.dumps(run_summary(tmp_path, [], [phase])))
+    md = markdown(summary)
+    assert "### Information (not judged)" in md and "accepted (status 200)" in md
+    assert "not sent (the target does not serve them): /v1/complete" in md
+    page = html.render(summary, tmp_path)
+    assert "Information (not judged)" in page and "x-api-key instead of Bearer" in page
+    assert "Information" not in markdown(json.loads(json.dumps(run_summary(
+        tmp_path, [], [Phase("conformance", "passed", "", "", {})]))))

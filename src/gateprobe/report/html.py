@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.report import svg
-from gateprobe.report.summary import cell, grouped_findings
+from gateprobe.report.summary import cell, grouped_findings, notes
 
 STYLE = """
 *{box-sizing:border-box}
@@ -127,6 +127,10 @@ def render(summary: Mapping[str, Any], run_dir: Path) -> str:
     if summary.get("gate"):
         parts += _gate(summary["gate"])
     parts += _findings(summary["findings"])
+    said = notes(summary)
+    if said:
+        parts += ["<h2>Information (not judged)</h2>", "<ul>",
+                  *(f"<li>{_e(line)}</li>" for line in said), "</ul>"]
     if summary.get("compare"):
         parts += _compare(summary["compare"])
     for phase in summary["phases"]:

@@ -98,6 +98,19 @@ def load(path: Path) -> dict[str, Any]:
     return raw
 
 
+def notes(summary: Mapping[str, Any]) -> list[str]:
+    """What the run says without judging: endpoints not sent to (the target does not serve
+    them) and information lines (what a target does that it does not declare)."""
+    out: list[str] = []
+    for phase in summary["phases"]:
+        data = phase.get("data") or {}
+        if data.get("not_served"):
+            out.append(f"{phase['name']}: not sent (the target does not serve them): "
+                       f"{', '.join(data['not_served'])}")
+        out += [f"{phase['name']}: {line}" for line in data.get("information") or []]
+    return out
+
+
 # -- Markdown ---------------------------------------------------------------------------------
 def _md(text: object) -> str:
     return cell(text).replace("|", "\\|").replace("\n", " ")
@@ -169,6 +182,9 @@ def markdown(summary: Mapping[str, Any], report_name: str = "report.html") -> st
         lines.append(f"| {_md(phase['name'])} | {phase['status']} | {_md(phase['reason'])} |")
     lines += _md_gate(summary.get("gate") or {})
     lines += _md_findings(summary["findings"])
+    said = notes(summary)
+    if said:
+        lines += ["", "### Information (not judged)", "", *(f"- {_md(line)}" for line in said)]
     if summary.get("latency"):
         lines += ["", "### Latency (ms)", "",
                   "| endpoint | requests | TTFT p50 | TTFT p95 | TPOT p50 | e2e p95 | errors |",
