@@ -162,7 +162,7 @@ def test_target_from_the_targets_file(make_gateway: MakeGateway, tmp_path: Path)
                        "    api_key_env: GATEPROBE_API_KEY\n")
     result = conformance("--target", "here", "--targets", str(targets), "--select", "errors")
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr
-    assert "13 passed" in result.stdout
+    assert "15 passed" in result.stdout
     typo = conformance("--target", "hre", "--targets", str(targets))
     assert typo.returncode == 2 and "did you mean 'here'" in typo.stderr
 

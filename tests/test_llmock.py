@@ -72,6 +72,8 @@ EXPECTED_OPENAI = {
     # no Authorization header is served (200); OpenAI answers 401
     ("auth.rejected", "/v1/models", "/v1/models bad key"),
     # the model list is served to a bad key (200); OpenAI answers 401
+    ("response.status", "/v1/chat/completions", "/v1/chat/completions tool without a name"),
+    # a function without a name is served (200); OpenAI answers 400 invalid_request_error
 }
 
 EXPECTED_ANTHROPIC = {
@@ -89,6 +91,10 @@ EXPECTED_ANTHROPIC = {
     # a bad x-api-key is served (200); Anthropic answers 401 authentication_error
     ("auth.rejected", "/v1/models", "/v1/models bad key"),
     # the model list is served to a bad key (200); Anthropic answers 401
+    ("response.status", "/v1/messages", "/v1/messages tool without a name"),
+    # a tool without a name is served (200); Anthropic answers 400 invalid_request_error
+    ("usage.accounting", "/v1/messages", "/v1/messages tool without a name"),
+    # max_tokens 8, output_tokens 11: the cap is not honoured, as above
 }
 
 # (schemathesis check code, path): schemathesis's own failures, read by their codes from

@@ -62,6 +62,37 @@ class Case:
 
 SAY = [{"role": "user", "content": "Say test"}]
 LONG_ANSWER = [{"role": "user", "content": "Count from one to twenty in words."}]
+WEATHER_TOOL = {"name": "get_weather", "description": "The weather now in a city.",
+                "schema": {"type": "object", "required": ["city"],
+                           "properties": {"city": {"type": "string"},
+                                          "unit": {"type": "string", "enum": ["c", "f"]}}}}
+TIME_TOOL = {"name": "get_time", "description": "The local time in a time zone.",
+             "schema": {"type": "object", "required": ["zone"],
+                        "properties": {"zone": {"type": "string"}}}}
+TOOL_ASK = [{"role": "user", "content": "Call get_weather for Paris and get_time for "
+                                        "Europe/Paris, both at once."}]
+"""Two tools named in the prompt: a model calls both, in parallel where it can."""
+
+
+def openai_tools(*tools: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tools in the chat API's form."""
+    return [{"type": "function", "function": {"name": t["name"], "description":
+                                              t["description"], "parameters": t["schema"]}}
+            for t in tools]
+
+
+def anthropic_tools(*tools: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tools in the Messages API's form."""
+    return [{"name": t["name"], "description": t["description"], "input_schema": t["schema"]}
+            for t in tools]
+
+
+def tool_bodies(m: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(chat, messages) requests that require a tool call, both tools offered."""
+    return ({"model": m["chat"], "messages": TOOL_ASK, "max_tokens": 128,
+             "tools": openai_tools(WEATHER_TOOL, TIME_TOOL), "tool_choice": "required"},
+            {"model": m["messages"], "messages": TOOL_ASK, "max_tokens": 128,
+             "tools": anthropic_tools(WEATHER_TOOL, TIME_TOOL), "tool_choice": {"type": "any"}})
 """A prompt whose answer outruns a small cap (the choices stop at it: ``finish_reason``
 ``length``)."""
 
@@ -109,9 +140,13 @@ def endpoint_cases(t: Target) -> list[Case]:
              expect=Expectation(statuses=(200, 400))),
         Case("embeddings", "endpoint", "POST", "/v1/embeddings", "openai",
              {"model": m["embeddings"], "input": ["Say", "test"]}),
+        Case("chat with tools", "endpoint", "POST", "/v1/chat/completions", "openai",
+             tool_bodies(m)[0]),
     ]
     if t.serves_anthropic:
         cases += [
+            Case("messages with tools", "endpoint", "POST", "/v1/messages", "anthropic",
+                 tool_bodies(m)[1]),
             Case("complete", "endpoint", "POST", "/v1/complete", "anthropic",
                  {"model": m["complete"], "prompt": "\n\nHuman: Say test\n\nAssistant:",
                   "max_tokens_to_sample": 16}),
@@ -143,6 +178,7 @@ def stream_cases(t: Target) -> list[Case]:
                {**chat, "stream_options": {"include_usage": True}}),
         *([stream("claude-2-web chat", "/v1/chat/completions", "openai",
                   {"model": m["legacy_chat"], "messages": SAY})] if documented_extras(t) else []),
+        stream("chat with tools", "/v1/chat/completions", "openai", tool_bodies(m)[0]),
         stream("completions", "/v1/completions", "openai", comp),
         stream("completions with usage", "/v1/completions", "openai",
                {**comp, "stream_options": {"include_usage": True}}),
@@ -153,6 +189,7 @@ def stream_cases(t: Target) -> list[Case]:
         cases += [
             stream("messages", "/v1/messages", "anthropic",
                    {"model": m["messages"], "messages": SAY, "max_tokens": 24}),
+            stream("messages with tools", "/v1/messages", "anthropic", tool_bodies(m)[1]),
             stream("complete", "/v1/complete", "anthropic", legacy),
             stream("complete 2023-01-01", "/v1/complete", "anthropic", legacy, "2023-01-01"),
         ]
@@ -182,6 +219,9 @@ def error_cases(t: Target) -> list[Case]:
                 expect=Expectation(400))] if documented_extras(t) else []),
         Case("empty input", "errors", "POST", "/v1/embeddings", "openai",
              {"model": m["embeddings"], "input": ""}, expect=Expectation(400)),
+        Case("tool without a name", "errors", "POST", "/v1/chat/completions", "openai",
+             {**chat, "tools": [{"type": "function", "function": {
+                 "parameters": WEATHER_TOOL["schema"]}}]}, expect=Expectation(400)),
     ]
     if t.serves_anthropic:
         legacy = {"model": m["complete"], "prompt": "\n\nHuman: x\n\nAssistant:",
@@ -194,6 +234,9 @@ def error_cases(t: Target) -> list[Case]:
                  {"model": m["messages"], "messages": SAY}, expect=Expectation(400)),
             Case("unknown model", "errors", "POST", "/v1/messages", "anthropic",
                  {**msg, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
+            Case("tool without a name", "errors", "POST", "/v1/messages", "anthropic",
+                 {**msg, "tools": [{"input_schema": WEATHER_TOOL["schema"]}]},
+                 expect=Expectation(400)),
             Case("temperature above 1", "errors", "POST", "/v1/complete", "anthropic",
                  {**legacy, "temperature": 1.5}, expect=Expectation(400)),
             Case("max_tokens_to_sample 0", "errors", "POST", "/v1/complete", "anthropic",

@@ -15,6 +15,7 @@ from typing import Any
 from gateprobe.findings import Finding, Severity
 from gateprobe.protocols._anthropic import ERROR_SCHEMA, ApiError, parse_error
 from gateprobe.protocols._stream import GrammarBase, Redact, _same, is_int
+from gateprobe.protocols.tools import CUT_SHORT, Tools, argument_problems
 from gateprobe.sse import Event
 
 __all__ = ["ERROR_SCHEMA", "STOP_REASONS", "ApiError", "StreamGrammar", "parse_error"]
@@ -34,8 +35,13 @@ KNOWN = {"message_start", "content_block_start", "content_block_delta", "content
 class StreamGrammar(GrammarBase):
     """The Messages event stream."""
 
-    def __init__(self, endpoint: str = "/v1/messages", redact: Redact = _same) -> None:
+    def __init__(self, endpoint: str = "/v1/messages", redact: Redact = _same,
+                 tools: Tools | None = None, forced: bool = False) -> None:
         super().__init__(endpoint, redact)
+        self.tools: Tools = tools or {}
+        self.forced = forced
+        self._tool_blocks: dict[int, tuple[Any, list[str]]] = {}
+        """Index -> (tool name, ``partial_json`` pieces) of each ``tool_use`` block."""
         self._started = False
         self._delta_seen = False
         self._next_index = 0
@@ -113,6 +119,12 @@ class StreamGrammar(GrammarBase):
                                     event))
         self._open[index] = block["type"]
         self._next_index = max(self._next_index, index + 1)
+        if block["type"] == "tool_use":
+            if not isinstance(block.get("id"), str) or not isinstance(block.get("name"), str):
+                out.append(self.finding("stream.tool_calls", Severity.HIGH,
+                                        "a tool_use block opens with its id and name",
+                                        f"content_block {sorted(block)}", event))
+            self._tool_blocks[index] = (block.get("name"), [])
         return out
 
     def _on_content_block_delta(self, payload: dict[str, Any], event: Event) -> list[Finding]:
@@ -133,6 +145,13 @@ class StreamGrammar(GrammarBase):
         if delta.get("type") == "text_delta" and not isinstance(delta.get("text"), str):
             return [self.finding("stream.schema", Severity.MEDIUM, "text_delta.text is a string",
                                  "text missing or mistyped", event)]
+        if delta.get("type") == "input_json_delta":
+            if not isinstance(delta.get("partial_json"), str):
+                return [self.finding("stream.schema", Severity.MEDIUM,
+                                     "input_json_delta.partial_json is a string",
+                                     "partial_json missing or mistyped", event)]
+            if index in self._tool_blocks:
+                self._tool_blocks[index][1].append(delta["partial_json"])
         return []
 
     def _on_content_block_stop(self, payload: dict[str, Any], event: Event) -> list[Finding]:
@@ -157,6 +176,7 @@ class StreamGrammar(GrammarBase):
             out.append(self.finding("stream.schema", Severity.MEDIUM,
                                     f"delta.stop_reason one of {sorted(STOP_REASONS)}",
                                     f"stop_reason {reason!r}", event))
+        out += self._tool_use_findings(reason, event)
         usage = payload.get("usage")
         tokens = usage.get("output_tokens") if isinstance(usage, dict) else None
         if not isinstance(tokens, int) or isinstance(tokens, bool):
@@ -170,6 +190,29 @@ class StreamGrammar(GrammarBase):
         else:
             self._output_tokens = tokens
         return out
+
+    def _tool_use_findings(self, reason: Any, event: Event) -> list[Finding]:
+        """At ``message_delta``: the turn's tool_use blocks as a client runs them, and a stop
+        reason that fits them."""
+        blocks = self._tool_blocks
+        if self.forced and not blocks and reason not in CUT_SHORT:
+            return [self.finding("stream.tool_calls", Severity.HIGH,
+                                 "a tool_use block, as tool_choice required",
+                                 f"none, stop_reason {reason!r}", event)]
+        if reason == "tool_use" and not blocks:
+            return [self.finding("stream.tool_calls", Severity.HIGH,
+                                 "stop_reason tool_use after tool_use blocks",
+                                 "stop_reason tool_use without one", event)]
+        if not blocks or reason in CUT_SHORT:
+            return []
+        out = [] if reason == "tool_use" else [self.finding(
+            "stream.tool_calls", Severity.HIGH, "stop_reason tool_use after tool_use blocks",
+            f"{len(blocks)} tool_use blocks, stop_reason {reason!r}", event)]
+        return out + [self.finding("stream.tool_calls", Severity.HIGH,
+                                   "partial_json that reassembles into input a client can run",
+                                   f"block {index}: {problem}", event)
+                      for index, (name, pieces) in sorted(blocks.items())
+                      for problem in argument_problems(name, "".join(pieces), self.tools)]
 
     def _on_message_stop(self, payload: dict[str, Any], event: Event) -> list[Finding]:
         self.done = True

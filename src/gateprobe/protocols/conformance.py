@@ -28,6 +28,7 @@ from gateprobe.protocols import (
     _gateway,
     _openai,
     accounting,  # noqa: F401  (registers its checks too)
+    tools,  # noqa: F401  (registers its checks too)
 )
 from gateprobe.protocols.streams import (
     STREAM_CHECK_IDS,

@@ -15,6 +15,7 @@ from gateprobe.protocols import (
     openai_completions,
 )
 from gateprobe.protocols._stream import Redact, _same, framing_findings
+from gateprobe.protocols.tools import declared_tools, forced
 from gateprobe.sse import Event, SSEParser
 
 __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver",
@@ -23,7 +24,8 @@ __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver
 
 STREAM_CHECK_IDS = ("stream.json", "stream.schema", "stream.event_name", "stream.order",
                     "stream.block_index", "stream.terminator", "stream.error_event",
-                    "stream.usage", "stream.consistency", "stream.framing", "stream.delta")
+                    "stream.usage", "stream.consistency", "stream.framing", "stream.delta",
+                    "stream.tool_calls")
 """Every check id the stream grammars and the SSE framing notes can report."""
 
 
@@ -51,12 +53,15 @@ def grammar_for(path: str, body: Mapping[str, Any], *, anthropic_version: str = 
     expect_usage = bool((body.get("stream_options") or {}).get("include_usage"))
     if path.endswith("/chat/completions"):
         return openai_chat.StreamGrammar(path, expect_usage=expect_usage, strict_usage=strict,
-                                         redact=redact)
+                                         redact=redact, tools=declared_tools(path, body),
+                                         forced=forced(body))
     if path.endswith("/completions"):
         return openai_completions.StreamGrammar(path, expect_usage=expect_usage,
                                                 strict_usage=strict, redact=redact)
     if path.endswith("/messages"):
-        return anthropic_messages.StreamGrammar(path, redact=redact)
+        return anthropic_messages.StreamGrammar(path, redact=redact,
+                                                tools=declared_tools(path, body),
+                                                forced=forced(body))
     if path.endswith("/complete"):
         cumulative = anthropic_version == "2023-01-01"
         return anthropic_complete.StreamGrammar(path, cumulative=cumulative, redact=redact)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.reference import tools
 from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
@@ -148,9 +150,12 @@ async def messages(call: Call) -> Response:
     stops = _string_list(body.get("stop_sequences", []), "stop_sequences")
     model = call.resolve_model(body["model"], "messages")
     call.admit(model)
+    input_tokens = count_tokens(prompt)
+    calls = tools.calls_for("anthropic", body, _last_user_text(body), call.request_id)
+    if calls:
+        return await _tool_use(call, body, model.served_as, calls, input_tokens)
     gen = generate(model.id, prompt, max_tokens=body["max_tokens"], stop=stops,
                    seed=call.config.seed)
-    input_tokens = count_tokens(prompt)
     stop_reason = {"natural": "end_turn", "max_tokens": "max_tokens",
                    "stop_sequence": "stop_sequence"}[gen.cause]
     message = {
@@ -191,6 +196,55 @@ async def messages(call: Call) -> Response:
                          "usage": {"output_tokens": gen.tokens}}), end, False),
         PlannedEvent(ev({"type": "message_stop"}), end, False),
     ]
+    return call.respond_stream(plan)
+
+
+def _last_user_text(body: dict[str, Any]) -> str:
+    users = [m for m in body["messages"] if m.get("role") == "user"]
+    content = users[-1]["content"] if users else ""
+    return content if isinstance(content, str) else "".join(
+        str(b.get("text", "")) for b in content if isinstance(b, dict))
+
+
+async def _tool_use(call: Call, body: dict[str, Any], model: str,
+                    calls: Sequence[tools.ToolCall], input_tokens: int) -> Response:
+    """The answer when the model calls tools: one ``tool_use`` block per call and
+    ``stop_reason: tool_use``; a stream opens each block with ``input: {}`` and sends the
+    input as ``input_json_delta`` fragments, a token at a time."""
+    tokens = sum(len(c.pieces) for c in calls)
+    message = {
+        "id": "msg_" + call.request_id[4:28], "type": "message", "role": "assistant",
+        "model": model,
+        "content": [{"type": "tool_use", "id": c.id, "name": c.name,
+                     "input": json.loads(c.arguments)} for c in calls],
+        "stop_reason": "tool_use", "stop_sequence": None,
+        "usage": {"input_tokens": input_tokens, "output_tokens": tokens},
+    }
+    offsets = call.content_offsets(tokens + len(calls))
+    end = offsets[-1] if offsets else int(call.config.timing.ttft_ms * 1e6)
+    if not body.get("stream"):
+        return await call.respond_json(message, end)
+
+    def ev(payload: dict[str, Any], at: int, content: bool = False) -> PlannedEvent:
+        return PlannedEvent(sse(_dumps(payload), str(payload["type"])), at, content)
+
+    start = {**message, "content": [], "stop_reason": None,
+             "usage": {"input_tokens": input_tokens, "output_tokens": 1}}
+    plan = [ev({"type": "message_start", "message": start}, 0), PlannedEvent(_PING, 0, False)]
+    k = 0
+    for index, c in enumerate(calls):
+        plan.append(ev({"type": "content_block_start", "index": index, "content_block": {
+            "type": "tool_use", "id": c.id, "name": c.name, "input": {}}}, offsets[k], True))
+        k += 1
+        for piece in c.pieces:
+            plan.append(ev({"type": "content_block_delta", "index": index, "delta": {
+                "type": "input_json_delta", "partial_json": piece}}, offsets[k], True))
+            k += 1
+        plan.append(ev({"type": "content_block_stop", "index": index}, offsets[k - 1]))
+    plan += [ev({"type": "message_delta", "delta": {"stop_reason": "tool_use",
+                                                    "stop_sequence": None},
+                 "usage": {"output_tokens": tokens}}, end),
+             ev({"type": "message_stop"}, end)]
     return call.respond_stream(plan)
 
 

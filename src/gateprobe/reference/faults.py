@@ -259,6 +259,32 @@ def _f(name: str, description: str, endpoints: frozenset[str], trips: Sequence[s
                           proven_by=proven_by))
 
 
+def _tool_fragment(payload: dict[str, Any]) -> bool:
+    """Whether an event carries a piece of a tool call's arguments."""
+    delta = payload.get("delta") if payload.get("type") == "content_block_delta" else None
+    if isinstance(delta, dict):
+        return delta.get("type") == "input_json_delta"
+    choices = payload.get("choices") or [{}]
+    calls = (choices[0].get("delta") or {}).get("tool_calls") or [{}]
+    return "id" not in calls[0] and bool((calls[0].get("function") or {}).get("arguments"))
+
+
+def _tool_args_truncated(endpoint: str, plan: Plan) -> Plan:
+    pieces = [i for i, e in enumerate(plan) if (p := _payload(e)) and _tool_fragment(p)]
+    return [e for i, e in enumerate(plan) if not pieces or i != pieces[-1]]
+
+
+def _tool_call_id_changes(endpoint: str, plan: Plan) -> Plan:
+    def later_id(p: dict[str, Any]) -> dict[str, Any] | None:
+        if not _tool_fragment(p) or "choices" not in p:
+            return None
+        [call] = p["choices"][0]["delta"]["tool_calls"]
+        return {**p, "choices": [{**p["choices"][0], "delta": {"tool_calls": [
+            {**call, "id": "call_another"}]}}]}
+
+    return _map_payloads(plan, later_id)
+
+
 # -- latency faults: the same events, later -----------------------------------------------------
 SLOW_FIRST_TOKEN_MS = 600
 STALL_MS = 1000
@@ -400,6 +426,24 @@ def _wrong_type_429(endpoint: str, answer: Answer) -> Answer:
                                                             **wrong}}).encode()
 
 
+def _tool_args_off_schema(endpoint: str, payload: dict[str, Any]) -> bool:
+    changed = False
+    for choice in payload.get("choices") or []:
+        for call in (choice.get("message") or {}).get("tool_calls") or []:
+            call["function"]["arguments"], changed = "{}", True  # the required field dropped
+    for block in payload.get("content") or []:
+        if block.get("type") == "tool_use":
+            block["input"], changed = {}, True
+    return changed
+
+
+def _tool_stop_reason_wrong(endpoint: str, payload: dict[str, Any]) -> bool:
+    if not any(b.get("type") == "tool_use" for b in payload.get("content") or []):
+        return False
+    payload["stop_reason"] = "end_turn"
+    return True
+
+
 _CONSTANT_IDS = {CHAT: "chatcmpl-0000", COMPLETIONS: "cmpl-0000", MESSAGES: "msg_0000",
                  COMPLETE: "compl_0000"}
 
@@ -477,6 +521,12 @@ STREAM_EVENT_AFTER_END = _f(
 STREAM_UNTERMINATED_EVENT = _f(
     "stream-unterminated-event", "the last event has no closing blank line", ALL_STREAMS,
     ["stream.framing"], _unterminated_event)
+STREAM_TOOL_ARGS_TRUNCATED = _f(
+    "stream-tool-args-truncated", "a tool call's last arguments fragment is never sent",
+    frozenset({CHAT, MESSAGES}), ["stream.tool_calls"], _tool_args_truncated)
+STREAM_TOOL_CALL_ID_CHANGES = _f(
+    "stream-tool-call-id-changes", "a tool call's argument fragments carry another id",
+    frozenset({CHAT}), ["stream.tool_calls"], _tool_call_id_changes)
 STREAM_WRONG_OBJECT = _f(
     "stream-wrong-object", "chunks say object chat.completion", frozenset({CHAT}),
     ["stream.schema"], _wrong_object)
@@ -514,6 +564,12 @@ USAGE_FIRST_CHOICE_ONLY = _r(
     "usage-first-choice-only", "with n > 1 choices, usage bills only the first one",
     frozenset({CHAT, COMPLETIONS}), ["usage.accounting"],
     _on_success(_usage_first_choice_only))
+TOOL_ARGS_OFF_SCHEMA = _r(
+    "tool-args-off-schema", "tool calls come without their required arguments ({})",
+    frozenset({CHAT, MESSAGES}), ["tool.calls"], _on_success(_tool_args_off_schema))
+TOOL_STOP_REASON_WRONG = _r(
+    "tool-stop-reason-wrong", "a turn of tool_use blocks ends with stop_reason end_turn",
+    frozenset({MESSAGES}), ["tool.calls"], _on_success(_tool_stop_reason_wrong))
 CONSTANT_ID = _r(
     "constant-id", "every answer carries the same id", frozenset(_CONSTANT_IDS),
     ["response.id"], _on_success(_constant_id))

@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.reference import tools
 from gateprobe.reference.call import Call
 from gateprobe.reference.config import Model
 from gateprobe.reference.envelopes import GatewayError
@@ -132,6 +133,10 @@ async def chat_completions(call: Call) -> Response:
         "model": model.served_as,
         "system_fingerprint": FINGERPRINT,
     }
+    calls = tools.calls_for("openai", body, _last_user_text(body["messages"]),
+                            call.request_id)
+    if calls:
+        return await _chat_tool_calls(call, body, head, calls, prompt_tokens, stream)
     offsets = call.content_offsets(max((g.tokens for g in gens), default=0))
     if not stream:
         return await call.respond_json(
@@ -153,6 +158,68 @@ async def chat_completions(call: Call) -> Response:
             _last(offsets, call),
         )
     return call.respond_stream(_chat_stream(call, body, head, gens, offsets, usage))
+
+
+def _last_user_text(messages: list[Any]) -> str:
+    users = [m for m in messages if isinstance(m, dict) and m.get("role") == "user"]
+    return content_text(users[-1].get("content")) if users else ""
+
+
+async def _chat_tool_calls(call: Call, body: dict[str, Any], head: dict[str, Any],
+                           calls: Sequence[tools.ToolCall], prompt_tokens: int,
+                           stream: bool) -> Response:
+    """The answer when the model calls tools: every choice makes the same calls (content
+    null, ``finish_reason: tool_calls``); a stream opens each call with its id, type and name,
+    then sends its arguments a token at a time."""
+    n = body.get("n") or 1
+    tokens = sum(len(c.pieces) for c in calls)
+    usage = _usage(prompt_tokens, tokens * n)
+    offsets = call.content_offsets(tokens + len(calls))
+    if stream:
+        return call.respond_stream(_tool_call_stream(call, body, head, calls, n, offsets,
+                                                     usage))
+    message = {"role": "assistant", "content": None, "refusal": None,
+               "tool_calls": [{"id": c.id, "type": "function",
+                               "function": {"name": c.name, "arguments": c.arguments}}
+                              for c in calls]}
+    choices = [{"index": i, "message": message, "logprobs": None,
+                "finish_reason": "tool_calls"} for i in range(n)]
+    return await call.respond_json({**head, "object": "chat.completion", "choices": choices,
+                                    "usage": usage, "service_tier": "default"},
+                                   _last(offsets, call))
+
+
+def _tool_call_stream(call: Call, body: dict[str, Any], head: dict[str, Any],
+                      calls: Sequence[tools.ToolCall], n: int, offsets: Sequence[int],
+                      usage: dict[str, int]) -> list[PlannedEvent]:
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    head = {**head, "object": "chat.completion.chunk"}
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        payload = _chunk_payload(head, index, delta, finish, include_usage)
+        return sse(json.dumps(payload, ensure_ascii=False))
+
+    plan: list[PlannedEvent] = []
+    for i in range(n):
+        k = 0
+        for j, c in enumerate(calls):
+            opening: dict[str, Any] = {"role": "assistant", "content": None} if j == 0 \
+                else {}
+            opening["tool_calls"] = [{"index": j, "id": c.id, "type": "function",
+                                      "function": {"name": c.name, "arguments": ""}}]
+            plan.append(PlannedEvent(chunk(i, opening), offsets[k], True))
+            k += 1
+            for piece in c.pieces:
+                fragment = {"tool_calls": [{"index": j, "function": {"arguments": piece}}]}
+                plan.append(PlannedEvent(chunk(i, fragment), offsets[k], True))
+                k += 1
+    end = _last(offsets, call)
+    plan += [PlannedEvent(chunk(i, {}, "tool_calls"), end, False) for i in range(n)]
+    if include_usage:
+        plan.append(PlannedEvent(sse(json.dumps({**head, "choices": [], "usage": usage})),
+                                 end, False))
+    plan.append(PlannedEvent(DONE, end, False))
+    return plan
 
 
 def _checked_chat_body(call: Call, body: dict[str, Any]) -> dict[str, Any]:
