@@ -65,7 +65,8 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         rate_algorithm=choice.rate_algorithm or "sliding_window",
         auth_styles=frozenset({"bearer"}),  # as the documented gateway: Bearer only
         strictness="strict-upstream",  # our double follows the upstream wire to the letter
-        endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None else None)
+        endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None else None,
+        no_permission_key_env="GATEPROBE_EMBEDDED_NO_PERMISSION_KEY")
 
 
 @contextmanager

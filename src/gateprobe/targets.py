@@ -163,6 +163,8 @@ class Target:
     max_tokens: int | None = None
     """The most tokens one request may ask it for (its entry's ``max_tokens``): every case and
     probe is clamped to it."""
+    no_permission_key_env: str = ""
+    """The variable ``no_permission_key`` came from (a finding's ``curl`` repro names it)."""
 
     @property
     def served(self) -> frozenset[str]:
@@ -275,7 +277,8 @@ def resolve_target(choice: TargetChoice, *, read_keys: bool = True) -> Target:
         target = Target(check_base_url(choice.base_url), choice.profile,
                         api_key, choice.api_key_env,
                         {**DEFAULT_MODELS, **models},
-                        key(no_permission) if no_permission else None, choice.timeouts)
+                        key(no_permission) if no_permission else None, choice.timeouts,
+                        no_permission_key_env=no_permission or "")
     if choice.endpoints is not None:
         target = replace(target, endpoints=check_endpoints(choice.endpoints))
     if choice.rate_algorithm is not None:
@@ -464,7 +467,8 @@ class TargetEntry:
                       mirrors=dict(self.mirrors), endpoints=self.endpoints,
                       api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm,
                       auth_styles=self.auth, strictness=self.strictness,
-                      max_tokens=self.max_tokens)
+                      max_tokens=self.max_tokens,
+                      no_permission_key_env=self.no_permission_key_env or "")
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:

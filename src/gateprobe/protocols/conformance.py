@@ -9,6 +9,8 @@ route, and the runner, not the gateway, is at fault for provoking it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from gateprobe import transport
@@ -35,7 +37,7 @@ from gateprobe.protocols.streams import (
     framing_findings,
     grammar_for,
 )
-from gateprobe.specs import SpecName, event_payload_schemas, schema_errors
+from gateprobe.specs import SpecName, event_payload_schemas, schema_errors, validator
 
 ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                          403: "permission_error", 404: "not_found_error",
@@ -58,10 +60,29 @@ EVIDENCE_CHARS = 300
 
 
 def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
-             observed: str) -> Finding:
+             observed: str, pointer: str = "") -> Finding:
     evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
     return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence))
+                   ctx.redactor.text(evidence), pointer=pointer)
+
+
+def json_pointer(path: Iterable[str | int]) -> str:
+    """RFC 6901: ``["choices", 0, "message"]`` is ``/choices/0/message``."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def schema_pointer(spec: SpecName, component: str, instance: object) -> str:
+    """The pointer of the first field ``instance`` gets wrong (in ``schema_errors``' order); a
+    missing required field is named itself, not the object that lacks it."""
+    errors = sorted(validator(spec, component).iter_errors(instance), key=str)
+    if not errors:
+        return ""
+    error = errors[0]
+    path: list[str | int] = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        path += missing[:1]
+    return json_pointer(path)
 
 
 def _json(ex: Exchange) -> Any:
@@ -203,7 +224,7 @@ def error_type(ctx: Context, ex: Exchange) -> CheckResult:
     wanted = ANTHROPIC_ERROR_TYPES[ex.status]
     if error.type != wanted:
         return [_finding(ctx, ex, "error.type", Severity.MEDIUM, f"type {wanted}",
-                         f"type {error.type} with status {ex.status}")]
+                         f"type {error.type} with status {ex.status}", "/error/type")]
     return []
 
 
@@ -234,8 +255,9 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
         payload = _json(ex)
         errors = schema_errors(spec, body_schema, payload) if payload is not None else [
             "(root): not JSON"]
+        pointer = schema_pointer(spec, body_schema, payload) if payload is not None else ""
         return [_finding(ctx, ex, "response.schema", Severity.MEDIUM,
-                         f"a {body_schema} ({spec} spec)", "; ".join(errors[:3]))
+                         f"a {body_schema} ({spec} spec)", "; ".join(errors[:3]), pointer)
                 ] if errors else []
     if event_schema is None or (ex.endpoint == "/v1/complete" and
                                 ctx.expect.anthropic_version < "2023-06-01"):
@@ -250,9 +272,12 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
         except ValueError:
             continue  # stream.json reports it
         if all(schema_errors(spec, ref, data) for ref in refs):
-            out.append(_finding(ctx, ex, "response.schema", Severity.MEDIUM,
-                                f"each event one of {', '.join(refs)}",
-                                f"event {event.type!r}: {event.data[:120]}"))
+            finding = _finding(ctx, ex, "response.schema", Severity.MEDIUM,
+                               f"each event one of {', '.join(refs)}",
+                               f"event {event.type!r}: {event.data[:120]}")
+            # The event itself, not the stream's first bytes, is what is wrong.
+            out.append(replace(finding, evidence=ctx.redactor.text(
+                f"event: {event.type}\ndata: {event.data[:EVIDENCE_CHARS]}")))
             break  # one is enough to name the problem
     return out
 
