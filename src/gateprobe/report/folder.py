@@ -20,6 +20,7 @@ from gateprobe.events import (
     emit,
 )
 from gateprobe.redact import Redactor, redact_tree
+from gateprobe.report import allure_results
 from gateprobe.report import html as report_html
 from gateprobe.report import summary as report_summary
 
@@ -44,6 +45,7 @@ class ReportFolder:
         (self.run_dir / "report.html").write_text(report_html.render(summary, self.run_dir),
                                                   encoding="utf-8")
         report_summary.merge_junit(self.run_dir, event.phases)
+        allure_results.write_phases(self.run_dir / "allure-results", event.phases)
         redact_tree(self.run_dir, self.redactor)
 
 
