@@ -139,8 +139,6 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
 _REPROS: dict[tuple[str, str], str] = {}
 """(method, path) -> the ``curl`` repro of the operation's last request: schemathesis's own
 failures of that call are reported with it."""
-_NOISE_HEADERS = frozenset({"content-length", "connection", "accept-encoding"})
-"""Headers curl sets itself (and ``accept-encoding``, which would make it print gzip)."""
 
 
 def _label(case: Any) -> str:
@@ -154,7 +152,7 @@ def _repro(request: Any) -> str:
     from gateprobe.redact import Redactor
 
     target = fuzz_guard["guard"].target
-    headers = {k: str(v) for k, v in request.headers.items() if k.lower() not in _NOISE_HEADERS}
+    headers = {k: str(v) for k, v in request.headers.items()}
     body = request.body
     streaming = isinstance(body, (bytes, str)) and re.search(
         r'"stream"\s*:\s*true', body if isinstance(body, str) else body.decode("utf-8", "replace"))

@@ -25,7 +25,7 @@ from gateprobe.redact import Redactor
 from gateprobe.reference import Timing, running_gateway
 from gateprobe.sse import Event
 from gateprobe.targets import Target
-from gateway_fixtures import base_config
+from gateway_fixtures import MakeGateway, base_config
 
 KEY, KEY_ENV = "gp-vip-0001", "GP_FINDINGS_TEST_KEY"
 NO_PERMISSION_KEY, NO_PERMISSION_ENV = "gp-nomodel-0001", "GP_FINDINGS_TEST_NOPERM"
@@ -118,7 +118,7 @@ def faulty_run(tmp_path_factory: pytest.TempPathFactory,
                         no_permission_key_env=NO_PERMISSION_ENV,
                         auth_styles=frozenset({"bearer"}))
         result = run_conformance(target, ConformanceOptions(
-            select="endpoint or stream or errors or auth",
+            select="endpoint or stream or errors or auth or golden",
             report_dir=tmp_path_factory.mktemp("faulty")))
         assert result.exit_code == 1
         yield target, result.findings
@@ -147,6 +147,7 @@ def test_a_field_at_fault_is_named_by_its_json_pointer(
     assert _of(findings, "error.type").pointer == "/error/type"
     assert _of(findings, "response.schema", "/v1/chat/completions chat").pointer == "/model"
     assert _of(findings, "stream.terminator").pointer == ""
+    assert _of(findings, "golden.match", "/v1/chat/completions").pointer == "/model"
 
 
 def _replay(repro: str) -> tuple[int, str]:
@@ -197,3 +198,33 @@ def test_the_repro_of_a_case_is_what_the_probe_sends() -> None:
     assert f'-H "x-api-key: ${KEY_ENV}"' in repro
     assert "-H 'anthropic-version: 2023-06-01'" in repro
     assert '"max_tokens": 8' in repro and "it'\"'\"'s" in repro
+
+
+def test_sdk_findings_name_their_call_and_replay_what_the_sdk_sent(
+        make_gateway: MakeGateway, tmp_path: Path) -> None:
+    pytest.importorskip("openai")
+    pytest.importorskip("anthropic")
+    gateway = make_gateway(faults=("flaky-500",), timing=Timing(0, 0))
+    target = Target(gateway.base_url, "ohmygpt", KEY, KEY_ENV)
+    result = run_conformance(target, ConformanceOptions(select="sdk", report_dir=tmp_path))
+    assert result.exit_code == 1 and result.findings
+    for f in result.findings:
+        assert f.case.split(" SDK: ")[0] in ("openai", "anthropic") and f.evidence, f
+    replayable = [f for f in result.findings if f.repro]
+    assert replayable, result.findings
+    for f in replayable:
+        assert f.repro.startswith("curl -sS -i ") and f"${KEY_ENV}" in f.repro
+        assert KEY not in f.repro and "HTTP 500" in f.evidence
+
+
+def test_a_golden_mismatch_points_at_the_first_field_that_differs() -> None:
+    from gateprobe.protocols.conformance import first_difference, json_pointer
+
+    golden = {"choices": [{"message": {"role": "assistant"}, "finish_reason": "stop"}],
+              "model": "<model>"}
+    extra_keys = {"choices": [{"message": {"role": "assistant", "x": 1},
+                               "finish_reason": "length"}], "model": "<model>", "y": 2}
+    assert json_pointer(first_difference(golden, extra_keys)) == "/choices/0/finish_reason"
+    assert json_pointer(first_difference(golden, {"choices": []})) == "/choices"
+    assert json_pointer(first_difference(golden, {"choices": golden["choices"]})) == "/model"
+    assert json_pointer(["a/b", "c~d", 0]) == "/a~1b/c~0d/0"

@@ -77,6 +77,11 @@ def curl_command(target: Target, case: Case) -> str:
                    variable=key_variable(target, case), redactor=Redactor(target.secrets))
 
 
+CURL_SETS_ITSELF = frozenset({"host", "content-length", "connection", "accept-encoding"})
+"""Headers a client library sent that curl sets itself (an ``accept-encoding`` copied over
+would make curl print the compressed bytes)."""
+
+
 def curl_of(method: str, url: str, headers: Mapping[str, str], body: str | bytes | None, *,
             streaming: bool, key: str, variable: str, redactor: Redactor) -> str:
     """A ``curl`` command for one request as it was sent (any runner's: the suite's, the
@@ -85,7 +90,8 @@ def curl_of(method: str, url: str, headers: Mapping[str, str], body: str | bytes
     words = ["curl", "-sS", "-i", *(["-N"] if streaming else []),
              "-X", method.upper(), _shell_word(url, key, variable)]
     for name, value in headers.items():
-        words += ["-H", _shell_word(f"{name}: {value}", key, variable)]
+        if name.lower() not in CURL_SETS_ITSELF:
+            words += ["-H", _shell_word(f"{name}: {value}", key, variable)]
     if body is not None:
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
         words += ["--data-binary", _shell_word(text, key, variable)]
