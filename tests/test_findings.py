@@ -228,3 +228,22 @@ def test_a_golden_mismatch_points_at_the_first_field_that_differs() -> None:
     assert json_pointer(first_difference(golden, {"choices": []})) == "/choices"
     assert json_pointer(first_difference(golden, {"choices": golden["choices"]})) == "/model"
     assert json_pointer(["a/b", "c~d", 0]) == "/a~1b/c~0d/0"
+
+
+def test_a_stream_finding_points_into_the_event_it_quotes(make_gateway: MakeGateway,
+                                                           tmp_path: Path) -> None:
+    faults = ("stream-usage-mismatch", "stream-wrong-object", "stream-id-changes",
+              "stream-block-index-gap")
+    gateway = make_gateway(faults=faults, timing=Timing(0, 0))
+    target = Target(gateway.base_url, "ohmygpt", KEY, KEY_ENV)
+    result = run_conformance(target, ConformanceOptions(select="stream", report_dir=tmp_path))
+    pointers = {(f.check_id, f.endpoint, f.pointer) for f in result.findings}
+    for expected in [("stream.usage", "/v1/chat/completions", "/usage/total_tokens"),
+                     ("stream.usage", "/v1/messages", "/usage/output_tokens"),
+                     ("stream.schema", "/v1/chat/completions", "/object"),
+                     ("stream.consistency", "/v1/chat/completions", "/id"),
+                     ("stream.block_index", "/v1/messages", "/index")]:
+        assert expected in pointers, sorted(pointers)
+    for f in result.findings:
+        if f.pointer:  # the field it names is in the event it quotes
+            assert f'"{f.pointer.rsplit("/", 1)[1]}"' in f.evidence, f

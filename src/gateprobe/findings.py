@@ -44,8 +44,9 @@ class Finding:
     case: str = ""
     """The case that produced it (a conformance case id, a tier, a mirror's probe)."""
     pointer: str = ""
-    """The JSON pointer (RFC 6901) of the field at fault in the answer, '' when no one field
-    is (a status, a missing terminator)."""
+    """The JSON pointer (RFC 6901) of the field at fault in the answer (in a stream: in the
+    data of the event quoted as evidence), '' when no one field is (a status, a missing
+    terminator)."""
     repro: str = ""
     """A ``curl`` command that sends the request again, the key as ``$VARIABLE``, '' when the
     request cannot be replayed (an SDK call, a load run)."""
