@@ -27,6 +27,7 @@ from gateprobe.findings import Finding, Severity, collapse
 from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for, max_tokens_of
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
+from gateprobe.redact import CREDENTIAL_HEADERS
 from gateprobe.targets import Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
@@ -198,6 +199,12 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     # schemes in the spec, schemathesis's own auth check cannot tell a bypass from the other.
     schema.config.checks.update(excluded_check_names=["ignored_auth"])
     schema.config.max_stream_events = 5000
+    # Its reproductions mask by name markers ("token" in max_tokens, "key" in any key field):
+    # a repro must show the real parameters, and only credential headers are secrets (the
+    # keys' values are masked in every written file anyway, by gateprobe.redact).
+    sanitization = schema.config.output.sanitization
+    sanitization.keys_to_sanitize = tuple(sorted(CREDENTIAL_HEADERS))
+    sanitization.sensitive_markers = tuple(sorted(CREDENTIAL_HEADERS))
     if not target.is_loopback:
         schema.config.phases.update(phases=["examples", "fuzzing"])
     unserved = [p for p in target.not_served if p.startswith("/")]
