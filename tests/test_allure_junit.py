@@ -118,6 +118,15 @@ def test_the_request_is_attached_next_to_the_answer_and_no_key_anywhere(
         assert "case: " in result["statusDetails"]["message"]
     for path in folder.iterdir():
         assert KEY not in path.read_text(errors="replace"), path.name
+    # JUnit carries the same content, in the failure text of each test
+    failures = list(ET.parse(tmp_path / "junit.xml").getroot().iter("failure"))
+    assert len(failures) == len(failed)
+    for failure in failures:
+        text = failure.get("message", "") + (failure.text or "")
+        for part in ("[error.type]", "case: ", "pointer: /error/type", "evidence: {",
+                     "repro: curl -sS -i -X POST ", "$GP_ALLURE_KEY"):
+            assert part in text, (part, text)
+        assert KEY not in text
     environment = (folder / "environment.properties").read_text()
     assert f"base_url={gateway.base_url}\n" in environment
     assert "profile=ohmygpt\n" in environment and "gateprobe=" in environment
