@@ -164,3 +164,19 @@ def test_load_phases_are_allure_tests_as_junit_lists_them(tmp_path: Path) -> Non
     assert failed["statusDetails"]["message"] == "ttft_p95_ms: 900 > 800"
     attached = tmp_path / "allure-results" / failed["attachments"][0]["source"]
     assert json.loads(attached.read_text()) == latency
+
+
+def test_a_run_folder_gets_its_load_phases_beside_the_suites_allure_results(
+        tmp_path: Path) -> None:
+    from gateprobe.events import RunFinished
+    from gateprobe.redact import Redactor
+    from gateprobe.report.folder import ReportFolder
+
+    phases = (Phase("conformance", "passed"), Phase("latency", "skipped", "not loopback"))
+    ReportFolder(tmp_path, Redactor())(RunFinished(
+        "run", {"name": "embedded", "base_url": "http://127.0.0.1:1", "profile": "ohmygpt"},
+        phases, "2026-01-01T00:00:00Z", "2026-01-01T00:00:01Z", 1.0, 0))
+    assert (tmp_path / "report.html").exists()  # the folder's other files, as before
+    results = allure_results(tmp_path / "allure-results")
+    assert [(r["fullName"], r["status"]) for r in results] == [
+        ("gateprobe.latency#latency", "skipped")]

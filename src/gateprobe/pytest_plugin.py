@@ -315,8 +315,9 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
 def record(config: pytest.Config, endpoint: str, findings: list[Finding]) -> None:
     """Add findings to the run's summary, an identical one of the same case counted into the
     one already there (a fuzzed operation fails the same way on many examples)."""
-    recorded = config.stash[FINDINGS_KEY][endpoint]
-    recorded[:] = collapse([*recorded, *findings])
+    if findings:
+        recorded = config.stash[FINDINGS_KEY][endpoint]
+        recorded[:] = collapse([*recorded, *findings])
 
 
 @pytest.fixture
