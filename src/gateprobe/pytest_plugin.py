@@ -364,7 +364,8 @@ def attach_exchange(repro: str, status: int | None, body: str) -> None:
 
 
 def _allure_module() -> Any:
-    """allure-pytest's API when it is installed and this run writes Allure results."""
+    """allure-pytest's API when it is installed (None otherwise); its calls do nothing in a
+    run without ``--alluredir``."""
     try:
         import allure
     except ImportError:
