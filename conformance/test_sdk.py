@@ -20,7 +20,7 @@ from gateprobe.checks import Context, Exchange, Family
 from gateprobe.dryrun import SDK_MAX_TOKENS
 from gateprobe.findings import Finding, Severity
 from gateprobe.probe import curl_of, paced, retry_after_s
-from gateprobe.pytest_plugin import admit_tokens, describe
+from gateprobe.pytest_plugin import admit_tokens, attach_exchange, attach_findings, describe
 from gateprobe.redact import Redactor
 from gateprobe.runstate import RunState
 from gateprobe.targets import Target
@@ -215,6 +215,9 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
         found = [replace(f, case=f"{sdk} SDK: {name}", repro=repro) for f in found]
         for finding in found:
             record(finding)
+        attach_exchange(repro or "(no request kept: no answer came)",
+                        response.status_code if response is not None else None, evidence)
+        attach_findings(found)
         pytest.fail(describe(found), pytrace=False)
     assert outcome.value, f"[sdk.client] {endpoint}: the {sdk} SDK returned nothing"
 

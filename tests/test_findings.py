@@ -7,6 +7,7 @@ answer is worse than none.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -215,6 +216,10 @@ def test_sdk_findings_name_their_call_and_replay_what_the_sdk_sent(
     for f in replayable:
         assert f.repro.startswith("curl -sS -i ") and f"${KEY_ENV}" in f.repro
         assert KEY not in f.repro and "HTTP 500" in f.evidence
+    results = [json.loads(p.read_text()) for p in (tmp_path / "allure-results").glob(
+        "*-result.json")]
+    attached = [[a["name"] for a in r["attachments"]] for r in results if r["status"] == "failed"]
+    assert attached and all(names == ["request", "answer", "findings"] for names in attached)
 
 
 def test_a_golden_mismatch_points_at_the_first_field_that_differs() -> None:
