@@ -289,6 +289,11 @@ _SESSION = _bounded_session()
 def _call(case: Any) -> None:
     """Call and validate within the run's bounds; a broken exchange is a finding, and a
     timeout counts towards the breaker, as in the other categories."""
+    from gateprobe.pytest_plugin import allure_story
+
+    path = case.operation.path
+    allure_story("anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else
+                 "openai", path)
     streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
     try:
         case.call_and_validate(session=_SESSION)

@@ -86,6 +86,8 @@ def test_terminal_junit_and_allure_count_the_same_tests_of_a_failing_run(
     assert len({r["historyId"] for r in fuzz}) == len(fuzz) == len(names)
     failed_fuzz = {r["name"].split("[")[0] for r in fuzz if r["status"] == "failed"}
     assert "test_openai_post_v1_chat_completions" in failed_fuzz
+    stories = {label["value"] for r in fuzz for label in r["labels"] if label["name"] == "story"}
+    assert "/v1/chat/completions" in stories  # filed beside the cases of its endpoint
 
     # schemathesis's own reproductions in the failure texts mask credentials, and only them
     # (by default it masks max_tokens too: "token" is one of its markers).

@@ -342,13 +342,18 @@ def _allure(case: Case, repro: str, status: int | None, findings: list[Finding],
             body: str) -> None:
     """One Allure story per endpoint, the request (as its redacted ``curl`` command) attached
     next to the (redacted) answer, and the findings as JSON, when allure runs."""
-    allure = _allure_module()
-    if allure is None:
-        return
-    allure.dynamic.feature(case.family)
-    allure.dynamic.story(case.path)
+    allure_story(case.family, case.path)
     attach_exchange(repro, status, body)
     attach_findings(findings)
+
+
+def allure_story(family: str, endpoint: str) -> None:
+    """File the current test under its API family and endpoint in Allure's behaviours view,
+    whichever category it belongs to (a case, a fuzzed operation), when allure runs."""
+    allure = _allure_module()
+    if allure is not None:
+        allure.dynamic.feature(family)
+        allure.dynamic.story(endpoint)
 
 
 def attach_exchange(repro: str, status: int | None, body: str) -> None:
