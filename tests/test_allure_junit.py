@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.events import Phase
+from gateprobe.findings import Finding, Severity
 from gateprobe.pytest_plugin import write_allure_environment
 from gateprobe.reference import Timing
 from gateprobe.report.allure_results import write_phases
@@ -149,9 +150,11 @@ def test_load_phases_are_allure_tests_as_junit_lists_them(tmp_path: Path) -> Non
         {"tier": "vip", "problems": []}]}}
     latency = {"slo_names": ["ttft_p95_ms", "e2e_p95_ms"],
                "reasons": ["ttft_p95_ms: 900 > 800"]}
+    twice = Finding("response.status", "/v1/models", Severity.HIGH, "200", "status 502")
     phases = [Phase("rate-limits", "failed", "", "rate-limits", verdict),
               Phase("latency", "failed", "", "latency", latency),
-              Phase("compare", "skipped", "not loopback")]
+              Phase("compare", "skipped", "not loopback"),
+              Phase("mirror b", "failed", "", "", {}, [twice, twice])]
     merge_junit(tmp_path, phases)
     write_phases(tmp_path / "allure-results", phases)
     results = allure_results(tmp_path / "allure-results")
@@ -160,7 +163,9 @@ def test_load_phases_are_allure_tests_as_junit_lists_them(tmp_path: Path) -> Non
                        ("gateprobe.rate-limits", "tier vip"): "passed",
                        ("gateprobe.latency", "slo ttft_p95_ms"): "failed",
                        ("gateprobe.latency", "slo e2e_p95_ms"): "passed",
-                       ("gateprobe.compare", "compare"): "skipped"}
+                       ("gateprobe.compare", "compare"): "skipped",
+                       ("gateprobe.mirror b", "response.status /v1/models"): "failed"}
+    assert len(results) == 7 and len({r["historyId"] for r in results}) == 7
     assert allure_totals(tmp_path / "allure-results") == junit_totals(tmp_path / "junit.xml")
     failed = next(r for r in results if r["name"] == "slo ttft_p95_ms")
     assert failed["statusDetails"]["message"] == "ttft_p95_ms: 900 > 800"

@@ -14,6 +14,7 @@ import hashlib
 import json
 import time
 import uuid
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,21 @@ def write_phases(results_dir: Path, phases: Sequence[Phase]) -> list[Path]:
     written: list[Path] = []
     now_ms = int(time.time() * 1000)
     for phase in phases:
+        seen: Counter[str] = Counter()
         for name, failure, skip in verdict_items(phase):
-            written.append(_write(results_dir, phase, name, failure, skip, now_ms))
+            seen[name] += 1  # two items of one name (a check failing twice on a mirror) are
+            # two tests in JUnit: two historyIds here, or Allure would fold them into one
+            full_name = f"gateprobe.{phase.name}#{name}" + \
+                (f" ({seen[name]})" if seen[name] > 1 else "")
+            written.append(_write(results_dir, phase, full_name, name, (failure, skip), now_ms))
     return written
 
 
-def _write(results_dir: Path, phase: Phase, name: str, failure: str, skip: str,
-           now_ms: int) -> Path:
+def _write(results_dir: Path, phase: Phase, full_name: str, name: str,
+           outcome: tuple[str, str], now_ms: int) -> Path:
     results_dir.mkdir(parents=True, exist_ok=True)
     suite = f"gateprobe.{phase.name}"
-    full_name = f"{suite}#{name}"
+    failure, skip = outcome
     status = "failed" if failure or phase.status == ERROR else \
         "skipped" if skip or phase.status == SKIPPED else "passed"
     result_id = str(uuid.uuid4())
