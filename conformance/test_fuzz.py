@@ -23,10 +23,11 @@ import pytest
 
 from gateprobe import transport
 from gateprobe.cases import models_family
-from gateprobe.findings import Finding, Severity
+from gateprobe.findings import Finding, Severity, collapse
 from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for, max_tokens_of
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
+from gateprobe.redact import CREDENTIAL_HEADERS
 from gateprobe.targets import Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
@@ -111,28 +112,85 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
         names.append("stream.grammar")
     selected = checks.select(names)
     findings = checks.run_checks(Context.of(target, family, expect), exchange, selected)
+    repro = _repro(response.request)
+    _REPROS[(case.method, path)] = repro
+    findings = collapse(replace(f, case=_label(case), repro=repro) for f in findings)
     config = fuzz_guard.get("config")
     if config is not None:
-        from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY
+        from gateprobe.pytest_plugin import (
+            OUTCOMES_KEY,
+            attach_exchange,
+            attach_findings,
+            record,
+        )
 
         config.stash[OUTCOMES_KEY][case.operation.path] += 1
-        label = f"fuzz {case.method} {case.operation.path}"
-        config.stash[FINDINGS_KEY][case.operation.path].extend(
-            replace(f, case=label) for f in findings)
+        record(config, case.operation.path, findings)
+        if findings:  # the call that failed, not every example's
+            from gateprobe.redact import Redactor
+
+            answer = response.content[:4000].decode("utf-8", "replace")
+            attach_exchange(repro, response.status_code, Redactor(target.secrets).text(answer))
+            attach_findings(findings)
     if findings:
         raise AssertionError(describe(findings))
     return None
+
+
+_REPROS: dict[tuple[str, str], str] = {}
+"""(method, path) -> the ``curl`` repro of the operation's last request: schemathesis's own
+failures of that call are reported with it."""
+
+
+def _label(case: Any) -> str:
+    return f"fuzz {case.method} {case.operation.path}"
+
+
+def _repro(request: Any) -> str:
+    """The ``curl`` command of a request as requests sent it (a ``PreparedRequest``), the
+    key as ``$VARIABLE``."""
+    from gateprobe.probe import curl_of
+    from gateprobe.redact import Redactor
+
+    target = fuzz_guard["guard"].target
+    headers = {k: str(v) for k, v in request.headers.items()}
+    body = request.body
+    streaming = isinstance(body, (bytes, str)) and re.search(
+        r'"stream"\s*:\s*true', body if isinstance(body, str) else body.decode("utf-8", "replace"))
+    return curl_of(request.method, request.url, headers, body, streaming=bool(streaming),
+                   key=target.api_key, variable=target.api_key_env,
+                   redactor=Redactor(target.secrets))
+
+
+def _case_repro(case: Any) -> str:
+    """The repro of a call that got no answer, rebuilt from the case as it would be sent."""
+    import requests
+
+    kwargs = case.as_transport_kwargs(base_url=_target.base_url)
+    prepared = requests.Request(
+        kwargs["method"], kwargs["url"], headers={**kwargs.get("headers", {}),
+                                                  **_auth_headers(case.operation.path)},
+        params=kwargs.get("params"), json=kwargs.get("json"), data=kwargs.get("data")).prepare()
+    return _repro(prepared)
+
+
+def _spec_headers(name: str, target: Target) -> dict[str, str]:
+    """The credentials (and version) every fuzzed request of a spec carries."""
+    if name == "anthropic" and target.profile == "anthropic":
+        return {"x-api-key": target.api_key, "anthropic-version": "2023-06-01"}
+    return {"authorization": f"Bearer {target.api_key}"}
+
+
+def _auth_headers(path: str) -> dict[str, str]:
+    anthropic = path.startswith(("/v1/complete", "/v1/messages"))
+    return _spec_headers("anthropic" if anthropic else "openai", _target)
 
 
 def _schema(name: str, target: Target, max_examples: int) -> Any:
     from gateprobe.specs import spec_path
 
     schema = schemathesis.openapi.from_path(str(spec_path(name)))  # type: ignore[arg-type]
-    anthropic = name == "anthropic"
-    if anthropic and target.profile == "anthropic":
-        headers = {"x-api-key": target.api_key, "anthropic-version": "2023-06-01"}
-    else:
-        headers = {"authorization": f"Bearer {target.api_key}"}
+    headers = _spec_headers(name, target)
     # No retries of schemathesis's own: a timeout counts towards the breaker, once.
     schema.config.update(base_url=target.base_url, headers=headers,
                          request_timeout=target.timeouts.idle_s, request_retries=0)
@@ -141,6 +199,12 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     # schemes in the spec, schemathesis's own auth check cannot tell a bypass from the other.
     schema.config.checks.update(excluded_check_names=["ignored_auth"])
     schema.config.max_stream_events = 5000
+    # Its reproductions mask by name markers ("token" in max_tokens, "key" in any key field):
+    # a repro must show the real parameters, and only credential headers are secrets (the
+    # keys' values are masked in every written file anyway, by gateprobe.redact).
+    sanitization = schema.config.output.sanitization
+    sanitization.keys_to_sanitize = tuple(sorted(CREDENTIAL_HEADERS))
+    sanitization.sensitive_markers = tuple(sorted(CREDENTIAL_HEADERS))
     if not target.is_loopback:
         schema.config.phases.update(phases=["examples", "fuzzing"])
     unserved = [p for p in target.not_served if p.startswith("/")]
@@ -225,6 +289,11 @@ _SESSION = _bounded_session()
 def _call(case: Any) -> None:
     """Call and validate within the run's bounds; a broken exchange is a finding, and a
     timeout counts towards the breaker, as in the other categories."""
+    from gateprobe.pytest_plugin import allure_story
+
+    path = case.operation.path
+    allure_story("anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else
+                 "openai", path)
     streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
     try:
         case.call_and_validate(session=_SESSION)
@@ -232,8 +301,6 @@ def _call(case: Any) -> None:
         _record_failures(case, list(group.exceptions))
         raise
     except Exception as exc:
-        from gateprobe.pytest_plugin import FINDINGS_KEY
-
         if getattr(exc, "code", None):  # one schemathesis failure
             _record_failures(case, [exc])
             raise
@@ -241,10 +308,12 @@ def _call(case: Any) -> None:
             transport.classify(exc, got_headers=False, streaming=streaming)
         run_state(_config).breaker.record(_target.base_url, streaming, kind)
         if kind != transport.OTHER:
-            _config.stash[FINDINGS_KEY][case.operation.path].append(Finding(
-                kind, case.operation.path, Severity.HIGH, "a whole response in time",
-                f"{type(exc).__name__}: {exc}"[:300],
-                case=f"fuzz {case.method} {case.operation.path}"))
+            from gateprobe.pytest_plugin import record
+
+            detail = f"{type(exc).__name__}: {exc}"[:300]
+            record(_config, case.operation.path, [Finding(
+                kind, case.operation.path, Severity.HIGH, "a whole response in time", detail,
+                f"no answer: {detail}", _label(case), repro=_case_repro(case))])
         raise
 
 
@@ -255,43 +324,63 @@ def _record_failures(case: Any, failures: list[BaseException]) -> None:
     """schemathesis's own failures (an undocumented status, a body the spec does not allow)
     as findings of the run, once each per operation, so reports and the gate see them too.
     ST901 is a custom check's: this module's ``gateprobe`` check recorded those already."""
-    from gateprobe.pytest_plugin import FINDINGS_KEY
+    from gateprobe.pytest_plugin import FINDINGS_KEY, attach_exchange, attach_findings
 
     path = case.operation.path
     recorded = _config.stash[FINDINGS_KEY][path]
+    repro = _REPROS.get((case.method, path)) or _case_repro(case)
     for failure in failures:
         code = getattr(failure, "code", None)
         if not isinstance(code, str) or code == "ST901":
             continue
         check = (getattr(failure, "checks", ()) or (code.lower(),))[0]
         severity = str(getattr(getattr(failure, "severity", None), "name", "medium")).lower()
+        message = f"{getattr(failure, 'title', code)}: {getattr(failure, 'message', '')}"
         finding = Finding(f"fuzz.{check}", path, SEVERITIES.get(severity, Severity.MEDIUM),
-                          f"what the spec says ({code})",
-                          f"{getattr(failure, 'title', code)}: "
-                          f"{getattr(failure, 'message', '')}"[:300],
-                          case=f"fuzz {case.method} {path}")
-        if finding.key not in {f.key for f in recorded}:
+                          f"what the spec says ({code})", message[:300],
+                          _failure_evidence(failure, message), _label(case), repro=repro)
+        same = next((i for i, f in enumerate(recorded) if f.key == finding.key), None)
+        if same is None:
             recorded.append(finding)
+            attach_exchange(repro, None, finding.evidence)
+            attach_findings([finding])
+        else:  # once per operation, counted
+            recorded[same] = replace(recorded[same], count=recorded[same].count + 1)
 
 
-def _has_operations(schema: Any) -> bool:
-    """Whether anything is left to fuzz once unserved endpoints are excluded (schemathesis
-    refuses a test that matches no operation)."""
-    return any(True for _ in schema.get_all_operations())
+def _failure_evidence(failure: BaseException, message: str) -> str:
+    """What schemathesis saw: the failure's own text (its message quotes the answer)."""
+    from gateprobe.redact import Redactor
+
+    return Redactor(_target.secrets).text(message[:600] or str(failure)[:600])
 
 
-if _has_operations(openai_api):
+def _test_name(family: str, operation: Any) -> str:
+    """``test_openai_post_v1_chat_completions``: one name per operation, so JUnit, Allure (its
+    historyId comes from the test's id) and the terminal count and name each on its own."""
+    slug = re.sub(r"[^a-z0-9]+", "_", operation.path.lower()).strip("_")
+    return f"test_{family}_{operation.method.lower()}_{slug}"
 
-    @openai_api.parametrize()
-    def test_openai_operation(case: Any) -> None:
-        """Every operation of specs/openai.yaml, positive and negative."""
-        _call(case)
+
+def _add_operation_tests(family: str, schema: Any) -> None:
+    """One test function per operation of ``schema``, in this module's namespace (pytest
+    collects them by name). A single ``@schema.parametrize()`` test would run every operation
+    as a subtest of one test id: JUnit would name each ``test_openai_operation`` and Allure
+    would fold them into one history entry, counting fewer tests than the terminal."""
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if operation is None:
+            continue
+        name = _test_name(family, operation)
+
+        def test(case: Any) -> None:
+            _call(case)
+
+        test.__name__ = test.__qualname__ = name
+        test.__doc__ = f"{operation.label} of specs/{family}.yaml, positive and negative."
+        globals()[name] = schema.include(name=operation.label).parametrize()(test)
 
 
-anthropic_api = _schema("anthropic", _target, _examples) if _target.serves_anthropic else None
-if anthropic_api is not None and _has_operations(anthropic_api):
-
-    @anthropic_api.parametrize()
-    def test_anthropic_operation(case: Any) -> None:
-        """Every operation of specs/anthropic.yaml, positive and negative."""
-        _call(case)
+_add_operation_tests("openai", openai_api)
+if _target.serves_anthropic:
+    _add_operation_tests("anthropic", _schema("anthropic", _target, _examples))

@@ -19,8 +19,8 @@ from gateprobe.cases import documented_extras
 from gateprobe.checks import Context, Exchange, Family
 from gateprobe.dryrun import SDK_MAX_TOKENS
 from gateprobe.findings import Finding, Severity
-from gateprobe.probe import paced, retry_after_s
-from gateprobe.pytest_plugin import admit_tokens, describe
+from gateprobe.probe import curl_of, paced, retry_after_s
+from gateprobe.pytest_plugin import admit_tokens, attach_exchange, attach_findings, describe
 from gateprobe.redact import Redactor
 from gateprobe.runstate import RunState
 from gateprobe.targets import Target
@@ -154,6 +154,30 @@ def _judge_answer(response: Any, endpoint: str, family: Family, target: Target) 
     return checks.run_checks(Context.of(target, family), exchange, checks.select(ANSWER_CHECKS))
 
 
+def _answer_evidence(response: Any, redactor: Redactor) -> str:
+    """The answer the SDK gave up on, short and redacted ('' when none arrived)."""
+    if response is None:
+        return ""
+    body = response.content[:600].decode("utf-8", "replace") \
+        if response.is_stream_consumed or not response.is_stream else ""
+    kind = response.headers.get("content-type", "(no content-type)")
+    return redactor.text(f"HTTP {response.status_code} {kind}\n{body}".rstrip())
+
+
+def _repro(response: Any, target: Target) -> str:
+    """The ``curl`` command of the request the SDK sent (its httpx request, kept on the
+    answer), the key as ``$VARIABLE``; '' when no answer came to keep it."""
+    request = getattr(response, "request", None)
+    if request is None:
+        return ""
+    headers = dict(request.headers.items())
+    body = request.content or None
+    return curl_of(request.method, str(request.url), headers, body,
+                   streaming=b'"stream":true' in (body or b"").replace(b" ", b""),
+                   key=target.api_key, variable=target.api_key_env,
+                   redactor=Redactor(target.secrets))
+
+
 Call = tuple[str, tuple[str, Callable[[Any], Any]]]
 """A named SDK call: (name, (endpoint, the call on a client))."""
 
@@ -182,10 +206,18 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
         why = (f"no whole answer within the total timeout of {target.timeouts.total_s:g} s"
                if outcome.timed_out else f"{type(outcome.error).__name__}: {outcome.error}")
         message = redactor.text(why)[:300]
+        evidence = found[0].evidence if found else _answer_evidence(response, redactor) \
+            or message
         found.append(Finding("sdk.client", endpoint, Severity.HIGH,
-                             f"the official {sdk} SDK completes and parses the answer", message))
+                             f"the official {sdk} SDK completes and parses the answer", message,
+                             evidence))
+        repro = _repro(response, target)
+        found = [replace(f, case=f"{sdk} SDK: {name}", repro=repro) for f in found]
         for finding in found:
-            record(replace(finding, case=f"{sdk} SDK: {name}"))
+            record(finding)
+        attach_exchange(repro or "(no request kept: no answer came)",
+                        response.status_code if response is not None else None, evidence)
+        attach_findings(found)
         pytest.fail(describe(found), pytrace=False)
     assert outcome.value, f"[sdk.client] {endpoint}: the {sdk} SDK returned nothing"
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Final, Literal
 from urllib.parse import urlsplit
 
@@ -200,9 +200,47 @@ def restore(state: Mapping[str, Check]) -> None:
     _REGISTRY.update(state)
 
 
+EVIDENCE_CHARS = 600
+"""How much of an answer a finding quotes when its check quoted nothing itself."""
+EVENT_EVIDENCE_CHARS = 400
+"""How much of each of a stream's last events (a chunk's fields of interest come late)."""
+STREAM_EVIDENCE_EVENTS = 3
+"""A stream's last events: where a missing terminator, a missing finish or bad usage shows."""
+
+
+def evidence_of(ex: Exchange, redactor: Redactor) -> str:
+    """What came back, short and redacted, for a finding whose check quoted nothing (a stream
+    that never ended, a golden diff, a framing note): the status, the content type and the
+    answer's head, or a stream's last events. Never empty: a person reading the finding must
+    see the answer, not take the check's word for it."""
+    if ex.status is None:
+        return redactor.text(f"no answer: {ex.transport_error or 'nothing received'}")
+    head = f"HTTP {ex.status} {ex.headers.get('content-type', '(no content-type)')}"
+    if ex.events:
+        shown = ex.events[-STREAM_EVIDENCE_EVENTS:]
+        skipped = len(ex.events) - len(shown)
+        lines = [f"... {skipped} earlier events"] if skipped else []
+        lines += [(f"event: {e.type}\n" if e.type != "message" else "") +
+                  f"data: {e.data[:EVENT_EVIDENCE_CHARS]}" for e in shown]
+        text = "\n".join([head, *lines])
+    else:
+        body = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
+        text = f"{head}\n{body}" if body else f"{head} (empty body)"
+    return redactor.text(text)
+
+
 def run_checks(ctx: Context, exchange: Exchange,
                checks: Iterable[Check] | None = None) -> list[Finding]:
-    """Run checks on one exchange; a check that raises is reported, not propagated."""
+    """Run checks on one exchange; a check that raises is reported, not propagated. A finding
+    its check left without evidence gets the exchange's (``evidence_of``)."""
+    findings = _run(ctx, exchange, checks)
+    if any(not f.evidence for f in findings):
+        evidence = evidence_of(exchange, ctx.redactor)
+        findings = [f if f.evidence else replace(f, evidence=evidence) for f in findings]
+    return findings
+
+
+def _run(ctx: Context, exchange: Exchange, checks: Iterable[Check] | None) -> list[Finding]:
     findings: list[Finding] = []
     for chk in all_checks() if checks is None else checks:
         try:

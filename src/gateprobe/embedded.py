@@ -70,7 +70,8 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         auth_styles=frozenset({"bearer"}),  # as the documented gateway: Bearer only
         strictness="strict-upstream",  # our double follows the upstream wire to the letter
         endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None
-        else EMBEDDED_ENDPOINTS)
+        else EMBEDDED_ENDPOINTS,
+        no_permission_key_env="GATEPROBE_EMBEDDED_NO_PERMISSION_KEY")
 
 
 @contextmanager

@@ -6,6 +6,8 @@ with a size cap: a gateway that answers with several hundred MB gets a finding, 
 
 from __future__ import annotations
 
+import json
+import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -17,6 +19,7 @@ from gateprobe import transport
 from gateprobe.cases import BAD_KEY, Case
 from gateprobe.checks import Exchange
 from gateprobe.fuzz_guard import clamp_tokens
+from gateprobe.redact import Redactor
 from gateprobe.runstate import BREAKER_THRESHOLD, Breaker, RunState
 from gateprobe.sse import Event, SSEParser
 from gateprobe.targets import Target, credentials
@@ -46,6 +49,69 @@ def auth_headers(target: Target, case: Case) -> dict[str, str]:
         return {"authorization": f"Bearer {key}"} if "x-api-key" in headers \
             else {"x-api-key": key}
     return headers
+
+
+def key_variable(target: Target, case: Case) -> str:
+    """The environment variable the key a case sends came from ('' for none, or for a
+    deliberately wrong key, which is no secret and is written as it is)."""
+    if case.auth in ("none", "bad"):
+        return ""
+    if case.auth == "no_permission":
+        return target.no_permission_key_env or "GATEPROBE_NO_PERMISSION_KEY"
+    return target.api_key_env
+
+
+def curl_command(target: Target, case: Case) -> str:
+    """A ``curl`` command that sends exactly what ``send`` sends for ``case``: the method, the
+    URL, every header and the body (token caps applied), the key as ``$VARIABLE`` so the
+    command can be pasted into a bug report and run by whoever holds the key."""
+    parts = _request_parts(target, case)
+    headers: dict[str, str] = parts["headers"]
+    if "json" in parts:
+        body: str | bytes | None = json.dumps(parts["json"], ensure_ascii=False)
+        headers = {**headers, "content-type": "application/json"}
+    else:
+        body = parts.get("content")
+    return curl_of(case.method, target.base_url + case.path, headers, body,
+                   streaming=is_streaming(case), key=sent_key(target, case),
+                   variable=key_variable(target, case), redactor=Redactor(target.secrets))
+
+
+CURL_SETS_ITSELF = frozenset({"host", "content-length", "connection", "accept-encoding"})
+"""Headers a client library sent that curl sets itself (an ``accept-encoding`` copied over
+would make curl print the compressed bytes)."""
+
+
+def curl_of(method: str, url: str, headers: Mapping[str, str], body: str | bytes | None, *,
+            streaming: bool, key: str, variable: str, redactor: Redactor) -> str:
+    """A ``curl`` command for one request as it was sent (any runner's: the suite's, the
+    fuzzer's), with ``key`` written as ``$variable`` wherever it appears and any other secret
+    masked. Streams get ``-N``: curl would otherwise buffer the events it shows."""
+    words = ["curl", "-sS", "-i", *(["-N"] if streaming else []),
+             "-X", method.upper(), _shell_word(url, key, variable)]
+    for name, value in headers.items():
+        if name.lower() not in CURL_SETS_ITSELF:
+            words += ["-H", _shell_word(f"{name}: {value}", key, variable)]
+    if body is not None:
+        text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+        words += ["--data-binary", _shell_word(text, key, variable)]
+    return redactor.text(" ".join(words))
+
+
+def _shell_word(text: str, key: str, variable: str) -> str:
+    """``text`` as one shell word, the key in it replaced by a reference to its variable."""
+    if not key or not variable or key not in text:
+        return shlex.quote(text)
+
+    def escaped(part: str) -> str:  # inside double quotes, only these four are special
+        return "".join("\\" + c if c in '\\"$`' else c for c in part)
+
+    first, *rest = text.split(key)
+    word = escaped(first)
+    for part in rest:  # $VAR, or ${VAR} where the text goes on with a name's character
+        braced = bool(part) and (part[0].isalnum() or part[0] == "_")
+        word += (f"${{{variable}}}" if braced else f"${variable}") + escaped(part)
+    return f'"{word}"'
 
 
 MAX_RETRIES_429 = 2

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -35,7 +36,7 @@ from gateprobe.cases import (
     stream_cases,
 )
 from gateprobe.errors import GateprobeError
-from gateprobe.findings import Finding
+from gateprobe.findings import Finding, collapse
 from gateprobe.redact import Redactor, redact_file
 from gateprobe.runstate import RunState
 from gateprobe.targets import (
@@ -283,7 +284,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
     from gateprobe.cases import information_line
     from gateprobe.checks import Context, run_checks
     from gateprobe.fuzz_guard import clamp_tokens, max_tokens_of
-    from gateprobe.probe import send
+    from gateprobe.probe import curl_command, send
     from gateprobe.protocols.conformance import checks_for, normalized_answer
     from gateprobe.redact import Redactor
 
@@ -306,24 +307,33 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             return []
         ctx = Context.of(gateprobe_target, case.family, case.expect, gateprobe_run.seen_ids,
                          gateprobe_run.input_tokens)
-        findings = [replace(f, case=case.id)
-                    for f in run_checks(ctx, exchange, checks_for(ctx, exchange))]
-        request.config.stash[FINDINGS_KEY][case.path].extend(findings)
+        repro = curl_command(gateprobe_target, case)
+        findings = collapse(replace(f, case=case.id, repro=repro)
+                            for f in run_checks(ctx, exchange, checks_for(ctx, exchange)))
+        record(request.config, case.path, findings)
         request.config.stash[OUTCOMES_KEY][case.path] += 1
-        _allure(case, exchange.status, findings, redactor.text(
+        _allure(case, repro, exchange.status, findings, redactor.text(
             exchange.body[:4000].decode("utf-8", "replace")))
         return findings
 
     return run
 
 
+def record(config: pytest.Config, endpoint: str, findings: list[Finding]) -> None:
+    """Add findings to the run's summary, an identical one of the same case counted into the
+    one already there (a fuzzed operation fails the same way on many examples)."""
+    if findings:
+        recorded = config.stash[FINDINGS_KEY][endpoint]
+        recorded[:] = collapse([*recorded, *findings])
+
+
 @pytest.fixture
 def record_finding(request: pytest.FixtureRequest) -> Callable[[Finding], None]:
     """Add a finding made outside ``judge`` (the SDK tests) to the run's summary."""
-    def record(finding: Finding) -> None:
-        request.config.stash[FINDINGS_KEY][finding.endpoint].append(finding)
+    def add(finding: Finding) -> None:
+        record(request.config, finding.endpoint, [finding])
 
-    return record
+    return add
 
 
 @pytest.fixture
@@ -335,24 +345,76 @@ def count_case(request: pytest.FixtureRequest) -> Callable[[str], None]:
     return count
 
 
-def _allure(case: Case, status: int | None, findings: list[Finding], body: str) -> None:
-    """One Allure story per endpoint, with the (redacted) answer attached, when allure runs."""
-    try:
-        import allure as allure_module
-    except ImportError:
+def _allure(case: Case, repro: str, status: int | None, findings: list[Finding],
+            body: str) -> None:
+    """One Allure story per endpoint, the request (as its redacted ``curl`` command) attached
+    next to the (redacted) answer, and the findings as JSON, when allure runs."""
+    allure_story(case.family, case.path)
+    attach_exchange(repro, status, body)
+    attach_findings(findings)
+
+
+def allure_story(family: str, endpoint: str) -> None:
+    """File the current test under its API family and endpoint in Allure's behaviours view,
+    whichever category it belongs to (a case, a fuzzed operation), when allure runs."""
+    allure = _allure_module()
+    if allure is not None:
+        allure.dynamic.feature(family)
+        allure.dynamic.story(endpoint)
+
+
+def attach_exchange(repro: str, status: int | None, body: str) -> None:
+    """The request (its redacted ``curl`` command) and the (redacted) answer, side by side in
+    Allure, when allure runs."""
+    allure = _allure_module()
+    if allure is None:
         return
-    allure: Any = allure_module  # allure-pytest ships no type hints
-    allure.dynamic.feature(case.family)
-    allure.dynamic.story(case.path)
-    allure.attach(f"status {status}\n\n{body}", name="answer",
+    allure.attach(repro, name="request", attachment_type=allure.attachment_type.TEXT)
+    head = "status unknown" if status is None else f"status {status}"
+    allure.attach(f"{head}\n\n{body}", name="answer",
                   attachment_type=allure.attachment_type.TEXT)
 
 
+def _allure_module() -> Any:
+    """allure-pytest's API when it is installed (None otherwise); its calls do nothing in a
+    run without ``--alluredir``."""
+    try:
+        import allure
+    except ImportError:
+        return None
+    return allure  # allure-pytest ships no type hints
+
+
+def attach_findings(findings: list[Finding]) -> None:
+    """The findings of a test as an Allure attachment, in ``as_json`` form (every field:
+    pointer, evidence, repro, count), when allure runs."""
+    allure = _allure_module()
+    if allure is None or not findings:
+        return
+    allure.attach(json.dumps([f.as_json() for f in findings], indent=2), name="findings",
+                  attachment_type=allure.attachment_type.JSON)
+
+
 def describe(findings: list[Finding]) -> str:
-    """Findings as the failure message of a test."""
-    return "\n".join(f"[{f.check_id}] {f.endpoint}: expected {f.expected}; got {f.observed}"
-                     + (f"\n    evidence: {f.evidence[:200]!r}" if f.evidence else "")
-                     for f in findings)
+    """Findings as the failure message of a test (and so of its JUnit and Allure results):
+    every field a person needs to act on one, each finding once with its count."""
+    return "\n".join(_describe_one(f) for f in findings)
+
+
+def _describe_one(f: Finding) -> str:
+    times = f" (x{f.count})" if f.count > 1 else ""
+    lines = [f"[{f.check_id}] {f.endpoint}{times}: expected {f.expected}; got {f.observed}"]
+    lines += [f"    {label}: {value}" for label, value in (
+        ("case", f.case), ("pointer", f.pointer)) if value]
+    if f.evidence:
+        lines.append("    evidence: " + f.evidence[:EVIDENCE_SHOWN].replace("\n", "\n      "))
+    if f.repro:
+        lines.append(f"    repro: {f.repro}")
+    return "\n".join(lines)
+
+
+EVIDENCE_SHOWN = 400
+"""How much evidence a failure message quotes (the reports have it whole)."""
 
 
 TESTS_KEY = pytest.StashKey[list[tuple[str, str]]]()
@@ -381,6 +443,9 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
         rewrite(path, updates)
         if target is not None:  # an answer that quoted a key must not be committed with it
             redact_file(path, Redactor(target.secrets))
+    alluredir = session.config.getoption("--alluredir", None)
+    if alluredir and target is not None:
+        write_allure_environment(Path(alluredir), target)
     out = session.config.getoption("--findings-json", None)
     if out:
         tests = session.config.stash.get(TESTS_KEY, [])
@@ -392,6 +457,29 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
             "findings": [f.as_json() for endpoint in sorted(findings)
                          for f in findings[endpoint]],
         }, indent=2), encoding="utf-8")
+
+
+def write_allure_environment(alluredir: Path, target: Target) -> Path:
+    """``environment.properties`` in an Allure results folder: what was tested, under which
+    profile, by which gateprobe (Allure shows it on the report's overview). The key's
+    variable is named; no key is written, and a URL's user:password part is dropped."""
+    from gateprobe import __version__
+
+    parts = urlsplit(target.base_url)
+    url = parts._replace(netloc=parts.netloc.rsplit("@", 1)[-1]).geturl()
+    values = {"target": target.name or ("embedded" if target.embedded else url),
+              "base_url": url, "profile": target.profile, "key_variable": target.api_key_env,
+              "gateprobe": __version__}
+    alluredir.mkdir(parents=True, exist_ok=True)
+    path = alluredir / "environment.properties"
+    text = "".join(f"{k}={_property(v)}\n" for k, v in values.items())
+    path.write_text(Redactor(target.secrets).text(text), encoding="utf-8")
+    return path
+
+
+def _property(value: str) -> str:
+    """A value as Java's properties format reads it back (backslash escapes, one line)."""
+    return value.replace("\\", "\\\\").replace("\n", "\\n")
 
 
 def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
@@ -412,7 +500,9 @@ def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> Non
     findings = config.stash[FINDINGS_KEY]
     terminalreporter.section("gateprobe: findings per endpoint")
     for endpoint in sorted(outcomes):
-        by_check = Counter(f.check_id for f in findings.get(endpoint, []))
+        by_check: Counter[str] = Counter()
+        for f in findings.get(endpoint, []):
+            by_check[f.check_id] += f.count
         verdict = ", ".join(f"{k} x{n}" for k, n in sorted(by_check.items())) or "ok"
         terminalreporter.write_line(f"{endpoint:30} {outcomes[endpoint]:3} cases  {verdict}")
 

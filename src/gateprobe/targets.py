@@ -201,6 +201,8 @@ class Target:
         """The error envelopes accepted from it, as declared or as its profile implies."""
         return self.error_envelopes if self.error_envelopes is not None \
             else profile_envelopes(self.profile)
+    no_permission_key_env: str = ""
+    """The variable ``no_permission_key`` came from (a finding's ``curl`` repro names it)."""
 
     @property
     def served(self) -> frozenset[str]:
@@ -317,7 +319,8 @@ def resolve_target(choice: TargetChoice, *, read_keys: bool = True) -> Target:
         target = Target(check_base_url(choice.base_url), choice.profile,
                         api_key, choice.api_key_env,
                         {**DEFAULT_MODELS, **models},
-                        key(no_permission) if no_permission else None, choice.timeouts)
+                        key(no_permission) if no_permission else None, choice.timeouts,
+                        no_permission_key_env=no_permission or "")
     if choice.endpoints is not None:
         target = replace(target, endpoints=check_endpoints(choice.endpoints))
     if choice.rate_algorithm is not None:
@@ -514,7 +517,8 @@ class TargetEntry:
                       api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm,
                       auth_styles=self.auth, strictness=self.strictness,
                       max_tokens=self.max_tokens, error_envelopes=self.error_envelopes,
-                      rate_headers=self.rate_headers)
+                      rate_headers=self.rate_headers,
+                      no_permission_key_env=self.no_permission_key_env or "")
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:

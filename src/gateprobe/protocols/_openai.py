@@ -108,11 +108,12 @@ class OpenAIChunkGrammar(GrammarBase):
         if payload.get("object") != self.OBJECT:
             out.append(self.finding("stream.schema", Severity.MEDIUM,
                                     f"object {self.OBJECT!r}",
-                                    f"object {payload.get('object')!r}", event))
+                                    f"object {payload.get('object')!r}", event, "/object"))
         if not isinstance(payload.get("id"), str) or not is_int(payload.get("created")):
             out.append(self.finding("stream.schema", Severity.MEDIUM,
                                     "id (string) and created (integer) on every chunk",
-                                    "id or created missing or mistyped", event))
+                                    "id or created missing or mistyped", event,
+                                    "/created" if isinstance(payload.get("id"), str) else "/id"))
         if self._first is None:
             self._first = payload
         else:
@@ -121,11 +122,11 @@ class OpenAIChunkGrammar(GrammarBase):
                     out.append(self.finding(
                         "stream.consistency", Severity.MEDIUM, f"the same {name} on every chunk",
                         f"{name} changed from {self._first.get(name)!r} to "
-                        f"{payload.get(name)!r}", event))
+                        f"{payload.get(name)!r}", event, f"/{name}"))
         choices = payload.get("choices")
         if not isinstance(choices, list):
             out.append(self.finding("stream.schema", Severity.MEDIUM, "choices is an array",
-                                    f"choices is {type(choices).__name__}", event))
+                                    f"choices is {type(choices).__name__}", event, "/choices"))
             return out
         if not choices:
             return out + self._check_usage_chunk(payload, event)
@@ -133,15 +134,16 @@ class OpenAIChunkGrammar(GrammarBase):
         if self.expect_usage and not absent_ok and payload.get("usage", "absent") is not None:
             out.append(self.finding("stream.usage", Severity.LOW,
                                     "usage: null on chunks before the usage chunk",
-                                    f"usage: {payload.get('usage', 'absent')!r}", event))
-        for choice in choices:
-            out += self._check_choice(choice, event)
+                                    f"usage: {payload.get('usage', 'absent')!r}", event,
+                                    "/usage"))
+        for position, choice in enumerate(choices):
+            out += self._check_choice(choice, event, f"/choices/{position}")
         return out
 
-    def _check_choice(self, choice: Any, event: Event) -> list[Finding]:
+    def _check_choice(self, choice: Any, event: Event, at: str) -> list[Finding]:
         if not isinstance(choice, dict) or not is_int(choice.get("index")):
             return [self.finding("stream.schema", Severity.MEDIUM, "choices[] with an index",
-                                 "a choice without an integer index", event)]
+                                 "a choice without an integer index", event, f"{at}/index")]
         out: list[Finding] = []
         index = choice["index"]
         if index in self._finished:
@@ -156,7 +158,8 @@ class OpenAIChunkGrammar(GrammarBase):
             if finish not in self.FINISH_REASONS:
                 out.append(self.finding("stream.schema", Severity.MEDIUM,
                                         f"finish_reason one of {sorted(self.FINISH_REASONS)}",
-                                        f"finish_reason {finish!r}", event))
+                                        f"finish_reason {finish!r}", event,
+                                        f"{at}/finish_reason"))
             self._finished.add(index)
         return out
 
@@ -171,17 +174,18 @@ class OpenAIChunkGrammar(GrammarBase):
         if not isinstance(usage, dict):
             return [self.finding("stream.schema", Severity.MEDIUM,
                                  "a chunk with empty choices carries usage",
-                                 "empty choices and no usage", event)]
+                                 "empty choices and no usage", event, "/usage")]
         parts = [usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")]
         if not all(is_int(p) for p in parts):
             return [self.finding("stream.usage", Severity.MEDIUM,
                                  "integer prompt, completion and total tokens",
-                                 f"usage {usage!r}"[:200], event)]
+                                 f"usage {usage!r}"[:200], event, "/usage")]
         prompt, completion, total = parts
         if total != prompt + completion:  # type: ignore[operator]
             return [self.finding("stream.usage", Severity.MEDIUM,
                                  "total_tokens = prompt_tokens + completion_tokens",
-                                 f"{total} != {prompt} + {completion}", event)]
+                                 f"{total} != {prompt} + {completion}", event,
+                                 "/usage/total_tokens")]
         return []
 
     def finish(self) -> list[Finding]:

@@ -11,7 +11,8 @@ from gateprobe.sse import Event, Note
 
 Redact = Callable[[str], str]
 
-EVIDENCE_CHARS = 200
+EVIDENCE_CHARS = 600
+"""Enough of an event to show the field a finding points at (usage comes last in a chunk)."""
 
 _NOTE_SEVERITY = {
     "sse.invalid_utf8": Severity.MEDIUM,
@@ -42,14 +43,15 @@ class GrammarBase:
         parse every event's JSON a second time."""
 
     def finding(self, check_id: str, severity: Severity, expected: str, observed: str,
-                event: Event | None = None) -> Finding:
-        """A finding on this grammar's endpoint, with the event's data as evidence."""
+                event: Event | None = None, pointer: str = "") -> Finding:
+        """A finding on this grammar's endpoint, with the event's data as evidence;
+        ``pointer``: the field at fault in that event's JSON data."""
         evidence = ""
         if event is not None:
             head = f"event: {event.type}\n" if event.type != "message" else ""
             evidence = self._redact(head + "data: " + event.data[:EVIDENCE_CHARS])
         return Finding(check_id, self.endpoint, severity, expected, self._redact(observed),
-                       evidence)
+                       evidence, pointer=pointer)
 
     def decode(self, event: Event, out: list[Finding]) -> dict[str, Any] | None:
         """The event's data as a JSON object, or None with a ``stream.json`` finding."""

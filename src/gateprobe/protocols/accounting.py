@@ -33,10 +33,10 @@ _IPV4_WITH_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d{2,5}\b")
 
 
 def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
-             observed: str) -> Finding:
+             observed: str, pointer: str = "") -> Finding:
     evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
     return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence))
+                   ctx.redactor.text(evidence), pointer=pointer)
 
 
 def _success_json(ex: Exchange) -> dict[str, Any] | None:
@@ -98,28 +98,32 @@ def usage_accounting(ctx: Context, ex: Exchange) -> CheckResult:
     prompt = _int(usage.get("input_tokens" if anthropic else "prompt_tokens"))
     output = _int(usage.get("output_tokens" if anthropic else "completion_tokens"))
     total = _int(usage.get("total_tokens"))
-    problems = []
+    output_field = "/usage/" + ("output_tokens" if anthropic else "completion_tokens")
+    problems: list[tuple[str, str]] = []  # (what is wrong, the field at fault)
     if ex.endpoint == "/v1/embeddings":
         output = 0
     if total is not None and prompt is not None and output is not None and \
             total != prompt + output:
-        problems.append(f"total_tokens {total} is not prompt {prompt} + output {output}")
+        problems.append((f"total_tokens {total} is not prompt {prompt} + output {output}",
+                         "/usage/total_tokens"))
     cap = _cap(ex.request)
     # The cap is per choice: n choices, or one per prompt of a batch, may each use all of it.
     choices = 1 if anthropic else max(1, len(payload.get("choices") or []))
     if cap is not None and output is not None and output > cap * choices:
-        problems.append(f"{output} output tokens for a cap of {cap}"
-                        + (f" per choice ({choices} choices)" if choices > 1 else ""))
+        problems.append((f"{output} output tokens for a cap of {cap}"
+                         + (f" per choice ({choices} choices)" if choices > 1 else ""),
+                         output_field))
     stopped = _stopped_at_cap(ex.endpoint, payload)
     if cap is not None and output is not None and output < cap * stopped:
-        problems.append(f"{output} output tokens, but {stopped} "
-                        f"{'choice' if stopped == 1 else 'choices'} stopped at the cap of "
-                        f"{cap} (at least {cap * stopped}: every choice is billed)")
+        problems.append((f"{output} output tokens, but {stopped} "
+                         f"{'choice' if stopped == 1 else 'choices'} stopped at the cap of "
+                         f"{cap} (at least {cap * stopped}: every choice is billed)",
+                         output_field))
     if output == 0 and _text_of(ex.endpoint, payload):
-        problems.append("0 output tokens for a non-empty text")
+        problems.append(("0 output tokens for a non-empty text", output_field))
     return [_finding(ctx, ex, "usage.accounting", Severity.HIGH,
-                     "usage that adds up and fits the generated text", problem)
-            for problem in problems]
+                     "usage that adds up and fits the generated text", problem, pointer)
+            for problem, pointer in problems]
 
 
 @check("response.id", Severity.MEDIUM, "each answer has a fresh id of its own object")
@@ -138,11 +142,12 @@ def response_id(ctx: Context, ex: Exchange) -> CheckResult:
         out.append(_finding(ctx, ex, "response.id", Severity.MEDIUM,
                             f"an id of this endpoint's object (upstream: {own}...)",
                             f"id {answer_id[:40]!r} has the prefix of another object "
-                            f"({other})"))
+                            f"({other})", "/id"))
     if ctx.seen_ids is not None:
         if answer_id in ctx.seen_ids:
             out.append(_finding(ctx, ex, "response.id", Severity.MEDIUM,
-                                "a fresh id per answer", f"id {answer_id[:40]!r} again"))
+                                "a fresh id per answer", f"id {answer_id[:40]!r} again",
+                                "/id"))
         ctx.seen_ids.add(answer_id)
     return out
 

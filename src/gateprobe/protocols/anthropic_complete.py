@@ -69,7 +69,8 @@ class StreamGrammar(GrammarBase):
         text, reason = payload.get("completion"), payload.get("stop_reason")
         if not isinstance(text, str):
             return [self.finding("stream.schema", Severity.MEDIUM, "completion is a string",
-                                 f"completion is {type(text).__name__}", event)]
+                                 f"completion is {type(text).__name__}", event,
+                                 "/completion")]
         if self._stopped:
             out.append(self.finding("stream.order", Severity.HIGH,
                                     "nothing after the event with a stop_reason",
@@ -79,7 +80,7 @@ class StreamGrammar(GrammarBase):
                 out.append(self.finding("stream.schema", Severity.MEDIUM,
                                         "cumulative completions (each extends the last)",
                                         "a completion that does not extend the previous one",
-                                        event))
+                                        event, "/completion"))
             self._text = text
         else:
             out += self._check_delta(text, event)
@@ -88,7 +89,7 @@ class StreamGrammar(GrammarBase):
             if reason not in STOP_REASONS:
                 out.append(self.finding("stream.schema", Severity.MEDIUM,
                                         f"stop_reason one of {sorted(STOP_REASONS)}",
-                                        f"stop_reason {reason!r}", event))
+                                        f"stop_reason {reason!r}", event, "/stop_reason"))
             self._stopped = True
             if not self.cumulative:
                 self.done = True

@@ -106,12 +106,13 @@ class StreamGrammar(GrammarBase):
                 not isinstance(block.get("type"), str):
             return out + [self.finding("stream.schema", Severity.MEDIUM,
                                        "an integer index and a content_block with a type",
-                                       "index or content_block missing", event)]
+                                       "index or content_block missing", event,
+                                       "/content_block" if is_int(index) else "/index")]
         assert isinstance(index, int)  # is_int above; narrows for the type checker
         if index != self._next_index:
             out.append(self.finding("stream.block_index", Severity.HIGH,
                                     f"the next block has index {self._next_index}",
-                                    f"content_block_start index {index}", event))
+                                    f"content_block_start index {index}", event, "/index"))
         if self._open:
             out.append(self.finding("stream.order", Severity.HIGH,
                                     "a block starts after the previous one stopped",
@@ -132,7 +133,8 @@ class StreamGrammar(GrammarBase):
         if not is_int(index) or not isinstance(delta, dict):
             return [self.finding("stream.schema", Severity.MEDIUM,
                                  "an integer index and a delta object",
-                                 "index or delta missing", event)]
+                                 "index or delta missing", event,
+                                 "/delta" if is_int(index) else "/index")]
         if index not in self._open:
             return [self.finding("stream.order", Severity.HIGH,
                                  "a delta inside its started block",
@@ -141,15 +143,16 @@ class StreamGrammar(GrammarBase):
         if allowed is not None and delta.get("type") not in allowed:
             return [self.finding("stream.schema", Severity.MEDIUM,
                                  f"a {'/'.join(sorted(allowed))} in a {self._open[index]} block",
-                                 f"delta type {delta.get('type')!r}", event)]
+                                 f"delta type {delta.get('type')!r}", event, "/delta/type")]
         if delta.get("type") == "text_delta" and not isinstance(delta.get("text"), str):
             return [self.finding("stream.schema", Severity.MEDIUM, "text_delta.text is a string",
-                                 "text missing or mistyped", event)]
+                                 "text missing or mistyped", event, "/delta/text")]
         if delta.get("type") == "input_json_delta":
             if not isinstance(delta.get("partial_json"), str):
                 return [self.finding("stream.schema", Severity.MEDIUM,
                                      "input_json_delta.partial_json is a string",
-                                     "partial_json missing or mistyped", event)]
+                                     "partial_json missing or mistyped", event,
+                                     "/delta/partial_json")]
             if index in self._tool_blocks:
                 self._tool_blocks[index][1].append(delta["partial_json"])
         return []
@@ -175,18 +178,19 @@ class StreamGrammar(GrammarBase):
         if reason not in STOP_REASONS:
             out.append(self.finding("stream.schema", Severity.MEDIUM,
                                     f"delta.stop_reason one of {sorted(STOP_REASONS)}",
-                                    f"stop_reason {reason!r}", event))
+                                    f"stop_reason {reason!r}", event, "/delta/stop_reason"))
         out += self._tool_use_findings(reason, event)
         usage = payload.get("usage")
         tokens = usage.get("output_tokens") if isinstance(usage, dict) else None
         if not isinstance(tokens, int) or isinstance(tokens, bool):
             out.append(self.finding("stream.usage", Severity.MEDIUM,
                                     "message_delta.usage.output_tokens (cumulative)",
-                                    "no output_tokens", event))
+                                    "no output_tokens", event, "/usage/output_tokens"))
         elif tokens < self._output_tokens:
             out.append(self.finding("stream.usage", Severity.MEDIUM,
                                     "cumulative output_tokens never decrease",
-                                    f"{tokens} after {self._output_tokens}", event))
+                                    f"{tokens} after {self._output_tokens}", event,
+                                    "/usage/output_tokens"))
         else:
             self._output_tokens = tokens
         return out

@@ -9,6 +9,8 @@ route, and the runner, not the gateway, is at fault for provoking it.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
+from dataclasses import replace
 from typing import Any
 
 from gateprobe import transport
@@ -22,7 +24,7 @@ from gateprobe.checks import (
     select,
 )
 from gateprobe.findings import Finding, Severity
-from gateprobe.golden import diff, normalize, normalize_events
+from gateprobe.golden import diff, normalize, normalize_events, prune
 from gateprobe.protocols import (
     _anthropic,
     _gateway,
@@ -36,7 +38,7 @@ from gateprobe.protocols.streams import (
     framing_findings,
     grammar_for,
 )
-from gateprobe.specs import SpecName, event_payload_schemas, schema_errors
+from gateprobe.specs import SpecName, event_payload_schemas, schema_errors, validator
 
 ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                          403: "permission_error", 404: "not_found_error",
@@ -67,10 +69,29 @@ EVIDENCE_CHARS = 300
 
 
 def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
-             observed: str) -> Finding:
+             observed: str, pointer: str = "") -> Finding:
     evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
     return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence))
+                   ctx.redactor.text(evidence), pointer=pointer)
+
+
+def json_pointer(path: Iterable[str | int]) -> str:
+    """RFC 6901: ``["choices", 0, "message"]`` is ``/choices/0/message``."""
+    return "".join("/" + str(part).replace("~", "~0").replace("/", "~1") for part in path)
+
+
+def schema_pointer(spec: SpecName, component: str, instance: object) -> str:
+    """The pointer of the first field ``instance`` gets wrong (in ``schema_errors``' order); a
+    missing required field is named itself, not the object that lacks it."""
+    errors = sorted(validator(spec, component).iter_errors(instance), key=str)
+    if not errors:
+        return ""
+    error = errors[0]
+    path: list[str | int] = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [name for name in error.validator_value if name not in error.instance]
+        path += missing[:1]
+    return json_pointer(path)
 
 
 def _json(ex: Exchange) -> Any:
@@ -218,7 +239,7 @@ def error_type(ctx: Context, ex: Exchange) -> CheckResult:
     wanted = ANTHROPIC_ERROR_TYPES[ex.status]
     if error.type != wanted:
         return [_finding(ctx, ex, "error.type", Severity.MEDIUM, f"type {wanted}",
-                         f"type {error.type} with status {ex.status}")]
+                         f"type {error.type} with status {ex.status}", "/error/type")]
     return []
 
 
@@ -268,8 +289,9 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
         payload = _json(ex)
         errors = schema_errors(spec, body_schema, payload) if payload is not None else [
             "(root): not JSON"]
+        pointer = schema_pointer(spec, body_schema, payload) if payload is not None else ""
         return [_finding(ctx, ex, "response.schema", Severity.MEDIUM,
-                         f"a {body_schema} ({spec} spec)", "; ".join(errors[:3]))
+                         f"a {body_schema} ({spec} spec)", "; ".join(errors[:3]), pointer)
                 ] if errors else []
     if event_schema is None or (ex.endpoint == "/v1/complete" and
                                 ctx.expect.anthropic_version < "2023-06-01"):
@@ -284,9 +306,12 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
         except ValueError:
             continue  # stream.json reports it
         if all(schema_errors(spec, ref, data) for ref in refs):
-            out.append(_finding(ctx, ex, "response.schema", Severity.MEDIUM,
-                                f"each event one of {', '.join(refs)}",
-                                f"event {event.type!r}: {event.data[:120]}"))
+            finding = _finding(ctx, ex, "response.schema", Severity.MEDIUM,
+                               f"each event one of {', '.join(refs)}",
+                               f"event {event.type!r}: {event.data[:120]}")
+            # The event itself, not the stream's first bytes, is what is wrong.
+            out.append(replace(finding, evidence=ctx.redactor.text(
+                f"event: {event.type}\ndata: {event.data[:EVIDENCE_CHARS]}")))
             break  # one is enough to name the problem
     return out
 
@@ -404,9 +429,30 @@ def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
     if not ctx.expect.has_golden or ex.status is None or ex.status != ctx.expect.status \
             or ex.transport_error is not None:
         return NOT_APPLICABLE  # a wrong status or a broken transfer has its own finding
-    difference = diff(ctx.expect.golden, normalized_answer(ex))
+    answer = normalized_answer(ex)
+    difference = diff(ctx.expect.golden, answer)
     if not difference:
         return []
+    pointer = "" if ex.is_stream else json_pointer(first_difference(ctx.expect.golden, answer))
     return [Finding("golden.match", ex.endpoint, Severity.MEDIUM,
                     "the recorded golden answer (normalized)",
-                    ctx.redactor.text(difference[:GOLDEN_DIFF_CHARS]))]
+                    ctx.redactor.text(difference[:GOLDEN_DIFF_CHARS]), pointer=pointer)]
+
+
+def first_difference(pattern: Any, actual: Any, at: tuple[str | int, ...] = (),
+                     ) -> tuple[str | int, ...]:
+    """Where ``actual`` first departs from the golden ``pattern`` (a key of the golden it
+    lacks, a value or a length that differs), as a path; ``at`` itself when the two differ as a
+    whole. Keys the golden does not have are allowed, as ``golden.diff`` allows them."""
+    if isinstance(pattern, dict) and isinstance(actual, dict):
+        for key, value in pattern.items():
+            if key not in actual:
+                return (*at, key)
+            if prune(actual[key], value) != value:
+                return first_difference(value, actual[key], (*at, key))
+        return at
+    if isinstance(pattern, list) and isinstance(actual, list) and len(pattern) == len(actual):
+        for index, (want, got) in enumerate(zip(pattern, actual, strict=True)):
+            if prune(got, want) != want:
+                return first_difference(want, got, (*at, index))
+    return at

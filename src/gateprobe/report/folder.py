@@ -20,6 +20,7 @@ from gateprobe.events import (
     emit,
 )
 from gateprobe.redact import Redactor, redact_tree
+from gateprobe.report import allure_results
 from gateprobe.report import html as report_html
 from gateprobe.report import summary as report_summary
 
@@ -41,7 +42,9 @@ class ReportFolder:
         report_summary.write_json(self.run_dir, summary)
         (self.run_dir / "summary.md").write_text(report_summary.markdown(summary),
                                                  encoding="utf-8")
-        report_summary.merge_junit(self.run_dir, event.phases)  # before the page links it
+        # The files the page links to first: it links only those that exist.
+        report_summary.merge_junit(self.run_dir, event.phases)
+        allure_results.write_phases(self.run_dir / "allure-results", event.phases)
         (self.run_dir / "report.html").write_text(report_html.render(summary, self.run_dir),
                                                   encoding="utf-8")
         redact_tree(self.run_dir, self.redactor)
