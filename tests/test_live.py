@@ -153,3 +153,51 @@ def test_gateprobe_run_with_one_stream_fault(make_gateway: MakeGateway, tmp_path
     assert "stream findings: stream.terminator x" in result.stdout
     assert_each_finding_once(result.stdout, tmp_path)
     assert "FAILED" in (tmp_path / "pytest.log").read_text()
+
+
+def test_on_a_terminal_the_progress_is_one_line_redrawn_in_place() -> None:
+    import pty
+    import select
+
+    main_fd, terminal_fd = pty.openpty()
+    try:
+        with os.fdopen(terminal_fd, "w", closefd=False) as terminal:
+            console = Console(terminal)
+            assert console.is_terminal
+            with console.progress("tests") as progress:
+                progress.update("stream", 3, 12, "findings 2")
+        seen = b""
+        while select.select([main_fd], [], [], 0.5)[0]:
+            seen += os.read(main_fd, 65536)
+    finally:
+        os.close(main_fd)
+        os.close(terminal_fd)
+    text = seen.decode(errors="replace")
+    assert "stream:  3/12 tests" in text and "findings 2" in text
+    assert "\x1b[" in text  # drawn with terminal controls, then erased (transient)
+
+
+def test_verbose_is_a_flag_of_every_command_that_runs_conformance() -> None:
+    from gateprobe.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["conformance"], ["run"], ["gate", "--config", "gate.yaml"]):
+        assert parser.parse_args([*argv, "-v"]).verbose
+        assert not parser.parse_args(argv).verbose
+
+
+def test_ctrl_c_in_the_suite_is_passed_on_not_a_configuration_error(
+        make_gateway: MakeGateway, tmp_path: Path) -> None:
+    """pytest catches Ctrl-C and returns its own exit code 2; the run passes the interrupt on
+    (exit 130, one line) instead of calling it a usage error."""
+    module = tmp_path / "interrupting.py"
+    module.write_text("import gateprobe\n\n\n"
+                      "@gateprobe.check('policy.interrupt', gateprobe.Severity.LOW, 'no')\n"
+                      "def interrupt(ctx, ex):\n"
+                      "    raise KeyboardInterrupt\n")
+    gw = make_gateway(timing=Timing(0, 0))
+    result = gateprobe("conformance", "--base-url", gw.base_url, "--select", "endpoint",
+                       "--checks", str(module))
+    assert result.returncode == 130, result.stdout[-2000:] + result.stderr
+    assert result.stderr == "gateprobe: interrupted\n"
+    assert "Traceback" not in result.stdout

@@ -161,9 +161,11 @@ def run_conformance(target: Target, options: ConformanceOptions,
             code = int(pytest.main(_argv(target, options), plugins=[run, live]))
     finally:
         _redact_outputs(options, Redactor(target.secrets), log)
+    if code == pytest.ExitCode.INTERRUPTED:  # pytest caught Ctrl-C: pass it on as it came
+        raise KeyboardInterrupt
     if code == 5:
         raise UsageError(f"--select {options.select!r} matches no conformance test")
-    if code in (2, 3, 4):
+    if code in (3, 4):
         raise UsageError(f"the conformance suite could not run (pytest exit {code}); "
                          f"see {log}")
     run.result.exit_code = code
