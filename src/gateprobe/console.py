@@ -124,17 +124,27 @@ class Console:
 
         The animation writes to its own copy of the terminal's file descriptor: pytest captures
         descriptor 1 while a test runs, and the redraws must not end up in a test's output."""
-        if not self.is_terminal:
+        fd = self._terminal_fd()
+        if fd is None:
             yield PlainProgress(self, unit, every_s)
             return
         from rich.console import Console as RichConsole
         from rich.progress import BarColumn, TextColumn
         from rich.progress import Progress as RichBar
 
-        with os.fdopen(os.dup(self.out.fileno()), "w", encoding="utf-8") as terminal:
+        with os.fdopen(os.dup(fd), "w", encoding="utf-8") as terminal:
             bar = RichBar(BarColumn(bar_width=20), TextColumn("{task.fields[line]}"),
                           console=RichConsole(file=terminal, force_terminal=True),
                           transient=True, refresh_per_second=4,
                           redirect_stdout=False, redirect_stderr=False)
             with bar:
                 yield RichProgress(bar, unit)
+
+    def _terminal_fd(self) -> int | None:
+        """The descriptor of ``out`` when it is a terminal (None: plain lines)."""
+        if not self.is_terminal:
+            return None
+        try:
+            return self.out.fileno()
+        except (AttributeError, OSError, ValueError):
+            return None
