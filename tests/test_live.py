@@ -11,6 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from gateprobe.console import Console, PlainProgress, progress_text
 from gateprobe.findings import Finding, Severity
 from gateprobe.live import findings_tree, outcome_line
@@ -201,3 +203,34 @@ def test_ctrl_c_in_the_suite_is_passed_on_not_a_configuration_error(
     assert result.returncode == 130, result.stdout[-2000:] + result.stderr
     assert result.stderr == "gateprobe: interrupted\n"
     assert "Traceback" not in result.stdout
+
+
+class FakeLocust:
+    """A Locust process that is still running for ``polls`` waits, then exits 0."""
+
+    def __init__(self, polls: int) -> None:
+        self.polls = polls
+
+    def wait(self, timeout: float | None = None) -> int:
+        if self.polls:
+            self.polls -= 1
+            raise subprocess.TimeoutExpired("locust", timeout or 0)
+        return 0
+
+
+def test_a_load_run_shows_what_its_samples_say_while_it_runs(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from gateprobe.load import runner
+
+    monkeypatch.setattr(runner, "WATCH_EVERY_S", 0.0)  # a line at every poll
+    (tmp_path / "samples.jsonl").write_text(
+        json.dumps({"ok": True, "ttft_ms": 21.0}) + "\n" + json.dumps({"ok": True}) + "\n")
+    plan = SimpleNamespace(out=tmp_path, scenario="latency", duration_s=8.0)
+    out = io.StringIO()
+    code = runner._watch(FakeLocust(polls=2), plan, 60, Console(out), 8.0)  # type: ignore[arg-type]
+    assert code == 0
+    lines = out.getvalue().splitlines()
+    assert lines and all(line.startswith("  latency:  0/8 s  ") for line in lines)
+    assert lines[-1].endswith("2 requests, 0 errors, TTFT p50 21 ms")
