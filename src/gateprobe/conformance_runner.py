@@ -4,20 +4,29 @@
 instance, never through environment variables or files) and returns a ``ConformanceResult``
 with the findings as ``Finding`` objects. argv is built here only because ``pytest.main`` is
 where the suite's run starts.
+
+What people read is the live view (``gateprobe.live``, on the run's ``Console``) and the
+findings grouped at the end; pytest's own report, tracebacks included, goes to ``pytest.log``
+in the run folder (a temporary file without one), and to the terminal too with ``verbose``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib.util
+import io
 import os
 import re
 import sys
+import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -26,6 +35,7 @@ from gateprobe.cases import MARKERS, all_cases, golden_cases
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.findings import Finding
+from gateprobe.live import LiveConformance, findings_tree, outcome_line
 from gateprobe.pytest_plugin import (
     FINDINGS_KEY,
     INFORMATION_KEY,
@@ -65,6 +75,7 @@ class ConformanceOptions:
     """junit.xml, allure-results/ and conformance.json go here."""
     junit: Path | None = None
     verbose: bool = False
+    """pytest's own output on the terminal too (it always goes to ``pytest.log``)."""
     checks: tuple[str, ...] = ()
     """Modules of user-defined checks (``--checks``): a module name or a ``.py`` path."""
 
@@ -101,6 +112,8 @@ class ConformanceResult:
     """Tokens the run's requests asked to generate, all together (each its max_tokens)."""
     information: list[str] = field(default_factory=list)
     """What the target does that it does not declare either way: said, never judged."""
+    log: Path | None = None
+    """pytest's own output of the run (``pytest.log``)."""
 
     @property
     def ok(self) -> bool:
@@ -139,24 +152,99 @@ class SuiteRun:
 
 def run_conformance(target: Target, options: ConformanceOptions,
                     console: Console | None = None) -> ConformanceResult:
-    """Run the suite against ``target``; exit code 0 pass, 1 findings (``UsageError`` for a
-    selection that matches nothing or a suite that cannot run)."""
+    """Run the suite against ``target``, showing its progress and findings on ``console``
+    (standard output by default); exit code 0 pass, 1 findings (``UsageError`` for a selection
+    that matches nothing or a suite that cannot run)."""
     options.check()
     _check_selects_something(target, options)
     load_check_modules(options.checks)
+    console = console or Console()
     run = SuiteRun(target)
-    with _no_plugin_autoload(), _fresh_suite_modules():
-        try:
-            code = int(pytest.main(_argv(target, options), plugins=[run]))
-        finally:
-            _redact_outputs(options, Redactor(target.secrets))
+    log = _log_path(options)
+    console.line(f"conformance suite against {target.base_url} ({target.profile}); "
+                 f"pytest's output in {log}")
+    t0 = time.monotonic()
+    try:
+        with _no_plugin_autoload(), _fresh_suite_modules(), \
+                _pytest_output(log, console if options.verbose else None), \
+                _live(console, options.verbose) as live:
+            code = int(pytest.main(_argv(target, options), plugins=[run, live]))
+    finally:
+        _redact_outputs(options, Redactor(target.secrets), log)
+    if code == pytest.ExitCode.INTERRUPTED:  # pytest caught Ctrl-C: pass it on as it came
+        raise KeyboardInterrupt
     if code == 5:
         raise UsageError(f"--select {options.select!r} matches no conformance test")
-    if code in (2, 3, 4):
-        raise UsageError(f"the conformance suite could not run (pytest exit {code})")
+    if code in (3, 4):
+        raise UsageError(f"the conformance suite could not run (pytest exit {code}); "
+                         f"see {log}")
     run.result.exit_code = code
     run.result.not_served = target.not_served
+    run.result.log = log
+    show_result(run.result, console, time.monotonic() - t0)
     return run.result
+
+
+def show_result(result: ConformanceResult, console: Console, seconds: float) -> None:
+    """The closing lines: the outcome, then the findings grouped check → endpoint → case."""
+    console.line(outcome_line(result.outcomes, result.findings, seconds))
+    for line in findings_tree(result.findings, console.width):
+        console.line(line)
+    if result.budget_spent:
+        console.line("the run's budget ran out: the tests after that point were not run")
+    if result.not_served:
+        console.line(f"not sent (the target does not serve them): "
+                     f"{', '.join(result.not_served)}")
+    for line in result.information:
+        console.line(f"information (not judged): {line}")
+
+
+def _log_path(options: ConformanceOptions) -> Path:
+    """``pytest.log`` in the run folder; without one, a temporary file the run names."""
+    if options.report_dir is not None:
+        options.report_dir.mkdir(parents=True, exist_ok=True)
+        return options.report_dir / "pytest.log"
+    handle, name = tempfile.mkstemp(prefix="gateprobe-pytest-", suffix=".log")
+    os.close(handle)
+    return Path(name)
+
+
+class _Tee(io.TextIOBase):
+    """pytest's output to the log and to the terminal at once (``verbose``)."""
+
+    def __init__(self, *streams: io.TextIOBase | Any) -> None:
+        super().__init__()
+        self.streams = streams
+
+    def write(self, text: str) -> int:
+        for stream in self.streams:
+            stream.write(text)
+        return len(text)
+
+    def flush(self) -> None:
+        for stream in self.streams:
+            stream.flush()
+
+
+@contextmanager
+def _pytest_output(log: Path, terminal: Console | None) -> Iterator[None]:
+    """pytest's reporter writes to ``sys.stdout`` as it is when the run configures: point it
+    at the log (and at the terminal too when asked)."""
+    with log.open("w", encoding="utf-8") as file:
+        stream: Any = _Tee(file, terminal.out) if terminal is not None else file
+        with contextlib.redirect_stdout(stream):
+            yield
+        stream.flush()
+
+
+@contextmanager
+def _live(console: Console, verbose: bool) -> Iterator[LiveConformance]:
+    """The live view's plugin; with ``verbose`` pytest's own lines are the progress."""
+    if verbose:
+        yield LiveConformance(None)
+        return
+    with console.progress("tests") as progress:
+        yield LiveConformance(progress)
 
 
 def _check_selects_something(target: Target, options: ConformanceOptions) -> None:
@@ -192,7 +280,8 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
     # importlib mode: the suite's modules (test_sdk...) must not collide with same-named
     # modules a calling process already imported (the project's own tests run this in-process).
     argv = [str(suite), "-c", str(suite / "pytest.ini"), "--rootdir", str(suite),
-            "--import-mode=importlib", "-v" if options.verbose else "-q",
+            # -v: the log names every test; the terminal shows it only with ``verbose``.
+            "--import-mode=importlib", "-v",
             # Exactly the plugins the suite needs (autoload is off, see below).
             "-p", "gateprobe.pytest_plugin",
             "--timeout-connect-s", str(t.connect_s), "--timeout-first-byte-s",
@@ -255,12 +344,14 @@ def _no_plugin_autoload() -> Iterator[None]:
             os.environ["PYTEST_DISABLE_PLUGIN_AUTOLOAD"] = previous
 
 
-def _redact_outputs(options: ConformanceOptions, redactor: Redactor) -> None:
-    """Mask every key in what the suite wrote (JUnit, Allure, findings), whatever wrote it."""
+def _redact_outputs(options: ConformanceOptions, redactor: Redactor, log: Path) -> None:
+    """Mask every key in what the suite wrote (JUnit, Allure, findings, pytest's log),
+    whatever wrote it."""
     if options.report_dir and options.report_dir.exists():
         redact_tree(options.report_dir, redactor)
-    if options.junit and options.junit.exists():
-        redact_file(options.junit, redactor)
+    for path in (options.junit, log):
+        if path and path.exists():
+            redact_file(path, redactor)
 
 
 def check_selection(expression: str) -> None:

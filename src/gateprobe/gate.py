@@ -285,13 +285,14 @@ class GateResult:
 
 
 def run_gate(config: GateConfig, console: Console, report_dir: Path | None = None,
-             today: dt.date | None = None) -> GateResult:
+             today: dt.date | None = None, *, verbose: bool = False) -> GateResult:
     """Run the gate file's suites against its target, decide, write the report."""
     today = today or dt.date.today()
     with open_target(_choice(config), EMBEDDED, console) as target:
         _check_runnable(config, target)
         options = RunOptions(suites=tuple(config.suites), select=config.select,
-                             latency=config.latency, slo=config.slo, budget_s=config.budget_s)
+                             latency=config.latency, slo=config.slo, budget_s=config.budget_s,
+                             verbose=verbose)
         run_dir = new_run_dir("gate", explicit=report_dir or config.report_dir)
         handlers = handlers_for(run_dir, Redactor(target.secrets), console)
         console.line(f"gateprobe gate ({config.path.name}): {', '.join(config.suites)} "

@@ -70,6 +70,8 @@ class RunOptions:
     max_generated_tokens: int | None = None
     """The conformance phase's cap on the tokens its requests ask for in all."""
     report_dir: Path | None = None
+    verbose: bool = False
+    """pytest's own output of the conformance phase on the terminal too (``-v``)."""
 
     def check(self) -> RunOptions:
         """Itself, with known suites, each once, and a selection of known categories: what a
@@ -139,7 +141,7 @@ def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
                       console: Console) -> Phase:
     """The conformance suite, writing junit.xml, allure-results/ and conformance.json."""
     conformance = ConformanceOptions(select=options.select, report_dir=run_dir,
-                                     checks=options.checks,
+                                     checks=options.checks, verbose=options.verbose,
                                      max_generated_tokens=options.max_generated_tokens)
     if options.budget_s is not None:
         conformance = replace(conformance, budget_s=options.budget_s)

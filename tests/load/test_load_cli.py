@@ -287,6 +287,62 @@ def test_embedded_gateway_by_default(tmp_path: Path) -> None:
     assert "embedded reference gateway" in out and verdict(tmp_path)["requests"] > 0
 
 
+LOOSE_SLO = "ttft_p95_ms: 5000\nerror_rate_max: 0\nstream_findings_max: 0\n"
+
+
+@pytest.mark.timeout(120)  # before the fix the run waited for a human, then its 710 s budget
+def test_web_starts_the_swarm_and_ends_at_the_duration_with_a_verdict(
+        make_gateway: MakeGateway, tmp_path: Path) -> None:
+    gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
+    slo = tmp_path / "slo.yaml"
+    slo.write_text(LOOSE_SLO)
+    port = free_port()
+    code, out, err = latency(gateway.base_url, tmp_path / "run", slo, "--web", "--web-port",
+                             str(port))
+    assert code == 0, out + err
+    assert f"Locust web UI: http://127.0.0.1:{port}/ (the swarm starts now" in out
+    assert "PASS: every objective met" in out
+    assert verdict(tmp_path / "run")["requests"] > 0
+    assert (tmp_path / "run" / "locust.html").exists()
+
+
+@pytest.mark.timeout(120)
+def test_web_wait_runs_from_start_in_the_ui_to_the_duration(make_gateway: MakeGateway,
+                                                           tmp_path: Path) -> None:
+    import threading
+
+    import httpx
+
+    gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
+    slo = tmp_path / "slo.yaml"
+    slo.write_text(LOOSE_SLO)
+    port = free_port()
+    done: list[tuple[int, str, str]] = []
+    run = threading.Thread(target=lambda: done.append(latency(
+        gateway.base_url, tmp_path / "run", slo, "--web", "--web-wait", "--web-port",
+        str(port))))
+    run.start()
+    for _ in range(300):  # the UI comes up; nothing is sent until START
+        try:
+            started = httpx.post(f"http://127.0.0.1:{port}/swarm",
+                                 data={"user_count": 2, "spawn_rate": 2}, timeout=5)
+            break
+        except httpx.TransportError:
+            run.join(timeout=0.1)
+    assert started.json()["success"], started.text
+    run.join(timeout=100)
+    assert not run.is_alive(), "the run did not end after its duration"
+    code, out, err = done[0]
+    assert code == 0, out + err
+    assert "press START there" in out and "PASS: every objective met" in out
+    assert verdict(tmp_path / "run")["requests"] > 0
+
+
+def test_web_wait_without_web_is_refused() -> None:
+    code, _, err = gateprobe("load", "latency", "--web-wait")
+    assert code == 2 and "--web-wait needs --web" in err
+
+
 # -- refusals: one line, exit 2 (or 3), and nothing is sent -----------------------------------
 @pytest.mark.parametrize(("argv", "message"), [
     (["latency", "--base-url", "http://example.com"], "refused: not loopback"),

@@ -41,7 +41,9 @@ def add_parser(sub: Any) -> None:
                       help="print what would be sent, send nothing")
     conf.add_argument("--report-dir", metavar="DIR",
                       help="write junit.xml and allure-results/ into this folder")
-    conf.add_argument("-v", "--verbose", action="store_true", help="one line per case")
+    conf.add_argument("-v", "--verbose", action="store_true",
+                      help="show pytest's own output, one line per test (always in pytest.log: "
+                           "in --report-dir, else a temporary file the run names)")
     conf.add_argument("--max-generated-tokens", type=int, metavar="N",
                       help="stop sending once the run's requests have asked for N tokens in "
                            "all (each counts its max_tokens); the run then fails")

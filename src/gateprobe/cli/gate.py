@@ -18,6 +18,9 @@ def add_parser(sub: Any) -> None:
     gate.add_argument("--dry-run", action="store_true",
                       help="print what would be sent, send nothing")
     gate.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-gate/")
+    gate.add_argument("-v", "--verbose", action="store_true",
+                      help="show pytest's own output of the conformance phase (always in "
+                           "the run folder's pytest.log)")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
@@ -26,4 +29,4 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         return dry_run(config, console)
     report_dir = Path(args.report_dir) if args.report_dir else None
-    return run_gate(config, console, report_dir).exit_code
+    return run_gate(config, console, report_dir, verbose=args.verbose).exit_code

@@ -44,7 +44,11 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")
     shape.add_argument("--slo", metavar="FILE", help="SLO thresholds (default: load/slo.yaml)")
     mode = load.add_argument_group("Locust")
-    mode.add_argument("--web", action="store_true", help="serve Locust's web UI (127.0.0.1)")
+    mode.add_argument("--web", action="store_true",
+                      help="serve Locust's web UI on 127.0.0.1 too (its URL is printed); the "
+                           "swarm starts now and ends at --duration")
+    mode.add_argument("--web-wait", action="store_true",
+                      help="with --web: wait for START in the UI; the run ends --duration after")
     mode.add_argument("--web-port", type=int, default=8089)
     mode.add_argument("--processes", type=int, help="local worker processes (Locust --processes)")
     mode.add_argument("--master", action="store_true", help="be the master of remote workers")
@@ -74,7 +78,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         duration_s=args.duration, arrival=args.arrival, rate=args.rate,
         weights=_weights(args.weight), max_tokens=args.max_tokens,
         max_requests=args.max_requests, max_rps=args.max_rps,
-        slo=Path(args.slo) if args.slo else None, web=args.web, web_port=args.web_port,
+        slo=Path(args.slo) if args.slo else None, web=args.web, web_wait=args.web_wait,
+        web_port=args.web_port,
         processes=args.processes, master=args.master, expect_workers=args.expect_workers,
         worker=args.worker, master_host=args.master_host, master_port=args.master_port,
         report_dir=Path(args.report_dir) if args.report_dir else None).check()

@@ -31,6 +31,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--smoke", action="store_true",
                         help="only a quick smoke probe of every endpoint, no report folder")
     parser.add_argument("--json", action="store_true", help="--smoke: print results as JSON")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="show pytest's own output of the conformance phase (always in "
+                             "the run folder's pytest.log)")
 
 
 def command(args: argparse.Namespace, console: Console) -> int:
@@ -39,7 +42,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
         return _smoke(args, console)
     options = RunOptions(suites=tuple(s.strip() for s in args.suites.split(",") if s.strip()),
                          select=args.select, checks=tuple(args.checks),
-                         max_generated_tokens=args.max_generated_tokens,
+                         max_generated_tokens=args.max_generated_tokens, verbose=args.verbose,
                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
     load_check_modules(options.checks)  # a module that does not import: said before anything
     with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run) as target:

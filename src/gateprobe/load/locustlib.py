@@ -185,6 +185,11 @@ class Session:
         def stop_then_quit() -> None:
             runner.stop()
             runner.quit()
+            # With the web UI, Locust's main waits for the UI, not the runner: stop it too, or
+            # the process (and the verdict written when it quits) waits forever.
+            web_ui = getattr(self.environment, "web_ui", None)
+            if web_ui is not None:
+                web_ui.stop()
 
         gevent.spawn(stop_then_quit)
 

@@ -18,7 +18,7 @@ from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import LoadPlan
 from gateprobe.load.slo import evaluate_latency
-from gateprobe.metrics import aggregate, finite
+from gateprobe.metrics import aggregate, finite, percentile
 
 SAMPLES_FILE = "samples.jsonl"
 VERDICT_FILE = "verdict.json"
@@ -35,6 +35,56 @@ def read_samples(path: Path) -> Iterator[dict[str, Any]]:
                 yield json.loads(line)
             except ValueError:
                 continue
+
+
+class LiveSamples:
+    """The samples file read as the run writes it, for the live line: requests, errors and
+    TTFT p50 so far (the Locust master appends a line per request; a line not yet finished
+    is left for the next read)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.offset = 0
+        self.requests = 0
+        self.errors = 0
+        self.refused = 0
+        self.ttft_ms: list[float] = []
+
+    def poll(self) -> None:
+        """Take in the lines written since the last call."""
+        try:
+            with self.path.open("rb") as file:
+                file.seek(self.offset)
+                data = file.read()
+        except OSError:
+            return
+        complete = data[:data.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        for line in complete.splitlines():
+            try:
+                self._take(json.loads(line))
+            except ValueError:
+                continue
+
+    def _take(self, sample: dict[str, Any]) -> None:
+        if sample.get("dropped"):
+            return
+        self.requests += 1
+        if sample.get("status") == 429:
+            self.refused += 1
+        elif sample.get("ok") is False or sample.get("error"):
+            self.errors += 1
+        if isinstance(sample.get("ttft_ms"), int | float):
+            self.ttft_ms.append(float(sample["ttft_ms"]))
+
+    def text(self) -> str:
+        """What the run has seen so far, in a few words."""
+        line = f"{self.requests} requests, {self.errors} errors"
+        if self.refused:
+            line += f", {self.refused} refused (429)"
+        if self.ttft_ms:
+            line += f", TTFT p50 {percentile(self.ttft_ms, 50):.0f} ms"
+        return line
 
 
 LIMITED_SHARE = 0.5

@@ -19,6 +19,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,7 +39,13 @@ from gateprobe.load.plan import (
     STREAM_ENDPOINTS,
     LoadPlan,
 )
-from gateprobe.load.results import VERDICT_FILE, findings_of, summary_line
+from gateprobe.load.results import (
+    SAMPLES_FILE,
+    VERDICT_FILE,
+    LiveSamples,
+    findings_of,
+    summary_line,
+)
 from gateprobe.load.slo import DEFAULT_SLO_FILE, load_slo, validate
 from gateprobe.redact import Redactor, redact_tree
 from gateprobe.report import new_run_dir
@@ -78,6 +85,9 @@ class LoadOptions:
     slo: Path | Mapping[str, float] | None = None
     """An SLO file, inline thresholds, or None for ``load/slo.yaml``."""
     web: bool = False
+    """Serve Locust's web UI on 127.0.0.1 too; the run starts and ends by itself."""
+    web_wait: bool = False
+    """With ``web``: wait for START in the UI (the duration counts from then)."""
     web_port: int = 8089
     processes: int | None = None
     master: bool = False
@@ -114,6 +124,8 @@ class LoadOptions:
                 raise UsageError(f"--arrival {self.arrival} needs --rate > 0")
             if self.rate > self.max_rps:
                 raise UsageError(f"--rate {self.rate:g} is above --max-rps {self.max_rps:g}")
+        if self.web_wait and not self.web:
+            raise UsageError("--web-wait needs --web")
         if self.master and self.worker:
             raise UsageError("give --master or --worker, not both")
         if self.processes and (self.master or self.worker):
@@ -308,13 +320,16 @@ def _argv(plan: LoadPlan, options: LoadOptions) -> list[str]:
              "--csv", str(out / "locust"), "--html", str(out / "locust.html")]
     if options.web:
         argv += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
+        if not options.web_wait:  # as headless: started now, quit at the duration, UI too
+            argv += ["--autostart", "--autoquit", "0",
+                     "--run-time", f"{math.ceil(plan.duration_s)}s"]
     else:
         argv += ["--headless", "--run-time", f"{math.ceil(plan.duration_s)}s", "--only-summary"]
     if options.processes:
         argv += ["--processes", str(options.processes)]
     if options.master:
         argv += ["--master", "--master-bind-port", str(options.master_port)]
-        if not options.web:
+        if not options.web_wait:  # it starts by itself: once its workers are there
             argv += ["--expect-workers", str(options.expect_workers)]
     return argv
 
@@ -323,27 +338,53 @@ def _locust(plan: LoadPlan, options: LoadOptions, env: Mapping[str, str],
             console: Console) -> int:
     """Run Locust to its end or its budget; its exit code (-1: stopped at the budget)."""
     budget = plan.duration_s + STOP_TIMEOUT_S + 60
-    if options.master or options.worker or options.web:
+    if options.master or options.worker or options.web_wait:
         budget += 600  # waiting for workers (or a human) to start it
-    output = None if options.web else (plan.out / "locust.out").open("wb")
+    if options.web:
+        console.line(f"Locust web UI: http://127.0.0.1:{options.web_port}/ ("
+                     + ("press START there; " if options.web_wait else "the swarm starts now; ")
+                     + f"the run ends {plan.duration_s:g} s after it starts)")
+    output = (plan.out / "locust.out").open("wb")
     try:
         process = subprocess.Popen(_argv(plan, options), env=dict(env), stdout=output,
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            return process.wait(timeout=budget)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-            console.error(f"the load run did not end within its budget of {budget:g} s: "
-                          "stopped")
-            return -1
+            # Waiting for START, the time to go is not known: show the time so far only.
+            return _watch(process, plan, budget, console,
+                          None if options.web_wait else plan.duration_s)
         except KeyboardInterrupt:
             process.terminate()
             process.wait(timeout=30)
             raise
     finally:
-        if output is not None:
-            output.close()
+        output.close()
+
+
+WATCH_EVERY_S = 5.0
+"""How often a load run's live line is brought up to date (plain output: at most this often)."""
+
+
+def _watch(process: subprocess.Popen[bytes], plan: LoadPlan, budget: float,
+           console: Console, duration_s: float | None) -> int:
+    """Wait for Locust, showing requests, errors and TTFT p50 so far; its exit code (-1 when
+    it had to be stopped at ``budget``)."""
+    live = LiveSamples(plan.out / SAMPLES_FILE)
+    t0 = time.monotonic()
+    with console.progress("s", every_s=WATCH_EVERY_S) as progress:
+        while True:
+            try:
+                return process.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:
+                elapsed = time.monotonic() - t0
+                if elapsed >= budget:
+                    break
+                live.poll()
+                progress.update(plan.scenario, round(min(elapsed, duration_s or elapsed)),
+                                duration_s, live.text())
+    process.kill()
+    process.wait()
+    console.error(f"the load run did not end within its budget of {budget:g} s: stopped")
+    return -1
 
 
 def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
@@ -372,9 +413,11 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     reasons = list(verdict["reasons"])
     if code == -1 and not reasons:  # judged fine, but the run had to be stopped
         result.reason += "; stopped at its budget"
-    console.line(f"FAIL: {len(reasons)} objective(s) missed")
-    for reason in reasons:
-        console.line(f"  - {reason}")
+    console.line(f"FAIL: {len(reasons)} objective{'s' if len(reasons) != 1 else ''} missed"
+                 + (f": {'; '.join(reasons)}" if sum(map(len, reasons)) < 200 else ""))
+    if sum(map(len, reasons)) >= 200:  # too long for one line: one line each
+        for reason in reasons:
+            console.line(f"  - {reason}")
     return result
 
 
@@ -422,4 +465,9 @@ def _print_latency(verdict: dict[str, Any], console: Console) -> None:
     overall = summary.get("overall_tokens_per_s")
     console.line(f"times in ms; overall output {_fmt(overall)} tokens/s; "
                  f"{summary['dropped_arrivals']} arrivals dropped; stream findings: "
-                 f"{summary['stream_findings'] or 'none'}")
+                 f"{counts_text(summary['stream_findings'])}")
+
+
+def counts_text(counts: Mapping[str, int]) -> str:
+    """``{'stream.terminator': 908}`` as people write it: ``stream.terminator x908``."""
+    return ", ".join(f"{name} x{n}" for name, n in counts.items()) or "none"
