@@ -35,7 +35,7 @@ def assert_one_line_error(err: str, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        ((), "required: command"),
+        ((), "a command is required (gateprobe --help lists them)"),
         (("serve", "--ttft-ms", "-1"), "--ttft-ms must be >= 0"),
         (("serve", "--rate-window-s", "0"), "--rate-window-s must be > 0"),
         (("serve", "--port", "70000"), "--port must be between 0 and 65535"),

@@ -5,22 +5,22 @@ turns flags into options, calls one entry point of the library and maps its resu
 code. ``GateprobeError`` is caught here and only here: one line on stderr, its exit code, no
 traceback.
 
-Exit codes: 0 pass, 1 findings (the target failed a check), 2 usage or configuration error,
-3 target unreachable, 4 a load run cut short by the target's rate limit (no verdict), 130
-interrupted.
+Exit codes: ``gateprobe.errors.EXIT_CODES`` (rendered into every ``--help``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 
 from gateprobe import __version__
 from gateprobe.cli import compare, conformance, discover, gate, load, run, serve
 from gateprobe.cli._flags import Parser
+from gateprobe.cli._help import Help, epilog
 from gateprobe.console import Console
-from gateprobe.errors import GateprobeError
+from gateprobe.errors import EXIT_CODES, INTERRUPTED_EXIT, GateprobeError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "serve": serve.command, "conformance": conformance.command, "load": load.command,
@@ -29,11 +29,31 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
 }
 
 
+DESCRIPTION = (
+    "Protocol conformance and load testing for LLM API gateways (OpenAI- and "
+    "Anthropic-compatible HTTP APIs): does every endpoint still speak the protocol, do the "
+    "golden answers still match, do the tier limits hold, is streaming fast enough? Without a "
+    "target, every command runs against the embedded reference gateway.")
+"""What the top-level ``--help`` says first (not this module's docstring: that is for us)."""
+
+EXAMPLES = (
+    "run                                   # everything, against the embedded gateway",
+    "run --target staging                  # a target of targets.yaml",
+    "gate --config gate.yaml               # the CI entry point",
+    "compare --target ohmygpt              # every mirror, side by side",
+    "conformance --help                    # a command's flags, examples, exit codes",
+)
+"""The top-level help's examples."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
-    parser = Parser(prog="gateprobe", description=__doc__.splitlines()[0])
+    parser = Parser(prog="gateprobe", description=textwrap.fill(DESCRIPTION, 79),
+                    epilog=epilog(Help("", "", EXAMPLES, tuple(EXIT_CODES))),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gateprobe {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
+                                metavar="COMMAND", title="commands")
     for module in (serve, conformance, load, compare, gate, run, discover):
         module.add_parser(sub)
     return parser
@@ -50,7 +70,7 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")
-        return 130
+        return INTERRUPTED_EXIT
 
 
 def entrypoint() -> None:

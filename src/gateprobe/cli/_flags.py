@@ -27,14 +27,16 @@ class Parser(argparse.ArgumentParser):
     (the console prefixes "gateprobe: "; a subcommand's errors name the subcommand)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        choice = re.match(r"argument command: invalid choice: '([^']*)' \(choose from (.*)\)",
-                          message)
+        choice = re.match(r"argument (?:command|COMMAND): invalid choice: '([^']*)' "
+                          r"\(choose from (.*)\)", message)
         if choice:
             known = re.findall(r"'([^']*)'", choice.group(2))
             close = difflib.get_close_matches(choice.group(1), known, n=1)
             message = (f"unknown command {choice.group(1)!r}"
                        + (f" (did you mean {close[0]!r}?)" if close else "")
                        + f"; commands: {', '.join(known)}")
+        if message == "the following arguments are required: COMMAND":
+            message = "a command is required (gateprobe --help lists them)"
         where = self.prog.removeprefix("gateprobe").strip()
         raise UsageError(f"{where}: {message}" if where else message)
 
