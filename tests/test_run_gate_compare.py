@@ -206,6 +206,22 @@ def test_gate_config_errors(tmp_path: Path, body: str, message: str) -> None:
     assert message in err and err.count("\n") == 1
 
 
+def test_every_mistake_of_a_gate_file_is_reported_at_once(tmp_path: Path) -> None:
+    """An unknown field, a bad expiry, an unknown SLO and a negative one, neither target nor
+    embedded: five lines, one per mistake, exit 2."""
+    body = ("colour: red\nallow: [{check: a, reason: why, expires: someday}]\n"
+            "slo: {ttft_p95: 3, e2e_p95_ms: -1}\n")
+    code, out, err = gateprobe("gate", "--config", str(gate_file(tmp_path, "gate", body)))
+    assert code == 2, out + err
+    lines = err.splitlines()
+    assert len(lines) == 5, err
+    assert all(line.startswith("gateprobe: ") and "gate.yaml: " in line for line in lines)
+    for fragment in ("colour", "allow.0.expires: 'someday' is not a date",
+                     "unknown SLO 'ttft_p95'", "SLO e2e_p95_ms must be a number >= 0",
+                     "either target"):
+        assert sum(fragment in line for line in lines) == 1, (fragment, err)
+
+
 def test_gate_refuses_a_suite_the_target_cannot_run(make_gateway: MakeGateway,
                                                     tmp_path: Path) -> None:
     gateway = make_gateway()

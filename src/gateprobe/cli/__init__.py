@@ -66,7 +66,8 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
         args = build_parser().parse_args(argv)
         return COMMANDS[args.command](args, console)
     except GateprobeError as exc:
-        console.error(str(exc))
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            console.error(line)  # a file with three mistakes: three lines, each prefixed
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")
