@@ -29,7 +29,7 @@ import jsonschema
 from gateprobe.conformance_runner import check_selection
 from gateprobe.console import Console
 from gateprobe.embedded import open_target
-from gateprobe.errors import ConfigError, UsageError
+from gateprobe.errors import INTERRUPTED_EXIT, ConfigError, UsageError
 from gateprobe.events import ERROR, SKIPPED, Phase
 from gateprobe.findings import Finding
 from gateprobe.load.runner import LoadOptions
@@ -37,6 +37,7 @@ from gateprobe.load.slo import mistakes as slo_mistakes
 from gateprobe.pipeline import (
     EMBEDDED,
     SHORT_LATENCY,
+    Interrupted,
     RunOptions,
     RunResult,
     load_refusal,
@@ -305,7 +306,13 @@ def run_gate(config: GateConfig, console: Console, report_dir: Path | None = Non
         console.line(f"gateprobe gate ({config.path.name}): {', '.join(config.suites)} "
                      f"against {target.base_url}; report folder {run_dir}")
         started, t0 = utc_now(), time.monotonic()
-        phases = run_phases(target, options, run_dir, console, handlers)
+        try:
+            phases = run_phases(target, options, run_dir, console, handlers)
+        except Interrupted as stop:  # no decision on part of the suites: the report only
+            finish("gate", target.describe(), stop.phases, started, t0, INTERRUPTED_EXIT,
+                   handlers, {"gate": {"config": str(config.path), "decisions": [],
+                                       "baseline": (config.baseline or {}).get("started")}})
+            raise
         latency = next((latency_digest(p.data) for p in phases
                         if p.name == "latency" and p.data), None)
         decisions = decide(config, phases, latency, today)

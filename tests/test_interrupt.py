@@ -1,0 +1,80 @@
+"""Ctrl-C: exit 130, one line on stderr, no pytest banner, and the phases that finished in the
+report folder."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateprobe import pipeline
+from gateprobe.cli import main
+from gateprobe.console import Console
+
+
+def interrupt(*_: Any) -> Any:
+    raise KeyboardInterrupt
+
+
+def default_sigint() -> None:
+    """A process started in the background inherits SIGINT ignored (and Python then installs
+    no KeyboardInterrupt handler): give the child the default, as a terminal would."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+def phases_of(folder: Path) -> list[str]:
+    summary = json.loads((folder / "summary.json").read_text())
+    return [p["name"] for p in summary["phases"]]
+
+
+@pytest.mark.parametrize("command", ["run", "gate"])
+def test_ctrl_c_after_a_phase_writes_the_partial_report_and_exits_130(
+    command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pipeline, "load_phase", interrupt)  # Ctrl-C in the second phase
+    report = tmp_path / "report"
+    if command == "run":
+        argv = ["run", "--suites", "conformance,latency", "--select", "endpoint"]
+    else:
+        (tmp_path / "gate.yaml").write_text(
+            "embedded: true\nsuites: [conformance, latency]\nselect: endpoint\n")
+        argv = ["gate", "--config", str(tmp_path / "gate.yaml")]
+    out, err = io.StringIO(), io.StringIO()
+    assert main([*argv, "--report-dir", str(report)], Console(out, err)) == 130
+    assert err.getvalue() == "gateprobe: interrupted\n"
+    assert phases_of(report) == ["conformance"]  # the finished phase, not the one under way
+    assert (report / "report.html").is_file() and (report / "summary.md").is_file()
+    assert "INTERRUPTED" in out.getvalue()
+
+
+def test_ctrl_c_in_the_conformance_suite_is_one_line_and_130(tmp_path: Path) -> None:
+    """A real SIGINT to the process while pytest runs the suite: no KeyboardInterrupt banner,
+    not pytest's exit 2, and a report folder all the same."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPROBE_")}
+    report = tmp_path / "report"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gateprobe", "run", "--suites", "conformance", "--report-dir",
+         str(report)], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, preexec_fn=default_sigint)
+    assert proc.stdout is not None
+    lines = []
+    for line in proc.stdout:  # wait until the suite is under way
+        lines.append(line)
+        if "[1/1] conformance suite" in line:
+            break
+    time.sleep(3)  # pytest is collecting or running by now (the whole suite takes minutes)
+    proc.send_signal(signal.SIGINT)
+    rest, err = proc.communicate(timeout=120)
+    out = "".join(lines) + rest
+    assert proc.returncode == 130, out[-2000:] + err[-2000:]
+    assert err == "gateprobe: interrupted\n", err[-2000:]
+    assert "KeyboardInterrupt" not in out and "Traceback" not in out
+    assert phases_of(report) == []
