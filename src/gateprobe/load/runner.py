@@ -421,4 +421,5 @@ def _print_latency(verdict: dict[str, Any], console: Console) -> None:
     overall = summary.get("overall_tokens_per_s")
     console.line(f"times in ms; overall output {_fmt(overall)} tokens/s; "
                  f"{summary['dropped_arrivals']} arrivals dropped; stream findings: "
-                 f"{summary['stream_findings'] or 'none'}")
+                 + (", ".join(f"{check} x{n}" for check, n in summary["stream_findings"].items())
+                    or "none"))
