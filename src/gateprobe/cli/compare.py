@@ -12,7 +12,13 @@ from typing import Any
 
 from gateprobe.cli._flags import add_target_flags, choice_from
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.compare import CompareOptions, dry_run, mirror_names, run_compare
+from gateprobe.compare import (
+    CompareOptions,
+    check_reference,
+    dry_run,
+    mirror_names,
+    run_compare,
+)
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.targets import Target, check_base_url, resolve_target
@@ -51,7 +57,8 @@ def add_parser(sub: Any) -> None:
 def options_from(args: argparse.Namespace) -> CompareOptions:
     """The comparison's options from its flags (checked)."""
     return CompareOptions(samples=args.samples, long_request_s=args.long_request_s,
-                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
+                          report_dir=Path(args.report_dir) if args.report_dir else None,
+                          reference=args.reference).check()
 
 
 def mirrors_from(args: argparse.Namespace) -> tuple[Target, dict[str, str]]:
@@ -76,6 +83,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     An unreachable mirror is a row of the comparison, not an error."""
     options = options_from(args)
     base, mirrors = mirrors_from(args)
+    check_reference(options.reference, mirrors)
     if args.dry_run:
         return dry_run(base, mirrors, options, console)
     return run_compare(base, mirrors, options, console).exit_code
