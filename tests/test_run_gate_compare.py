@@ -233,32 +233,6 @@ def test_gate_refuses_a_suite_the_target_cannot_run(make_gateway: MakeGateway,
     assert code == 2 and "no tier_keys" in err
 
 
-def test_ci_example_is_valid_and_its_files_load(tmp_path: Path) -> None:
-    import yaml
-
-    from gateprobe.gate import load_config
-    from gateprobe.targets import load_targets
-
-    docs = Path(__file__).resolve().parents[1] / "docs"
-    workflow = yaml.safe_load((docs / "ci-example.yml").read_text())
-    steps = workflow["jobs"]["gate"]["steps"]
-    script = next(s["run"] for s in steps if s.get("name") == "Write the target and the gate")
-    targets = script.split("<<'YAML'\n")[1].split("YAML\n")[0]
-    gate = script.split("<<'YAML'\n")[2].split("YAML\n")[0]
-    (tmp_path / "targets.yaml").write_text(targets)
-    (tmp_path / "gate.yaml").write_text(gate)
-    assert "ci" in load_targets(tmp_path / "targets.yaml")
-    assert load_config(tmp_path / "gate.yaml").suites == ["conformance", "rate-limits",
-                                                          "latency"]
-    assert any("gateprobe gate --config gate.yaml" in s.get("run", "") for s in steps)
-    # The documented gate file follows the schema (its target and baseline are examples).
-    import jsonschema
-
-    from gateprobe.gate import GATE_SCHEMA
-
-    jsonschema.validate(yaml.safe_load((docs / "gate.example.yaml").read_text()), GATE_SCHEMA)
-
-
 # -- gateprobe compare --------------------------------------------------------------------------
 def test_compare_shows_exactly_the_differences_of_three_mirrors(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
