@@ -9,15 +9,19 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from gateprobe import pipeline
+from gateprobe import compare, pipeline
 from gateprobe.cli import main
+from gateprobe.compare import MirrorResult
 from gateprobe.console import Console
+from gateprobe.targets import Target
+from gateway_fixtures import MakeGateway
 
 
 def interrupt(*_: Any) -> Any:
@@ -78,3 +82,30 @@ def test_ctrl_c_in_the_conformance_suite_is_one_line_and_130(tmp_path: Path) -> 
     assert err == "gateprobe: interrupted\n", err[-2000:]
     assert "KeyboardInterrupt" not in out and "Traceback" not in out
     assert phases_of(report) == []
+
+
+def test_ctrl_c_during_compare_reports_the_mirrors_that_finished(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def probe(name: str, target: Any, options: Any, stop: Any) -> MirrorResult:
+        if name.endswith(":2"):
+            raise KeyboardInterrupt  # Ctrl-C while this mirror is probed
+        return MirrorResult(name, target.base_url)
+
+    monkeypatch.setattr(compare, "probe_mirror", probe)
+    monkeypatch.setenv("GATEPROBE_API_KEY", "gp-vip-0001")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["compare", "--base-url", "http://127.0.0.1:1", "--base-url",
+                 "http://127.0.0.1:2", "--report-dir", str(tmp_path)], Console(out, err))
+    assert code == 130 and err.getvalue() == "gateprobe: interrupted\n"
+    assert phases_of(tmp_path) == ["mirror 127.0.0.1:1"]
+
+
+def test_a_stopped_mirror_sends_nothing_more(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway()
+    stop = threading.Event()
+    stop.set()
+    result = compare.probe_mirror("a", Target(gateway.base_url, "ohmygpt", "gp-vip-0001"),
+                                  compare.CompareOptions(samples=3), stop)
+    assert result.probes == [] and result.ttft_ms == []
+    assert result.long_request["verdict"] == "not run"

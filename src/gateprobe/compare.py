@@ -25,6 +25,7 @@ import difflib
 import json
 import math
 import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -47,7 +48,7 @@ from gateprobe.cases import (
 )
 from gateprobe.checks import Context, Exchange, run_checks
 from gateprobe.console import Console
-from gateprobe.errors import GateprobeError, TargetUnreachable, UsageError
+from gateprobe.errors import INTERRUPTED_EXIT, GateprobeError, TargetUnreachable, UsageError
 from gateprobe.events import ERROR, FAILED, PASSED, Phase, RunStarted, emit
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import normalize
@@ -228,8 +229,11 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
-def probe_mirror(name: str, target: Target, options: CompareOptions) -> MirrorResult:
-    """Every probe against one mirror (never raises: problems become the row's reason)."""
+def probe_mirror(name: str, target: Target, options: CompareOptions,
+                 stop: threading.Event | None = None) -> MirrorResult:
+    """Every probe against one mirror (never raises: problems become the row's reason).
+    Once ``stop`` is set (Ctrl-C), no further request is sent."""
+    stop = stop or threading.Event()
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 
     result = MirrorResult(name, target.base_url)
@@ -243,20 +247,23 @@ def probe_mirror(name: str, target: Target, options: CompareOptions) -> MirrorRe
         t = target.timeouts
         with httpx.Client(timeout=httpx.Timeout(t.first_byte_s, connect=t.connect_s),
                           follow_redirects=False) as client:
-            _smoke(client, target, redactor, result)
-            _latency(client, target, options, redactor, result)
-            result.long_request = _long_request(client, target, options, result)
+            _smoke(client, target, redactor, result, stop)
+            _latency(client, target, options, redactor, result, stop)
+            if not stop.is_set():
+                result.long_request = _long_request(client, target, options, result)
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         result.reason = redactor.text(_reason(exc))
     return result
 
 
 def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
-           result: MirrorResult) -> None:
+           result: MirrorResult, stop: threading.Event) -> None:
     # One run state per mirror: its breaker stops a hanging mirror's cases after three
     # timeouts, and its ids are compared across this mirror's answers only.
     state = RunState()
     for case in compare_cases(target):
+        if stop.is_set():
+            return
         exchange = send(client, target, case, state)
         ctx = Context.of(target, case.family, case.expect, state.seen_ids)
         findings = run_checks(ctx, exchange)
@@ -277,14 +284,14 @@ def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
 
 
 def _latency(client: httpx.Client, target: Target, options: CompareOptions, redactor: Redactor,
-             result: MirrorResult) -> None:
+             result: MirrorResult, stop: threading.Event) -> None:
     body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
     headers = credentials(target.profile, "openai", target.api_key)
     t = target.timeouts
     for _ in range(options.samples):
-        if result.timeouts >= BREAKER_THRESHOLD:
+        if result.timeouts >= BREAKER_THRESHOLD or stop.is_set():
             break  # a mirror that hangs gets no more of our time
         start = now_ns()
         observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
@@ -388,13 +395,30 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
     return out
 
 
+class MirrorsInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a comparison, carrying the mirrors whose probes had all finished."""
+
+    def __init__(self, results: Sequence[MirrorResult]) -> None:
+        super().__init__()
+        self.results = list(results)
+
+
 def compare(mirrors: Mapping[str, str], base: Target,
             options: CompareOptions) -> list[MirrorResult]:
-    """Probe every mirror concurrently; results in the order given."""
-    with ThreadPoolExecutor(max_workers=max(1, len(mirrors))) as pool:
-        futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options)
-                   for name, url in mirrors.items()]
+    """Probe every mirror concurrently; results in the order given. On Ctrl-C every mirror
+    stops before its next request and ``MirrorsInterrupted`` carries those that finished."""
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, len(mirrors)))
+    futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options, stop)
+               for name, url in mirrors.items()]
+    try:
         return [f.result() for f in futures]
+    except KeyboardInterrupt:
+        stop.set()
+        raise MirrorsInterrupted([f.result() for f in futures if f.done()
+                                  and not f.exception()]) from None
+    finally:
+        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
 
 
 def matrix(results: Sequence[MirrorResult]) -> dict[str, dict[str, str]]:
@@ -589,21 +613,31 @@ def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOption
     emit(handlers, RunStarted("compare", target, str(run_dir),
                               tuple(f"mirror {name}" for name in mirrors)))
     started, t0 = utc_now(), time.monotonic()
-    results = compare(mirrors, base, options)
+    try:
+        results = compare(mirrors, base, options)
+    except MirrorsInterrupted as stopped:  # the mirrors that finished are the report
+        finish("compare", target, [mirror_phase(r, options) for r in stopped.results],
+               started, t0, INTERRUPTED_EXIT, handlers, _extra(stopped.results, options))
+        raise
     rows, diffs = matrix(results), differences(results, options.reference)
     print_comparison(results, rows, diffs, console)
     phases = [mirror_phase(r, options) for r in results]
     code = exit_code_of(results)
-    extra = {"compare": {"mirrors": [r.as_json() for r in results], "matrix": rows,
-                         "differences": diffs, "markdown": markdown_rows(results, diffs),
-                         "reference": options.reference or "",
-                         "options": {"samples": options.samples,
-                                     "long_request_s": options.long_request_s}}}
-    finish("compare", target, phases, started, t0, code, handlers, extra)
+    finish("compare", target, phases, started, t0, code, handlers, _extra(results, options))
     if code == TargetUnreachable.exit_code:
         console.error("no mirror could be reached: " + "; ".join(
             f"{r.name}: {r.reason}" for r in results))
     return CompareResult(code, results, phases, run_dir)
+
+
+def _extra(results: Sequence[MirrorResult], options: CompareOptions) -> dict[str, Any]:
+    """The summary's ``compare`` section."""
+    rows, diffs = matrix(results), differences(results, options.reference)
+    return {"compare": {"mirrors": [r.as_json() for r in results], "matrix": rows,
+                        "differences": diffs, "markdown": markdown_rows(results, diffs),
+                        "reference": options.reference or "",
+                        "options": {"samples": options.samples,
+                                    "long_request_s": options.long_request_s}}}
 
 
 def check_reference(reference: str | None, mirrors: Mapping[str, str]) -> None:
