@@ -79,3 +79,18 @@ def test_the_readme_exit_code_table_is_the_codes_table() -> None:
     readme = README.read_text(encoding="utf-8")
     section = readme[readme.index("## Exit codes\n"):]
     assert exit_codes_markdown() + "\n\n" in section
+
+
+@pytest.mark.parametrize(("argv", "line"), [
+    (["runn"], "gateprobe: unknown command 'runn' (did you mean 'run'?); commands: serve, "
+               "conformance, load, compare, gate, run, discover\n"),
+    (["load", "latncy"], "gateprobe: load: scenario: unknown 'latncy' (did you mean "
+                         "'latency'?); one of rate-limits, latency\n"),
+    (["run", "--profile", "opnai"], "gateprobe: run: --profile: unknown 'opnai' (did you "
+                                    "mean 'openai'?); one of ohmygpt, anthropic, openai\n"),
+    ([], "gateprobe: a command is required (gateprobe --help lists them)\n"),
+])
+def test_a_mistyped_choice_gets_one_line_and_the_closest(argv: list[str], line: str) -> None:
+    err = io.StringIO()
+    assert main(argv, Console(io.StringIO(), err)) == 2
+    assert err.getvalue() == line
