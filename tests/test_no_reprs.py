@@ -4,6 +4,7 @@ list, True/None, an object's address)."""
 from __future__ import annotations
 
 import io
+import json
 import re
 from pathlib import Path
 
@@ -42,3 +43,8 @@ def test_a_run_with_a_stream_fault_prints_no_repr(make_gateway: MakeGateway, tmp
     assert code == 1, out.getvalue() + err.getvalue()
     assert "stream.terminator" in out.getvalue()
     assert_no_repr(out.getvalue() + err.getvalue())
+    summary = json.loads((tmp_path / "r" / "summary.json").read_text())
+    table = out.getvalue()[out.getvalue().rindex("phase "):]
+    for phase in summary["phases"]:  # the closing table cuts no reason short
+        assert phase["reason"] in table, phase["reason"]
+    assert len(summary["phases"][1]["reason"]) > 110

@@ -319,7 +319,7 @@ def run_gate(config: GateConfig, console: Console, report_dir: Path | None = Non
         console.line("")
         if decisions:
             console.table(["decision", "what", "detail"],
-                          [[d.kind, d.what, d.detail[:100]] for d in decisions])
+                          [[d.kind, d.what, d.detail] for d in decisions])
         code = 1 if any(d.fails for d in decisions) else 0
         extra = {"gate": {"config": str(config.path), "decisions":
                           [d.as_json() for d in decisions],

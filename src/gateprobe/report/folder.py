@@ -65,7 +65,7 @@ class ConsoleProgress:
         elif isinstance(event, RunFinished):
             self.console.line("")
             self.console.table(["phase", "result", "details"],
-                               [[p.name, p.status, p.reason[:110]] for p in event.phases])
+                               [[p.name, p.status, p.reason] for p in event.phases])
             where = f": report in {self.report}" if self.report else ""
             verdict = "PASS" if event.exit_code == 0 else "INTERRUPTED: the phases that " \
                 "finished" if event.exit_code == INTERRUPTED_EXIT else "FAIL"
