@@ -24,7 +24,7 @@ import pytest
 from gateprobe import dryrun
 from gateprobe.cases import MARKERS, all_cases, golden_cases
 from gateprobe.console import Console
-from gateprobe.errors import UsageError
+from gateprobe.errors import INTERRUPT, UsageError
 from gateprobe.findings import Finding
 from gateprobe.pytest_plugin import FINDINGS_KEY, OUTCOMES_KEY, RUN_STATE_KEY, TESTS_KEY
 from gateprobe.redact import Redactor, redact_file, redact_tree
@@ -158,7 +158,7 @@ def run_conformance(target: Target, options: ConformanceOptions,
             code = int(pytest.main(_argv(target, options), plugins=[run]))
         finally:
             _redact_outputs(options, Redactor(target.secrets))
-    if run.interrupted:
+    if run.interrupted or INTERRUPT.is_set():  # the latter: a Ctrl-C Python dropped
         raise KeyboardInterrupt
     if code == 5:
         raise UsageError(f"--select {options.select!r} matches no conformance test")

@@ -17,6 +17,8 @@ gateprobe keeps two families of failure apart:
 
 from __future__ import annotations
 
+import threading
+
 
 class GateprobeError(Exception):
     """Root of the errors a user can cause; the message is one line, safe to print."""
@@ -49,6 +51,11 @@ the gateway (it limited as a gateway may), not a mistake of the user's."""
 
 INTERRUPTED_EXIT = 130
 """Exit code of a command stopped with Ctrl-C (128 + SIGINT, as shells report it)."""
+
+INTERRUPT = threading.Event()
+"""Set by the CLI's SIGINT handler. A Ctrl-C that lands in a garbage-collector callback or a
+``__del__`` is printed as "unraisable" and dropped by Python; the runners check this flag where
+a phase ends, so such a Ctrl-C still stops the command (cleared when a command starts)."""
 
 EXIT_CODES: dict[int, str] = {
     0: "pass",

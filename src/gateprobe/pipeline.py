@@ -24,7 +24,7 @@ from gateprobe.conformance_runner import (
 from gateprobe.conformance_runner import dry_run as conformance_dry_run
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded
-from gateprobe.errors import INTERRUPTED_EXIT, RATE_LIMITED_EXIT, ConfigError
+from gateprobe.errors import INTERRUPT, INTERRUPTED_EXIT, RATE_LIMITED_EXIT, ConfigError
 from gateprobe.events import (
     ERROR,
     FAILED,
@@ -148,6 +148,8 @@ def run_phases(target: Target, options: RunOptions, run_dir: Path, console: Cons
         except KeyboardInterrupt:
             raise Interrupted(phases) from None  # the phase under way is dropped, not judged
         emit(handlers, PhaseFinished(i, len(steps), phases[-1]))
+        if INTERRUPT.is_set():  # a Ctrl-C that Python dropped: stop here all the same
+            raise Interrupted(phases)
     return phases
 
 

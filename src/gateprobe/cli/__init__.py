@@ -11,16 +11,20 @@ Exit codes: ``gateprobe.errors.EXIT_CODES`` (rendered into every ``--help``).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
 import textwrap
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 
 from gateprobe import __version__
 from gateprobe.cli import compare, conformance, discover, gate, load, run, serve
 from gateprobe.cli._flags import Parser
 from gateprobe.cli._help import Help, epilog
 from gateprobe.console import Console
-from gateprobe.errors import EXIT_CODES, INTERRUPTED_EXIT, GateprobeError
+from gateprobe.errors import EXIT_CODES, INTERRUPT, INTERRUPTED_EXIT, GateprobeError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "serve": serve.command, "conformance": conformance.command, "load": load.command,
@@ -62,9 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     console = console or Console()
+    INTERRUPT.clear()
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args, console)
+        with _remembering_interrupts():
+            return COMMANDS[args.command](args, console)
     except GateprobeError as exc:
         for line in str(exc).splitlines() or [type(exc).__name__]:
             console.error(line)  # a file with three mistakes: three lines, each prefixed
@@ -72,6 +78,27 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     except KeyboardInterrupt:
         console.error("interrupted")
         return INTERRUPTED_EXIT
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    INTERRUPT.set()  # kept even where Python drops the exception (see errors.INTERRUPT)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _remembering_interrupts() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual and also sets ``INTERRUPT``, in the main
+    thread of a process that has Python's default handler (one that ignores SIGINT keeps
+    ignoring it)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def entrypoint() -> None:
