@@ -35,11 +35,11 @@ def assert_one_line_error(err: str, fragment: str) -> None:
 @pytest.mark.parametrize(
     ("argv", "fragment"),
     [
-        ((), "required: command"),
+        ((), "a command is required (gateprobe --help lists them)"),
         (("serve", "--ttft-ms", "-1"), "--ttft-ms must be >= 0"),
         (("serve", "--rate-window-s", "0"), "--rate-window-s must be > 0"),
         (("serve", "--port", "70000"), "--port must be between 0 and 65535"),
-        (("serve", "--profile", "azure"), "invalid choice: 'azure'"),
+        (("serve", "--profile", "azure"), "--profile: unknown 'azure'; one of "),
         (("serve", "--keys", "/nonexistent/keys.yaml"), "cannot read keys file"),
         (("serve", "--bogus"), "unrecognized arguments: --bogus"),
         (("serve", "--tls-cert", "c.pem"), "--tls-cert and --tls-key go together"),

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 
+from gateprobe.cli import main
+from gateprobe.console import Console
 from gateprobe.errors import ConfigError
 from gateprobe.targets import load_targets, target_entry
 
@@ -103,3 +106,25 @@ def test_envelopes_and_budget_headers_are_capabilities_of_the_entry(tmp_path: Pa
                     "    api_key_env: K\n    error_envelopes: [gatway]\n")
     with pytest.raises(ConfigError, match="error_envelopes"):
         load_targets(path)
+
+
+def test_every_mistake_of_a_targets_file_is_reported_at_once(tmp_path: Path) -> None:
+    """Three mistakes in two targets: three lines, each naming the file and the place, and
+    the command exits 2 with each line prefixed (not a traceback, not the first alone)."""
+    path = tmp_path / "targets.yaml"
+    path.write_text(GOOD.replace("ohmygpt", "azure") + "    allow_lod: true\n"
+                    "  u:\n    base_url: ftp://x\n    profile: openai\n    api_key_env: K\n"
+                    "    api_key: sk-live-abcdefghijklmnop\n")
+    with pytest.raises(ConfigError) as info:
+        load_targets(path)
+    lines = str(info.value).splitlines()
+    assert [line.split(": ")[1] for line in lines] == [
+        "targets.u.api_key", "targets.t.allow_lod", "targets.t.profile", "targets.u.base_url"]
+    assert all(line.startswith(f"{path}: ") for line in lines)
+    assert "sk-live" not in str(info.value)
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["run", "--dry-run", "--target", "t", "--targets", str(path)],
+                Console(out, err)) == 2
+    assert err.getvalue().count("\n") == 4
+    assert all(line.startswith("gateprobe: ") for line in err.getvalue().splitlines())
+    assert "Traceback" not in err.getvalue()

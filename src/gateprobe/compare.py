@@ -4,23 +4,28 @@ For each mirror, concurrently (one thread a mirror, requests sequential within i
 is loaded harder than another):
 
 1. reachability: an unreachable or TLS-broken mirror is a row with its reason, nothing more;
-2. a conformance smoke: one golden case per endpoint, one stream per endpoint, a bad key and an
-   unknown model, judged by every registered check;
+2. a conformance smoke over every endpoint the target serves (each one's plain request from the
+   suite's own case builders, one golden case and one stream per endpoint, a bad key and an
+   unknown model), judged by every registered check;
 3. a latency sample: N streaming chat requests, timed by the one metric definition;
 4. a long-request probe: one non-streaming request asked to run longer than ``--long-request-s``
    (sized from the mirror's own measured token rate), which shows a mirror that cuts long
    requests (the seeds document a CDN cutting at 100 s) and when.
 
 The matrix shows each probe's verdict per mirror; the differences list what mirrors disagree
-on: status codes, the headers that matter (rate-limit headers, the request-id header, content
-type) and the shape of normalized answers.
+on: the checks' verdicts, status codes, the headers that matter (rate-limit headers, the
+request-id header, content type) and the shape of normalized answers, each with every mirror's
+answer side by side. The mirror taken as right is the one ``--reference`` names, or else the
+majority.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import ssl
+import threading
 import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -33,10 +38,17 @@ from urllib.parse import urlsplit
 import httpx
 
 from gateprobe import transport
-from gateprobe.cases import Case, auth_cases, error_cases, golden_cases, stream_cases
-from gateprobe.checks import Context, run_checks
+from gateprobe.cases import (
+    Case,
+    auth_cases,
+    endpoint_cases,
+    error_cases,
+    golden_cases,
+    stream_cases,
+)
+from gateprobe.checks import Context, Exchange, run_checks
 from gateprobe.console import Console
-from gateprobe.errors import GateprobeError, TargetUnreachable, UsageError
+from gateprobe.errors import INTERRUPTED_EXIT, GateprobeError, TargetUnreachable, UsageError
 from gateprobe.events import ERROR, FAILED, PASSED, Phase, RunStarted, emit
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import normalize
@@ -49,10 +61,12 @@ from gateprobe.report.folder import finish, handlers_for, utc_now
 from gateprobe.runstate import BREAKER_THRESHOLD, RunState
 from gateprobe.targets import Target, check_base_url, check_reachable, credentials
 
-STREAMS = ("chat", "completions", "messages", "complete")
 HEADERS_THAT_MATTER = ("content-type", "retry-after")
 HEADER_FAMILIES = {"rate-limit headers": ("x-ratelimit-", "anthropic-ratelimit-"),
                    "request-id header": ("x-request-id", "request-id")}
+ANSWER_CHARS = 200
+"""How much of an answer a difference shows: enough to see what differs, short enough to sit
+next to the other mirrors' answers."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +84,8 @@ class CompareOptions:
     in 0.1 ms a token would otherwise be asked for millions): what the dry run states too."""
     report_dir: Path | None = None
     """The report folder (None: a fresh ``reports/<time>-compare/``)."""
+    reference: str | None = None
+    """The mirror taken as right where mirrors differ (None: the majority)."""
 
     def check(self) -> CompareOptions:
         """Itself, when every value can work (``UsageError`` otherwise)."""
@@ -87,6 +103,8 @@ class ProbeResult:
     findings: list[str]
     headers: dict[str, str]
     shape: Any
+    answer: str = ""
+    """A short, redacted text of what came back (``answer_text``)."""
 
     @property
     def verdict(self) -> str:
@@ -142,15 +160,34 @@ class MirrorResult:
 
 
 def compare_cases(target: Target) -> list[Case]:
-    """One golden case per endpoint, one stream per endpoint, a bad key, an unknown model."""
+    """Every endpoint the target serves, through the suite's own case builders (which send
+    nothing outside them): each endpoint's plain request, one golden case and one stream per
+    endpoint, a bad key, an unknown model. Driven by what the target declares, so no profile
+    is compared on fewer endpoints than it serves."""
     goldens: dict[str, Case] = {}
     for case in golden_cases(target):
         if case.golden is not None and not case.golden.stream:
             goldens.setdefault(case.path, case)
-    streams = [c for c in stream_cases(target) if c.name in STREAMS]
+    streams: dict[str, Case] = {}
+    for case in stream_cases(target):
+        streams.setdefault(case.path, case)  # the first of each: the plain variant
     bad_key = [c for c in auth_cases(target) if c.name == "bad key"][:1]
     unknown = [c for c in error_cases(target) if c.name == "unknown model"][:1]
-    return [*goldens.values(), *streams, *bad_key, *unknown]
+    return [*endpoint_cases(target), *goldens.values(), *streams.values(), *bad_key, *unknown]
+
+
+def answer_text(exchange: Exchange, redactor: Redactor) -> str:
+    """What came back, in one short redacted line: the status and the normalized JSON body,
+    or how a stream ended, or why nothing came back."""
+    if exchange.status is None:
+        text = f"no answer: {exchange.transport_error or exchange.transport_kind}"
+    elif exchange.is_stream:  # how it ended is what streams differ in
+        last = _compact(exchange.events[-1].data) if exchange.events else "none"
+        text = f"{exchange.status}, {len(exchange.events)} events, the last: {last}"
+    else:
+        text = f"{exchange.status} {_compact(exchange.body.decode('utf-8', 'replace'))}"
+    text = " ".join(redactor.text(text).split())
+    return text if len(text) <= ANSWER_CHARS else text[:ANSWER_CHARS - 1] + "…"
 
 
 def shape(value: Any) -> Any:
@@ -161,6 +198,16 @@ def shape(value: Any) -> Any:
     if isinstance(value, list):
         return [shape(value[0])] if value else []
     return type(value).__name__
+
+
+def _compact(text: str) -> str:
+    """JSON normalized (ids and times replaced, so that only real differences remain) and
+    without spaces; anything else as it is."""
+    try:
+        return json.dumps(normalize(json.loads(text)), ensure_ascii=False,
+                          separators=(",", ":"))
+    except ValueError:
+        return text
 
 
 def _headers_that_matter(headers: Mapping[str, str]) -> dict[str, str]:
@@ -182,8 +229,11 @@ def _reason(exc: BaseException) -> str:
     return text[:300]
 
 
-def probe_mirror(name: str, target: Target, options: CompareOptions) -> MirrorResult:
-    """Every probe against one mirror (never raises: problems become the row's reason)."""
+def probe_mirror(name: str, target: Target, options: CompareOptions,
+                 stop: threading.Event | None = None) -> MirrorResult:
+    """Every probe against one mirror (never raises: problems become the row's reason).
+    Once ``stop`` is set (Ctrl-C), no further request is sent."""
+    stop = stop or threading.Event()
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 
     result = MirrorResult(name, target.base_url)
@@ -197,20 +247,23 @@ def probe_mirror(name: str, target: Target, options: CompareOptions) -> MirrorRe
         t = target.timeouts
         with httpx.Client(timeout=httpx.Timeout(t.first_byte_s, connect=t.connect_s),
                           follow_redirects=False) as client:
-            _smoke(client, target, redactor, result)
-            _latency(client, target, options, redactor, result)
-            result.long_request = _long_request(client, target, options, result)
+            _smoke(client, target, redactor, result, stop)
+            _latency(client, target, options, redactor, result, stop)
+            if not stop.is_set():
+                result.long_request = _long_request(client, target, options, result)
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         result.reason = redactor.text(_reason(exc))
     return result
 
 
 def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
-           result: MirrorResult) -> None:
+           result: MirrorResult, stop: threading.Event) -> None:
     # One run state per mirror: its breaker stops a hanging mirror's cases after three
     # timeouts, and its ids are compared across this mirror's answers only.
     state = RunState()
     for case in compare_cases(target):
+        if stop.is_set():
+            return
         exchange = send(client, target, case, state)
         ctx = Context.of(target, case.family, case.expect, state.seen_ids)
         findings = run_checks(ctx, exchange)
@@ -225,19 +278,20 @@ def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
             body_shape = [e.type for e in exchange.events][:1] + \
                 sorted({e.type for e in exchange.events})
         result.probes.append(ProbeResult(label, exchange.status, [f.check_id for f in findings],
-                                         _headers_that_matter(exchange.headers), body_shape))
+                                         _headers_that_matter(exchange.headers), body_shape,
+                                         answer_text(exchange, redactor)))
         result.findings += [replace(f, case=f.case or label) for f in findings]
 
 
 def _latency(client: httpx.Client, target: Target, options: CompareOptions, redactor: Redactor,
-             result: MirrorResult) -> None:
+             result: MirrorResult, stop: threading.Event) -> None:
     body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
     headers = credentials(target.profile, "openai", target.api_key)
     t = target.timeouts
     for _ in range(options.samples):
-        if result.timeouts >= BREAKER_THRESHOLD:
+        if result.timeouts >= BREAKER_THRESHOLD or stop.is_set():
             break  # a mirror that hangs gets no more of our time
         start = now_ns()
         observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
@@ -341,13 +395,30 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
     return out
 
 
+class MirrorsInterrupted(KeyboardInterrupt):
+    """Ctrl-C during a comparison, carrying the mirrors whose probes had all finished."""
+
+    def __init__(self, results: Sequence[MirrorResult]) -> None:
+        super().__init__()
+        self.results = list(results)
+
+
 def compare(mirrors: Mapping[str, str], base: Target,
             options: CompareOptions) -> list[MirrorResult]:
-    """Probe every mirror concurrently; results in the order given."""
-    with ThreadPoolExecutor(max_workers=max(1, len(mirrors))) as pool:
-        futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options)
-                   for name, url in mirrors.items()]
+    """Probe every mirror concurrently; results in the order given. On Ctrl-C every mirror
+    stops before its next request and ``MirrorsInterrupted`` carries those that finished."""
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max_workers=max(1, len(mirrors)))
+    futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options, stop)
+               for name, url in mirrors.items()]
+    try:
         return [f.result() for f in futures]
+    except KeyboardInterrupt:
+        stop.set()
+        raise MirrorsInterrupted([f.result() for f in futures if f.done()
+                                  and not f.exception()]) from None
+    finally:
+        pool.shutdown(wait=not stop.is_set(), cancel_futures=True)
 
 
 def matrix(results: Sequence[MirrorResult]) -> dict[str, dict[str, str]]:
@@ -362,37 +433,58 @@ def matrix(results: Sequence[MirrorResult]) -> dict[str, dict[str, str]]:
     return rows
 
 
-def differences(results: Sequence[MirrorResult]) -> list[dict[str, Any]]:
-    """What reachable mirrors disagree on, probe by probe."""
+def differences(results: Sequence[MirrorResult],
+                reference: str | None = None) -> list[dict[str, Any]]:
+    """What reachable mirrors disagree on, probe by probe. Each difference carries every
+    mirror's value and answer (``answers``), the mirror taken as right (``reference``: the
+    one named, when it was reachable, else '' for the majority) and the mirrors that differ
+    from it (``odd``)."""
     live = [r for r in results if not r.reason]
+    right = reference if reference in {r.name for r in live} else None
     out: list[dict[str, Any]] = []
-    probes = list(dict.fromkeys(p.probe for r in live for p in r.probes))
-    for probe in probes:
-        by_mirror = {r.name: next((p for p in r.probes if p.probe == probe), None) for r in live}
-        present = {n: p for n, p in by_mirror.items() if p is not None}
-        statuses = {n: str(p.status) for n, p in present.items()}
-        if len(set(statuses.values())) > 1:
-            out.append({"what": "status", "probe": probe, "values": statuses})
-        names = sorted({h for p in present.values() for h in p.headers})
-        for header in names:
-            values = {n: p.headers.get(header, "absent") for n, p in present.items()}
-            if len(set(values.values())) > 1:
-                out.append({"what": f"header {header}", "probe": probe, "values": values})
+    for probe in dict.fromkeys(p.probe for r in live for p in r.probes):
+        present = {r.name: p for r in live for p in r.probes if p.probe == probe}
+        found: list[tuple[str, dict[str, str]]] = [
+            ("checks", {n: p.verdict for n, p in present.items()}),
+            ("status", {n: str(p.status) for n, p in present.items()})]
+        for header in sorted({h for p in present.values() for h in p.headers}):
+            found.append((f"header {header}",
+                          {n: p.headers.get(header, "absent") for n, p in present.items()}))
         shapes = {n: repr(p.shape) for n, p in present.items()}
         if len(set(shapes.values())) > 1:
-            out.append({"what": "answer shape", "probe": probe, "values": {
-                n: _shape_delta(p.shape, [q.shape for q in present.values()])
-                for n, p in present.items()}})
+            base = _right_value(shapes, right)
+            mine = next(p.shape for n, p in present.items() if shapes[n] == base)
+            found.append(("answer shape", {n: _shape_delta(p.shape, mine, right)
+                                           for n, p in present.items()}))
+        for what, values in found:
+            if len(set(values.values())) > 1:
+                out.append(_difference(what, probe, values, present, right))
     return out
 
 
-def _shape_delta(mine: Any, all_shapes: Sequence[Any]) -> str:
-    """A short description of how this shape differs from the most common one."""
-    reprs = [repr(s) for s in all_shapes]
-    common = max(set(reprs), key=reprs.count)
-    if repr(mine) == common:
-        return "as most"
-    theirs = all_shapes[reprs.index(common)]
+def _right_value(values: Mapping[str, str], reference: str | None) -> str:
+    """The value taken as right: the reference mirror's, or the most common one."""
+    if reference is not None:
+        return values[reference]
+    counts = Counter(values.values())
+    return max(counts, key=lambda v: counts[v])
+
+
+def _difference(what: str, probe: str, values: Mapping[str, str],
+                present: Mapping[str, ProbeResult], reference: str | None) -> dict[str, Any]:
+    right = values[reference] if reference is not None and what != "answer shape" else \
+        _right_value(values, reference)
+    odd = [n for n, v in values.items()
+           if (v not in ("as most", "as the reference") if what == "answer shape"
+               else v != right)]
+    return {"what": what, "probe": probe, "values": dict(values), "reference": reference or "",
+            "odd": odd, "answers": {n: p.answer for n, p in present.items()}}
+
+
+def _shape_delta(mine: Any, theirs: Any, reference: str | None) -> str:
+    """A short description of how this shape differs from the one taken as right."""
+    if repr(mine) == repr(theirs):
+        return "as the reference" if reference else "as most"
     if isinstance(mine, dict) and isinstance(theirs, dict):
         missing = sorted(set(theirs) - set(mine))
         extra = sorted(set(mine) - set(theirs))
@@ -401,7 +493,18 @@ def _shape_delta(mine: Any, all_shapes: Sequence[Any]) -> str:
                  f"extra {', '.join(extra)}" if extra else "",
                  f"differs in {', '.join(changed)}" if changed else ""]
         return "; ".join(p for p in parts if p) or "differs"
-    return f"{str(mine)[:60]}"
+    return _shape_words(mine)
+
+
+def _shape_words(value: Any) -> str:
+    """A shape in words (never a Python repr): ``object with a, b``, ``list of str``."""
+    if isinstance(value, dict):
+        return "object with " + ", ".join(value) if value else "empty object"
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return "events " + ", ".join(value) if value else "empty list"  # a stream's types
+    if isinstance(value, list):
+        return "list of " + _shape_words(value[0])
+    return "nothing" if value is None else str(value)
 
 
 def mirror_names(urls: Sequence[str]) -> dict[str, str]:
@@ -418,8 +521,10 @@ def mirror_names(urls: Sequence[str]) -> dict[str, str]:
     return out
 
 
-def markdown_rows(results: Sequence[MirrorResult]) -> list[str]:
-    """The per-mirror table for ``summary.md``."""
+def markdown_rows(results: Sequence[MirrorResult],
+                  diffs: Sequence[Mapping[str, Any]] = ()) -> list[str]:
+    """The per-mirror table for ``summary.md``, then the differences with every mirror's
+    answer side by side."""
     lines = ["| mirror | reachable | checks | TTFT p50 / p95 (ms) | e2e p95 (ms) | errors | "
              "long request |", "| --- | --- | --- | --- | --- | --- | --- |"]
     for r in results:
@@ -434,6 +539,27 @@ def markdown_rows(results: Sequence[MirrorResult]) -> list[str]:
                      f"{ms(lat['ttft_p50_ms'])} / {ms(lat['ttft_p95_ms'])} | "
                      f"{ms(lat['e2e_p95_ms'])} | {r.errors + r.timeouts} | "
                      f"{r.long_request['verdict']} |")
+    return lines + _markdown_differences([r.name for r in results], diffs)
+
+
+def _markdown_differences(names: Sequence[str],
+                          diffs: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per difference, a column per mirror: its value, then its answer."""
+    if not diffs:
+        return []
+
+    def cell(text: str) -> str:
+        return text.replace("|", "\\|").replace("`", "'")
+
+    reference = diffs[0].get("reference") or ""
+    lines = ["", f"Differences (taken as right: {reference or 'the majority'}):", "",
+             "| difference | probe | " + " | ".join(
+                 f"{n} (reference)" if n == reference else n for n in names) + " |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+    for d in diffs:
+        cells = [f"{cell(d['values'].get(n, '-'))}<br>`{cell(d['answers'].get(n, ''))}`"
+                 if n in d["values"] else "-" for n in names]
+        lines.append(f"| {cell(d['what'])} | {cell(d['probe'])} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -477,6 +603,7 @@ def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOption
     reason, never an exception."""
     options.check()
     mirrors = checked_mirrors(mirrors)
+    check_reference(options.reference, mirrors)
     run_dir = new_run_dir("compare", explicit=options.report_dir)
     console.line(f"gateprobe compare: {len(mirrors)} mirrors, {options.samples} streams and a "
                  f"{options.long_request_s:g} s long-request probe each; report folder "
@@ -486,20 +613,41 @@ def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOption
     emit(handlers, RunStarted("compare", target, str(run_dir),
                               tuple(f"mirror {name}" for name in mirrors)))
     started, t0 = utc_now(), time.monotonic()
-    results = compare(mirrors, base, options)
-    rows, diffs = matrix(results), differences(results)
+    try:
+        results = compare(mirrors, base, options)
+    except MirrorsInterrupted as stopped:  # the mirrors that finished are the report
+        finish("compare", target, [mirror_phase(r, options) for r in stopped.results],
+               started, t0, INTERRUPTED_EXIT, handlers, _extra(stopped.results, options))
+        raise
+    rows, diffs = matrix(results), differences(results, options.reference)
     print_comparison(results, rows, diffs, console)
     phases = [mirror_phase(r, options) for r in results]
     code = exit_code_of(results)
-    extra = {"compare": {"mirrors": [r.as_json() for r in results], "matrix": rows,
-                         "differences": diffs, "markdown": markdown_rows(results),
-                         "options": {"samples": options.samples,
-                                     "long_request_s": options.long_request_s}}}
-    finish("compare", target, phases, started, t0, code, handlers, extra)
+    finish("compare", target, phases, started, t0, code, handlers, _extra(results, options))
     if code == TargetUnreachable.exit_code:
         console.error("no mirror could be reached: " + "; ".join(
             f"{r.name}: {r.reason}" for r in results))
     return CompareResult(code, results, phases, run_dir)
+
+
+def _extra(results: Sequence[MirrorResult], options: CompareOptions) -> dict[str, Any]:
+    """The summary's ``compare`` section."""
+    rows, diffs = matrix(results), differences(results, options.reference)
+    return {"compare": {"mirrors": [r.as_json() for r in results], "matrix": rows,
+                        "differences": diffs, "markdown": markdown_rows(results, diffs),
+                        "reference": options.reference or "",
+                        "options": {"samples": options.samples,
+                                    "long_request_s": options.long_request_s}}}
+
+
+def check_reference(reference: str | None, mirrors: Mapping[str, str]) -> None:
+    """A ``--reference`` must name one of the mirrors (``UsageError`` with a did-you-mean)."""
+    if reference is None or reference in mirrors:
+        return
+    close = difflib.get_close_matches(reference, list(mirrors), n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    raise UsageError(f"--reference {reference!r} is not one of the mirrors{hint}; mirrors: "
+                     + ", ".join(mirrors))
 
 
 def exit_code_of(results: Sequence[MirrorResult]) -> int:
@@ -511,25 +659,41 @@ def exit_code_of(results: Sequence[MirrorResult]) -> int:
 
 def print_comparison(results: Sequence[MirrorResult], rows: Mapping[str, Mapping[str, str]],
                      diffs: Sequence[Mapping[str, Any]], console: Console) -> None:
-    """The matrix, each mirror's latency, and the differences, as tables."""
+    """The matrix, each mirror's latency, and the differences with every mirror's answer
+    side by side; no cell is cut short (a CI log has no width to fit)."""
     names = [r.name for r in results]
-    console.table(["probe", *names], [[probe, *(cells.get(n, "-")[:40] for n in names)]
+    console.table(["probe", *names], [[probe, *(cells.get(n, "-") for n in names)]
                                       for probe, cells in rows.items()])
     console.line("")
     console.table(["mirror", "reachable", "TTFT p50", "TTFT p95", "e2e p50", "e2e p95",
                    "errors", "timeouts"], [_latency_row(r) for r in results])
     console.line("")
     if diffs:
-        console.table(["difference", "probe", *names],
-                      [[d["what"], d["probe"][:40], *(str(d["values"].get(n, "-"))[:30]
-                                                      for n in names)] for d in diffs])
+        _print_differences(names, diffs, console)
     elif sum(not r.reason for r in results) > 1:
         console.line("no differences between the reachable mirrors")
 
 
+def _print_differences(names: Sequence[str], diffs: Sequence[Mapping[str, Any]],
+                       console: Console) -> None:
+    reference = diffs[0].get("reference") or ""
+    live = [n for n in names if n in diffs[0]["values"]]
+    console.line(f"differences (taken as right: {reference or 'the majority'}):")
+    console.table(["difference", "probe", *(f"{n} (reference)" if n == reference else n
+                                            for n in live)],
+                  [[d["what"], d["probe"], *(d["values"].get(n, "-") for n in live)]
+                   for d in diffs])
+    for probe in dict.fromkeys(d["probe"] for d in diffs):
+        answers = next(d["answers"] for d in diffs if d["probe"] == probe)
+        console.line("")
+        console.table(["mirror", f"answer to {probe}"],
+                      [[f"{n} (reference)" if n == reference else n, answers.get(n, "-")]
+                       for n in live])
+
+
 def _latency_row(r: MirrorResult) -> list[str]:
     lat = r.latency()
-    return [r.name, (r.reason or "yes")[:60],
+    return [r.name, r.reason or "yes",
             *("-" if v is None else f"{v:.1f}" for v in (
                 lat["ttft_p50_ms"], lat["ttft_p95_ms"], lat["e2e_p50_ms"], lat["e2e_p95_ms"])),
             str(r.errors), str(r.timeouts)]

@@ -33,7 +33,7 @@ import pytest
 from gateprobe import dryrun
 from gateprobe.cases import MARKERS, all_cases, golden_cases
 from gateprobe.console import Console
-from gateprobe.errors import UsageError
+from gateprobe.errors import INTERRUPT, UsageError
 from gateprobe.findings import Finding
 from gateprobe.live import LiveConformance, findings_tree, outcome_line
 from gateprobe.pytest_plugin import (
@@ -133,6 +133,24 @@ class SuiteRun:
         self.gateprobe_target = target
         """Read by the plugin's ``pytest_configure`` instead of target flags."""
         self.result = ConformanceResult(exit_code=-1)
+        self.interrupted = False
+        """Ctrl-C stopped the suite: ``run_conformance`` raises ``KeyboardInterrupt``."""
+        self.config: pytest.Config | None = None
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
+        """Ctrl-C: gateprobe says so in one line and exits 130; pytest's exit 2 (a usage
+        error's code) and its KeyboardInterrupt banner would say otherwise, so its terminal
+        reporter is dropped before the session finishes and prints it."""
+        self.interrupted = True
+        if self.config is not None:
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if reporter is not None:
+                self.config.pluginmanager.unregister(reporter)
+
+    def pytest_configure(self, config: pytest.Config) -> None:
+        """Kept for ``pytest_keyboard_interrupt``, which is not given the config."""
+        self.config = config
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session: pytest.Session) -> None:
@@ -171,7 +189,8 @@ def run_conformance(target: Target, options: ConformanceOptions,
             code = int(pytest.main(_argv(target, options), plugins=[run, live]))
     finally:
         _redact_outputs(options, Redactor(target.secrets), log)
-    if code == pytest.ExitCode.INTERRUPTED:  # pytest caught Ctrl-C: pass it on as it came
+    # pytest caught Ctrl-C (or Python dropped one: INTERRUPT): pass it on as it came
+    if code == pytest.ExitCode.INTERRUPTED or run.interrupted or INTERRUPT.is_set():
         raise KeyboardInterrupt
     if code == 5:
         raise UsageError(f"--select {options.select!r} matches no conformance test")

@@ -17,6 +17,8 @@ gateprobe keeps two families of failure apart:
 
 from __future__ import annotations
 
+import threading
+
 
 class GateprobeError(Exception):
     """Root of the errors a user can cause; the message is one line, safe to print."""
@@ -45,3 +47,33 @@ class TargetUnreachable(GateprobeError):
 RATE_LIMITED_EXIT = 4
 """Exit code of a load run the target's rate limit cut short of a verdict: not a finding about
 the gateway (it limited as a gateway may), not a mistake of the user's."""
+
+
+INTERRUPTED_EXIT = 130
+"""Exit code of a command stopped with Ctrl-C (128 + SIGINT, as shells report it)."""
+
+INTERRUPT = threading.Event()
+"""Set by the CLI's SIGINT handler. A Ctrl-C that lands in a garbage-collector callback or a
+``__del__`` is printed as "unraisable" and dropped by Python; the runners check this flag where
+a phase ends, so such a Ctrl-C still stops the command (cleared when a command starts)."""
+
+EXIT_CODES: dict[int, str] = {
+    0: "pass",
+    1: "the target failed a check (findings)",
+    2: "usage or configuration error (one line on stderr per mistake)",
+    TargetUnreachable.exit_code: "target unreachable",
+    RATE_LIMITED_EXIT: "a latency run cut short by the target's rate limit: more than half its "
+                       "requests were refused with 429 and no limit was declared, so it "
+                       "measured the limiter, not latency (no verdict; declare `api_key_tier` "
+                       "and `limits` to pace under it)",
+    INTERRUPTED_EXIT: "interrupted (Ctrl-C): one line on stderr; the phases that finished are "
+                      "in the report folder",
+}
+"""Every exit code of the ``gateprobe`` command, defined once: each subcommand's ``--help``
+and the README's table are rendered from it (a test compares the README)."""
+
+
+def exit_codes_markdown() -> str:
+    """The README's exit-code table."""
+    rows = [f"| {code} | {meaning} |" for code, meaning in EXIT_CODES.items()]
+    return "\n".join(["| code | meaning |", "| --- | --- |", *rows])

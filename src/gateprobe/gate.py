@@ -29,14 +29,15 @@ import jsonschema
 from gateprobe.conformance_runner import check_selection
 from gateprobe.console import Console
 from gateprobe.embedded import open_target
-from gateprobe.errors import ConfigError, UsageError
+from gateprobe.errors import INTERRUPTED_EXIT, ConfigError, UsageError
 from gateprobe.events import ERROR, SKIPPED, Phase
 from gateprobe.findings import Finding
 from gateprobe.load.runner import LoadOptions
-from gateprobe.load.slo import validate as validate_slo
+from gateprobe.load.slo import mistakes as slo_mistakes
 from gateprobe.pipeline import (
     EMBEDDED,
     SHORT_LATENCY,
+    Interrupted,
     RunOptions,
     RunResult,
     load_refusal,
@@ -123,45 +124,25 @@ class GateConfig:
 
 
 def load_config(path: Path) -> GateConfig:
-    """Read and validate a gate file; every mistake is one ``ConfigError`` line."""
+    """Read and validate a gate file; every mistake is reported at once, one ``ConfigError``
+    line each."""
     raw = read_yaml(path, "gate file")
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: a gate file is a mapping (target, suites, allow, ...)")
-    errors = sorted(jsonschema.Draft202012Validator(GATE_SCHEMA).iter_errors(raw),
-                    key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        where = ".".join(map(str, errors[0].absolute_path)) or "(top level)"
-        raise ConfigError(f"{path}: {where}: {errors[0].message}")
-    if raw.get("select"):
-        try:
-            check_selection(raw["select"])
-        except UsageError as exc:
-            raise ConfigError(f"{path}: select: {str(exc).removeprefix('--select: ')}") \
-                from None
-    if bool(raw.get("target")) == bool(raw.get("embedded")):
-        raise ConfigError(f"{path}: give either target: NAME or embedded: true")
+    mistakes = _mistakes(raw)
+    if mistakes:
+        raise ConfigError("\n".join(f"{path}: {m}" for m in dict.fromkeys(mistakes)))
     here = path.resolve().parent
 
     def relative(value: str) -> Path:
         p = Path(value)
         return p if p.is_absolute() else here / p
 
-    allow = []
-    for i, entry in enumerate(raw.get("allow", [])):
-        expires = entry["expires"]
-        if isinstance(expires, str):
-            try:
-                expires = dt.date.fromisoformat(expires)
-            except ValueError:
-                raise ConfigError(f"{path}: allow.{i}.expires: {expires!r} is not a date "
-                                  "(YYYY-MM-DD)") from None
-        if not isinstance(expires, dt.date):
-            raise ConfigError(f"{path}: allow.{i}.expires: not a date (YYYY-MM-DD)")
-        allow.append(Allowance(entry["check"], entry.get("endpoint"), entry["reason"],
-                               expires))
+    allow = [Allowance(entry["check"], entry.get("endpoint"), entry["reason"],
+                       _date(entry["expires"]) or dt.date.min)
+             for entry in raw.get("allow", [])]
     slo: Path | Mapping[str, float] | None = None
     if isinstance(raw.get("slo"), dict):
-        validate_slo(raw["slo"], f"{path}: slo")
         slo = dict(raw["slo"])
     elif raw.get("slo"):
         slo = relative(raw["slo"])
@@ -176,21 +157,49 @@ def load_config(path: Path) -> GateConfig:
         ttft_p95_pct=float(raw.get("regressions", {}).get("ttft_p95_pct",
                                                            DEFAULT_TTFT_P95_PCT)),
         report_dir=relative(raw["report_dir"]) if raw.get("report_dir") else None,
-        timeouts=_checked_timeouts(path, raw.get("timeouts", {})),
-        budget_s=_checked_budget(path, raw.get("budget_s")))
+        timeouts=Timeouts(**raw.get("timeouts", {})), budget_s=raw.get("budget_s"))
 
 
-def _checked_timeouts(path: Path, raw: Mapping[str, float]) -> Timeouts:
-    try:
-        return Timeouts(**raw).check()
-    except UsageError as exc:
-        raise ConfigError(f"{path}: timeouts: {exc}") from None
+def _mistakes(raw: Mapping[str, Any]) -> list[str]:
+    """Every mistake of a gate file (schema first; the rest only where the schema let the
+    value through, so one mistake is never said twice)."""
+    errors = sorted(jsonschema.Draft202012Validator(GATE_SCHEMA).iter_errors(raw),
+                    key=lambda e: list(map(str, e.absolute_path)))
+    out = [f"{'.'.join(map(str, e.absolute_path)) or '(top level)'}: {e.message}"
+           for e in errors]
+    bad = {str(e.absolute_path[0]) for e in errors if e.absolute_path}
+    if raw.get("select") and "select" not in bad:
+        try:
+            check_selection(raw["select"])
+        except UsageError as exc:
+            out.append(f"select: {str(exc).removeprefix('--select: ')}")
+    if bool(raw.get("target")) == bool(raw.get("embedded")) and not bad & {"target",
+                                                                              "embedded"}:
+        out.append("give either target: NAME or embedded: true")
+    if "allow" not in bad:
+        out += [f"allow.{i}.expires: {entry['expires']!r} is not a date (YYYY-MM-DD)"
+                for i, entry in enumerate(raw.get("allow", [])) if not _date(entry["expires"])]
+    if isinstance(raw.get("slo"), dict) and "slo" not in bad:
+        out += slo_mistakes(raw["slo"], "slo")
+    if "timeouts" not in bad:
+        try:
+            Timeouts(**raw.get("timeouts", {})).check()
+        except UsageError as exc:
+            out.append(f"timeouts: {exc}")
+    budget = raw.get("budget_s")
+    if "budget_s" not in bad and budget is not None and not math.isfinite(budget):
+        out.append("budget_s: must be a finite number of seconds")
+    return out
 
 
-def _checked_budget(path: Path, budget: float | None) -> float | None:
-    if budget is not None and not math.isfinite(budget):
-        raise ConfigError(f"{path}: budget_s: must be a finite number of seconds")
-    return budget
+def _date(value: Any) -> dt.date | None:
+    """An allow entry's expiry as a date (YAML reads an unquoted date as one), or None."""
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            return None
+    return value if isinstance(value, dt.date) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,14 +307,20 @@ def run_gate(config: GateConfig, console: Console, report_dir: Path | None = Non
         console.line(f"gateprobe gate ({config.path.name}): {', '.join(config.suites)} "
                      f"against {target.base_url}; report folder {run_dir}")
         started, t0 = utc_now(), time.monotonic()
-        phases = run_phases(target, options, run_dir, console, handlers)
+        try:
+            phases = run_phases(target, options, run_dir, console, handlers)
+        except Interrupted as stop:  # no decision on part of the suites: the report only
+            finish("gate", target.describe(), stop.phases, started, t0, INTERRUPTED_EXIT,
+                   handlers, {"gate": {"config": str(config.path), "decisions": [],
+                                       "baseline": (config.baseline or {}).get("started")}})
+            raise
         latency = next((latency_digest(p.data) for p in phases
                         if p.name == "latency" and p.data), None)
         decisions = decide(config, phases, latency, today)
         console.line("")
         if decisions:
             console.table(["decision", "what", "detail"],
-                          [[d.kind, d.what, d.detail[:100]] for d in decisions])
+                          [[d.kind, d.what, d.detail] for d in decisions])
         code = 1 if any(d.fails for d in decisions) else 0
         extra = {"gate": {"config": str(config.path), "decisions":
                           [d.as_json() for d in decisions],

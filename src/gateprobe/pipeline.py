@@ -24,7 +24,7 @@ from gateprobe.conformance_runner import (
 from gateprobe.conformance_runner import dry_run as conformance_dry_run
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded
-from gateprobe.errors import RATE_LIMITED_EXIT, ConfigError
+from gateprobe.errors import INTERRUPT, INTERRUPTED_EXIT, RATE_LIMITED_EXIT, ConfigError
 from gateprobe.events import (
     ERROR,
     FAILED,
@@ -52,6 +52,15 @@ EMBEDDED = Embedded(ttft_ms=20, itl_ms=2, jitter_ms=1, rate_window_s=5.0, tier_k
 rate-limit phase uses the second key of each tier, so the budget the conformance phase used
 is not the one it measures."""
 SHORT_LATENCY = LoadOptions(scenario="latency", duration_s=8, users=8, max_tokens=32)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during the phases, carrying the phases that finished before it: the command
+    writes them as its (partial) report, then lets the interrupt reach the CLI (exit 130)."""
+
+    def __init__(self, phases: Sequence[Phase]) -> None:
+        super().__init__()
+        self.phases = list(phases)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +115,11 @@ def run(target: Target, options: RunOptions, console: Console,
     console.line(f"gateprobe run: {', '.join(options.suites)} against {target.base_url}; "
                  f"report folder {run_dir}")
     started, t0 = utc_now(), time.monotonic()
-    phases = run_phases(target, options, run_dir, console, handlers)
+    try:
+        phases = run_phases(target, options, run_dir, console, handlers)
+    except Interrupted as stop:
+        finish("run", target.describe(), stop.phases, started, t0, INTERRUPTED_EXIT, handlers)
+        raise
     code = finish("run", target.describe(), phases, started, t0, exit_code_of(phases),
                   handlers)
     return RunResult(code, phases, run_dir)
@@ -132,8 +145,13 @@ def run_phases(target: Target, options: RunOptions, run_dir: Path, console: Cons
     phases: list[Phase] = []
     for i, (title, step) in enumerate(steps, 1):
         emit(handlers, PhaseStarted(i, len(steps), title))
-        phases.append(step())
+        try:
+            phases.append(step())
+        except KeyboardInterrupt:
+            raise Interrupted(phases) from None  # the phase under way is dropped, not judged
         emit(handlers, PhaseFinished(i, len(steps), phases[-1]))
+        if INTERRUPT.is_set():  # a Ctrl-C that Python dropped: stop here all the same
+            raise Interrupted(phases)
     return phases
 
 

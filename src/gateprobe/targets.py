@@ -522,23 +522,24 @@ class TargetEntry:
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
-    """Read and validate a targets file; each mistake is one ``ConfigError`` line."""
+    """Read and validate a targets file; every mistake is reported at once, one
+    ``ConfigError`` line each (a user fixes them in one go, not one a run)."""
     import jsonschema
 
     from gateprobe.yamlfile import read_yaml
 
     raw = read_yaml(path, "targets file")
-    _refuse_literal_keys(path, raw)
+    mistakes = _literal_keys(raw)
     errors = sorted(jsonschema.Draft202012Validator(TARGETS_SCHEMA).iter_errors(raw),
                     key=lambda e: list(map(str, e.absolute_path)))
-    if errors:
-        raise ConfigError(f"{path}: {_describe(errors[0])}")
+    mistakes += [line for e in errors for line in _describe(e)
+                 if not any(line.startswith(m.split(":")[0] + ":") for m in mistakes)]
+    if not errors:
+        mistakes += _unlimited_tiers(raw["targets"])
+    if mistakes:
+        raise ConfigError("\n".join(f"{path}: {m}" for m in dict.fromkeys(mistakes)))
     entries = {}
     for name, body in raw["targets"].items():
-        tier = body.get("api_key_tier")
-        if tier is not None and tier not in body.get("limits", {}).get("rpm", {}):
-            raise ConfigError(f"{path}: targets.{name}.api_key_tier: tier {tier!r} has no "
-                              "limit in limits.rpm")
         limits = body.get("limits", {})
         entries[name] = TargetEntry(
             name, body["base_url"], body["profile"], body["api_key_env"],
@@ -555,6 +556,17 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
     return entries
 
 
+def _unlimited_tiers(targets: Mapping[str, Any]) -> list[str]:
+    """A declared key tier without a limit: nothing to pace under."""
+    out = []
+    for name, body in targets.items():
+        tier = body.get("api_key_tier")
+        if tier is not None and tier not in body.get("limits", {}).get("rpm", {}):
+            out.append(f"targets.{name}.api_key_tier: tier {tier!r} has no limit in "
+                       "limits.rpm")
+    return out
+
+
 def target_entry(path: Path, name: str) -> TargetEntry:
     """One named target of a file, with a did-you-mean when the name is unknown."""
     import difflib
@@ -568,39 +580,43 @@ def target_entry(path: Path, name: str) -> TargetEntry:
     return entries[name]
 
 
-def _refuse_literal_keys(path: Path, raw: object) -> None:
-    """A key written into a file ends up in git; refuse it, naming the field, never the value."""
+def _literal_keys(raw: object) -> list[str]:
+    """A key written into a file ends up in git; refuse it, naming the field, never the value
+    (each such field is one mistake, reported before the schema's)."""
+    out: list[str] = []
     targets = raw.get("targets") if isinstance(raw, dict) else None
     for name, body in (targets or {}).items() if isinstance(targets, dict) else ():
         if not isinstance(body, dict):
             continue
-        for field_name in body:
-            if field_name in _SECRETISH:
-                raise ConfigError(
-                    f"{path}: targets.{name}.{field_name}: keys are never written in files; "
-                    f"put it in an environment variable and name that with api_key_env")
+        out += [f"targets.{name}.{field_name}: keys are never written in files; put it in an "
+                "environment variable and name that with api_key_env"
+                for field_name in body if field_name in _SECRETISH]
         for field_name in ("api_key_env", "no_permission_key_env"):
             value = body.get(field_name)
             if isinstance(value, str) and not re.fullmatch(_ENV_NAME, value):
-                raise ConfigError(
-                    f"{path}: targets.{name}.{field_name}: must name an environment variable "
-                    f"(this value looks like a key itself; it is not shown)")
+                out.append(f"targets.{name}.{field_name}: must name an environment variable "
+                           "(this value looks like a key itself; it is not shown)")
+    return out
 
 
-def _describe(error: Any) -> str:
-    """One line for a schema error: where, what, and a did-you-mean for unknown fields."""
+def _describe(error: Any) -> list[str]:
+    """The lines of one schema error: where, what, and a did-you-mean for each unknown
+    field."""
     import difflib
 
     where = "/".join(map(str, error.absolute_path)).replace("/", ".") or "(top level)"
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = list(error.schema.get("properties", {}))
         extra = [k for k in error.instance if k not in allowed]
-        if extra:
-            close = difflib.get_close_matches(str(extra[0]), allowed, n=1)
+        lines = []
+        for key in extra:
+            close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            return f"{where}.{extra[0]}: unknown field{hint}"
+            lines.append(f"{where}.{key}: unknown field{hint}")
+        if lines:
+            return lines
     if error.validator == "pattern" and "://" in str(error.validator_value):
-        return f"{where}: must be an http(s) URL"
+        return [f"{where}: must be an http(s) URL"]
     if error.validator == "pattern":
-        return f"{where}: must name an environment variable"
-    return f"{where}: {error.message}"
+        return [f"{where}: must name an environment variable"]
+    return [f"{where}: {error.message}"]

@@ -167,6 +167,15 @@ def test_slo_file_validation(tmp_path: Path) -> None:
         load_slo(bad)
 
 
+def test_every_mistake_of_an_slo_file_is_reported_at_once() -> None:
+    with pytest.raises(ConfigError) as info:
+        validate({"ttft_p95": 1, "e2e_p95_ms": "fast", "rate_limit_tolerance": 2}, "slo.yaml")
+    assert str(info.value).splitlines() == [
+        "slo.yaml: unknown SLO 'ttft_p95' (did you mean 'ttft_p95_ms'?)",
+        "slo.yaml: SLO e2e_p95_ms must be a number >= 0, got 'fast'",
+        "slo.yaml: rate_limit_tolerance is a fraction of the limit, below 1"]
+
+
 def test_latency_slos_are_judged_on_raw_percentiles() -> None:
     samples = [{"ttft_ms": float(v), "tpot_ms": 2.0, "itl_ms": [1.0], "ok": True,
                 "output_tokens": 5, "tokens_per_s": 50.0} for v in range(1, 101)]

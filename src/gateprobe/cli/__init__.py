@@ -5,22 +5,26 @@ turns flags into options, calls one entry point of the library and maps its resu
 code. ``GateprobeError`` is caught here and only here: one line on stderr, its exit code, no
 traceback.
 
-Exit codes: 0 pass, 1 findings (the target failed a check), 2 usage or configuration error,
-3 target unreachable, 4 a load run cut short by the target's rate limit (no verdict), 130
-interrupted.
+Exit codes: ``gateprobe.errors.EXIT_CODES`` (rendered into every ``--help``).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import signal
 import sys
-from collections.abc import Callable, Sequence
+import textwrap
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from types import FrameType
 
 from gateprobe import __version__
 from gateprobe.cli import compare, conformance, discover, gate, load, run, serve
 from gateprobe.cli._flags import Parser
+from gateprobe.cli._help import Help, epilog
 from gateprobe.console import Console
-from gateprobe.errors import GateprobeError
+from gateprobe.errors import EXIT_CODES, INTERRUPT, INTERRUPTED_EXIT, GateprobeError
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "serve": serve.command, "conformance": conformance.command, "load": load.command,
@@ -29,11 +33,31 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
 }
 
 
+DESCRIPTION = (
+    "Protocol conformance and load testing for LLM API gateways (OpenAI- and "
+    "Anthropic-compatible HTTP APIs): does every endpoint still speak the protocol, do the "
+    "golden answers still match, do the tier limits hold, is streaming fast enough? Without a "
+    "target, every command runs against the embedded reference gateway.")
+"""What the top-level ``--help`` says first (not this module's docstring: that is for us)."""
+
+EXAMPLES = (
+    "run                                   # everything, against the embedded gateway",
+    "run --target staging                  # a target of targets.yaml",
+    "gate --config gate.yaml               # the CI entry point",
+    "compare --target ohmygpt              # every mirror, side by side",
+    "conformance --help                    # a command's flags, examples, exit codes",
+)
+"""The top-level help's examples."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
-    parser = Parser(prog="gateprobe", description=__doc__.splitlines()[0])
+    parser = Parser(prog="gateprobe", description=textwrap.fill(DESCRIPTION, 79),
+                    epilog=epilog(Help("", "", EXAMPLES, tuple(EXIT_CODES))),
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"gateprobe {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser,
+                                metavar="COMMAND", title="commands")
     for module in (serve, conformance, load, compare, gate, run, discover):
         module.add_parser(sub)
     return parser
@@ -42,15 +66,39 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None, console: Console | None = None) -> int:
     """Entry point of the console script; returns the exit code."""
     console = console or Console()
+    INTERRUPT.clear()
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args, console)
+        with _remembering_interrupts():
+            return COMMANDS[args.command](args, console)
     except GateprobeError as exc:
-        console.error(str(exc))
+        for line in str(exc).splitlines() or [type(exc).__name__]:
+            console.error(line)  # a file with three mistakes: three lines, each prefixed
         return exc.exit_code
     except KeyboardInterrupt:
         console.error("interrupted")
-        return 130
+        return INTERRUPTED_EXIT
+
+
+def _on_sigint(signum: int, frame: FrameType | None) -> None:
+    INTERRUPT.set()  # kept even where Python drops the exception (see errors.INTERRUPT)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _remembering_interrupts() -> Iterator[None]:
+    """Ctrl-C raises ``KeyboardInterrupt`` as usual and also sets ``INTERRUPT``, in the main
+    thread of a process that has Python's default handler (one that ignores SIGINT keeps
+    ignoring it)."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    signal.signal(signal.SIGINT, _on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def entrypoint() -> None:

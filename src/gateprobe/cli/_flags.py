@@ -28,14 +28,19 @@ class Parser(argparse.ArgumentParser):
     (the console prefixes "gateprobe: "; a subcommand's errors name the subcommand)."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        choice = re.match(r"argument command: invalid choice: '([^']*)' \(choose from (.*)\)",
+        choice = re.match(r"argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)",
                           message)
-        if choice:
-            known = re.findall(r"'([^']*)'", choice.group(2))
-            close = difflib.get_close_matches(choice.group(1), known, n=1)
-            message = (f"unknown command {choice.group(1)!r}"
-                       + (f" (did you mean {close[0]!r}?)" if close else "")
-                       + f"; commands: {', '.join(known)}")
+        if choice:  # a mistyped command, scenario or flag value: say the closest
+            what, value = choice.group(1), choice.group(2)
+            known = re.findall(r"'([^']*)'", choice.group(3))
+            close = difflib.get_close_matches(value, known, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            if what in ("command", "COMMAND"):
+                message = f"unknown command {value!r}{hint}; commands: {', '.join(known)}"
+            else:
+                message = f"{what}: unknown {value!r}{hint}; one of {', '.join(known)}"
+        if message == "the following arguments are required: COMMAND":
+            message = "a command is required (gateprobe --help lists them)"
         where = self.prog.removeprefix("gateprobe").strip()
         raise UsageError(f"{where}: {message}" if where else message)
 

@@ -11,17 +11,40 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.cli._flags import add_target_flags, choice_from
-from gateprobe.compare import CompareOptions, dry_run, mirror_names, run_compare
+from gateprobe.cli._help import Help, command_parser
+from gateprobe.compare import (
+    CompareOptions,
+    check_reference,
+    dry_run,
+    mirror_names,
+    run_compare,
+)
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.targets import Target, check_base_url, resolve_target
 
+HELP = Help(
+    "the same probes against every mirror, side by side",
+    "Probe every mirror of a gateway at once: every endpoint the target serves (its cases, a "
+    "stream per streaming endpoint, a bad key, an unknown model), a latency sample and a "
+    "long-request probe. Prints the verdict matrix, the latencies and what the mirrors "
+    "disagree on with each mirror's answer; --reference names the mirror taken as right "
+    "(otherwise the majority is).",
+    ("compare --target ohmygpt                     # every mirror of the target",
+     "compare --base-url https://a.example --base-url https://b.example --reference a.example",
+     "compare --target ohmygpt --dry-run           # what would be sent"),
+    (0, 1, 2, 3, 130))
+"""The command's help text."""
+
 
 def add_parser(sub: Any) -> None:
     """The ``compare`` command's flags."""
-    comp = sub.add_parser("compare", help="the same probes against every mirror, side by side")
+    comp = command_parser(sub, "compare", HELP)
     add_target_flags(comp, several_urls=True,
                      title="mirrors (a target with mirrors, or --base-url at least twice)")
+    comp.add_argument("--reference", metavar="NAME",
+                      help="the mirror taken as right in the differences (default: the "
+                           "majority)")
     comp.add_argument("--samples", type=int, default=10, help="streams per mirror (10)")
     comp.add_argument("--long-request-s", type=float, default=120.0, metavar="S",
                       help="how long the long-request probe asks to run (120: past a 100 s "
@@ -34,7 +57,8 @@ def add_parser(sub: Any) -> None:
 def options_from(args: argparse.Namespace) -> CompareOptions:
     """The comparison's options from its flags (checked)."""
     return CompareOptions(samples=args.samples, long_request_s=args.long_request_s,
-                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
+                          report_dir=Path(args.report_dir) if args.report_dir else None,
+                          reference=args.reference).check()
 
 
 def mirrors_from(args: argparse.Namespace) -> tuple[Target, dict[str, str]]:
@@ -59,6 +83,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     An unreachable mirror is a row of the comparison, not an error."""
     options = options_from(args)
     base, mirrors = mirrors_from(args)
+    check_reference(options.reference, mirrors)
     if args.dry_run:
         return dry_run(base, mirrors, options, console)
     return run_compare(base, mirrors, options, console).exit_code

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.cli._flags import add_selection_flags, add_target_flags, choice_from
+from gateprobe.cli._help import Help, command_parser
 from gateprobe.conformance_runner import ConformanceOptions, dry_run, run_conformance
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded, open_target
@@ -19,10 +20,22 @@ EMBEDDED = Embedded(ttft_ms=5, itl_ms=1)
 """A fast schedule: conformance is about shapes, not latency."""
 
 
+HELP = Help(
+    "run the conformance suite against a gateway (default: the embedded reference gateway)",
+    "Run the conformance suite (endpoints, streams, errors, auth, legacy prompts, goldens, "
+    "fuzzing) against a gateway, judged by every registered check. Only the endpoints the "
+    "target serves are probed. Writes junit.xml, allure-results/ and conformance.json into "
+    "the report folder.",
+    ("conformance                                      # the embedded reference gateway",
+     "conformance --target staging --select 'stream or errors'",
+     "conformance --base-url http://127.0.0.1:8080 --profile openai --dry-run"),
+    (0, 1, 2, 3, 130))
+"""The command's help text."""
+
+
 def add_parser(sub: Any) -> None:
     """The ``conformance`` command's flags."""
-    conf = sub.add_parser("conformance", help="run the conformance suite against a gateway "
-                          "(default: the embedded reference gateway)")
+    conf = command_parser(sub, "conformance", HELP)
     add_target_flags(conf, no_permission=True)
     add_selection_flags(conf)
     conf.add_argument("--record-golden", action="store_true",

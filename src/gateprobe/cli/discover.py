@@ -11,16 +11,26 @@ from urllib.parse import urlsplit
 import yaml
 
 from gateprobe.cli._flags import add_target_flags, choice_from
+from gateprobe.cli._help import Help, command_parser
 from gateprobe.console import Console
 from gateprobe.discover import MAX_REQUESTS, discover, entry, write_entry
 from gateprobe.embedded import Embedded, open_target
 
+HELP = Help(
+    f"find what a gateway serves (at most {MAX_REQUESTS} requests, one token each) and write "
+    "it as a targets-file entry to review",
+    f"Find what a gateway serves with at most {MAX_REQUESTS} requests of one token each: "
+    "which endpoints answer, whether /v1/messages takes x-api-key. Prints a targets-file "
+    "entry, and adds it to a targets file with --write, for you to review before use.",
+    ("discover --base-url https://gw.example --profile openai",
+     "discover --base-url https://gw.example --write targets.yaml --name staging"),
+    (0, 2, 3, 130))
+"""The command's help text."""
+
 
 def add_parser(sub: Any) -> None:
     """The ``discover`` command's flags."""
-    parser = sub.add_parser(
-        "discover", help=f"find what a gateway serves (at most {MAX_REQUESTS} requests, one "
-                         "token each) and write it as a targets-file entry to review")
+    parser = command_parser(sub, "discover", HELP)
     add_target_flags(parser)
     parser.add_argument("--write", metavar="FILE",
                         help="add the entry to this targets file (made if missing)")

@@ -6,14 +6,26 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from gateprobe.cli._help import Help, command_parser
 from gateprobe.console import Console
 from gateprobe.gate import dry_run, load_config, run_gate
+
+HELP = Help(
+    "the CI entry point: run the suites of a gate file and decide (allow-list, baseline)",
+    "Run the suites a gate file names against its target and decide: every finding not on "
+    "the allow-list fails the gate, or, with a baseline (an earlier summary.json), only "
+    "regressions do. Writes the report folder with the decisions in summary.md and points "
+    "reports/latest at it.",
+    ("gate --config gate.yaml",
+     "gate --config gate.yaml --dry-run             # what would be sent, nothing sent",
+     "gate --config gate.yaml --report-dir gateprobe-report"),
+    (0, 1, 2, 3, 130))
+"""The command's help text."""
 
 
 def add_parser(sub: Any) -> None:
     """The ``gate`` command's flags."""
-    gate = sub.add_parser("gate", help="the CI entry point: run the suites of a gate file and "
-                                       "decide (allow-list, baseline)")
+    gate = command_parser(sub, "gate", HELP)
     gate.add_argument("--config", required=True, metavar="FILE", help="the gate file (YAML)")
     gate.add_argument("--dry-run", action="store_true",
                       help="print what would be sent, send nothing")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.cli._flags import add_target_flags, choice_from, pairs
+from gateprobe.cli._help import Help, command_parser
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded, open_target
 from gateprobe.errors import UsageError
@@ -24,9 +25,22 @@ EMBEDDED_WINDOW_S = 10.0
 """The embedded gateway's rate window unless ``--window-s`` says otherwise."""
 
 
+HELP = Help(
+    "run a Locust load scenario (rate-limits or latency)",
+    "Run a Locust scenario against a gateway: rate-limits (a burst per tier key, judged "
+    "against the declared limits) or latency (streams timed by TTFT, inter-token latency and "
+    "e2e, judged against the SLO file). Headless by default; --web serves Locust's UI. A "
+    "target that is not loopback needs allow_load: true in its entry.",
+    ("load latency                                  # the embedded gateway, 30 s",
+     "load latency --users 8 --duration 60 --slo load/slo.yaml",
+     "load rate-limits --target staging             # needs the target's tier_keys"),
+    (0, 1, 2, 3, 4, 130))
+"""The command's help text."""
+
+
 def add_parser(sub: Any) -> None:
     """The ``load`` command's flags."""
-    load = sub.add_parser("load", help="run a Locust load scenario (rate-limits or latency)")
+    load = command_parser(sub, "load", HELP)
     load.add_argument("scenario", choices=list(LOCUSTFILES), help="which scenario")
     add_target_flags(load, tiers=True)
     shape = load.add_argument_group("shape of the run")

@@ -7,17 +7,30 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.cli._flags import add_selection_flags, add_target_flags, choice_from
+from gateprobe.cli._help import Help, command_parser
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded, open_target
 from gateprobe.pipeline import EMBEDDED, SUITES, RunOptions, dry_run, run
 from gateprobe.smoke import result_rows, run_smoke, summary_json
 from gateprobe.user_checks import load_check_modules
 
+HELP = Help(
+    "conformance, a short rate-limit and a short latency run, and the report (default: the "
+    "embedded gateway)",
+    "The everyday run: the conformance suite, a short rate-limit run and a short latency run "
+    "against a gateway (the embedded reference gateway unless a target is named), a line per "
+    "phase, a summary table, and the report folder reports/<time>-run/ with reports/latest "
+    "pointing at it.",
+    ("run                                           # the embedded gateway",
+     "run --target staging --suites conformance --select stream",
+     "run --smoke                                   # every endpoint once, no report"),
+    (0, 1, 2, 3, 130))
+"""The command's help text."""
+
 
 def add_parser(sub: Any) -> None:
     """The ``run`` command's flags."""
-    parser = sub.add_parser("run", help="conformance, a short rate-limit and a short latency "
-                                        "run, and the report (default: the embedded gateway)")
+    parser = command_parser(sub, "run", HELP)
     add_target_flags(parser)
     parser.add_argument("--suites", default=",".join(SUITES),
                         help="comma-separated: conformance, rate-limits, latency (all)")

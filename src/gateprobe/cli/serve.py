@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from gateprobe.cli._help import Help, command_parser
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.reference import faults
@@ -13,10 +14,22 @@ from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
 from gateprobe.reference.server import Tls, serve
 from gateprobe.targets import PROFILES
 
+HELP = Help(
+    "run the reference gateway in the foreground",
+    "Run the reference gateway in the foreground until Ctrl-C: an OpenAI- and "
+    "Anthropic-compatible gateway with the documented tier rate limits, a fake model with a "
+    "latency profile and, on request, named faults. It is the embedded default target and a "
+    "test double for your own clients.",
+    ("serve --port 8080                       # http://127.0.0.1:8080",
+     "serve --port 0 --fault stream-no-done   # a free port, streams without [DONE]",
+     "serve --list-faults                     # the fault catalogue"),
+    (0, 2, 130))
+"""The command's help text."""
+
 
 def add_parser(sub: Any) -> None:
     """The ``serve`` command's flags."""
-    serve = sub.add_parser("serve", help="run the reference gateway in the foreground")
+    serve = command_parser(sub, "serve", HELP)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument("--port", type=int, default=8080, help="port; 0 picks a free one (8080)")
     serve.add_argument("--keys", type=Path, help="keys YAML (default: fixtures/keys.yaml)")

@@ -47,23 +47,31 @@ class Breach:
 
 
 def validate(raw: Any, source: str) -> dict[str, float]:
-    """The thresholds of ``raw``, each name known and each value a non-negative number."""
+    """The thresholds of ``raw``, each name known and each value a non-negative number
+    (every mistake at once, one ``ConfigError`` line each)."""
+    found = mistakes(raw, source)
+    if found:
+        raise ConfigError("\n".join(found))
+    return {str(name): float(value) for name, value in (raw or {}).items()}
+
+
+def mistakes(raw: Any, source: str) -> list[str]:
+    """Every mistake of a set of thresholds, each a line starting with ``source``."""
     if raw is None:
-        return {}
+        return []
     if not isinstance(raw, Mapping):
-        raise ConfigError(f"{source}: SLOs must be a mapping of name: threshold")
-    out: dict[str, float] = {}
+        return [f"{source}: SLOs must be a mapping of name: threshold"]
+    out: list[str] = []
     for name, value in raw.items():
         if name not in KNOWN:
             close = difflib.get_close_matches(str(name), KNOWN, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ConfigError(f"{source}: unknown SLO {name!r}{hint}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
+            out.append(f"{source}: unknown SLO {name!r}{hint}")
+        elif isinstance(value, bool) or not isinstance(value, int | float) or value < 0 \
                 or not math.isfinite(value):
-            raise ConfigError(f"{source}: SLO {name} must be a number >= 0, got {value!r}")
-        out[str(name)] = float(value)
-    if out.get("rate_limit_tolerance", 0.0) >= 1:
-        raise ConfigError(f"{source}: rate_limit_tolerance is a fraction of the limit, below 1")
+            out.append(f"{source}: SLO {name} must be a number >= 0, got {value!r}")
+        elif name == "rate_limit_tolerance" and value >= 1:
+            out.append(f"{source}: rate_limit_tolerance is a fraction of the limit, below 1")
     return out
 
 

@@ -1,5 +1,5 @@
 """The run folder: ``reports/<timestamp>-<command>/``, with ``reports/latest`` pointing at the
-newest one."""
+newest ``run`` or ``gate`` and ``reports/latest-<command>`` at the newest of another command."""
 
 from __future__ import annotations
 
@@ -25,15 +25,22 @@ def new_run_dir(command: str, root: Path = DEFAULT_ROOT, explicit: Path | None =
             n += 1
             path = root / f"{stamp}-{command}-{n}"
         path.mkdir()
-        _point_latest(root, path)
+        _point_latest(root, path, latest_name(command))
         return path.resolve()
     except OSError as exc:
         raise ConfigError(f"cannot create the report folder: {exc.strerror}: "
                           f"{exc.filename}") from None
 
 
-def _point_latest(root: Path, path: Path) -> None:
-    latest = root / "latest"
+def latest_name(command: str) -> str:
+    """``latest`` for the runs people open the report of (``run``, ``gate``); another command
+    gets its own ``latest-<command>``, so a compare or a load run does not move ``latest``
+    away from the last run's report."""
+    return "latest" if command in ("run", "gate") else f"latest-{command}"
+
+
+def _point_latest(root: Path, path: Path, name: str) -> None:
+    latest = root / name
     temporary = root / f".latest-{os.getpid()}"
     temporary.unlink(missing_ok=True)
     temporary.symlink_to(path.name, target_is_directory=True)

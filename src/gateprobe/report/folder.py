@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.console import Console
+from gateprobe.errors import INTERRUPTED_EXIT
 from gateprobe.events import (
     Event,
     Handler,
@@ -67,9 +68,11 @@ class ConsoleProgress:
         elif isinstance(event, RunFinished):
             self.console.line("")
             self.console.table(["phase", "result", "details"],
-                               [[p.name, p.status, p.reason[:110]] for p in event.phases])
+                               [[p.name, p.status, p.reason] for p in event.phases])
             where = f": report in {self.report}" if self.report else ""
-            self.console.line(f"{'PASS' if event.exit_code == 0 else 'FAIL'}{where}")
+            verdict = "PASS" if event.exit_code == 0 else "INTERRUPTED: the phases that " \
+                "finished" if event.exit_code == INTERRUPTED_EXIT else "FAIL"
+            self.console.line(f"{verdict}{where}")
 
 
 def utc_now() -> str:

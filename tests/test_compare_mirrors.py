@@ -1,0 +1,114 @@
+"""Compare that helps choose a mirror: every endpoint the target declares is probed, a named
+reference mirror is taken as right, and each difference shows every mirror's answer."""
+
+from __future__ import annotations
+
+import io
+import re
+from pathlib import Path
+
+import pytest
+
+from gateprobe.cli import main
+from gateprobe.compare import CompareOptions, compare_cases, differences, run_compare
+from gateprobe.console import Console
+from gateprobe.reference import Timing
+from gateprobe.targets import ENDPOINTS, PROFILES, Target
+from gateway_fixtures import MakeGateway
+
+FAST = Timing(ttft_ms=5, itl_ms=1)
+REPR = re.compile(r"\{'|\['|\bTrue\b|\bFalse\b|\bNone\b|object at 0x")
+
+
+@pytest.mark.parametrize("endpoints", [None, frozenset({"chat", "models"}),
+                                       frozenset({"embeddings", "messages"})])
+@pytest.mark.parametrize("profile", PROFILES)
+def test_compare_probes_every_endpoint_the_target_declares(
+        profile: str, endpoints: frozenset[str] | None) -> None:
+    target = Target("http://127.0.0.1:1", profile, "k", endpoints=endpoints)
+    cases = compare_cases(target)
+    assert {c.path for c in cases} == {ENDPOINTS[name] for name in target.served}
+    for name in target.served:  # each endpoint's plain request, not only goldens and streams
+        assert any(c.category == "endpoint" and c.path == ENDPOINTS[name] for c in cases)
+    if "chat" in target.served:
+        assert any(c.path == "/v1/chat/completions" and not (c.body or {}).get("stream")
+                   for c in cases)
+        assert any(c.path == "/v1/chat/completions" and (c.body or {}).get("stream")
+                   for c in cases)
+
+
+def test_compare_under_the_openai_profile_sends_models_embeddings_and_plain_chat(
+        make_gateway: MakeGateway, tmp_path: Path) -> None:
+    a, b = make_gateway(timing=FAST), make_gateway(timing=FAST)
+    result = run_compare(Target(a.base_url, "openai", "gp-vip-0001"),
+                         {"a": a.base_url, "b": b.base_url},
+                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
+                         Console(io.StringIO(), io.StringIO()))
+    probes = [p.probe for p in result.mirrors[0].probes]
+    for wanted in ("endpoint: models (/v1/models)", "endpoint: embeddings (/v1/embeddings)",
+                   "endpoint: chat (/v1/chat/completions)"):
+        assert wanted in probes, probes
+    assert result.exit_code == 0, [p.verdict for p in result.mirrors[0].probes]
+
+
+def test_a_named_reference_is_right_and_answers_sit_side_by_side(
+        make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One correct mirror and two that drop the stream terminator: by majority the correct
+    one would be the odd one out; with --reference it is the one taken as right."""
+    good = make_gateway(timing=FAST)
+    bad = [make_gateway(timing=FAST, faults=("stream-drop-terminator",)) for _ in range(2)]
+    names = [f"127.0.0.1:{url.rsplit(':', 1)[1]}" for url in
+             (good.base_url, bad[0].base_url, bad[1].base_url)]
+    monkeypatch.setenv("GP_KEY", "gp-vip-0001")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["compare", "--base-url", good.base_url, "--base-url", bad[0].base_url,
+                 "--base-url", bad[1].base_url, "--api-key-env", "GP_KEY", "--samples", "1",
+                 "--long-request-s", "0.2", "--reference", names[0], "--report-dir",
+                 str(tmp_path)], Console(out, err))
+    assert code == 1, out.getvalue() + err.getvalue()
+    import json
+
+    summary = json.loads((tmp_path / "summary.json").read_text())["compare"]
+    diffs = summary["differences"]
+    assert diffs and summary["reference"] == names[0]
+    for d in diffs:
+        assert d["reference"] == names[0] and names[0] not in d["odd"] and d["odd"]
+        assert set(d["answers"]) == set(names)
+    stream = next(d for d in diffs if d["probe"].startswith("stream: chat"))
+    assert "[DONE]" in stream["answers"][names[0]]
+    assert all("[DONE]" not in stream["answers"][n] for n in names[1:])
+    text = out.getvalue()
+    assert f"{names[0]} (reference)" in text
+    assert all(d["probe"] in text for d in diffs)  # no probe name cut short
+    assert stream["answers"][names[1]] in text  # the faulty answer, whole, in the console
+    assert not [line for line in text.splitlines() if REPR.search(line)]
+    markdown = (tmp_path / "summary.md").read_text()
+    assert f"Differences (taken as right: {names[0]})" in markdown
+    assert "[DONE]" in markdown
+    assert "gp-vip-0001" not in markdown + text
+
+
+def test_without_a_reference_the_majority_is_taken_as_right(make_gateway: MakeGateway,
+                                                            tmp_path: Path) -> None:
+    good = make_gateway(timing=FAST)
+    bad = [make_gateway(timing=FAST, faults=("stream-drop-terminator",)) for _ in range(2)]
+    result = run_compare(Target(good.base_url, "ohmygpt", "gp-vip-0001"),
+                         {"good": good.base_url, "bad1": bad[0].base_url,
+                          "bad2": bad[1].base_url},
+                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
+                         Console(io.StringIO(), io.StringIO()))
+    majority = differences(result.mirrors)
+    assert majority and all(d["odd"] == ["good"] and d["reference"] == "" for d in majority)
+    named = differences(result.mirrors, "good")
+    assert all(sorted(d["odd"]) == ["bad1", "bad2"] for d in named)
+
+
+def test_an_unknown_reference_is_a_usage_error_with_a_suggestion(tmp_path: Path) -> None:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["compare", "--base-url", "http://127.0.0.1:1", "--base-url",
+                 "http://127.0.0.1:2", "--reference", "127.0.0.1:3", "--dry-run"],
+                Console(out, err))
+    assert code == 2
+    assert err.getvalue().startswith("gateprobe: --reference '127.0.0.1:3' is not one of the "
+                                     "mirrors (did you mean")
+    assert err.getvalue().count("\n") == 1
