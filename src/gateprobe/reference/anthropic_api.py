@@ -13,6 +13,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
@@ -94,6 +95,7 @@ async def complete(call: Call) -> Response:
     extra = {"log_id": _log_id(call)} if call.config.profile == "ohmygpt" else {}
     offsets = call.content_offsets(gen.tokens)
     end = offsets[-1] if offsets else int(call.config.timing.ttft_ms * 1e6)
+    call.usage = Usage(model.id, count_tokens(prompt), gen.tokens, bool(body.get("stream")))
     if not body.get("stream"):
         return await call.respond_json(
             {"type": "completion", "id": ident, "completion": gen.text,
@@ -165,6 +167,7 @@ async def messages(call: Call) -> Response:
     }
     offsets = call.content_offsets(gen.tokens)
     end = offsets[-1] if offsets else int(call.config.timing.ttft_ms * 1e6)
+    call.usage = Usage(model.id, input_tokens, gen.tokens, bool(body.get("stream")))
     if not body.get("stream"):
         return await call.respond_json(message, end)
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,
