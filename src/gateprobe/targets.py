@@ -163,6 +163,37 @@ class Target:
     max_tokens: int | None = None
     """The most tokens one request may ask it for (its entry's ``max_tokens``): every case and
     probe is clamped to it."""
+    management: bool = False
+    """Whether it serves the gateway's management API (keys, balance, model rates): the
+    ``management`` and ``billing`` categories run only then."""
+    admin_key: str | None = field(default=None, repr=False)
+    """A key with administrator rights (the management API takes no other)."""
+    admin_key_env: str | None = None
+    other_admin_key: str | None = field(default=None, repr=False)
+    """An admin key of another account (the listing-isolation case is narrower without)."""
+    allow_management: bool = False
+    """Whether keys may be created and deleted on it when it is not on loopback."""
+    allow_spend: float | None = None
+    """Credits the billing category may spend on it when it is not on loopback."""
+
+    @property
+    def management_refusal(self) -> str:
+        """Why the management and billing categories may not run ('' when they may)."""
+        if not self.management or not self.admin_key:
+            return "the target declares no management API (management: true, admin_key_env)"
+        if self.is_loopback or self.allow_management:
+            return ""
+        return f"not loopback and target {self.name or self.base_url!r} does not set " \
+               "allow_management: true"
+
+    @property
+    def spend_refusal(self) -> str:
+        """Why the billing category may not spend on it ('' when it may)."""
+        refusal = self.management_refusal
+        if refusal or self.is_loopback or self.allow_spend:
+            return refusal
+        return f"not loopback and target {self.name or self.base_url!r} does not set " \
+               "allow_spend: <credits>"
 
     @property
     def served(self) -> frozenset[str]:
@@ -186,8 +217,8 @@ class Target:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every key value in use, for redaction and the key-echo check."""
-        return tuple(k for k in (self.api_key, self.no_permission_key,
-                                 *self.tier_keys.values()) if k)
+        return tuple(k for k in (self.api_key, self.no_permission_key, self.admin_key,
+                                 self.other_admin_key, *self.tier_keys.values()) if k)
 
     @property
     def pace_s(self) -> float:
@@ -413,6 +444,11 @@ TARGETS_SCHEMA: dict[str, object] = {
                                   "items": {"enum": list(ENDPOINTS)}},
                     "mirrors": {"type": "object", "additionalProperties": {
                         "type": "string", "pattern": "^https?://[^/]+"}},
+                    "management": {"type": "boolean"},
+                    "admin_key_env": _ENV,
+                    "other_admin_key_env": _ENV,
+                    "allow_management": {"type": "boolean"},
+                    "allow_spend": {"type": "number", "exclusiveMinimum": 0},
                 },
             },
         }
@@ -421,6 +457,8 @@ TARGETS_SCHEMA: dict[str, object] = {
 """The documented schema of ``targets.yaml`` (see ``targets.example.yaml``)."""
 
 _SECRETISH = ("key", "api_key", "token", "secret", "password")
+_MANAGEMENT_KEYS = ("management", "admin_key_env", "other_admin_key_env", "allow_management",
+                    "allow_spend")
 
 
 @dataclass(frozen=True, slots=True)
@@ -444,6 +482,9 @@ class TargetEntry:
     auth: frozenset[str] | None = None
     strictness: str = "documented"
     max_tokens: int | None = None
+    management: Mapping[str, Any] = field(default_factory=dict)
+    """``management``, ``admin_key_env``, ``other_admin_key_env``, ``allow_management``,
+    ``allow_spend`` as written."""
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -464,7 +505,19 @@ class TargetEntry:
                       mirrors=dict(self.mirrors), endpoints=self.endpoints,
                       api_key_tier=self.api_key_tier, rate_algorithm=self.rate_algorithm,
                       auth_styles=self.auth, strictness=self.strictness,
-                      max_tokens=self.max_tokens)
+                      max_tokens=self.max_tokens, **_management_fields(self.management, key))
+
+
+def _management_fields(raw: Mapping[str, Any], key: Callable[[str], str]) -> dict[str, Any]:
+    """The Target fields of an entry's management switches (admin keys read now)."""
+    if not raw.get("management"):
+        return {}
+    other = raw.get("other_admin_key_env")
+    return {"management": True, "admin_key": key(raw["admin_key_env"]),
+            "admin_key_env": raw["admin_key_env"],
+            "other_admin_key": key(other) if other else None,
+            "allow_management": bool(raw.get("allow_management", False)),
+            "allow_spend": raw.get("allow_spend")}
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -486,6 +539,9 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             raise ConfigError(f"{path}: targets.{name}.api_key_tier: tier {tier!r} has no "
                               "limit in limits.rpm")
         limits = body.get("limits", {})
+        if body.get("management") and "admin_key_env" not in body:
+            raise ConfigError(f"{path}: targets.{name}.management: true needs admin_key_env "
+                              "(the variable holding a key with administrator rights)")
         entries[name] = TargetEntry(
             name, body["base_url"], body["profile"], body["api_key_env"],
             body.get("no_permission_key_env"), body.get("models", {}),
@@ -495,7 +551,8 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             frozenset(body["endpoints"]) if "endpoints" in body else None,
             body.get("api_key_tier"), limits.get("algorithm", "unknown"),
             frozenset(body["auth"]) if "auth" in body else None,
-            body.get("strictness", "documented"), body.get("max_tokens"))
+            body.get("strictness", "documented"), body.get("max_tokens"),
+            {k: body[k] for k in _MANAGEMENT_KEYS if k in body})
     return entries
 
 
@@ -523,7 +580,8 @@ def _refuse_literal_keys(path: Path, raw: object) -> None:
                 raise ConfigError(
                     f"{path}: targets.{name}.{field_name}: keys are never written in files; "
                     f"put it in an environment variable and name that with api_key_env")
-        for field_name in ("api_key_env", "no_permission_key_env"):
+        for field_name in ("api_key_env", "no_permission_key_env", "admin_key_env",
+                           "other_admin_key_env"):
             value = body.get(field_name)
             if isinstance(value, str) and not re.fullmatch(_ENV_NAME, value):
                 raise ConfigError(

@@ -1,0 +1,146 @@
+"""The management and billing categories: clean against the reference gateway, each of their
+faults caught by its check and no other, every created key deleted, the safety switches."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from gateprobe.billing import reconcile
+from gateprobe.conformance_runner import ConformanceOptions, run_conformance
+from gateprobe.errors import ConfigError, UsageError
+from gateprobe.management import MAX_KEYS_PER_RUN, key_admin, lifecycle
+from gateprobe.reference import RunningGateway
+from gateprobe.reference.faults import CATALOGUE
+from gateprobe.targets import Target, load_targets
+from gateway_fixtures import MakeGateway
+
+STATEFUL_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by in ("management", "billing")]
+
+
+@pytest.fixture(scope="module")
+def http() -> Iterator[httpx.Client]:
+    with httpx.Client(timeout=30) as client:
+        yield client
+
+
+def target_for(gateway: RunningGateway, **overrides: object) -> Target:
+    """The reference gateway as the embedded target declares it: management API, two admins."""
+    target = Target(gateway.base_url, "ohmygpt", "gp-vip-0001", management=True,
+                    admin_key="gp-admin-0001", admin_key_env="ADMIN",
+                    other_admin_key="gp-admin-0002")
+    return replace(target, **overrides)  # type: ignore[arg-type]
+
+
+def created_keys_alive(gateway: RunningGateway) -> list[str]:
+    return [r.key for r in gateway.state.store.records.values()
+            if r.created_by_api and not r.deleted]
+
+
+def test_clean_gateway_both_categories_pass_and_leave_no_key(make_gateway: MakeGateway,
+                                                             tmp_path: Path) -> None:
+    gateway = make_gateway()
+    result = run_conformance(target_for(gateway), ConformanceOptions(
+        select="management or billing", report_dir=tmp_path))
+    assert result.findings == [], result.findings
+    assert result.outcomes["passed"] == 5 and result.exit_code == 0, result.tests
+    assert created_keys_alive(gateway) == []
+    assert any(r.created_by_api for r in gateway.state.store.records.values())
+    table = (tmp_path / "billing.json").read_text(encoding="utf-8")
+    for kind in ("chat stream", "complete", "embeddings", "refused (400)", "429 burst",
+                 "max_fee cap"):
+        assert f'"{kind}"' in table
+    assert "gp-admin-0001" not in (tmp_path / "junit.xml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("name", STATEFUL_FAULTS)
+def test_fault_trips_its_check_and_no_other(make_gateway: MakeGateway, http: httpx.Client,
+                                            name: str) -> None:
+    gateway = make_gateway(faults=(name,))
+    with key_admin(http, target_for(gateway)) as admin:
+        found = {f.check_id for f in lifecycle(admin)}
+        found |= {f.check_id for f in reconcile(admin).findings}
+    assert found == set(CATALOGUE[name].trips)
+    assert created_keys_alive(gateway) == []
+
+
+def test_every_stateful_check_has_a_fault() -> None:
+    tripped = {t for n in STATEFUL_FAULTS for t in CATALOGUE[n].trips}
+    assert tripped == {"management.created_key", "management.permissions",
+                       "management.disabled_key", "management.expired_key",
+                       "management.deleted_key", "management.admin_grant",
+                       "management.list_isolation", "management.admin_only",
+                       "billing.charge", "billing.stream", "billing.refused", "billing.max_fee"}
+
+
+def test_keys_are_deleted_even_when_a_case_fails(make_gateway: MakeGateway,
+                                                 http: httpx.Client) -> None:
+    gateway = make_gateway()
+    with pytest.raises(RuntimeError), key_admin(http, target_for(gateway)) as admin:
+        admin.create()
+        admin.create(admin_key="gp-admin-0002")
+        assert len(created_keys_alive(gateway)) == 2
+        raise RuntimeError("a case failed halfway")
+    assert created_keys_alive(gateway) == []
+
+
+def test_a_run_creates_at_most_ten_keys(make_gateway: MakeGateway, http: httpx.Client) -> None:
+    gateway = make_gateway()
+    with key_admin(http, target_for(gateway)) as admin:
+        for _ in range(MAX_KEYS_PER_RUN):
+            admin.create()
+        with pytest.raises(UsageError, match="at most 10 keys"):
+            admin.create()
+    assert created_keys_alive(gateway) == []
+
+
+def test_remote_targets_need_both_switches() -> None:
+    remote = Target("https://gateway.example", "ohmygpt", "k", management=True,
+                    admin_key="a", name="prod")
+    assert "allow_management: true" in remote.management_refusal
+    allowed = replace(remote, allow_management=True)
+    assert allowed.management_refusal == ""
+    assert "allow_spend" in allowed.spend_refusal
+    assert replace(allowed, allow_spend=50.0).spend_refusal == ""
+    assert "declares no management API" in Target("http://127.0.0.1:1", "ohmygpt", "k") \
+        .management_refusal
+
+
+@pytest.mark.parametrize("select", ["management", "billing"])
+def test_selecting_a_refused_category_is_a_usage_error(select: str) -> None:
+    remote = Target("https://gateway.example", "ohmygpt", "k", management=True,
+                    admin_key="a", name="prod", allow_management=select == "billing")
+    with pytest.raises(UsageError, match="allow_"):
+        run_conformance(remote, ConformanceOptions(select=select))
+
+
+def test_a_plain_target_runs_neither_category(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway()
+    plain = target_for(gateway, management=False)
+    with pytest.raises(UsageError, match="declares no management API"):
+        run_conformance(plain, ConformanceOptions(select="management or auth"))
+    others = " or ".join(("endpoint", "stream", "errors", "legacy_prompt", "golden", "fuzz",
+                          "sdk"))
+    result = run_conformance(plain, ConformanceOptions(select=f"not ({others})"))
+    assert result.tests and all("test_auth" in node for node, _ in result.tests)
+    assert created_keys_alive(gateway) == []
+
+
+def test_targets_file_management_switches(tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text("targets:\n  prod:\n    base_url: https://gw.example\n    profile: ohmygpt\n"
+                    "    api_key_env: GW_KEY\n    management: true\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="admin_key_env"):
+        load_targets(path)
+    path.write_text(path.read_text(encoding="utf-8") + "    admin_key_env: GW_ADMIN\n"
+                    "    allow_management: true\n    allow_spend: 25\n", encoding="utf-8")
+    monkeypatch.setenv("GW_KEY", "k-1")
+    monkeypatch.setenv("GW_ADMIN", "admin-secret-1")
+    target = load_targets(path)["prod"].resolve()
+    assert target.management and target.allow_management and target.allow_spend == 25
+    assert "admin-secret-1" in target.secrets and "admin-secret-1" not in repr(target)
