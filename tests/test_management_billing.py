@@ -144,3 +144,34 @@ def test_targets_file_management_switches(tmp_path: Path,
     target = load_targets(path)["prod"].resolve()
     assert target.management and target.allow_management and target.allow_spend == 25
     assert "admin-secret-1" in target.secrets and "admin-secret-1" not in repr(target)
+
+
+def test_dry_run_states_the_worst_case_spend() -> None:
+    import io
+
+    from gateprobe.console import Console
+    from gateprobe.dryrun import conformance
+
+    remote = Target("https://gateway.example", "ohmygpt", "k", management=True, admin_key="a",
+                    name="prod", allow_management=True, allow_spend=40.0)
+    out = io.StringIO()
+    assert conformance(remote, "management or billing", 64, None, None,
+                       Console(out, io.StringIO())) == 0
+    text = out.getvalue()
+    assert "worst-case spend: 40 credits" in text and "at most 10 keys" in text
+    out = io.StringIO()
+    conformance(replace(remote, allow_spend=None), "billing", 64, None, None,
+                Console(out, io.StringIO()))
+    assert "refused: not loopback" in out.getvalue()
+
+
+def test_billing_stops_at_the_spend_allowed(make_gateway: MakeGateway,
+                                            http: httpx.Client) -> None:
+    """The spend allowed caps every billing key (as max_fee) and ends the run once spent."""
+    gateway = make_gateway()
+    with key_admin(http, target_for(gateway)) as admin:
+        result = reconcile(admin, spend=50.0)
+    assert "50" in result.stopped and result.findings == []
+    assert 50 <= sum(r.seen for r in result.rows) < 50 + 500  # one request past it at most
+    assert [r.kind for r in result.rows][-1] == "refused (400)"  # no burst, no cap case
+    assert created_keys_alive(gateway) == []

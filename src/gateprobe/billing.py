@@ -115,7 +115,7 @@ class Row:
     @property
     def difference(self) -> float:
         """Seen minus expected."""
-        return round(self.seen - self.expected, 4)
+        return round(self.seen - self.expected, 4) + 0.0  # never -0.0
 
     def as_json(self) -> dict[str, Any]:
         """The row for ``billing.json`` and the report."""
@@ -241,11 +241,17 @@ class Reconciliation:
     """Why it stopped early ('' when it did not): the spend allowed was reached."""
 
 
-def reconcile(admin: KeyAdmin) -> Reconciliation:
+def spend_cap(target: Target) -> float | None:
+    """Credits the category may spend: ``allow_spend`` off loopback, no cap on loopback."""
+    return None if target.is_loopback else target.allow_spend
+
+
+def reconcile(admin: KeyAdmin, spend: float | None = None) -> Reconciliation:
     """The billing category: every kind, a refused request, a 429 burst, the ``max_fee``
-    cap; stops once the target's ``allow_spend`` is reached (the keys carry it as max_fee)."""
+    cap; stops once ``spend`` (default: ``spend_cap``) is reached (the keys carry it as
+    max_fee)."""
     target = admin.target
-    spend = None if target.is_loopback else target.allow_spend
+    spend = spend if spend is not None else spend_cap(target)
     rates = fetch_rates(admin)
     cap = f"{spend:.2f}" if spend else "0"
     _, key = admin.create(remark="gateprobe billing", max_fee=cap)
@@ -267,8 +273,11 @@ def reconcile(admin: KeyAdmin) -> Reconciliation:
     moved = start - balance(admin)
     findings = judge(rows, moved)
     ratio = charge_ratio(rows)
+    left = None if spend is None else spend - sum(r.seen for r in rows)
+    if left is not None and left <= 0:
+        stopped = stopped or f"the spend allowed ({spend:g} credits) is reached"
     if not stopped:
-        rows.append(burst(admin, rates, ratio, findings))
+        rows.append(burst(admin, rates, ratio, findings, left))
         rows.append(cap_case(admin, rates, ratio, rows, findings))
     return Reconciliation(rows, findings, stopped)
 
@@ -307,9 +316,11 @@ def judge(rows: list[Row], balance_moved: float) -> list[Finding]:
 
 
 def burst(admin: KeyAdmin, rates: dict[str, tuple[float, float]], ratio: float,
-          found: list[Finding]) -> Row:
-    """``BURST`` concurrent requests on a fresh key: the ones refused with 429 cost nothing."""
-    _, key = admin.create(remark="gateprobe billing burst")
+          found: list[Finding], left: float | None = None) -> Row:
+    """``BURST`` concurrent requests on a fresh key (capped at the spend ``left``): the ones
+    refused with 429 cost nothing."""
+    _, key = admin.create(remark="gateprobe billing burst",
+                          max_fee=f"{left:.2f}" if left is not None else "0")
     if key is None:
         raise ManagementUnavailable("the burst key could not be created")
     biller = Biller(admin, key, rates)
