@@ -31,3 +31,19 @@ def test_management(check: Check, management_admin: KeyAdmin,
         record_finding(found)
     if findings:
         pytest.fail(describe(findings), pytrace=False)
+
+
+def test_management_stateful(management_admin: KeyAdmin,
+                             record_finding: Callable[[Finding], None],
+                             count_case: Callable[[str], None]) -> None:
+    """schemathesis's stateful testing over the spec's links (create -> list, update, delete),
+    within the run's cap of created keys; every key it made is deleted with the others."""
+    pytest.importorskip("schemathesis", reason="the stateful case needs gateprobe[fuzz]")
+    from gateprobe.management import run_workflow
+
+    findings = run_workflow(management_admin)
+    count_case(ADMIN)
+    for found in findings:
+        record_finding(found)
+    if findings:
+        pytest.fail(describe(findings), pytrace=False)

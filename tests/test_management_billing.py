@@ -47,7 +47,7 @@ def test_clean_gateway_both_categories_pass_and_leave_no_key(make_gateway: MakeG
     result = run_conformance(target_for(gateway), ConformanceOptions(
         select="management or billing", report_dir=tmp_path))
     assert result.findings == [], result.findings
-    assert result.outcomes["passed"] == 5 and result.exit_code == 0, result.tests
+    assert result.outcomes["passed"] == 6 and result.exit_code == 0, result.tests
     assert created_keys_alive(gateway) == []
     assert any(r.created_by_api for r in gateway.state.store.records.values())
     table = (tmp_path / "billing.json").read_text(encoding="utf-8")
@@ -174,4 +174,40 @@ def test_billing_stops_at_the_spend_allowed(make_gateway: MakeGateway,
     assert "50" in result.stopped and result.findings == []
     assert 50 <= sum(r.seen for r in result.rows) < 50 + 500  # one request past it at most
     assert [r.kind for r in result.rows][-1] == "refused (400)"  # no burst, no cap case
+    assert created_keys_alive(gateway) == []
+
+
+def test_stateful_run_is_clean_bounded_and_leaves_no_key(make_gateway: MakeGateway,
+                                                         http: httpx.Client) -> None:
+    pytest.importorskip("schemathesis")
+    from gateprobe.management import run_workflow
+
+    gateway = make_gateway()
+    with key_admin(http, target_for(gateway)) as admin:
+        for _ in range(MAX_KEYS_PER_RUN - 1):
+            admin.create()
+        assert run_workflow(admin) == []
+        assert len(admin.created) <= MAX_KEYS_PER_RUN
+    assert created_keys_alive(gateway) == []
+
+
+def test_stateful_run_reports_what_the_spec_forbids(make_gateway: MakeGateway,
+                                                    http: httpx.Client, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Against a spec that says a created key is a number, each creation is a finding."""
+    pytest.importorskip("schemathesis")
+    from gateprobe import specs
+    from gateprobe.management import run_workflow
+
+    spec = specs.spec_path("management").read_text(encoding="utf-8")
+    changed = spec.replace("data: {type: string, minLength: 8}", "data: {type: integer}")
+    assert changed != spec
+    (tmp_path / "management.yaml").write_text(changed, encoding="utf-8")
+    (tmp_path / "openai.yaml").write_text(  # the links' use-the-key step is defined there
+        specs.spec_path("openai").read_text(encoding="utf-8"), encoding="utf-8")
+    monkeypatch.setattr(specs, "spec_path", lambda name: tmp_path / f"{name}.yaml")
+    gateway = make_gateway()
+    with key_admin(http, target_for(gateway)) as admin:
+        found = run_workflow(admin)
+    assert found and all(f.check_id.startswith("fuzz.") for f in found), found
     assert created_keys_alive(gateway) == []
