@@ -24,6 +24,7 @@ import httpx
 
 from gateprobe.errors import UsageError
 from gateprobe.findings import Finding, Severity
+from gateprobe.redact import Redactor
 from gateprobe.targets import Target
 
 ADMIN = "/api/v1/user/admin/"
@@ -335,7 +336,8 @@ def run_workflow(admin: KeyAdmin) -> list[Finding]:
             derandomize=True, database=None, suppress_health_check=list(HealthCheck)))
     except (Exception, BaseExceptionGroup) as exc:  # schemathesis: a failure, or a group
         failures = list(exc.exceptions) if isinstance(exc, BaseExceptionGroup) else [exc]
-        return [_stateful_finding(failure) for failure in failures]
+        redactor = Redactor(admin.created)  # a reproduction may quote a created key
+        return [_stateful_finding(failure, redactor) for failure in failures]
     finally:  # a key made by a call outside the bookkeeping (a check's replay) is ours too
         admin.created += [str(row["key"]) for row in admin.keys()
                           if row.get("key") not in before and row.get("key") not in
@@ -365,9 +367,9 @@ def _workflow(machine: Any, admin: KeyAdmin) -> Any:
     return Workflow
 
 
-def _stateful_finding(failure: BaseException) -> Finding:
+def _stateful_finding(failure: BaseException, redactor: Redactor) -> Finding:
     code = getattr(failure, "code", None) or type(failure).__name__
     check = (getattr(failure, "checks", ()) or (str(code).lower(),))[0]
     message = f"{getattr(failure, 'title', code)}: {getattr(failure, 'message', failure)}"
-    return finding(f"fuzz.{check}", f"what the spec says ({code})", message[:300],
-                   severity=Severity.MEDIUM)
+    return finding(f"fuzz.{check}", f"what the spec says ({code})",
+                   redactor.text(message)[:300], severity=Severity.MEDIUM)
