@@ -106,6 +106,8 @@ class Row:
     """One line of the billing table."""
 
     kind: str
+    endpoint: str = "/v1/chat/completions"
+    """The path it was sent to."""
     input_tokens: int = 0
     output_tokens: int = 0
     expected: float = 0.0
@@ -163,7 +165,7 @@ class Biller:
         """Send ``kind`` and read what it was charged."""
         before = self.used_fee()
         response = self.send(kind)
-        row = Row(kind.name, status=response.status_code)
+        row = Row(kind.name, ENDPOINTS[kind.endpoint], status=response.status_code)
         if response.status_code == 200:
             row.input_tokens, row.output_tokens = usage_of(kind, response.content)
             row.expected = self.price(kind.model, row.input_tokens, row.output_tokens)
@@ -268,7 +270,7 @@ def reconcile(admin: KeyAdmin, spend: float | None = None) -> Reconciliation:
         rows.append(biller.row(kind))
     refused = biller.send(Kind("refused (400)", "chat", "openai",
                                {"model": target.models["chat"], "messages": "not a list"}))
-    rows.append(Row("refused (400)", status=refused.status_code))
+    rows.append(Row("refused (400)", status=refused.status_code))  # sent to chat
     rows[-1].seen = biller.used_fee() - sum(r.seen for r in rows[:-1])
     moved = start - balance(admin)
     findings = judge(rows, moved)
@@ -297,17 +299,18 @@ def judge(rows: list[Row], balance_moved: float) -> list[Finding]:
         if r.status != 200:
             if abs(r.seen) > ABS_TOLERANCE:
                 found.append(finding("billing.refused", f"{r.kind} ({r.status}) not billed",
-                                     f"charged {r.seen:.2f}", r.kind))
+                                     f"charged {r.seen:.2f}", r.endpoint, case=r.kind))
         elif r.kind.endswith(" stream"):
             twin = ratios.get(r.kind.removesuffix(" stream"), 1.0)
             want = r.expected * twin
             if abs(r.seen - want) > tolerance(want):
                 found.append(finding("billing.stream", f"{r.kind} billed like the same "
                                      f"request unstreamed: {want:.2f}", f"{r.seen:.2f}",
-                                     r.kind))
+                                     r.endpoint, case=r.kind))
         elif abs(r.seen - r.expected) > tolerance(r.expected):
             found.append(finding("billing.charge", f"{r.kind}: usage x rate = "
-                                 f"{r.expected:.2f}", f"{r.seen:.2f}", r.kind))
+                                 f"{r.expected:.2f}", f"{r.seen:.2f}", r.endpoint,
+                                 case=r.kind))
     billed = sum(r.seen for r in rows)
     if abs(balance_moved - billed) > tolerance(billed):
         found.append(finding("billing.charge", f"the balance moves as used_fee: {billed:.2f}",
@@ -342,7 +345,7 @@ def burst(admin: KeyAdmin, rates: dict[str, tuple[float, float]], ratio: float,
         refused = sum(a.status_code == 429 for a in answers)
         found.append(finding("billing.refused", f"{refused} requests refused with 429 not "
                              f"billed: {want:.2f} for the served ones", f"{row.seen:.2f}",
-                             kind.name))
+                             row.endpoint, case=kind.name))
     return row
 
 
@@ -366,12 +369,14 @@ def cap_case(admin: KeyAdmin, rates: dict[str, tuple[float, float]], ratio: floa
         row.status = biller.send(kind).status_code
         if row.status == 200 and fee >= cap:
             found.append(finding("billing.max_fee", f"402 once used_fee reaches max_fee "
-                                 f"{cap:.2f}", f"served at used_fee {fee:.2f}", kind.name))
+                                 f"{cap:.2f}", f"served at used_fee {fee:.2f}", row.endpoint,
+                                 case=row.kind))
             break
         if row.status != 200:
             if fee < cap - tolerance(cap):
                 found.append(finding("billing.max_fee", f"served below max_fee {cap:.2f}",
-                                     f"{row.status} at used_fee {fee:.2f}", kind.name))
+                                     f"{row.status} at used_fee {fee:.2f}", row.endpoint,
+                                     case=row.kind))
             break
     row.seen = biller.used_fee()
     return row

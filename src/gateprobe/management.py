@@ -188,9 +188,9 @@ def key_admin(http: httpx.Client, target: Target) -> Iterator[KeyAdmin]:
 
 
 def finding(check_id: str, expected: str, observed: str, endpoint: str = ADMIN,
-            severity: Severity = Severity.HIGH) -> Finding:
-    """A management or billing finding."""
-    return Finding(check_id, endpoint, severity, expected, observed, case=check_id)
+            severity: Severity = Severity.HIGH, case: str = "") -> Finding:
+    """A management or billing finding (its case: the request kind, or the check)."""
+    return Finding(check_id, endpoint, severity, expected, observed, case=case or check_id)
 
 
 Check = Callable[[KeyAdmin], list[Finding]]
