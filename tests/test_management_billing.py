@@ -3,6 +3,7 @@ faults caught by its check and no other, every created key deleted, the safety s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -211,3 +212,20 @@ def test_stateful_run_reports_what_the_spec_forbids(make_gateway: MakeGateway,
         found = run_workflow(admin)
     assert found and all(f.check_id.startswith("fuzz.") for f in found), found
     assert created_keys_alive(gateway) == []
+
+
+def test_report_html_shows_the_billing_table(tmp_path: Path) -> None:
+    from gateprobe.report.html import render
+
+    summary = {"ok": True, "command": "run", "started": "now", "duration_s": 1.0,
+               "exit_code": 0, "gateprobe": "0", "phases": [], "findings": [],
+               "target": {"name": "embedded", "base_url": "http://127.0.0.1:1",
+                          "profile": "ohmygpt"}}
+    assert "Billing" not in render(summary, tmp_path)
+    (tmp_path / "billing.json").write_text(json.dumps({"stopped": "", "rows": [
+        {"kind": "chat stream", "status": 200, "input_tokens": 5, "output_tokens": 16,
+         "expected": 26.5, "seen": 53.0, "difference": 26.5}]}), encoding="utf-8")
+    page = render(summary, tmp_path)
+    assert "<h2>Billing (credits)</h2>" in page
+    assert "<td>chat stream</td><td>200</td><td>5</td><td>16</td><td>26.50</td><td>53.00</td>" \
+        "<td>26.50</td>" in page

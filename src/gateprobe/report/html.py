@@ -78,6 +78,7 @@ def render(summary: Mapping[str, Any], run_dir: Path) -> str:
                [p["status"] for p in summary["phases"]]),
     ]
     parts += _findings(summary["findings"])
+    parts += _billing(run_dir)
     if summary.get("compare"):
         parts += _compare(summary["compare"])
     for phase in summary["phases"]:
@@ -106,6 +107,22 @@ def _findings(findings: Sequence[Mapping[str, Any]]) -> list[str]:
     return [f"<h2>Findings ({len(findings)})</h2>",
             _table(["phase", "check", "endpoint", "severity", "expected", "observed"], rows),
             more, evidence]
+
+
+def _billing(run_dir: Path) -> list[str]:
+    """The billing category's table (``billing.json``), when the run had one."""
+    path = run_dir / "billing.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows = [[r["kind"], r["status"], r["input_tokens"], r["output_tokens"],
+             f"{r['expected']:.2f}", f"{r['seen']:.2f}", f"{r['difference']:.2f}"]
+            for r in data.get("rows", [])]
+    stopped = f"<p>Stopped early: {_e(data['stopped'])}</p>" if data.get("stopped") else ""
+    return ["<h2>Billing (credits)</h2>", _table(
+        ["request kind", "status", "input tokens", "output tokens", "charge expected",
+         "charge seen", "difference"], rows), stopped]
 
 
 def _latency(phase: Mapping[str, Any], run_dir: Path) -> list[str]:
