@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from gateprobe.cases import documented_extras
 from gateprobe.findings import Finding
 from gateprobe.management import (
     BALANCE,
@@ -279,7 +280,8 @@ def reconcile(admin: KeyAdmin, spend: float | None = None) -> Reconciliation:
     if left is not None and left <= 0:
         stopped = stopped or f"the spend allowed ({spend:g} credits) is reached"
     if not stopped:
-        rows.append(burst(admin, rates, ratio, findings, left))
+        if documented_extras(target) and "chat" in target.served:  # its documented tiers
+            rows.append(burst(admin, rates, ratio, findings, left))
         rows.append(cap_case(admin, rates, ratio, rows, findings))
     return Reconciliation(rows, findings, stopped)
 

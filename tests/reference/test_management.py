@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import httpx
 import pytest
@@ -129,3 +130,29 @@ def test_answers_match_the_management_spec(gateway: RunningGateway) -> None:
     for component, body in answers.items():
         assert schema_errors("management", component, body) == [], component
     assert schema_errors("management", "ErrorEnvelope", answers["KeyList"]) != []
+
+
+def test_membership_and_rates_are_our_reading(gateway: RunningGateway) -> None:
+    with client_for(gateway, "gp-admin-0001") as admin:
+        membership = admin.post(ADMIN + "get-membership-expire-date").json()
+    with client_for(gateway, "gp-vip-0001") as plain:
+        rates = plain.get("/api/v1/pay/model-rates")
+    assert membership["data"] == {"membership": "free", "expire_date": None}
+    assert rates.status_code == 200  # any valid key reads the rates
+    assert rates.json()["data"]["rates"]["gpt-3.5-turbo"] == {"input": "500.00",
+                                                              "output": "1500.00"}
+
+
+def test_keys_file_admin_flag_is_checked(tmp_path: Path) -> None:
+    from gateprobe.errors import ConfigError
+    from gateprobe.reference.config import load_keys_file
+
+    path = tmp_path / "keys.yaml"
+    path.write_text("tiers: {t: {limits: {}}}\nkeys:\n  k1: {tier: t, admin: yes-please}\n",
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="admin: expected true or false"):
+        load_keys_file(path)
+    path.write_text("tiers: {t: {limits: {}}}\nkeys:\n  k1: {tier: t, admin: true, user: '7'}\n",
+                    encoding="utf-8")
+    key = load_keys_file(path).keys["k1"]
+    assert key.admin and key.user == "7"
