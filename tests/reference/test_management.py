@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gateprobe.reference import RunningGateway
-from gateway_fixtures import client_for
+from gateway_fixtures import MakeGateway, client_for
 
 ADMIN = "/api/v1/user/admin/"
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Say test"}],
@@ -156,3 +156,18 @@ def test_keys_file_admin_flag_is_checked(tmp_path: Path) -> None:
                     encoding="utf-8")
     key = load_keys_file(path).keys["k1"]
     assert key.admin and key.user == "7"
+
+
+def test_the_402_in_the_gateways_own_envelope_is_the_documented_body(
+        make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(error_envelope="gateway")
+    with client_for(gateway, "gp-admin-0001") as admin:
+        key = _create(admin, max_fee="0.01").json()["data"]
+        with client_for(gateway, key) as user:
+            user.post("/v1/chat/completions", json=CHAT)
+            refused = user.post("/v1/chat/completions", json=CHAT)
+    assert refused.status_code == 402
+    assert refused.json() == {
+        "statusCode": 402, "errorType": "insufficient_balance_error", "data": None,
+        "message": "User balance is insufficient, your request has been rejected, please "
+                   "recharge in time at https://www.ohmygpt.com/pay ."}
