@@ -232,3 +232,21 @@ def test_report_html_shows_the_billing_table(tmp_path: Path) -> None:
     assert "<h2>Billing (credits)</h2>" in page
     assert "<td>chat stream</td><td>200</td><td>5</td><td>16</td><td>26.50</td><td>53.00</td>" \
         "<td>26.50</td>" in page
+
+
+def test_the_client_waits_out_a_qps_429(make_gateway: MakeGateway, http: httpx.Client) -> None:
+    from gateway_fixtures import FakeClock
+
+    gateway = make_gateway(management_qps=True)
+    clock = FakeClock()
+    gateway.state.store.clock = clock
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        clock.advance(seconds)
+
+    with key_admin(http, target_for(gateway)) as admin:
+        admin.sleep = sleep
+        assert admin.keys() and admin.keys()  # the second listing meets 1 QPS, then passes
+    assert waits == [1.0]

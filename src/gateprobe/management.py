@@ -34,6 +34,8 @@ UPDATE = ADMIN + "update-api-token"
 LIST = ADMIN + "get-api-tokens"
 BALANCE = ADMIN + "balance"
 MODEL_RATES = "/api/v1/pay/model-rates"
+RETRIES_429 = 2
+MAX_RETRY_AFTER_S = 5.0
 MAX_KEYS_PER_RUN = 10
 """The most keys one run creates (the account's cap is 5000; a run must not eat into it)."""
 QPS = {LIST: 1.0, UPDATE: 10.0, **{p: 10.0 for p in CREATE_PATHS + DELETE_PATHS}}
@@ -69,6 +71,8 @@ class KeyAdmin:
     created: list[str] = field(default_factory=list, repr=False)
     """Every key created this run, in order (``cleanup`` deletes each)."""
     deleted: set[str] = field(default_factory=set, repr=False)
+    sleep: Callable[[float], None] = time.sleep
+    """How it waits out a 429's Retry-After (a test seam)."""
     _last: dict[str, float] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -80,14 +84,20 @@ class KeyAdmin:
 
     def call(self, method: str, path: str, form: dict[str, str] | None = None,
              key: str | None = None) -> Answer:
-        """One management call (form-urlencoded, as documented), paced off loopback."""
-        self._pace(path)
-        try:
-            response = self.http.request(
-                method, self.target.base_url + path, data=form,
-                headers={"authorization": f"Bearer {key or self.admin_key}"})
-        except httpx.HTTPError as exc:
-            raise ManagementUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+        """One management call (form-urlencoded, as documented), paced off loopback; a 429
+        is waited out (its Retry-After, at most ``MAX_RETRY_AFTER_S``) twice at most."""
+        for attempt in range(RETRIES_429 + 1):
+            self._pace(path)
+            try:
+                response = self.http.request(
+                    method, self.target.base_url + path, data=form,
+                    headers={"authorization": f"Bearer {key or self.admin_key}"})
+            except httpx.HTTPError as exc:
+                raise ManagementUnavailable(f"{method} {path}: {type(exc).__name__}") from None
+            wait = _retry_after(response)
+            if response.status_code != 429 or wait is None or attempt == RETRIES_429:
+                break
+            self.sleep(wait)
         try:
             body = response.json()
         except ValueError:
@@ -175,6 +185,15 @@ class KeyAdmin:
         except ValueError:
             parsed = None
         return Answer(response.status_code, parsed)
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    """A 429's Retry-After in seconds, if it is one the run can afford."""
+    try:
+        wait = float(response.headers.get("retry-after", "1"))
+    except ValueError:
+        return None
+    return wait if 0 <= wait <= MAX_RETRY_AFTER_S else None
 
 
 @contextmanager

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from gateprobe.reference import RunningGateway
-from gateway_fixtures import MakeGateway, client_for
+from gateway_fixtures import FakeClock, MakeGateway, client_for
 
 ADMIN = "/api/v1/user/admin/"
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Say test"}],
@@ -171,3 +171,19 @@ def test_the_402_in_the_gateways_own_envelope_is_the_documented_body(
         "statusCode": 402, "errorType": "insufficient_balance_error", "data": None,
         "message": "User balance is insufficient, your request has been rejected, please "
                    "recharge in time at https://www.ohmygpt.com/pay ."}
+
+
+def test_documented_qps_limits_when_enforced(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(management_qps=True)
+    clock = FakeClock()
+    gateway.state.store.clock = clock
+    with client_for(gateway, "gp-admin-0001") as admin:
+        assert admin.post(ADMIN + "get-api-tokens").status_code == 200
+        refused = admin.post(ADMIN + "get-api-tokens")
+        clock.advance(1.0)
+        again = admin.post(ADMIN + "get-api-tokens")
+        creates = [_create(admin).status_code for _ in range(11)]
+    assert refused.status_code == 429 and refused.headers["retry-after"] == "1"
+    assert refused.json()["statusCode"] == 429
+    assert again.status_code == 200
+    assert creates == [200] * 10 + [429]

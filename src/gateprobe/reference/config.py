@@ -164,6 +164,9 @@ class GatewayConfig:
     balance: float = 1_000_000.0
     """Each account's starting balance, in credits (the management API's ``balance``)."""
     rates: Mapping[str, Rate] = field(default_factory=lambda: dict(DEFAULT_RATES))
+    management_qps: bool = False
+    """Enforce the management API's documented QPS limits per account (429 past them; the
+    docs show no such answer: ours is the envelope with ``Retry-After: 1``)."""
     cut_after_s: float = 0.0
     """Like a CDN in front (the seeds' Cloudflare mirror cuts at 100 s): a non-streaming answer
     that would take longer gets a 524 HTML page at this many seconds instead; 0: never."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
@@ -40,6 +41,9 @@ from gateprobe.reference.faults import (
     MODEL_RATES,
 )
 
+QPS_LIMITS: Mapping[str, int] = {
+    **{p: 10 for p in KEY_CREATE | KEY_DELETE}, KEY_UPDATE: 10, KEY_LIST: 1}
+"""The documented limits per second (delete: the stricter of the two documented figures)."""
 MAX_KEYS_PER_USER = 5000
 """The documented cap on one account's keys."""
 _CST = timezone(timedelta(hours=8))
@@ -113,10 +117,14 @@ class KeyStore:
     """Every key of every account, and each account's balance: the one store both the model
     routes and the management routes use."""
 
-    def __init__(self, config: GatewayConfig) -> None:
+    def __init__(self, config: GatewayConfig,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.config = config
+        self.clock = clock
+        """Drives the QPS limits (a test seam)."""
         self.records: dict[str, KeyRecord] = {}
         self.balances: dict[str, float] = {}
+        self.calls: dict[tuple[str, str], list[float]] = {}
         self.reset()
 
     def reset(self) -> None:
@@ -125,6 +133,20 @@ class KeyStore:
                                          is_admin=k.admin)
                         for k in self.config.keys.values()}
         self.balances = {r.user_id: self.config.balance for r in self.records.values()}
+        self.calls = {}
+
+    def within_qps(self, user: str, path: str) -> bool:
+        """Count a call of ``user`` on ``path``: whether it is within the path's QPS."""
+        limit = QPS_LIMITS.get(path)
+        if not self.config.management_qps or limit is None:
+            return True
+        now = self.clock()
+        recent = [t for t in self.calls.get((user, path), []) if now - t < 1.0]
+        if len(recent) >= limit:
+            self.calls[(user, path)] = recent
+            return False
+        self.calls[(user, path)] = [*recent, now]
+        return True
 
     def live(self, user: str) -> list[KeyRecord]:
         """The account's keys that are not deleted."""
@@ -195,7 +217,10 @@ def endpoint(method: str, handler: Handler) -> Callable[[Request], Awaitable[Res
         try:
             return await handler(request, request.app.state.gateway.store)
         except ManagementError as error:
-            return envelope(error.status, error.message, error_type=error.error_type)
+            answer = envelope(error.status, error.message, error_type=error.error_type)
+            if error.status == 429:
+                answer.headers["retry-after"] = "1"
+            return answer
 
     return run
 
@@ -212,6 +237,10 @@ def _caller(request: Request, store: KeyStore, admin: bool = True) -> KeyRecord:
             store.config.faults, request.url.path):
         raise ManagementError(401, "This API key has no administrator privileges: the "
                               "management API needs an admin key (create one in the dashboard)")
+    if not store.within_qps(record.user_id, request.url.path):
+        raise ManagementError(429, f"Too many requests: at most "
+                              f"{QPS_LIMITS[request.url.path]} per second on "
+                              f"{request.url.path}.")
     return record
 
 
