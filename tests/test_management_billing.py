@@ -250,3 +250,13 @@ def test_the_client_waits_out_a_qps_429(make_gateway: MakeGateway, http: httpx.C
         admin.sleep = sleep
         assert admin.keys() and admin.keys()  # the second listing meets 1 QPS, then passes
     assert waits == [1.0]
+
+
+@pytest.mark.parametrize("profile", ["anthropic", "openai"])
+def test_both_categories_pass_under_the_other_profiles(make_gateway: MakeGateway,
+                                                       profile: str) -> None:
+    gateway = make_gateway(profile=profile)
+    result = run_conformance(target_for(gateway, profile=profile),
+                             ConformanceOptions(select="management or billing"))
+    assert result.findings == [] and result.outcomes["passed"] == 6, result.tests
+    assert created_keys_alive(gateway) == []
