@@ -21,7 +21,7 @@ LAYERS = {
              "metrics", "targets", "specs", "checks", "golden", "yamlfile", "transport",
              "events"},
     "engine": {"cases", "probe", "runstate", "fuzz_guard", "pytest_plugin", "user_checks", "live",
-               "embedded", "report", "smoke", "dryrun"},
+               "embedded", "report", "smoke", "dryrun", "management", "billing"},
     "commands": {"conformance_runner", "load", "pipeline", "gate", "compare", "discover"},
     "cli": {"cli", "__main__"},
 }

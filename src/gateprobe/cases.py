@@ -29,6 +29,10 @@ MARKERS = {
     "golden": "answers compared with golden answers recorded from a trusted gateway",
     "fuzz": "schemathesis fuzzing of every operation in specs/, with gateprobe's checks",
     "sdk": "the official openai and anthropic SDKs as clients",
+    "management": "the gateway's key management API: a key's life, permissions, isolation "
+                  "(targets that declare management: true)",
+    "billing": "balance and used_fee move by usage x rate; streams, refusals, max_fee "
+               "(targets that declare management: true)",
 }
 """The suite's markers: its categories (and the ones still to come). Here, not in the pytest
 plugin, so that the CLI can check a selection without importing the plugin before pytest."""

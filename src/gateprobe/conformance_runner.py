@@ -272,6 +272,12 @@ def _check_selects_something(target: Target, options: ConformanceOptions) -> Non
     if not options.select:
         return
     chosen = dryrun.selected(options.select)
+    named = set(re.findall(r"[a-z_]+", options.select)) & {"management", "billing"}
+    if any(chosen(category) for category in named):
+        refusal = target.management_refusal if chosen("management") else target.spend_refusal
+        if refusal:  # asked for by name: say why it cannot run (unnamed, it is left out)
+            raise UsageError(f"--select {options.select!r}: {refusal}")
+        return
     if chosen("sdk") or chosen("fuzz"):
         return
     golden = golden_cases(target, options.golden_dir) if chosen("golden") else []

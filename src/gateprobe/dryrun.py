@@ -69,11 +69,34 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
         console.line(f"fuzz: {examples} examples per operation, at most "
                      f"{guard.max_requests} requests, every max_tokens-like value capped at "
                      f"{guard.max_tokens}")
+    if target.management:
+        _stateful(target, chosen, console)
     if max_generated_tokens is not None:
         console.line(f"the run stops sending once its requests have asked for "
                      f"{max_generated_tokens} tokens in all (--max-generated-tokens)")
     console.line("nothing was sent")
     return 0
+
+
+def _stateful(target: Target, chosen: Callable[[str], bool], console: Console) -> None:
+    """The management and billing categories: keys created, requests, worst-case spend."""
+    from gateprobe.billing import BURST, kinds, worst_case_tokens
+    from gateprobe.management import LIFECYCLE, MAX_KEYS_PER_RUN
+
+    refusal = target.management_refusal
+    if chosen("management"):
+        console.line(f"management: {len(LIFECYCLE)} cases, at most {MAX_KEYS_PER_RUN} keys "
+                     "created in the run (each deleted before it ends), 6 chat requests of "
+                     "max_tokens 1" + (f"; refused: {refusal}" if refusal else ""))
+    if chosen("billing"):
+        refusal = target.spend_refusal
+        spend = "no cap (loopback)" if target.is_loopback else \
+            f"{target.allow_spend:g} credits (allow_spend: each billing key is created with " \
+            "it as max_fee, and the run stops once it is spent)" if target.allow_spend else \
+            "nothing (no allow_spend)"
+        console.line(f"billing: {len(kinds(target)) + 1 + BURST + 5} requests (a burst of "
+                     f"{BURST}), at most {worst_case_tokens(target)} tokens; worst-case spend: "
+                     f"{spend}" + (f"; refused: {refusal}" if refusal else ""))
 
 
 def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:

@@ -28,6 +28,8 @@ from gateprobe.targets import (
 
 KEY = "gp-vip-0001"
 NO_PERMISSION_KEY = "gp-nomodel-0001"
+ADMIN_KEYS = ("gp-admin-0001", "gp-admin-0002")
+"""Admin keys of two accounts (``fixtures/keys.yaml``): the management API's callers."""
 TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
 EMBEDDED_ENDPOINTS = CORE_ENDPOINTS | frozenset()
 """Every family the reference gateway serves: the embedded target declares them all (the
@@ -69,6 +71,8 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         rate_algorithm=choice.rate_algorithm or "sliding_window",
         auth_styles=frozenset({"bearer"}),  # as the documented gateway: Bearer only
         strictness="strict-upstream",  # our double follows the upstream wire to the letter
+        management=True, admin_key=ADMIN_KEYS[0], admin_key_env="GATEPROBE_EMBEDDED_ADMIN_KEY",
+        other_admin_key=ADMIN_KEYS[1],
         endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None
         else EMBEDDED_ENDPOINTS,
         no_permission_key_env="GATEPROBE_EMBEDDED_NO_PERMISSION_KEY")

@@ -203,6 +203,37 @@ class Target:
             else profile_envelopes(self.profile)
     no_permission_key_env: str = ""
     """The variable ``no_permission_key`` came from (a finding's ``curl`` repro names it)."""
+    management: bool = False
+    """Whether it serves the gateway's management API (keys, balance, model rates): the
+    ``management`` and ``billing`` categories run only then."""
+    admin_key: str | None = field(default=None, repr=False)
+    """A key with administrator rights (the management API takes no other)."""
+    admin_key_env: str | None = None
+    other_admin_key: str | None = field(default=None, repr=False)
+    """An admin key of another account (the listing-isolation case is narrower without)."""
+    allow_management: bool = False
+    """Whether keys may be created and deleted on it when it is not on loopback."""
+    allow_spend: float | None = None
+    """Credits the billing category may spend on it when it is not on loopback."""
+
+    @property
+    def management_refusal(self) -> str:
+        """Why the management and billing categories may not run ('' when they may)."""
+        if not self.management or not self.admin_key:
+            return "the target declares no management API (management: true, admin_key_env)"
+        if self.is_loopback or self.allow_management:
+            return ""
+        return f"not loopback and target {self.name or self.base_url!r} does not set " \
+               "allow_management: true"
+
+    @property
+    def spend_refusal(self) -> str:
+        """Why the billing category may not spend on it ('' when it may)."""
+        refusal = self.management_refusal
+        if refusal or self.is_loopback or self.allow_spend:
+            return refusal
+        return f"not loopback and target {self.name or self.base_url!r} does not set " \
+               "allow_spend: <credits>"
 
     @property
     def served(self) -> frozenset[str]:
@@ -228,8 +259,8 @@ class Target:
     @property
     def secrets(self) -> tuple[str, ...]:
         """Every key value in use, for redaction and the key-echo check."""
-        return tuple(k for k in (self.api_key, self.no_permission_key,
-                                 *self.tier_keys.values()) if k)
+        return tuple(k for k in (self.api_key, self.no_permission_key, self.admin_key,
+                                 self.other_admin_key, *self.tier_keys.values()) if k)
 
     @property
     def pace_s(self) -> float:
@@ -463,6 +494,11 @@ TARGETS_SCHEMA: dict[str, object] = {
                                   "items": {"enum": list(ENDPOINTS)}},
                     "mirrors": {"type": "object", "additionalProperties": {
                         "type": "string", "pattern": "^https?://[^/]+"}},
+                    "management": {"type": "boolean"},
+                    "admin_key_env": _ENV,
+                    "other_admin_key_env": _ENV,
+                    "allow_management": {"type": "boolean"},
+                    "allow_spend": {"type": "number", "exclusiveMinimum": 0},
                 },
             },
         }
@@ -471,6 +507,8 @@ TARGETS_SCHEMA: dict[str, object] = {
 """The documented schema of ``targets.yaml`` (see ``targets.example.yaml``)."""
 
 _SECRETISH = ("key", "api_key", "token", "secret", "password")
+_MANAGEMENT_KEYS = ("management", "admin_key_env", "other_admin_key_env", "allow_management",
+                    "allow_spend")
 
 
 @dataclass(frozen=True, slots=True)
@@ -496,6 +534,9 @@ class TargetEntry:
     max_tokens: int | None = None
     error_envelopes: frozenset[str] | None = None
     rate_headers: str = "family"
+    management: Mapping[str, Any] = field(default_factory=dict)
+    """``management``, ``admin_key_env``, ``other_admin_key_env``, ``allow_management``,
+    ``allow_spend`` as written."""
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -518,7 +559,20 @@ class TargetEntry:
                       auth_styles=self.auth, strictness=self.strictness,
                       max_tokens=self.max_tokens, error_envelopes=self.error_envelopes,
                       rate_headers=self.rate_headers,
-                      no_permission_key_env=self.no_permission_key_env or "")
+                      no_permission_key_env=self.no_permission_key_env or "",
+                      **_management_fields(self.management, key))
+
+
+def _management_fields(raw: Mapping[str, Any], key: Callable[[str], str]) -> dict[str, Any]:
+    """The Target fields of an entry's management switches (admin keys read now)."""
+    if not raw.get("management"):
+        return {}
+    other = raw.get("other_admin_key_env")
+    return {"management": True, "admin_key": key(raw["admin_key_env"]),
+            "admin_key_env": raw["admin_key_env"],
+            "other_admin_key": key(other) if other else None,
+            "allow_management": bool(raw.get("allow_management", False)),
+            "allow_spend": raw.get("allow_spend")}
 
 
 def load_targets(path: Path) -> dict[str, TargetEntry]:
@@ -541,6 +595,9 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
     entries = {}
     for name, body in raw["targets"].items():
         limits = body.get("limits", {})
+        if body.get("management") and "admin_key_env" not in body:
+            raise ConfigError(f"{path}: targets.{name}.management: true needs admin_key_env "
+                              "(the variable holding a key with administrator rights)")
         entries[name] = TargetEntry(
             name, body["base_url"], body["profile"], body["api_key_env"],
             body.get("no_permission_key_env"), body.get("models", {}),
@@ -552,7 +609,8 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             frozenset(body["auth"]) if "auth" in body else None,
             body.get("strictness", "documented"), body.get("max_tokens"),
             frozenset(body["error_envelopes"]) if "error_envelopes" in body else None,
-            limits.get("headers", "family"))
+            limits.get("headers", "family"),
+            {k: body[k] for k in _MANAGEMENT_KEYS if k in body})
     return entries
 
 
@@ -591,7 +649,8 @@ def _literal_keys(raw: object) -> list[str]:
         out += [f"targets.{name}.{field_name}: keys are never written in files; put it in an "
                 "environment variable and name that with api_key_env"
                 for field_name in body if field_name in _SECRETISH]
-        for field_name in ("api_key_env", "no_permission_key_env"):
+        for field_name in ("api_key_env", "no_permission_key_env", "admin_key_env",
+                           "other_admin_key_env"):
             value = body.get(field_name)
             if isinstance(value, str) and not re.fullmatch(_ENV_NAME, value):
                 out.append(f"targets.{name}.{field_name}: must name an environment variable "

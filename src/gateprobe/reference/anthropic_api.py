@@ -15,6 +15,7 @@ from typing import Any
 from starlette.responses import Response
 
 from gateprobe.reference import tools
+from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
@@ -96,6 +97,7 @@ async def complete(call: Call) -> Response:
     extra = {"log_id": _log_id(call)} if call.config.profile == "ohmygpt" else {}
     offsets = call.content_offsets(gen.tokens)
     end = offsets[-1] if offsets else int(call.config.timing.ttft_ms * 1e6)
+    call.usage = Usage(model.id, count_tokens(prompt), gen.tokens, bool(body.get("stream")))
     if not body.get("stream"):
         return await call.respond_json(
             {"type": "completion", "id": ident, "completion": gen.text,
@@ -153,6 +155,8 @@ async def messages(call: Call) -> Response:
     input_tokens = count_tokens(prompt)
     calls = tools.calls_for("anthropic", body, _last_user_text(body), call.request_id)
     if calls:
+        call.usage = Usage(model.id, input_tokens, sum(len(c.pieces) for c in calls),
+                           bool(body.get("stream")))
         return await _tool_use(call, body, model.served_as, calls, input_tokens)
     gen = generate(model.id, prompt, max_tokens=body["max_tokens"], stop=stops,
                    seed=call.config.seed)
@@ -170,6 +174,7 @@ async def messages(call: Call) -> Response:
     }
     offsets = call.content_offsets(gen.tokens)
     end = offsets[-1] if offsets else int(call.config.timing.ttft_ms * 1e6)
+    call.usage = Usage(model.id, input_tokens, gen.tokens, bool(body.get("stream")))
     if not body.get("stream"):
         return await call.respond_json(message, end)
     start = {**message, "content": [], "stop_reason": None, "stop_sequence": None,

@@ -21,7 +21,8 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.reference import anthropic_api, hostile, openai_api
+from gateprobe.reference import anthropic_api, hostile, management, openai_api
+from gateprobe.reference.billing import bill_refused, bill_served
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.envelopes import Family, GatewayError, render
@@ -126,6 +127,8 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ]
     routes: list[BaseRoute] = [_AnyMethod(path, _endpoint(family, method, handler))
                                for path, method, family, handler in api]
+    routes += [_AnyMethod(path, management.endpoint(method, handler))
+               for path, method, handler in management.routes()]
     routes += [
         _AnyMethod("/_gateprobe/health", _debug("GET", _health)),
         _AnyMethod("/_gateprobe/traces/{request_id}", _debug("GET", _trace)),
@@ -156,9 +159,21 @@ def _endpoint(family: Family, method: str,
             response = _error(call, GatewayError("api_error", "Internal server error"))
         if not isinstance(response, EventStreamResponse):
             call.release()
+        _bill(call, response.status_code)
         return _with_faults(call, response) if call.config.faults else response
 
     return endpoint
+
+
+def _bill(call: Call, status: int) -> None:
+    """Bill the answer to its key: a served request by its usage, a refused one not at all."""
+    if call.key is None:
+        return
+    store = call.state.store
+    if status < 300 and call.usage is not None:
+        bill_served(store, call.key.key, call.usage, call.endpoint)
+    elif status >= 400:
+        bill_refused(store, call.key.key, status, call.endpoint)
 
 
 def hostile_front(call: Call) -> Response | None:

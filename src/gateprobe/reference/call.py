@@ -21,6 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
+from gateprobe.reference.billing import Usage
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
 from gateprobe.reference.faults import (
@@ -42,6 +43,7 @@ from gateprobe.reference.faults import (
     WRONG_LIMIT_FACTOR,
     apply_stream_faults,
 )
+from gateprobe.reference.management import CapReached, KeyStore
 from gateprobe.reference.ratelimit import Decision, Limiter
 from gateprobe.reference.streaming import (
     EventStreamResponse,
@@ -75,9 +77,15 @@ class GatewayState:
     """Requests past the rate limiter: only the ``flaky-500`` fault counts them."""
     rate_limited: int = 0
     """Requests refused with 429 by the limiter (tests read it: a run that met the limit)."""
+    store: KeyStore = field(init=False)
+    """Every key and balance, shared by the model routes and the management API."""
+
+    def __post_init__(self) -> None:
+        self.store = KeyStore(self.config)
 
     def reset(self) -> None:
-        """Forget budgets and traces (tests reuse one gateway across cases)."""
+        """Forget budgets, traces and created keys (tests reuse one gateway across cases)."""
+        self.store.reset()
         self.limiter.reset()
         self.traces.clear()
         self.refused.clear()
@@ -102,6 +110,8 @@ class Call:
     """Headers for the answer, success or error: request id, rate-limit state."""
     counted: bool = False
     """Whether this call holds an in-flight slot that must be released."""
+    usage: Usage | None = None
+    """What the request consumed, set by its handler once it is served: the app bills it."""
 
     def __post_init__(self) -> None:
         name = "request-id" if self.family == "anthropic" else "x-request-id"
@@ -142,7 +152,11 @@ class Call:
                 missing = "Authorization header is required (Authorization: Bearer KEY)."
         if not presented:
             raise GatewayError("authentication", missing)
-        key = self.config.keys.get(presented)
+        try:
+            key = self.state.store.model_key(presented, self.endpoint)
+        except CapReached:
+            raise GatewayError("permission", CapReached.message, code="insufficient_balance_error",
+                               status=402) from None
         if key is None and ACCEPT_ANY_KEY.active(self.config.faults, self.endpoint):
             key = next(iter(self.config.keys.values()))
         if key is None:

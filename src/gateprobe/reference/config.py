@@ -76,10 +76,35 @@ class ApiKey:
     tier: str
     models: frozenset[str] | None
     """Models this key may use; ``None`` means all."""
+    admin: bool = False
+    """Whether it may call the management API (``/api/v1/user/admin/*``); only a keys file
+    can grant it, never the API itself (the gateway documents that, for security)."""
+    user: str = "1"
+    """The account it belongs to: balance and key listings are per account."""
 
     def may_use(self, model: str) -> bool:
         """Whether the key's permission list includes ``model``."""
         return self.models is None or model in self.models
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """What a model costs, in credits per 1,000 tokens (our reading: the gateway documents
+    ``/api/v1/pay/model-rates`` but not its shape nor its unit; see specs/management.yaml)."""
+
+    input: float
+    output: float
+
+
+DEFAULT_RATES: Mapping[str, Rate] = {
+    "gpt-3.5-turbo": Rate(500, 1500), "gpt-4o-mini": Rate(150, 600),
+    "gpt-3.5-turbo-instruct": Rate(1500, 2000), "text-embedding-3-small": Rate(20, 0),
+    "claude-2": Rate(8000, 24000), "claude-instant-1": Rate(800, 2400),
+    "claude-2-web": Rate(100, 100), "claude-3-opus": Rate(15000, 75000),
+    "claude-3-sonnet": Rate(3000, 15000),
+}
+"""The reference gateway's rate table; a model not in it is billed ``FALLBACK_RATE``."""
+FALLBACK_RATE = Rate(1000, 1000)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +161,12 @@ class GatewayConfig:
     error_envelope: str = "family"
     """``family``: errors in the OpenAI or Anthropic envelope of the route; ``gateway``: in the
     seeds' gateway's own ``{statusCode, message, data}`` (its real model routes answer so)."""
+    balance: float = 1_000_000.0
+    """Each account's starting balance, in credits (the management API's ``balance``)."""
+    rates: Mapping[str, Rate] = field(default_factory=lambda: dict(DEFAULT_RATES))
+    management_qps: bool = False
+    """Enforce the management API's documented QPS limits per account (429 past them; the
+    docs show no such answer: ours is the envelope with ``Retry-After: 1``)."""
     cut_after_s: float = 0.0
     """Like a CDN in front (the seeds' Cloudflare mirror cuts at 100 s): a non-streaming answer
     that would take longer gets a 524 HTML page at this many seconds instead; 0: never."""
@@ -225,7 +256,7 @@ def _parse_keys(path: Path, raw: Any, tiers: Mapping[str, Tier],
         where = f"keys.{key}"
         if not isinstance(body, dict):
             raise ConfigError(f"{path}: {where}: expected a mapping with 'tier'")
-        _no_unknown(path, where, body, {"tier", "models", "exclude_models"})
+        _no_unknown(path, where, body, {"tier", "models", "exclude_models", "admin", "user"})
         tier = body.get("tier")
         if tier not in tiers:
             hint = _did_you_mean(str(tier), tiers)
@@ -244,7 +275,10 @@ def _parse_keys(path: Path, raw: Any, tiers: Mapping[str, Tier],
         if excluded:
             base = allowed if allowed is not None else frozenset(catalogue)
             allowed = base - frozenset(excluded)
-        keys[str(key)] = ApiKey(str(key), str(tier), allowed)
+        admin = body.get("admin", False)
+        if not isinstance(admin, bool):
+            raise ConfigError(f"{path}: {where}.admin: expected true or false")
+        keys[str(key)] = ApiKey(str(key), str(tier), allowed, admin, str(body.get("user", "1")))
     return keys
 
 

@@ -80,8 +80,11 @@ def render(family: Family, error: GatewayError, request_id: str,
     if envelope == "gateway":
         status = (_ANTHROPIC if family == "anthropic" else _OPENAI)[error.kind][0]
         status = error.status or status
-        return Response(json.dumps({"statusCode": status, "message": error.message,
-                                    "data": None}, ensure_ascii=False),
+        body_: dict[str, object] = {"statusCode": status, "message": error.message}
+        if status == 402 and error.code:  # the documented insufficient-balance body
+            body_["errorType"] = error.code
+        body_["data"] = None
+        return Response(json.dumps(body_, ensure_ascii=False),
                         status_code=status, headers=error.headers,
                         media_type="application/json")
     if family == "anthropic":

@@ -710,6 +710,66 @@ STREAM_EARLY_EMPTY_CHUNK = _f(
     "on schedule (TTFB looks fast, TTFT is not)", OPENAI_STREAMS, ["slo.ttft_p95_ms"],
     _early_empty_chunk, "load")
 
+# -- the gateway's own API: key management and billing (proven by tests/test_management_billing.py)
+ADMIN = "/api/v1/user/admin/"
+KEY_CREATE = frozenset({ADMIN + "new-api-token", ADMIN + "create-api-token"})
+KEY_UPDATE = ADMIN + "update-api-token"
+KEY_LIST = ADMIN + "get-api-tokens"
+KEY_DELETE = frozenset({ADMIN + "del-api-token", ADMIN + "delete-api-token"})
+MODEL_RATES = "/api/v1/pay/model-rates"
+MANAGEMENT = KEY_CREATE | KEY_DELETE | frozenset({
+    KEY_UPDATE, KEY_LIST, ADMIN + "balance", ADMIN + "get-membership-expire-date"})
+OVERCHARGE = 1.10
+"""``billing-overcharge`` bills this many times the rate table's price."""
+REFUSED_CHARGE = 10.0
+"""Credits ``billing-429`` and ``billing-failed`` debit for a refused request."""
+
+
+def _m(name: str, description: str, endpoints: frozenset[str], trips: Sequence[str],
+       proven_by: str = "management") -> Fault:
+    return _declare(Fault(name, description, endpoints, tuple(trips), proven_by=proven_by))
+
+
+CREATED_KEY_INERT = _m(
+    "created-key-inert", "keys created through the management API are unknown to the model "
+    "routes", GENERATING, ["management.created_key"])
+MANAGED_PERMISSIONS_IGNORED = _m(
+    "managed-permissions-ignored", "a created key's permissions are stored but not enforced",
+    GENERATING, ["management.permissions"])
+DISABLED_KEY_WORKS = _m(
+    "disabled-key-works", "a key updated with is_disabled=true still works", GENERATING,
+    ["management.disabled_key"])
+EXPIRED_KEY_WORKS = _m(
+    "expired-key-works", "a key past its expired_at still works", GENERATING,
+    ["management.expired_key"])
+DELETED_KEY_WORKS = _m(
+    "deleted-key-works", "a deleted key still works on the model routes", GENERATING,
+    ["management.deleted_key"])
+ADMIN_GRANTABLE = _m(
+    "admin-grantable", "is_admin=true in a create or update body is honoured",
+    KEY_CREATE | {KEY_UPDATE}, ["management.admin_grant"])
+LIST_OTHER_USERS = _m(
+    "list-other-users", "the key listing shows every account's keys, in full",
+    frozenset({KEY_LIST}), ["management.list_isolation"])
+MANAGEMENT_ANY_KEY = _m(
+    "management-any-key", "the management routes take any valid key, admin or not",
+    MANAGEMENT, ["management.admin_only"])
+BILLING_OVERCHARGE = _m(
+    "billing-overcharge", f"every request is billed {OVERCHARGE - 1:.0%} over the rate table",
+    GENERATING, ["billing.charge"], "billing")
+BILLING_STREAM_TWICE = _m(
+    "billing-stream-twice", "streams are billed twice", GENERATING, ["billing.stream"],
+    "billing")
+BILLING_429 = _m(
+    "billing-429", f"requests refused with 429 are billed {REFUSED_CHARGE:g} credits",
+    GENERATING, ["billing.refused"], "billing")
+BILLING_FAILED = _m(
+    "billing-failed", f"requests refused with another 4xx or a 5xx are billed "
+    f"{REFUSED_CHARGE:g} credits", GENERATING, ["billing.refused"], "billing")
+MAX_FEE_IGNORED = _m(
+    "max-fee-ignored", "a key at its max_fee keeps being served", GENERATING,
+    ["billing.max_fee"], "billing")
+
 CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
 """Every fault by name, in declaration order."""
 
@@ -749,6 +809,7 @@ def markdown_table() -> str:
     for f in CATALOGUE.values():
         endpoints = "every API route" if f.endpoints == API else "every generating route" \
             if f.endpoints == GENERATING else "every stream" if f.endpoints == ALL_STREAMS \
+            else "every management route" if f.endpoints == MANAGEMENT \
             else ", ".join(f"`{e}`" for e in sorted(f.endpoints))
         trips = ", ".join(f"`{t}`" for t in f.trips)
         rows.append(f"| `{f.name}` | {f.proven_by} | {endpoints} | {trips} | {f.description} |")

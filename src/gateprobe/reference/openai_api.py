@@ -20,6 +20,7 @@ from typing import Any
 from starlette.responses import Response
 
 from gateprobe.reference import tools
+from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import Call
 from gateprobe.reference.config import Model
 from gateprobe.reference.envelopes import GatewayError
@@ -136,8 +137,11 @@ async def chat_completions(call: Call) -> Response:
     calls = tools.calls_for("openai", body, _last_user_text(body["messages"]),
                             call.request_id)
     if calls:
+        call.usage = Usage(model.id, prompt_tokens,
+                           (body.get("n") or 1) * sum(len(c.pieces) for c in calls), stream)
         return await _chat_tool_calls(call, body, head, calls, prompt_tokens, stream)
     offsets = call.content_offsets(max((g.tokens for g in gens), default=0))
+    call.usage = Usage(model.id, prompt_tokens, completion_tokens, stream)
     if not stream:
         return await call.respond_json(
             {
@@ -400,6 +404,7 @@ async def completions(call: Call) -> Response:
             for j in range(n)
         )
     usage = _usage(prompt_tokens, sum(g.tokens for g in gens))
+    call.usage = Usage(model.id, prompt_tokens, usage["completion_tokens"], stream)
     head = {
         "id": "cmpl-" + call.request_id[4:28],
         "object": "text_completion",
@@ -501,6 +506,7 @@ async def embeddings(call: Call) -> Response:
         )
         data.append({"object": "embedding", "index": i, "embedding": value})
     tokens = sum(t for _, t in inputs)
+    call.usage = Usage(model.id, tokens, 0)
     return await call.respond_json(
         {
             "object": "list",

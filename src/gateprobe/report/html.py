@@ -131,6 +131,7 @@ def render(summary: Mapping[str, Any], run_dir: Path) -> str:
     if said:
         parts += ["<h2>Information (not judged)</h2>", "<ul>",
                   *(f"<li>{_e(line)}</li>" for line in said), "</ul>"]
+    parts += _billing(run_dir)
     if summary.get("compare"):
         parts += _compare(summary["compare"])
     for phase in summary["phases"]:
@@ -191,6 +192,22 @@ def _finding(f: Mapping[str, Any]) -> str:
     times = f" <span class='count'>&times;{f['count']}</span>" if f["count"] > 1 else ""
     return (f"<div class='finding'><div><b>{_e(f.get('case') or '(no case)')}</b>{times} "
             f"<small>({_e(f.get('phase', ''))})</small></div><dl>{dl}</dl>{extra}</div>")
+
+
+def _billing(run_dir: Path) -> list[str]:
+    """The billing category's table (``billing.json``), when the run had one."""
+    path = run_dir / "billing.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    rows = [[r["kind"], r["status"], r["input_tokens"], r["output_tokens"],
+             f"{r['expected']:.2f}", f"{r['seen']:.2f}", f"{r['difference']:.2f}"]
+            for r in data.get("rows", [])]
+    stopped = f"<p>Stopped early: {_e(data['stopped'])}</p>" if data.get("stopped") else ""
+    return ["<h2>Billing (credits)</h2>", _table(
+        ["request kind", "status", "input tokens", "output tokens", "charge expected",
+         "charge seen", "difference"], rows), stopped]
 
 
 # -- latency ----------------------------------------------------------------------------------
