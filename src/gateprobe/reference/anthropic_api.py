@@ -17,6 +17,7 @@ from starlette.responses import Response
 from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
+from gateprobe.reference.config import Model
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
 from gateprobe.reference.faults import LEGACY_PROMPT_NO_REPAIR, LEGACY_PROMPT_UNCHECKED
@@ -155,9 +156,7 @@ async def messages(call: Call) -> Response:
     input_tokens = count_tokens(prompt)
     calls = tools.calls_for("anthropic", body, _last_user_text(body), call.request_id)
     if calls:
-        call.usage = Usage(model.id, input_tokens, sum(len(c.pieces) for c in calls),
-                           bool(body.get("stream")))
-        return await _tool_use(call, body, model.served_as, calls, input_tokens)
+        return await _tool_use(call, body, model, calls, input_tokens)
     gen = generate(model.id, prompt, max_tokens=body["max_tokens"], stop=stops,
                    seed=call.config.seed)
     stop_reason = {"natural": "end_turn", "max_tokens": "max_tokens",
@@ -211,15 +210,16 @@ def _last_user_text(body: dict[str, Any]) -> str:
         str(b.get("text", "")) for b in content if isinstance(b, dict))
 
 
-async def _tool_use(call: Call, body: dict[str, Any], model: str,
+async def _tool_use(call: Call, body: dict[str, Any], model: Model,
                     calls: Sequence[tools.ToolCall], input_tokens: int) -> Response:
     """The answer when the model calls tools: one ``tool_use`` block per call and
     ``stop_reason: tool_use``; a stream opens each block with ``input: {}`` and sends the
     input as ``input_json_delta`` fragments, a token at a time."""
     tokens = sum(len(c.pieces) for c in calls)
+    call.usage = Usage(model.id, input_tokens, tokens, bool(body.get("stream")))
     message = {
         "id": "msg_" + call.request_id[4:28], "type": "message", "role": "assistant",
-        "model": model,
+        "model": model.served_as,
         "content": [{"type": "tool_use", "id": c.id, "name": c.name,
                      "input": json.loads(c.arguments)} for c in calls],
         "stop_reason": "tool_use", "stop_sequence": None,
