@@ -115,6 +115,16 @@ def test_stream_options_without_stream_is_refused(client: httpx.Client) -> None:
     assert r.json()["error"]["param"] == "stream_options"
 
 
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/completions"])
+def test_include_usage_must_be_a_boolean(client: httpx.Client, path: str) -> None:
+    """schemathesis once found ``include_usage: -3.4`` served: OpenAI refuses it."""
+    body = CHAT if path.endswith("chat/completions") else {
+        "model": "gpt-3.5-turbo-instruct", "prompt": "x"}
+    r = client.post(path, json={**body, "stream": True, "stream_options": {"include_usage": -3.4}})
+    assert r.status_code == 400
+    assert r.json()["error"]["param"] == "stream_options.include_usage"
+
+
 def test_completions_legacy_shape_and_stream(client: httpx.Client) -> None:
     req = {"model": "gpt-3.5-turbo-instruct", "prompt": "Say test", "max_tokens": 5}
     body = client.post("/v1/completions", json=req).json()

@@ -322,7 +322,11 @@ def _check_messages(messages: list[Any]) -> None:
 
 
 def _check_stream_options(body: dict[str, Any], stream: bool) -> None:
-    if body.get("stream_options") is not None and not stream:
+    options = body.get("stream_options")
+    if isinstance(options, dict) and "include_usage" in options:
+        check_value("openai", Field("stream_options.include_usage", ("boolean",)),
+                    options["include_usage"])
+    if options is not None and not stream:
         invalid(
             "openai",
             "stream_options",
