@@ -196,12 +196,7 @@ async def _chat_tool_calls(call: Call, body: dict[str, Any], head: dict[str, Any
 def _tool_call_stream(call: Call, body: dict[str, Any], head: dict[str, Any],
                       calls: Sequence[tools.ToolCall], n: int, offsets: Sequence[int],
                       usage: dict[str, int]) -> list[PlannedEvent]:
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    head = {**head, "object": "chat.completion.chunk"}
-
-    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        payload = _chunk_payload(head, index, delta, finish, include_usage)
-        return sse(json.dumps(payload, ensure_ascii=False))
+    head, include_usage, chunk = _chunker(head, body)
 
     plan: list[PlannedEvent] = []
     for i in range(n):
@@ -263,12 +258,7 @@ def _chat_stream(call: Call, body: dict[str, Any], head: dict[str, Any],
                  gens: Sequence[Generation], offsets: Sequence[int],
                  usage: dict[str, int]) -> list[PlannedEvent]:
     """The planned ``chat.completion.chunk`` stream of the generations."""
-    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    head = {**head, "object": "chat.completion.chunk"}
-
-    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
-        payload = _chunk_payload(head, index, delta, finish, include_usage)
-        return sse(json.dumps(payload, ensure_ascii=False))
+    head, include_usage, chunk = _chunker(head, body)
 
     def first(i: int) -> bytes | None:
         return chunk(i, {"role": "assistant", "content": "", "refusal": None})
@@ -286,6 +276,20 @@ def _chat_stream(call: Call, body: dict[str, Any], head: dict[str, Any],
     if include_usage:
         usage_chunk = sse(json.dumps({**head, "choices": [], "usage": usage}))
     return _plan(gens, offsets, call, first, piece, last, usage_chunk)
+
+
+def _chunker(head: dict[str, Any], body: dict[str, Any],
+             ) -> tuple[dict[str, Any], bool, Callable[..., bytes]]:
+    """A chat stream's chunk head, whether it ends with usage, and the function that writes
+    one chunk ``(choice index, delta, finish_reason=None)``."""
+    include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    head = {**head, "object": "chat.completion.chunk"}
+
+    def chunk(index: int, delta: dict[str, Any], finish: str | None = None) -> bytes:
+        payload = _chunk_payload(head, index, delta, finish, include_usage)
+        return sse(json.dumps(payload, ensure_ascii=False))
+
+    return head, include_usage, chunk
 
 
 def _chunk_payload(head: dict[str, Any], index: int, delta: dict[str, Any], finish: str | None,
