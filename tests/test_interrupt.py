@@ -128,6 +128,7 @@ def test_a_ctrl_c_python_dropped_still_stops_the_run_after_the_phase(
                 Console(io.StringIO(), err))
     assert code == 130 and err.getvalue() == "gateprobe: interrupted\n"
     assert phases_of(tmp_path) == ["conformance"]
+    assert not INTERRUPT.is_set()  # handled: the next run in this process is not stopped
 
 
 def test_the_suite_stops_on_a_dropped_ctrl_c(gateway: RunningGateway, tmp_path: Path) -> None:

@@ -309,6 +309,9 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
             "--import-mode=importlib", "-v",
             # Exactly the plugins the suite needs (autoload is off, see below).
             "-p", "gateprobe.pytest_plugin",
+            # A Ctrl-C Python cannot raise (in a gc callback) is the CLI's to handle
+            # (``cli._unraisable``), not a warning with a traceback from pytest's hook.
+            "-p", "no:unraisableexception",
             "--timeout-connect-s", str(t.connect_s), "--timeout-first-byte-s",
             str(t.first_byte_s), "--timeout-idle-s", str(t.idle_s),
             "--timeout-total-s", str(t.total_s)]

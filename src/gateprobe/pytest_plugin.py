@@ -35,7 +35,7 @@ from gateprobe.cases import (
     legacy_prompt_cases,
     stream_cases,
 )
-from gateprobe.errors import GateprobeError
+from gateprobe.errors import INTERRUPT, GateprobeError
 from gateprobe.findings import Finding, collapse
 from gateprobe.redact import Redactor, redact_file
 from gateprobe.runstate import RunState
@@ -206,7 +206,10 @@ def admit_tokens(state: RunState, asked: int) -> None:
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """The run's budget of time."""
+    """The run's budget of time; a Ctrl-C Python dropped (``errors.INTERRUPT``) stops the
+    suite before the next test, as one it raised would have."""
+    if INTERRUPT.is_set():
+        raise KeyboardInterrupt
     state = item.config.stash.get(RUN_STATE_KEY, None)
     if state is None or state.budget_s is None:
         return

@@ -18,6 +18,7 @@ import textwrap
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 from gateprobe import __version__
 from gateprobe.cli import compare, conformance, discover, gate, load, run, serve
@@ -78,6 +79,8 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     except KeyboardInterrupt:
         console.error("interrupted")
         return INTERRUPTED_EXIT
+    finally:
+        INTERRUPT.clear()  # handled here: a later run in this process starts without it
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -95,10 +98,23 @@ def _remembering_interrupts() -> Iterator[None]:
         yield
         return
     signal.signal(signal.SIGINT, _on_sigint)
+    previous_hook = sys.unraisablehook
+    sys.unraisablehook = _unraisable
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        sys.unraisablehook = previous_hook
+
+
+def _unraisable(unraisable: Any) -> None:
+    """A Ctrl-C that Python cannot raise (it landed in a garbage-collector callback, as in
+    hypothesis's) is remembered in ``INTERRUPT`` and printed nowhere: the user sees the one
+    "interrupted" line, not Python's "Exception ignored in" traceback."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        INTERRUPT.set()
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def entrypoint() -> None:
