@@ -211,6 +211,7 @@ class Target:
         """Whether a request to ``path`` is for an endpoint the target serves: nothing is
         sent, judged or loaded outside them."""
         served = {ENDPOINTS[name] for name in self.served}
+        path = path.split("?", 1)[0]  # a query string names no other endpoint
         if path in _KNOWN_PATHS:
             return path in served
         parents = [known for known in _KNOWN_PATHS if path.startswith(known + "/")]

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.reference import anthropic_api, hostile, openai_api
+from gateprobe.reference import anthropic_api, hostile, openai_api, search
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.envelopes import Family, GatewayError, render
@@ -51,6 +51,7 @@ from gateprobe.reference.faults import (
     WRONG_TYPE_429,
     apply_response_faults,
 )
+from gateprobe.reference.midjourney import Midjourney
 from gateprobe.reference.ratelimit import ALGORITHMS, Clock
 from gateprobe.reference.streaming import EventStreamResponse, TraceStore
 
@@ -126,6 +127,8 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ]
     routes: list[BaseRoute] = [_AnyMethod(path, _endpoint(family, method, handler))
                                for path, method, family, handler in api]
+    if config.profile == "ohmygpt":  # the seeds' gateway's own APIs (seeds-extra §2, §4)
+        routes += Midjourney(config, clock).routes() + search.routes(config)
     routes += [
         _AnyMethod("/_gateprobe/health", _debug("GET", _health)),
         _AnyMethod("/_gateprobe/traces/{request_id}", _debug("GET", _trace)),
