@@ -8,6 +8,9 @@ tests/reference/test_faults.py.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 
@@ -233,3 +236,26 @@ def test_the_task_grammar(tasks: list[dict[str, object]], gave_up: str | None,
         events.append(replace(events[0], type=GAVE_UP, data=gave_up))
     assert {p[0] for p in judge_snapshots(events)} == expected
     assert TaskGrammar().finish(None) == []
+
+
+def _conformance(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**{k: v for k, v in os.environ.items() if k != "SSL_CERT_FILE"},
+           "GATEPROBE_API_KEY": "gp-vip-0001"}
+    return subprocess.run([sys.executable, "-m", "gateprobe", "conformance", *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+def test_the_suite_polls_tasks_only_where_declared_and_reports_the_lifecycle(
+        make_gateway: MakeGateway) -> None:
+    gw = make_gateway(timing=Timing(0, 0), task_step_ms=STEP_MS,
+                      faults=("mj-status-backwards",))
+    declared = _conformance("--base-url", gw.base_url, "--select", "endpoint", "-v",
+                            "--endpoints", "chat,models,midjourney")
+    assert declared.returncode == 1, declared.stdout[-2000:]
+    assert "[task.order]" in declared.stdout
+    assert "test_task_lifecycle[imagine] FAILED" in declared.stdout
+    undeclared = _conformance("--base-url", gw.base_url, "--select", "endpoint", "-v",
+                              "--endpoints", "chat,models")
+    assert undeclared.returncode == 0, undeclared.stdout[-2000:]
+    assert "/api/v1/ai/draw/mj" not in undeclared.stdout
+    assert "test_task_lifecycle[imagine] SKIPPED" in undeclared.stdout
