@@ -27,7 +27,7 @@ from gateprobe.findings import Finding, Severity
 from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for, max_tokens_of
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
-from gateprobe.targets import Target, trusted_cas
+from gateprobe.targets import ENDPOINTS, Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
                                    "(pip install 'gateprobe[fuzz]')")
@@ -97,14 +97,15 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
     events, notes = parse_all(response.content) if stream else ([], [])
     path = case.operation.path
     family = models_family(target) if path.startswith("/v1/models") else \
-        "anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else "openai"
+        "anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else \
+        "gateway" if path.startswith("/api/") else "openai"
     version = str(case.headers.get("anthropic-version", "2023-06-01")) if case.headers else \
         "2023-06-01"
     expect = Expectation(stream_body={k: v for k, v in body.items() if k != "stream"}
                          if stream else None, anthropic_version=version)
     exchange = Exchange(case.operation.path, case.method, body, response.status_code, headers,
                         response.content, events, notes)
-    names = ["error.envelope", "error.type", "security.key_echoed", "response.retry_after"]
+    names = ["error.envelope", "gateway.envelope", "error.type", "security.key_echoed", "response.retry_after"]
     # A stream schemathesis read only in part (max_stream_events, timeout) cannot be judged
     # by its grammar: its end is missing by construction, not by the gateway's fault.
     if not (getattr(response, "stream_cut_short", False) or response.is_truncated):
@@ -143,7 +144,9 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     schema.config.max_stream_events = 5000
     if not target.is_loopback:
         schema.config.phases.update(phases=["examples", "fuzzing"])
-    unserved = [p for p in target.not_served if p.startswith("/")]
+    # Every endpoint the target does not serve, the opt-in families it does not declare too
+    # (``not_served`` leaves those out of what a report says, not out of what is sent).
+    unserved = [p for name, p in ENDPOINTS.items() if name not in target.served]
     if name == "openai" and models_family(target) == "anthropic":
         # An Anthropic target lists its models in Anthropic's shape, which the OpenAI spec
         # does not describe: the endpoint category judges it, not the OpenAI spec's fuzzing.
@@ -294,4 +297,14 @@ if anthropic_api is not None and _has_operations(anthropic_api):
     @anthropic_api.parametrize()
     def test_anthropic_operation(case: Any) -> None:
         """Every operation of specs/anthropic.yaml, positive and negative."""
+        _call(case)
+
+
+# The gateway's own APIs (Midjourney tasks, search proxies): only where the target declares them.
+gateway_api = _schema("gateway", _target, _examples)
+if _has_operations(gateway_api):
+
+    @gateway_api.parametrize()
+    def test_gateway_operation(case: Any) -> None:
+        """Every operation of specs/gateway.yaml the target serves, positive and negative."""
         _call(case)

@@ -259,3 +259,17 @@ def test_the_suite_polls_tasks_only_where_declared_and_reports_the_lifecycle(
     assert undeclared.returncode == 0, undeclared.stdout[-2000:]
     assert "/api/v1/ai/draw/mj" not in undeclared.stdout
     assert "test_task_lifecycle[imagine] SKIPPED" in undeclared.stdout
+
+
+def test_fuzz_covers_the_gateway_apis_only_where_declared(make_gateway: MakeGateway) -> None:
+    """specs/gateway.yaml is fuzzed with gateprobe's checks too (the clean embedded gateway's
+    run, every family declared, is tests/test_conformance_cli.py's)."""
+    gw = make_gateway(timing=Timing(0, 0), faults=("gateway-error-not-enveloped",))
+    declared = _conformance("--base-url", gw.base_url, "--select", "fuzz", "--max-examples",
+                            "3", "--endpoints", "models,midjourney,serper,google_search")
+    assert declared.returncode == 1, declared.stdout[-2000:]
+    assert "[gateway.envelope]" in declared.stdout
+    undeclared = _conformance("--base-url", gw.base_url, "--select", "fuzz", "--max-examples",
+                              "3", "--endpoints", "models")
+    assert undeclared.returncode == 0, undeclared.stdout[-2000:]
+    assert "/api/v1/" not in undeclared.stdout

@@ -21,7 +21,7 @@ from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from gateprobe.reference.config import ApiKey, GatewayConfig
 from gateprobe.reference.faults import (
@@ -34,11 +34,14 @@ from gateprobe.reference.faults import (
     MJ_TOTALS_INCONSISTENT,
 )
 from gateprobe.reference.gateway_api import (
+    MISSING,
+    AnyMethodRoute,
     ApiError,
     authenticate,
     error_response,
     int_field,
     ok,
+    optional_text,
     read_fields,
     require_text,
 )
@@ -84,10 +87,10 @@ class TaskStore:
 
     def create(self, key: str, action: str, prompt: str, fields: dict[str, Any]) -> Task:
         """A new task, submitted now."""
-        task_type = str(fields.get("type") or "FAST").upper()
+        task_type = optional_text(fields, "type") or "FAST"
         if task_type not in ("FAST", "NORMAL"):
             raise ApiError(400, "'type' must be FAST or NORMAL.")
-        webhook = fields.get("webhook")
+        webhook = optional_text(fields, "webhook")
         with self.lock:
             task = Task(len(self.tasks) + 1, key, action, prompt, task_type,
                         webhook if isinstance(webhook, str) and webhook else None,
@@ -97,11 +100,12 @@ class TaskStore:
 
     def get(self, key: str, task_id: Any) -> Task:
         """The caller's task ``task_id``: another key's task is as unknown as a missing one."""
-        try:
-            task = self.tasks.get(int(task_id))
-        except (TypeError, ValueError):
-            raise ApiError(400, "'taskId' must be a task id.") from None
-        if task is None or task.key != key:
+        if task_id is None:
+            raise ApiError(400, "'taskId' is required.")
+        if not isinstance(task_id, (str, int)) or isinstance(task_id, bool):
+            raise ApiError(400, "'taskId' must be a string or an integer.")
+        task = self.tasks.get(int(task_id)) if str(task_id).isdecimal() else None
+        if task is None or task.key != key:  # an id that is no number names no task either
             raise ApiError(404, f"Task {task_id} not found.")
         return task
 
@@ -192,7 +196,7 @@ class Midjourney:
         handlers: dict[str, Callable[[ApiKey, dict[str, Any], Request], Any]] = {
             "imagine": self.imagine, "action": self.action, "blend": self.blend,
             "describe": self.describe, "query": self.query, "query-mj-tasks": self.page}
-        return [Route(f"{MJ}/{name}", self._endpoint(fn), methods=["POST"])
+        return [AnyMethodRoute(f"{MJ}/{name}", "POST", self._endpoint(fn), self.config)
                 for name, fn in handlers.items()]
 
     def _endpoint(self, fn: Callable[[ApiKey, dict[str, Any], Request], Any],
@@ -203,9 +207,8 @@ class Midjourney:
                 fields = await read_fields(request)
                 if not key.may_use("midjourney"):
                     raise ApiError(401, "This key has no midjourney permission.")
-                if request.url.path != f"{MJ}/query-mj-tasks" or "model" in fields:
-                    if fields.get("model") != "midjourney":
-                        raise ApiError(400, "'model' must be midjourney.")
+                if fields.get("model") != "midjourney":
+                    raise ApiError(400, "'model' must be midjourney.")
                 data = fn(key, fields, request)
                 if isinstance(data, int) and MJ_TASK_ID_AS_TEXT.active(self.config.faults,
                                                                        request.url.path):
@@ -238,7 +241,7 @@ class Midjourney:
         images = _images(fields.get("base64Array"))
         if not 2 <= len(images) <= 5:
             raise ApiError(400, "'base64Array' must hold 2 to 5 images.")
-        dimensions = str(fields.get("dimensions") or "SQUARE").upper()
+        dimensions = optional_text(fields, "dimensions") or "SQUARE"
         if dimensions not in DIMENSIONS:
             raise ApiError(400, "'dimensions' must be PORTRAIT, SQUARE or LANDSCAPE.")
         return self.store.create(key.key, "BLEND", f"blend of {len(images)} images",
@@ -258,11 +261,13 @@ class Midjourney:
     def page(self, key: ApiKey, fields: dict[str, Any], request: Request) -> dict[str, Any]:
         """One page of the caller's tasks, newest first: ``{total, tasks}``."""
         params = request.query_params
-        page = int_field(params.get("page"), "page", 1, None, 1)
+        page = int_field(params.get("page", MISSING), "page", 1, None, 1)
+        if "page" not in params:
+            raise ApiError(400, "'page' is required.")
         if MJ_PAGE_SIZE_UNCHECKED.active(self.config.faults, request.url.path):
-            size = int_field(params.get("pageSize"), "pageSize", 1, None, 10)
+            size = int_field(params.get("pageSize", MISSING), "pageSize", 1, None, 10)
         else:
-            size = int_field(params.get("pageSize"), "pageSize", *PAGE_SIZES, 10)
+            size = int_field(params.get("pageSize", MISSING), "pageSize", *PAGE_SIZES, 10)
         tasks = self.store.of_key(key.key)
         now = self.store.clock()
         chosen = tasks[(page - 1) * size:page * size]

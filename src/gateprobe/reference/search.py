@@ -16,16 +16,20 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute
 
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.faults import SEARCH_ANSWER_WRAPPED
 from gateprobe.reference.gateway_api import (
+    FORM,
+    MISSING,
+    AnyMethodRoute,
     ApiError,
     authenticate,
     error_response,
     int_field,
     ok,
+    optional_text,
     read_fields,
     require_text,
 )
@@ -48,11 +52,13 @@ def _results(query: str, count: int, start: int = 1) -> list[dict[str, Any]]:
 
 def serper_answer(fields: dict[str, Any]) -> dict[str, Any]:
     """Serper's shape: the parameters echoed, then the organic results."""
-    query = require_text(fields, "q")
-    num = int_field(fields.get("num"), "num", 1, 100, 10)
-    page = int_field(fields.get("page"), "page", 1, None, 1)
-    params = {"q": query, "gl": str(fields.get("gl") or "us"), "hl": str(fields.get("hl") or "en"),
-              "type": "search", "num": num, "page": page, "engine": "google"}
+    query, text = require_text(fields, "q"), FORM in fields
+    num = int_field(fields.get("num", MISSING), "num", 1, 100, 10, text)
+    page = int_field(fields.get("page", MISSING), "page", 1, None, 1, text)
+    optional_text(fields, "cache")
+    params = {"q": query, "gl": optional_text(fields, "gl") or "us",
+              "hl": optional_text(fields, "hl") or "en", "type": "search", "num": num,
+              "page": page, "engine": "google"}
     shown = min(num, MAX_RESULTS)
     return {"searchParameters": params,
             "organic": _results(query, shown, (page - 1) * shown + 1), "credits": 1}
@@ -61,8 +67,8 @@ def serper_answer(fields: dict[str, Any]) -> dict[str, Any]:
 def google_answer(params: dict[str, Any]) -> dict[str, Any]:
     """The Custom Search JSON API's shape: the request echoed, then ``items``."""
     query = require_text(params, "q")
-    num = int_field(params.get("num"), "num", 1, 10, 10)
-    start = int_field(params.get("start"), "start", 1, 100, 1)
+    num = int_field(params.get("num", MISSING), "num", 1, 10, 10)
+    start = int_field(params.get("start", MISSING), "start", 1, 100, 1)
     items = [{"kind": "customsearch#result", "title": r["title"], "link": r["link"],
               "displayLink": "example.com", "snippet": r["snippet"]}
              for r in _results(query, num, start)]
@@ -82,8 +88,8 @@ def routes(config: GatewayConfig) -> list[BaseRoute]:
     async def google(request: Request) -> dict[str, Any]:
         return google_answer(dict(request.query_params))
 
-    return [Route(SERPER, _endpoint(config, serper), methods=["POST"]),
-            Route(GOOGLE, _endpoint(config, google), methods=["GET"])]
+    return [AnyMethodRoute(SERPER, "POST", _endpoint(config, serper), config),
+            AnyMethodRoute(GOOGLE, "GET", _endpoint(config, google), config)]
 
 
 def _endpoint(config: GatewayConfig, answer: Callable[[Request], Awaitable[dict[str, Any]]],
