@@ -105,7 +105,8 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
                          if stream else None, anthropic_version=version)
     exchange = Exchange(case.operation.path, case.method, body, response.status_code, headers,
                         response.content, events, notes)
-    names = ["error.envelope", "gateway.envelope", "error.type", "security.key_echoed", "response.retry_after"]
+    names = ["error.envelope", "gateway.envelope", "error.type", "security.key_echoed",
+             "response.retry_after"]
     # A stream schemathesis read only in part (max_stream_events, timeout) cannot be judged
     # by its grammar: its end is missing by construction, not by the gateway's fault.
     if not (getattr(response, "stream_cut_short", False) or response.is_truncated):

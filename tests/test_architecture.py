@@ -20,8 +20,8 @@ LAYERS = {
     "base": {"arrival", "errors", "console", "redact", "tokenizer", "sse", "findings",
              "metrics", "targets", "specs", "checks", "golden", "yamlfile", "transport",
              "events"},
-    "engine": {"cases", "probe", "runstate", "tasks", "fuzz_guard", "pytest_plugin",
-               "user_checks", "embedded", "report", "smoke", "dryrun"},
+    "engine": {"cases", "probe", "runstate", "tasks", "realtime_session", "fuzz_guard",
+               "pytest_plugin", "user_checks", "embedded", "report", "smoke", "dryrun"},
     "commands": {"conformance_runner", "load", "pipeline", "gate", "compare", "discover"},
     "cli": {"cli", "__main__"},
 }

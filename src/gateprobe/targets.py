@@ -25,6 +25,7 @@ DEFAULT_MODELS: Mapping[str, str] = {
     "embeddings": "text-embedding-3-small",
     "complete": "claude-2",
     "messages": "claude-3-sonnet",
+    "realtime": "gpt-4o-realtime-preview",  # the seeds' realtime clients' (seeds-extra §3.3)
 }
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
 

@@ -62,8 +62,9 @@ def judge(http: httpx.Client, target: Target, case: Case,
 
 CONFORMANCE_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "conformance"]
 LOAD_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "load"]
-TASK_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "tasks"]
-"""Proven by tests/test_gateway_apis.py: only a sequence of answers (polls, pages) shows them."""
+SEQUENCE_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "sequence"]
+"""Proven by tests/test_gateway_apis.py and tests/test_realtime.py: only a sequence of answers
+(polls, pages, a WebSocket session) shows them."""
 
 
 @pytest.mark.parametrize("name", CONFORMANCE_FAULTS)
@@ -123,7 +124,7 @@ def test_load_faults_trip_load_verdicts() -> None:
         assert set(CATALOGUE[name].trips) <= verdict_ids, name
     transport_faults = {n for n, f in CATALOGUE.items() if f.proven_by == "transport"}
     assert set(CATALOGUE) == set(CONFORMANCE_FAULTS) | set(LOAD_FAULTS) | transport_faults \
-        | set(TASK_FAULTS)
+        | set(SEQUENCE_FAULTS)
 
 
 def test_every_rate_limit_verdict_is_proven_by_a_fault() -> None:
@@ -141,7 +142,7 @@ def test_every_rate_limit_verdict_is_proven_by_a_fault() -> None:
 
 def test_every_check_is_proven_by_a_fault() -> None:
     proven = [n for n, f in CATALOGUE.items()
-              if f.proven_by in ("conformance", "transport", "tasks")]
+              if f.proven_by in ("conformance", "transport", "sequence")]
     tripped = {check_id for name in proven for check_id in CATALOGUE[name].trips}
     emitted = {i for c in checks.all_checks() for i in c.emits}
     # Proven without a fault of the gateway: nothing listening (transport.error,

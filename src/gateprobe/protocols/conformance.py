@@ -30,6 +30,7 @@ from gateprobe.protocols import (
     accounting,  # noqa: F401  (registers its checks too)
     gateway_apis,  # noqa: F401  (the gateway's own APIs: envelope, search)
     midjourney,  # noqa: F401  (Midjourney tasks: lifecycle, pages)
+    realtime,  # noqa: F401  (the Realtime API: event grammar, handshake)
 )
 from gateprobe.protocols.streams import (
     STREAM_CHECK_IDS,

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.reference import anthropic_api, hostile, openai_api, search
+from gateprobe.reference import anthropic_api, hostile, openai_api, realtime, search
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.envelopes import Family, GatewayError, render
@@ -127,6 +127,8 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ]
     routes: list[BaseRoute] = [_AnyMethod(path, _endpoint(family, method, handler))
                                for path, method, family, handler in api]
+    if config.profile != "anthropic":  # OpenAI's Realtime API, over a WebSocket
+        routes.append(realtime.route(config))
     if config.profile == "ohmygpt":  # the seeds' gateway's own APIs (seeds-extra §2, §4)
         routes += Midjourney(config, clock).routes() + search.routes(config)
     routes += [

@@ -69,8 +69,8 @@ class Fault:
     proven_by: str = "conformance"
     """The runner whose verdict it trips: ``conformance`` (every case, every check) or ``load``
     (a rate-limit or latency run: these faults are about budgets and time, not shapes), or
-    ``tasks`` (the Midjourney poller and page walker of ``gateprobe.tasks``: what only a
-    sequence of answers shows)."""
+    ``sequence`` (what only a sequence of answers shows: the Midjourney poller and page
+    walker of ``gateprobe.tasks``, a Realtime session of ``gateprobe.realtime_session``)."""
 
     def active(self, enabled: Collection[str], endpoint: str) -> bool:
         """Whether this fault is among the ``enabled`` names and applies to ``endpoint``."""
@@ -683,19 +683,34 @@ MJ_TASK_ID_AS_TEXT = _b(
     MJ_ROUTES - MJ_QUERY - MJ_PAGES, ["task.schema"])
 MJ_TOTALS_INCONSISTENT = _b(
     "mj-totals-inconsistent", "the paginated task query's total grows with the page number",
-    MJ_PAGES, ["task.page_total"], "tasks")
+    MJ_PAGES, ["task.page_total"], "sequence")
 MJ_STATUS_BACKWARDS = _b(
     "mj-status-backwards", "a task at 50% says SUBMITTED again", MJ_QUERY, ["task.order"],
-    "tasks")
+    "sequence")
 MJ_PROGRESS_DECREASING = _b(
     "mj-progress-decreasing", "a task's progress goes from 25% back to 10%", MJ_QUERY,
-    ["task.progress"], "tasks")
+    ["task.progress"], "sequence")
 MJ_SUCCESS_WITHOUT_IMAGE = _b(
     "mj-success-without-image", "a task succeeds without an image URL or actions", MJ_QUERY,
-    ["task.result"], "tasks")
+    ["task.result"], "sequence")
 MJ_TASK_NEVER_FINISHES = _b(
     "mj-task-never-finishes", "tasks stay IN_PROGRESS at 75% forever", MJ_QUERY,
-    ["task.deadline"], "tasks")
+    ["task.deadline"], "sequence")
+
+# -- the Realtime API (a WebSocket session) ------------------------------------------------------
+REALTIME = frozenset({"/v1/realtime"})
+REALTIME_ACCEPT_ANY_KEY = _b(
+    "realtime-accept-any-key", "the Realtime handshake accepts any key, or none", REALTIME,
+    ["auth.rejected", "realtime.handshake"], "sequence")
+REALTIME_NO_SESSION_CREATED = _b(
+    "realtime-no-session-created", "a Realtime session never says session.created", REALTIME,
+    ["realtime.order"], "sequence")
+REALTIME_DELTA_AFTER_DONE = _b(
+    "realtime-delta-after-done", "a text delta comes after its response.done", REALTIME,
+    ["realtime.order"], "sequence")
+REALTIME_BARE_ERROR = _b(
+    "realtime-bare-error", "error events carry a bare message, no error object", REALTIME,
+    ["realtime.error"], "sequence")
 
 CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
 """Every fault by name, in declaration order."""
