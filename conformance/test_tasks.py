@@ -20,7 +20,7 @@ from gateprobe.findings import Finding
 from gateprobe.pytest_plugin import describe
 from gateprobe.runstate import RunState
 from gateprobe.targets import Target
-from gateprobe.tasks import Polling, create, poll, walk_pages
+from gateprobe.tasks import MAX_PAGES, create, poll, polling_for, walk_pages
 
 pytestmark = pytest.mark.endpoint
 
@@ -31,13 +31,6 @@ CREATIONS: dict[str, dict[str, Any]] = {
     "blend": {"model": "midjourney", "base64Array": [PIXEL, PIXEL], "dimensions": "SQUARE"},
     "describe": {"model": "midjourney", "base64": PIXEL},
 }
-
-
-def _polling(target: Target) -> Polling:
-    """Fast against loopback (the reference gateway's tasks take well under a second), at the
-    seeds' clients' pace elsewhere."""
-    return Polling(interval_s=0.02, deadline_s=30.0) if target.is_loopback else \
-        Polling(interval_s=5.0, deadline_s=300.0, max_polls=80)
 
 
 def _judge(target: Target, exchange: Any, record: Any, label: str) -> list[Finding]:
@@ -69,7 +62,7 @@ def test_task_lifecycle(kind: str, gateprobe_target: Target, gateprobe_http: htt
     count_case(created.endpoint)
     found = _judge(target, created, record_finding, label)
     if task_id is not None:
-        polled = poll(http, target, run, task_id, _polling(target))
+        polled = poll(http, target, run, task_id, polling_for(target))
         count_case(polled.endpoint)
         found += _judge(target, polled, record_finding, label)
         last = json.loads(polled.events[-1].data) if polled.events and \
@@ -89,7 +82,7 @@ def test_task_pages(gateprobe_target: Target, gateprobe_http: httpx.Client,
     """Every page in turn: one total, no task twice, all of them by the last page."""
     _served(gateprobe_target)
     walked = walk_pages(gateprobe_http, gateprobe_target, gateprobe_run, page_size=5,
-                        max_pages=10)
+                        max_pages=MAX_PAGES)
     count_case(walked.endpoint)
     found = _judge(gateprobe_target, walked, record_finding, "task pages")
     if found:

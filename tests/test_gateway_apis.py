@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -274,3 +275,38 @@ def test_fuzz_covers_the_gateway_apis_only_where_declared(make_gateway: MakeGate
                               "3", "--endpoints", "models")
     assert undeclared.returncode == 0, undeclared.stdout[-2000:]
     assert "/api/v1/" not in undeclared.stdout
+
+
+def test_a_dry_run_says_what_the_task_and_realtime_tests_send_where_declared() -> None:
+    declared = _conformance("--dry-run", "--base-url", "http://127.0.0.1:9", "--endpoints",
+                            "chat,midjourney,realtime")
+    assert declared.returncode == 0, declared.stdout + declared.stderr
+    assert "tasks: 3 Midjourney tasks" in declared.stdout
+    assert "realtime: 4 WebSocket sessions" in declared.stdout
+    undeclared = _conformance("--dry-run", "--base-url", "http://127.0.0.1:9", "--endpoints",
+                              "chat")
+    assert "tasks:" not in undeclared.stdout and "realtime:" not in undeclared.stdout
+    assert "/api/v1/" not in undeclared.stdout
+
+
+def test_compare_probes_each_declared_family_on_every_mirror(make_gateway: MakeGateway,
+                                                              tmp_path: Path) -> None:
+    clean = make_gateway(timing=Timing(0, 0))
+    wrapped = make_gateway(timing=Timing(0, 0), faults=("search-answer-wrapped",))
+    result = subprocess.run(
+        [sys.executable, "-m", "gateprobe", "compare", "--base-url", clean.base_url,
+         "--base-url", wrapped.base_url, "--endpoints",
+         "chat,models,midjourney,serper,google_search", "--samples", "1",
+         "--long-request-s", "0.2", "--report-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=300,
+        env={**os.environ, "GATEPROBE_API_KEY": "gp-vip-0001"})
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-1000:]
+    mirrors = {m["base_url"]: m for m in
+               json.loads((tmp_path / "summary.json").read_text())["compare"]["mirrors"]}
+    probes = {name: p["verdict"] for name, p in mirrors[wrapped.base_url]["probes"].items()}
+    failing = {name for name, verdict in probes.items() if verdict != "pass"}
+    assert failing == {"endpoint: serper (/api/v1/openapi/search/serper/v1)",
+                       "endpoint: google (/api/v1/openapi/search/google-search/v1?q=gateprobe)"}
+    assert all("search.answer" in probes[name] for name in failing)
+    assert "endpoint: imagine (/api/v1/ai/draw/mj/imagine)" in probes
+    assert all(p["verdict"] == "pass" for p in mirrors[clean.base_url]["probes"].values())

@@ -33,7 +33,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from gateprobe import transport
-from gateprobe.cases import Case, auth_cases, error_cases, golden_cases, stream_cases
+from gateprobe.cases import (
+    Case,
+    auth_cases,
+    category_cases,
+    error_cases,
+    golden_cases,
+    stream_cases,
+)
 from gateprobe.checks import Context, run_checks
 from gateprobe.console import Console
 from gateprobe.errors import GateprobeError, TargetUnreachable, UsageError
@@ -47,7 +54,7 @@ from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
 from gateprobe.report.folder import finish, handlers_for, utc_now
 from gateprobe.runstate import BREAKER_THRESHOLD, RunState
-from gateprobe.targets import Target, check_base_url, check_reachable, credentials
+from gateprobe.targets import ENDPOINTS, Target, check_base_url, check_reachable, credentials
 
 STREAMS = ("chat", "completions", "messages", "complete")
 HEADERS_THAT_MATTER = ("content-type", "retry-after")
@@ -150,7 +157,19 @@ def compare_cases(target: Target) -> list[Case]:
     streams = [c for c in stream_cases(target) if c.name in STREAMS]
     bad_key = [c for c in auth_cases(target) if c.name == "bad key"][:1]
     unknown = [c for c in error_cases(target) if c.name == "unknown model"][:1]
-    return [*goldens.values(), *streams, *bad_key, *unknown]
+    return [*goldens.values(), *streams, *bad_key, *unknown, *_opt_in_probes(target)]
+
+
+def _opt_in_probes(target: Target) -> list[Case]:
+    """One plain request per opt-in family the target declares (Midjourney's imagine, each
+    search proxy...): mirrors compared on those routes too."""
+    first: dict[str, Case] = {}
+    for case in category_cases("endpoint", target):
+        path = case.path.split("?", 1)[0]
+        family = next((p for p in ENDPOINTS.values() if path == p or path.startswith(p + "/")),
+                      path)
+        first.setdefault(family, case)
+    return list(first.values())
 
 
 def shape(value: Any) -> Any:

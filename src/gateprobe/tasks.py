@@ -37,6 +37,27 @@ class Polling:
     max_polls: int = 500
 
 
+TASK_KINDS = ("imagine", "blend", "describe")
+"""The tasks the suite creates and polls (``conformance/test_tasks.py``), plus one action."""
+MAX_PAGES = 10
+
+
+def polling_for(target: Target) -> Polling:
+    """Fast against loopback (the reference gateway's tasks take well under a second), at the
+    seeds' clients' pace (every ~5 s) elsewhere."""
+    return Polling(interval_s=0.02, deadline_s=30.0) if target.is_loopback else \
+        Polling(interval_s=5.0, deadline_s=300.0, max_polls=80)
+
+
+def describe_traffic(target: Target) -> str:
+    """What the suite's task tests send, for a dry run."""
+    p = polling_for(target)
+    polls = min(p.max_polls, int(p.deadline_s / p.interval_s) + 1)
+    return (f"tasks: {len(TASK_KINDS)} Midjourney tasks created and polled to their end (a "
+            f"query every {p.interval_s:g} s, at most {polls} per task and {p.deadline_s:g} s), "
+            f"one follow-up action, at most {MAX_PAGES} pages of tasks")
+
+
 def create(client: httpx.Client, target: Target, run: RunState, path: str = "imagine",
            body: dict[str, Any] | None = None) -> tuple[Exchange, int | None]:
     """Create a task: the exchange, and the task id it answered (None when it did not)."""
