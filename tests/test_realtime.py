@@ -119,3 +119,17 @@ def test_a_session_that_does_not_open_is_a_finding(make_gateway: MakeGateway) ->
     target = target_for(make_gateway(timing=Timing(0, 0)))
     refused = run_session(replace(target, api_key="gp-not-a-key"), MODEL)
     assert {f.check_id for f in judge(target, refused)} == {"realtime.handshake"}
+
+
+def test_without_the_beta_header_the_handshake_is_refused(make_gateway: MakeGateway) -> None:
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    gateway = make_gateway(timing=Timing(0, 0))
+    url = gateway.base_url.replace("http://", "ws://") + f"/v1/realtime?model={MODEL}"
+    with pytest.raises(InvalidStatus) as refused:
+        connect(url, additional_headers={"Authorization": "Bearer gp-vip-0001"}).close()
+    assert refused.value.response.status_code == 400
+    with connect(url, additional_headers={"Authorization": "Bearer gp-vip-0001",
+                                          "OpenAI-Beta": "realtime=v1"}) as ws:
+        assert json.loads(ws.recv(timeout=5))["type"] == "session.created"
