@@ -28,7 +28,7 @@ from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for, max_tok
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
 from gateprobe.redact import CREDENTIAL_HEADERS
-from gateprobe.targets import Target, trusted_cas
+from gateprobe.targets import ENDPOINTS, Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
                                    "(pip install 'gateprobe[fuzz]')")
@@ -98,14 +98,16 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
     events, notes = parse_all(response.content) if stream else ([], [])
     path = case.operation.path
     family = models_family(target) if path.startswith("/v1/models") else \
-        "anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else "openai"
+        "anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else \
+        "gateway" if path.startswith("/api/") else "openai"
     version = str(case.headers.get("anthropic-version", "2023-06-01")) if case.headers else \
         "2023-06-01"
     expect = Expectation(stream_body={k: v for k, v in body.items() if k != "stream"}
                          if stream else None, anthropic_version=version)
     exchange = Exchange(case.operation.path, case.method, body, response.status_code, headers,
                         response.content, events, notes)
-    names = ["error.envelope", "error.type", "security.key_echoed", "response.retry_after"]
+    names = ["error.envelope", "gateway.envelope", "error.type", "security.key_echoed",
+             "response.retry_after"]
     # A stream schemathesis read only in part (max_stream_events, timeout) cannot be judged
     # by its grammar: its end is missing by construction, not by the gateway's fault.
     if not (getattr(response, "stream_cut_short", False) or response.is_truncated):
@@ -207,7 +209,9 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     sanitization.sensitive_markers = tuple(sorted(CREDENTIAL_HEADERS))
     if not target.is_loopback:
         schema.config.phases.update(phases=["examples", "fuzzing"])
-    unserved = [p for p in target.not_served if p.startswith("/")]
+    # Every endpoint the target does not serve, the opt-in families it does not declare too
+    # (``not_served`` leaves those out of what a report says, not out of what is sent).
+    unserved = [p for name, p in ENDPOINTS.items() if name not in target.served]
     if name == "openai" and models_family(target) == "anthropic":
         # An Anthropic target lists its models in Anthropic's shape, which the OpenAI spec
         # does not describe: the endpoint category judges it, not the OpenAI spec's fuzzing.
@@ -362,6 +366,11 @@ def _test_name(family: str, operation: Any) -> str:
     return f"test_{family}_{operation.method.lower()}_{slug}"
 
 
+def _has_operations(schema: Any) -> bool:
+    """Whether anything is left to fuzz once unserved endpoints are excluded."""
+    return any(True for _ in schema.get_all_operations())
+
+
 def _add_operation_tests(family: str, schema: Any) -> None:
     """One test function per operation of ``schema``, in this module's namespace (pytest
     collects them by name). A single ``@schema.parametrize()`` test would run every operation
@@ -384,3 +393,9 @@ def _add_operation_tests(family: str, schema: Any) -> None:
 _add_operation_tests("openai", openai_api)
 if _target.serves_anthropic:
     _add_operation_tests("anthropic", _schema("anthropic", _target, _examples))
+
+
+# The gateway's own APIs (Midjourney tasks, search proxies): only where the target declares them.
+gateway_api = _schema("gateway", _target, _examples)
+if _has_operations(gateway_api):
+    _add_operation_tests("gateway", gateway_api)

@@ -20,8 +20,9 @@ LAYERS = {
     "base": {"arrival", "errors", "console", "redact", "tokenizer", "sse", "findings",
              "metrics", "targets", "specs", "checks", "golden", "yamlfile", "transport",
              "events"},
-    "engine": {"cases", "probe", "runstate", "fuzz_guard", "pytest_plugin", "user_checks", "live",
-               "embedded", "report", "smoke", "dryrun", "management", "billing"},
+    "engine": {"cases", "probe", "runstate", "tasks", "realtime_session", "fuzz_guard",
+               "pytest_plugin", "user_checks", "live", "embedded", "report", "smoke", "dryrun",
+               "management", "billing"},
     "commands": {"conformance_runner", "load", "pipeline", "gate", "compare", "discover"},
     "cli": {"cli", "__main__"},
 }

@@ -375,7 +375,79 @@ def golden_cases(t: Target, directory: Path | None = None) -> list[Case]:
     return cases
 
 
+MJ = "/api/v1/ai/draw/mj"
+SERPER = "/api/v1/openapi/search/serper/v1"
+GOOGLE = "/api/v1/openapi/search/google-search/v1"
+FORM = {"content-type": "application/x-www-form-urlencoded"}
+PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8"
+         "z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
+"""A 1x1 PNG as a data URI: the reference images blend and describe take."""
+
+
+@_served
+def gateway_api_cases(t: Target) -> list[Case]:
+    """The gateway's own APIs (Midjourney tasks, search proxies): a plain request of each,
+    JSON and form bodies, bad input and bad keys. A task's life is polled by
+    ``conformance/test_tasks.py`` (it needs the id a creation answers)."""
+    mj = {"model": "midjourney"}
+    imagine = {**mj, "prompt": "a red fox in fresh snow --ar 1:1", "type": "FAST"}
+
+    def c(name: str, category: Category, method: str, path: str, body: Any = None,
+          auth: Auth = "default", expect: Expectation | None = None,
+          headers: Mapping[str, str] | None = None) -> Case:
+        return Case(name, category, method, path, "gateway", body, auth,
+                    expect or Expectation(), headers or {})
+
+    bad = Expectation(400)
+    return [
+        c("imagine", "endpoint", "POST", f"{MJ}/imagine", imagine),
+        c("imagine, form body", "endpoint", "POST", f"{MJ}/imagine", imagine, headers=FORM),
+        c("blend", "endpoint", "POST", f"{MJ}/blend", {**mj, "base64Array": [PIXEL, PIXEL],
+                                                        "dimensions": "SQUARE"}),
+        c("describe", "endpoint", "POST", f"{MJ}/describe", {**mj, "base64": PIXEL}),
+        c("tasks page", "endpoint", "POST", f"{MJ}/query-mj-tasks?page=1&pageSize=5", mj),
+        c("serper", "endpoint", "POST", SERPER, {"q": "gateprobe", "gl": "us", "hl": "en",
+                                                 "num": "5"}, headers=FORM),
+        c("google", "endpoint", "GET", f"{GOOGLE}?q=gateprobe"),
+        c("imagine without prompt", "errors", "POST", f"{MJ}/imagine", mj, expect=bad),
+        c("imagine, another model", "errors", "POST", f"{MJ}/imagine",
+          {**imagine, "model": "gpt-4"}, expect=bad),
+        c("imagine, malformed JSON", "errors", "POST", f"{MJ}/imagine", b'{"model": ',
+          expect=bad),
+        c("blend of one image", "errors", "POST", f"{MJ}/blend",
+          {**mj, "base64Array": [PIXEL]}, expect=bad),
+        c("query of an unknown task", "errors", "POST", f"{MJ}/query",
+          {**mj, "taskId": "999999999"}, expect=Expectation(statuses=(400, 404))),
+        c("pageSize 50", "errors", "POST", f"{MJ}/query-mj-tasks?page=1&pageSize=50", mj,
+          expect=bad),
+        c("pageSize 2", "errors", "POST", f"{MJ}/query-mj-tasks?page=1&pageSize=2", mj,
+          expect=bad),
+        c("serper without q", "errors", "POST", SERPER, {"gl": "us"}, headers=FORM,
+          expect=bad),
+        c("google without q", "errors", "GET", GOOGLE, expect=bad),
+        c("bad key", "auth", "POST", f"{MJ}/imagine", imagine, "bad",
+          Expectation(401, kind="bad_key")),
+        c("missing key", "auth", "POST", f"{MJ}/query-mj-tasks?page=1", mj, "none",
+          Expectation(401, kind="missing_key")),
+        c("bad key", "auth", "POST", SERPER, {"q": "gateprobe"}, "bad",
+          Expectation(401, kind="bad_key"), FORM),
+        c("missing key", "auth", "GET", f"{GOOGLE}?q=gateprobe", None, "none",
+          Expectation(401, kind="missing_key")),
+    ]
+
+
+OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases,)
+"""Builders of the opt-in families' cases, of several categories each: a category's suite
+runs its core builder's cases and theirs of its category."""
+
+
+def category_cases(category: Category, t: Target) -> list[Case]:
+    """The cases of one category from the opt-in families' builders."""
+    return [case for build in OPT_IN_BUILDERS for case in build(t) if case.category == category]
+
+
 def all_cases(t: Target) -> list[Case]:
     """Every case the suite runs (fuzz cases come from the specs)."""
     return (endpoint_cases(t) + stream_cases(t) + error_cases(t) + auth_cases(t)
-            + legacy_prompt_cases(t) + golden_cases(t))
+            + legacy_prompt_cases(t) + golden_cases(t)
+            + [case for build in OPT_IN_BUILDERS for case in build(t)])

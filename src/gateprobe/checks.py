@@ -28,7 +28,9 @@ from gateprobe.redact import Redactor
 from gateprobe.sse import Event, Note
 from gateprobe.targets import Target
 
-Family = Literal["openai", "anthropic"]
+Family = Literal["openai", "anthropic", "gateway"]
+"""A route's protocol family; ``gateway``: the seeds' gateway's own APIs (Midjourney, search),
+whose envelope is its own on every target."""
 
 
 class _NotApplicable:

@@ -41,6 +41,7 @@ from gateprobe import transport
 from gateprobe.cases import (
     Case,
     auth_cases,
+    category_cases,
     endpoint_cases,
     error_cases,
     golden_cases,
@@ -59,7 +60,7 @@ from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
 from gateprobe.report.folder import finish, handlers_for, utc_now
 from gateprobe.runstate import BREAKER_THRESHOLD, RunState
-from gateprobe.targets import Target, check_base_url, check_reachable, credentials
+from gateprobe.targets import ENDPOINTS, Target, check_base_url, check_reachable, credentials
 
 HEADERS_THAT_MATTER = ("content-type", "retry-after")
 HEADER_FAMILIES = {"rate-limit headers": ("x-ratelimit-", "anthropic-ratelimit-"),
@@ -173,7 +174,8 @@ def compare_cases(target: Target) -> list[Case]:
         streams.setdefault(case.path, case)  # the first of each: the plain variant
     bad_key = [c for c in auth_cases(target) if c.name == "bad key"][:1]
     unknown = [c for c in error_cases(target) if c.name == "unknown model"][:1]
-    return [*endpoint_cases(target), *goldens.values(), *streams.values(), *bad_key, *unknown]
+    return [*endpoint_cases(target), *goldens.values(), *streams.values(), *bad_key, *unknown,
+            *_opt_in_probes(target)]
 
 
 def answer_text(exchange: Exchange, redactor: Redactor) -> str:
@@ -188,6 +190,18 @@ def answer_text(exchange: Exchange, redactor: Redactor) -> str:
         text = f"{exchange.status} {_compact(exchange.body.decode('utf-8', 'replace'))}"
     text = " ".join(redactor.text(text).split())
     return text if len(text) <= ANSWER_CHARS else text[:ANSWER_CHARS - 1] + "…"
+
+
+def _opt_in_probes(target: Target) -> list[Case]:
+    """One plain request per opt-in family the target declares (Midjourney's imagine, each
+    search proxy...): mirrors compared on those routes too."""
+    first: dict[str, Case] = {}
+    for case in category_cases("endpoint", target):
+        path = case.path.split("?", 1)[0]
+        family = next((p for p in ENDPOINTS.values() if path == p or path.startswith(p + "/")),
+                      path)
+        first.setdefault(family, case)
+    return list(first.values())
 
 
 def shape(value: Any) -> Any:

@@ -61,6 +61,13 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
     worst = sum(max_tokens_of(clamp_tokens(case.body, target.max_tokens)) for case in cases)
     console.line(f"cases: {len(cases)} requests (a 429 the run did not ask for is retried "
                  f"at most twice), at most {worst} generated tokens in all")
+    if chosen("endpoint") and "midjourney" in target.served:
+        from gateprobe.tasks import describe_traffic
+
+        console.line(describe_traffic(target))
+    if chosen("stream") and "realtime" in target.served:
+        console.line("realtime: 4 WebSocket sessions (one text turn and one malformed event "
+                     "in the first; the other three refused at the handshake)")
     if chosen("sdk"):
         console.line(f"sdk: {SDK_CALLS} calls through the official SDKs, max_tokens "
                      f"{SDK_MAX_TOKENS} (the claude-2-web stream names none: that model "

@@ -239,6 +239,9 @@ def _request_parts(target: Target, case: Case) -> dict[str, Any]:
     if isinstance(case.body, bytes):
         kwargs["content"] = case.body
         headers["content-type"] = "application/json"
+    elif case.body is not None and headers.get("content-type", "").startswith(
+            "application/x-www-form-urlencoded"):
+        kwargs["data"] = case.body  # a form, as the gateway's own APIs document their bodies
     elif case.body is not None:
         kwargs["json"] = clamp_tokens(case.body, target.max_tokens)
     return kwargs

@@ -29,6 +29,7 @@ from gateprobe.cases import (
     MARKERS,
     Case,
     auth_cases,
+    category_cases,
     endpoint_cases,
     error_cases,
     golden_cases,
@@ -50,10 +51,10 @@ from gateprobe.targets import (
 )
 
 CATEGORIES: dict[str, Callable[[Target], list[Case]]] = {
-    "endpoint": endpoint_cases,
+    "endpoint": lambda t: endpoint_cases(t) + category_cases("endpoint", t),
     "stream": stream_cases,
-    "errors": error_cases,
-    "auth": auth_cases,
+    "errors": lambda t: error_cases(t) + category_cases("errors", t),
+    "auth": lambda t: auth_cases(t) + category_cases("auth", t),
     "legacy_prompt": legacy_prompt_cases,
     "golden": golden_cases,
 }

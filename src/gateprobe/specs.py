@@ -15,8 +15,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-SpecName = Literal["openai", "anthropic", "management"]
-SPEC_NAMES: tuple[SpecName, ...] = ("openai", "anthropic", "management")
+SpecName = Literal["openai", "anthropic", "management", "gateway"]
+SPEC_NAMES: tuple[SpecName, ...] = ("openai", "anthropic", "management", "gateway")
 
 _PACKAGED = Path(__file__).resolve().parent / "_specs"
 _SOURCE = Path(__file__).resolve().parents[2] / "specs"

@@ -25,6 +25,7 @@ DEFAULT_MODELS: Mapping[str, str] = {
     "embeddings": "text-embedding-3-small",
     "complete": "claude-2",
     "messages": "claude-3-sonnet",
+    "realtime": "gpt-4o-realtime-preview",  # the seeds' realtime clients' (seeds-extra §3.3)
 }
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
 
@@ -244,6 +245,7 @@ class Target:
         """Whether a request to ``path`` is for an endpoint the target serves: nothing is
         sent, judged or loaded outside them."""
         served = {ENDPOINTS[name] for name in self.served}
+        path = path.split("?", 1)[0]  # a query string names no other endpoint
         if path in _KNOWN_PATHS:
             return path in served
         parents = [known for known in _KNOWN_PATHS if path.startswith(known + "/")]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -17,6 +18,7 @@ import pytest
 from gateprobe import checks
 from gateprobe.cases import Case, all_cases
 from gateprobe.checks import Context, Exchange, run_checks
+from gateprobe.embedded import EMBEDDED_ENDPOINTS
 from gateprobe.findings import Finding
 from gateprobe.probe import send
 from gateprobe.protocols.conformance import checks_for
@@ -60,18 +62,23 @@ def judge(http: httpx.Client, target: Target, case: Case,
 
 CONFORMANCE_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "conformance"]
 LOAD_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "load"]
+SEQUENCE_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "sequence"]
+"""Proven by tests/test_gateway_apis.py and tests/test_realtime.py: only a sequence of answers
+(polls, pages, a WebSocket session) shows them."""
 
 
 @pytest.mark.parametrize("name", CONFORMANCE_FAULTS)
 def test_fault_trips_its_checks_and_nothing_elsewhere(make_gateway: MakeGateway,
                                                       http: httpx.Client, name: str) -> None:
     fault = CATALOGUE[name]
-    target = target_for(make_gateway(faults=(name,), timing=INSTANT))
+    # Every family the reference serves, the opt-in ones too: their faults are proven here.
+    target = replace(target_for(make_gateway(faults=(name,), timing=INSTANT)),
+                     endpoints=EMBEDDED_ENDPOINTS)
     found: set[str] = set()
     run = RunState()  # one run: its breaker and the answer ids it saw
     for case in all_cases(target):
         ids = {f.check_id for f in judge(http, target, case, run)}
-        if case.path in fault.endpoints:
+        if case.path.split("?", 1)[0] in fault.endpoints:  # a page's query names no route
             found |= ids
         else:
             assert ids == set(), f"{name} leaked into {case.id}: {sorted(ids)}"
@@ -119,7 +126,7 @@ def test_load_faults_trip_load_verdicts() -> None:
     # management and billing faults: proven by tests/test_management_billing.py
     stateful = {n for n, f in CATALOGUE.items() if f.proven_by in ("management", "billing")}
     assert set(CATALOGUE) == set(CONFORMANCE_FAULTS) | set(LOAD_FAULTS) | transport_faults \
-        | stateful
+        | stateful | set(SEQUENCE_FAULTS)
 
 
 def test_every_rate_limit_verdict_is_proven_by_a_fault() -> None:
@@ -136,7 +143,8 @@ def test_every_rate_limit_verdict_is_proven_by_a_fault() -> None:
 
 
 def test_every_check_is_proven_by_a_fault() -> None:
-    proven = [n for n, f in CATALOGUE.items() if f.proven_by in ("conformance", "transport")]
+    proven = [n for n, f in CATALOGUE.items()
+              if f.proven_by in ("conformance", "transport", "sequence")]
     tripped = {check_id for name in proven for check_id in CATALOGUE[name].trips}
     emitted = {i for c in checks.all_checks() for i in c.emits}
     # Proven without a fault of the gateway: nothing listening (transport.error,

@@ -30,6 +30,9 @@ from gateprobe.protocols import (
     _gateway,
     _openai,
     accounting,  # noqa: F401  (registers its checks too)
+    gateway_apis,  # noqa: F401  (the gateway's own APIs: envelope, search)
+    midjourney,  # noqa: F401  (Midjourney tasks: lifecycle, pages)
+    realtime,  # noqa: F401  (the Realtime API: event grammar, handshake)
     tools,  # noqa: F401  (registers its checks too)
 )
 from gateprobe.protocols.streams import (
@@ -204,8 +207,9 @@ def response_status(ctx: Context, ex: Exchange) -> CheckResult:
 
 @check("error.envelope", Severity.HIGH, "error bodies use the family's envelope")
 def error_envelope(ctx: Context, ex: Exchange) -> CheckResult:
-    """A 4xx/5xx body parses as the family's error envelope."""
-    if ex.status is None or ex.status < 400:
+    """A 4xx/5xx body parses as the family's error envelope (the gateway's own APIs have
+    theirs on every target: ``gateway.envelope``)."""
+    if ex.status is None or ex.status < 400 or ctx.family == "gateway":
         return NOT_APPLICABLE
     parse = _anthropic.parse_error if ctx.family == "anthropic" else _openai.parse_error
     family = "family" in ctx.envelopes and parse(_json(ex)) is not None
@@ -229,6 +233,8 @@ def _gateway_envelope(ctx: Context, ex: Exchange) -> bool:
 def error_type(ctx: Context, ex: Exchange) -> CheckResult:
     """Anthropic names one error type per status (PROTOCOL.md, "Anthropic errors"); an
     OpenAI-family 429 must not call itself another kind of error."""
+    if ctx.family == "gateway":
+        return NOT_APPLICABLE  # its envelope's errorType is optional and names no status
     if ctx.family == "openai":
         return _openai_429_type(ctx, ex)
     if ex.status not in ANTHROPIC_ERROR_TYPES:

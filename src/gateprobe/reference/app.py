@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.reference import anthropic_api, hostile, management, openai_api
+from gateprobe.reference import anthropic_api, hostile, management, openai_api, realtime, search
 from gateprobe.reference.billing import bill_refused, bill_served
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
@@ -52,6 +52,7 @@ from gateprobe.reference.faults import (
     WRONG_TYPE_429,
     apply_response_faults,
 )
+from gateprobe.reference.midjourney import Midjourney
 from gateprobe.reference.ratelimit import ALGORITHMS, Clock
 from gateprobe.reference.streaming import EventStreamResponse, TraceStore
 
@@ -129,6 +130,10 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
                                for path, method, family, handler in api]
     routes += [_AnyMethod(path, management.endpoint(method, handler))
                for path, method, handler in management.routes()]
+    if config.profile != "anthropic":  # OpenAI's Realtime API, over a WebSocket
+        routes.append(realtime.route(config))
+    if config.profile == "ohmygpt":  # the seeds' gateway's own APIs (seeds-extra §2, §4)
+        routes += Midjourney(config, clock).routes() + search.routes(config)
     routes += [
         _AnyMethod("/_gateprobe/health", _debug("GET", _health)),
         _AnyMethod("/_gateprobe/traces/{request_id}", _debug("GET", _trace)),

@@ -170,6 +170,8 @@ class GatewayConfig:
     cut_after_s: float = 0.0
     """Like a CDN in front (the seeds' Cloudflare mirror cuts at 100 s): a non-streaming answer
     that would take longer gets a 524 HTML page at this many seconds instead; 0: never."""
+    task_step_ms: float = 40.0
+    """How long a Midjourney task stays at each stage of its life (seven stages to SUCCESS)."""
 
 
 @dataclass(frozen=True, slots=True)

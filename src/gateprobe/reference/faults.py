@@ -68,7 +68,9 @@ class Fault:
     response: ResponseTransform | None = None
     proven_by: str = "conformance"
     """The runner whose verdict it trips: ``conformance`` (every case, every check) or ``load``
-    (a rate-limit or latency run: these faults are about budgets and time, not shapes)."""
+    (a rate-limit or latency run: these faults are about budgets and time, not shapes), or
+    ``sequence`` (what only a sequence of answers shows: the Midjourney poller and page
+    walker of ``gateprobe.tasks``, a Realtime session of ``gateprobe.realtime_session``)."""
 
     def active(self, enabled: Collection[str], endpoint: str) -> bool:
         """Whether this fault is among the ``enabled`` names and applies to ``endpoint``."""
@@ -769,6 +771,61 @@ BILLING_FAILED = _m(
 MAX_FEE_IGNORED = _m(
     "max-fee-ignored", "a key at its max_fee keeps being served", GENERATING,
     ["billing.max_fee"], "billing")
+# -- the gateway's own APIs: Midjourney tasks, search proxies ------------------------------
+MJ_ROUTES = frozenset(f"/api/v1/ai/draw/mj/{name}" for name in (
+    "imagine", "action", "blend", "describe", "query", "query-mj-tasks"))
+MJ_QUERY = frozenset({"/api/v1/ai/draw/mj/query"})
+MJ_PAGES = frozenset({"/api/v1/ai/draw/mj/query-mj-tasks"})
+SEARCH_ROUTES = frozenset({"/api/v1/openapi/search/serper/v1",
+                           "/api/v1/openapi/search/google-search/v1"})
+GATEWAY_ROUTES = MJ_ROUTES | SEARCH_ROUTES
+
+GATEWAY_ERROR_NOT_ENVELOPED = _b(
+    "gateway-error-not-enveloped", "the gateway's own APIs answer errors in OpenAI's "
+    "{error: {...}} instead of {statusCode, message, data}", GATEWAY_ROUTES,
+    ["gateway.envelope"])
+GATEWAY_ACCEPT_ANY_KEY = _b(
+    "gateway-accept-any-key", "the Midjourney and search routes accept any key, or none",
+    GATEWAY_ROUTES, ["auth.rejected"])
+SEARCH_ANSWER_WRAPPED = _b(
+    "search-answer-wrapped", "the search proxies wrap the upstream's answer in the envelope "
+    "instead of passing it through", SEARCH_ROUTES, ["search.answer"])
+MJ_PAGE_SIZE_UNCHECKED = _b(
+    "mj-page-size-unchecked", "the paginated task query takes any pageSize (50 gives 50)",
+    MJ_PAGES, ["task.page_size"])
+MJ_TASK_ID_AS_TEXT = _b(
+    "mj-task-id-as-text", "task creation answers the id as a string (\"12\"), not an integer",
+    MJ_ROUTES - MJ_QUERY - MJ_PAGES, ["task.schema"])
+MJ_TOTALS_INCONSISTENT = _b(
+    "mj-totals-inconsistent", "the paginated task query's total grows with the page number",
+    MJ_PAGES, ["task.page_total"], "sequence")
+MJ_STATUS_BACKWARDS = _b(
+    "mj-status-backwards", "a task at 50% says SUBMITTED again", MJ_QUERY, ["task.order"],
+    "sequence")
+MJ_PROGRESS_DECREASING = _b(
+    "mj-progress-decreasing", "a task's progress goes from 25% back to 10%", MJ_QUERY,
+    ["task.progress"], "sequence")
+MJ_SUCCESS_WITHOUT_IMAGE = _b(
+    "mj-success-without-image", "a task succeeds without an image URL or actions", MJ_QUERY,
+    ["task.result"], "sequence")
+MJ_TASK_NEVER_FINISHES = _b(
+    "mj-task-never-finishes", "tasks stay IN_PROGRESS at 75% forever", MJ_QUERY,
+    ["task.deadline"], "sequence")
+
+# -- the Realtime API (a WebSocket session) ------------------------------------------------------
+REALTIME = frozenset({"/v1/realtime"})
+REALTIME_ACCEPT_ANY_KEY = _b(
+    "realtime-accept-any-key", "the Realtime handshake accepts any key, or none", REALTIME,
+    ["auth.rejected", "realtime.handshake"], "sequence")
+REALTIME_NO_SESSION_CREATED = _b(
+    "realtime-no-session-created", "a Realtime session never says session.created", REALTIME,
+    ["realtime.order"], "sequence")
+REALTIME_DELTA_AFTER_DONE = _b(
+    "realtime-delta-after-done", "a text delta comes after its response.done", REALTIME,
+    ["realtime.order"], "sequence")
+REALTIME_BARE_ERROR = _b(
+    "realtime-bare-error", "error events carry a bare message, no error object", REALTIME,
+    ["realtime.error"], "sequence")
 
 CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
 """Every fault by name, in declaration order."""
@@ -810,6 +867,8 @@ def markdown_table() -> str:
         endpoints = "every API route" if f.endpoints == API else "every generating route" \
             if f.endpoints == GENERATING else "every stream" if f.endpoints == ALL_STREAMS \
             else "every management route" if f.endpoints == MANAGEMENT \
+            else "every Midjourney and search route" if f.endpoints == GATEWAY_ROUTES \
+            else "both search proxies" if f.endpoints == SEARCH_ROUTES \
             else ", ".join(f"`{e}`" for e in sorted(f.endpoints))
         trips = ", ".join(f"`{t}`" for t in f.trips)
         rows.append(f"| `{f.name}` | {f.proven_by} | {endpoints} | {trips} | {f.description} |")
