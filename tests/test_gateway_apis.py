@@ -268,11 +268,11 @@ def test_fuzz_covers_the_gateway_apis_only_where_declared(make_gateway: MakeGate
     run, every family declared, is tests/test_conformance_cli.py's)."""
     gw = make_gateway(timing=Timing(0, 0), faults=("gateway-error-not-enveloped",))
     declared = _conformance("--base-url", gw.base_url, "--select", "fuzz", "--max-examples",
-                            "3", "--endpoints", "models,midjourney,serper,google_search")
+                            "3", "--endpoints", "models,midjourney,serper,google_search", "-v")
     assert declared.returncode == 1, declared.stdout[-2000:]
     assert "[gateway.envelope]" in declared.stdout
     undeclared = _conformance("--base-url", gw.base_url, "--select", "fuzz", "--max-examples",
-                              "3", "--endpoints", "models")
+                              "3", "--endpoints", "models", "-v")
     assert undeclared.returncode == 0, undeclared.stdout[-2000:]
     assert "/api/v1/" not in undeclared.stdout
 
