@@ -27,13 +27,15 @@ from gateprobe.findings import Finding, Severity
 from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for, max_tokens_of
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
-from gateprobe.targets import Target, trusted_cas
+from gateprobe.targets import ENDPOINTS, Target, trusted_cas
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
                                    "(pip install 'gateprobe[fuzz]')")
 
 pytestmark = pytest.mark.fuzz
 
+UPLOAD_OPERATIONS = ("/v1/images/edits", "/v1/audio/transcriptions")
+"""Multipart operations whose file must be a real image or audio file (not fuzzed)."""
 fuzz_guard: dict[str, Any] = {}
 """The run's Guard and pytest config, set at import below."""
 
@@ -143,11 +145,16 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     schema.config.max_stream_events = 5000
     if not target.is_loopback:
         schema.config.phases.update(phases=["examples", "fuzzing"])
-    unserved = [p for p in target.not_served if p.startswith("/")]
+    # Every family the target does not serve, the opt-in ones it does not declare too.
+    unserved = [p for p in ENDPOINTS.values() if not target.serves(p)]
     if name == "openai" and models_family(target) == "anthropic":
         # An Anthropic target lists its models in Anthropic's shape, which the OpenAI spec
         # does not describe: the endpoint category judges it, not the OpenAI spec's fuzzing.
         unserved.append("/v1/models")
+    # A fuzzer's "file" is random text, which an image edit or a transcription must refuse as
+    # no PNG or audio: no schema-valid upload exists for it to send. Their cases (endpoint,
+    # errors, auth) send real ones.
+    unserved += list(UPLOAD_OPERATIONS)
     if unserved:  # nothing is sent to an endpoint the target does not serve
         schema = schema.exclude(path_regex="^(" + "|".join(map(re.escape, unserved)) + ")(/|$)")
     return schema

@@ -29,7 +29,8 @@ from gateprobe.targets import (
 KEY = "gp-vip-0001"
 NO_PERMISSION_KEY = "gp-nomodel-0001"
 TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
-EMBEDDED_ENDPOINTS = CORE_ENDPOINTS | frozenset()
+EMBEDDED_ENDPOINTS = CORE_ENDPOINTS | frozenset({"images", "image_edits", "speech",
+                                                "transcriptions", "moderations"})
 """Every family the reference gateway serves: the embedded target declares them all (the
 opt-in families included, as each lands in the reference gateway)."""
 """The documented tiers (requests per window), as ``fixtures/keys.yaml`` configures them."""

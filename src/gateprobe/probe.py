@@ -173,9 +173,27 @@ def _request_parts(target: Target, case: Case) -> dict[str, Any]:
     if isinstance(case.body, bytes):
         kwargs["content"] = case.body
         headers["content-type"] = "application/json"
+    elif case.encoding != "json" and isinstance(case.body, dict):
+        kwargs.update(form_parts(case.body, multipart=case.encoding == "multipart"))
     elif case.body is not None:
         kwargs["json"] = clamp_tokens(case.body, target.max_tokens)
     return kwargs
+
+
+UPLOAD_NAMES = {"image": "image.png", "mask": "mask.png", "file": "audio.wav"}
+"""The file names multipart parts are sent under (servers read the type from them)."""
+
+
+def form_parts(body: Mapping[str, Any], multipart: bool) -> dict[str, Any]:
+    """httpx's ``data``/``files`` for a form body: values as text, ``bytes`` as file parts."""
+    data = {k: v if isinstance(v, list) else str(v) for k, v in body.items()
+            if not isinstance(v, bytes)}
+    files = {k: (UPLOAD_NAMES.get(k, k), v) for k, v in body.items() if isinstance(v, bytes)}
+    if not multipart:
+        return {"data": data}
+    if not files:  # httpx would send the fields alone form-urlencoded: parts without a file
+        return {"files": [(k, (None, v)) for k, v in data.items() if isinstance(v, str)]}
+    return {"data": data, "files": files}
 
 
 def _exchange(case: Case, response: httpx.Response, body: bytes, events: list[Event],

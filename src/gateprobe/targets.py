@@ -25,6 +25,10 @@ DEFAULT_MODELS: Mapping[str, str] = {
     "embeddings": "text-embedding-3-small",
     "complete": "claude-2",
     "messages": "claude-3-sonnet",
+    "images": "dall-e-2",
+    "speech": "tts-1",
+    "transcriptions": "whisper-1",
+    "moderations": "omni-moderation-latest",
 }
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
 
