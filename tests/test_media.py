@@ -4,7 +4,9 @@ that does not declare a family gets none of its cases."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -97,3 +99,26 @@ def test_embedded_target_declares_the_media_families() -> None:
     from gateprobe.embedded import EMBEDDED_ENDPOINTS
 
     assert MEDIA <= EMBEDDED_ENDPOINTS
+
+
+def test_compare_probes_each_declared_media_family(make_gateway: MakeGateway,
+                                                   tmp_path: Path) -> None:
+    """One plain request per declared media family in ``gateprobe compare``: the clean
+    mirror passes them, the one whose moderation results come reversed is told apart."""
+    from gateprobe.compare import CompareOptions, compare_cases, run_compare
+    from gateprobe.console import Console
+
+    timing = Timing(ttft_ms=5, itl_ms=1)
+    clean = make_gateway(timing=timing)
+    faulty = make_gateway(timing=timing, faults=("moderation-score-percent",))
+    base = media_target(clean)
+    assert {c.path for c in compare_cases(base)} >= MEDIA_PATHS
+    assert not {c.path for c in compare_cases(Target(clean.base_url, "ohmygpt", "k"))} & \
+        MEDIA_PATHS
+    result = run_compare(base, {"clean": clean.base_url, "faulty": faulty.base_url},
+                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
+                         Console(io.StringIO(), io.StringIO()))
+    good, bad = result.mirrors
+    assert good.findings == []
+    assert {f.check_id for f in bad.findings} >= {"moderation.results"}
+    assert {f.endpoint for f in bad.findings} == {"/v1/moderations"}

@@ -458,10 +458,10 @@ def _moderation_cases(t: Target) -> list[Case]:
     path, m = "/v1/moderations", t.models["moderations"]
     bad = Expectation(400)
     return [
-        Case("one string", "endpoint", "POST", path, "openai",
-             {"model": m, "input": "Say test"}),
         Case("two inputs, in order", "endpoint", "POST", path, "openai",
              {"model": m, "input": MODERATION_PAIR}),
+        Case("one string", "endpoint", "POST", path, "openai",
+             {"model": m, "input": "Say test"}),
         Case("two inputs, reversed", "endpoint", "POST", path, "openai",
              {"model": m, "input": MODERATION_PAIR[::-1]}),
         Case("missing input", "errors", "POST", path, "openai", {"model": m}, expect=bad),

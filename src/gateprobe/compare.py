@@ -33,7 +33,14 @@ from urllib.parse import urlsplit
 import httpx
 
 from gateprobe import transport
-from gateprobe.cases import Case, auth_cases, error_cases, golden_cases, stream_cases
+from gateprobe.cases import (
+    Case,
+    auth_cases,
+    error_cases,
+    golden_cases,
+    media_cases,
+    stream_cases,
+)
 from gateprobe.checks import Context, run_checks
 from gateprobe.console import Console
 from gateprobe.errors import GateprobeError, TargetUnreachable, UsageError
@@ -142,7 +149,8 @@ class MirrorResult:
 
 
 def compare_cases(target: Target) -> list[Case]:
-    """One golden case per endpoint, one stream per endpoint, a bad key, an unknown model."""
+    """One golden case per endpoint, one stream per endpoint, a bad key, an unknown model,
+    and one plain request per media family (images, speech...) the target declares."""
     goldens: dict[str, Case] = {}
     for case in golden_cases(target):
         if case.golden is not None and not case.golden.stream:
@@ -150,7 +158,11 @@ def compare_cases(target: Target) -> list[Case]:
     streams = [c for c in stream_cases(target) if c.name in STREAMS]
     bad_key = [c for c in auth_cases(target) if c.name == "bad key"][:1]
     unknown = [c for c in error_cases(target) if c.name == "unknown model"][:1]
-    return [*goldens.values(), *streams, *bad_key, *unknown]
+    media: dict[str, Case] = {}
+    for case in media_cases(target):  # one plain request per media family it declares
+        if case.category == "endpoint":
+            media.setdefault(case.path, case)
+    return [*goldens.values(), *streams, *bad_key, *unknown, *media.values()]
 
 
 def shape(value: Any) -> Any:
