@@ -73,7 +73,8 @@ def test_gate_dry_run(tmp_path: Path) -> None:
 def test_conformance_dry_run_counts_cases_and_tokens() -> None:
     code, out, _ = gateprobe("conformance", "--dry-run", "--fuzz-max-requests", "50")
     assert code == 0
-    assert "cases: 96 requests" in out and "at most 50 requests" in out
+    # 96 of the core families, 42 of the media families the embedded target declares
+    assert "cases: 138 requests" in out and "at most 50 requests" in out
 
 
 def test_conformance_dry_run_counts_only_the_selection() -> None:
