@@ -5,6 +5,9 @@ that does not declare a family gets none of its cases."""
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -122,3 +125,22 @@ def test_compare_probes_each_declared_media_family(make_gateway: MakeGateway,
     assert good.findings == []
     assert {f.check_id for f in bad.findings} >= {"moderation.results"}
     assert {f.endpoint for f in bad.findings} == {"/v1/moderations"}
+
+
+def _fuzz(base_url: str, *extra: str) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "GATEPROBE_API_KEY"}
+    env["GATEPROBE_API_KEY"] = "gp-vip-0001"
+    done = subprocess.run([sys.executable, "-m", "gateprobe", "conformance", "--base-url",
+                           base_url, "--select", "fuzz", "--max-examples", "2", *extra],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def test_fuzz_reaches_a_media_family_only_when_declared(gateway: RunningGateway) -> None:
+    """The reference serves every media route, so only the declaration keeps fuzzing away."""
+    undeclared = _fuzz(gateway.base_url, "--endpoints", "models")
+    assert "/v1/moderations" not in undeclared and "/v1/audio/speech" not in undeclared
+    declared = _fuzz(gateway.base_url, "--endpoints", "models,moderations,speech")
+    assert "/v1/moderations" in declared and "/v1/audio/speech" in declared
+    assert "/v1/images" not in declared
