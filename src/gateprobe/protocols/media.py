@@ -51,7 +51,8 @@ SPEECH_TYPES: Mapping[str, frozenset[str]] = {
     "pcm": frozenset({"audio/pcm", "audio/l16", "application/octet-stream"}),
 }
 """``response_format`` -> the labels that name it (OpenAI's first; common aliases after)."""
-_MP3_SYNC = re.compile(rb"\A\xff[\xe2-\xff]")
+_MP3_SYNC = re.compile(rb"\A\xff[\xe2\xe3\xf2\xf3\xfa\xfb]")
+"""An MPEG audio frame sync with layer III (MPEG 1, 2 or 2.5): ADTS (AAC) has layer 00."""
 CONTAINERS = (b"RIFF", b"ID3", b"OggS", b"fLaC", b"\xff\xf1", b"\xff\xf9", b"\xff\xfb")
 """Headers raw PCM must not start with: a file format where none was asked for."""
 _SRT_CUE = re.compile(r"\A\s*1\r?\n\d{2}:\d{2}:\d{2},\d{3} --> \d{2}:\d{2}:\d{2},\d{3}\r?\n")

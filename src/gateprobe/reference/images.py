@@ -72,6 +72,8 @@ async def edits(call: Call) -> Response:
     if "image" not in body.files:
         invalid("openai", "image", "Missing required parameter: 'image'.", "")
     model = call.resolve_model(body.fields.get("model") or "dall-e-2", "images")
+    if model.id == "dall-e-3":  # OpenAI edits with dall-e-2 only
+        invalid("openai", "model", "dall-e-3 does not support image edits.", "")
     size = _size(model, body.fields)
     base = _decoded(body.files["image"], "image")
     if "mask" in body.files:
