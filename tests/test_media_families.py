@@ -144,3 +144,16 @@ def test_fuzz_reaches_a_media_family_only_when_declared(gateway: RunningGateway)
     declared = _fuzz(gateway.base_url, "--endpoints", "models,moderations,speech")
     assert "/v1/moderations" in declared and "/v1/audio/speech" in declared
     assert "/v1/images" not in declared
+
+
+def test_curl_style_json_labelled_as_a_form_is_read_as_json(gateway: RunningGateway) -> None:
+    """``curl -d '{...}'`` sends JSON labelled form-urlencoded; the chat routes read it as
+    JSON, and so do the media routes (a real form body is still a form)."""
+    with httpx.Client(base_url=gateway.base_url,
+                      headers={"authorization": "Bearer gp-vip-0001"}) as client:
+        labelled = client.post("/v1/audio/speech", content=b'{"model": "tts-1", "input": "x",'
+                               b' "voice": "alloy", "response_format": "wav"}',
+                               headers={"content-type": "application/x-www-form-urlencoded"})
+        assert labelled.status_code == 200 and labelled.content.startswith(b"RIFF")
+        form = client.post("/v1/moderations", data={"input": "Say test"})
+        assert form.status_code == 200 and len(form.json()["results"]) == 1

@@ -4,11 +4,13 @@ The gateway documents a form-urlencoded body for image generation (its curl exam
 ``--data-urlencode`` fields) where OpenAI documents JSON; edits and transcriptions are
 multipart upstream. Every encoding ends in the same dict, checked by the same field table, so a
 form value is judged exactly as its JSON twin: ``n=2`` is the integer 2, ``n=two`` is the
-400 that ``{"n": "two"}`` gets.
+400 that ``{"n": "two"}`` gets. A body labelled as a form that is a JSON object is read as JSON
+(``curl -d '{...}'`` labels it so, and the chat routes read JSON whatever the label).
 """
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -44,13 +46,29 @@ async def read_body(call: Call, table: Sequence[Field], file_fields: Sequence[st
     media_type = call.request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type == "application/x-www-form-urlencoded":
         raw = await _raw(call)
-        pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
-        body = MediaBody(_typed(pairs, table), {}, "form")
+        if raw.lstrip()[:1] == b"{":  # curl -d '{...}' without a JSON content type
+            body = MediaBody(_json_object(raw))
+        else:
+            pairs = parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True)
+            body = MediaBody(_typed(pairs, table), {}, "form")
     elif media_type == "multipart/form-data":
         body = await _multipart(call, table, file_fields)
     else:
         body = MediaBody(await call.json_body())
     check_body("openai", body.fields, [fd for fd in table if fd.name not in file_fields])
+    return body
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    """A form-labelled body that is a JSON object, read as JSON (as every other route of the
+    gateway reads its body whatever the label: ``curl -d`` labels JSON as a form)."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise GatewayError("invalid_request", "We could not parse the JSON body of your "
+                           "request.") from None
+    if not isinstance(body, dict):
+        raise GatewayError("invalid_request", "The request body must be a JSON object.")
     return body
 
 
