@@ -35,6 +35,8 @@ schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category nee
 
 pytestmark = pytest.mark.fuzz
 
+UPLOAD_OPERATIONS = ("/v1/images/edits", "/v1/audio/transcriptions")
+"""Multipart operations whose file must be a real image or audio file (not fuzzed)."""
 fuzz_guard: dict[str, Any] = {}
 """The run's Guard and pytest config, set at import below."""
 
@@ -216,6 +218,10 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
         # An Anthropic target lists its models in Anthropic's shape, which the OpenAI spec
         # does not describe: the endpoint category judges it, not the OpenAI spec's fuzzing.
         unserved.append("/v1/models")
+    # A fuzzer's "file" is random text, which an image edit or a transcription must refuse as
+    # no PNG or audio: no schema-valid upload exists for it to send. Their cases (endpoint,
+    # errors, auth) send real ones.
+    unserved += list(UPLOAD_OPERATIONS)
     if unserved:  # nothing is sent to an endpoint the target does not serve
         schema = schema.exclude(path_regex="^(" + "|".join(map(re.escape, unserved)) + ")(/|$)")
     return schema

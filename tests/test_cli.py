@@ -84,7 +84,7 @@ def test_run_smoke_embedded_passes_every_probe() -> None:
     code, out, err = run_cli("run", "--smoke")
     assert code == 0, out + err
     assert "embedded reference gateway" in out
-    assert "18 passed, 0 failed" in out
+    assert "23 passed, 0 failed" in out  # 18, and one per media route it declares
     assert "FAIL" not in out
 
 

@@ -8,6 +8,10 @@ run them against every fault of the reference gateway.
 from __future__ import annotations
 
 import functools
+import io
+import struct
+import wave
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +22,7 @@ from gateprobe.golden import Golden, fill_models, golden_dir, load_dir
 from gateprobe.targets import Target
 
 Category = Literal["endpoint", "stream", "errors", "auth", "legacy_prompt", "golden"]
+Encoding = Literal["json", "form", "multipart"]
 Auth = Literal["default", "none", "bad", "wrong_style", "no_permission"]
 
 MARKERS = {
@@ -57,6 +62,9 @@ class Case:
     headers: Mapping[str, str] = field(default_factory=dict)
     golden: Golden | None = None
     """The stored golden this case comes from (``--record-golden`` writes back to it)."""
+    encoding: Encoding = "json"
+    """How ``body`` is sent: JSON, form-urlencoded fields, or multipart (``bytes`` values
+    become file parts)."""
 
     @property
     def id(self) -> str:
@@ -378,7 +386,6 @@ def golden_cases(t: Target, directory: Path | None = None) -> list[Case]:
 MJ = "/api/v1/ai/draw/mj"
 SERPER = "/api/v1/openapi/search/serper/v1"
 GOOGLE = "/api/v1/openapi/search/google-search/v1"
-FORM = {"content-type": "application/x-www-form-urlencoded"}
 PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8"
          "z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 """A 1x1 PNG as a data URI: the reference images blend and describe take."""
@@ -394,20 +401,20 @@ def gateway_api_cases(t: Target) -> list[Case]:
 
     def c(name: str, category: Category, method: str, path: str, body: Any = None,
           auth: Auth = "default", expect: Expectation | None = None,
-          headers: Mapping[str, str] | None = None) -> Case:
+          encoding: Encoding = "json") -> Case:
         return Case(name, category, method, path, "gateway", body, auth,
-                    expect or Expectation(), headers or {})
+                    expect or Expectation(), encoding=encoding)
 
     bad = Expectation(400)
     return [
         c("imagine", "endpoint", "POST", f"{MJ}/imagine", imagine),
-        c("imagine, form body", "endpoint", "POST", f"{MJ}/imagine", imagine, headers=FORM),
+        c("imagine, form body", "endpoint", "POST", f"{MJ}/imagine", imagine, encoding="form"),
         c("blend", "endpoint", "POST", f"{MJ}/blend", {**mj, "base64Array": [PIXEL, PIXEL],
                                                         "dimensions": "SQUARE"}),
         c("describe", "endpoint", "POST", f"{MJ}/describe", {**mj, "base64": PIXEL}),
         c("tasks page", "endpoint", "POST", f"{MJ}/query-mj-tasks?page=1&pageSize=5", mj),
         c("serper", "endpoint", "POST", SERPER, {"q": "gateprobe", "gl": "us", "hl": "en",
-                                                 "num": "5"}, headers=FORM),
+                                                 "num": "5"}, encoding="form"),
         c("google", "endpoint", "GET", f"{GOOGLE}?q=gateprobe"),
         c("imagine without prompt", "errors", "POST", f"{MJ}/imagine", mj, expect=bad),
         c("imagine, another model", "errors", "POST", f"{MJ}/imagine",
@@ -422,7 +429,7 @@ def gateway_api_cases(t: Target) -> list[Case]:
           expect=bad),
         c("pageSize 2", "errors", "POST", f"{MJ}/query-mj-tasks?page=1&pageSize=2", mj,
           expect=bad),
-        c("serper without q", "errors", "POST", SERPER, {"gl": "us"}, headers=FORM,
+        c("serper without q", "errors", "POST", SERPER, {"gl": "us"}, encoding="form",
           expect=bad),
         c("google without q", "errors", "GET", GOOGLE, expect=bad),
         c("bad key", "auth", "POST", f"{MJ}/imagine", imagine, "bad",
@@ -430,13 +437,150 @@ def gateway_api_cases(t: Target) -> list[Case]:
         c("missing key", "auth", "POST", f"{MJ}/query-mj-tasks?page=1", mj, "none",
           Expectation(401, kind="missing_key")),
         c("bad key", "auth", "POST", SERPER, {"q": "gateprobe"}, "bad",
-          Expectation(401, kind="bad_key"), FORM),
+          Expectation(401, kind="bad_key"), "form"),
         c("missing key", "auth", "GET", f"{GOOGLE}?q=gateprobe", None, "none",
           Expectation(401, kind="missing_key")),
     ]
 
 
-OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases,)
+def tiny_png(size: int = 64) -> bytes:
+    """A real ``size`` x ``size`` grey RGBA PNG (what an image edit uploads), built without an
+    image library: signature, IHDR, one IDAT, IEND, each with its CRC."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + \
+            struct.pack(">I", zlib.crc32(kind + data))
+
+    rows = b"".join(b"\x00" + b"\x80\x80\x80\xff" * size for _ in range(size))
+    header = struct.pack(">IIBBBBB", size, size, 8, 6, 0, 0, 0)
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+            + chunk(b"IEND", b""))
+
+
+def tiny_wav(seconds: float = 1.0, rate: int = 16_000) -> bytes:
+    """``seconds`` of silence as a 16-bit mono WAV (what a transcription uploads)."""
+    out = io.BytesIO()
+    with wave.open(out, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(b"\x00\x00" * int(seconds * rate))
+    return out.getvalue()
+
+
+MODERATION_PAIR = ["Say test", "I will kill you and burn your house down."]
+"""A harmless and a harmful text (``protocols.media.MODERATION_PROBES``): their flags show
+whether results come back in the inputs' order."""
+SPEECH_FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
+TRANSCRIPT_FORMATS = ("json", "text", "srt", "verbose_json", "vtt")
+
+
+@_served
+def media_cases(t: Target) -> list[Case]:
+    """Images, speech, transcriptions and moderations: endpoint (every format and body
+    encoding), errors and auth cases, for the targets that declare these families."""
+    return (_image_cases(t) + _audio_cases(t) + _moderation_cases(t)
+            + _media_auth_cases(t))
+
+
+def _image_cases(t: Target) -> list[Case]:
+    m, gen, edit = t.models["images"], "/v1/images/generations", "/v1/images/edits"
+    small = {"model": m, "prompt": "A red square", "size": "256x256"}
+    # The gateway's own documented request (its curl sends these fields form-urlencoded).
+    documented = {"prompt": "A cute anime girl", "model": "dall-e-3", "n": "1",
+                  "quality": "hd", "response_format": "url", "size": "1024x1024",
+                  "style": "vivid"}
+    edit_body = {**small, "image": tiny_png()}
+    bad = Expectation(400)
+    return [
+        Case("json url", "endpoint", "POST", gen, "openai", small),
+        Case("json b64_json webp n=2", "endpoint", "POST", gen, "openai",
+             {**small, "n": 2, "response_format": "b64_json", "output_format": "webp"}),
+        Case("form as documented (dall-e-3, url)", "endpoint", "POST", gen, "openai",
+             documented, encoding="form"),
+        Case("form b64_json jpeg", "endpoint", "POST", gen, "openai",
+             {**small, "response_format": "b64_json", "output_format": "jpeg"},
+             encoding="form"),
+        Case("multipart b64_json", "endpoint", "POST", edit, "openai",
+             {**edit_body, "response_format": "b64_json"}, encoding="multipart"),
+        Case("multipart url", "endpoint", "POST", edit, "openai", edit_body,
+             encoding="multipart"),
+        Case("n above 10", "errors", "POST", gen, "openai", {**small, "n": 11}, expect=bad),
+        Case("unknown size", "errors", "POST", gen, "openai", {**small, "size": "333x333"},
+             expect=bad),
+        Case("unknown quality", "errors", "POST", gen, "openai",
+             {**small, "quality": "ultra"}, expect=bad),
+        Case("unknown style", "errors", "POST", gen, "openai", {**small, "style": "gothic"},
+             expect=bad),
+        Case("missing prompt", "errors", "POST", gen, "openai", {"model": m}, expect=bad),
+        Case("form n=two", "errors", "POST", gen, "openai", {**small, "n": "two"},
+             expect=bad, encoding="form"),
+        Case("missing image", "errors", "POST", edit, "openai", small, expect=bad,
+             encoding="multipart"),
+    ]
+
+
+def _audio_cases(t: Target) -> list[Case]:
+    speech, stt = "/v1/audio/speech", "/v1/audio/transcriptions"
+    say = {"model": t.models["speech"], "input": "Say test", "voice": "alloy"}
+    heard = {"model": t.models["transcriptions"], "file": tiny_wav()}
+    bad = Expectation(400)
+    return [
+        *(Case(f"{fmt}", "endpoint", "POST", speech, "openai",
+               {**say, "response_format": fmt}) for fmt in SPEECH_FORMATS),
+        *(Case(f"{fmt}", "endpoint", "POST", stt, "openai", {**heard, "response_format": fmt},
+               encoding="multipart") for fmt in TRANSCRIPT_FORMATS),
+        Case("missing voice", "errors", "POST", speech, "openai",
+             {"model": say["model"], "input": "x"}, expect=bad),
+        Case("unknown response_format", "errors", "POST", speech, "openai",
+             {**say, "response_format": "ogg"}, expect=bad),
+        Case("speed above 4", "errors", "POST", speech, "openai", {**say, "speed": 5},
+             expect=bad),
+        Case("missing file", "errors", "POST", stt, "openai", {"model": heard["model"]},
+             expect=bad, encoding="multipart"),
+        Case("not audio", "errors", "POST", stt, "openai",
+             {**heard, "file": b"this is not audio"}, expect=bad, encoding="multipart"),
+        Case("unknown response_format", "errors", "POST", stt, "openai",
+             {**heard, "response_format": "docx"}, expect=bad, encoding="multipart"),
+    ]
+
+
+def _moderation_cases(t: Target) -> list[Case]:
+    path, m = "/v1/moderations", t.models["moderations"]
+    bad = Expectation(400)
+    return [
+        Case("two inputs, in order", "endpoint", "POST", path, "openai",
+             {"model": m, "input": MODERATION_PAIR}),
+        Case("one string", "endpoint", "POST", path, "openai",
+             {"model": m, "input": "Say test"}),
+        Case("two inputs, reversed", "endpoint", "POST", path, "openai",
+             {"model": m, "input": MODERATION_PAIR[::-1]}),
+        Case("missing input", "errors", "POST", path, "openai", {"model": m}, expect=bad),
+        Case("empty input list", "errors", "POST", path, "openai", {"model": m, "input": []},
+             expect=bad),
+    ]
+
+
+def _media_auth_cases(t: Target) -> list[Case]:
+    bodies: list[tuple[str, Any, Encoding]] = [
+        ("/v1/images/generations", {"prompt": "x", "size": "256x256"}, "json"),
+        ("/v1/images/edits", {"prompt": "x", "size": "256x256", "image": tiny_png(16)},
+         "multipart"),
+        ("/v1/audio/speech", {"model": t.models["speech"], "input": "x", "voice": "alloy"},
+         "json"),
+        ("/v1/audio/transcriptions", {"model": t.models["transcriptions"],
+                                      "file": tiny_wav(0.1)}, "multipart"),
+        ("/v1/moderations", {"input": "x"}, "json"),
+    ]
+    cases = [Case("bad key", "auth", "POST", path, "openai", body, "bad",
+                  Expectation(401, kind="bad_key"), encoding=encoding)
+             for path, body, encoding in bodies]
+    cases += [Case("missing key", "auth", "POST", path, "openai", body, "none",
+                   Expectation(401, kind="missing_key"), encoding=encoding)
+              for path, body, encoding in bodies[2::2]]
+    return cases
+
+
+OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases, media_cases)
 """Builders of the opt-in families' cases, of several categories each: a category's suite
 runs its core builder's cases and theirs of its category."""
 

@@ -164,7 +164,8 @@ def compare_cases(target: Target) -> list[Case]:
     """Every endpoint the target serves, through the suite's own case builders (which send
     nothing outside them): each endpoint's plain request, one golden case and one stream per
     endpoint, a bad key, an unknown model. Driven by what the target declares, so no profile
-    is compared on fewer endpoints than it serves."""
+    is compared on fewer endpoints than it serves. One plain request per opt-in family
+    the target declares (images, speech, Midjourney...) too."""
     goldens: dict[str, Case] = {}
     for case in golden_cases(target):
         if case.golden is not None and not case.golden.stream:

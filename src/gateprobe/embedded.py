@@ -31,8 +31,9 @@ NO_PERMISSION_KEY = "gp-nomodel-0001"
 ADMIN_KEYS = ("gp-admin-0001", "gp-admin-0002")
 """Admin keys of two accounts (``fixtures/keys.yaml``): the management API's callers."""
 TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
-EMBEDDED_ENDPOINTS = CORE_ENDPOINTS | frozenset({"midjourney", "serper", "google_search",
-                                                  "realtime"})
+EMBEDDED_ENDPOINTS = CORE_ENDPOINTS | frozenset({
+    "midjourney", "serper", "google_search", "realtime",
+    "images", "image_edits", "speech", "transcriptions", "moderations"})
 """Every family the reference gateway serves: the embedded target declares them all (the
 opt-in families included, as each lands in the reference gateway)."""
 """The documented tiers (requests per window), as ``fixtures/keys.yaml`` configures them."""

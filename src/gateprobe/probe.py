@@ -67,14 +67,25 @@ def curl_command(target: Target, case: Case) -> str:
     command can be pasted into a bug report and run by whoever holds the key."""
     parts = _request_parts(target, case)
     headers: dict[str, str] = parts["headers"]
+    form: list[str] = []
     if "json" in parts:
         body: str | bytes | None = json.dumps(parts["json"], ensure_ascii=False)
         headers = {**headers, "content-type": "application/json"}
+    elif "data" in parts or "files" in parts:  # a form: each field as curl sends it
+        body = None
+        flag = "-F" if "files" in parts else "--data-urlencode"
+        form = [f"{flag} {shlex.quote(f'{k}={v}')}" for k, values in parts["data"].items()
+                for v in (values if isinstance(values, list) else [values])]
+        # The uploaded file is named; whoever runs the repro supplies one of that kind.
+        form += [f"-F {shlex.quote(f'{k}=@{name}')}"
+                 for k, (name, _) in (parts.get("files") or {}).items()]
     else:
         body = parts.get("content")
-    return curl_of(case.method, target.base_url + case.path, headers, body,
-                   streaming=is_streaming(case), key=sent_key(target, case),
-                   variable=key_variable(target, case), redactor=Redactor(target.secrets))
+    redactor = Redactor(target.secrets)
+    command = curl_of(case.method, target.base_url + case.path, headers, body,
+                      streaming=is_streaming(case), key=sent_key(target, case),
+                      variable=key_variable(target, case), redactor=redactor)
+    return redactor.text(" ".join([command, *form]))
 
 
 CURL_SETS_ITSELF = frozenset({"host", "content-length", "connection", "accept-encoding"})
@@ -239,12 +250,27 @@ def _request_parts(target: Target, case: Case) -> dict[str, Any]:
     if isinstance(case.body, bytes):
         kwargs["content"] = case.body
         headers["content-type"] = "application/json"
-    elif case.body is not None and headers.get("content-type", "").startswith(
-            "application/x-www-form-urlencoded"):
-        kwargs["data"] = case.body  # a form, as the gateway's own APIs document their bodies
+    elif case.encoding != "json" and isinstance(case.body, dict):
+        kwargs.update(form_parts(case.body, multipart=case.encoding == "multipart"))
     elif case.body is not None:
         kwargs["json"] = clamp_tokens(case.body, target.max_tokens)
     return kwargs
+
+
+UPLOAD_NAMES = {"image": "image.png", "mask": "mask.png", "file": "audio.wav"}
+"""The file names multipart parts are sent under (servers read the type from them)."""
+
+
+def form_parts(body: Mapping[str, Any], multipart: bool) -> dict[str, Any]:
+    """httpx's ``data``/``files`` for a form body: values as text, ``bytes`` as file parts."""
+    data = {k: v if isinstance(v, list) else str(v) for k, v in body.items()
+            if not isinstance(v, bytes)}
+    files = {k: (UPLOAD_NAMES.get(k, k), v) for k, v in body.items() if isinstance(v, bytes)}
+    if not multipart:
+        return {"data": data}
+    if not files:  # httpx would send the fields alone form-urlencoded: parts without a file
+        return {"files": [(k, (None, v)) for k, v in data.items() if isinstance(v, str)]}
+    return {"data": data, "files": files}
 
 
 def _exchange(case: Case, response: httpx.Response, body: bytes, events: list[Event],

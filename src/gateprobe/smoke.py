@@ -21,6 +21,7 @@ from gateprobe.cases import (
     endpoint_cases,
     error_cases,
     legacy_prompt_cases,
+    media_cases,
     stream_cases,
 )
 from gateprobe.checks import Context, run_checks
@@ -61,7 +62,12 @@ def smoke_cases(target: Target) -> list[Case]:
     errors = [c for c in error_cases(target) if c.name == "unknown model"][:1]
     bad_key = [c for c in auth_cases(target) if c.name == "bad key"][:1]
     prompt = [c for c in legacy_prompt_cases(target) if c.name == "no turns"]
-    return endpoint_cases(target) + streams + errors + bad_key + prompt
+    media = [c for c in media_cases(target) if c.category == "endpoint"]
+    once: dict[str, Case] = {}
+    for case in media:  # a media family once, not in each of its formats
+        once.setdefault(case.path, case)
+    endpoints = [c for c in endpoint_cases(target) if c not in media]
+    return endpoints + list(once.values()) + streams + errors + bad_key + prompt
 
 
 def run_smoke(target: Target, cases: Sequence[Case] | None = None,

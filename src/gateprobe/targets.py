@@ -26,6 +26,10 @@ DEFAULT_MODELS: Mapping[str, str] = {
     "complete": "claude-2",
     "messages": "claude-3-sonnet",
     "realtime": "gpt-4o-realtime-preview",  # the seeds' realtime clients' (seeds-extra §3.3)
+    "images": "dall-e-2",
+    "speech": "tts-1",
+    "transcriptions": "whisper-1",
+    "moderations": "omni-moderation-latest",
 }
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
 

@@ -30,7 +30,7 @@ from gateprobe.reference.faults import (
     LEGACY_PROMPT_UNCHECKED,
 )
 from gateprobe.runstate import RunState
-from gateprobe.targets import Target, Timeouts
+from gateprobe.targets import CORE_ENDPOINTS, Target, Timeouts, profile_endpoints
 from gateway_fixtures import MakeGateway
 
 INSTANT = Timing(ttft_ms=0, itl_ms=0)
@@ -45,9 +45,10 @@ def http() -> Iterator[httpx.Client]:
 
 def target_for(gateway: RunningGateway, profile: str = "ohmygpt") -> Target:
     """The reference gateway as a target declaring what it documents (Bearer only), so the
-    wrong-auth-style case is judged too."""
+    wrong-auth-style case is judged too, and every opt-in family the reference serves."""
     return Target(gateway.base_url, profile, "gp-vip-0001", no_permission_key=NO_PERMISSION_KEY,
-                  auth_styles=frozenset({"bearer"}))
+                  auth_styles=frozenset({"bearer"}),
+                  endpoints=profile_endpoints(profile) | (EMBEDDED_ENDPOINTS - CORE_ENDPOINTS))
 
 
 def judge(http: httpx.Client, target: Target, case: Case,

@@ -52,7 +52,8 @@ def add_parser(sub: Any) -> None:
                        help="closed-loop users, or a constant / Poisson arrival --rate")
     shape.add_argument("--rate", type=float, default=0.0, help="arrivals per second (all users)")
     shape.add_argument("--weight", action="append", default=[], metavar="ENDPOINT=W",
-                       help="latency: chat, messages, complete weights (1 each)")
+                       help="latency: chat, messages, complete weights (1 each); "
+                            "speech (0 unless given: time to first audio byte)")
     shape.add_argument("--max-tokens", type=int, default=64, help="tokens asked per stream (64)")
     shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
     shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")

@@ -43,11 +43,12 @@ import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run 
 from gateprobe import arrival, transport
 from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
 from gateprobe.load import ratelimits
-from gateprobe.load.plan import STREAM_ENDPOINTS, LoadPlan
+from gateprobe.load.plan import AUDIO_KINDS, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import SAMPLES_FILE, write_verdict
 from gateprobe.metrics import now_ns
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.protocols.conformance import MAX_SANE_RETRY_AFTER_S
+from gateprobe.protocols.media import audio_problem
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
 from gateprobe.targets import credentials, trusted_cas
@@ -264,6 +265,10 @@ def headers_for(s: Session, path: str, key: str) -> dict[str, str]:
     return headers
 
 
+SPEECH_FORMAT = "mp3"
+"""What the speech load asks for (OpenAI's default format)."""
+
+
 def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
     """The streaming request of one endpoint kind."""
     models = plan.models
@@ -277,6 +282,9 @@ def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
     if kind == "messages":
         return {"model": models["messages"], "stream": True, "max_tokens": plan.max_tokens,
                 "messages": [{"role": "user", "content": plan.prompt}]}
+    if kind == "speech":
+        return {"model": models["speech"], "input": plan.prompt, "voice": "alloy",
+                "response_format": SPEECH_FORMAT}
     return {"model": models["complete"], "stream": True,
             "max_tokens_to_sample": plan.max_tokens,
             "prompt": f"\n\nHuman: {plan.prompt}\n\nAssistant:"}
@@ -420,6 +428,9 @@ class StreamingUser(FastHttpUser):
 
     def stream(self, kind: str) -> None:
         """One streaming request, measured and checked as it arrives."""
+        if kind in AUDIO_KINDS:
+            self.audio(kind)
+            return
         s, path = self.s, STREAM_ENDPOINTS[kind]
         body, request_headers = self.bodies[kind], headers_for(s, path, self.key)
         error: str | None = None
@@ -463,8 +474,64 @@ class StreamingUser(FastHttpUser):
                   "error": s.redactor.text(error) if error else None, "findings": findings,
                   **metrics.as_json()})
 
+    def audio(self, kind: str) -> None:
+        """One speech request: its time to first audio byte (recorded as its TTFT: the first
+        thing a player can play) and end to end; its label and magic bytes checked."""
+        s, path = self.s, STREAM_ENDPOINTS[kind]
+        wall, start = time.time(), now_ns()
+        with self.client.request("POST", path, data=self.bodies[kind],
+                                 headers=headers_for(s, path, self.key), stream=True,
+                                 catch_response=True, name=path) as response:
+            status = response.status_code or 0
+            headers = {k.lower(): v for k, v in (response.headers or {}).items()}
+            sent = wire_sent(response)
+            try:
+                symptom, error = self._judge_head(response, status, headers, audio=True)
+                timing = (None, None, 0, None) if symptom else \
+                    self._read_audio(response, start)
+                first_ns, end_ns, chunks, problem = timing
+                if not symptom and end_ns is None:
+                    symptom, error = transport.STREAM_TOTAL_TIMEOUT, "total timeout"
+                elif not symptom and problem is not None:
+                    symptom, error = "speech.audio", problem
+            except Exception as exc:  # a broken gateway is a finding, not a crash
+                symptom = transport.classify(exc, got_headers=True, streaming=True)
+                error, first_ns, end_ns, chunks = f"{type(exc).__name__}: {exc}", None, None, 0
+            ok = not symptom
+            if ok:
+                response.success()
+            else:
+                response.failure(s.redactor.text(f"{symptom}: {error}"))
+        ttfab = (first_ns - start) / 1e6 if first_ns else None
+        e2e = (end_ns - start) / 1e6 if end_ns and ok else None
+        for label, value in (("TTFB", ttfab), ("TTFT", ttfab), ("E2E", e2e)):
+            fire(self.environment, label, path, value)
+        s.record({"t": wall, "start_ns": start, "sent_ns": sent, "pid": os.getpid(),
+                  "request_id": headers.get("x-request-id"), "stamps": None, "endpoint": path,
+                  "status": status, "ok": ok, "error_kind": symptom or None,
+                  "error": s.redactor.text(error) if error else None, "findings": [],
+                  "ttfb_ms": ttfab, "ttft_ms": ttfab, "tpot_ms": None, "e2e_ms": e2e,
+                  "end_ms": e2e, "output_tokens": 0, "tokens_source": None,
+                  "tokens_per_s": None, "content_events": chunks, "itl_ms": []})
+
+    def _read_audio(self, response: Any, start: int,
+                    ) -> tuple[int | None, int | None, int, str | None]:
+        """(first audio byte's arrival, end, reads, why the first bytes are not the asked
+        format or None) of an answer; end None past the total timeout."""
+        first_ns, head, chunks, size = None, b"", 0, 0
+        with gevent.Timeout(self.s.plan.timeouts.total_s, False):
+            for chunk, t_ns, _ in read_arrivals(response, start):
+                if chunk and first_ns is None:
+                    first_ns = t_ns
+                head = head if len(head) >= 64 else (head + chunk)[:64]
+                chunks, size = chunks + 1, size + len(chunk)
+                if size > MAX_BODY_BYTES:
+                    raise OSError(f"body larger than {MAX_BODY_BYTES} bytes")
+            return first_ns, now_ns(), chunks, audio_problem(head, SPEECH_FORMAT)
+        return first_ns, None, chunks, None
+
     @staticmethod
-    def _judge_head(response: Any, status: int, headers: dict[str, str],
+    def _judge_head(response: Any, status: int, headers: dict[str, str], audio: bool = False,
                     ) -> tuple[str, str | None]:
         """(symptom, detail) when the answer is not a stream worth reading, else ('', None)."""
         if not status:
@@ -482,7 +549,9 @@ class StreamingUser(FastHttpUser):
         if status != 200:
             return "response.status", f"status {status}"
         media = headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "text/event-stream":
+        if audio and not media.startswith("audio/"):
+            return "speech.content_type", f"content-type {media or 'missing'}"
+        if not audio and media != "text/event-stream":
             return "response.content_type", f"content-type {media or 'missing'}"
         encoding = headers.get("content-encoding", "identity").strip().lower()
         if encoding not in ("", "identity"):

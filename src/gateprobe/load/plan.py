@@ -22,7 +22,10 @@ PLAN_ENV = "GATEPROBE_LOAD_PLAN"
 SCENARIOS = ("rate-limits", "latency")
 ARRIVALS = ("closed", "constant", "poisson")
 STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
-                    "complete": "/v1/complete"}
+                    "complete": "/v1/complete", "speech": "/v1/audio/speech"}
+AUDIO_KINDS = frozenset({"speech"})
+"""Kinds whose answer is audio bytes, not an event stream: timed to their first audio byte.
+Opt-in: weight 0 unless asked (``--weight speech=1``), and only on a target declaring it."""
 
 # Hard ceilings: no flag goes beyond them, whatever the target.
 MAX_DURATION_S = 3600.0

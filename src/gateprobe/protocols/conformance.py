@@ -31,6 +31,7 @@ from gateprobe.protocols import (
     _openai,
     accounting,  # noqa: F401  (registers its checks too)
     gateway_apis,  # noqa: F401  (the gateway's own APIs: envelope, search)
+    media,
     midjourney,  # noqa: F401  (Midjourney tasks: lifecycle, pages)
     realtime,  # noqa: F401  (the Realtime API: event grammar, handshake)
     tools,  # noqa: F401  (registers its checks too)
@@ -67,6 +68,7 @@ RESPONSE_SCHEMAS: dict[str, tuple[SpecName, str, str | None]] = {
     "/v1/models": ("openai", "ModelList", None),
     "/v1/complete": ("anthropic", "Completion", "CompletionStreamEvent"),
     "/v1/messages": ("anthropic", "Message", "MessageStreamEvent"),
+    **media.RESPONSE_SCHEMAS,
 }
 EVIDENCE_CHARS = 300
 
@@ -271,7 +273,8 @@ def _openai_429_type(ctx: Context, ex: Exchange) -> CheckResult:
 @check("response.content_type", Severity.MEDIUM, "JSON as application/json, streams as SSE")
 def response_content_type(ctx: Context, ex: Exchange) -> CheckResult:
     """Streams asked for are ``text/event-stream``; everything else is ``application/json``."""
-    if ex.status is None or _unasked_429(ctx, ex):
+    if ex.status is None or _unasked_429(ctx, ex) or \
+            (ex.endpoint in media.OWN_CONTENT_TYPE and 200 <= ex.status < 300):
         return NOT_APPLICABLE
     stream = ctx.expect.stream_body is not None and 200 <= ex.status < 300
     wanted = "text/event-stream" if stream else "application/json"

@@ -17,11 +17,21 @@ from collections.abc import Awaitable, Callable
 
 from starlette.datastructures import State
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.reference import anthropic_api, hostile, management, openai_api, realtime, search
+from gateprobe.reference import (
+    anthropic_api,
+    audio,
+    hostile,
+    images,
+    management,
+    moderations,
+    openai_api,
+    realtime,
+    search,
+)
 from gateprobe.reference.billing import bill_refused, bill_served
 from gateprobe.reference.call import Call, GatewayState
 from gateprobe.reference.config import GatewayConfig
@@ -118,6 +128,12 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ("/v1/embeddings", "POST", "openai", openai_api.embeddings),
         ("/v1/models", "GET", models[0], models[1]),
         ("/v1/models/{model:path}", "GET", models[0], models[2]),
+        # The media families (OpenAI's shapes under every profile; targets opt in to them).
+        ("/v1/images/generations", "POST", "openai", images.generations),
+        ("/v1/images/edits", "POST", "openai", images.edits),
+        ("/v1/audio/speech", "POST", "openai", audio.speech),
+        ("/v1/audio/transcriptions", "POST", "openai", audio.transcriptions),
+        ("/v1/moderations", "POST", "openai", moderations.moderations),
     ]
     if config.profile != "openai":  # a pure OpenAI-compatible gateway has no Anthropic routes
         api += [
@@ -135,6 +151,7 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
     if config.profile == "ohmygpt":  # the seeds' gateway's own APIs (seeds-extra §2, §4)
         routes += Midjourney(config, clock).routes() + search.routes(config)
     routes += [
+        _AnyMethod(images.FILE_ROUTE, images.image_file),
         _AnyMethod("/_gateprobe/health", _debug("GET", _health)),
         _AnyMethod("/_gateprobe/traces/{request_id}", _debug("GET", _trace)),
         _AnyMethod("/_gateprobe/reset", _debug("POST", _reset)),
@@ -242,6 +259,8 @@ def _with_faults(call: Call, response: Response) -> Response:
         response.headers["x-upstream"] = UPSTREAM_URL + call.endpoint
     if isinstance(response, EventStreamResponse):
         return _hostile_stream(call, response)  # otherwise streams are bent in their plan
+    if isinstance(response, StreamingResponse):
+        return response  # speech audio: its faults are its handler's
     if HUGE_BODY.active(faults, call.endpoint) and response.status_code == 200:
         return hostile.huge_json()
     if KEY_ECHOED_IN_ERROR.active(faults, call.endpoint) and response.status_code >= 400 \

@@ -18,8 +18,10 @@ from gateprobe.yamlfile import read_yaml
 
 Profile = Literal["ohmygpt", "anthropic", "openai"]
 
-Api = Literal["chat", "completions", "complete", "messages", "embeddings"]
-APIS: tuple[Api, ...] = ("chat", "completions", "complete", "messages", "embeddings")
+Api = Literal["chat", "completions", "complete", "messages", "embeddings", "images",
+              "speech", "transcriptions", "moderations"]
+APIS: tuple[Api, ...] = ("chat", "completions", "complete", "messages", "embeddings",
+                         "images", "speech", "transcriptions", "moderations")
 
 _PACKAGED_KEYS = Path(__file__).resolve().parents[1] / "_fixtures" / "keys.yaml"
 _SOURCE_KEYS = Path(__file__).resolve().parents[3] / "fixtures" / "keys.yaml"
@@ -65,6 +67,16 @@ DEFAULT_MODELS: tuple[Model, ...] = (
     _m("claude-3-opus", {"messages", "chat"}, "claude-3-opus-20240229", "anthropic", 1709164800),
     _m("claude-3-sonnet", {"messages", "chat"}, "claude-3-sonnet-20240229", "anthropic",
        1709164800),
+    # The media families (images, audio, moderations): OpenAI's model names.
+    _m("dall-e-2", {"images"}, "dall-e-2", "system", 1698798177),
+    _m("dall-e-3", {"images"}, "dall-e-3", "system", 1698785189),
+    _m("tts-1", {"speech"}, "tts-1", "openai-internal", 1681940951),
+    _m("tts-1-hd", {"speech"}, "tts-1-hd", "system", 1699046015),
+    _m("whisper-1", {"transcriptions"}, "whisper-1", "openai-internal", 1677532384),
+    _m("omni-moderation-latest", {"moderations"}, "omni-moderation-2024-09-26", "system",
+       1731689265),
+    _m("text-moderation-latest", {"moderations"}, "text-moderation-007", "system",
+       1719852315),
 )
 
 

@@ -826,6 +826,33 @@ REALTIME_DELTA_AFTER_DONE = _b(
 REALTIME_BARE_ERROR = _b(
     "realtime-bare-error", "error events carry a bare message, no error object", REALTIME,
     ["realtime.error"], "sequence")
+# -- media faults (images, speech, transcriptions, moderations): behaviour faults, each asked
+# by its route's handler where it decides.
+IMAGES = frozenset({"/v1/images/generations", "/v1/images/edits"})
+SPEECH = frozenset({"/v1/audio/speech"})
+TRANSCRIPTIONS = frozenset({"/v1/audio/transcriptions"})
+MODERATIONS = frozenset({"/v1/moderations"})
+IMAGE_WRONG_SIZE = _b(
+    "image-wrong-size", "images are drawn half as wide as the asked size", IMAGES,
+    ["image.data"])
+IMAGE_RELATIVE_URL = _b(
+    "image-relative-url", "url answers are paths without a scheme and host", IMAGES,
+    ["image.url"])
+SPEECH_WRONG_CONTENT_TYPE = _b(
+    "speech-wrong-content-type", "speech is labelled audio/mpeg whatever the asked "
+    "response_format", SPEECH, ["speech.content_type"])
+SPEECH_WAV_ALWAYS = _b(
+    "speech-wav-always", "speech bytes are WAV whatever the asked response_format (the label "
+    "is right)", SPEECH, ["speech.audio"])
+TRANSCRIPTION_SRT_AS_VTT = _b(
+    "transcription-srt-as-vtt", "an srt transcription is answered in WebVTT",
+    TRANSCRIPTIONS, ["transcription.format"])
+MODERATION_REVERSED = _b(
+    "moderation-reversed", "moderation results come in the reverse order of the inputs",
+    MODERATIONS, ["moderation.order"])
+MODERATION_SCORE_PERCENT = _b(
+    "moderation-score-percent", "category scores are percentages (0-100), not 0-1",
+    MODERATIONS, ["moderation.results"])
 
 CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
 """Every fault by name, in declaration order."""
