@@ -252,3 +252,15 @@ def test_a_stream_finding_points_into_the_event_it_quotes(make_gateway: MakeGate
     for f in result.findings:
         if f.pointer:  # the field it names is in the event it quotes
             assert f'"{f.pointer.rsplit("/", 1)[1]}"' in f.evidence, f
+
+
+def test_a_form_or_multipart_repro_sends_each_field_as_curl_would() -> None:
+    target = Target("http://127.0.0.1:9", "ohmygpt", "gp-vip-0001", "GP_KEY")
+    form = Case("form", "endpoint", "POST", "/v1/images/generations", "openai",
+                {"prompt": "a red fox", "n": 1}, encoding="form")
+    command = curl_command(target, form)
+    assert "--data-urlencode 'prompt=a red fox' --data-urlencode n=1" in command
+    assert '"Authorization: Bearer $GP_KEY"' in command.replace("authorization", "Authorization")
+    upload = Case("edit", "endpoint", "POST", "/v1/images/edits", "openai",
+                  {"prompt": "x", "image": b"\x89PNG"}, encoding="multipart")
+    assert "-F prompt=x -F image=@image.png" in curl_command(target, upload)

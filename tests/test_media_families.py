@@ -131,7 +131,7 @@ def _fuzz(base_url: str, *extra: str) -> str:
     env = {k: v for k, v in os.environ.items() if k != "GATEPROBE_API_KEY"}
     env["GATEPROBE_API_KEY"] = "gp-vip-0001"
     done = subprocess.run([sys.executable, "-m", "gateprobe", "conformance", "--base-url",
-                           base_url, "--select", "fuzz", "--max-examples", "2", *extra],
+                           base_url, "--select", "fuzz", "--max-examples", "2", "-v", *extra],
                           capture_output=True, text=True, env=env, timeout=300)
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     return done.stdout

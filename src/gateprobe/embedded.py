@@ -16,13 +16,13 @@ from gateprobe.console import Console
 from gateprobe.reference import Timing, running_gateway
 from gateprobe.reference.config import default_keys_path, load_keys_file
 from gateprobe.targets import (
-    CORE_ENDPOINTS,
     DEFAULT_MODELS,
     Target,
     TargetChoice,
     check_endpoints,
     check_reachable,
     model_overrides,
+    profile_endpoints,
     resolve_target,
 )
 
@@ -31,9 +31,20 @@ NO_PERMISSION_KEY = "gp-nomodel-0001"
 ADMIN_KEYS = ("gp-admin-0001", "gp-admin-0002")
 """Admin keys of two accounts (``fixtures/keys.yaml``): the management API's callers."""
 TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
-EMBEDDED_ENDPOINTS = CORE_ENDPOINTS | frozenset({
-    "midjourney", "serper", "google_search", "realtime",
-    "images", "image_edits", "speech", "transcriptions", "moderations"})
+MEDIA_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions", "moderations"})
+GATEWAY_API_ENDPOINTS = frozenset({"midjourney", "serper", "google_search"})
+
+
+def reference_endpoints(profile: str) -> frozenset[str]:
+    """What the reference gateway serves under ``profile``: its profile's model routes, the
+    media families under every profile, the Realtime API beside OpenAI's routes, and the
+    seeds' gateway's own APIs under its profile."""
+    served = profile_endpoints(profile) | MEDIA_ENDPOINTS
+    served |= frozenset({"realtime"}) if profile != "anthropic" else frozenset()
+    return served | (GATEWAY_API_ENDPOINTS if profile == "ohmygpt" else frozenset())
+
+
+EMBEDDED_ENDPOINTS = reference_endpoints("ohmygpt")
 """Every family the reference gateway serves: the embedded target declares them all (the
 opt-in families included, as each lands in the reference gateway)."""
 """The documented tiers (requests per window), as ``fixtures/keys.yaml`` configures them."""

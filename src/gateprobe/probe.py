@@ -71,14 +71,9 @@ def curl_command(target: Target, case: Case) -> str:
     if "json" in parts:
         body: str | bytes | None = json.dumps(parts["json"], ensure_ascii=False)
         headers = {**headers, "content-type": "application/json"}
-    elif "data" in parts or "files" in parts:  # a form: each field as curl sends it
+    elif case.encoding != "json" and isinstance(case.body, dict):  # a form, field by field
         body = None
-        flag = "-F" if "files" in parts else "--data-urlencode"
-        form = [f"{flag} {shlex.quote(f'{k}={v}')}" for k, values in parts["data"].items()
-                for v in (values if isinstance(values, list) else [values])]
-        # The uploaded file is named; whoever runs the repro supplies one of that kind.
-        form += [f"-F {shlex.quote(f'{k}=@{name}')}"
-                 for k, (name, _) in (parts.get("files") or {}).items()]
+        form = _form_words(case.body, multipart=case.encoding == "multipart")
     else:
         body = parts.get("content")
     redactor = Redactor(target.secrets)
@@ -86,6 +81,18 @@ def curl_command(target: Target, case: Case) -> str:
                       streaming=is_streaming(case), key=sent_key(target, case),
                       variable=key_variable(target, case), redactor=redactor)
     return redactor.text(" ".join([command, *form]))
+
+
+def _form_words(body: Mapping[str, Any], multipart: bool) -> list[str]:
+    """curl's form flags for ``body`` (``-F`` parts or ``--data-urlencode`` fields); an upload
+    is named by the file name it was sent under: whoever runs the repro supplies one."""
+    flag = "-F" if multipart else "--data-urlencode"
+    words = []
+    for name, value in body.items():
+        for item in value if isinstance(value, list) else [value]:
+            text = f"@{UPLOAD_NAMES.get(name, name)}" if isinstance(item, bytes) else str(item)
+            words.append(f"{flag} {shlex.quote(f'{name}={text}')}")
+    return words
 
 
 CURL_SETS_ITSELF = frozenset({"host", "content-length", "connection", "accept-encoding"})

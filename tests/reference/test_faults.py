@@ -18,7 +18,7 @@ import pytest
 from gateprobe import checks
 from gateprobe.cases import Case, all_cases
 from gateprobe.checks import Context, Exchange, run_checks
-from gateprobe.embedded import EMBEDDED_ENDPOINTS
+from gateprobe.embedded import EMBEDDED_ENDPOINTS, reference_endpoints
 from gateprobe.findings import Finding
 from gateprobe.probe import send
 from gateprobe.protocols.conformance import checks_for
@@ -30,7 +30,7 @@ from gateprobe.reference.faults import (
     LEGACY_PROMPT_UNCHECKED,
 )
 from gateprobe.runstate import RunState
-from gateprobe.targets import CORE_ENDPOINTS, Target, Timeouts, profile_endpoints
+from gateprobe.targets import Target, Timeouts
 from gateway_fixtures import MakeGateway
 
 INSTANT = Timing(ttft_ms=0, itl_ms=0)
@@ -48,7 +48,7 @@ def target_for(gateway: RunningGateway, profile: str = "ohmygpt") -> Target:
     wrong-auth-style case is judged too, and every opt-in family the reference serves."""
     return Target(gateway.base_url, profile, "gp-vip-0001", no_permission_key=NO_PERMISSION_KEY,
                   auth_styles=frozenset({"bearer"}),
-                  endpoints=profile_endpoints(profile) | (EMBEDDED_ENDPOINTS - CORE_ENDPOINTS))
+                  endpoints=reference_endpoints(profile))
 
 
 def judge(http: httpx.Client, target: Target, case: Case,
