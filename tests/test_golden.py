@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import copy
+import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
+from gateprobe.cases import Case, golden_cases
+from gateprobe.checks import Context
 from gateprobe.errors import ConfigError
 from gateprobe.golden import (
     diff,
@@ -18,7 +23,13 @@ from gateprobe.golden import (
     normalize_events,
     rewrite,
 )
+from gateprobe.probe import send
+from gateprobe.protocols.conformance import checks_for
+from gateprobe.reference import Timing
+from gateprobe.runstate import RunState
 from gateprobe.sse import Event
+from gateprobe.targets import Target
+from gateway_fixtures import MakeGateway
 
 
 def test_rules_replace_volatile_values_with_typed_placeholders() -> None:
@@ -77,7 +88,9 @@ def test_shipped_goldens_cover_every_endpoint_at_least_three_times() -> None:
         per_endpoint[g.endpoint] = per_endpoint.get(g.endpoint, 0) + 1
         assert g.response is not None, f"{g.file.name}: {g.name} was never recorded"
     assert set(per_endpoint) == {"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
-                                 "/v1/complete", "/v1/messages", "/v1/messages/count_tokens"}
+                                 "/v1/complete", "/v1/messages", "/v1/messages/count_tokens",
+                                 "/v1/images/generations", "/v1/moderations",
+                                 "/v1/audio/transcriptions"}
     assert min(per_endpoint.values()) >= 3
     assert sum(g.stream for g in goldens) >= 6
 
@@ -100,6 +113,20 @@ def test_rewrite_keeps_requests_and_order(tmp_path: Path) -> None:
     assert [c["request"] for c in after["cases"]] == [c["request"] for c in before["cases"]]
     assert after["cases"][1]["response"] == {"new": True}
     assert after["cases"][0]["response"] == before["cases"][0]["response"]
+    text = path.read_text()
+    assert "profiles: [" in text  # the header stays as written
+
+
+def test_rewrite_writes_a_shared_request_twice_not_as_an_alias(tmp_path: Path) -> None:
+    path = tmp_path / "g.yaml"
+    request = {"model": "$chat", "messages": [{"role": "user", "content": "x"}]}
+    path.write_text(yaml.safe_dump({"endpoint": "/v1/x", "family": "openai", "cases": [
+        {"name": "a", "request": request, "status": 200, "response": None},
+        {"name": "b", "request": {**request, "stream": True}, "status": 200,
+         "response": None}]}))
+    rewrite(path, {"a": (200, {}), "b": (200, [])})
+    assert "&id" not in path.read_text() and "*id" not in path.read_text()
+    assert yaml.safe_load(path.read_text())["cases"][1]["request"]["stream"] is True
 
 
 def test_optional_events_match_wherever_they_occur() -> None:
@@ -111,3 +138,129 @@ def test_optional_events_match_wherever_they_occur() -> None:
              {"event": "ping", "data": {}}]
     assert diff(golden, moved) == ""
     assert diff(golden, [{"event": "message_start", "data": {}}]) != ""
+
+
+def test_tool_calls_normalize_ids_and_arguments() -> None:
+    call = {"id": "call_abc", "type": "function",
+            "function": {"name": "get_weather", "arguments": '{"city": "Paris"}'}}
+    assert normalize(call) == {"id": "<id:call_>", "type": "function", "function": {
+        "name": "get_weather", "arguments": "<json:object>"}}
+    # a stream's fragment is text; an empty first fragment stays; non-JSON text shows as text
+    assert normalize({"arguments": '{"ci'})["arguments"] == "<text>"
+    assert normalize({"arguments": ""})["arguments"] == ""
+    assert normalize({"arguments": '"Paris"'})["arguments"] == "<text>"
+    block = {"type": "tool_use", "id": "toolu_01", "name": "get_time", "input": {"zone": "x"}}
+    assert normalize(block) == {"type": "tool_use", "id": "<id:toolu_>", "name": "get_time",
+                                "input": "<json:object>"}
+    assert normalize({"input": {}}) == {"input": {}}  # content_block_start's empty input
+
+
+def test_media_and_moderation_rules() -> None:
+    assert normalize({"data": [{"b64_json": "iVBOR", "revised_prompt": "a red square"},
+                               {"url": "https://cdn.example/x.png"}, {"url": "/x.png"}]}) == {
+        "data": [{"b64_json": "<base64>", "revised_prompt": "<text>"}, {"url": "<url>"},
+                 {"url": "/x.png"}]}  # a relative URL is kept: the difference shows
+    result = {"flagged": True, "categories": {"violence": True, "hate": "no"},
+              "category_scores": {"violence": 0.9, "hate": 1, "sexual": "low"}}
+    assert normalize(result) == {
+        "flagged": True, "categories": {"violence": "<bool>", "hate": "no"},
+        "category_scores": {"violence": "<number>", "hate": "<number>", "sexual": "low"}}
+    segment = {"id": 0, "start": 0.0, "end": 0.5, "tokens": [50364, 2], "avg_logprob": -0.2,
+               "text": " hi"}
+    assert normalize({"duration": 1.0, "segments": [segment]}) == {
+        "duration": "<number>", "segments": [{"id": 0, "start": "<number>", "end": "<number>",
+                                              "tokens": "<tokens>",
+                                              "avg_logprob": "<number>", "text": "<text>"}]}
+    assert normalize({"duration": "1s"}) == {"duration": "1s"}
+
+
+GOOD_ANSWERS: dict[str, Any] = {
+    "images_generations.yaml": {"created": 1, "data": [{"url": "http://h/x.png"}]},
+    "moderations.yaml": {"id": "modr-1", "model": "omni-moderation-latest", "results": [
+        {"flagged": False, "categories": {}, "category_scores": {},
+         "category_applied_input_types": {}}]},
+    "transcriptions.yaml": {"text": "hello"},
+}
+"""A good answer to the first case of each new file, before normalization (only the keys
+its golden names are compared; the moderation categories are filled from the golden)."""
+
+
+def _changed(name: str, answer: Any) -> Any:
+    """The same answer changed as a faulty gateway would change it."""
+    changed = copy.deepcopy(answer)
+    if name == "images_generations.yaml":
+        changed["data"][0]["url"] = "/files/x.png"  # not absolute
+    elif name == "moderations.yaml":
+        changed["results"][0]["flagged"] = True
+    else:
+        changed["text"] = 7
+    return changed
+
+
+@pytest.mark.parametrize("name", sorted(GOOD_ANSWERS))
+def test_each_new_golden_file_matches_a_good_answer_and_fails_a_changed_one(name: str,
+                                                                             ) -> None:
+    golden = next(g for g in load_dir(golden_dir()) if g.file.name == name)
+    answer = GOOD_ANSWERS[name]
+    if name == "moderations.yaml":
+        want = golden.response["results"][0]
+        result = answer["results"][0]
+        result["categories"] = {k: False for k in want["categories"]}
+        result["category_scores"] = {k: 0.01 for k in want["category_scores"]}
+        result["category_applied_input_types"] = want["category_applied_input_types"]
+    assert diff(golden.response, normalize(answer)) == ""
+    assert diff(golden.response, normalize(_changed(name, answer))) != ""
+
+
+def test_tool_call_goldens_fail_on_changed_arguments() -> None:
+    goldens = {(g.file.name, g.name): g for g in load_dir(golden_dir())}
+    chat = goldens["chat_completions.yaml", "tool calls"]
+    answer = {"id": "chatcmpl-1", "created": 1, "model": "m", "object": "chat.completion",
+              "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                  "role": "assistant", "content": None, "tool_calls": [
+                      {"id": f"call_{i}", "type": "function",
+                       "function": {"name": name, "arguments": json.dumps(args)}}
+                      for i, (name, args) in enumerate([("get_weather", {"city": "Paris"}),
+                                                        ("get_time", {"zone": "CET"})])]}}],
+              "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
+    assert diff(chat.response, normalize(answer)) == ""
+    answer["choices"][0]["message"]["tool_calls"][1]["function"]["arguments"] = "zone=CET"
+    assert "<json:object>" in diff(chat.response, normalize(answer))
+
+
+def test_opt_in_goldens_go_only_to_targets_declaring_their_family() -> None:
+    core = Target("http://127.0.0.1:9", "ohmygpt", "k")
+    assert not {c.path for c in golden_cases(core)} & {
+        "/v1/images/generations", "/v1/moderations", "/v1/audio/transcriptions"}
+    media = Target("http://127.0.0.1:9", "ohmygpt", "k",
+                   endpoints=frozenset({"chat", "moderations", "transcriptions"}))
+    paths = {c.path for c in golden_cases(media)}
+    assert paths == {"/v1/chat/completions", "/v1/moderations", "/v1/audio/transcriptions"}
+    heard = [c for c in golden_cases(media) if c.path == "/v1/audio/transcriptions"]
+    assert all(c.encoding == "multipart" and c.body["file"][:4] == b"RIFF" for c in heard)
+
+
+def _golden_findings(base_url: str, endpoints: frozenset[str], path: str) -> dict[str, set[str]]:
+    """Each golden case of ``path`` sent to the gateway and judged: its check ids by name."""
+    import httpx
+
+    target = Target(base_url, "ohmygpt", "gp-vip-0001", endpoints=endpoints)
+    out: dict[str, set[str]] = {}
+    run = RunState()
+    with httpx.Client(timeout=30) as http:
+        case: Case
+        for case in (c for c in golden_cases(target) if c.path == path):
+            exchange = send(http, target, case, run)
+            ctx = Context.of(target, case.family, case.expect, run.seen_ids, run.input_tokens)
+            from gateprobe.checks import run_checks
+            out[case.name] = {f.check_id for f in run_checks(ctx, exchange,
+                                                              checks_for(ctx, exchange))}
+    return out
+
+
+def test_tool_call_goldens_trip_on_a_gateway_dropping_the_model(make_gateway: MakeGateway,
+                                                               ) -> None:
+    gateway = make_gateway(faults=("response-missing-model",), timing=Timing(0, 0))
+    for path in ("/v1/chat/completions", "/v1/messages"):
+        found = _golden_findings(gateway.base_url, frozenset({"chat", "messages"}), path)
+        assert "golden.match" in found["tool calls"], (path, found)

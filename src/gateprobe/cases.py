@@ -377,10 +377,23 @@ def golden_cases(t: Target, directory: Path | None = None) -> list[Case]:
                              if g.stream else None,
                              anthropic_version=g.headers.get("anthropic-version",
                                                              "2023-06-01"))
-        family: Family = "anthropic" if g.family == "anthropic" else "openai"
-        cases.append(Case(g.name, "golden", "POST", g.endpoint, family, request,
-                          expect=expect, headers=g.headers, golden=g))
+        family: Family = "anthropic" if g.family == "anthropic" else \
+            "gateway" if g.family == "gateway" else "openai"
+        encoding: Encoding = "form" if g.encoding == "form" else \
+            "multipart" if g.encoding == "multipart" else "json"
+        cases.append(Case(g.name, "golden", g.method, g.endpoint, family,
+                          _filled_files(request), expect=expect, headers=g.headers, golden=g,
+                          encoding=encoding))
     return cases
+
+
+GOLDEN_FILES: Mapping[str, Callable[[], bytes]] = {"$wav": lambda: tiny_wav()}
+"""Files a golden request names by placeholder (YAML holds no audio): built when sent."""
+
+
+def _filled_files(request: dict[str, Any]) -> dict[str, Any]:
+    return {k: GOLDEN_FILES[v]() if isinstance(v, str) and v in GOLDEN_FILES else v
+            for k, v in request.items()}
 
 
 MJ = "/api/v1/ai/draw/mj"

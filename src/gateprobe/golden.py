@@ -11,6 +11,13 @@ one, for typed placeholders, so a golden recorded from one gateway holds for ano
 | ``usage`` | integers under ``usage`` and ``input_tokens`` | ``<int>`` |
 | ``vectors`` | ``embedding`` arrays / base64 strings | ``<vector[N]>`` / ``<base64>`` |
 | ``model`` | ``model`` strings | ``<model>`` |
+| ``arguments`` | tool-call ``arguments`` JSON text, a ``tool_use`` ``input`` | ``<json:object>`` |
+| | (``<text>`` when not a JSON object: a stream's fragments; ``""``, ``{}`` stay) | |
+| ``numbers`` | moderation ``category_scores``; a transcription's timings and | ``<number>`` |
+| | confidences (``duration``, ``start``, ``avg_logprob``...); its ``tokens`` | ``<tokens>`` |
+| ``media`` | ``b64_json``; absolute ``url`` strings; ``revised_prompt`` | ``<base64>``, |
+| | | ``<url>``, ``<text>`` |
+| ``flags`` | moderation ``categories`` booleans (``flagged`` stays: order shows) | ``<bool>`` |
 | ``optional`` | ``service_tier``, ``system_fingerprint``, ``log_id``, ``request_id``; | dropped |
 | | ``refusal``, ``logprobs``, ``usage`` when null | |
 
@@ -47,11 +54,15 @@ def golden_dir() -> Path:
     return _PACKAGED if _PACKAGED.exists() else _SOURCE
 
 
-RULES = ("ids", "timestamps", "text", "usage", "vectors", "model", "optional")
+RULES = ("ids", "timestamps", "text", "usage", "vectors", "model", "optional", "arguments",
+         "numbers", "media", "flags")
 _ALWAYS_OPTIONAL = {"service_tier", "system_fingerprint", "log_id", "request_id"}
 _OPTIONAL_WHEN_NULL = {"refusal", "logprobs", "usage"}
 _ID_PREFIX = re.compile(r"^([A-Za-z]+[-_])")
 _TEXT_KEYS = {"content", "text", "completion", "partial_json", "thinking"}
+_NUMBER_KEYS = {"duration", "start", "end", "seek", "temperature", "avg_logprob",
+                "compression_ratio", "no_speech_prob"}
+"""A transcription's timings and confidences: what the model heard, not the shape."""
 
 
 def normalize(value: Any, rules: Iterable[str] = RULES, *, _key: str = "",
@@ -59,6 +70,10 @@ def normalize(value: Any, rules: Iterable[str] = RULES, *, _key: str = "",
     """``value`` with volatile parts replaced by typed placeholders (see the module table)."""
     on = set(rules)
     if isinstance(value, Mapping):
+        if "arguments" in on and _key == "input" and value:
+            return "<json:object>"  # a tool_use block's input: the model's arguments
+        if _key in ("category_scores", "categories"):
+            return {k: _judged(v, _key, on) for k, v in value.items()}
         return {k: normalize(v, on, _key=k, _in_usage=_in_usage or k == "usage")
                 for k, v in value.items()
                 if "optional" not in on or not (
@@ -67,9 +82,13 @@ def normalize(value: Any, rules: Iterable[str] = RULES, *, _key: str = "",
         if "vectors" in on and _key == "embedding" and all(
                 isinstance(x, int | float) for x in value):
             return f"<vector[{len(value)}]>"
+        if "numbers" in on and _key == "tokens" and all(isinstance(x, int) for x in value):
+            return "<tokens>"
         return [normalize(v, on, _key=_key, _in_usage=_in_usage) for v in value]
     if isinstance(value, bool) or value is None:
         return value
+    if "numbers" in on and _key in _NUMBER_KEYS and isinstance(value, int | float):
+        return "<number>"
     if "usage" in on and isinstance(value, int) and (_in_usage or _key == "input_tokens"):
         return "<int>"
     if "timestamps" in on and _key == "created" and isinstance(value, int):
@@ -87,6 +106,34 @@ def normalize(value: Any, rules: Iterable[str] = RULES, *, _key: str = "",
         return "<base64>"
     if "model" in on and _key == "model":
         return "<model>"
+    return _media_or_arguments(value, _key, on)
+
+
+def _judged(value: Any, key: str, on: set[str]) -> Any:
+    """One moderation category's flag or score: a model's judgement, so a placeholder of its
+    type (a value of another type is kept, so the difference shows)."""
+    if key == "categories" and "flags" in on and isinstance(value, bool):
+        return "<bool>"
+    if key == "category_scores" and "numbers" in on and isinstance(value, int | float) \
+            and not isinstance(value, bool):
+        return "<number>"
+    return value
+
+
+def _media_or_arguments(value: str, key: str, on: set[str]) -> str:
+    """An image's payload or address, or a tool call's arguments: generated, so placeholders;
+    arguments that parse as a JSON object say so (``<json:object>``), other text does not."""
+    if "media" in on and key == "b64_json":
+        return "<base64>"
+    if "media" in on and key == "url" and value.startswith(("http://", "https://")):
+        return "<url>"
+    if "media" in on and key == "revised_prompt" and value:
+        return "<text>"
+    if "arguments" in on and key == "arguments" and value:
+        try:
+            return "<json:object>" if isinstance(json.loads(value), dict) else "<text>"
+        except ValueError:
+            return "<text>"
     return value
 
 
@@ -122,6 +169,10 @@ class Golden:
     """The normalized body, or the normalized event list of a stream."""
     headers: dict[str, str]
     file: Path
+    method: str = "POST"
+    encoding: str = "json"
+    """How the request is sent: ``json``, ``form`` or ``multipart`` (a transcription's audio
+    file is named by a ``$wav`` placeholder, filled in when it is sent)."""
 
     @property
     def stream(self) -> bool:
@@ -140,7 +191,9 @@ def load_dir(directory: Path) -> list[Golden]:
                     [doc.get("profile", "ohmygpt")]
                 goldens.append(Golden(raw["name"], doc["endpoint"], doc["family"],
                                       tuple(profiles), raw["request"], raw["status"],
-                                      raw["response"], raw.get("headers", {}), path))
+                                      raw["response"], raw.get("headers", {}), path,
+                                      doc.get("method", "POST"),
+                                      raw.get("encoding", doc.get("encoding", "json"))))
         except (KeyError, TypeError) as exc:
             raise ConfigError(f"{path}: a golden case lacks {exc} (needs endpoint, family, "
                               "and per case name, request, status, response)") from None
@@ -188,6 +241,14 @@ def diff(expected: Any, actual: Any) -> str:
     return "\n".join(difflib.unified_diff(a, b, "golden", "received", lineterm="", n=2))
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """A dumper that writes a value shared by two cases twice, not as an ``&id001`` anchor
+    and ``*id001`` alias: a golden file is read and edited by people."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def rewrite(path: Path, updates: Mapping[str, tuple[int, Any]]) -> int:
     """Put newly recorded (status, normalized answer) pairs into a golden file, by case name,
     keeping its requests and order. Returns how many cases were updated."""
@@ -197,8 +258,12 @@ def rewrite(path: Path, updates: Mapping[str, tuple[int, Any]]) -> int:
         if case["name"] in updates:
             case["status"], case["response"] = updates[case["name"]]
             changed += 1
+    # The header keeps its lists on one line (``profiles: [ohmygpt, openai]``), as written.
+    head = "".join(yaml.safe_dump({k: v}, default_flow_style=None if isinstance(v, list)
+                                  else False) for k, v in doc.items() if k != "cases")
     path.write_text("# Requests are hand-written; answers recorded by\n"
-                    "# 'gateprobe conformance --select golden --record-golden'.\n"
-                    + yaml.safe_dump(doc, sort_keys=False, allow_unicode=True, width=100),
+                    "# 'gateprobe conformance --select golden --record-golden'.\n" + head
+                    + yaml.dump({"cases": doc["cases"]}, Dumper=_PlainDumper,
+                                sort_keys=False, allow_unicode=True, width=100),
                     encoding="utf-8")
     return changed
