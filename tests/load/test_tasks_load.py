@@ -12,7 +12,7 @@ import pytest
 
 from gateprobe.cli import main
 from gateprobe.console import Console
-from gateprobe.load.results import verdict
+from gateprobe.load.results import LiveSamples, verdict
 from gateprobe.load.runner import LoadOptions, plan_load
 from gateprobe.load.slo import evaluate_tasks, validate
 from gateprobe.targets import Target
@@ -142,3 +142,35 @@ def test_task_slos_are_known_and_a_success_percentile_without_data_is_missed() -
     slo = validate({"task_success_p95_ms": 100, "task_failure_rate_max": 0.1}, "slo")
     missed = evaluate_tasks({"time_to_success_ms": {"p95": None}, "failure_rate": 0.0}, slo)
     assert [b.slo for b in missed] == ["task_success_p95_ms"]
+
+
+def test_run_has_an_opt_in_tasks_phase(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    gateway = make_gateway(task_step_ms=STEP_MS)
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["run", "--suites", "tasks", "--base-url", gateway.base_url, "--api-key-env",
+                 "GP_TEST_KEY", "--profile", "ohmygpt", *MJ, "--report-dir", str(tmp_path)],
+                Console(out, err))
+    assert code == 0, out.getvalue() + err.getvalue()
+    phases = json.loads((tmp_path / "summary.json").read_text())["phases"]
+    assert [(p["name"], p["status"]) for p in phases] == [("tasks", "passed")]
+    assert "SUCCESS, time to SUCCESS p95" in phases[0]["reason"]
+    assert (tmp_path / "tasks" / "verdict.json").exists()
+
+
+def test_run_skips_the_tasks_phase_on_a_target_without_midjourney(tmp_path: Path) -> None:
+    out = io.StringIO()
+    code = main(["run", "--suites", "conformance,tasks", "--base-url", "http://127.0.0.1:9",
+                 "--api-key-env", "GP_TEST_KEY", "--dry-run"], Console(out, io.StringIO()))
+    assert code == 0
+    assert "tasks: skipped (the target does not declare midjourney)" in out.getvalue()
+
+
+def test_the_live_line_counts_tasks_and_not_those_the_run_cut(tmp_path: Path) -> None:
+    path = tmp_path / "samples.jsonl"
+    path.write_text("".join(json.dumps(s) + "\n" for s in (
+        {"final": "SUCCESS", "ok": True, "polls": 3, "gave_up": None},
+        {"final": "IN_PROGRESS", "ok": False, "polls": 9, "gave_up": "deadline"},
+        {"final": "IN_PROGRESS", "ok": False, "polls": 2, "gave_up": "budget"})))
+    live = LiveSamples(path)
+    live.poll()
+    assert live.text() == "2 tasks, 1 errors"

@@ -49,6 +49,8 @@ class LiveSamples:
         self.errors = 0
         self.refused = 0
         self.ttft_ms: list[float] = []
+        self.noun = "requests"
+        """``tasks`` once a task's sample is read: a tasks run's line counts tasks."""
 
     def poll(self) -> None:
         """Take in the lines written since the last call."""
@@ -67,8 +69,10 @@ class LiveSamples:
                 continue
 
     def _take(self, sample: dict[str, Any]) -> None:
-        if sample.get("dropped"):
-            return
+        if sample.get("dropped") or sample.get("gave_up") == "budget":
+            return  # a task the run's end cut is no error of the gateway's
+        if "polls" in sample:
+            self.noun = "tasks"
         self.requests += 1
         if sample.get("status") == 429:
             self.refused += 1
@@ -79,7 +83,7 @@ class LiveSamples:
 
     def text(self) -> str:
         """What the run has seen so far, in a few words."""
-        line = f"{self.requests} requests, {self.errors} errors"
+        line = f"{self.requests} {self.noun}, {self.errors} errors"
         if self.refused:
             line += f", {self.refused} refused (429)"
         if self.ttft_ms:
