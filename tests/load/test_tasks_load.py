@@ -174,3 +174,15 @@ def test_the_live_line_counts_tasks_and_not_those_the_run_cut(tmp_path: Path) ->
     live = LiveSamples(path)
     live.poll()
     assert live.text() == "2 tasks, 1 errors"
+
+
+def test_a_time_to_success_objective_below_the_gateways_stages_fails_the_run(
+        make_gateway: MakeGateway, tmp_path: Path) -> None:
+    gateway = make_gateway(task_step_ms=STEP_MS)
+    code, out, err = tasks_load(gateway.base_url, tmp_path, *MJ,
+                                slo="task_success_p95_ms: 5\ntask_failure_rate_max: 0\n")
+    assert code == 1, out + err
+    result = json.loads((tmp_path / "verdict.json").read_text())
+    assert [b["slo"] for b in result["breaches"]] == ["task_success_p95_ms"]
+    assert result["breaches"][0]["observed"] >= 2 * STEP_MS
+    assert result["failed_checks"] == ["slo.task_success_p95_ms"]
