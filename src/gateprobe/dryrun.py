@@ -121,6 +121,14 @@ def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
         console.table(["tier", "limit", "burst", "recovery", "key variable"], rows)
         console.line(f"{total} requests to /v1/chat/completions ({plan.models['legacy_chat']}, "
                      f"max_tokens 1), bursts spread over {plan.burst_spread_s:g} s")
+    elif plan.scenario == "tasks":
+        polls = math.ceil(plan.task_deadline_s / plan.poll_interval_s) + 1
+        console.line(f"{plan.users} users, each creating a Midjourney imagine task and querying "
+                     f"it every {plan.poll_interval_s:g} s until SUCCESS or FAILURE (at most "
+                     f"{polls} queries and {plan.task_deadline_s:g} s a task), for "
+                     f"{plan.duration_s:g} s; at most "
+                     f"{min(plan.max_requests, math.ceil(plan.max_rps * plan.duration_s))} "
+                     f"requests (caps: {plan.max_requests} requests, {plan.max_rps:g}/s)")
     else:
         weights = {k: w for k, w in plan.weights.items() if w > 0}
         share = sum(weights.values())

@@ -60,7 +60,7 @@ GATE_SCHEMA: dict[str, Any] = {
         "targets": {"type": "string", "minLength": 1},
         "embedded": {"type": "boolean"},
         "suites": {"type": "array", "minItems": 1, "uniqueItems": True,
-                   "items": {"enum": ["conformance", "rate-limits", "latency"]}},
+                   "items": {"enum": ["conformance", "rate-limits", "latency", "tasks"]}},
         "select": {"type": "string"},
         "slo": {"type": ["string", "object"]},
         "latency": {"type": "object", "additionalProperties": False, "properties": {

@@ -39,7 +39,7 @@ from gateprobe.events import (
     exit_code_of,
 )
 from gateprobe.findings import Finding
-from gateprobe.load.runner import LoadOptions, run_load
+from gateprobe.load.runner import TASK_PATHS, LoadOptions, run_load
 from gateprobe.load.runner import dry_run as load_dry_run
 from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
@@ -47,11 +47,15 @@ from gateprobe.report.folder import finish, handlers_for, utc_now
 from gateprobe.targets import Target
 
 SUITES = ("conformance", "rate-limits", "latency")
+OPT_IN_SUITES = ("tasks",)
+"""Suites run only when named (``--suites ...,tasks``): Midjourney tasks, on a target that
+declares them."""
 EMBEDDED = Embedded(ttft_ms=20, itl_ms=2, jitter_ms=1, rate_window_s=5.0, tier_key_number=2)
 """The embedded gateway of ``run`` and ``gate``: a fast schedule and a 5 s rate window; the
 rate-limit phase uses the second key of each tier, so the budget the conformance phase used
 is not the one it measures."""
 SHORT_LATENCY = LoadOptions(scenario="latency", duration_s=8, users=8, max_tokens=32)
+SHORT_TASKS = LoadOptions(scenario="tasks", duration_s=8, users=4)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -140,6 +144,10 @@ def run_phases(target: Target, options: RunOptions, run_dir: Path, console: Cons
         latency = replace(options.latency, slo=options.slo or options.latency.slo)
         steps.append(("short latency run",
                       lambda: load_phase(target, latency, run_dir, console)))
+    if "tasks" in options.suites:
+        tasks = replace(SHORT_TASKS, slo=options.slo)
+        steps.append(("short Midjourney tasks run",
+                      lambda: load_phase(target, tasks, run_dir, console)))
     emit(handlers, RunStarted("run", target.describe(), str(run_dir),
                               tuple(title for title, _ in steps)))
     phases: list[Phase] = []
@@ -198,6 +206,8 @@ def load_refusal(target: Target, scenario: str) -> str:
             return f"target {target.name!r} has no tier_keys"
         return ("rate-limits needs tier keys: give the target a tier_keys entry and use "
                 "--target")
+    if scenario == "tasks" and not all(map(target.serves, TASK_PATHS)):
+        return "the target does not declare midjourney"
     if scenario == "rate-limits":
         unset = [f"{v} (tier {t})" for t, v in target.tier_key_envs.items()
                  if not target.tier_keys.get(t)]
@@ -208,9 +218,10 @@ def load_refusal(target: Target, scenario: str) -> str:
 
 def check_suites(suites: Sequence[str]) -> list[str]:
     """The suites named, each known."""
-    unknown = [s for s in suites if s not in SUITES]
+    known = SUITES + OPT_IN_SUITES
+    unknown = [s for s in suites if s not in known]
     if unknown:
-        raise ConfigError(f"unknown suite {unknown[0]!r} (one of {', '.join(SUITES)})")
+        raise ConfigError(f"unknown suite {unknown[0]!r} (one of {', '.join(known)})")
     if not suites:
         raise ConfigError("no suite to run")
     return list(dict.fromkeys(suites))

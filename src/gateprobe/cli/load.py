@@ -1,4 +1,4 @@
-"""``gateprobe load``: a Locust scenario (rate-limits or latency).
+"""``gateprobe load``: a Locust scenario (rate-limits, latency or tasks).
 
 Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.load.runner``, an exit code out:
 0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
@@ -26,14 +26,17 @@ EMBEDDED_WINDOW_S = 10.0
 
 
 HELP = Help(
-    "run a Locust load scenario (rate-limits or latency)",
+    "run a Locust load scenario (rate-limits, latency or tasks)",
     "Run a Locust scenario against a gateway: rate-limits (a burst per tier key, judged "
-    "against the declared limits) or latency (streams timed by TTFT, inter-token latency and "
-    "e2e, judged against the SLO file). Headless by default; --web serves Locust's UI. A "
-    "target that is not loopback needs allow_load: true in its entry.",
+    "against the declared limits), latency (streams timed by TTFT, inter-token latency and "
+    "e2e, judged against the SLO file) or tasks (Midjourney imagine tasks polled to their "
+    "end: time to SUCCESS, failure rate and lifecycle findings, judged against the SLO file; "
+    "only on a target declaring midjourney). Headless by default; --web serves Locust's UI. "
+    "A target that is not loopback needs allow_load: true in its entry.",
     ("load latency                                  # the embedded gateway, 30 s",
      "load latency --users 8 --duration 60 --slo load/slo.yaml",
-     "load rate-limits --target staging             # needs the target's tier_keys"),
+     "load rate-limits --target staging             # needs the target's tier_keys",
+     "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS"),
     (0, 1, 2, 3, 4, 130))
 """The command's help text."""
 
@@ -44,7 +47,7 @@ def add_parser(sub: Any) -> None:
     load.add_argument("scenario", choices=list(LOCUSTFILES), help="which scenario")
     add_target_flags(load, tiers=True)
     shape = load.add_argument_group("shape of the run")
-    shape.add_argument("--users", type=int, default=4, help="latency: concurrent users (4)")
+    shape.add_argument("--users", type=int, default=4, help="latency, tasks: concurrent users (4)")
     shape.add_argument("--spawn-rate", type=float, help="users started per second (all at once)")
     shape.add_argument("--duration", type=float, metavar="S",
                        help="seconds; also the run's cap (latency 30; rate-limits 3 windows+15)")
@@ -58,6 +61,12 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
     shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")
     shape.add_argument("--slo", metavar="FILE", help="SLO thresholds (default: load/slo.yaml)")
+    shape.add_argument("--poll-interval", type=float, metavar="S",
+                       help="tasks: seconds between two queries of a task (loopback 0.02, "
+                            "else 5)")
+    shape.add_argument("--task-deadline", type=float, metavar="S",
+                       help="tasks: a task's creation to SUCCESS/FAILURE at most (loopback 30, "
+                            "else 300)")
     mode = load.add_argument_group("Locust")
     mode.add_argument("--web", action="store_true",
                       help="serve Locust's web UI on 127.0.0.1 too (its URL is printed); the "
@@ -97,7 +106,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         web_port=args.web_port,
         processes=args.processes, master=args.master, expect_workers=args.expect_workers,
         worker=args.worker, master_host=args.master_host, master_port=args.master_port,
-        report_dir=Path(args.report_dir) if args.report_dir else None).check()
+        report_dir=Path(args.report_dir) if args.report_dir else None,
+        poll_interval_s=args.poll_interval, task_deadline_s=args.task_deadline).check()
 
 
 def _choice(args: argparse.Namespace) -> TargetChoice:

@@ -33,7 +33,8 @@ def add_parser(sub: Any) -> None:
     parser = command_parser(sub, "run", HELP)
     add_target_flags(parser)
     parser.add_argument("--suites", default=",".join(SUITES),
-                        help="comma-separated: conformance, rate-limits, latency (all)")
+                        help="comma-separated: conformance, rate-limits, latency (all), "
+                             "tasks (Midjourney, only when named)")
     add_selection_flags(parser)
     parser.add_argument("--max-generated-tokens", type=int, metavar="N",
                         help="the conformance phase stops sending once its requests have "

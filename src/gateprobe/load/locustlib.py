@@ -49,6 +49,7 @@ from gateprobe.metrics import now_ns
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.protocols.conformance import MAX_SANE_RETRY_AFTER_S
 from gateprobe.protocols.media import audio_problem
+from gateprobe.protocols.midjourney import QUERY, TERMINAL, Problem, TaskGrammar
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
 from gateprobe.targets import credentials, trusted_cas
@@ -225,7 +226,7 @@ def session() -> Session:
     if SESSION is None:
         SESSION = Session(LoadPlan.from_env())
         # FastHttpUser builds its client from class attributes when a user is created.
-        for cls in (StreamingUser, TierUser):
+        for cls in (StreamingUser, TierUser, TaskUser):
             # One network timeout covers the wait for the headers and every read after them.
             cls.network_timeout = max(SESSION.plan.timeouts.first_byte_s,
                                       SESSION.plan.timeouts.idle_s)
@@ -649,6 +650,109 @@ class TierUser(FastHttpUser):
             if seconds is not None:
                 retry_at.append(time.monotonic() + seconds)
         s.record(sample)
+
+
+# -- Midjourney tasks -----------------------------------------------------------------------
+IMAGINE = QUERY.rsplit("/", 1)[0] + "/imagine"
+TASK_BODY = {"model": "midjourney", "prompt": "a lighthouse at dusk --ar 1:1"}
+
+
+class TaskUser(FastHttpUser):
+    """Creates an imagine task, polls it to SUCCESS or FAILURE (or its deadline), then the
+    next: time to SUCCESS under concurrency, every snapshot judged by the lifecycle grammar
+    (``gateprobe.protocols.midjourney.TaskGrammar``, what the ``task.lifecycle`` check runs)."""
+
+    abstract = True
+    insecure = False  # Locust's default: certificates unchecked, keys sent to anyone on path
+    ssl_context_factory = staticmethod(verified_tls_context)
+    max_redirects = 0
+
+    def on_start(self) -> None:
+        s = session()
+        self.s = s
+        self.headers = headers_for(s, QUERY, s.keys[s.plan.api_key_env])
+
+    def run_task(self) -> None:
+        """One task, recorded however it ended (a task the run's end cut is marked so)."""
+        s = self.s
+        wall = time.time()
+        s.admit()
+        t0 = time.monotonic()
+        status, payload, error = self._post(IMAGINE, TASK_BODY)
+        created = time.monotonic()
+        task_id = payload.get("data") if isinstance(payload, dict) else None
+        sample: dict[str, Any] = {
+            "t": wall, "pid": os.getpid(), "endpoint": IMAGINE, "task_id": task_id,
+            "final": None, "ok": False, "create_ms": (created - t0) * 1000,
+            "time_to_success_ms": None, "end_ms": None, "polls": 0, "gave_up": None,
+            "problems": [], "error_kind": None, "error": None}
+        if status != 200 or not isinstance(task_id, int) or isinstance(task_id, bool):
+            kind = _symptom(status) if status != 200 else "task.schema"
+            sample.update(error_kind=kind, error=s.redactor.text(
+                error or f"no integer task id: data {str(task_id)[:40]}"))
+            s.record(sample)
+            return
+        sample["gave_up"] = "budget"  # until polling ends otherwise: then the run's end cut it
+        try:
+            self._poll(task_id, created, sample)
+        finally:
+            s.record(sample)
+
+    def _poll(self, task_id: int, created: float, sample: dict[str, Any]) -> None:
+        """Query until the end, the task's deadline or the run's; ``sample`` filled in."""
+        s, plan = self.s, self.s.plan
+        grammar, problems = TaskGrammar(), list[Problem]()
+        body = {"model": TASK_BODY["model"], "taskId": task_id}
+        while True:
+            s.admit()  # StopUser when a cap is spent: the sample stays "budget"
+            status, payload, error = self._post(QUERY, body)
+            seen = time.monotonic()
+            sample["polls"] += 1
+            task = payload.get("data") if isinstance(payload, dict) else None
+            if status != 200 or not isinstance(task, dict):
+                sample.update(gave_up=None, error_kind=_symptom(status) if status != 200
+                              else "task.schema", error=s.redactor.text(error or "no task"))
+                break
+            problems += grammar.feed(task)
+            sample["final"] = task.get("status")
+            if task.get("status") in TERMINAL:
+                sample.update(gave_up=None, end_ms=(seen - created) * 1000)
+                if task["status"] == "SUCCESS":
+                    sample["time_to_success_ms"] = sample["end_ms"]
+                    fire(self.environment, "time to SUCCESS", IMAGINE, sample["end_ms"])
+                break
+            if seen - created + plan.poll_interval_s > plan.task_deadline_s:
+                sample["gave_up"] = "deadline"
+                break
+            gevent.sleep(plan.poll_interval_s)
+            if self._state == LOCUST_STATE_STOPPING:
+                return
+        problems += grammar.finish(sample["gave_up"])
+        sample["problems"] = list(dict.fromkeys(cid for cid, _, _ in problems))
+        sample["ok"] = sample["final"] == "SUCCESS" and not problems
+
+    def _post(self, path: str, body: Mapping[str, Any]) -> tuple[int, Any, str | None]:
+        """(status, the answer's JSON or None, what went wrong or None) of one request."""
+        with self.client.request("POST", path, data=json.dumps(body), headers=self.headers,
+                                 catch_response=True, name=path) as response:
+            status = response.status_code or 0
+            try:
+                payload = json.loads(response.content or b"null")
+            except ValueError:
+                payload = None
+            if status == 200:
+                response.success()
+                return status, payload, None
+            error = f"status {status}" if status else \
+                f"{getattr(response, 'error', None) or 'no response'}"
+            response.failure(self.s.redactor.text(error))
+            return status, payload, error
+
+
+def _symptom(status: int) -> str:
+    """A failed task request's kind, as the latency scenario names them."""
+    return transport.OTHER if not status else "response.rate_limited" if status == 429 \
+        else "response.status"
 
 
 def _seconds(text: str | None) -> float | None:

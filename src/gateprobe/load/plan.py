@@ -19,7 +19,7 @@ from gateprobe.targets import Timeouts
 
 PLAN_ENV = "GATEPROBE_LOAD_PLAN"
 
-SCENARIOS = ("rate-limits", "latency")
+SCENARIOS = ("rate-limits", "latency", "tasks")
 ARRIVALS = ("closed", "constant", "poisson")
 STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
                     "complete": "/v1/complete", "speech": "/v1/audio/speech"}
@@ -74,6 +74,10 @@ class LoadPlan:
     """The error envelopes the target answers in (``Target.envelopes``)."""
     rate_headers: str = "family"
     """The budget headers its limiter states (``gateprobe.targets.RATE_HEADERS``)."""
+    poll_interval_s: float = 1.0
+    """Tasks: the wait between two queries of one task."""
+    task_deadline_s: float = 120.0
+    """Tasks: how long one task may take from its creation to SUCCESS or FAILURE."""
 
     @property
     def out(self) -> Path:

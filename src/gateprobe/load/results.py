@@ -17,8 +17,8 @@ from typing import Any
 from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import LoadPlan
-from gateprobe.load.slo import evaluate_latency
-from gateprobe.metrics import aggregate, finite, percentile
+from gateprobe.load.slo import evaluate_latency, evaluate_tasks
+from gateprobe.metrics import aggregate, finite, percentile, summarize
 
 SAMPLES_FILE = "samples.jsonl"
 VERDICT_FILE = "verdict.json"
@@ -49,6 +49,8 @@ class LiveSamples:
         self.errors = 0
         self.refused = 0
         self.ttft_ms: list[float] = []
+        self.noun = "requests"
+        """``tasks`` once a task's sample is read: a tasks run's line counts tasks."""
 
     def poll(self) -> None:
         """Take in the lines written since the last call."""
@@ -67,8 +69,10 @@ class LiveSamples:
                 continue
 
     def _take(self, sample: dict[str, Any]) -> None:
-        if sample.get("dropped"):
-            return
+        if sample.get("dropped") or sample.get("gave_up") == "budget":
+            return  # a task the run's end cut is no error of the gateway's
+        if "polls" in sample:
+            self.noun = "tasks"
         self.requests += 1
         if sample.get("status") == 429:
             self.refused += 1
@@ -79,7 +83,7 @@ class LiveSamples:
 
     def text(self) -> str:
         """What the run has seen so far, in a few words."""
-        line = f"{self.requests} requests, {self.errors} errors"
+        line = f"{self.requests} {self.noun}, {self.errors} errors"
         if self.refused:
             line += f", {self.refused} refused (429)"
         if self.ttft_ms:
@@ -120,6 +124,8 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         out["rate_limits"] = result.as_json()
         out["reasons"] = [str(p) for p in result.problems]
         out["failed_checks"] = sorted({p.check_id for p in result.problems})
+    elif plan.scenario == "tasks":
+        _judge_tasks(out, samples, plan.slo)
     else:
         streams = [s for s in samples if not s.get("dropped")]
         summary = aggregate(streams, wall_s)
@@ -153,6 +159,52 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
     return out
 
 
+def task_summary(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """A tasks run's numbers. A task the run's own end (or its caps) cut short is counted
+    apart and judged nowhere: that bound is ours, not the gateway's."""
+    judged = [s for s in samples if s.get("gave_up") != "budget"]
+    succeeded = sum(1 for s in judged if s.get("final") == "SUCCESS")
+    problems = Counter(p for s in judged for p in s.get("problems") or ())
+    return {"tasks": len(judged), "succeeded": succeeded,
+            "failure_rate": (len(judged) - succeeded) / len(judged) if judged else 0.0,
+            "cut_by_run": len(samples) - len(judged),
+            "by_outcome": dict(Counter(_outcome(s) for s in judged).most_common()),
+            "time_to_success_ms": summarize(s["time_to_success_ms"] for s in judged
+                                            if s.get("time_to_success_ms") is not None),
+            "create_ms": summarize(s["create_ms"] for s in judged
+                                   if s.get("create_ms") is not None),
+            "polls": summarize(float(s.get("polls") or 0) for s in judged),
+            "findings": sum(problems.values()), "lifecycle_findings": dict(problems.most_common()),
+            "errors_by_symptom": dict(Counter(s["error_kind"] for s in judged
+                                              if s.get("error_kind")).most_common())}
+
+
+def _outcome(sample: Mapping[str, Any]) -> str:
+    """How one task ended, in a word: its end status, ``deadline``, or its failed request."""
+    if sample.get("gave_up") == "deadline":
+        return "deadline"
+    return str(sample.get("final") or sample.get("error_kind") or "no answer")
+
+
+def _judge_tasks(out: dict[str, Any], samples: Sequence[dict[str, Any]],
+                 slo: Mapping[str, float]) -> None:
+    """The tasks scenario's part of a verdict: its summary, breaches and reasons."""
+    summary = task_summary(samples)
+    breaches = evaluate_tasks(summary, slo)
+    out["tasks"] = summary
+    out["reasons"] = [str(b) for b in breaches]
+    if breaches and summary["by_outcome"]:
+        out["reasons"].append("tasks by outcome: " + ", ".join(
+            f"{k} x{n}" for k, n in summary["by_outcome"].items()))
+    out["breaches"] = [{"slo": b.slo, "limit": b.limit, "observed": b.observed}
+                       for b in breaches]
+    out["failed_checks"] = sorted({b.check_id for b in breaches}
+                                  | (set(summary["lifecycle_findings"]) if breaches else set()))
+    if not summary["tasks"]:
+        out["reasons"].append("no task ended within the run")
+        out["failed_checks"].append("load.no_samples")
+
+
 def write_verdict(plan: LoadPlan, wall_s: float) -> dict[str, Any]:
     """Judge the samples on disk and write ``verdict.json`` next to them."""
     samples = list(read_samples(plan.out / SAMPLES_FILE))
@@ -182,11 +234,16 @@ def _finding(item: Mapping[str, Any]) -> Finding:
 
 
 def summary_line(result: Mapping[str, Any]) -> str:
-    """A verdict in one line: each tier's accepted/limit, or the latency headline; then the
-    reasons it failed, if any."""
+    """A verdict in one line: each tier's accepted/limit, or the latency or tasks headline;
+    then the reasons it failed, if any."""
     if "rate_limits" in result:
         line = ", ".join(f"{t['tier']} {t['accepted']}/{t['limit']}"
                          f"{'' if t['ok'] else ' FAIL'}" for t in result["rate_limits"]["tiers"])
+    elif "tasks" in result:
+        m = result["tasks"]
+        line = (f"{m['tasks']} tasks, {m['succeeded']} SUCCESS, time to SUCCESS p95 "
+                f"{(m['time_to_success_ms'].get('p95') or float('nan')):.0f} ms, "
+                f"failure rate {m['failure_rate']:.0%}")
     else:
         m = result["latency"]
         line = (f"{m['requests']} streams, TTFT p95 "

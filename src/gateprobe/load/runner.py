@@ -1,5 +1,5 @@
-"""The load engine: ``run_load(target, options)`` plans a Locust scenario (rate-limits or
-latency) against a ``Target``, checks it is safe, runs Locust in a subprocess and turns its
+"""The load engine: ``run_load(target, options)`` plans a Locust scenario (rate-limits,
+latency or tasks) against a ``Target``, checks it is safe, runs Locust in a subprocess and turns its
 verdict into tables, findings and an exit code.
 
 Locust runs in a child process because importing it monkey-patches the process with gevent.
@@ -48,13 +48,18 @@ from gateprobe.load.results import (
     summary_line,
 )
 from gateprobe.load.slo import DEFAULT_SLO_FILE, load_slo, validate
+from gateprobe.protocols.gateway_apis import MJ_PREFIX
 from gateprobe.redact import Redactor, redact_tree
 from gateprobe.report import new_run_dir
 from gateprobe.targets import Target, key_from_env
+from gateprobe.tasks import polling_for
 
 _PACKAGED = Path(__file__).resolve().parent.parent / "_load"
 _SOURCE = Path(__file__).resolve().parents[3] / "load"
-LOCUSTFILES = {"rate-limits": "rate_limits.py", "latency": "streaming_latency.py"}
+LOCUSTFILES = {"rate-limits": "rate_limits.py", "latency": "streaming_latency.py",
+               "tasks": "mj_tasks.py"}
+TASK_PATHS = (MJ_PREFIX + "imagine", MJ_PREFIX + "query")
+"""What the tasks scenario sends to: only a target that declares ``midjourney`` serves them."""
 STOP_TIMEOUT_S = 5
 
 
@@ -68,7 +73,7 @@ class LoadOptions:
     """How to run one load scenario (the target is separate: ``gateprobe.targets.Target``)."""
 
     scenario: str
-    """``rate-limits`` or ``latency``."""
+    """``rate-limits``, ``latency`` or ``tasks``."""
     users: int = 4
     """Latency: concurrent users (rate-limits runs one user per tier)."""
     spawn_rate: float | None = None
@@ -98,6 +103,11 @@ class LoadOptions:
     master_port: int = 5557
     report_dir: Path | None = None
     """Write here instead of ``reports/<run>/``."""
+    poll_interval_s: float | None = None
+    """Tasks: the wait between two queries of a task (None: ``tasks.polling_for`` the target,
+    fast on loopback, the seeds' clients' 5 s elsewhere)."""
+    task_deadline_s: float | None = None
+    """Tasks: creation to SUCCESS or FAILURE at most (None: ``tasks.polling_for``)."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -132,7 +142,23 @@ class LoadOptions:
         if self.processes and (self.master or self.worker):
             raise UsageError("--processes runs local workers: not with --master or --worker")
         _weights(self.weights)
+        self._check_tasks()
         return self
+
+    def _check_tasks(self) -> None:
+        for flag, value in (("--poll-interval", self.poll_interval_s),
+                            ("--task-deadline", self.task_deadline_s)):
+            if value is not None and not (math.isfinite(value) and value > 0):
+                raise UsageError(f"{flag} must be > 0")
+        if self.scenario != "tasks":
+            if self.poll_interval_s is not None or self.task_deadline_s is not None:
+                raise UsageError("--poll-interval and --task-deadline are for the tasks "
+                                 "scenario")
+            return
+        if self.weights:
+            raise UsageError("--weight is for the latency scenario: tasks creates imagine tasks")
+        if self.arrival != "closed":
+            raise UsageError("tasks runs closed-loop users: each polls its task to its end")
 
 
 @dataclass(slots=True)
@@ -228,12 +254,16 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     else:
         duration = options.duration_s or 30.0
         users = options.users
+    if options.scenario == "tasks":
+        _serves_tasks(target)
+    interval, deadline = _polling(target, options)
     declared = limits.get(target.api_key_tier or "") if options.scenario == "latency" else None
     plan = LoadPlan(
         scenario=options.scenario, base_url=target.base_url, profile=target.profile,
         out_dir="", api_key_env=target.api_key_env or "GATEPROBE_API_KEY", tier_keys=tier_envs,
         limits=limits, window_s=target.window_s, models=dict(target.models),
-        weights=_weights(options.weights, target), arrival=options.arrival,
+        weights=_weights(options.weights, target) if options.scenario != "tasks" else {},
+        arrival=options.arrival, poll_interval_s=interval, task_deadline_s=deadline,
         rate=options.rate,
         users=users, max_tokens=options.max_tokens, duration_s=duration,
         max_requests=options.max_requests,
@@ -246,6 +276,21 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     if sending:
         _check_burst_rate(plan)
     return plan
+
+
+def _serves_tasks(target: Target) -> None:
+    """Refuse the tasks scenario on a target that does not declare Midjourney tasks."""
+    unserved = [p for p in TASK_PATHS if not target.serves(p)]
+    if unserved:
+        raise ConfigError(f"tasks sends to {unserved[0]}, which the target does not serve "
+                          "(declare midjourney in its endpoints, or --endpoints ...,midjourney)")
+
+
+def _polling(target: Target, options: LoadOptions) -> tuple[float, float]:
+    """The tasks' poll interval and deadline: as asked, else as the suite polls the target."""
+    default = polling_for(target)
+    return (options.poll_interval_s or default.interval_s,
+            options.task_deadline_s or default.deadline_s)
 
 
 def dry_run(target: Target, options: LoadOptions, console: Console) -> int:
@@ -400,12 +445,15 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     verdict: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     if plan.scenario == "rate-limits":
         _print_rate_limits(verdict, console)
+    elif plan.scenario == "tasks":
+        _print_tasks(verdict, console)
     else:
         _print_latency(verdict, console)
     result = LoadResult(plan.scenario, 0, plan.out, verdict, findings_of(verdict),
                         summary_line(verdict))
     if verdict["ok"] and code != -1:
-        console.line(f"PASS: every objective met ({verdict['requests']} requests)")
+        unit = "tasks" if plan.scenario == "tasks" else "requests"
+        console.line(f"PASS: every objective met ({verdict['requests']} {unit})")
         return result
     if verdict.get("limited_by_target"):
         result.exit_code = RATE_LIMITED_EXIT
@@ -468,6 +516,20 @@ def _print_latency(verdict: dict[str, Any], console: Console) -> None:
     console.line(f"times in ms; overall output {_fmt(overall)} tokens/s; "
                  f"{summary['dropped_arrivals']} arrivals dropped; stream findings: "
                  f"{counts_text(summary['stream_findings'])}")
+
+
+def _print_tasks(verdict: dict[str, Any], console: Console) -> None:
+    m = verdict["tasks"]
+    success, polls = m["time_to_success_ms"], m["polls"]
+    console.table(["tasks", "SUCCESS", "failure rate", "to SUCCESS p50", "p95", "max",
+                   "create p50", "polls mean", "polls max"],
+                  [[str(m["tasks"]), str(m["succeeded"]), f"{m['failure_rate']:.1%}",
+                    _fmt(success["p50"]), _fmt(success["p95"]), _fmt(success["max"]),
+                    _fmt(m["create_ms"]["p50"]), _fmt(polls["mean"]), _fmt(polls["max"], 0)]])
+    console.line(f"times in ms, from the task's id to the answer showing SUCCESS; outcomes: "
+                 f"{counts_text(m['by_outcome'])}; lifecycle findings: "
+                 f"{counts_text(m['lifecycle_findings'])}; {m['cut_by_run']} cut by the "
+                 "run's end (not judged)")
 
 
 def counts_text(counts: Mapping[str, int]) -> str:

@@ -5,6 +5,10 @@ Latency thresholds are named ``<metric>_p<q>_ms`` (metric: ``ttfb``, ``ttft``, `
 ``tokens_per_s_p50_min`` is a lower bound. ``error_rate_max`` bounds failed requests over all
 requests; ``stream_findings_max`` bounds grammar findings; ``rate_limit_tolerance`` is how far
 below its limit (a fraction of the limit) a tier's accepted count may fall.
+
+The tasks scenario has its own: ``task_success_p<q>_ms`` bounds that percentile of the tasks'
+times to SUCCESS, ``task_failure_rate_max`` the share of tasks that did not reach SUCCESS (a
+FAILURE, the task deadline, a failed request), ``task_findings_max`` the lifecycle findings.
 """
 
 from __future__ import annotations
@@ -22,9 +26,10 @@ from gateprobe.errors import ConfigError
 DEFAULT_SLO_FILE = "slo.yaml"
 
 _PERCENTILE = re.compile(r"(ttfb|ttft|tpot|itl|e2e)_p(50|90|95|99)_ms")
+_TASK_PERCENTILE = re.compile(r"task_success_p(50|90|95|99)_ms")
 OTHER_KEYS = ("tokens_per_s_p50_min", "error_rate_max", "stream_findings_max",
-              "rate_limit_tolerance")
-KNOWN = tuple(f"{m}_p{q}_ms" for m in ("ttfb", "ttft", "tpot", "itl", "e2e")
+              "rate_limit_tolerance", "task_failure_rate_max", "task_findings_max")
+KNOWN = tuple(f"{m}_p{q}_ms" for m in ("ttfb", "ttft", "tpot", "itl", "e2e", "task_success")
               for q in (50, 90, 95, 99)) + OTHER_KEYS
 
 
@@ -104,4 +109,23 @@ def evaluate_latency(summary: Mapping[str, Any], slo: Mapping[str, float],
             breaches.append(Breach(name, limit, summary["error_rate"]))
         elif name == "stream_findings_max" and stream_findings > limit:
             breaches.append(Breach(name, limit, float(stream_findings)))
+    return breaches
+
+
+def evaluate_tasks(summary: Mapping[str, Any], slo: Mapping[str, float]) -> list[Breach]:
+    """The objectives a tasks run's summary (``results.task_summary``) misses; the latency
+    objectives of the same file are not this scenario's.
+
+    A percentile with no task that succeeded is a breach, never a silent pass."""
+    breaches: list[Breach] = []
+    for name, limit in slo.items():
+        if match := _TASK_PERCENTILE.fullmatch(name):
+            value = summary.get("time_to_success_ms", {}).get(f"p{match.group(1)}", math.nan)
+            value = math.nan if value is None else value
+            if math.isnan(value) or value > limit:
+                breaches.append(Breach(name, limit, value))
+        elif name == "task_failure_rate_max" and summary.get("failure_rate", 0.0) > limit:
+            breaches.append(Breach(name, limit, summary["failure_rate"]))
+        elif name == "task_findings_max" and summary.get("findings", 0) > limit:
+            breaches.append(Breach(name, limit, float(summary["findings"])))
     return breaches
