@@ -24,7 +24,7 @@ import pytest
 from gateprobe import transport
 from gateprobe.cases import models_family
 from gateprobe.findings import Finding, Severity, collapse
-from gateprobe.fuzz_guard import Guard, RequestCapReached, examples_for, max_tokens_of
+from gateprobe.fuzz_guard import Guard, RequestCapReached, ShareUsed, examples_for, max_tokens_of
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
 from gateprobe.redact import CREDENTIAL_HEADERS
@@ -311,6 +311,8 @@ def _call(case: Any) -> None:
         _record_failures(case, list(group.exceptions))
         raise
     except Exception as exc:
+        if isinstance(exc.__cause__, ShareUsed):  # raised in before_call, wrapped by it:
+            return  # this operation had its share of the cap, the example is not sent
         if getattr(exc, "code", None):  # one schemathesis failure
             _record_failures(case, [exc])
             raise
@@ -377,11 +379,12 @@ def _has_operations(schema: Any) -> bool:
     return any(True for _ in schema.get_all_operations())
 
 
-def _add_operation_tests(family: str, schema: Any) -> None:
+def _add_operation_tests(family: str, schema: Any) -> int:
     """One test function per operation of ``schema``, in this module's namespace (pytest
     collects them by name). A single ``@schema.parametrize()`` test would run every operation
     as a subtest of one test id: JUnit would name each ``test_openai_operation`` and Allure
     would fold them into one history entry, counting fewer tests than the terminal."""
+    added = 0
     for result in schema.get_all_operations():
         operation = result.ok()
         if operation is None:
@@ -394,14 +397,17 @@ def _add_operation_tests(family: str, schema: Any) -> None:
         test.__name__ = test.__qualname__ = name
         test.__doc__ = f"{operation.label} of specs/{family}.yaml, positive and negative."
         globals()[name] = schema.include(name=operation.label).parametrize()(test)
+        added += 1
+    return added
 
 
-_add_operation_tests("openai", openai_api)
+_operations = _add_operation_tests("openai", openai_api)
 if _target.serves_anthropic:
-    _add_operation_tests("anthropic", _schema("anthropic", _target, _examples))
+    _operations += _add_operation_tests("anthropic", _schema("anthropic", _target, _examples))
 
 
 # The gateway's own APIs (Midjourney tasks, search proxies): only where the target declares them.
 gateway_api = _schema("gateway", _target, _examples)
 if _has_operations(gateway_api):
-    _add_operation_tests("gateway", gateway_api)
+    _operations += _add_operation_tests("gateway", gateway_api)
+fuzz_guard["guard"].operations = _operations  # each gets a fair share of the request cap

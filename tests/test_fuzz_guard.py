@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from gateprobe.fuzz_guard import VALID_PROMPT, Guard, RequestCapReached, examples_for
+from gateprobe.fuzz_guard import (
+    VALID_PROMPT,
+    Guard,
+    RequestCapReached,
+    ShareUsed,
+    examples_for,
+)
 from gateprobe.targets import Target
 
 LOCAL = Target("http://127.0.0.1:8080", "ohmygpt", "k")
@@ -44,3 +50,23 @@ def test_request_cap() -> None:
     guard.admit("/v1/models", None)
     with pytest.raises(RequestCapReached, match="cap reached"):
         guard.admit("/v1/models", None)
+
+
+def test_each_operation_goes_deep_but_leaves_a_reserve_for_the_later_ones() -> None:
+    """An early operation fed many examples stops where only the later operations' reserve
+    (half a fair share each) is left; what it is refused is neither sent nor counted."""
+    guard = Guard.for_target(REMOTE, max_requests=12)
+    guard.operations = 3  # reserve: 12 // 6 = 2 for each later operation
+    for _ in range(8):
+        guard.admit("/v1/models", None)
+    with pytest.raises(ShareUsed, match=r"/v1/models sent its share .* \(8 of 12\)"):
+        guard.admit("/v1/models", None)
+    guard.admit("/v1/embeddings", None)  # may use 12 - 8 - 2 = 2
+    guard.admit("/v1/embeddings", None)
+    with pytest.raises(ShareUsed):
+        guard.admit("/v1/embeddings", None)
+    guard.admit("/v1/messages", None)  # the last gets what is left: 2
+    guard.admit("/v1/messages", None)
+    with pytest.raises(ShareUsed):
+        guard.admit("/v1/messages", None)
+    assert guard.sent == 12

@@ -43,6 +43,11 @@ class RequestCapReached(Exception):
     """The run has sent as many fuzz requests as it may."""
 
 
+class ShareUsed(Exception):
+    """This operation has sent its share of the run's cap: its test ends there, passed on
+    what it sent (the run's later operations get theirs)."""
+
+
 @dataclass
 class Guard:
     """Caps for one run, and the count of requests sent so far."""
@@ -51,6 +56,20 @@ class Guard:
     max_tokens: int = 64
     max_requests: int = LOOPBACK_MAX_REQUESTS
     sent: int = 0
+    operations: int = 0
+    """Operations the run fuzzes (0: unknown). An operation may then use what is left of the
+    cap but a reserve for each later one: an early operation that schemathesis feeds many
+    examples (chat's coverage phase) goes deep, yet cannot leave the later ones (the
+    gateway's own APIs, say) unfuzzed."""
+    _path: str | None = None
+    _seen: int = 0
+    _share: int = 0
+    _path_sent: int = 0
+
+    @property
+    def reserve(self) -> int:
+        """Requests kept for each operation not yet fuzzed: half a fair share."""
+        return max(1, self.max_requests // (2 * self.operations)) if self.operations else 0
 
     @classmethod
     def for_target(cls, target: Target, max_tokens: int = 64,
@@ -69,7 +88,15 @@ class Guard:
         a non-empty legacy prompt becomes a valid one, and token counts above the cap come
         down to it. Negative cases keep their violation.
         """
+        if path != self._path:  # the suite fuzzes one operation after another
+            self._path, self._path_sent, self._seen = path, 0, self._seen + 1
+            later = max(0, self.operations - self._seen)
+            self._share = max(1, self.max_requests - self.sent - self.reserve * later)
+        if self.operations and self._path_sent >= self._share:  # not sent, not counted
+            raise ShareUsed(f"{path} sent its share of the fuzz request cap "
+                            f"({self._share} of {self.max_requests})")
         self.sent += 1
+        self._path_sent += 1
         if self.sent > self.max_requests:
             raise RequestCapReached(f"fuzz request cap reached ({self.max_requests})")
         if not isinstance(body, dict):

@@ -232,7 +232,8 @@ class Midjourney:
         stage = _stage(parent, self.store.clock(), self.config, advance=False)
         allowed = {a["customId"] for a in snapshot(parent, stage, self.config)["actions"]}
         if custom not in allowed:
-            raise ApiError(400, "'customId' is not an action of that task (is it finished?).")
+            # A well-formed request the task's state refuses: 409 (our reading), not 400.
+            raise ApiError(409, "'customId' is not an action of that task (is it finished?).")
         kind = "UPSCALE" if "::upsample::" in custom else "VARIATION"
         return self.store.create(key.key, kind, parent.prompt, fields).id
 

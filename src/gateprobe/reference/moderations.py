@@ -41,7 +41,7 @@ async def moderations(call: Call) -> Response:
     call.authenticate()
     body = (await read_body(call, FIELDS)).fields
     inputs = _inputs(body["input"])
-    model = call.resolve_model(body.get("model") or DEFAULT_MODEL, "moderations")
+    model = call.resolve_model(body.get("model", DEFAULT_MODEL), "moderations")  # "" is no model
     call.admit(model)
     results = [classify(text) for text in inputs]
     faults = call.config.faults
