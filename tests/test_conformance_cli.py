@@ -194,3 +194,16 @@ def test_fuzz_failures_of_schemathesis_are_findings_too(make_gateway: MakeGatewa
     fuzz = [(f["check_id"], f["endpoint"]) for f in findings if f["check_id"].startswith("fuzz.")]
     assert ("fuzz.content_type_conformance", "/v1/chat/completions") in fuzz
     assert len(fuzz) == len(set(fuzz))
+
+
+def test_fuzz_reaches_every_operation_and_the_stateful_run(tmp_path: Path) -> None:
+    """At the default examples the request cap binds: every operation still gets its share,
+    and the management category's stateful run (after them, through the same hook) too.
+    Before, the first seven operations spent the whole cap and the rest were skipped."""
+    result = conformance("--report-dir", str(tmp_path / "report"), "--select",
+                         "fuzz or management", key=None)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "skipped" not in result.stdout, result.stdout[-2000:]
+    log = log_of(result)
+    assert "test_management_stateful PASSED" in log
+    assert "test_gateway_post_api_v1_ai_draw_mj_imagine PASSED" in log

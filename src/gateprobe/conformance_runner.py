@@ -398,6 +398,6 @@ def summary_line(result: ConformanceResult) -> str:
     line = (f"{o['passed']} tests passed, {o['failed']} failed, {o['skipped']} skipped; "
             f"{len(result.findings)} findings")
     line += f"; not served: {', '.join(result.not_served)}" if result.not_served else ""
-    return line + (f"; {len(result.information)} information lines" if result.information
-                   else "")
+    said = len(result.information)
+    return line + (f"; {said} information line{'s' if said > 1 else ''}" if said else "")
 
