@@ -49,6 +49,10 @@ RATE_LIMITED_EXIT = 4
 the gateway (it limited as a gateway may), not a mistake of the user's."""
 
 
+SATURATED_EXIT = 5
+"""Exit code of a load run whose own generator fell behind (``gateprobe.load.selfcheck``): its
+latency numbers carry the generator's delay, so its timing objectives were not judged."""
+
 INTERRUPTED_EXIT = 130
 """Exit code of a command stopped with Ctrl-C (128 + SIGINT, as shells report it)."""
 
@@ -66,6 +70,10 @@ EXIT_CODES: dict[int, str] = {
                        "requests were refused with 429 and no limit was declared, so it "
                        "measured the limiter, not latency (no verdict; declare `api_key_tier` "
                        "and `limits` to pace under it)",
+    SATURATED_EXIT: "a load run whose own generator saturated (its scheduling, receive or "
+                    "event-loop lag p99 above the bound, 2 ms by default): its latency "
+                    "objectives were not judged (no verdict; spread the users with "
+                    "`--processes auto` or workers on more hosts, or run fewer `--users`)",
     INTERRUPTED_EXIT: "interrupted (Ctrl-C): one line on stderr; the phases that finished are "
                       "in the report folder",
 }

@@ -37,7 +37,7 @@ HELP = Help(
      "load latency --users 8 --duration 60 --slo load/slo.yaml",
      "load rate-limits --target staging             # needs the target's tier_keys",
      "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS"),
-    (0, 1, 2, 3, 4, 130))
+    (0, 1, 2, 3, 4, 5, 130))
 """The command's help text."""
 
 
@@ -61,6 +61,9 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
     shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")
     shape.add_argument("--slo", metavar="FILE", help="SLO thresholds (default: load/slo.yaml)")
+    shape.add_argument("--lag-bound-ms", type=float, metavar="MS",
+                       help="the generator's own lag p99 above which the run is saturated and "
+                            "its latency not judged (2, or 10%% of the smallest objective)")
     shape.add_argument("--poll-interval", type=float, metavar="S",
                        help="tasks: seconds between two queries of a task (loopback 0.02, "
                             "else 5)")
@@ -107,7 +110,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         processes=args.processes, master=args.master, expect_workers=args.expect_workers,
         worker=args.worker, master_host=args.master_host, master_port=args.master_port,
         report_dir=Path(args.report_dir) if args.report_dir else None,
-        poll_interval_s=args.poll_interval, task_deadline_s=args.task_deadline).check()
+        poll_interval_s=args.poll_interval, task_deadline_s=args.task_deadline,
+        lag_bound_ms=args.lag_bound_ms).check()
 
 
 def _choice(args: argparse.Namespace) -> TargetChoice:

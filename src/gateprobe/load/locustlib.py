@@ -12,7 +12,9 @@ What it owns:
   its samples with each stats report and once more when it stops, so none is lost when the
   master ends the run;
 - the verdict: judged by the master when Locust quits, written to ``verdict.json``, and turned
-  into the process's exit code.
+  into the process's exit code;
+- the process's measurement of itself (``Monitor``: scheduling, receive and event-loop lag, CPU;
+  see ``gateprobe.load.selfcheck``), shipped and written like the samples, to ``lag.jsonl``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import random
 import ssl
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import gevent
@@ -45,6 +47,7 @@ from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import AUDIO_KINDS, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import SAMPLES_FILE, write_verdict
+from gateprobe.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
 from gateprobe.metrics import now_ns
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.protocols.conformance import MAX_SANE_RETRY_AFTER_S
@@ -57,6 +60,7 @@ from gateprobe.targets import credentials, trusted_cas
 log = logging.getLogger("gateprobe.load")
 
 SAMPLES_MESSAGE = "gateprobe_samples"
+LAG_MESSAGE = "gateprobe_lag"
 DONE_MESSAGE = "gateprobe_done"
 STOP_MESSAGE = "gateprobe_stop"
 ENVELOPE_CHECKS = ("error.envelope", "error.type", "response.content_type")
@@ -69,13 +73,82 @@ class Pacer:
         self.interval = 1.0 / rate if rate > 0 else 0.0
         self._next = 0.0
 
-    def wait(self) -> None:
-        """Block until the next start is allowed."""
-        now = time.monotonic()
+    def wait(self, not_before_ns: int = 0) -> int:
+        """Block until the next start is allowed; when that was (``now_ns`` clock), or
+        ``not_before_ns`` if later: the request's intended send time."""
+        now, now_stamp = time.monotonic(), now_ns()
         slot = max(self._next, now)
         self._next = slot + self.interval
         if slot > now:
             gevent.sleep(slot - now)
+        return max(not_before_ns, now_stamp + round((slot - now) * 1e9))
+
+
+class Monitor:
+    """This process's measurement of itself (``gateprobe.load.selfcheck``): a timer in the
+    event loop, the lags the users report, and CPU time, written as one line per interval."""
+
+    TICK_S = 0.01
+    EVERY_S = 1.0
+
+    def __init__(self, write: Callable[[dict[str, Any]], None]) -> None:
+        self.write = write
+        self.lag = {kind: LagHistogram() for kind in LAG_KINDS}
+        self._greenlets: list[Any] = []
+        self._cpu = time.process_time()
+        self._since = time.monotonic()
+
+    def add(self, kind: str, ns: int) -> None:
+        """Count one lag of ``kind``, in nanoseconds."""
+        self.lag[kind].add(ns / 1e6)
+
+    def start(self) -> None:
+        """Start the timer (and the test-only CPU burner, ``GATEPROBE_TEST_BURN_MS``)."""
+        if self._greenlets:
+            return
+        self._cpu, self._since = time.process_time(), time.monotonic()
+        self._greenlets.append(gevent.spawn(self._tick))
+        burn = float(os.environ.get("GATEPROBE_TEST_BURN_MS") or 0)
+        if burn > 0:
+            self._greenlets.append(gevent.spawn(_burn, burn))
+
+    def stop(self) -> None:
+        """Stop measuring; the last interval is written."""
+        if not self._greenlets:
+            return
+        gevent.killall(self._greenlets)
+        self._greenlets = []
+        self.flush()
+
+    def _tick(self) -> None:
+        while True:
+            due = time.monotonic() + self.TICK_S
+            gevent.sleep(self.TICK_S)
+            now = time.monotonic()
+            self.lag["loop"].add((now - due) * 1000)
+            if now - self._since >= self.EVERY_S:
+                self.flush()
+
+    def flush(self) -> None:
+        """Write the interval so far as one line and start the next."""
+        now, cpu = time.monotonic(), time.process_time()
+        interval = max(now - self._since, 1e-9)
+        line = {"t": time.time(), "pid": os.getpid(), "interval_s": interval,
+                "cpu_ms": (cpu - self._cpu) * 1000, "cpu_share": (cpu - self._cpu) / interval,
+                "lag": {kind: h.as_json() for kind, h in self.lag.items()}}
+        self.lag = {kind: LagHistogram() for kind in LAG_KINDS}
+        self._cpu, self._since = cpu, now
+        self.write(line)
+
+
+def _burn(ms: float) -> None:
+    """Hold the event loop ``ms`` at a time, over and over: a starved generator, for the test
+    that a saturated run says so (set only by tests, through ``GATEPROBE_TEST_BURN_MS``)."""
+    while True:
+        end = time.perf_counter() + ms / 1000
+        while time.perf_counter() < end:
+            pass
+        gevent.sleep(0.001)
 
 
 class Session:
@@ -93,7 +166,10 @@ class Session:
         self.cap = plan.request_cap_per_process
         self.environment: Environment | None = None
         self._buffer: list[dict[str, Any]] = []
+        self._lag_buffer: list[dict[str, Any]] = []
         self._file: Any = None
+        self._lag_file: Any = None
+        self.monitor = Monitor(self._record_lag)
         self._done: set[str] = set()
         self._t0 = time.monotonic()
         self._stopping = False
@@ -110,15 +186,18 @@ class Session:
         runner = environment.runner
         if runner is None:
             return
+        environment.events.test_start.add_listener(lambda **_: self.monitor.start())
+        environment.events.test_stop.add_listener(lambda **_: self.monitor.stop())
         if self.is_worker:
             environment.events.test_start.add_listener(lambda **_: freeze_heap())
             environment.events.report_to_master.add_listener(self._on_report_to_master)
             environment.events.test_stop.add_listener(lambda **_: self._ship())
             return
         self._file = (self.plan.out / SAMPLES_FILE).open("w", encoding="utf-8", buffering=1)
+        self._lag_file = (self.plan.out / LAG_FILE).open("w", encoding="utf-8", buffering=1)
         environment.events.worker_report.add_listener(self._on_worker_report)
         runner.register_message(SAMPLES_MESSAGE, lambda environment, msg, **_: self._write_all(
-            msg.data["samples"]))
+            msg.data["samples"], msg.data.get("lag") or ()))
         runner.register_message(DONE_MESSAGE, lambda environment, msg, **_: self._on_done(
             msg.data["tier"]))
         runner.register_message(STOP_MESSAGE, lambda environment, msg, **_: self.stop_run(
@@ -134,30 +213,47 @@ class Session:
         else:
             self._write_all([sample])
 
-    def _write_all(self, samples: list[dict[str, Any]]) -> None:
+    def _record_lag(self, line: dict[str, Any]) -> None:
+        """Keep one line of the monitor's, as ``record`` keeps a sample."""
+        if self.is_worker:
+            self._lag_buffer.append(line)
+        else:
+            self._write_all([], [line])
+
+    def _write_all(self, samples: list[dict[str, Any]],
+                   lag: Iterable[dict[str, Any]] = ()) -> None:
         if self._file is not None:
             self._file.write("".join(json.dumps(s, default=str) + "\n" for s in samples))
+        if self._lag_file is not None:
+            self._lag_file.write("".join(json.dumps(line) + "\n" for line in lag))
 
     def _on_report_to_master(self, client_id: str, data: dict[str, Any]) -> None:
         data[SAMPLES_MESSAGE], self._buffer = self._buffer, []
+        data[LAG_MESSAGE], self._lag_buffer = self._lag_buffer, []
 
     def _on_worker_report(self, client_id: str, data: Mapping[str, Any]) -> None:
-        self._write_all(list(data.get(SAMPLES_MESSAGE) or ()))
+        self._write_all(list(data.get(SAMPLES_MESSAGE) or ()), data.get(LAG_MESSAGE) or ())
 
     def _ship(self) -> None:
         """Send what is buffered now (a worker that stops must not wait for the next report)."""
-        if self._buffer and self.environment is not None and self.environment.runner:
+        self.monitor.stop()  # its last interval goes too
+        if (self._buffer or self._lag_buffer) and self.environment is not None \
+                and self.environment.runner:
             samples, self._buffer = self._buffer, []
-            self.environment.runner.send_message(SAMPLES_MESSAGE, {"samples": samples})
+            lag, self._lag_buffer = self._lag_buffer, []
+            self.environment.runner.send_message(SAMPLES_MESSAGE,
+                                                 {"samples": samples, "lag": lag})
 
     # -- caps and the end of the run ----------------------------------------------------
-    def admit(self) -> None:
-        """Wait for the rate cap and count against the request cap (``StopUser`` when spent)."""
+    def admit(self, intended_ns: int = 0) -> int:
+        """Wait for the rate cap and count against the request cap (``StopUser`` when spent);
+        the request's intended send time: ``intended_ns`` (its place on a schedule) or the
+        slot the rate cap gave it, whichever is later."""
         if self.started >= self.cap or self._stopping:
             self.stop_run(f"request cap of {self.plan.max_requests} reached")
             raise StopUser
         self.started += 1
-        self.pacer.wait()
+        return self.pacer.wait(intended_ns)
 
     def tier_done(self, tier: str) -> None:
         """A rate-limit user finished its tier."""
@@ -203,9 +299,11 @@ class Session:
                            f"duration cap of {self.plan.duration_s:g} s reached")
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        self.monitor.stop()
+        for name in ("_file", "_lag_file"):
+            if getattr(self, name) is not None:
+                getattr(self, name).close()
+                setattr(self, name, None)
         result = write_verdict(self.plan, time.monotonic() - self._t0)
         environment.process_exit_code = 0 if result["ok"] else 1
 
@@ -405,8 +503,7 @@ class StreamingUser(FastHttpUser):
 
     def closed_loop(self) -> None:
         """One request at a time, the next as soon as the last ended."""
-        self.s.admit()
-        self.stream(self.pick())
+        self.stream(self.pick(), self.s.admit())
 
     def open_loop(self) -> None:
         """Arrivals on a schedule of their own (constant or Poisson), never waiting for
@@ -414,23 +511,25 @@ class StreamingUser(FastHttpUser):
         plan = self.s.plan
         rate = plan.rate / max(1, plan.users)
         pool = Pool(self.concurrency)
-        due = time.monotonic()
+        due = now_ns()
         while True:
-            due += self.rng.expovariate(rate) if plan.arrival == "poisson" else 1 / rate
-            gevent.sleep(max(0.0, due - time.monotonic()))
+            gap = self.rng.expovariate(rate) if plan.arrival == "poisson" else 1 / rate
+            due += round(gap * 1e9)
+            gevent.sleep(max(0.0, (due - now_ns()) / 1e9))
             if self._state == LOCUST_STATE_STOPPING:
                 pool.join()  # the run is ending: no new arrivals, let the open ones finish
                 raise StopUser
-            self.s.admit()
+            intended = self.s.admit(due)
             if pool.full():  # bounded memory: an arrival with no free slot is dropped, counted
                 self.s.record({"t": time.time(), "dropped": True, "ok": False})
                 continue
-            pool.spawn(self.stream, self.pick())
+            pool.spawn(self.stream, self.pick(), intended)
 
-    def stream(self, kind: str) -> None:
-        """One streaming request, measured and checked as it arrives."""
+    def stream(self, kind: str, intended_ns: int = 0) -> None:
+        """One streaming request, measured and checked as it arrives; ``intended_ns`` is when
+        it should have been sent (its lag to the start stamp is the scheduling lag)."""
         if kind in AUDIO_KINDS:
-            self.audio(kind)
+            self.audio(kind, intended_ns)
             return
         s, path = self.s, STREAM_ENDPOINTS[kind]
         body, request_headers = self.bodies[kind], headers_for(s, path, self.key)
@@ -439,6 +538,7 @@ class StreamingUser(FastHttpUser):
         status = 0
         wall = time.time()
         start = now_ns()  # nothing of ours between this stamp and the send
+        schedule_lag = self._schedule_lag(start, intended_ns)
         with self.client.request("POST", path, data=body, headers=request_headers,
                                  stream=True, catch_response=True, name=path) as response:
             observer = StreamObserver(path, self.parsed[path], start, redact=s.redactor.text)
@@ -447,10 +547,11 @@ class StreamingUser(FastHttpUser):
             request_id = headers.get("x-request-id") or headers.get("request-id")
             sent = wire_sent(response)
             stamps: set[bool] = set()
+            lags: list[int] = []
             try:
                 kind, error = self._judge_head(response, status, headers)
                 if not kind:
-                    kind, error = self._consume(response, observer, stamps)
+                    kind, error = self._consume(response, observer, stamps, lags)
             except Exception as exc:  # a broken gateway is a finding, not a crash
                 kind = transport.classify(exc, got_headers=True, streaming=True)
                 error = f"{type(exc).__name__}: {exc}"
@@ -471,15 +572,26 @@ class StreamingUser(FastHttpUser):
         fire(env, "tokens/s", path, metrics.tokens_per_s)
         s.record({"t": wall, "start_ns": start, "sent_ns": sent, "pid": os.getpid(),
                   "request_id": request_id, "stamps": STAMPS.get(frozenset(stamps)),
+                  "schedule_lag_ms": schedule_lag, "receive_lag_ms": max(lags, default=0) / 1e6
+                  if lags else None,
                   "endpoint": path, "status": status, "ok": ok, "error_kind": kind or None,
                   "error": s.redactor.text(error) if error else None, "findings": findings,
                   **metrics.as_json()})
 
-    def audio(self, kind: str) -> None:
+    def _schedule_lag(self, start_ns: int, intended_ns: int) -> float | None:
+        """Counted in the monitor; the sample's ``schedule_lag_ms`` (None: no schedule)."""
+        if not intended_ns:
+            return None
+        lag = max(0, start_ns - intended_ns)
+        self.s.monitor.add("schedule", lag)
+        return lag / 1e6
+
+    def audio(self, kind: str, intended_ns: int = 0) -> None:
         """One speech request: its time to first audio byte (recorded as its TTFT: the first
         thing a player can play) and end to end; its label and magic bytes checked."""
         s, path = self.s, STREAM_ENDPOINTS[kind]
         wall, start = time.time(), now_ns()
+        self._schedule_lag(start, intended_ns)
         with self.client.request("POST", path, data=self.bodies[kind],
                                  headers=headers_for(s, path, self.key), stream=True,
                                  catch_response=True, name=path) as response:
@@ -521,7 +633,9 @@ class StreamingUser(FastHttpUser):
         format or None) of an answer; end None past the total timeout."""
         first_ns, head, chunks, size = None, b"", 0, 0
         with gevent.Timeout(self.s.plan.timeouts.total_s, False):
-            for chunk, t_ns, _ in read_arrivals(response, start):
+            for chunk, t_ns, by_kernel in read_arrivals(response, start):
+                if by_kernel:
+                    self.s.monitor.add("receive", now_ns() - t_ns)
                 if chunk and first_ns is None:
                     first_ns = t_ns
                 head = head if len(head) >= 64 else (head + chunk)[:64]
@@ -560,14 +674,18 @@ class StreamingUser(FastHttpUser):
         return "", None
 
     def _consume(self, response: Any, observer: StreamObserver, stamps: set[bool],
-                 ) -> tuple[str, str | None]:
+                 lags: list[int]) -> tuple[str, str | None]:
         """Feed the body to the observer; (symptom, detail) if it had to stop early. ``stamps``
-        collects, per read that completed a content event, whether its time was the kernel's."""
+        collects, per read that completed a content event, whether its time was the kernel's;
+        ``lags`` each kernel-stamped read's receive lag (its stamp to now, in ns)."""
         timeouts = self.s.plan.timeouts
-        meter = observer.meter
+        meter, monitor = observer.meter, self.s.monitor
         size = 0
         with gevent.Timeout(timeouts.total_s, False):
             for chunk, t_ns, by_kernel in read_arrivals(response, meter.start_ns):
+                if by_kernel:
+                    lags.append(now_ns() - t_ns)
+                    monitor.add("receive", lags[-1])
                 before = meter.content_events
                 observer.feed(chunk, t_ns)
                 if meter.content_events != before:
@@ -676,7 +794,8 @@ class TaskUser(FastHttpUser):
         """One task, recorded however it ended (a task the run's end cut is marked so)."""
         s = self.s
         wall = time.time()
-        s.admit()
+        intended = s.admit()
+        s.monitor.add("schedule", max(0, now_ns() - intended))
         t0 = time.monotonic()
         status, payload, error = self._post(IMAGINE, TASK_BODY)
         created = time.monotonic()

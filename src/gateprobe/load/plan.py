@@ -78,6 +78,9 @@ class LoadPlan:
     """Tasks: the wait between two queries of one task."""
     task_deadline_s: float = 120.0
     """Tasks: how long one task may take from its creation to SUCCESS or FAILURE."""
+    lag_bound_ms: float | None = None
+    """The generator's lag (p99) above which the run is saturated; None: 2 ms or 10% of the
+    smallest latency objective (``gateprobe.load.selfcheck.lag_bound``)."""
 
     @property
     def out(self) -> Path:

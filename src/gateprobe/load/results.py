@@ -17,6 +17,7 @@ from typing import Any
 from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import LoadPlan
+from gateprobe.load.selfcheck import LAG_FILE, UNTIMED_OBJECTIVES, Saturation, judge, lag_bound
 from gateprobe.load.slo import evaluate_latency, evaluate_tasks
 from gateprobe.metrics import aggregate, finite, percentile, summarize
 
@@ -112,8 +113,10 @@ def _limited_by_target(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dic
                    "entry) to pace under it"}
 
 
-def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
-    """The verdict of a finished run: ``ok``, the reasons when not, and the numbers."""
+def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float,
+            lag: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
+    """The verdict of a finished run: ``ok``, the reasons when not, and the numbers; ``lag``
+    holds the load processes' measurements of themselves (``lag.jsonl``)."""
     out: dict[str, Any] = {"version": VERDICT_VERSION, "scenario": plan.scenario,
                            "base_url": plan.base_url, "wall_s": wall_s,
                            "requests": len(samples), "slo_names": sorted(plan.slo)}
@@ -150,13 +153,30 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         if not streams:
             out["reasons"].append("no request completed")
             out["failed_checks"].append("load.no_samples")
+    saturation = judge(lag, *lag_bound(plan.slo, plan.lag_bound_ms))
+    out["generator"] = saturation.as_json()
     limited = _limited_by_target(plan, samples)
     if limited:
         out["limited_by_target"] = limited
         out["reasons"] = [limited["why"]]  # not an SLO miss: the limiter is what was measured
         out["failed_checks"] = []
+    elif saturation.saturated and plan.scenario != "rate-limits":
+        _saturated(out, saturation)
     out["ok"] = not out["reasons"]
     return out
+
+
+def _saturated(out: dict[str, Any], saturation: Saturation) -> None:
+    """A saturated run: its timing objectives unjudged (the numbers carry the generator's own
+    delay), what a stream or task said (grammar, lifecycle) still judged. A rate-limit run
+    counts answers, not times: its verdict stands, its generator's lag is only reported."""
+    kept = [b for b in out.get("breaches", []) if b["slo"] in UNTIMED_OBJECTIVES]
+    out["saturated"] = {"why": saturation.why, "unjudged": sorted(
+        b["slo"] for b in out.get("breaches", []) if b not in kept)}
+    out["reasons"] = [saturation.why, *(f"{b['slo']}: {b['observed']:.4g} > {b['limit']:g}"
+                                        for b in kept)]
+    out["breaches"] = kept
+    out["failed_checks"] = sorted(f"slo.{b['slo']}" for b in kept)
 
 
 def task_summary(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -208,7 +228,7 @@ def _judge_tasks(out: dict[str, Any], samples: Sequence[dict[str, Any]],
 def write_verdict(plan: LoadPlan, wall_s: float) -> dict[str, Any]:
     """Judge the samples on disk and write ``verdict.json`` next to them."""
     samples = list(read_samples(plan.out / SAMPLES_FILE))
-    result = verdict(plan, samples, wall_s)
+    result = verdict(plan, samples, wall_s, list(read_samples(plan.out / LAG_FILE)))
     (plan.out / VERDICT_FILE).write_text(json.dumps(finite(result), indent=2, allow_nan=False,
                                                     default=str), encoding="utf-8")
     return result

@@ -27,7 +27,7 @@ from typing import Any
 
 from gateprobe import dryrun
 from gateprobe.console import Console
-from gateprobe.errors import RATE_LIMITED_EXIT, ConfigError, UsageError
+from gateprobe.errors import RATE_LIMITED_EXIT, SATURATED_EXIT, ConfigError, UsageError
 from gateprobe.findings import Finding
 from gateprobe.load.plan import (
     ARRIVALS,
@@ -108,6 +108,9 @@ class LoadOptions:
     fast on loopback, the seeds' clients' 5 s elsewhere)."""
     task_deadline_s: float | None = None
     """Tasks: creation to SUCCESS or FAILURE at most (None: ``tasks.polling_for``)."""
+    lag_bound_ms: float | None = None
+    """The generator's lag p99 above which the run is saturated (None: 2 ms, or 10% of the
+    smallest latency objective if that is less; ``gateprobe.load.selfcheck``)."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -124,6 +127,9 @@ class LoadOptions:
                 raise UsageError(f"{flag} must be at least 1")
         if not self.max_rps > 0:
             raise UsageError("--max-rps must be > 0")
+        if self.lag_bound_ms is not None and not (math.isfinite(self.lag_bound_ms)
+                                                  and self.lag_bound_ms > 0):
+            raise UsageError("--lag-bound-ms must be > 0")
         if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
             raise UsageError(f"--duration must be within 0..{MAX_DURATION_S:g} s")
         if self.max_requests > MAX_REQUESTS:
@@ -272,10 +278,31 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         algorithm=target.rate_algorithm, envelopes=sorted(target.envelopes),
         rate_headers=target.rate_headers,
         processes=options.processes or (options.expect_workers if options.master else 1),
-        timeouts=target.timeouts, slo=slo)
+        timeouts=target.timeouts, slo=slo, lag_bound_ms=_lag_bound(options))
     if sending:
         _check_burst_rate(plan)
     return plan
+
+
+LAG_BOUND_ENV = "GATEPROBE_LAG_BOUND_MS"
+"""The default of ``--lag-bound-ms`` where it is not given: for a machine known to be noisy (a
+shared CI runner, the project's own test suite), set once rather than on every command."""
+
+
+def _lag_bound(options: LoadOptions) -> float | None:
+    """``--lag-bound-ms``, else ``GATEPROBE_LAG_BOUND_MS``, else None (the default bound)."""
+    if options.lag_bound_ms is not None:
+        return options.lag_bound_ms
+    text = os.environ.get(LAG_BOUND_ENV)
+    if not text:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise ConfigError(f"{LAG_BOUND_ENV}={text[:20]!r}: must be a number of ms > 0")
+    return value
 
 
 def _serves_tasks(target: Target) -> None:
@@ -449,6 +476,7 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
         _print_tasks(verdict, console)
     else:
         _print_latency(verdict, console)
+    _print_generator(verdict, console)
     result = LoadResult(plan.scenario, 0, plan.out, verdict, findings_of(verdict),
                         summary_line(verdict))
     if verdict["ok"] and code != -1:
@@ -458,6 +486,10 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     if verdict.get("limited_by_target"):
         result.exit_code = RATE_LIMITED_EXIT
         console.line(f"NO VERDICT: {verdict['limited_by_target']['why']}")
+        return result
+    if verdict.get("saturated") and not verdict.get("breaches"):
+        result.exit_code = SATURATED_EXIT
+        console.line(f"SATURATED (no verdict): {verdict['saturated']['why']}")
         return result
     result.exit_code = 1
     reasons = list(verdict["reasons"])
@@ -469,6 +501,20 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
         for reason in reasons:
             console.line(f"  - {reason}")
     return result
+
+
+def _print_generator(verdict: Mapping[str, Any], console: Console) -> None:
+    """One line on the generator's own lag and CPU (``gateprobe.load.selfcheck``)."""
+    generator = verdict.get("generator") or {}
+    lag = generator.get("lag_ms") or {}
+    if not any(m.get("n") for m in lag.values()):
+        return
+    cpu = max((c["max_share"] for c in (generator.get("cpu") or {}).values()), default=0.0)
+    console.line("generator lag p99: " + ", ".join(
+        f"{kind} {_fmt(m['p99'], 2)} ms" for kind, m in lag.items() if m.get("n"))
+        + f" (bound {generator['bound_ms']:.2g} ms); busiest process at {cpu:.0%} of a core; "
+        + f"{generator['processes']} process{'es' if generator['processes'] != 1 else ''}"
+        + (": SATURATED" if generator.get("saturated") else ""))
 
 
 def _tail(path: Path) -> str:

@@ -1,0 +1,133 @@
+"""The load generator measures itself: a run whose own lag is over the bound says it saturated,
+judges no latency objective on it, and exits 5 (never PASS). The lag histograms, the bound
+and the verdict on hand-made lines; then a real run whose Locust process is starved of its
+event loop on purpose (``GATEPROBE_TEST_BURN_MS``, a test-only knob)."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateprobe.cli import main
+from gateprobe.console import Console
+from gateprobe.errors import EXIT_CODES, SATURATED_EXIT
+from gateprobe.load.plan import LoadPlan
+from gateprobe.load.results import verdict
+from gateprobe.load.selfcheck import LagHistogram, judge, lag_bound
+from gateprobe.reference import Timing
+from gateway_fixtures import MakeGateway
+
+
+def histogram(*lags: float) -> dict[str, Any]:
+    h = LagHistogram()
+    for lag in lags:
+        h.add(lag)
+    return h.as_json()
+
+
+def line(pid: int = 1, cpu: float = 0.2, **lags: list[float]) -> dict[str, Any]:
+    return {"t": 0.0, "pid": pid, "interval_s": 1.0, "cpu_ms": cpu * 1000, "cpu_share": cpu,
+            "lag": {kind: histogram(*values) for kind, values in lags.items()}}
+
+
+def test_the_histogram_percentile_is_within_a_bucket_and_merges() -> None:
+    values = [0.1 * i for i in range(1, 101)]  # 0.1 .. 10 ms
+    h = LagHistogram()
+    h.merge(histogram(*values[:50]))
+    h.merge(histogram(*values[50:]))
+    assert h.n == 100 and h.max_ms == pytest.approx(10.0)
+    assert h.percentile(50) == pytest.approx(5.0, rel=0.13)
+    assert h.percentile(99) == pytest.approx(9.9, rel=0.13) and h.percentile(100) <= 10.0
+    assert math.isnan(LagHistogram().percentile(99))
+    assert histogram(-1.0)["buckets"] == {"0": 1}  # a clock's rounding is no lag
+
+
+def test_the_bound_is_2_ms_or_a_tenth_of_the_smallest_objective() -> None:
+    assert lag_bound({"ttft_p95_ms": 2000, "error_rate_max": 0.01}) == (2.0, "default")
+    assert lag_bound({"ttft_p95_ms": 2000, "itl_p99_ms": 10}) == (1.0, "10% of itl_p99_ms")
+    assert lag_bound({"itl_p99_ms": 10}, 7.5) == (7.5, "--lag-bound-ms")
+    assert lag_bound({})[0] == 2.0
+
+
+def test_judge_names_the_worst_lag_and_the_cause() -> None:
+    calm = judge([line(loop=[0.1] * 99 + [1.5], receive=[0.2] * 100)], 2.0, "default")
+    assert not calm.saturated and calm.worst is None and calm.why == ""
+    busy = judge([line(cpu=0.95, loop=[0.1] * 90 + [30.0] * 10, receive=[3.0] * 100),
+                  line(pid=2, cpu=0.9, receive=[0.1] * 100)], 2.0, "default")
+    assert busy.saturated and busy.worst == "loop" and busy.processes == 2
+    assert "--processes auto" in busy.why and "95% of a core" in busy.why
+    starved = judge([line(cpu=0.1, schedule=[9.0] * 10)], 2.0, "default")
+    assert starved.saturated and starved.worst == "schedule"
+    assert "the machine" in starved.why and "--worker" in starved.why
+
+
+def stream(ttft: float = 50.0, findings: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"endpoint": "/v1/chat/completions", "ok": not findings, "status": 200,
+            "ttfb_ms": ttft, "ttft_ms": ttft, "tpot_ms": 1.0, "e2e_ms": ttft + 10,
+            "end_ms": ttft + 10, "itl_ms": [1.0] * 10, "output_tokens": 11,
+            "tokens_per_s": 1000.0, "findings": list(findings),
+            "error_kind": findings[0] if findings else None}
+
+
+def plan(**slo: float) -> LoadPlan:
+    return LoadPlan(scenario="latency", base_url="http://127.0.0.1:1", profile="ohmygpt",
+                    out_dir="", slo=dict(slo))
+
+
+def test_a_saturated_run_judges_no_latency_objective_but_still_the_grammar() -> None:
+    lag = [line(cpu=0.9, loop=[25.0] * 100)]
+    slow = verdict(plan(ttft_p95_ms=10), [stream(ttft=500)] * 5, 1.0, lag)
+    assert not slow["ok"] and slow["saturated"]["unjudged"] == ["ttft_p95_ms"]
+    assert slow["breaches"] == [] and slow["failed_checks"] == []
+    assert slow["reasons"] == [slow["generator"]["why"]]
+    broken = verdict(plan(ttft_p95_ms=10, stream_findings_max=0),
+                     [stream(findings=("stream.terminator",))] * 5, 1.0, lag)
+    assert broken["failed_checks"] == ["slo.stream_findings_max"]
+    calm = verdict(plan(ttft_p95_ms=1000), [stream()] * 5, 1.0, [line(loop=[0.2] * 100)])
+    assert calm["ok"] and not calm["generator"]["saturated"] and "saturated" not in calm
+
+
+def test_a_saturated_rate_limit_run_keeps_its_verdict() -> None:
+    """A rate-limit run counts answers, not times: the generator's lag is reported only."""
+    rate = LoadPlan(scenario="rate-limits", base_url="http://127.0.0.1:1",
+                    profile="ohmygpt", out_dir="", limits={"free": 4})
+    result = verdict(rate, [], 1.0, [line(loop=[25.0] * 100)])
+    assert result["generator"]["saturated"] and "saturated" not in result
+
+
+def gateprobe(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), Console(out, err))
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_a_starved_generator_ends_saturated_not_pass(make_gateway: MakeGateway, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The event loop of the Locust process is held 30 ms at a time: the same small run that
+    passes otherwise ends saturated, exit 5, its latency unjudged, the fix named."""
+    gateway = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2))
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("ttft_p95_ms: 5000\nerror_rate_max: 0\nstream_findings_max: 0\n")
+    monkeypatch.delenv("GATEPROBE_LAG_BOUND_MS")
+    monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+    monkeypatch.setenv("GATEPROBE_TEST_BURN_MS", "30")
+    code, out, err = gateprobe(
+        "load", "latency", "--base-url", gateway.base_url, "--api-key-env", "GP_TEST_KEY",
+        "--duration", "3", "--users", "4", "--max-tokens", "24", "--slo", str(slo),
+        "--processes", "1", "--report-dir", str(tmp_path / "run"))
+    assert code == SATURATED_EXIT, out + err
+    assert "SATURATED (no verdict)" in out and "PASS" not in out and "--processes" in out
+    result = json.loads((tmp_path / "run" / "verdict.json").read_text())
+    assert result["saturated"] and not result["ok"]
+    assert result["generator"]["lag_ms"]["loop"]["p99"] > 20
+    lines = (tmp_path / "run" / "lag.jsonl").read_text().splitlines()
+    assert lines and all("cpu_share" in json.loads(x) for x in lines)
+    samples = [json.loads(x) for x in (tmp_path / "run" / "samples.jsonl").read_text()
+               .splitlines()]
+    assert samples and all("schedule_lag_ms" in s and "receive_lag_ms" in s for s in samples)
+    assert SATURATED_EXIT in EXIT_CODES
