@@ -314,8 +314,8 @@ def run_gate(config: GateConfig, console: Console, report_dir: Path | None = Non
                    handlers, {"gate": {"config": str(config.path), "decisions": [],
                                        "baseline": (config.baseline or {}).get("started")}})
             raise
-        latency = next((latency_digest(p.data) for p in phases
-                        if p.name == "latency" and p.data), None)
+        latency = next((latency_digest(p.data) for p in phases  # a saturated run: no numbers
+                        if p.name == "latency" and p.data and not p.data.get("saturated")), None)
         decisions = decide(config, phases, latency, today)
         console.line("")
         if decisions:

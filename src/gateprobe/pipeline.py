@@ -24,7 +24,13 @@ from gateprobe.conformance_runner import (
 from gateprobe.conformance_runner import dry_run as conformance_dry_run
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded
-from gateprobe.errors import INTERRUPT, INTERRUPTED_EXIT, RATE_LIMITED_EXIT, ConfigError
+from gateprobe.errors import (
+    INTERRUPT,
+    INTERRUPTED_EXIT,
+    RATE_LIMITED_EXIT,
+    SATURATED_EXIT,
+    ConfigError,
+)
 from gateprobe.events import (
     ERROR,
     FAILED,
@@ -187,7 +193,8 @@ def load_phase(target: Target, options: LoadOptions, run_dir: Path, console: Con
     if why_not:
         return Phase(scenario, SKIPPED, why_not)
     result = run_load(target, replace(options, report_dir=run_dir / scenario), console)
-    if result.exit_code == RATE_LIMITED_EXIT:  # no verdict on latency: not a finding either
+    if result.exit_code in (RATE_LIMITED_EXIT, SATURATED_EXIT):
+        # no verdict on latency (the limiter, or our own generator, was measured): no finding
         return Phase(scenario, SKIPPED, result.reason, scenario, result.verdict or {})
     if result.verdict is None:
         return Phase(scenario, ERROR,

@@ -31,6 +31,7 @@ def histogram(*lags: float) -> dict[str, Any]:
 
 
 def line(pid: int = 1, cpu: float = 0.2, **lags: list[float]) -> dict[str, Any]:
+    """One interval of one process: a second, ``cpu`` of a core, these lags."""
     return {"t": 0.0, "pid": pid, "interval_s": 1.0, "cpu_ms": cpu * 1000, "cpu_share": cpu,
             "lag": {kind: histogram(*values) for kind, values in lags.items()}}
 

@@ -77,15 +77,27 @@ def add_parser(sub: Any) -> None:
     mode.add_argument("--web-wait", action="store_true",
                       help="with --web: wait for START in the UI; the run ends --duration after")
     mode.add_argument("--web-port", type=int, default=8089)
-    mode.add_argument("--processes", type=int, help="local worker processes (Locust --processes)")
+    mode.add_argument("--processes", type=_processes, metavar="N|auto",
+                      help="local load processes: auto (latency, tasks: one per core) or N")
     mode.add_argument("--master", action="store_true", help="be the master of remote workers")
     mode.add_argument("--expect-workers", type=int, default=1, help="master: workers to wait for")
     mode.add_argument("--worker", action="store_true", help="be a worker of --master-host")
     mode.add_argument("--master-host", default="127.0.0.1")
-    mode.add_argument("--master-port", type=int, default=5557)
+    mode.add_argument("--master-port", type=int,
+                      help="master: its port (a free one, printed); worker: the master's")
     load.add_argument("--dry-run", action="store_true",
                       help="print what would be sent, send nothing")
     load.add_argument("--report-dir", metavar="DIR", help="write here instead of reports/<run>/")
+
+
+def _processes(text: str) -> int | str:
+    """``--processes``: ``auto`` or a number."""
+    if text == "auto":
+        return text
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number or auto") from None
 
 
 def _weights(values: list[str]) -> dict[str, float]:

@@ -19,12 +19,16 @@ What it owns:
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import gc
 import json
 import logging
 import os
 import random
+import signal
 import ssl
+import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
@@ -35,7 +39,7 @@ import gevent.monkey
 import gevent.ssl
 from gevent.pool import Pool
 from geventhttpclient.connectionpool import ConnectionPool
-from locust import FastHttpUser, events
+from locust import FastHttpUser, argument_parser, events
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
@@ -45,7 +49,7 @@ import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run 
 from gateprobe import arrival, transport
 from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
 from gateprobe.load import ratelimits
-from gateprobe.load.plan import AUDIO_KINDS, STREAM_ENDPOINTS, LoadPlan
+from gateprobe.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import SAMPLES_FILE, write_verdict
 from gateprobe.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
 from gateprobe.metrics import now_ns
@@ -315,6 +319,35 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """Ask Linux to end this process when the one that started it ends (``gateprobe load``
+    for the master, the master for a worker it forked): a run killed outright, even with
+    SIGKILL, leaves no Locust process behind. ``parent`` is who that should be; if it is gone
+    already, end now."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+    except (OSError, AttributeError):
+        return
+    if parent is not None and os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+_FORKING: list[int] = []
+
+
+def _before_fork() -> None:
+    _FORKING[:] = [os.getpid()]
+
+
+def _after_fork_in_child() -> None:
+    die_with_parent(_FORKING[0] if _FORKING else None)
+
+
 SESSION: Session | None = None
 
 
@@ -322,6 +355,10 @@ def session() -> Session:
     """This process's session, created from ``GATEPROBE_LOAD_PLAN`` on first use."""
     global SESSION
     if SESSION is None:
+        parent = os.environ.get(PARENT_ENV)
+        die_with_parent(int(parent) if parent and parent.isdigit() else None)
+        # Locust's --processes forks the workers after this module is imported.
+        os.register_at_fork(before=_before_fork, after_in_child=_after_fork_in_child)
         SESSION = Session(LoadPlan.from_env())
         # FastHttpUser builds its client from class attributes when a user is created.
         for cls in (StreamingUser, TierUser, TaskUser):
@@ -450,6 +487,23 @@ def _is_socket_alive(self: ConnectionPool, sock: Any) -> bool:
 
 _real_select = gevent.monkey.get_original("select", "select")
 ConnectionPool._is_socket_alive = _is_socket_alive  # type: ignore[method-assign]
+
+
+@functools.cache
+def _default_args_once() -> dict[str, Any]:
+    """Locust's default options, built once.
+
+    A worker handling the master's spawn message rebuilds Locust's whole argument parser once
+    per option it was sent (``default_args_dict()`` inside a comprehension): about a hundred
+    parser builds, without yielding. On a busy two-core machine that held every worker's event
+    loop for seconds, the master saw no heartbeat for 3 s, marked the workers missing, and a
+    ``--processes 2`` run ended with no request sent. The defaults never change in a process.
+    """
+    return _ORIGINAL_DEFAULT_ARGS()
+
+
+_ORIGINAL_DEFAULT_ARGS = argument_parser.default_args_dict
+argument_parser.default_args_dict = _default_args_once
 
 _SEND_STAMPED: weakref.WeakSet[Any] = weakref.WeakSet()
 

@@ -18,6 +18,8 @@ from typing import Any
 from gateprobe.targets import Timeouts
 
 PLAN_ENV = "GATEPROBE_LOAD_PLAN"
+PARENT_ENV = "GATEPROBE_LOAD_PARENT"
+"""The pid of the ``gateprobe load`` that started a Locust process: it ends with it."""
 
 SCENARIOS = ("rate-limits", "latency", "tasks")
 ARRIVALS = ("closed", "constant", "poisson")

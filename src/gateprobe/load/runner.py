@@ -13,10 +13,13 @@ a refused run raises ``UsageError`` or ``ConfigError`` (exit 2).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
@@ -35,6 +38,7 @@ from gateprobe.load.plan import (
     MAX_DURATION_S,
     MAX_REQUESTS,
     MAX_RPS,
+    PARENT_ENV,
     PLAN_ENV,
     SCENARIOS,
     STREAM_ENDPOINTS,
@@ -95,12 +99,16 @@ class LoadOptions:
     web_wait: bool = False
     """With ``web``: wait for START in the UI (the duration counts from then)."""
     web_port: int = 8089
-    processes: int | None = None
+    processes: int | str | None = None
+    """Local load processes: a number, ``auto`` (one per core, at most one per user), or
+    None: ``auto`` for latency and tasks, one process for rate-limits (one user per tier)."""
     master: bool = False
     expect_workers: int = 1
     worker: bool = False
     master_host: str = "127.0.0.1"
-    master_port: int = 5557
+    master_port: int | None = None
+    """The master's port: a master without one takes a free port and prints it; a worker
+    must be given its master's."""
     report_dir: Path | None = None
     """Write here instead of ``reports/<run>/``."""
     poll_interval_s: float | None = None
@@ -119,9 +127,14 @@ class LoadOptions:
                              f"(one of {', '.join(SCENARIOS)})")
         if self.arrival not in ARRIVALS:
             raise UsageError(f"--arrival must be one of {', '.join(ARRIVALS)}")
+        if isinstance(self.processes, str) and self.processes != AUTO:
+            raise UsageError(f"--processes must be a number or {AUTO}")
+        if self.worker and self.master_port is None:
+            raise UsageError("--worker needs --master-port (the port its master printed)")
         for flag, value in (("--users", self.users), ("--max-tokens", self.max_tokens),
                             ("--max-requests", self.max_requests),
-                            ("--processes", self.processes),
+                            ("--processes", self.processes if isinstance(self.processes, int)
+                             else None),
                             ("--expect-workers", self.expect_workers)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1")
@@ -277,11 +290,31 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         if declared else options.max_rps, paced=bool(declared),
         algorithm=target.rate_algorithm, envelopes=sorted(target.envelopes),
         rate_headers=target.rate_headers,
-        processes=options.processes or (options.expect_workers if options.master else 1),
+        processes=local_processes(options, users) or
+        (options.expect_workers if options.master else 1),
         timeouts=target.timeouts, slo=slo, lag_bound_ms=_lag_bound(options))
     if sending:
         _check_burst_rate(plan)
     return plan
+
+
+AUTO = "auto"
+
+
+def local_processes(options: LoadOptions, users: int) -> int | None:
+    """How many local Locust worker processes a run forks (None: it runs in one process):
+    ``auto`` is one per core, never more than users (an idle worker measures nothing), and
+    none at all on one core; it is the default of latency and tasks."""
+    if options.master or options.worker:
+        return None
+    asked = options.processes
+    if asked is None:
+        asked = AUTO if options.scenario in ("latency", "tasks") else None
+    if asked == AUTO:
+        n = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+                else os.cpu_count() or 1, users)
+        return n if n > 1 else None
+    return asked if isinstance(asked, int) else None
 
 
 LAG_BOUND_ENV = "GATEPROBE_LAG_BOUND_MS"
@@ -361,7 +394,7 @@ def _child_env(target: Target, plan: LoadPlan) -> dict[str, str]:
     keys = {plan.api_key_env: target.api_key} if target.api_key else {}
     keys.update({plan.tier_keys[t]: key for t, key in target.tier_keys.items() if key})
     return {**os.environ, **keys, PLAN_ENV: str(plan.out / "plan.json"),
-            "PYTHONUNBUFFERED": "1"}
+            PARENT_ENV: str(os.getpid()), "PYTHONUNBUFFERED": "1"}
 
 
 def _check_burst_rate(plan: LoadPlan) -> None:
@@ -381,8 +414,18 @@ def _check_burst_rate(plan: LoadPlan) -> None:
                          f"{plan.max_requests}")
 
 
-def _argv(plan: LoadPlan, options: LoadOptions) -> list[str]:
-    """The Locust command line of a run (its report folder is ``plan.out``)."""
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on now: a master's, so that two runs never meet on Locust's
+    fixed 5557 (one master, both runs' workers, and orphans left behind)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _argv(plan: LoadPlan, options: LoadOptions, port: int | None = None) -> list[str]:
+    """The Locust command line of a run (its report folder is ``plan.out``); ``port`` is the
+    master's, for local processes or remote workers."""
     out = plan.out
     argv = [sys.executable, "-m", "locust", "-f", str(load_dir() / LOCUSTFILES[plan.scenario]),
             "--host", plan.base_url, "--stop-timeout", str(STOP_TIMEOUT_S),
@@ -399,10 +442,13 @@ def _argv(plan: LoadPlan, options: LoadOptions) -> list[str]:
                      "--run-time", f"{math.ceil(plan.duration_s)}s"]
     else:
         argv += ["--headless", "--run-time", f"{math.ceil(plan.duration_s)}s", "--only-summary"]
-    if options.processes:
-        argv += ["--processes", str(options.processes)]
+    processes = local_processes(options, plan.users)
+    if processes:  # the forked workers find their master on loopback, on a port of its own
+        argv += ["--processes", str(processes), "--master-bind-host", "127.0.0.1",
+                 "--master-bind-port", str(port), "--master-host", "127.0.0.1",
+                 "--master-port", str(port)]
     if options.master:
-        argv += ["--master", "--master-bind-port", str(options.master_port)]
+        argv += ["--master", "--master-bind-port", str(port)]
         if not options.web_wait:  # it starts by itself: once its workers are there
             argv += ["--expect-workers", str(options.expect_workers)]
     return argv
@@ -418,20 +464,53 @@ def _locust(plan: LoadPlan, options: LoadOptions, env: Mapping[str, str],
         console.line(f"Locust web UI: http://127.0.0.1:{options.web_port}/ ("
                      + ("press START there; " if options.web_wait else "the swarm starts now; ")
                      + f"the run ends {plan.duration_s:g} s after it starts)")
+    port = None
+    if options.master or local_processes(options, plan.users):
+        port = options.master_port or free_port()
+    if port is not None and not options.master:
+        console.line(f"{local_processes(options, plan.users)} load processes (master on "
+                     f"127.0.0.1:{port})")
+    if options.master:
+        console.line(f"master on port {port}: start each worker with 'gateprobe load "
+                     f"{plan.scenario} --worker --master-host <this host> --master-port "
+                     f"{port}' (and the same target flags)")
     output = (plan.out / "locust.out").open("wb")
     try:
-        process = subprocess.Popen(_argv(plan, options), env=dict(env), stdout=output,
-                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # Its own process group: what it forks is ended with it, whatever ends this run.
+        process = subprocess.Popen(_argv(plan, options, port), env=dict(env), stdout=output,
+                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                   start_new_session=True)
         try:
             # Waiting for START, the time to go is not known: show the time so far only.
             return _watch(process, plan, budget, console,
                           None if options.web_wait else plan.duration_s)
-        except KeyboardInterrupt:
-            process.terminate()
-            process.wait(timeout=30)
-            raise
+        finally:
+            end_group(process)
     finally:
         output.close()
+
+
+GRACE_S = 10.0
+"""How long Locust's processes get to end by themselves (writing the verdict) once told to."""
+
+
+def end_group(process: subprocess.Popen[bytes]) -> None:
+    """Leave nothing of a Locust run behind: its master and every worker it forked (its own
+    process group) are told to stop, then killed after ``GRACE_S``. A no-op for a run that
+    ended by itself with its workers."""
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=GRACE_S)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait()
+    _signal_group(process.pid, signal.SIGKILL)  # a worker outliving its master
+
+
+def _signal_group(pgid: int, signum: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signum)
 
 
 WATCH_EVERY_S = 5.0
@@ -455,8 +534,7 @@ def _watch(process: subprocess.Popen[bytes], plan: LoadPlan, budget: float,
                 live.poll()
                 progress.update(plan.scenario, round(min(elapsed, duration_s or elapsed)),
                                 duration_s, live.text())
-    process.kill()
-    process.wait()
+    end_group(process)
     console.error(f"the load run did not end within its budget of {budget:g} s: stopped")
     return -1
 
@@ -512,7 +590,7 @@ def _print_generator(verdict: Mapping[str, Any], console: Console) -> None:
     cpu = max((c["max_share"] for c in (generator.get("cpu") or {}).values()), default=0.0)
     console.line("generator lag p99: " + ", ".join(
         f"{kind} {_fmt(m['p99'], 2)} ms" for kind, m in lag.items() if m.get("n"))
-        + f" (bound {generator['bound_ms']:.2g} ms); busiest process at {cpu:.0%} of a core; "
+        + f" (bound {generator['bound_ms']:.3g} ms); busiest process at {cpu:.0%} of a core; "
         + f"{generator['processes']} process{'es' if generator['processes'] != 1 else ''}"
         + (": SATURATED" if generator.get("saturated") else ""))
 

@@ -147,7 +147,7 @@ class Saturation:
             fix = ("run it on a quieter machine or on worker hosts (--master and --worker), "
                    "with --processes no more than the free cores")
         return (f"the load generator saturated: its {self.worst} lag p99 was {p99:.1f} ms, "
-                f"above the bound of {self.bound_ms:.2g} ms ({self.bound_from}); {cause}, so "
+                f"above the bound of {self.bound_ms:.3g} ms ({self.bound_from}); {cause}, so "
                 f"its latency numbers carry its own delay and the latency objectives were not "
                 f"judged; {fix}")
 
@@ -166,19 +166,25 @@ def judge(lines: Iterable[Mapping[str, Any]], bound_ms: float, bound_from: str) 
         for kind in LAG_KINDS:
             merged[kind].merge((line.get("lag") or {}).get(kind) or {})
         cpu.setdefault(str(line.get("pid")), []).append(
-            (float(line.get("cpu_ms") or 0.0), float(line.get("cpu_share") or 0.0)))
+            (float(line.get("cpu_ms") or 0.0), float(line.get("interval_s") or 0.0)))
     lag = {kind: {"p50": h.percentile(50), "p99": h.percentile(99), "max": h.max_ms,
                   "n": float(h.n)} for kind, h in merged.items()}
     over = [(lag[k]["p99"] / bound_ms, k) for k in LAG_KINDS
             if merged[k].n and lag[k]["p99"] > bound_ms]
     return Saturation(
         saturated=bool(over), bound_ms=bound_ms, bound_from=bound_from, lag_ms=lag,
-        cpu={pid: {"cpu_ms": sum(c for c, _ in rows),
-                   "mean_share": sum(s for _, s in rows) / len(rows),
-                   "max_share": max(s for _, s in rows)} for pid, rows in cpu.items()},
+        cpu={pid: _cpu(rows) for pid, rows in cpu.items()},
         processes=len(cpu), worst=max(over)[1] if over else None)
 
 
-def unjudged(breach_names: Sequence[str]) -> list[str]:
-    """Of a run's missed objectives, those a saturated run still reports."""
-    return [name for name in breach_names if name in UNTIMED_OBJECTIVES]
+def _cpu(rows: Sequence[tuple[float, float]]) -> dict[str, float]:
+    """A process's CPU over its intervals (cpu ms, interval s): the share of a core over the
+    run, and the largest over an interval of at least half a second (the last interval of a
+    run can be a few ms long, and its share noise)."""
+    used, wall = sum(c for c, _ in rows), sum(i for _, i in rows)
+    shares = [c / 1000 / i for c, i in rows if i >= MIN_INTERVAL_S]
+    return {"cpu_ms": used, "mean_share": used / 1000 / wall if wall else 0.0,
+            "max_share": max(shares, default=used / 1000 / wall if wall else 0.0)}
+
+
+MIN_INTERVAL_S = 0.5
