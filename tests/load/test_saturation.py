@@ -17,7 +17,7 @@ from gateprobe.cli import main
 from gateprobe.console import Console
 from gateprobe.errors import EXIT_CODES, SATURATED_EXIT
 from gateprobe.load.plan import LoadPlan
-from gateprobe.load.results import verdict
+from gateprobe.load.scenarios import verdict
 from gateprobe.load.selfcheck import LagHistogram, judge, lag_bound
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway

@@ -12,8 +12,9 @@ import pytest
 
 from gateprobe.cli import main
 from gateprobe.console import Console
-from gateprobe.load.results import LiveSamples, verdict
+from gateprobe.load.results import LiveSamples
 from gateprobe.load.runner import LoadOptions, plan_load
+from gateprobe.load.scenarios import verdict
 from gateprobe.load.slo import evaluate_tasks, validate
 from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway

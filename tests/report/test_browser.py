@@ -31,7 +31,8 @@ from gateprobe.cli import main
 from gateprobe.console import Console
 from gateprobe.events import Phase, RunFinished
 from gateprobe.load.plan import LoadPlan
-from gateprobe.load.results import findings_of, verdict
+from gateprobe.load.results import findings_of
+from gateprobe.load.scenarios import verdict
 from gateprobe.redact import Redactor
 from gateprobe.reference import Timing, running_gateway
 from gateprobe.report import html as report_html

@@ -18,7 +18,8 @@ from gateprobe.console import Console
 from gateprobe.embedded import Embedded, open_target
 from gateprobe.errors import UsageError
 from gateprobe.load.plan import ARRIVALS
-from gateprobe.load.runner import LOCUSTFILES, LoadOptions, dry_run, plan_load, run_load
+from gateprobe.load.runner import LoadOptions, dry_run, plan_load, run_load
+from gateprobe.load.scenarios import SCENARIOS
 from gateprobe.targets import TargetChoice
 
 EMBEDDED_WINDOW_S = 10.0
@@ -44,7 +45,7 @@ HELP = Help(
 def add_parser(sub: Any) -> None:
     """The ``load`` command's flags."""
     load = command_parser(sub, "load", HELP)
-    load.add_argument("scenario", choices=list(LOCUSTFILES), help="which scenario")
+    load.add_argument("scenario", choices=list(SCENARIOS), help="which scenario")
     add_target_flags(load, tiers=True)
     shape = load.add_argument_group("shape of the run")
     shape.add_argument("--users", type=int, default=4, help="latency, tasks: concurrent users (4)")
@@ -131,7 +132,7 @@ def _choice(args: argparse.Namespace) -> TargetChoice:
     if it is set."""
     if args.window_s is not None and not args.window_s > 0:
         raise UsageError("--window-s must be > 0")
-    return replace(choice_from(args), api_key_optional=args.scenario == "rate-limits")
+    return replace(choice_from(args), api_key_optional=SCENARIOS[args.scenario].tier_keys)
 
 
 def command(args: argparse.Namespace, console: Console) -> int:

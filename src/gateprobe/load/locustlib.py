@@ -50,7 +50,8 @@ from gateprobe import arrival, transport
 from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadPlan
-from gateprobe.load.results import SAMPLES_FILE, write_verdict
+from gateprobe.load.results import SAMPLES_FILE
+from gateprobe.load.scenarios import write_verdict
 from gateprobe.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
 from gateprobe.metrics import now_ns
 from gateprobe.probe import MAX_BODY_BYTES
@@ -298,8 +299,11 @@ class Session:
     def _on_test_start(self, **_: Any) -> None:
         self._t0 = time.monotonic()
         freeze_heap()
-        # The duration cap holds in web mode too, where Locust itself has no run time.
-        gevent.spawn_later(self.plan.duration_s + 1, self.stop_run,
+        # The duration cap holds in web mode too, where Locust itself has no run time. It
+        # comes before Locust's own run time (a backstop, ``RUN_TIME_MARGIN_S`` later): our
+        # stop waits for the workers to stop and ship their last samples, Locust's quits at
+        # once and loses what a busy worker had not sent within half a second.
+        gevent.spawn_later(self.plan.duration_s, self.stop_run,
                            f"duration cap of {self.plan.duration_s:g} s reached")
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:

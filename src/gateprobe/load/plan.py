@@ -21,7 +21,6 @@ PLAN_ENV = "GATEPROBE_LOAD_PLAN"
 PARENT_ENV = "GATEPROBE_LOAD_PARENT"
 """The pid of the ``gateprobe load`` that started a Locust process: it ends with it."""
 
-SCENARIOS = ("rate-limits", "latency", "tasks")
 ARRIVALS = ("closed", "constant", "poisson")
 STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
                     "complete": "/v1/complete", "speech": "/v1/audio/speech"}

@@ -17,9 +17,10 @@ from typing import Any
 from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import LoadPlan
-from gateprobe.load.selfcheck import LAG_FILE, UNTIMED_OBJECTIVES, Saturation, judge, lag_bound
+from gateprobe.load.selfcheck import UNTIMED_OBJECTIVES, Saturation, judge, lag_bound
 from gateprobe.load.slo import evaluate_latency, evaluate_tasks
-from gateprobe.metrics import aggregate, finite, percentile, summarize
+from gateprobe.loadresult import result_of
+from gateprobe.metrics import aggregate, percentile, summarize
 
 SAMPLES_FILE = "samples.jsonl"
 VERDICT_FILE = "verdict.json"
@@ -113,46 +114,49 @@ def _limited_by_target(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dic
                    "entry) to pace under it"}
 
 
-def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float,
-            lag: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The verdict of a finished run: ``ok``, the reasons when not, and the numbers; ``lag``
-    holds the load processes' measurements of themselves (``lag.jsonl``)."""
-    out: dict[str, Any] = {"version": VERDICT_VERSION, "scenario": plan.scenario,
-                           "base_url": plan.base_url, "wall_s": wall_s,
-                           "requests": len(samples), "slo_names": sorted(plan.slo)}
-    if plan.scenario == "rate-limits":
-        tolerance = plan.slo.get("rate_limit_tolerance", 0.0)
-        result = ratelimits.judge(samples, plan.limits, plan.window_s, tolerance,
-                                  plan.algorithm, plan.rate_headers)
-        out["rate_limits"] = result.as_json()
-        out["reasons"] = [str(p) for p in result.problems]
-        out["failed_checks"] = sorted({p.check_id for p in result.problems})
-    elif plan.scenario == "tasks":
-        _judge_tasks(out, samples, plan.slo)
-    else:
-        streams = [s for s in samples if not s.get("dropped")]
-        summary = aggregate(streams, wall_s)
-        summary["dropped_arrivals"] = len(samples) - len(streams)
-        findings = Counter(f for s in streams for f in s.get("findings") or ())
-        summary["stream_findings"] = dict(findings.most_common())
-        summary["by_endpoint"] = {
-            endpoint: aggregate([s for s in streams if s["endpoint"] == endpoint])
-            for endpoint in sorted({s["endpoint"] for s in streams})}
-        breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
-        kinds = Counter(s["error_kind"] for s in streams if s.get("error_kind"))
-        summary["errors_by_symptom"] = dict(kinds.most_common())
-        out["latency"] = summary
-        out["reasons"] = [str(b) for b in breaches]
-        if breaches and kinds:
-            out["reasons"].append("failed requests by symptom: " + ", ".join(
-                f"{k} x{n}" for k, n in kinds.most_common()))
-        out["breaches"] = [{"slo": b.slo, "limit": b.limit, "observed": b.observed}
-                           for b in breaches]
-        out["failed_checks"] = sorted({b.check_id for b in breaches}
-                                      | (set(kinds) if breaches else set()))
-        if not streams:
-            out["reasons"].append("no request completed")
-            out["failed_checks"].append("load.no_samples")
+def judge_rate_limits(out: dict[str, Any], plan: LoadPlan,
+                      samples: Sequence[dict[str, Any]], wall_s: float) -> None:
+    """The rate-limit scenario's part of a verdict (``ratelimits.judge``)."""
+    tolerance = plan.slo.get("rate_limit_tolerance", 0.0)
+    result = ratelimits.judge(samples, plan.limits, plan.window_s, tolerance,
+                              plan.algorithm, plan.rate_headers)
+    out["rate_limits"] = result.as_json()
+    out["reasons"] = [str(p) for p in result.problems]
+    out["failed_checks"] = sorted({p.check_id for p in result.problems})
+
+
+def judge_latency(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[str, Any]],
+                  wall_s: float) -> None:
+    """The latency scenario's part of a verdict: its numbers, breaches and reasons."""
+    streams = [s for s in samples if not s.get("dropped")]
+    summary = aggregate(streams, wall_s)
+    summary["dropped_arrivals"] = len(samples) - len(streams)
+    findings = Counter(f for s in streams for f in s.get("findings") or ())
+    summary["stream_findings"] = dict(findings.most_common())
+    summary["by_endpoint"] = {
+        endpoint: aggregate([s for s in streams if s["endpoint"] == endpoint])
+        for endpoint in sorted({s["endpoint"] for s in streams})}
+    breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
+    kinds = Counter(s["error_kind"] for s in streams if s.get("error_kind"))
+    summary["errors_by_symptom"] = dict(kinds.most_common())
+    out["latency"] = summary
+    out["reasons"] = [str(b) for b in breaches]
+    if breaches and kinds:
+        out["reasons"].append("failed requests by symptom: " + ", ".join(
+            f"{k} x{n}" for k, n in kinds.most_common()))
+    out["breaches"] = [{"slo": b.slo, "limit": b.limit, "observed": b.observed}
+                       for b in breaches]
+    out["failed_checks"] = sorted({b.check_id for b in breaches}
+                                  | (set(kinds) if breaches else set()))
+    if not streams:
+        out["reasons"].append("no request completed")
+        out["failed_checks"].append("load.no_samples")
+
+
+def inconclusive(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[str, Any]],
+                 lag: Sequence[Mapping[str, Any]], timed: bool) -> None:
+    """Mark a judged verdict inconclusive where it cannot stand: a latency run the target's
+    rate limit cut, or a ``timed`` scenario whose own generator saturated."""
     saturation = judge(lag, *lag_bound(plan.slo, plan.lag_bound_ms))
     out["generator"] = saturation.as_json()
     limited = _limited_by_target(plan, samples)
@@ -160,10 +164,9 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float,
         out["limited_by_target"] = limited
         out["reasons"] = [limited["why"]]  # not an SLO miss: the limiter is what was measured
         out["failed_checks"] = []
-    elif saturation.saturated and plan.scenario != "rate-limits":
+    elif saturation.saturated and timed:
         _saturated(out, saturation)
     out["ok"] = not out["reasons"]
-    return out
 
 
 def _saturated(out: dict[str, Any], saturation: Saturation) -> None:
@@ -206,11 +209,11 @@ def _outcome(sample: Mapping[str, Any]) -> str:
     return str(sample.get("final") or sample.get("error_kind") or "no answer")
 
 
-def _judge_tasks(out: dict[str, Any], samples: Sequence[dict[str, Any]],
-                 slo: Mapping[str, float]) -> None:
+def judge_tasks(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[str, Any]],
+                wall_s: float) -> None:
     """The tasks scenario's part of a verdict: its summary, breaches and reasons."""
     summary = task_summary(samples)
-    breaches = evaluate_tasks(summary, slo)
+    breaches = evaluate_tasks(summary, plan.slo)
     out["tasks"] = summary
     out["reasons"] = [str(b) for b in breaches]
     if breaches and summary["by_outcome"]:
@@ -223,16 +226,6 @@ def _judge_tasks(out: dict[str, Any], samples: Sequence[dict[str, Any]],
     if not summary["tasks"]:
         out["reasons"].append("no task ended within the run")
         out["failed_checks"].append("load.no_samples")
-
-
-def write_verdict(plan: LoadPlan, wall_s: float) -> dict[str, Any]:
-    """Judge the samples on disk and write ``verdict.json`` next to them."""
-    samples = list(read_samples(plan.out / SAMPLES_FILE))
-    result = verdict(plan, samples, wall_s, list(read_samples(plan.out / LAG_FILE)))
-    (plan.out / VERDICT_FILE).write_text(json.dumps(finite(result), indent=2, allow_nan=False,
-                                                    default=str), encoding="utf-8")
-    return result
-
 
 
 def findings_of(result: Mapping[str, Any]) -> list[Finding]:
@@ -254,20 +247,10 @@ def _finding(item: Mapping[str, Any]) -> Finding:
 
 
 def summary_line(result: Mapping[str, Any]) -> str:
-    """A verdict in one line: each tier's accepted/limit, or the latency or tasks headline;
-    then the reasons it failed, if any."""
-    if "rate_limits" in result:
-        line = ", ".join(f"{t['tier']} {t['accepted']}/{t['limit']}"
-                         f"{'' if t['ok'] else ' FAIL'}" for t in result["rate_limits"]["tiers"])
-    elif "tasks" in result:
-        m = result["tasks"]
-        line = (f"{m['tasks']} tasks, {m['succeeded']} SUCCESS, time to SUCCESS p95 "
-                f"{(m['time_to_success_ms'].get('p95') or float('nan')):.0f} ms, "
-                f"failure rate {m['failure_rate']:.0%}")
-    else:
-        m = result["latency"]
-        line = (f"{m['requests']} streams, TTFT p95 "
-                f"{(m['ttft_ms'].get('p95') or float('nan')):.0f} ms, errors {m['errors']}")
+    """A verdict in one line: its scenario's headline (``LoadOutcome.headline``), then the
+    reasons it failed, if any."""
+    typed = result_of(result)
+    line = typed.headline() if typed is not None else str(result.get("scenario") or "load")
     if result.get("reasons"):
         line += "; " + "; ".join(result["reasons"])
     return line

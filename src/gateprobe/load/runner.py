@@ -40,7 +40,6 @@ from gateprobe.load.plan import (
     MAX_RPS,
     PARENT_ENV,
     PLAN_ENV,
-    SCENARIOS,
     STREAM_ENDPOINTS,
     LoadPlan,
 )
@@ -51,7 +50,9 @@ from gateprobe.load.results import (
     findings_of,
     summary_line,
 )
+from gateprobe.load.scenarios import scenario, show
 from gateprobe.load.slo import DEFAULT_SLO_FILE, load_slo, validate
+from gateprobe.loadresult import Generator, ScenarioResult, result_of
 from gateprobe.protocols.gateway_apis import MJ_PREFIX
 from gateprobe.redact import Redactor, redact_tree
 from gateprobe.report import new_run_dir
@@ -60,11 +61,12 @@ from gateprobe.tasks import polling_for
 
 _PACKAGED = Path(__file__).resolve().parent.parent / "_load"
 _SOURCE = Path(__file__).resolve().parents[3] / "load"
-LOCUSTFILES = {"rate-limits": "rate_limits.py", "latency": "streaming_latency.py",
-               "tasks": "mj_tasks.py"}
 TASK_PATHS = (MJ_PREFIX + "imagine", MJ_PREFIX + "query")
 """What the tasks scenario sends to: only a target that declares ``midjourney`` serves them."""
 STOP_TIMEOUT_S = 5
+RUN_TIME_MARGIN_S = 3
+"""Locust's own ``--run-time`` is a backstop this much after the duration: the Locust side
+ends the run at the duration itself, waiting for every worker's last samples."""
 
 
 def load_dir() -> Path:
@@ -122,9 +124,7 @@ class LoadOptions:
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
-        if self.scenario not in SCENARIOS:
-            raise UsageError(f"unknown load scenario {self.scenario!r} "
-                             f"(one of {', '.join(SCENARIOS)})")
+        scenario(self.scenario)
         if self.arrival not in ARRIVALS:
             raise UsageError(f"--arrival must be one of {', '.join(ARRIVALS)}")
         if isinstance(self.processes, str) and self.processes != AUTO:
@@ -189,7 +189,7 @@ class LoadResult:
     out_dir: Path
     verdict: dict[str, Any] | None
     """``verdict.json`` as the Locust side wrote it; None when the run ended without one (and
-    for a ``worker``, whose master judges the run)."""
+    for a ``worker``, whose master judges the run). Read it through ``result``."""
     findings: list[Finding]
     """One per failed tier check or missed SLO."""
     reason: str
@@ -200,6 +200,12 @@ class LoadResult:
     def ok(self) -> bool:
         """Whether the run met every objective."""
         return self.exit_code == 0
+
+    @property
+    def result(self) -> ScenarioResult | None:
+        """The typed result (``LatencyResult``, ``RateLimitResult``, ``TasksResult``) of the
+        verdict; None without one."""
+        return result_of(self.verdict)
 
 
 PACE_SHARE = 0.8
@@ -257,7 +263,7 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     slo = _thresholds(options.slo)
     tier_envs = {**{t: _variable(t) for t in target.tier_keys}, **target.tier_key_envs}
     limits = dict(target.limits)
-    if options.scenario == "rate-limits":
+    if scenario(options.scenario).tier_keys:
         if not target.serves(STREAM_ENDPOINTS["chat"]):
             raise ConfigError(f"rate-limits sends to {STREAM_ENDPOINTS['chat']}, which the "
                               "target does not serve")
@@ -309,7 +315,7 @@ def local_processes(options: LoadOptions, users: int) -> int | None:
         return None
     asked = options.processes
     if asked is None:
-        asked = AUTO if options.scenario in ("latency", "tasks") else None
+        asked = scenario(options.scenario).processes
     if asked == AUTO:
         n = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                 else os.cpu_count() or 1, users)
@@ -365,7 +371,7 @@ def run_load(target: Target, options: LoadOptions, console: Console) -> LoadResu
     """Run the scenario against ``target`` (reachable: ``gateprobe.embedded.open_target``
     checked it), print its tables and verdict; the result."""
     plan = plan_load(target, options)
-    if plan.scenario == "rate-limits":
+    if scenario(plan.scenario).tier_keys:
         for tier, variable in plan.tier_keys.items():
             if not target.tier_keys.get(tier):
                 raise ConfigError(f"environment variable {variable} is not set: it must hold "
@@ -427,7 +433,8 @@ def _argv(plan: LoadPlan, options: LoadOptions, port: int | None = None) -> list
     """The Locust command line of a run (its report folder is ``plan.out``); ``port`` is the
     master's, for local processes or remote workers."""
     out = plan.out
-    argv = [sys.executable, "-m", "locust", "-f", str(load_dir() / LOCUSTFILES[plan.scenario]),
+    argv = [sys.executable, "-m", "locust", "-f",
+            str(load_dir() / scenario(plan.scenario).locustfile),
             "--host", plan.base_url, "--stop-timeout", str(STOP_TIMEOUT_S),
             "--loglevel", "INFO", "--logfile", str(out / "locust.log"), "--config", os.devnull]
     if options.worker:
@@ -439,9 +446,10 @@ def _argv(plan: LoadPlan, options: LoadOptions, port: int | None = None) -> list
         argv += ["--web-host", "127.0.0.1", "--web-port", str(options.web_port)]
         if not options.web_wait:  # as headless: started now, quit at the duration, UI too
             argv += ["--autostart", "--autoquit", "0",
-                     "--run-time", f"{math.ceil(plan.duration_s)}s"]
+                     "--run-time", f"{math.ceil(plan.duration_s + RUN_TIME_MARGIN_S)}s"]
     else:
-        argv += ["--headless", "--run-time", f"{math.ceil(plan.duration_s)}s", "--only-summary"]
+        argv += ["--headless", "--run-time",
+                 f"{math.ceil(plan.duration_s + RUN_TIME_MARGIN_S)}s", "--only-summary"]
     processes = local_processes(options, plan.users)
     if processes:  # the forked workers find their master on loopback, on a port of its own
         argv += ["--processes", str(processes), "--master-bind-host", "127.0.0.1",
@@ -548,26 +556,22 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
         return LoadResult(plan.scenario, 1, plan.out, None, [],
                           f"the load run ended without a verdict (Locust exit {code})")
     verdict: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
-    if plan.scenario == "rate-limits":
-        _print_rate_limits(verdict, console)
-    elif plan.scenario == "tasks":
-        _print_tasks(verdict, console)
-    else:
-        _print_latency(verdict, console)
-    _print_generator(verdict, console)
+    typed = show(verdict, console)
+    if typed is not None:
+        _print_generator(typed.generator, console)
     result = LoadResult(plan.scenario, 0, plan.out, verdict, findings_of(verdict),
                         summary_line(verdict))
     if verdict["ok"] and code != -1:
-        unit = "tasks" if plan.scenario == "tasks" else "requests"
-        console.line(f"PASS: every objective met ({verdict['requests']} {unit})")
+        console.line(f"PASS: every objective met ({verdict['requests']} "
+                     f"{scenario(plan.scenario).unit})")
         return result
-    if verdict.get("limited_by_target"):
+    if typed is not None and typed.limited_by_target:
         result.exit_code = RATE_LIMITED_EXIT
-        console.line(f"NO VERDICT: {verdict['limited_by_target']['why']}")
+        console.line(f"NO VERDICT: {typed.limited_by_target}")
         return result
-    if verdict.get("saturated") and not verdict.get("breaches"):
+    if typed is not None and typed.saturated and not verdict.get("breaches"):
         result.exit_code = SATURATED_EXIT
-        console.line(f"SATURATED (no verdict): {verdict['saturated']['why']}")
+        console.line(f"SATURATED (no verdict): {typed.saturated}")
         return result
     result.exit_code = 1
     reasons = list(verdict["reasons"])
@@ -581,18 +585,17 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     return result
 
 
-def _print_generator(verdict: Mapping[str, Any], console: Console) -> None:
+def _print_generator(generator: Generator, console: Console) -> None:
     """One line on the generator's own lag and CPU (``gateprobe.load.selfcheck``)."""
-    generator = verdict.get("generator") or {}
-    lag = generator.get("lag_ms") or {}
-    if not any(m.get("n") for m in lag.values()):
+    if not generator.lag_p99_ms:
         return
-    cpu = max((c["max_share"] for c in (generator.get("cpu") or {}).values()), default=0.0)
+    plural = "es" if generator.processes != 1 else ""
     console.line("generator lag p99: " + ", ".join(
-        f"{kind} {_fmt(m['p99'], 2)} ms" for kind, m in lag.items() if m.get("n"))
-        + f" (bound {generator['bound_ms']:.3g} ms); busiest process at {cpu:.0%} of a core; "
-        + f"{generator['processes']} process{'es' if generator['processes'] != 1 else ''}"
-        + (": SATURATED" if generator.get("saturated") else ""))
+        f"{kind} {'-' if p99 is None else f'{p99:.2f}'} ms"
+        for kind, p99 in generator.lag_p99_ms.items())
+        + f" (bound {generator.bound_ms or 0:.3g} ms); busiest process at "
+        + f"{generator.busiest_cpu_share or 0:.0%} of a core; {generator.processes} "
+        + f"process{plural}" + (": SATURATED" if generator.saturated else ""))
 
 
 def _tail(path: Path) -> str:
@@ -601,61 +604,3 @@ def _tail(path: Path) -> str:
     except OSError:
         return ""
     return lines[-1][-300:] if lines else ""
-
-
-def _fmt(value: float | None, digits: int = 1) -> str:
-    return "-" if value is None else f"{value:.{digits}f}"
-
-
-def _print_rate_limits(verdict: dict[str, Any], console: Console) -> None:
-    result = verdict["rate_limits"]
-    console.table(
-        ["tier", "limit", "sent", "accepted", "429", "failed", "retry-after", "recovered",
-         "verdict"],
-        [[t["tier"], str(t["limit"]), str(t["sent"]), str(t["accepted"]), str(t["rejected"]),
-          str(t["failed"]), _fmt(t["retry_after_s"], 0) + (" s" if t["retry_after_s"] else ""),
-          {True: "yes", False: "NO", None: "-"}[t["recovered"]],
-          "ok" if t["ok"] else "FAIL"] for t in result["tiers"]])
-    console.line("timeline (accepted/429 per second):")
-    tiers = [t["tier"] for t in result["tiers"]]
-    seconds = sorted({row["second"] for row in result["timeline"]})
-    cells = {(row["second"], row["tier"]): row for row in result["timeline"]}
-    console.table(["s", *tiers], [
-        [str(s), *(f"{cells[s, t]['accepted']}/{cells[s, t]['rejected']}"
-                   if (s, t) in cells else "" for t in tiers)] for s in seconds])
-
-
-def _print_latency(verdict: dict[str, Any], console: Console) -> None:
-    summary = verdict["latency"]
-    rows = []
-    for endpoint, m in [*summary["by_endpoint"].items(), ("all", summary)]:
-        rows.append([endpoint, str(m["requests"]), str(m["errors"]),
-                     _fmt(m["ttfb_ms"]["p50"]), _fmt(m["ttft_ms"]["p50"]),
-                     _fmt(m["ttft_ms"]["p95"]), _fmt(m["tpot_ms"]["p50"], 2),
-                     _fmt(m["tpot_ms"]["p95"], 2), _fmt(m["itl_ms"]["p99"]),
-                     _fmt(m["e2e_ms"]["p95"]), _fmt(m["tokens_per_s"]["p50"])])
-    console.table(["endpoint", "requests", "errors", "ttfb p50", "ttft p50", "ttft p95",
-                   "tpot p50", "tpot p95", "itl p99", "e2e p95", "tok/s p50"], rows)
-    overall = summary.get("overall_tokens_per_s")
-    console.line(f"times in ms; overall output {_fmt(overall)} tokens/s; "
-                 f"{summary['dropped_arrivals']} arrivals dropped; stream findings: "
-                 f"{counts_text(summary['stream_findings'])}")
-
-
-def _print_tasks(verdict: dict[str, Any], console: Console) -> None:
-    m = verdict["tasks"]
-    success, polls = m["time_to_success_ms"], m["polls"]
-    console.table(["tasks", "SUCCESS", "failure rate", "to SUCCESS p50", "p95", "max",
-                   "create p50", "polls mean", "polls max"],
-                  [[str(m["tasks"]), str(m["succeeded"]), f"{m['failure_rate']:.1%}",
-                    _fmt(success["p50"]), _fmt(success["p95"]), _fmt(success["max"]),
-                    _fmt(m["create_ms"]["p50"]), _fmt(polls["mean"]), _fmt(polls["max"], 0)]])
-    console.line(f"times in ms, from the task's id to the answer showing SUCCESS; outcomes: "
-                 f"{counts_text(m['by_outcome'])}; lifecycle findings: "
-                 f"{counts_text(m['lifecycle_findings'])}; {m['cut_by_run']} cut by the "
-                 "run's end (not judged)")
-
-
-def counts_text(counts: Mapping[str, int]) -> str:
-    """``{'stream.terminator': 908}`` as people write it: ``stream.terminator x908``."""
-    return ", ".join(f"{name} x{n}" for name, n in counts.items()) or "none"
