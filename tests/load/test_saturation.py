@@ -132,3 +132,5 @@ def test_a_starved_generator_ends_saturated_not_pass(make_gateway: MakeGateway, 
                .splitlines()]
     assert samples and all("schedule_lag_ms" in s and "receive_lag_ms" in s for s in samples)
     assert SATURATED_EXIT in EXIT_CODES
+    page = (tmp_path / "run" / "report.html").read_text()  # the run's own page says so too
+    assert "SATURATED (no verdict)" in page and "Load generator lag over time" in page

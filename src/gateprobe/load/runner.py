@@ -55,7 +55,7 @@ from gateprobe.load.slo import DEFAULT_SLO_FILE, load_slo, validate
 from gateprobe.loadresult import Generator, ScenarioResult, result_of
 from gateprobe.protocols.gateway_apis import MJ_PREFIX
 from gateprobe.redact import Redactor, redact_tree
-from gateprobe.report import new_run_dir
+from gateprobe.report import loadpage, new_run_dir
 from gateprobe.targets import Target, key_from_env
 from gateprobe.tasks import polling_for
 
@@ -548,6 +548,13 @@ def _watch(process: subprocess.Popen[bytes], plan: LoadPlan, budget: float,
 
 
 def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
+    result = _judged(plan, code, console)
+    page = loadpage.write(plan.out)
+    console.line(f"report: {page}")
+    return result
+
+
+def _judged(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     path = plan.out / VERDICT_FILE
     if not path.exists():
         tail = _tail(plan.out / "locust.out") or _tail(plan.out / "locust.log")

@@ -23,6 +23,15 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from gateprobe.loadresult import (
+    Generator,
+    LatencyResult,
+    RateLimitResult,
+    ScenarioResult,
+    TasksResult,
+    result_of,
+)
+from gateprobe.metrics import percentile
 from gateprobe.report import svg
 from gateprobe.report.summary import cell, grouped_findings, notes
 
@@ -135,10 +144,7 @@ def render(summary: Mapping[str, Any], run_dir: Path) -> str:
     if summary.get("compare"):
         parts += _compare(summary["compare"])
     for phase in summary["phases"]:
-        if phase["name"] == "latency" and phase["data"].get("latency"):
-            parts += _latency(phase, run_dir)
-        if phase["name"] == "rate-limits" and phase["data"].get("rate_limits"):
-            parts += _rate_limits(phase["data"])
+        parts += load_sections(phase, run_dir)
     parts += [_files(summary, run_dir), "</body></html>"]
     return "\n".join(parts)
 
@@ -211,21 +217,110 @@ def _billing(run_dir: Path) -> list[str]:
 
 
 # -- latency ----------------------------------------------------------------------------------
-def _latency(phase: Mapping[str, Any], run_dir: Path) -> list[str]:
-    data = phase["data"]["latency"]
-    rows = []
-    for endpoint, m in [*data.get("by_endpoint", {}).items(), ("all", data)]:
-        rows.append([endpoint, m["requests"], m["errors"], _ms(m["ttfb_ms"]["p50"]),
-                     _ms(m["ttft_ms"]["p50"]), _ms(m["ttft_ms"]["p95"]),
-                     _ms(m["tpot_ms"]["p50"]), _ms(m["itl_ms"]["p99"]),
-                     _ms(m["e2e_ms"]["p95"]), _ms(m["tokens_per_s"]["p50"])])
-    reasons = phase["data"].get("reasons") or []
-    return ["<h2>Latency</h2>",
-            _table(["endpoint", "requests", "errors", "TTFB p50", "TTFT p50", "TTFT p95",
-                    "TPOT p50", "ITL p99", "e2e p95", "tokens/s p50"], rows),
-            "<p>Milliseconds, from raw samples. SLOs missed: "
-            + (_e("; ".join(reasons)) if reasons else "none") + ".</p>",
-            *_latency_plots(read_samples(run_dir / phase["dir"] / "samples.jsonl"))]
+METRIC_ROWS = (("ttfb_ms", "TTFB", "ms"), ("ttft_ms", "TTFT", "ms"),
+               ("tpot_ms", "TPOT", "ms/token"), ("itl_ms", "ITL (each gap)", "ms"),
+               ("e2e_ms", "e2e", "ms"), ("tokens_per_s", "output rate", "tokens/s"))
+"""The rows of a latency table: each metric with its own unit (a rate is no time)."""
+
+
+def load_sections(phase: Mapping[str, Any], run_dir: Path) -> list[str]:
+    """A load phase's sections (its verdict's typed result decides which), or none."""
+    result = result_of(phase.get("data"))
+    folder = run_dir / str(phase.get("dir") or "")
+    if isinstance(result, LatencyResult):
+        return latency_section(result, read_samples(folder / "samples.jsonl"),
+                               read_samples(folder / "lag.jsonl"))
+    if isinstance(result, RateLimitResult):
+        return rate_limit_section(result)
+    if isinstance(result, TasksResult):
+        return [*tasks_section(result),
+                *generator_section(result.generator, read_samples(folder / "lag.jsonl"))]
+    return []
+
+
+def verdict_text(result: ScenarioResult) -> tuple[str, str]:
+    """(the word, its CSS class) of a load run's outcome."""
+    if result.saturated:
+        return "SATURATED (no verdict)", "skipped"
+    if result.limited_by_target:
+        return "NO VERDICT", "skipped"
+    return ("PASS", "ok") if result.ok else ("FAIL", "fail")
+
+
+def latency_section(result: LatencyResult, samples: Sequence[Mapping[str, Any]],
+                    lag: Sequence[Mapping[str, Any]]) -> list[str]:
+    """A latency run: its verdict, the generator's own lag, one percentile table per endpoint
+    (each metric in its unit), latency and lag over time, TTFT CDF and e2e histograms."""
+    word, css = verdict_text(result)
+    reasons = "; ".join(result.reasons)
+    out = ["<h2>Latency</h2>",
+           f"<p class='load-verdict'>Verdict: <b class='{css}'>{_e(word)}</b>"
+           + (f": {_e(reasons)}" if reasons else "") + "</p>"]
+    for endpoint, m in [*result.by_endpoint.items(), ("all endpoints", result.overall)]:
+        out.append(f"<h3>{_e(endpoint)}: {m.requests} requests, {m.errors} errors</h3>")
+        out.append(_table(["metric", "unit", "p50", "p90", "p95", "p99", "max", "samples"],
+                          [[name, unit, *(_num(getattr(m.metric(key), q)) for q in
+                                          ("p50", "p90", "p95", "p99", "max")),
+                            m.metric(key).count] for key, name, unit in METRIC_ROWS]))
+    out.append("<p>From raw samples; TPOT is per output token after the first, ITL every gap "
+               "between content events, the output rate a stream's tokens over its time. "
+               + ("Objectives: not judged." if result.inconclusive else
+                  "SLOs missed: " + (_e(reasons) if reasons else "none") + ".") + "</p>")
+    out += generator_section(result.generator, lag)
+    out += ["<div class='plots'>", *_over_time(samples), "</div>"]
+    return [*out, *_latency_plots(samples)]
+
+
+def _num(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _over_time(samples: Sequence[Mapping[str, Any]]) -> list[str]:
+    """TTFT p50 and p95 of the requests started in each second of the run."""
+    timed = [s for s in samples if _is_valid(s, "ttft_ms") and isinstance(s.get("t"), float)]
+    if not timed:
+        return []
+    t0 = min(s["t"] for s in timed)
+    seconds: dict[int, list[float]] = {}
+    for s in timed:
+        seconds.setdefault(int(s["t"] - t0), []).append(s["ttft_ms"])
+    series = {f"TTFT p{q}": [(float(sec), percentile(v, q))
+                             for sec, v in sorted(seconds.items())] for q in (50, 95)}
+    chart = svg.lines(series, "TTFT over time", "seconds since the first request", "TTFT (ms)")
+    return [f"<figure>{chart}</figure>"]
+
+
+def generator_section(generator: Generator, lag: Sequence[Mapping[str, Any]]) -> list[str]:
+    """The load generator's verdict on itself: lag p99 of each kind against the bound, CPU per
+    process, and the lag over time (the worst process each interval)."""
+    if not generator.lag_p99_ms:
+        return []
+    word = "SATURATED" if generator.saturated else "within bound"
+    out = [f"<h3>Load generator: <span class='{'fail' if generator.saturated else 'ok'}'>"
+           f"{word}</span></h3>",
+           _table(["lag", "p99 (ms)", "bound (ms)"],
+                  [[kind, _num(p99), _num(generator.bound_ms)]
+                   for kind, p99 in generator.lag_p99_ms.items()]),
+           f"<p>{generator.processes} load process{'es' if generator.processes != 1 else ''}, "
+           f"the busiest at {(generator.busiest_cpu_share or 0):.0%} of a core. "
+           + (_e(generator.why) if generator.saturated else
+              "Schedule: a request's intended send to its start; receive: the kernel's stamp "
+              "of a read to its handling; loop: a 10 ms timer's delay.") + "</p>"]
+    if lag:
+        t0 = min(float(line.get("t") or 0) for line in lag)
+        series: dict[str, dict[float, float]] = {}
+        for line in lag:
+            for kind, h in (line.get("lag") or {}).items():
+                p99 = h.get("p99_ms")
+                if h.get("n") and isinstance(p99, int | float) and math.isfinite(p99):
+                    at = round(float(line["t"]) - t0)
+                    points = series.setdefault(f"{kind} p99", {})
+                    points[at] = max(points.get(at, 0.0), p99)
+        chart = svg.lines({k: sorted(v.items()) for k, v in series.items()},
+                          "Load generator lag over time", "seconds", "lag p99 (ms)",
+                          bound=generator.bound_ms)
+        out.append(f"<div class='plots'><figure>{chart}</figure></div>")
+    return out
 
 
 def _is_valid(sample: Mapping[str, Any], metric: str) -> bool:
@@ -271,18 +366,17 @@ def _latency_plots(samples: Sequence[Mapping[str, Any]]) -> list[str]:
 
 
 # -- rate limits ------------------------------------------------------------------------------
-def _rate_limits(data: Mapping[str, Any]) -> list[str]:
-    result = data["rate_limits"]
-    rows = [[t["tier"], t["limit"], t["sent"], t["accepted"], t["rejected"], t["failed"],
-             t["retry_after_s"], t["recovered"], "ok" if t["ok"] else "FAIL",
-             t["problems"]] for t in result["tiers"]]
+def rate_limit_section(result: RateLimitResult) -> list[str]:
+    """Each tier's counts and verdict, and its accepted / 429 / failed per second."""
+    rows = [[t.tier, t.limit, t.sent, t.accepted, t.rejected, t.failed, t.retry_after_s,
+             t.recovered, "ok" if t.ok else "FAIL", list(t.problems)] for t in result.tiers]
     out = ["<h2>Rate limits</h2>",
            _table(["tier", "limit", "sent", "accepted", "429", "failed", "Retry-After (s)",
                    "recovered", "result", "problems"], rows), "<div class='plots'>"]
-    timeline = result.get("timeline") or []
+    timeline = result.timeline
     seconds = sorted({r["second"] for r in timeline})
     labels = [str(s) for s in range(seconds[-1] + 1)] if seconds else []
-    for tier in [t["tier"] for t in result["tiers"]]:
+    for tier in [t.tier for t in result.tiers]:
         rows_of = {r["second"]: r for r in timeline if r["tier"] == tier}
         stacks = {kind: [float(rows_of.get(s, {}).get(kind, 0)) for s in range(len(labels))]
                   for kind in ("accepted", "rejected", "failed")}
@@ -295,6 +389,20 @@ def _rate_limits(data: Mapping[str, Any]) -> list[str]:
             "seconds since the first request", "requests",
             colours=("#2ca02c", "#d62728", "#7f7f7f")) + "</figure>")
     return [*out, "</div>"]
+
+
+def tasks_section(result: TasksResult) -> list[str]:
+    """A tasks run: outcomes and time to SUCCESS."""
+    word, css = verdict_text(result)
+    m = result.time_to_success_ms
+    return ["<h2>Midjourney tasks</h2>",
+            f"<p class='load-verdict'>Verdict: <b class='{css}'>{_e(word)}</b>"
+            + (f": {_e('; '.join(result.reasons))}" if result.reasons else "") + "</p>",
+            _table(["tasks", "SUCCESS", "failure rate", "to SUCCESS p50 (ms)", "p95 (ms)",
+                    "max (ms)", "polls mean", "cut by the run's end"],
+                   [[result.tasks, result.succeeded, f"{result.failure_rate:.1%}",
+                     _num(m.p50), _num(m.p95), _num(m.max), _num(result.polls.mean),
+                     result.cut_by_run]])]
 
 
 # -- compare ----------------------------------------------------------------------------------

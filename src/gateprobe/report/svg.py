@@ -176,3 +176,40 @@ def histogram(values: Sequence[float], title: str, x_label: str, buckets: int = 
         counts[min(buckets - 1, int((v - low) / width))] += 1
     labels = [_fmt(low + i * width) for i in range(buckets)]
     return bars(labels, {"requests": counts}, title, x_label, "requests")
+
+
+def lines(series: Mapping[str, Sequence[tuple[float, float]]], title: str, x_label: str,
+          y_label: str, bound: float | None = None) -> str:
+    """Lines over x (time, say), one per series of ``(x, y)`` points; ``bound`` a dashed
+    horizontal line (an objective, a limit) the y axis always reaches."""
+    data = {name: sorted((x, y) for x, y in points if math.isfinite(x) and math.isfinite(y))
+            for name, points in series.items()}
+    data = {name: points for name, points in data.items() if points}
+    if not data:
+        return empty(title, "no samples")
+    high_x = max(p[-1][0] for p in data.values())
+    high_y = max(max(y for _, y in p) for p in data.values())
+    if bound is not None and math.isfinite(bound):
+        high_y = max(high_y, bound)
+    parts, x0, x1, y0, y1 = _frame(title, x_label, y_label, nice_ticks(0, high_x or 1),
+                                   nice_ticks(0, high_y or 1))
+
+    def at(x: float, y: float) -> str:
+        return (f"{LEFT + (x - x0) / (x1 - x0) * PLOT_W:.1f},"
+                f"{TOP + PLOT_H - (y - y0) / (y1 - y0) * PLOT_H:.1f}")
+
+    parts.append('<g class="plot">')
+    for i, points in enumerate(data.values()):
+        step = max(1, len(points) // 400)
+        kept = [*points[::step], points[-1]] if step > 1 else points
+        parts.append(f'<polyline fill="none" stroke="{PALETTE[i % len(PALETTE)]}" '
+                     f'stroke-width="1.8" points="{" ".join(at(x, y) for x, y in kept)}"/>')
+    if bound is not None and math.isfinite(bound):
+        left, right = at(x0, bound), at(x1, bound)
+        parts.append(f'<polyline class="bound" fill="none" stroke="#000" '
+                     f'stroke-dasharray="4 3" points="{left} {right}"/>')
+    parts.append("</g>")
+    _legend(parts, [*data, *(["bound"] if bound is not None else [])],
+            [*PALETTE[:len(data)], "#000"])
+    parts.append("</svg>")
+    return "".join(parts)
