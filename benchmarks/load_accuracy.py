@@ -51,7 +51,7 @@ P50_BOUND_MS, P99_BOUND_MS = 2.0, 5.0
 
 
 def run_load(base_url: str, users: int, seconds: float, out: Path, ca: Path | None,
-             ) -> list[dict[str, Any]]:
+             *extra: str) -> list[dict[str, Any]]:
     env = {**os.environ, "GATEPROBE_API_KEY": "gp-premium-0001"}
     if ca is not None:
         env["SSL_CERT_FILE"] = str(ca)
@@ -61,7 +61,7 @@ def run_load(base_url: str, users: int, seconds: float, out: Path, ca: Path | No
         [sys.executable, "-m", "gateprobe", "load", "latency", "--base-url", base_url,
          "--users", str(users), "--spawn-rate", str(users), "--duration", str(seconds),
          "--max-tokens", str(TOKENS), "--max-rps", "2000", "--slo", str(slo),
-         "--report-dir", str(out)],
+         "--report-dir", str(out), *extra],
         env=env, check=False, stdout=subprocess.DEVNULL)
     return [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
 
@@ -85,7 +85,7 @@ def errors(base_url: str, samples: list[dict[str, Any]], warmup_s: float, ca: Pa
     the same machine), ``receive`` the server's send of the first token to our stamp of it."""
     t0 = min(s["t"] for s in samples)
     out: dict[str, list[float]] = {"ttft": [], "tpot": [], "wire": [], "pickup": [],
-                                   "receive": []}
+                                   "receive": [], "itl": [], "e2e": []}
     used = 0
     for s in samples:
         if not s.get("ok") or s["t"] - t0 < warmup_s or not s.get("request_id"):
@@ -106,6 +106,11 @@ def errors(base_url: str, samples: list[dict[str, Any]], warmup_s: float, ca: Pa
         if s["tpot_ms"] is not None:
             true_tpot = (sent[-1] - sent[0]) / 1e6 / (s["output_tokens"] - 1)
             out["tpot"].append(s["tpot_ms"] - true_tpot)
+        gaps = [(b - a) / 1e6 for a, b in zip(sent, sent[1:], strict=False)]
+        if len(s.get("itl_ms") or ()) == len(gaps):  # each gap against its true gap
+            out["itl"] += [m - t for m, t in zip(s["itl_ms"], gaps, strict=True)]
+        if s.get("e2e_ms") is not None:  # pickup included, as TTFT's
+            out["e2e"].append(s["e2e_ms"] - (sent[-1] - truth["t0_ns"]) / 1e6)
     return out, used
 
 
@@ -152,10 +157,66 @@ def table(title: str, rows: list[list[Any]]) -> None:
               f"{r[11]:.0%} | {r[12]}")
 
 
+SCALE_MODEL = ("--ttft-ms", "50", "--itl-ms", "10", "--jitter-ms", "2")
+"""Issue 22's comparison: TTFT 50 ms, ITL 10 ms, 48-token streams."""
+SCALE_TOKENS = 48
+
+
+def scale(levels: list[int], seconds: float, processes: str) -> list[list[Any]]:
+    """(d) at scale: TTFT, per-gap ITL and e2e p99 errors (pickup included) against the
+    server's truth, the run's own saturation verdict, streams/s and CPU ms per stream."""
+    global TOKENS
+    TOKENS = SCALE_TOKENS
+    rows = []
+    for users in levels:
+        with tempfile.TemporaryDirectory() as tmp:
+            server = start_server(*SCALE_MODEL)
+            base_url = f"http://{server.host}:{server.port}"
+            out = Path(tmp) / "run"
+            try:
+                samples = run_load(base_url, users, seconds, out, None, "--processes",
+                                   processes)
+                err, used = errors(base_url, samples, 2.0, None)
+                verdict = json.loads((out / "verdict.json").read_text())
+            finally:
+                server.stop()
+        generator = verdict.get("generator") or {}
+        cpu_ms = sum(c["cpu_ms"] for c in (generator.get("cpu") or {}).values())
+        wall = max(s["t"] for s in samples) - min(s["t"] for s in samples) or 1.0
+        p99 = [percentile([abs(x) for x in err[k]], 99) for k in ("ttft", "itl", "e2e")]
+        lag = generator.get("lag_ms") or {}
+        rows.append([users, processes, len(samples) / wall, used, *p99,
+                     max((m["p99"] for m in lag.values() if m.get("n")), default=float("nan")),
+                     "SATURATED" if generator.get("saturated") else "within bound",
+                     cpu_ms / max(1, len(samples)),
+                     "ok" if all(x < P99_BOUND_MS for x in p99) else "OUT"])
+        print(f"... {users} streams ({processes} processes) done", file=sys.stderr)
+    return rows
+
+
+def scale_table(rows: list[list[Any]]) -> None:
+    print(f"\n(d) at scale: {' '.join(SCALE_MODEL)}, {SCALE_TOKENS} tokens; |error| p99 in ms, "
+          "pickup included\n")
+    header = ["streams", "processes", "streams/s", "judged", "TTFT err p99", "ITL gap err p99",
+              "e2e err p99", "generator lag p99", "run says", "CPU ms/stream", "bounds"]
+    print(" | ".join(header))
+    print(" | ".join("---" for _ in header))
+    for r in rows:
+        print(f"{r[0]} | {r[1]} | {r[2]:.1f} | {r[3]} | {r[4]:.2f} | {r[5]:.2f} | {r[6]:.2f} | "
+              f"{r[7]:.2f} | {r[8]} | {r[9]:.1f} | {r[10]}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer levels")
+    parser.add_argument("--scale", action="store_true",
+                        help="only (d): 50, 200 and 400 streams, processes auto and 1")
     args = parser.parse_args()
+    if args.scale:
+        seconds = 10.0 if args.quick else 20.0
+        rows = scale([50, 200, 400], seconds, "auto") + scale([400], seconds, "1")
+        scale_table(rows)
+        return
     seconds = 10.0 if args.quick else 20.0
     accuracy = measure(ACCURACY_MODEL, [1, 50, 200], seconds)
     capacity = measure(CAPACITY_MODEL, [50, 100, 150] if args.quick else

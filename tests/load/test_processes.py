@@ -30,6 +30,7 @@ def test_auto_is_one_process_per_core_and_never_more_than_users(
     assert local_processes(LoadOptions("tasks", users=1), 1) is None  # one user: one process
     assert local_processes(LoadOptions("rate-limits"), 3) is None  # one user per tier
     assert local_processes(LoadOptions("latency", processes=2), 8) == 2
+    assert local_processes(LoadOptions("latency", processes=1), 8) is None  # no forked one
     assert local_processes(LoadOptions("latency", master=True), 8) is None
     monkeypatch.setattr(os, "sched_getaffinity", lambda _: {0})
     assert local_processes(LoadOptions("latency", users=8), 8) is None

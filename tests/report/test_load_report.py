@@ -14,12 +14,12 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
+from test_browser import CHROMIUM, MEASURE, WIDTHS, samples
 
 from gateprobe.load.plan import LoadPlan
 from gateprobe.load.scenarios import verdict
 from gateprobe.load.selfcheck import LagHistogram
 from gateprobe.report import loadpage
-from test_browser import CHROMIUM, MEASURE, WIDTHS, samples
 
 
 def lag_lines(loop_ms: float, seconds: int = 8) -> list[dict[str, Any]]:

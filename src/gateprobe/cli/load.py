@@ -72,6 +72,9 @@ def add_parser(sub: Any) -> None:
                        help="tasks: a task's creation to SUCCESS/FAILURE at most (loopback 30, "
                             "else 300)")
     mode = load.add_argument_group("Locust")
+    mode.add_argument("--locustfile", metavar="FILE",
+                      help="latency, tasks: your own locustfile, its users gateprobe.load's "
+                           "StreamingUser or TaskUser (see docs/howto/load-at-scale.md)")
     mode.add_argument("--web", action="store_true",
                       help="serve Locust's web UI on 127.0.0.1 too (its URL is printed); the "
                            "swarm starts now and ends at --duration")
@@ -124,7 +127,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         worker=args.worker, master_host=args.master_host, master_port=args.master_port,
         report_dir=Path(args.report_dir) if args.report_dir else None,
         poll_interval_s=args.poll_interval, task_deadline_s=args.task_deadline,
-        lag_bound_ms=args.lag_bound_ms).check()
+        lag_bound_ms=args.lag_bound_ms,
+        locustfile=Path(args.locustfile) if args.locustfile else None).check()
 
 
 def _choice(args: argparse.Namespace) -> TargetChoice:

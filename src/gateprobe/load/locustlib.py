@@ -561,7 +561,13 @@ class StreamingUser(FastHttpUser):
 
     def closed_loop(self) -> None:
         """One request at a time, the next as soon as the last ended."""
-        self.stream(self.pick(), self.s.admit())
+        self.send()
+
+    def send(self, kind: str | None = None) -> None:
+        """One streaming request to ``kind`` (None: one drawn by the run's weights), counted
+        against the run's caps, timed and checked: what a locustfile's own task calls."""
+        intended = self.s.admit()
+        self.stream(kind or self.pick(), intended)
 
     def open_loop(self) -> None:
         """Arrivals on a schedule of their own (constant or Poisson), never waiting for

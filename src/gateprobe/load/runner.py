@@ -121,6 +121,9 @@ class LoadOptions:
     lag_bound_ms: float | None = None
     """The generator's lag p99 above which the run is saturated (None: 2 ms, or 10% of the
     smallest latency objective if that is less; ``gateprobe.load.selfcheck``)."""
+    locustfile: Path | None = None
+    """A locustfile of the user's own, in place of the scenario's (latency, tasks): its users
+    are ``gateprobe.load.StreamingUser`` or ``TaskUser`` (the public load API)."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -129,8 +132,6 @@ class LoadOptions:
             raise UsageError(f"--arrival must be one of {', '.join(ARRIVALS)}")
         if isinstance(self.processes, str) and self.processes != AUTO:
             raise UsageError(f"--processes must be a number or {AUTO}")
-        if self.worker and self.master_port is None:
-            raise UsageError("--worker needs --master-port (the port its master printed)")
         for flag, value in (("--users", self.users), ("--max-tokens", self.max_tokens),
                             ("--max-requests", self.max_requests),
                             ("--processes", self.processes if isinstance(self.processes, int)
@@ -158,11 +159,22 @@ class LoadOptions:
             raise UsageError("--web-wait needs --web")
         if self.master and self.worker:
             raise UsageError("give --master or --worker, not both")
+        if self.worker and self.master_port is None:
+            raise UsageError("--worker needs --master-port (the port its master printed)")
         if self.processes and (self.master or self.worker):
             raise UsageError("--processes runs local workers: not with --master or --worker")
         _weights(self.weights)
         self._check_tasks()
+        self._check_locustfile()
         return self
+
+    def _check_locustfile(self) -> None:
+        if self.locustfile is None:
+            return
+        if scenario(self.scenario).tier_keys:
+            raise UsageError(f"--locustfile is for latency and tasks, not {self.scenario}")
+        if self.locustfile.suffix != ".py" or not self.locustfile.is_file():
+            raise UsageError(f"--locustfile {self.locustfile}: no such Python file")
 
     def _check_tasks(self) -> None:
         for flag, value in (("--poll-interval", self.poll_interval_s),
@@ -320,7 +332,7 @@ def local_processes(options: LoadOptions, users: int) -> int | None:
         n = min(len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
                 else os.cpu_count() or 1, users)
         return n if n > 1 else None
-    return asked if isinstance(asked, int) else None
+    return asked if isinstance(asked, int) and asked > 1 else None  # 1: this one process
 
 
 LAG_BOUND_ENV = "GATEPROBE_LAG_BOUND_MS"
@@ -433,8 +445,9 @@ def _argv(plan: LoadPlan, options: LoadOptions, port: int | None = None) -> list
     """The Locust command line of a run (its report folder is ``plan.out``); ``port`` is the
     master's, for local processes or remote workers."""
     out = plan.out
-    argv = [sys.executable, "-m", "locust", "-f",
-            str(load_dir() / scenario(plan.scenario).locustfile),
+    locustfile = options.locustfile.resolve() if options.locustfile else \
+        load_dir() / scenario(plan.scenario).locustfile
+    argv = [sys.executable, "-m", "locust", "-f", str(locustfile),
             "--host", plan.base_url, "--stop-timeout", str(STOP_TIMEOUT_S),
             "--loglevel", "INFO", "--logfile", str(out / "locust.log"), "--config", os.devnull]
     if options.worker:
