@@ -122,7 +122,9 @@ class LoadOutcome:
     @staticmethod
     def fields_of(raw: Mapping[str, Any]) -> dict[str, Any]:
         """The common fields of a verdict."""
-        return {"scenario": str(raw.get("scenario") or ""), "ok": bool(raw.get("ok")),
+        scenario = raw.get("scenario") or next(
+            (n for n, part in SCENARIO_PARTS.items() if isinstance(raw.get(part), Mapping)), "")
+        return {"scenario": str(scenario), "ok": bool(raw.get("ok", not raw.get("reasons"))),
                 "requests": int(raw.get("requests") or 0),
                 "reasons": tuple(raw.get("reasons") or ()),
                 "failed_checks": tuple(raw.get("failed_checks") or ()),
@@ -263,5 +265,12 @@ def result_of(verdict: Mapping[str, Any] | None) -> ScenarioResult | None:
     know)."""
     if not verdict:
         return None
-    kind = RESULT_TYPES.get(str(verdict.get("scenario")))
+    name = verdict.get("scenario") or next(  # a verdict that does not name it: by its part
+        (n for n, part in SCENARIO_PARTS.items() if isinstance(verdict.get(part), Mapping)),
+        None)
+    kind = RESULT_TYPES.get(str(name))
     return kind.of(verdict) if kind is not None else None
+
+
+SCENARIO_PARTS = {"latency": "latency", "rate-limits": "rate_limits", "tasks": "tasks"}
+"""Scenario name -> the key of its part in ``verdict.json``."""

@@ -31,6 +31,7 @@ from typing import Any
 from gateprobe import __version__
 from gateprobe.errors import ConfigError
 from gateprobe.events import ERROR, SKIPPED, Phase
+from gateprobe.loadresult import LatencyResult, RateLimitResult, StreamStats, result_of
 from gateprobe.metrics import finite
 
 SCHEMA = "gateprobe.summary"
@@ -38,21 +39,22 @@ VERSION = 1
 
 
 def latency_digest(verdict: Mapping[str, Any]) -> dict[str, dict[str, float | None]]:
-    """The latency numbers a reader compares between runs, per endpoint and over all."""
-    latency = verdict.get("latency") or {}
+    """The latency numbers a reader compares between runs, per endpoint and over all ({} for
+    a verdict that is not a latency run's)."""
+    latency = result_of(verdict)
+    if not isinstance(latency, LatencyResult):
+        return {}
 
-    def digest(m: Mapping[str, Any]) -> dict[str, float | None]:
-        out: dict[str, float | None] = {"requests": m.get("requests"),
-                                        "error_rate": m.get("error_rate")}
+    def digest(m: StreamStats) -> dict[str, float | None]:
+        out: dict[str, float | None] = {"requests": m.requests, "error_rate": m.error_rate}
         for metric in ("ttfb_ms", "ttft_ms", "tpot_ms", "itl_ms", "e2e_ms"):
             for q in ("p50", "p95", "p99"):
-                out[f"{metric.removesuffix('_ms')}_{q}_ms"] = (m.get(metric) or {}).get(q)
-        out["tokens_per_s_p50"] = (m.get("tokens_per_s") or {}).get("p50")
+                out[f"{metric.removesuffix('_ms')}_{q}_ms"] = getattr(m.metric(metric), q)
+        out["tokens_per_s_p50"] = m.tokens_per_s.p50
         return out
 
-    result = {endpoint: digest(m) for endpoint, m in (latency.get("by_endpoint") or {}).items()}
-    if latency:
-        result["all"] = digest(latency)
+    result = {endpoint: digest(m) for endpoint, m in latency.by_endpoint.items()}
+    result["all"] = digest(latency.overall)
     return result
 
 
@@ -68,7 +70,7 @@ def build(command: str, target: Mapping[str, Any], phases: Sequence[Phase], star
         "findings": [{"phase": p.name, **f.as_json()} for p in phases for f in p.findings],
     }
     for phase in phases:
-        if phase.name == "latency" and phase.data:
+        if isinstance(result_of(phase.data), LatencyResult):
             summary["latency"] = latency_digest(phase.data)
     summary.update(extra or {})
     return summary
@@ -312,13 +314,12 @@ def _junit_cases(phase: Phase) -> list[tuple[str, str, str]]:
     if phase.status in (SKIPPED, ERROR):
         return [(phase.name, phase.reason if phase.status == ERROR else "",
                  phase.reason if phase.status == SKIPPED else "")]
-    data = phase.data
-    if phase.name == "rate-limits":
-        return [(f"tier {t['tier']}", "; ".join(t["problems"]), "")
-                for t in data.get("rate_limits", {}).get("tiers", [])]
-    if phase.name == "latency":
-        reasons = data.get("reasons", [])
-        slos = sorted(data.get("slo_names", [])) or ["objectives"]
+    result = result_of(phase.data)
+    if isinstance(result, RateLimitResult):
+        return [(f"tier {t.tier}", "; ".join(t.problems), "") for t in result.tiers]
+    if isinstance(result, LatencyResult):
+        reasons = list(result.reasons)
+        slos = sorted(result.slo_names) or ["objectives"]
         failing = {r.split(":", 1)[0]: r for r in reasons}
         cases = [(f"slo {name}", failing.pop(name, ""), "") for name in slos]
         cases += [(f"slo {name}", reason, "") for name, reason in failing.items()]
