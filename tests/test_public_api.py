@@ -19,10 +19,11 @@ def test_top_level_exports() -> None:
     assert gateprobe.__all__ == [
         "Case", "CheckResult", "CompareOptions", "CompareResult", "ConfigError",
         "ConformanceOptions", "ConformanceResult", "Context", "Embedded", "Exchange",
-        "Expectation", "Finding", "GateResult", "GateprobeError", "LoadOptions", "LoadResult",
-        "NOT_APPLICABLE", "Phase",
+        "Expectation", "Finding", "GateResult", "GateprobeError", "LatencyResult", "LoadOptions",
+        "LoadResult", "NOT_APPLICABLE", "Phase", "RateLimitResult",
         "RunOptions", "RunResult", "Severity", "Target", "TargetChoice", "TargetUnreachable",
-        "Timeouts", "UsageError", "check", "embedded_target", "load_gate_config", "open_target",
+        "TasksResult", "Timeouts", "UsageError", "check", "embedded_target", "load_gate_config",
+        "open_target",
         "resolve_target", "run", "run_compare", "run_conformance", "run_gate", "run_load",
         "__version__"]
     for name in gateprobe.__all__:

@@ -48,6 +48,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "run_load": ("gateprobe.load.runner", "run_load"),
     "LoadOptions": ("gateprobe.load.runner", "LoadOptions"),
     "LoadResult": ("gateprobe.load.runner", "LoadResult"),
+    "LatencyResult": ("gateprobe.loadresult", "LatencyResult"),
+    "RateLimitResult": ("gateprobe.loadresult", "RateLimitResult"),
+    "TasksResult": ("gateprobe.loadresult", "TasksResult"),
     "run": ("gateprobe.pipeline", "run"),
     "RunOptions": ("gateprobe.pipeline", "RunOptions"),
     "RunResult": ("gateprobe.pipeline", "RunResult"),
@@ -67,8 +70,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 __all__ = [
     "Case", "CheckResult", "CompareOptions", "CompareResult", "ConfigError", "ConformanceOptions",
     "ConformanceResult", "Context", "Embedded", "Exchange", "Expectation", "Finding", "GateResult",
-    "GateprobeError", "LoadOptions", "LoadResult", "NOT_APPLICABLE", "Phase", "RunOptions",
-    "RunResult", "Severity", "Target", "TargetChoice", "TargetUnreachable", "Timeouts",
+    "GateprobeError", "LatencyResult", "LoadOptions", "LoadResult", "NOT_APPLICABLE", "Phase",
+    "RateLimitResult", "RunOptions", "RunResult", "Severity", "Target", "TargetChoice",
+    "TargetUnreachable", "TasksResult", "Timeouts",
     "UsageError", "check", "embedded_target", "load_gate_config", "open_target", "resolve_target",
     "run", "run_compare", "run_conformance", "run_gate", "run_load", "__version__",
 ]
@@ -104,5 +108,6 @@ if TYPE_CHECKING:
     from gateprobe.gate import GateResult, run_gate
     from gateprobe.gate import load_config as load_gate_config
     from gateprobe.load.runner import LoadOptions, LoadResult, run_load
+    from gateprobe.loadresult import LatencyResult, RateLimitResult, TasksResult
     from gateprobe.pipeline import RunOptions, RunResult, run
     from gateprobe.targets import Target, TargetChoice, Timeouts, resolve_target
