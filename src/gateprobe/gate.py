@@ -29,7 +29,7 @@ import jsonschema
 from gateprobe.conformance_runner import check_selection
 from gateprobe.console import Console
 from gateprobe.embedded import open_target
-from gateprobe.errors import INTERRUPTED_EXIT, ConfigError, UsageError
+from gateprobe.errors import INTERRUPTED_EXIT, SATURATED_EXIT, ConfigError, UsageError
 from gateprobe.events import ERROR, SKIPPED, Phase
 from gateprobe.findings import Finding
 from gateprobe.load.runner import LoadOptions
@@ -322,6 +322,8 @@ def run_gate(config: GateConfig, console: Console, report_dir: Path | None = Non
             console.table(["decision", "what", "detail"],
                           [[d.kind, d.what, d.detail] for d in decisions])
         code = 1 if any(d.fails for d in decisions) else 0
+        if code == 0 and any(p.data.get("saturated") for p in phases):
+            code = SATURATED_EXIT  # latency unjudged: no pass, no regression either
         extra = {"gate": {"config": str(config.path), "decisions":
                           [d.as_json() for d in decisions],
                           "baseline": (config.baseline or {}).get("started")}}

@@ -118,6 +118,8 @@ class LoadOutcome:
     """Why the run is inconclusive because its generator saturated ('' when not)."""
     limited_by_target: str
     """Why the run is inconclusive because the target's rate limit cut it ('' when not)."""
+    could_not_tell: str
+    """Why the scenario's own judge could not tell (``verdict.json``'s ``inconclusive``)."""
 
     @staticmethod
     def fields_of(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -131,12 +133,13 @@ class LoadOutcome:
                 "slo_names": tuple(raw.get("slo_names") or ()),
                 "generator": Generator.of(raw.get("generator")),
                 "saturated": str((raw.get("saturated") or {}).get("why") or ""),
-                "limited_by_target": str((raw.get("limited_by_target") or {}).get("why") or "")}
+                "limited_by_target": str((raw.get("limited_by_target") or {}).get("why") or ""),
+                "could_not_tell": str((raw.get("inconclusive") or {}).get("why") or "")}
 
     @property
     def inconclusive(self) -> str:
         """Why the run gave no verdict on its objectives ('' when it gave one)."""
-        return self.limited_by_target or self.saturated
+        return self.limited_by_target or self.saturated or self.could_not_tell
 
     def headline(self) -> str:
         """The run's numbers in a few words."""

@@ -130,9 +130,18 @@ def run(target: Target, options: RunOptions, console: Console,
     except Interrupted as stop:
         finish("run", target.describe(), stop.phases, started, t0, INTERRUPTED_EXIT, handlers)
         raise
-    code = finish("run", target.describe(), phases, started, t0, exit_code_of(phases),
+    code = finish("run", target.describe(), phases, started, t0, run_exit_code(phases),
                   handlers)
     return RunResult(code, phases, run_dir)
+
+
+def run_exit_code(phases: Sequence[Phase]) -> int:
+    """``exit_code_of`` the phases; but a run that would pass while a load phase's generator
+    saturated (its latency unjudged) is no pass: ``SATURATED_EXIT``."""
+    code = exit_code_of(phases)
+    if code == 0 and any(p.data.get("saturated") for p in phases):
+        return SATURATED_EXIT
+    return code
 
 
 def run_phases(target: Target, options: RunOptions, run_dir: Path, console: Console,

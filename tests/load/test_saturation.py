@@ -134,3 +134,14 @@ def test_a_starved_generator_ends_saturated_not_pass(make_gateway: MakeGateway, 
     assert SATURATED_EXIT in EXIT_CODES
     page = (tmp_path / "run" / "report.html").read_text()  # the run's own page says so too
     assert "SATURATED (no verdict)" in page and "Load generator lag over time" in page
+
+
+def test_a_run_whose_load_phase_saturated_is_no_pass() -> None:
+    """``gateprobe run`` (and the gate) never exit 0 on a latency phase left unjudged."""
+    from gateprobe.events import Phase
+    from gateprobe.pipeline import run_exit_code
+
+    saturated = Phase("latency", "skipped", "saturated", "latency", {"saturated": {"why": "x"}})
+    assert run_exit_code([Phase("conformance", "passed"), saturated]) == SATURATED_EXIT
+    assert run_exit_code([Phase("conformance", "failed"), saturated]) == 1
+    assert run_exit_code([Phase("conformance", "passed")]) == 0
