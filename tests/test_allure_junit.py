@@ -64,7 +64,8 @@ def test_terminal_junit_and_allure_count_the_same_tests_of_a_failing_run(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(faults=("stream-drop-terminator",), timing=Timing(0, 0))
     report = tmp_path / "report"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEPROBE_")}
+    env = {k: v for k, v in os.environ.items()  # the suite's lag bound stays (conftest)
+           if not k.startswith("GATEPROBE_") or k == "GATEPROBE_LAG_BOUND_MS"}
     # auth: its no-permission case is skipped (no such key given): a skip to count too.
     proc = subprocess.run(
         [sys.executable, "-m", "gateprobe", "conformance", "--base-url", gateway.base_url,

@@ -2,7 +2,8 @@
 
 Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.load.runner``, an exit code out:
 0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
-unreachable (a ``--worker`` run returns Locust's own exit code).
+unreachable, 4 cut short by the target's rate limit, 5 the load generator saturated (a
+``--worker`` run returns Locust's own exit code).
 """
 
 from __future__ import annotations

@@ -7,8 +7,13 @@ That child is the one place argv is built, and the only environment the keys are
 the plan names the variables, the child's environment holds their values, and ``os.environ``
 of this process is never touched.
 
-Exit codes: 0 the run met every objective, 1 it did not (or did not end within its budget);
-a refused run raises ``UsageError`` or ``ConfigError`` (exit 2).
+Exit codes: 0 the run met every objective, 1 it did not (or did not end within its budget),
+4 the target's rate limit cut a latency run short, 5 the load generator saturated (its latency
+unjudged: ``gateprobe.load.selfcheck``); a refused run raises ``UsageError`` or ``ConfigError``
+(exit 2).
+
+Locust runs in its own process group, its master on a free port when it forks local workers
+(``--processes auto``), and every Locust process ends with the one that started it.
 """
 
 from __future__ import annotations
@@ -488,9 +493,6 @@ def _locust(plan: LoadPlan, options: LoadOptions, env: Mapping[str, str],
     port = None
     if options.master or local_processes(options, plan.users):
         port = options.master_port or free_port()
-    if port is not None and not options.master:
-        console.line(f"{local_processes(options, plan.users)} load processes (master on "
-                     f"127.0.0.1:{port})")
     if options.master:
         console.line(f"master on port {port}: start each worker with 'gateprobe load "
                      f"{plan.scenario} --worker --master-host <this host> --master-port "
@@ -562,8 +564,7 @@ def _watch(process: subprocess.Popen[bytes], plan: LoadPlan, budget: float,
 
 def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     result = _judged(plan, code, console)
-    page = loadpage.write(plan.out)
-    console.line(f"report: {page}")
+    loadpage.write(plan.out)  # in the folder the run's first line named
     return result
 
 
@@ -613,7 +614,7 @@ def _print_generator(generator: Generator, console: Console) -> None:
     console.line("generator lag p99: " + ", ".join(
         f"{kind} {'-' if p99 is None else f'{p99:.2f}'} ms"
         for kind, p99 in generator.lag_p99_ms.items())
-        + f" (bound {generator.bound_ms or 0:.3g} ms); busiest process at "
+        + f" (bound {generator.bound_ms or 0:g} ms); busiest process at "
         + f"{generator.busiest_cpu_share or 0:.0%} of a core; {generator.processes} "
         + f"process{plural}" + (": SATURATED" if generator.saturated else ""))
 

@@ -147,7 +147,7 @@ class Saturation:
             fix = ("run it on a quieter machine or on worker hosts (--master and --worker), "
                    "with --processes no more than the free cores")
         return (f"the load generator saturated: its {self.worst} lag p99 was {p99:.1f} ms, "
-                f"above the bound of {self.bound_ms:.3g} ms ({self.bound_from}); {cause}, so "
+                f"above the bound of {self.bound_ms:g} ms ({self.bound_from}); {cause}, so "
                 f"its latency numbers carry its own delay and the latency objectives were not "
                 f"judged; {fix}")
 

@@ -314,7 +314,7 @@ def _junit_cases(phase: Phase) -> list[tuple[str, str, str]]:
     if phase.status in (SKIPPED, ERROR):
         return [(phase.name, phase.reason if phase.status == ERROR else "",
                  phase.reason if phase.status == SKIPPED else "")]
-    result = result_of(phase.data)
+    result = result_of({"scenario": phase.name, **phase.data})  # a load phase is its scenario
     if isinstance(result, RateLimitResult):
         return [(f"tier {t.tier}", "; ".join(t.problems), "") for t in result.tiers]
     if isinstance(result, LatencyResult):
