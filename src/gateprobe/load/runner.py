@@ -579,7 +579,7 @@ def _judged(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     verdict: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     typed = show(verdict, console)
     if typed is not None:
-        _print_generator(typed.generator, console)
+        _print_generator(typed.generator, console, scenario(plan.scenario).timed)
     result = LoadResult(plan.scenario, 0, plan.out, verdict, findings_of(verdict),
                         summary_line(verdict))
     if verdict["ok"] and code != -1:
@@ -606,8 +606,9 @@ def _judged(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     return result
 
 
-def _print_generator(generator: Generator, console: Console) -> None:
-    """One line on the generator's own lag and CPU (``gateprobe.load.selfcheck``)."""
+def _print_generator(generator: Generator, console: Console, timed: bool) -> None:
+    """One line on the generator's own lag and CPU (``gateprobe.load.selfcheck``); a scenario
+    that is not ``timed`` (rate limits count answers) shows it for information only."""
     if not generator.lag_p99_ms:
         return
     plural = "es" if generator.processes != 1 else ""
@@ -616,7 +617,8 @@ def _print_generator(generator: Generator, console: Console) -> None:
         for kind, p99 in generator.lag_p99_ms.items())
         + f" (bound {generator.bound_ms or 0:g} ms); busiest process at "
         + f"{generator.busiest_cpu_share or 0:.0%} of a core; {generator.processes} "
-        + f"process{plural}" + (": SATURATED" if generator.saturated else ""))
+        + f"process{plural}" + ("" if not generator.saturated else ": SATURATED" if timed
+                                 else " (over the bound; not judged: answers are counted)"))
 
 
 def _tail(path: Path) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.console import Console
-from gateprobe.errors import INTERRUPTED_EXIT
+from gateprobe.errors import INTERRUPTED_EXIT, SATURATED_EXIT
 from gateprobe.events import (
     Event,
     Handler,
@@ -71,7 +71,8 @@ class ConsoleProgress:
                                [[p.name, p.status, p.reason] for p in event.phases])
             where = f": report in {self.report}" if self.report else ""
             verdict = "PASS" if event.exit_code == 0 else "INTERRUPTED: the phases that " \
-                "finished" if event.exit_code == INTERRUPTED_EXIT else "FAIL"
+                "finished" if event.exit_code == INTERRUPTED_EXIT else "NO VERDICT (the load " \
+                "generator saturated)" if event.exit_code == SATURATED_EXIT else "FAIL"
             self.console.line(f"{verdict}{where}")
 
 

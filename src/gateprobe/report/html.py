@@ -23,6 +23,7 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
+from gateprobe.errors import SATURATED_EXIT
 from gateprobe.loadresult import (
     Generator,
     LatencyResult,
@@ -116,7 +117,8 @@ def render(summary: Mapping[str, Any], run_dir: Path) -> str:
     """The whole page."""
     ok = summary["ok"]
     target = summary["target"]
-    verdict = "PASS" if ok else "FAIL"
+    verdict = "PASS" if ok else "NO VERDICT" if summary.get("exit_code") == SATURATED_EXIT \
+        else "FAIL"
     parts = [
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
