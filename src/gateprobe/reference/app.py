@@ -100,7 +100,8 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self  # what Request.app reads
-        scope["gateprobe.server_send"] = send  # the server's own, for transport faults
+        # the server's own, for transport faults (upstream mode set it before wrapping send)
+        scope.setdefault("gateprobe.server_send", send)
         await self.router(scope, receive, send)
 
 

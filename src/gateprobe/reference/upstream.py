@@ -249,7 +249,8 @@ class UpstreamApp:
                           bytes(body[:BODY_KEPT]).decode("utf-8", "replace"), found,
                           script.action if script else "", time.monotonic())
         self.control.records.append(record)
-        scope = {**scope, "headers": _as_upstream_key(scope["headers"])}
+        scope = {**scope, "headers": _as_upstream_key(scope["headers"]),
+                 "gateprobe.server_send": send}
         if script is not None:
             scope[SCRIPT_KEY] = script
         replayed = False
