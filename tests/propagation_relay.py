@@ -136,9 +136,9 @@ def make_relay(upstream: str, fault: str = "") -> Starlette:
             pump.cancel()
         await client.aclose()
 
-    return Starlette(lifespan=lifespan, routes=[Route("/v1/chat/completions", relay, methods=["POST"]),
-                             Route("/v1/messages", relay, methods=["POST"]),
-                             Route("/v1/models", models)])
+    return Starlette(lifespan=lifespan, routes=[
+        Route("/v1/chat/completions", relay, methods=["POST"]),
+        Route("/v1/messages", relay, methods=["POST"]), Route("/v1/models", models)])
 
 
 @contextmanager

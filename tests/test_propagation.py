@@ -7,12 +7,12 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
+from tests.propagation_relay import FAULTS, running_relay
 
 from gateprobe.findings import Finding
 from gateprobe.propagation import CASES, Inconclusive, Probe, UpstreamControl, run_case
 from gateprobe.reference.upstream import running_upstream
 from gateprobe.targets import Propagation, Target, Upstream
-from tests.propagation_relay import FAULTS, running_relay
 
 CLIENT_KEY = "sk-client-key-0001"
 
