@@ -439,8 +439,10 @@ def usage(p: Probe) -> list[Finding]:
                       p.body(mark, stream=stream, **extra))
         ex = p.send(case)
         if ex.status is None or ex.status >= 300:
-            if stream:
-                continue  # judged by the truncation case's baseline, not here
+            if stream:  # the gateway's streams are the truncation case's baseline
+                p.information.append(f"{p.path}: streamed usage not judged: the gateway "
+                                     f"did not serve the stream ({describe(ex)})")
+                continue
             raise Inconclusive(f"the gateway did not serve the request ({describe(ex)})")
         seen = usage_seen(p.family, ex)
         differ = {k: seen.get(k) for k, v in told.items() if seen.get(k) != v}
