@@ -20,9 +20,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.test_propagation import CLIENT_KEY, outcomes, upstream  # noqa: F401  (fixture)
 
 from gateprobe.targets import Propagation, Target, Upstream
-from tests.test_propagation import CLIENT_KEY, outcomes, upstream  # noqa: F401  (fixture)
 
 GATEWAYS = Path(__file__).resolve().parent / "gateways"
 START = GATEWAYS / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"
