@@ -61,12 +61,12 @@ def portkey() -> Iterator[str]:
         process.wait(timeout=10)
 
 
-def portkey_target(gateway: str, upstream: str, protocol: str) -> Target:
-    host, _, port = upstream.removeprefix("http://").rpartition(":")
+def portkey_target(gateway: str, upstream_url: str, protocol: str) -> Target:
+    host, _, port = upstream_url.removeprefix("http://").rpartition(":")
     return Target(gateway, "openai" if protocol == "openai" else "anthropic", CLIENT_KEY,
                   upstream=Upstream(host, int(port), protocol),
                   headers={"x-portkey-provider": protocol,
-                           "x-portkey-custom-host": upstream + "/v1",
+                           "x-portkey-custom-host": upstream_url + "/v1",
                            "x-portkey-request-timeout": str(TIMEOUT_MS)},
                   propagation=Propagation(frozenset({"forwards_client_key"}),
                                           timeout_s=TIMEOUT_MS / 1000, cancel_within_s=3.0))

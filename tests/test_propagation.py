@@ -3,7 +3,12 @@ faults fails exactly its check; both protocols."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -64,3 +69,41 @@ def test_each_relay_fault_trips_exactly_its_check(fault: str, upstream: str) -> 
     assert list(tripped(results)) == [fault], tripped(results)
     assert all(f.check_id == fault and f.repro.startswith("curl ")
                for f in results[fault])  # type: ignore[union-attr]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.mark.parametrize("fault", ["", "propagation.header_leak"], ids=["clean", "faulty"])
+def test_gateprobe_conformance_starts_the_declared_upstream(fault: str,
+                                                            tmp_path: Path) -> None:
+    """As a user runs it: the targets file declares the upstream; the run starts it there,
+    and the category passes through the correct relay and fails through a faulty one."""
+    port = _free_port()
+    with running_relay(f"http://127.0.0.1:{port}", fault) as relay:
+        targets = tmp_path / "targets.yaml"
+        targets.write_text(
+            f"targets:\n  relay:\n    base_url: {relay}\n    profile: openai\n"
+            f"    api_key_env: RELAY_KEY\n    upstream: {{listen: 127.0.0.1:{port}, "
+            "protocol: openai}\n    headers: {x-route: upstream, x-relay-token: {env: "
+            "RELAY_TOKEN}}\n    propagation: {cancel_within_s: 3}\n")
+        env = {**os.environ, "RELAY_KEY": CLIENT_KEY, "RELAY_TOKEN": "tok-secret-0001"}
+        result = subprocess.run(
+            [sys.executable, "-m", "gateprobe", "conformance", "--target", "relay",
+             "--targets", str(targets), "--select", "propagation", "--report-dir",
+             str(tmp_path / "r")], capture_output=True, text=True, env=env,
+            timeout=300, cwd=tmp_path)
+    assert (tmp_path / "r" / "conformance.json").exists(), result.stdout[-3000:] + result.stderr
+    found = json.loads((tmp_path / "r" / "conformance.json").read_text())["findings"]
+    if not fault:
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr
+        assert "9 passed" in result.stdout and found == []
+    else:
+        assert result.returncode == 1, result.stdout[-3000:] + result.stderr
+        assert {f["check_id"] for f in found} == {fault}
+        assert "tok-secret-0001" not in (tmp_path / "r" / "conformance.json").read_text()
