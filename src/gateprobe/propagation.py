@@ -284,13 +284,29 @@ def truncation(p: Probe) -> list[Finding]:
         case = p.case(f"upstream stream {action} after {CUT_AFTER} events",
                       p.body(mark, stream=True))
         ex = p.send(case)
-        if clean_end(p.family, ex) and len(p.upstream.received(mark)) < 2:  # retried: below
+        if len(p.upstream.received(mark)) > 1:
+            continue  # retried: the retries case judges what the client saw
+        if clean_end(p.family, ex):
             out.append(p.finding(
                 "propagation.truncation", Severity.HIGH, case,
                 "an error event, a reset, a non-2xx or an unterminated stream (the upstream "
                 f"{'closed' if action == 'cut' else 'reset'} its stream before its end)",
                 f"{describe(ex)}: the client sees a finished answer", evidence(ex)))
+        elif action == "reset" and quiet_end(ex):
+            out.append(p.finding(
+                "propagation.truncation", Severity.MEDIUM, case,
+                "an error the client can see (an error event, a reset, a non-2xx): the "
+                "upstream failed mid-stream",
+                f"{describe(ex)}: the stream just stops, as if the upstream had closed it (a "
+                "client that does not require the terminator, the openai SDK among them, "
+                "takes the partial text as the whole answer)", evidence(ex)))
     return out
+
+
+def quiet_end(ex: Exchange) -> bool:
+    """Whether a stream ended by a normal close, without a terminator or any error."""
+    return ex.status is not None and ex.status < 300 and not ex.transport_error \
+        and not has_error_event(ex)
 
 
 def retry_after(p: Probe) -> list[Finding]:
