@@ -107,3 +107,15 @@ def test_gateprobe_conformance_starts_the_declared_upstream(fault: str,
         assert result.returncode == 1, result.stdout[-3000:] + result.stderr
         assert {f["check_id"] for f in found} == {fault}
         assert "tok-secret-0001" not in (tmp_path / "r" / "conformance.json").read_text()
+
+
+def test_compare_gives_each_propagation_check_a_row_per_mirror(upstream: str) -> None:
+    from gateprobe.compare import MirrorResult, _propagation
+
+    with running_relay(upstream, "propagation.usage") as relay, httpx.Client() as http:
+        result = MirrorResult("faulty", relay)
+        _propagation(http, relay_target(relay, upstream, "openai"), upstream, result)
+    verdicts = {p.probe: p.verdict for p in result.probes}
+    assert verdicts == {f"propagation: {c}": "FAIL propagation.usage"
+                        if c == "propagation.usage" else "pass" for c in FAULTS}
+    assert {f.check_id for f in result.findings} == {"propagation.usage"}
