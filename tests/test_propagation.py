@@ -119,3 +119,21 @@ def test_compare_gives_each_propagation_check_a_row_per_mirror(upstream: str) ->
     assert verdicts == {f"propagation: {c}": "FAIL propagation.usage"
                         if c == "propagation.usage" else "pass" for c in FAULTS}
     assert {f.check_id for f in result.findings} == {"propagation.usage"}
+
+
+@pytest.mark.parametrize(("fault", "declared"), [
+    ("propagation.usage", {"documented": frozenset({"propagation.usage"})}),
+    ("propagation.key_isolation", {"documented": frozenset({"forwards_client_key"})}),
+    ("propagation.params", {"forwarded_params": ("model", "messages", "max_tokens", "stop")}),
+], ids=["documented check", "forwards_client_key", "forwarded_params"])
+def test_a_declared_deviation_is_information_not_a_finding(fault: str,
+                                                           declared: dict[str, object],
+                                                           upstream: str) -> None:
+    with running_relay(upstream, fault) as relay, httpx.Client() as http:
+        probe = Probe(http, relay_target(relay, upstream, "openai", **declared),
+                      UpstreamControl(http, upstream))
+        check = dict(CASES)[fault]
+        assert run_case(probe, fault, check) == []
+    if "documented" in declared and fault == "propagation.usage":
+        assert any("propagation.usage (documented deviation)" in line
+                   for line in probe.information)
