@@ -100,3 +100,15 @@ def test_a_script_it_cannot_follow_is_a_400_naming_why(up: str, fields: dict[str
                                                         message: str) -> None:
     answer = script(up, **fields)
     assert answer.status_code == 400 and message in answer.json()["error"]
+
+
+def test_a_malformed_chunk_and_a_slow_first_byte(up: str) -> None:
+    mark = "gpmark-0000000000000006"
+    script(up, marker=mark, action="malformed", after_events=1, delay_s=0.3)
+    events, _ = parse_all(chat(up, True, mark).content)
+    bad = [e.data for e in events if e.data.startswith("{") and not e.data.endswith("}")]
+    assert len(bad) == 1 and events[-1].data == "[DONE]"  # the rest follows it
+    [record] = httpx.get(up + "/_gateprobe/upstream/requests",
+                         params={"marker": mark}).json()["requests"]
+    # a lower bound only: a sleep never ends early
+    assert record["finished_s"] - record["arrived_s"] >= 0.3
