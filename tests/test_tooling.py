@@ -19,7 +19,7 @@ def tool(name: str) -> str:
         return str(found)
     on_path = shutil.which(name)
     if on_path is None:
-        pytest.skip(f"{name} is not installed (pip install -e '.[dev]')")
+        pytest.skip(f"{name} is not installed (bash scripts/install.sh)")
     return on_path
 
 
