@@ -247,3 +247,25 @@ def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
     assert first == again
     assert first != other  # the seed is what decides: another one sends other cases
     assert fuzz(None, "d")  # without one, a fresh seed is chosen and printed
+
+
+def test_a_suite_that_cannot_be_collected_is_said_as_such_not_as_ctrl_c(tmp_path: Path) -> None:
+    # schemathesis broken as an incompatible release would break it: test_fuzz.py does not
+    # import. pytest reports that as "Interrupted", which once read as a Ctrl-C (exit 130).
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import schemathesis.openapi\n"
+        "def broken(*a, **k):\n    raise TypeError('an incompatible schemathesis')\n"
+        "schemathesis.openapi.from_path = broken\n")
+    env = {**os.environ, "PYTHONPATH": str(hook), "GATEPROBE_API_KEY": "gp-vip-0001"}
+    result = subprocess.run([sys.executable, "-m", "gateprobe", "conformance", "--select",
+                             "fuzz"], capture_output=True, text=True, env=env, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "could not run (pytest exit 2)" in result.stderr + result.stdout
+    assert "interrupted" not in (result.stderr + result.stdout).lower().replace(
+        "pytest exit", "")
+    assert "Traceback" not in result.stderr
+    log = log_of(result)
+    assert "an incompatible schemathesis" in log  # the error stays in pytest.log

@@ -154,7 +154,11 @@ class SuiteRun:
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Ctrl-C: gateprobe says so in one line and exits 130; pytest's exit 2 (a usage
         error's code) and its KeyboardInterrupt banner would say otherwise, so its terminal
-        reporter is dropped before the session finishes and prints it."""
+        reporter is dropped before the session finishes and prints it. pytest sends its own
+        ``Session.Interrupted`` (a collection error) through this hook too: that is no Ctrl-C,
+        and its report (the error) stays in pytest.log."""
+        if isinstance(excinfo.value, pytest.Session.Interrupted) and not INTERRUPT.is_set():
+            return
         self.interrupted = True
         if self.config is not None:
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -204,12 +208,13 @@ def run_conformance(target: Target, options: ConformanceOptions,
             code = int(pytest.main(_argv(target, options), plugins=[run, live]))
     finally:
         _redact_outputs(options, Redactor(target.secrets), log)
-    # pytest caught Ctrl-C (or Python dropped one: INTERRUPT): pass it on as it came
-    if code == pytest.ExitCode.INTERRUPTED or run.interrupted or INTERRUPT.is_set():
+    # pytest caught Ctrl-C (or Python dropped one: INTERRUPT): pass it on as it came. Its
+    # exit 2 alone is not one: pytest says "interrupted" for a collection error too.
+    if run.interrupted or INTERRUPT.is_set():
         raise KeyboardInterrupt
     if code == 5:
         raise UsageError(f"--select {options.select!r} matches no conformance test")
-    if code in (3, 4):
+    if code in (pytest.ExitCode.INTERRUPTED, 3, 4):
         raise UsageError(f"the conformance suite could not run (pytest exit {code}); "
                          f"see {log}")
     run.result.exit_code = code
