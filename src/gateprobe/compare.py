@@ -56,14 +56,14 @@ from gateprobe.events import ERROR, FAILED, PASSED, Phase, RunStarted, emit
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import normalize
 from gateprobe.metrics import now_ns, percentile
-from gateprobe.probe import MAX_BODY_BYTES, curl_command, send
+from gateprobe.probe import MAX_BODY_BYTES, curl_command, exchange_once, send
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
 from gateprobe.report.folder import finish, handlers_for, utc_now
-from gateprobe.runstate import BREAKER_THRESHOLD, RunState
+from gateprobe.runstate import BREAKER_THRESHOLD, Breaker, RunState
 from gateprobe.sse import Event
-from gateprobe.targets import ENDPOINTS, Target, check_base_url, check_reachable, credentials
+from gateprobe.targets import ENDPOINTS, Target, check_base_url, check_reachable
 
 HEADERS_THAT_MATTER = ("content-type", "retry-after")
 HEADER_FAMILIES = {"rate-limit headers": ("x-ratelimit-", "anthropic-ratelimit-"),
@@ -326,43 +326,28 @@ def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
         result.findings += [replace(f, case=f.case or label) for f in findings]
 
 
+LONG_PROMPT = "Write a story of at least {tokens} words."
+
+
 def _latency(client: httpx.Client, target: Target, options: CompareOptions, redactor: Redactor,
              result: MirrorResult, stop: threading.Event) -> None:
+    """``samples`` streams through the one bounded exchange, each timed as it arrives by a
+    ``StreamObserver`` (the one metric definition); a broken stream is counted by its kind."""
     body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
-    headers = credentials(target.profile, "openai", target.api_key)
-    t = target.timeouts
+    case = Case("latency sample", "stream", "POST", "/v1/chat/completions", "openai", body)
+    breaker = Breaker()  # this sample's own: three timeouts and the mirror gets no more
     for _ in range(options.samples):
         if result.timeouts >= BREAKER_THRESHOLD or stop.is_set():
             break  # a mirror that hangs gets no more of our time
         start = now_ns()
         observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
-        deadline, got_headers, kind = time.monotonic() + t.total_s, False, ""
-        try:
-            with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
-                               headers=headers, timeout=httpx.Timeout(
-                                   t.first_byte_s, connect=t.connect_s)) as response:
-                got_headers = True
-                response.request.extensions.get("timeout", {})["read"] = t.idle_s
-                if response.status_code != 200:
-                    kind = f"status {response.status_code}"
-                else:
-                    size = 0
-                    for chunk in response.iter_raw():
-                        observer.feed(chunk, now_ns())
-                        size += len(chunk)
-                        if size > MAX_BODY_BYTES:
-                            kind = transport.TOO_LARGE
-                            break
-                        if time.monotonic() > deadline:
-                            kind = transport.STREAM_TOTAL_TIMEOUT
-                            break
-        except httpx.HTTPError as exc:
-            kind = transport.classify(exc, got_headers=got_headers, streaming=True)
+        exchange = exchange_once(client, target, case, breaker, observer.feed)
         m = observer.finish(now_ns())
-        if not kind and observer.findings:
-            kind = observer.findings[0].check_id
+        kind = exchange.transport_kind if exchange.transport_error else \
+            f"status {exchange.status}" if exchange.status != 200 else \
+            observer.findings[0].check_id if observer.findings else ""
         if kind:
             result.error_kinds[kind] += 1
             if kind.endswith("timeout"):
@@ -382,7 +367,8 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
                   result: MirrorResult) -> dict[str, Any]:
     """A non-streaming request sized to run ``long_request_s`` x 1.5, from this mirror's own
     measured TTFT and TPOT (100 tokens/s when it measured none, so that it still runs long
-    enough on a fast model)."""
+    enough on a fast model), sent through the one bounded exchange with its first-byte, idle
+    and total timeouts widened to what the probe may take."""
     wanted = options.long_request_s
     if result.timeouts >= BREAKER_THRESHOLD:
         return {"cut": False, "verdict": "not run: this mirror's streams timed out"}
@@ -391,51 +377,47 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
     tokens = min(options.max_long_tokens - 64,
                  max(16, math.ceil((wanted * 1.5 - ttft_s) / max(tpot_s, 1e-4))))
     body = {"model": target.models["chat"], "max_tokens": tokens + 64,
-            "messages": [{"role": "user", "content": f"Write a story of at least {tokens} words."}]}
-    headers = credentials(target.profile, "openai", target.api_key)
+            "messages": [{"role": "user", "content": LONG_PROMPT.format(tokens=tokens)}]}
+    limit = wanted * 1.5 + target.timeouts.idle_s
+    long_target = replace(target, timeouts=replace(target.timeouts, first_byte_s=limit,
+                                                   idle_s=limit, total_s=limit))
     start = time.monotonic()
-    out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted}
-    try:
-        limit = wanted * 1.5 + target.timeouts.idle_s
-        with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
-                           headers=headers, timeout=httpx.Timeout(
-                               limit, connect=target.timeouts.connect_s)) as response:
-            size, overdue = 0, False
-            for chunk in response.iter_raw():
-                size += len(chunk)
-                overdue = time.monotonic() - start > limit  # a body that trickles, never idle
-                if size > MAX_BODY_BYTES or overdue:
-                    break
-        elapsed = time.monotonic() - start
-        out.update(status=response.status_code, elapsed_s=round(elapsed, 3),
-                   content_type=response.headers.get("content-type", "").split(";")[0])
-        if overdue:
-            out["cut"] = False
-            out["verdict"] = f"still sending after {limit:g} s: stopped reading"
-        elif size > MAX_BODY_BYTES:
-            out["cut"] = False
-            out["verdict"] = f"body over {MAX_BODY_BYTES} bytes: stopped reading"
-        elif response.status_code == 200:
-            out["cut"] = False
-            out["verdict"] = (f"ok: answered after {elapsed:.1f} s" if elapsed >= wanted else
-                              f"inconclusive: answered in {elapsed:.1f} s (< {wanted:g} s)")
-        elif response.status_code < 500:
-            # A refusal (the model's token limit, the key's quota, a 429) is not a cut: the
-            # probe asked for something this mirror does not serve, so it says nothing.
-            out["cut"] = False
-            out["verdict"] = (f"inconclusive: refused with status {response.status_code} "
-                              f"after {elapsed:.1f} s")
-        else:
-            out["cut"] = elapsed < wanted * 1.5
-            out["verdict"] = f"cut after {elapsed:.1f} s (status {response.status_code})" \
-                if out["cut"] else f"status {response.status_code} after {elapsed:.1f} s"
-    except httpx.TimeoutException:
-        out.update(cut=False, verdict=f"no answer within {limit:g} s")
-    except httpx.HTTPError as exc:
-        elapsed = time.monotonic() - start
-        out.update(cut=True, elapsed_s=round(elapsed, 3),
-                   verdict=f"cut after {elapsed:.1f} s ({type(exc).__name__})")
+    exchange = exchange_once(client, long_target, Case(
+        "long request", "endpoint", "POST", "/v1/chat/completions", "openai", body))
+    elapsed = time.monotonic() - start
+    out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted, "cut": False}
+    if exchange.status is not None:
+        out.update(status=exchange.status, elapsed_s=round(elapsed, 3),
+                   content_type=exchange.content_type)
+    out["verdict"] = _long_verdict(exchange, elapsed, wanted, limit)
+    out["cut"] = out["verdict"].startswith("cut")
+    if out["cut"] and exchange.status is None:
+        out["elapsed_s"] = round(elapsed, 3)
     return out
+
+
+def _long_verdict(exchange: Exchange, elapsed: float, wanted: float, limit: float) -> str:
+    """What the long request's answer says: ``cut ...`` only for an answer that ended early
+    in a way no refusal explains (a 5xx, or the connection dropped)."""
+    kind, status = exchange.transport_kind, exchange.status
+    if kind == transport.TOO_LARGE and exchange.transport_error:
+        return f"body over {MAX_BODY_BYTES} bytes: stopped reading"
+    if exchange.transport_error and kind in (transport.TOTAL_TIMEOUT,
+                                             transport.STREAM_TOTAL_TIMEOUT):
+        return f"still sending after {limit:g} s: stopped reading"
+    if exchange.transport_error and kind.endswith("timeout"):
+        return f"no answer within {limit:g} s"
+    if status is None:
+        return f"cut after {elapsed:.1f} s ({exchange.transport_error or kind})"
+    if status == 200:
+        return f"ok: answered after {elapsed:.1f} s" if elapsed >= wanted else \
+            f"inconclusive: answered in {elapsed:.1f} s (< {wanted:g} s)"
+    if status < 500:
+        # A refusal (the model's token limit, the key's quota, a 429) is not a cut: the
+        # probe asked for something this mirror does not serve, so it says nothing.
+        return f"inconclusive: refused with status {status} after {elapsed:.1f} s"
+    return f"cut after {elapsed:.1f} s (status {status})" if elapsed < wanted * 1.5 else \
+        f"status {status} after {elapsed:.1f} s"
 
 
 class MirrorsInterrupted(KeyboardInterrupt):
