@@ -252,3 +252,26 @@ def test_a_selection_with_no_case_for_the_target_is_one_line(make_gateway: MakeG
     assert code == 2
     assert err == ("gateprobe: --select 'legacy_prompt' selects no case for this target "
                    "(profile openai, endpoints chat, completions, embeddings, models)\n")
+
+
+def test_a_profile_given_is_kept_and_a_contradiction_said(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(profile="openai", timing=FAST)
+    code, out, err = gateprobe("discover", "--base-url", gateway.base_url, "--profile",
+                               "ohmygpt", "--api-key-env", "GP_DISCOVER_KEY")
+    assert code == 0, err
+    assert "profile: openai (no Anthropic route" in out
+    assert "kept --profile ohmygpt as given" in out
+    assert yaml.safe_load(out[out.index("targets:"):out.index("    #")])[
+        "targets"]["127-0-0-1"]["profile"] == "ohmygpt"
+
+
+def test_a_model_the_key_may_not_use_is_a_model_refused_not_a_key(
+        make_gateway: MakeGateway) -> None:
+    """The seeds' gateway answers 401 naming the model for a key without its permission: the
+    route is served and the model is the problem, not the key."""
+    gateway = make_gateway(timing=FAST)
+    found = discover(Target(gateway.base_url, "ohmygpt", "gp-nomodel-0001",
+                            models={**DEFAULT_MODELS, "chat": "claude-2-web"}))
+    assert found.answers["chat"] == "401"
+    assert found.unknown_models == {"chat": "claude-2-web"} and "chat" in found.served
+    assert "chat" not in found.refused

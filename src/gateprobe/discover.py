@@ -140,7 +140,8 @@ class Discovery:
     bearer: bool | None = None
     """Whether the Anthropic routes take ``Authorization: Bearer`` (None: not tried)."""
     unknown_models: dict[str, str] = field(default_factory=dict)
-    """Family name -> the model it refused by name (a 400/404 naming it)."""
+    """Family name -> the model its served request was refused for by name (a 4xx naming
+    it: unknown there, or not permitted for the key)."""
     refused: list[str] = field(default_factory=list)
     """Families that refused the key (401/403): whether they are served cannot be told."""
     envelopes: set[str] = field(default_factory=set)
@@ -164,7 +165,9 @@ class Discovery:
         if self.models_shape == "anthropic":
             return "anthropic", "/v1/models answers in Anthropic's shape"
         if self.x_api_key:
-            return "anthropic", "the Anthropic routes take x-api-key"
+            return "anthropic", "the Anthropic routes take x-api-key" + (
+                "; review: /v1/models answers in OpenAI's shape, which this profile does not "
+                "expect" if self.models_shape == "openai" else "")
         return "ohmygpt", "the Anthropic routes take Authorization: Bearer only"
 
 
@@ -177,8 +180,18 @@ def _case(probe: FamilyProbe, models: Mapping[str, str], key: str, style: str) -
                 encoding=probe.encoding)
 
 
-def _names_model(body: bytes, model: str) -> bool:
-    return bool(model) and model.lower().encode() in body.lower()
+def _refuses_model(exchange: Exchange, model: str) -> bool:
+    """A 4xx that names the model sent: the route served, the model unknown or not permitted
+    (a gateway may answer 401/403 for a model the key may not use), the key accepted."""
+    return exchange.status in (400, 401, 403, 404) and bool(model) and \
+        model.lower().encode() in exchange.body.lower()
+
+
+def _accepted(exchange: Exchange, model: str) -> bool:
+    """Whether the key got past authentication: any answer but 401/403, or one of those
+    that refuses the model by name."""
+    return exchange.status is not None and (exchange.status not in REFUSED or
+                                            _refuses_model(exchange, model))
 
 
 def _read(found: Discovery, probe: FamilyProbe, model: str, exchange: Exchange) -> None:
@@ -192,7 +205,7 @@ def _read(found: Discovery, probe: FamilyProbe, model: str, exchange: Exchange) 
         return
     if status >= 400 and probe.family != "gateway":
         found.envelopes |= _envelope(body)
-    if status in (400, 404) and _names_model(body, model):
+    if _refuses_model(exchange, model):
         if probe.served_request:
             found.unknown_models[probe.name] = model
         found.served.append(probe.name)
@@ -251,21 +264,22 @@ def discover(target: Target) -> Discovery:
         for probe in FAMILY_PROBES:
             model = target.models.get(probe.model, "")
             exchange = ask(probe, "bearer")
-            if probe.family == "anthropic" and exchange.status in REFUSED:
+            if probe.family == "anthropic" and exchange.status is not None and \
+                    not _accepted(exchange, model):
                 found.bearer = False
                 exchange = ask(probe, "x-api-key")  # Anthropic's own convention
-                found.x_api_key = exchange.status is not None and \
-                    exchange.status not in REFUSED
+                found.x_api_key = _accepted(exchange, model)
             _read(found, probe, model, exchange)
-        _auth_styles(found, ask)
+        _auth_styles(found, ask, target.models)
     assert found.requests <= MAX_REQUESTS
     return found
 
 
-def _auth_styles(found: Discovery, ask: Callable[[FamilyProbe, str], Exchange]) -> None:
+def _auth_styles(found: Discovery, ask: Callable[[FamilyProbe, str], Exchange],
+                 models: Mapping[str, str]) -> None:
     """Whether the Anthropic routes take each style: the one not yet tried, asked on the
-    cheapest route served (counting tokens is free). A refusal naming the model (400/404)
-    is the key accepted and the model unknown, never the style refused."""
+    cheapest route served (counting tokens is free). A refusal naming the model (a 4xx that
+    names it) is the key accepted and the model unknown, never the style refused."""
     served = [p for p in FAMILY_PROBES if p.family == "anthropic" and p.name in found.served]
     if not served:
         return
@@ -274,7 +288,7 @@ def _auth_styles(found: Discovery, ask: Callable[[FamilyProbe, str], Exchange]) 
     if found.x_api_key is None:
         probe = next((p for p in served if p.name == "count_tokens"), served[0])
         exchange = ask(probe, "x-api-key")
-        found.x_api_key = exchange.status is not None and exchange.status not in REFUSED
+        found.x_api_key = _accepted(exchange, models.get(probe.model, ""))
 
 
 def entry(target: Target, found: Discovery, models: Mapping[str, str] | None = None,
@@ -301,7 +315,8 @@ def entry(target: Target, found: Discovery, models: Mapping[str, str] | None = N
 def suggestions(found: Discovery, models: Mapping[str, str]) -> list[str]:
     """Comment lines for the entry: what a person should settle before use (a model the
     target does not know, the management API, the limits its headers state)."""
-    lines = [f"{name}: the model {model!r} is unknown here (refused by name): set "
+    lines = [f"{name}: the model {model!r} was refused by name (unknown here, or not "
+             f"permitted for this key): set "
              f"models.{next(p.model for p in FAMILY_PROBES if p.name == name)}"
              for name, model in found.unknown_models.items()]
     if "management" in found.served:
