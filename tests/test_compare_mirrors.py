@@ -196,6 +196,8 @@ def test_two_mirrors_that_differ_are_shown_as_differing_with_a_repro_each(
     assert first["bad"] in text and "no long-request probe" in text
     markdown = (tmp_path / "summary.md").read_text()
     assert stream["curls"]["good"] in markdown and "first differing event" in markdown
+    page = (tmp_path / "report.html").read_text()
+    assert "first differing event" in page and "repro" in page and "odd one out" in page
 
 
 def test_long_request_s_zero_in_the_dry_run_and_a_negative_one_refused() -> None:
