@@ -11,14 +11,17 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateprobe.checks import Exchange
 from gateprobe.cli import main
 from gateprobe.console import Console
 from gateprobe.discover import (
     FAMILY_PROBES,
     MAX_REQUESTS,
+    Discovery,
     discover,
     entry,
     rate_limit_suggestion,
+    read_answer,
 )
 from gateprobe.errors import UsageError
 from gateprobe.targets import DEFAULT_MODELS, ENDPOINTS, Target, check_endpoints, load_targets
@@ -275,3 +278,18 @@ def test_a_model_the_key_may_not_use_is_a_model_refused_not_a_key(
     assert found.answers["chat"] == "401"
     assert found.unknown_models == {"chat": "claude-2-web"} and "chat" in found.served
     assert "chat" not in found.refused
+
+
+@pytest.mark.parametrize(("status", "body", "served", "refused"), [
+    (101, b"", True, False),
+    (403, b"", False, False),  # uvicorn's refusal of a path without a WebSocket route
+    (403, b'{"error": {"message": "bad key"}}', False, True),
+    (404, b'{"error": {"message": "Unknown request URL"}}', False, False),
+])
+def test_how_a_realtime_handshake_is_read(status: int, body: bytes, served: bool,
+                                          refused: bool) -> None:
+    probe = next(p for p in FAMILY_PROBES if p.websocket)
+    found = Discovery()
+    read_answer(found, probe, "gpt-4o-realtime-preview", Exchange("/v1/realtime", "GET", None,
+                                                            status, body=body))
+    assert ("realtime" in found.served, "realtime" in found.refused) == (served, refused)

@@ -12,7 +12,8 @@ The Anthropic routes are also asked with ``x-api-key``, which tells the auth sty
 Our reading of the answers, since no gateway documents "not served" the same way: a route is
 served unless it answers 404, 405 or 501 without naming the model we sent (OpenAI answers 404
 for an unknown *model*, which says the route exists), or nothing answers at all; 401/403 say
-only that the key was refused, not whether the route exists. The profile follows from the
+only that the key was refused, not whether the route exists (but a WebSocket handshake refused
+403 with no body is how an ASGI server says it has no such route). The profile follows from the
 Anthropic routes: none served is ``openai``; ``/v1/models`` in Anthropic's shape, or
 ``x-api-key`` accepted, is ``anthropic``; Bearer only is ``ohmygpt`` (the seeds' gateway).
 """
@@ -194,7 +195,7 @@ def _accepted(exchange: Exchange, model: str) -> bool:
                                             _refuses_model(exchange, model))
 
 
-def _read(found: Discovery, probe: FamilyProbe, model: str, exchange: Exchange) -> None:
+def read_answer(found: Discovery, probe: FamilyProbe, model: str, exchange: Exchange) -> None:
     """What one answer says about its family."""
     status, body = exchange.status, exchange.body
     found.answers[probe.name] = str(status) if status is not None else exchange.transport_kind
@@ -209,6 +210,8 @@ def _read(found: Discovery, probe: FamilyProbe, model: str, exchange: Exchange) 
         if probe.served_request:
             found.unknown_models[probe.name] = model
         found.served.append(probe.name)
+    elif probe.websocket and status == 403 and not body.strip():
+        return  # how an ASGI server (uvicorn) refuses a WebSocket on a path with no such route
     elif status in REFUSED:
         found.refused.append(probe.name)
     elif status not in NOT_SERVED:
@@ -269,7 +272,7 @@ def discover(target: Target) -> Discovery:
                 found.bearer = False
                 exchange = ask(probe, "x-api-key")  # Anthropic's own convention
                 found.x_api_key = _accepted(exchange, model)
-            _read(found, probe, model, exchange)
+            read_answer(found, probe, model, exchange)
         _auth_styles(found, ask, target.models)
     assert found.requests <= MAX_REQUESTS
     return found
