@@ -213,9 +213,6 @@ def _run(call: Call, client: Any, wire: WireLog, target: Target, state: RunState
         pytest.skip(f"not sent: the target does not serve {endpoint}")
     if state.breaker.is_open(target.base_url, streaming):
         pytest.skip("not sent: earlier requests of this kind to the target timed out")
-    if name == "count_tokens" and not hasattr(client.messages, "count_tokens"):
-        # Older SDKs have it under client.beta only: that is the SDK's age, not the gateway's.
-        pytest.skip("not sent: this anthropic SDK has no messages.count_tokens (upgrade it)")
     admit_tokens(state, SDK_MAX_TOKENS)
     count(endpoint)
     outcome = _call(fn, client, target, state, streaming)
