@@ -55,19 +55,21 @@ def _pointer(root: dict[str, Any], ref: str) -> Any:
     return node
 
 
-def inline(node: Any, root: dict[str, Any], depth: int = 0) -> Any:
+def inline(node: Any, root: dict[str, Any], chain: tuple[str, ...] = ()) -> Any:
     """``node`` with every local ``$ref`` replaced by its target (siblings of the ``$ref``
-    kept); request schemas are not recursive, so a deep chain is a spec error."""
-    assert depth < 40, "recursive $ref in a request schema"
+    kept). A recursive schema is cut where it recurs: the inner copy becomes ``{}`` (anything
+    goes), so the walk reaches every constraint once and validation stays finite."""
     if isinstance(node, list):
-        return [inline(item, root, depth) for item in node]
+        return [inline(item, root, chain) for item in node]
     if not isinstance(node, dict):
         return node
-    if "$ref" in node:
-        target = inline(_pointer(root, node["$ref"]), root, depth + 1)
-        rest = {k: inline(v, root, depth) for k, v in node.items() if k != "$ref"}
-        return {**target, **rest}
-    return {k: inline(v, root, depth) for k, v in node.items()}
+    rest = {k: inline(v, root, chain) for k, v in node.items() if k != "$ref"}
+    if "$ref" not in node:
+        return rest
+    ref = node["$ref"]
+    if ref in chain:
+        return rest
+    return {**inline(_pointer(root, ref), root, (*chain, ref)), **rest}
 
 
 @functools.cache
@@ -78,13 +80,21 @@ def spec(name: SpecName) -> dict[str, Any]:
     return resolved
 
 
+def _with_item_parameters(item: dict[str, Any], op: dict[str, Any]) -> dict[str, Any]:
+    """The operation with its path item's parameters too (OpenAPI: the operation's own win,
+    by name and place)."""
+    own = {(p["name"], p["in"]) for p in op.get("parameters", [])}
+    shared = [p for p in item.get("parameters", []) if (p["name"], p["in"]) not in own]
+    return {**op, "parameters": [*shared, *op.get("parameters", [])]}
+
+
 def operations() -> Iterator[tuple[SpecName, str, str, dict[str, Any]]]:
     """(spec, METHOD, path, operation) for every operation of every spec."""
     for name in SPEC_NAMES:
         for path, item in spec(name)["paths"].items():
             for method in METHODS:
                 if method in item:
-                    yield name, method.upper(), path, item[method]
+                    yield name, method.upper(), path, _with_item_parameters(item, item[method])
 
 
 def valid(schema: dict[str, Any], instance: Any) -> bool:
@@ -182,8 +192,9 @@ class Base:
     """A valid request of one operation in one media type, the mutations' starting point.
 
     ``files`` are a multipart body's uploads (a real PNG or WAV: the reference decodes them);
-    ``setup`` fills fields from the running gateway (applied before a mutation, so a mutation
-    of such a field still wins)."""
+    ``setup`` fills values from the running gateway (a path parameter or query parameter of
+    that name, else a body field), before a mutation, so a mutation of such a value still
+    wins. The values written here stand in for them when the base is validated."""
 
     spec: SpecName
     method: str
@@ -325,8 +336,8 @@ BASES: list[Base] = [
 # --- from a base and the spec to requests -------------------------------------------------------
 
 def _operation(base: Base) -> dict[str, Any]:
-    op: dict[str, Any] = spec(base.spec)["paths"][base.path][base.method.lower()]
-    return op
+    item: dict[str, Any] = spec(base.spec)["paths"][base.path]
+    return _with_item_parameters(item, item[base.method.lower()])
 
 
 def _body_schema(base: Base) -> dict[str, Any] | None:
@@ -368,9 +379,9 @@ def mutations(base: Base) -> list[Mutation]:
 def send(c: httpx.Client, base: Base, mutation: Mutation | None = None) -> httpx.Response:
     """The base request (its setup fields filled in), with ``mutation`` applied."""
     body = dict(base.body or {})
-    if base.setup is not None:
-        body.update(base.setup(c))
     files, query, params = dict(base.files), dict(base.query), dict(base.path_params)
+    for name, value in (base.setup(c) if base.setup is not None else {}).items():
+        (params if name in params else query if name in query else body)[name] = value
     if mutation is not None:
         if mutation.where == "body" and mutation.place[0] in files:
             files.pop(str(mutation.place[0]))  # an upload is only ever dropped here
@@ -403,22 +414,28 @@ CASES = [(base, m) for base in BASES for m in mutations(base)]
 
 # --- the tests ------------------------------------------------------------------------------
 
-def test_every_constrained_operation_has_a_base() -> None:
-    """A spec operation (per media type) with a constraint to walk and no base fails here:
-    add one to BASES."""
+def missing_bases() -> list[str]:
+    """The operations (per media type) with a constraint to walk and no base in BASES."""
     have = {(b.spec, b.method, b.path, b.media) for b in BASES}
     missing = []
     for name, method, path, op in operations():
         content = op.get("requestBody", {}).get("content", {})
         media = [m for m, mime in MEDIA.items() if mime in content] or ["none"]
-        params = [p for p in op.get("parameters", []) if p["in"] in ("query", "path")]
+        path_params = {**_parameters_schema(op, "path"), "required": []}  # see constraints()
+        params = _has_constraints(_parameters_schema(op, "query")) or \
+            _has_constraints(path_params)
         for medium in media:
-            probe = Base(name, method, path, medium)
-            schema = _body_schema(probe)
+            schema = _body_schema(Base(name, method, path, medium))
             walkable = params or (schema is not None and _has_constraints(schema))
             if walkable and (name, method, path, medium) not in have:
                 missing.append(f"{method} {path} ({medium})")
-    assert missing == []
+    return missing
+
+
+def test_every_constrained_operation_has_a_base() -> None:
+    """A spec operation (per media type) with a constraint to walk and no base fails here:
+    add one to BASES."""
+    assert missing_bases() == []
     assert len({b.name for b in BASES}) == len(BASES), "two bases share a name: label one"
 
 
@@ -427,8 +444,8 @@ def _has_constraints(schema: Any) -> bool:
         return any(_has_constraints(s) for s in schema)
     if not isinstance(schema, dict):
         return False
-    return bool({"required", "enum", "const", "minLength"} & schema.keys()) or any(
-        _has_constraints(v) for v in schema.values())
+    return bool("enum" in schema or "const" in schema or schema.get("minLength")
+                or schema.get("required")) or any(_has_constraints(v) for v in schema.values())
 
 
 def test_the_walk_finds_the_constraints_it_was_written_for() -> None:
