@@ -1,6 +1,7 @@
 """The reference gateway refuses what the specs refuse: every ``required``, ``enum`` (and
-``const``) and ``minLength`` of every operation's request in ``specs/*.yaml``, walked from the
-specs themselves, each broken once from a valid base request.
+``const``) and ``minLength`` (and ``maxLength``, ``minimum``, ``maximum``) of every operation's
+request in ``specs/*.yaml``, walked from the specs themselves, each broken once from a valid
+base request.
 
 Fuzzing finds such gaps only by chance (an empty ``model`` on ``/v1/images/generations`` was
 accepted in 1 run of 2 of ``gateprobe run``); this walk finds all of them, and a new route or
@@ -138,15 +139,22 @@ def _scalar_constraints(schema: dict[str, Any], sample: Any, where: str,
     if "enum" in schema or "const" in schema:
         for label, value in _outside(schema, sample):
             yield Mutation(where, place, label, value)
-    least = schema.get("minLength")
-    if least and (sample is None or isinstance(sample, str)):
-        yield Mutation(where, place, "minLength", "x" * (least - 1))
+    text = sample is None or isinstance(sample, str)
+    if schema.get("minLength") and text:
+        yield Mutation(where, place, "minLength", "x" * (schema["minLength"] - 1))
+    if "maxLength" in schema and text:  # beyond the brief's three, as cheap to prove
+        yield Mutation(where, place, "maxLength", "x" * (schema["maxLength"] + 1))
+    number = sample is None or isinstance(sample, int | float) and not isinstance(sample, bool)
+    if "minimum" in schema and number:
+        yield Mutation(where, place, "minimum", schema["minimum"] - 1)
+    if "maximum" in schema and number:
+        yield Mutation(where, place, "maximum", schema["maximum"] + 1)
 
 
 def constraints(schema: dict[str, Any], instance: Any, where: str,
                 place: tuple[str | int, ...] = ()) -> Iterator[Mutation]:
-    """Every required, enum/const and minLength constraint that ``instance`` (valid against
-    ``schema``) meets, each as the mutation that breaks it."""
+    """Every required, enum/const, length and bound constraint that ``instance`` (valid
+    against ``schema``) meets, each as the mutation that breaks it."""
     for member in schema.get("allOf", []):
         yield from constraints(member, instance, where, place)
     for key in ("oneOf", "anyOf"):
@@ -444,8 +452,9 @@ def _has_constraints(schema: Any) -> bool:
         return any(_has_constraints(s) for s in schema)
     if not isinstance(schema, dict):
         return False
-    return bool("enum" in schema or "const" in schema or schema.get("minLength")
-                or schema.get("required")) or any(_has_constraints(v) for v in schema.values())
+    walked = {"enum", "const", "maxLength", "minimum", "maximum"} & schema.keys()
+    return bool(walked or schema.get("minLength") or schema.get("required")) or any(
+        _has_constraints(v) for v in schema.values())
 
 
 def test_the_walk_finds_the_constraints_it_was_written_for() -> None:
@@ -466,7 +475,9 @@ def test_the_walk_finds_the_constraints_it_was_written_for() -> None:
                      "POST /v1/images/edits image required",
                      "POST /v1/audio/transcriptions timestamp_granularities.0 enum"):
         assert expected in labels
-    assert len(CASES) < 400  # a few hundred requests at most
+    assert "POST /v1/chat/completions temperature maximum" in labels
+    assert "POST /v1/images/generations [dall-e-3] prompt maxLength" in labels
+    assert len(CASES) < 500  # a few hundred requests at most
 
 
 @pytest.fixture(scope="module")
