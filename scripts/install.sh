@@ -8,3 +8,10 @@ cd "$(dirname "$0")/.."
 python3 -m venv .venv
 .venv/bin/pip install -q --require-hashes -r requirements/dev.txt 2>&1 | { grep -v "is ignored" || true; } >&2
 .venv/bin/pip install -q --no-deps --no-build-isolation -e . 2>&1 | { grep -v "is ignored" || true; } >&2
+# The real gateway the propagation tests put in front of gateprobe's upstream (Portkey, pinned
+# with its lock file). Without Node.js those tests skip and say why.
+if command -v npm >/dev/null; then
+    npm ci --prefix tests/gateways --no-audit --no-fund --loglevel=error >&2
+else
+    echo "install.sh: no npm here: tests/test_portkey.py will skip" >&2
+fi
