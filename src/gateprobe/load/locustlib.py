@@ -196,7 +196,7 @@ class Session:
         if self.is_worker:
             environment.events.test_start.add_listener(lambda **_: freeze_heap())
             environment.events.report_to_master.add_listener(self._on_report_to_master)
-            environment.events.test_stop.add_listener(lambda **_: self._ship())
+            environment.events.test_stop.add_listener(self._on_worker_stop)
             return
         self._file = (self.plan.out / SAMPLES_FILE).open("w", encoding="utf-8", buffering=1)
         self._lag_file = (self.plan.out / LAG_FILE).open("w", encoding="utf-8", buffering=1)
@@ -238,6 +238,16 @@ class Session:
 
     def _on_worker_report(self, client_id: str, data: Mapping[str, Any]) -> None:
         self._write_all(list(data.get(SAMPLES_MESSAGE) or ()), data.get(LAG_MESSAGE) or ())
+
+    def _on_worker_stop(self, environment: Environment, **_: Any) -> None:
+        """Ship what is buffered; then let the worker hear its master's next message at once.
+
+        A worker told to stop waits ``stop_timeout`` (5 s) after stopping before it reads any
+        other message; the master that ends the run (``stop_run``: stop, then quit) gives it
+        half a second to quit. Its users are stopped by now, so that wait has nothing left to
+        wait for."""
+        self._ship()
+        environment.stop_timeout = 0
 
     def _ship(self) -> None:
         """Send what is buffered now (a worker that stops must not wait for the next report)."""

@@ -607,9 +607,10 @@ def _judged(plan: LoadPlan, code: int, console: Console) -> LoadResult:
 
 
 def _print_generator(generator: Generator, console: Console, timed: bool) -> None:
-    """One line on the generator's own lag and CPU (``gateprobe.load.selfcheck``); a scenario
-    that is not ``timed`` (rate limits count answers) shows it for information only."""
-    if not generator.lag_p99_ms:
+    """One line on the generator's own lag and CPU (``gateprobe.load.selfcheck``) when it was
+    over its bound (``report.html`` and ``verdict.json`` always have it); a scenario that is
+    not ``timed`` (rate limits count answers) shows it for information only."""
+    if not generator.lag_p99_ms or not generator.saturated:
         return
     plural = "es" if generator.processes != 1 else ""
     console.line("generator lag p99: " + ", ".join(
