@@ -24,7 +24,7 @@ from gateprobe.checks import (
     select,
 )
 from gateprobe.findings import Finding, Severity
-from gateprobe.golden import diff, normalize, normalize_events, prune
+from gateprobe.golden import diff, mismatch, normalize, normalize_events
 from gateprobe.protocols import (
     _anthropic,
     _gateway,
@@ -433,8 +433,9 @@ def normalized_answer(ex: Exchange) -> Any:
 
 @check("golden.match", Severity.MEDIUM, "the answer matches its golden, once normalized")
 def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
-    """Shapes, values that must not vary (finish reasons, stop sequences, event order) and
-    types of the values that may, against an answer recorded from a trusted gateway."""
+    """The golden's required fields, the values the protocol fixes (its ``pins``: finish
+    reasons, object names), the types of the values a model may vary, and the event grammar of
+    a stream (``gateprobe.golden``)."""
     if not ctx.expect.has_golden or ex.status is None or ex.status != ctx.expect.status \
             or ex.transport_error is not None:
         return NOT_APPLICABLE  # a wrong status or a broken transfer has its own finding
@@ -444,24 +445,12 @@ def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
         return []
     pointer = "" if ex.is_stream else json_pointer(first_difference(ctx.expect.golden, answer))
     return [Finding("golden.match", ex.endpoint, Severity.MEDIUM,
-                    "the recorded golden answer (normalized)",
+                    "the golden's fields, types, pinned values and event order",
                     ctx.redactor.text(difference[:GOLDEN_DIFF_CHARS]), pointer=pointer)]
 
 
-def first_difference(pattern: Any, actual: Any, at: tuple[str | int, ...] = (),
-                     ) -> tuple[str | int, ...]:
-    """Where ``actual`` first departs from the golden ``pattern`` (a key of the golden it
-    lacks, a value or a length that differs), as a path; ``at`` itself when the two differ as a
-    whole. Keys the golden does not have are allowed, as ``golden.diff`` allows them."""
-    if isinstance(pattern, dict) and isinstance(actual, dict):
-        for key, value in pattern.items():
-            if key not in actual:
-                return (*at, key)
-            if prune(actual[key], value) != value:
-                return first_difference(value, actual[key], (*at, key))
-        return at
-    if isinstance(pattern, list) and isinstance(actual, list) and len(pattern) == len(actual):
-        for index, (want, got) in enumerate(zip(pattern, actual, strict=True)):
-            if prune(got, want) != want:
-                return first_difference(want, got, (*at, index))
-    return at
+def first_difference(pattern: Any, actual: Any) -> tuple[str | int, ...]:
+    """Where ``actual`` first departs from the golden ``pattern`` (``golden.mismatch``), as a
+    path; ``()`` when it fits or differs as a whole."""
+    found = mismatch(pattern, actual)
+    return found[0] if found is not None else ()
