@@ -15,7 +15,7 @@ import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 from gateprobe import checks, transport
-from gateprobe.cases import documented_extras
+from gateprobe.cases import CLAUDE_2_WEB, unmet
 from gateprobe.checks import Context, Exchange, Family
 from gateprobe.dryrun import SDK_MAX_TOKENS
 from gateprobe.findings import Finding, Severity
@@ -28,6 +28,15 @@ from gateprobe.targets import Target
 pytestmark = pytest.mark.sdk
 SAY = [{"role": "user", "content": "Say test"}]
 ANSWER_CHECKS = ["response.retry_after", "security.key_echoed"]
+
+
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "claude-2-web stream": CLAUDE_2_WEB,
+    "openai SDK: models": ("openai_models",),  # Anthropic's /v1/models wants its version
+    "anthropic SDK: models": ("anthropic_models",),  # header: the anthropic SDK sends it
+}
+"""The preconditions of the SDK calls that have any (``gateprobe.cases.PRECONDITIONS``):
+each call goes through the SDK of its route's family under the target's profile."""
 
 
 def _openai_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -69,12 +78,13 @@ def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "messages stream": ("/v1/messages", stream),
         "count_tokens": ("/v1/messages/count_tokens", lambda c: c.messages.count_tokens(
             model=m["messages"], messages=SAY).input_tokens),
+        "models": ("/v1/models", lambda c: [x.id for x in c.models.list()]),
     }
 
 
 OPENAI_CALLS = ["chat", "chat stream", "claude-2-web stream", "completions",
                 "completions stream", "embeddings", "models"]
-ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens"]
+ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens", "models"]
 
 
 @dataclass(slots=True)
@@ -186,8 +196,9 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
          streaming: bool) -> None:
     name, (endpoint, fn) = call
-    if name.startswith("claude-2-web") and not documented_extras(target):
-        pytest.skip("claude-2-web is the documented gateway's model (profile ohmygpt)")
+    missing = unmet(REQUIRES.get(name, REQUIRES.get(f"{sdk} SDK: {name}", ())), target)
+    if missing:
+        pytest.skip(f"not sent: it needs {missing}")
     if not target.serves(endpoint):
         pytest.skip(f"not sent: the target does not serve {endpoint}")
     if state.breaker.is_open(target.base_url, streaming):
