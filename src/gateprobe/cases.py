@@ -113,6 +113,14 @@ def tool_bodies(m: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
 ``length``)."""
 
 
+def unprompted_tool_bodies(m: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(chat, messages) requests that require a tool call with a prompt that names none and
+    needs none ("Say test"): only ``tool_choice`` makes the model call one, so a gateway that
+    treats ``required`` (Anthropic ``any``) as ``auto`` answers text, and is caught."""
+    chat, messages = tool_bodies(m)
+    return {**chat, "messages": SAY}, {**messages, "messages": SAY}
+
+
 def documented_extras(t: Target) -> bool:
     """Whether the seeds' gateway's own documented rules apply (its ``claude-2-web`` chat
     model: serialized legacy prompts, a 90k-token input limit, tier limits): under its profile
@@ -203,11 +211,15 @@ def endpoint_cases(t: Target) -> list[Case]:
              {"model": m["embeddings"], "input": ["Say", "test"]}),
         Case("chat with tools", "endpoint", "POST", "/v1/chat/completions", "openai",
              tool_bodies(m)[0]),
+        Case("chat, tool_choice required, a prompt needing no tool", "endpoint", "POST",
+             "/v1/chat/completions", "openai", unprompted_tool_bodies(m)[0]),
     ]
     if t.serves_anthropic:
         cases += [
             Case("messages with tools", "endpoint", "POST", "/v1/messages", "anthropic",
                  tool_bodies(m)[1]),
+            Case("messages, tool_choice any, a prompt needing no tool", "endpoint", "POST",
+                 "/v1/messages", "anthropic", unprompted_tool_bodies(m)[1]),
             Case("complete", "endpoint", "POST", "/v1/complete", "anthropic",
                  {"model": m["complete"], "prompt": "\n\nHuman: Say test\n\nAssistant:",
                   "max_tokens_to_sample": 16}),
@@ -241,6 +253,8 @@ def stream_cases(t: Target) -> list[Case]:
                {"model": m["legacy_chat"], "messages": SAY},
                requires=CLAUDE_2_WEB),
         stream("chat with tools", "/v1/chat/completions", "openai", tool_bodies(m)[0]),
+        stream("chat, tool_choice required, a prompt needing no tool", "/v1/chat/completions",
+               "openai", unprompted_tool_bodies(m)[0]),
         stream("completions", "/v1/completions", "openai", comp),
         stream("completions with usage", "/v1/completions", "openai",
                {**comp, "stream_options": {"include_usage": True}}),
@@ -252,6 +266,8 @@ def stream_cases(t: Target) -> list[Case]:
             stream("messages", "/v1/messages", "anthropic",
                    {"model": m["messages"], "messages": SAY, "max_tokens": 24}),
             stream("messages with tools", "/v1/messages", "anthropic", tool_bodies(m)[1]),
+            stream("messages, tool_choice any, a prompt needing no tool", "/v1/messages",
+                   "anthropic", unprompted_tool_bodies(m)[1]),
             stream("complete", "/v1/complete", "anthropic", legacy),
             stream("complete 2023-01-01", "/v1/complete", "anthropic", legacy, "2023-01-01"),
         ]

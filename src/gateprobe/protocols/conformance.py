@@ -56,6 +56,10 @@ OPENAI_OTHER_ERRORS = frozenset({"invalid_request_error", "authentication_error"
                                  "model_not_found", "server_error", "api_error",
                                  "context_length_exceeded", "invalid_value"})
 """Error types and codes of other statuses: a 429 naming one misleads its client."""
+OTHER_ERROR_WORDS = ("server", "internal", "invalid", "auth", "permission", "not_found",
+                     "bad_request", "context_length")
+"""Words of other error classes in a 429's type or code (``internal_server_error``: a client
+reads a server fault, not a limit, and may not back off)."""
 SPECIFIC_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style", "no_permission",
                             "legacy_prompt_invalid", "legacy_prompt_valid"})
 AUTH_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style"})
@@ -263,7 +267,8 @@ def _openai_429_type(ctx: Context, ex: Exchange) -> CheckResult:
     named = {error.type, error.code or ""}
     if named & OPENAI_429_NAMES:
         return []
-    if ctx.strict or named & OPENAI_OTHER_ERRORS:
+    if ctx.strict or named & OPENAI_OTHER_ERRORS or any(
+            word in name.lower() for name in named for word in OTHER_ERROR_WORDS):
         return [_finding(ctx, ex, "error.type", Severity.MEDIUM,
                          "a rate-limit error (code rate_limit_exceeded or insufficient_quota)",
                          f"type {error.type}, code {error.code} with status 429")]
@@ -454,3 +459,37 @@ def first_difference(pattern: Any, actual: Any) -> tuple[str | int, ...]:
     path; ``()`` when it fits or differs as a whole."""
     found = mismatch(pattern, actual)
     return found[0] if found is not None else ()
+
+
+STRICT_SHAPES: dict[str, frozenset[str]] = {
+    "/v1/messages/count_tokens": frozenset({"input_tokens"}),
+}
+"""Answers whose every top-level field the upstream API names: Anthropic's count_tokens is
+``{"input_tokens": N}`` and nothing else."""
+
+
+@check("response.strict_shape", Severity.LOW,
+       "strict-upstream: no top-level field the upstream answer does not have")
+def response_strict_shape(ctx: Context, ex: Exchange) -> CheckResult:
+    """Fields beyond a strict shape's: a finding under ``strictness: strict-upstream`` (a
+    client that validates the answer strictly refuses it); otherwise information, not judged
+    (gateways add fields, and a lenient client ignores them)."""
+    allowed = STRICT_SHAPES.get(ex.endpoint)
+    if allowed is None or ex.status is None or not 200 <= ex.status < 300:
+        return NOT_APPLICABLE
+    payload = _json(ex)
+    if not isinstance(payload, dict):
+        return NOT_APPLICABLE
+    extra = sorted(set(payload) - allowed)
+    if not extra:
+        return []
+    said = f"top-level field{'s' if len(extra) > 1 else ''} {', '.join(extra)} beyond " \
+           f"{', '.join(sorted(allowed))}"
+    if not ctx.strict:
+        if ctx.information is not None:
+            ctx.information.append(f"{said} (judged only under strictness: "
+                                   "strict-upstream)")
+        return []
+    return [_finding(ctx, ex, "response.strict_shape", Severity.LOW,
+                     f"only {', '.join(sorted(allowed))} (the upstream answer's fields)", said,
+                     json_pointer([extra[0]]))]
