@@ -7,10 +7,11 @@ categories are strict. A failure is an ``sdk.client`` finding naming the SDK's e
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
@@ -23,6 +24,7 @@ from gateprobe.probe import curl_of, paced, retry_after_s
 from gateprobe.pytest_plugin import admit_tokens, attach_exchange, attach_findings, describe
 from gateprobe.redact import Redactor
 from gateprobe.runstate import RunState
+from gateprobe.sse import parse_all
 from gateprobe.targets import Target
 
 pytestmark = pytest.mark.sdk
@@ -85,6 +87,66 @@ def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
 OPENAI_CALLS = ["chat", "chat stream", "claude-2-web stream", "completions",
                 "completions stream", "embeddings", "models"]
 ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens", "models"]
+
+
+SDK_METHODS = {
+    "chat": "chat.completions.create", "chat stream": "chat.completions.create(stream=True)",
+    "claude-2-web stream": "chat.completions.create(stream=True)",
+    "completions": "completions.create", "completions stream": "completions.create(stream=True)",
+    "embeddings": "embeddings.create", "models": "models.list",
+    "messages": "messages.create", "messages stream": "messages.stream",
+    "count_tokens": "messages.count_tokens",
+}
+"""The SDK method each call uses: what a failure names."""
+
+
+class _Recorder:
+    """What the SDK received, byte for byte, kept beside it (an httpx response hook tees the
+    body): a failure can then name the event the SDK could not parse."""
+
+    def __init__(self) -> None:
+        self.body = bytearray()
+
+    def hook(self, response: httpx.Response) -> None:
+        inner, body = response.stream, self.body
+        self.body.clear()
+
+        class Tee(httpx.SyncByteStream):
+            def __iter__(self) -> Iterator[bytes]:
+                for chunk in inner:  # type: ignore[union-attr]
+                    body.extend(chunk)
+                    yield chunk
+
+            def close(self) -> None:
+                inner.close()  # type: ignore[union-attr]
+
+        response.stream = Tee()
+
+    def client(self, timeout: float) -> httpx.Client:
+        """An httpx client for an SDK (``http_client=``), teeing what it receives."""
+        return httpx.Client(timeout=timeout, follow_redirects=True,
+                            event_hooks={"response": [self.hook]})
+
+    def last_event(self) -> str:
+        """The last event received, as ``#N 'name': data`` ('' when none)."""
+        events, _ = parse_all(bytes(self.body))
+        if not events:
+            return ""
+        last = events[-1]
+        return f"event #{len(events)} {last.type!r}: {last.data[:80]!r}"
+
+
+def explain(sdk: str, name: str, error: BaseException, recorder: _Recorder | None,
+            streaming: bool) -> str:
+    """An SDK failure in one line: which SDK call, what it raised, and for a stream that
+    broke while being read, the event it could not parse (the last one received)."""
+    first = (str(error).splitlines() or [""])[0][:200]
+    line = f"{sdk} SDK {SDK_METHODS.get(name, name)} raised {type(error).__name__}: {first}"
+    if streaming and recorder is not None and _response_of(error) is None:
+        event = recorder.last_event()
+        if event:
+            line += f"; at {event}"
+    return line
 
 
 @dataclass(slots=True)
@@ -194,7 +256,7 @@ Call = tuple[str, tuple[str, Callable[[Any], Any]]]
 
 def _run(call: Call, client: Any, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
-         streaming: bool) -> None:
+         streaming: bool, recorder: _Recorder | None = None) -> None:
     name, (endpoint, fn) = call
     missing = unmet(REQUIRES.get(name, REQUIRES.get(f"{sdk} SDK: {name}", ())), target)
     if missing:
@@ -214,8 +276,9 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
         response = _response_of(outcome.error) if outcome.error is not None else None
         found = _judge_answer(response, endpoint, "anthropic" if sdk == "anthropic"
                               else "openai", target) if response is not None else []
-        why = (f"no whole answer within the total timeout of {target.timeouts.total_s:g} s"
-               if outcome.timed_out else f"{type(outcome.error).__name__}: {outcome.error}")
+        why = (f"{sdk} SDK {SDK_METHODS.get(name, name)}: no whole answer within the total "
+               f"timeout of {target.timeouts.total_s:g} s" if outcome.error is None
+               else explain(sdk, name, outcome.error, recorder, streaming))
         message = redactor.text(why)[:300]
         evidence = found[0].evidence if found else _answer_evidence(response, redactor) \
             or message
@@ -237,11 +300,13 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
 def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
                     record_finding: Any, count_case: Any) -> None:
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
+    recorder = _Recorder()
     with openai.OpenAI(api_key=gateprobe_target.api_key,
                        base_url=gateprobe_target.base_url + "/v1", max_retries=0,
-                       timeout=_sdk_timeout(gateprobe_target)) as client:
+                       timeout=_sdk_timeout(gateprobe_target),
+                       http_client=recorder.client(_sdk_timeout(gateprobe_target))) as client:
         _run((name, _openai_calls(gateprobe_target)[name]), client, gateprobe_target,
-             gateprobe_run, record_finding, count_case, "openai", "stream" in name)
+             gateprobe_run, record_finding, count_case, "openai", "stream" in name, recorder)
 
 
 @pytest.mark.parametrize("name", ANTHROPIC_CALLS)
@@ -255,10 +320,14 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunSt
     credentials = ({"auth_token": gateprobe_target.api_key}
                    if gateprobe_target.profile == "ohmygpt"
                    else {"api_key": gateprobe_target.api_key})
+    recorder = _Recorder()
     with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=0,
-                             timeout=_sdk_timeout(gateprobe_target), **credentials) as client:
+                             timeout=_sdk_timeout(gateprobe_target),
+                             http_client=recorder.client(_sdk_timeout(gateprobe_target)),
+                             **credentials) as client:
         _run((name, _anthropic_calls(gateprobe_target)[name]), client, gateprobe_target,
-             gateprobe_run, record_finding, count_case, "anthropic", "stream" in name)
+             gateprobe_run, record_finding, count_case, "anthropic", "stream" in name,
+             recorder)
 
 
 def _sdk_timeout(target: Target) -> float:

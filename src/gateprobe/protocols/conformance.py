@@ -223,9 +223,68 @@ def error_envelope(ctx: Context, ex: Exchange) -> CheckResult:
         wanted = [f"the {ctx.family} error envelope"] if "family" in ctx.envelopes else []
         wanted += ["the gateway's own {statusCode, message, data}"] \
             if "gateway" in ctx.envelopes else []
+        schema = (_anthropic if ctx.family == "anthropic" else _openai).ERROR_SCHEMA \
+            if "family" in ctx.envelopes else _gateway.ERROR_SCHEMA
+        problem, pointer = envelope_problem(schema, _json(ex), ex.body)
         return [_finding(ctx, ex, "error.envelope", Severity.HIGH, " or ".join(wanted),
-                         f"{ex.content_type or 'no content-type'} body that is not it")]
+                         f"{ex.content_type or 'no content-type'} body: {problem}", pointer)]
     return []
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+               int: "an integer", float: "a number", type(None): "null"}
+
+
+def envelope_problem(schema: dict[str, Any], payload: Any, body: bytes) -> tuple[str, str]:
+    """What keeps an error body from being the envelope ``schema`` describes, naming the field
+    and the types (``error.message is an integer, not a string``), and its JSON pointer."""
+    if payload is None:
+        return ("not JSON" if body.strip() else "empty"), ""
+    import jsonschema
+
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(payload))
+    if not errors:
+        return "an envelope of another kind", ""
+    error = min(errors, key=lambda e: (len(e.absolute_path), str(e.message)))
+    path: list[str | int] = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [n for n in error.validator_value if n not in error.instance][0]
+        path.append(missing)
+        wanted = _wanted_type(schema, path)
+        return (f"no {_dotted(path)}{f' ({wanted})' if wanted else ''}",
+                json_pointer(path))
+    got = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
+    if error.validator == "type":
+        wanted = _type_words(error.validator_value)
+        return f"{_dotted(path) or 'the body'} is {got}, not {wanted}", json_pointer(path)
+    if error.validator == "const":
+        return f"{_dotted(path)} is {error.instance!r}, not {error.validator_value!r}", \
+            json_pointer(path)
+    return f"{_dotted(path) or 'the body'}: {error.message[:120]}", json_pointer(path)
+
+
+def _dotted(path: list[str | int]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _type_words(value: Any) -> str:
+    names = value if isinstance(value, list) else [value]
+    words = {"object": "an object", "array": "an array", "string": "a string",
+             "integer": "an integer", "number": "a number", "boolean": "a boolean",
+             "null": "null"}
+    return " or ".join(words.get(n, str(n)) for n in names)
+
+
+def _wanted_type(schema: dict[str, Any], path: list[str | int]) -> str:
+    """The type ``schema`` wants at ``path`` ('' when it says none)."""
+    node: Any = schema
+    for part in path:
+        node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return ""
+    if "type" in node:
+        return _type_words(node["type"])
+    return f"{node['const']!r}" if "const" in node else ""
 
 
 def _gateway_envelope(ctx: Context, ex: Exchange) -> bool:
