@@ -34,7 +34,7 @@ pytest.importorskip("llmock")
 LLMOCK = Path(sys.executable).with_name("llmock")
 KEY_ENV = "GATEPROBE_LLMOCK_KEY"
 KEY = "sk-llmock-gateprobe-0123456789abcdef"
-SELECT = "endpoint or stream or errors or auth or sdk or fuzz"
+SELECT = "endpoint or stream or errors or auth or golden or sdk or fuzz"
 RUN_TIMEOUT_S = 240
 START_TIMEOUT_S = 30
 
