@@ -6,12 +6,12 @@ categories are strict. A failure is an ``sdk.client`` finding naming the SDK's e
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
@@ -107,25 +107,29 @@ class _Recorder:
     def __init__(self) -> None:
         self.body = bytearray()
 
-    def hook(self, response: httpx.Response) -> None:
-        inner, body = response.stream, self.body
-        self.body.clear()
+    def client(self, sdk: Any, timeout: float) -> Any:
+        """The SDK's own kind of HTTP client (``http_client=``; each SDK checks it is of the
+        httpx package it was built with), teeing what it receives."""
+        base = sdk.DefaultHttpxClient
+        http = importlib.import_module(base.__mro__[1].__module__.split(".")[0])
+        body = self.body
 
-        class Tee(httpx.SyncByteStream):
-            def __iter__(self) -> Iterator[bytes]:
-                for chunk in inner:  # type: ignore[union-attr]
-                    body.extend(chunk)
-                    yield chunk
+        def hook(response: Any) -> None:
+            inner = response.stream
+            body.clear()
 
-            def close(self) -> None:
-                inner.close()  # type: ignore[union-attr]
+            class Tee(http.SyncByteStream):  # type: ignore[name-defined, misc]
+                def __iter__(self) -> Iterator[bytes]:
+                    for chunk in inner:
+                        body.extend(chunk)
+                        yield chunk
 
-        response.stream = Tee()
+                def close(self) -> None:
+                    inner.close()
 
-    def client(self, timeout: float) -> httpx.Client:
-        """An httpx client for an SDK (``http_client=``), teeing what it receives."""
-        return httpx.Client(timeout=timeout, follow_redirects=True,
-                            event_hooks={"response": [self.hook]})
+            response.stream = Tee()
+
+        return base(timeout=timeout, event_hooks={"response": [hook]})
 
     def last_event(self) -> str:
         """The last event received, as ``#N 'name': data`` ('' when none)."""
@@ -300,11 +304,10 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
 def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
                     record_finding: Any, count_case: Any) -> None:
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
-    recorder = _Recorder()
+    recorder, timeout = _Recorder(), _sdk_timeout(gateprobe_target)
     with openai.OpenAI(api_key=gateprobe_target.api_key,
                        base_url=gateprobe_target.base_url + "/v1", max_retries=0,
-                       timeout=_sdk_timeout(gateprobe_target),
-                       http_client=recorder.client(_sdk_timeout(gateprobe_target))) as client:
+                       timeout=timeout, http_client=recorder.client(openai, timeout)) as client:
         _run((name, _openai_calls(gateprobe_target)[name]), client, gateprobe_target,
              gateprobe_run, record_finding, count_case, "openai", "stream" in name, recorder)
 
@@ -323,7 +326,8 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunSt
     recorder = _Recorder()
     with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=0,
                              timeout=_sdk_timeout(gateprobe_target),
-                             http_client=recorder.client(_sdk_timeout(gateprobe_target)),
+                             http_client=recorder.client(anthropic,
+                                                         _sdk_timeout(gateprobe_target)),
                              **credentials) as client:
         _run((name, _anthropic_calls(gateprobe_target)[name]), client, gateprobe_target,
              gateprobe_run, record_finding, count_case, "anthropic", "stream" in name,

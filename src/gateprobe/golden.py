@@ -385,7 +385,8 @@ class _Grammar:
 
     def __init__(self, got: list[Any]) -> None:
         self.got = got
-        self.failures: dict[int, str] = {}
+        self.failures: dict[int, list[str]] = {}
+        """Received index -> what each way of matching expected there."""
         self.steps = 0
 
     def seq(self, entries: list[Any], j: int, then: Any) -> bool:
@@ -416,20 +417,27 @@ class _Grammar:
             return self.seq([e for e in entry["group"] if e["event"] not in OPTIONAL_EVENTS],
                             j, then)
         if j >= len(self.got):
-            self.failures.setdefault(j, f"event {entry['event']!r}, but the stream ended")
+            self.fail(j, f"event {entry['event']!r}, but the stream ended")
             return False
         found = _entry_mismatch(entry, self.got[j])
         if found is not None:
             where = json_path(found[0])
-            self.failures.setdefault(j, f"event {entry['event']!r}"
-                                        f"{' at ' + where if where else ''}: {found[1]}")
+            self.fail(j, f"event {entry['event']!r}{' at ' + where if where else ''}: "
+                         f"{found[1]}", where == "/event")
             return False
         return bool(then(j + 1))
 
     def end(self, j: int) -> bool:
         if j != len(self.got):
-            self.failures.setdefault(j, "the end of the stream, got another event")
+            self.fail(j, "the end of the stream, got another event", True)
         return j == len(self.got)
+
+    def fail(self, j: int, what: str, other_event: bool = False) -> None:
+        """Note what was expected at event ``j`` (an event of the right name first: its
+        field is the likelier difference than another event altogether)."""
+        said = self.failures.setdefault(j, [])
+        if what not in said:
+            said.insert(len(said) if other_event else 0, what)
 
 
 def _visible(events: list[Any]) -> list[Any]:
@@ -448,7 +456,7 @@ def stream_mismatch(pattern: list[Any], events: list[Any]) -> tuple[int, str] | 
     if not grammar.failures:
         return 0, "a stream the golden's grammar describes (too many ways to try)"
     index = max(grammar.failures)
-    return index, grammar.failures[index]
+    return index, " or ".join(grammar.failures[index][:3])
 
 
 def json_path(path: Path_) -> str:
