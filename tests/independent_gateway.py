@@ -5,8 +5,10 @@ answers each golden request in another valid way than the reference does, so a g
 pins the reference's habits instead of the protocol fails against it. Where the reference
 calls two tools it calls one; its embeddings have 4 dimensions unless ``dimensions`` is asked;
 it sends no optional field (no ``stop``, no ``id`` in legacy stream events, no ``logprobs``,
-no ``system_fingerprint``, no ``ping``); a chat stream's role chunk carries the first text,
-an Anthropic stream sends its text in one delta; its ids have other prefixes (``gen-``).
+no ``system_fingerprint``, no ``ping``, no moderation ``category_applied_input_types``); a
+chat stream's role chunk carries the first text, an Anthropic stream sends its text in one
+delta; its ids have other prefixes (``gen-``); a transcription of silence is empty text, one
+segment, language ``en``.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from gateprobe.cases import tiny_png
 
 WORDS = ("test", ".", " Sure", " thing", " here", " it", " is")
 _ids = itertools.count(1)
@@ -190,8 +194,60 @@ async def complete(request: Request) -> Response:
                  ("completion", json.dumps({**answer, "completion": pieces[1]}))])
 
 
+CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit",
+              "illicit/violent", "self-harm", "self-harm/intent", "self-harm/instructions",
+              "sexual", "sexual/minors", "violence", "violence/graphic")
+THREATS = ("kill", "burn")
+
+
+async def _fields(request: Request) -> dict[str, Any]:
+    """A JSON or form body as one mapping (an image request may come either way)."""
+    if request.headers.get("content-type", "").startswith("application/json"):
+        return dict(await request.json())
+    async with request.form() as form:
+        return dict(form)
+
+
+async def images(request: Request) -> Response:
+    body = await _fields(request)
+    side = int(str(body.get("size", "1024x1024")).split("x")[0])
+    n = int(body.get("n", 1))
+    if body.get("response_format") == "b64_json":
+        data = [{"b64_json": base64.b64encode(tiny_png(side)).decode()} for _ in range(n)]
+    else:
+        data = [{"url": f"https://images.independent.example/{_id('img-')}.png"}
+                for _ in range(n)]
+    return JSONResponse({"created": 1_700_000_000, "data": data})
+
+
+async def moderations(request: Request) -> Response:
+    body = await request.json()
+    inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+    results = []
+    for text in inputs:
+        threat = any(word in text.lower() for word in THREATS)
+        flags = {c: threat and c in ("violence", "harassment/threatening") for c in CATEGORIES}
+        results.append({"flagged": threat, "categories": flags,
+                        "category_scores": {c: 0.93 if flags[c] else 0.002
+                                            for c in CATEGORIES}})
+    return JSONResponse({"id": _id("modr-"), "model": body.get("model", "m"),
+                         "results": results})
+
+
+async def transcriptions(request: Request) -> Response:
+    async with request.form() as form:  # closes the uploaded file
+        fmt = str(form.get("response_format", "json"))
+    if fmt == "verbose_json":  # one segment of silence, no optional fields
+        return JSONResponse({"task": "transcribe", "language": "en", "duration": 1.0,
+                             "text": "", "segments": [
+                                 {"id": 0, "seek": 0, "start": 0.0, "end": 1.0, "text": "",
+                                  "tokens": [], "temperature": 0.0, "avg_logprob": -0.5,
+                                  "compression_ratio": 1.0, "no_speech_prob": 0.9}]})
+    return JSONResponse({"text": ""})
+
+
 def make_app() -> Starlette:
-    """The independent gateway: every core route the goldens name, any key accepted."""
+    """The independent gateway: every route the goldens name, any key accepted."""
     return Starlette(routes=[
         Route("/v1/chat/completions", chat, methods=["POST"]),
         Route("/v1/completions", completions, methods=["POST"]),
@@ -199,4 +255,7 @@ def make_app() -> Starlette:
         Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
         Route("/v1/messages", messages, methods=["POST"]),
         Route("/v1/complete", complete, methods=["POST"]),
+        Route("/v1/images/generations", images, methods=["POST"]),
+        Route("/v1/moderations", moderations, methods=["POST"]),
+        Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
     ])

@@ -28,7 +28,7 @@ from gateprobe.targets import Target
 from independent_gateway import make_app
 
 CORE = frozenset({"chat", "completions", "embeddings", "models", "messages", "count_tokens",
-                  "complete"})
+                  "complete", "images", "moderations", "transcriptions"})
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +55,7 @@ def test_golden_category_finds_nothing_on_an_independent_implementation(
         independent_url: str, profile: str) -> None:
     target = Target(independent_url, profile, "sk-independent-0001", endpoints=CORE)
     cases = golden_cases(target)
-    assert len(cases) >= (14 if profile == "openai" else 25)
+    assert len(cases) >= (23 if profile == "openai" else 34)
     run = RunState()
     found = {}
     with httpx.Client() as client:
