@@ -314,11 +314,14 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             request.config.stash[RECORDED_KEY][case.golden.file][case.golden.name] = (
                 exchange.status, answer)
             return []
+        learnt: list[str] = []  # what a check says and does not judge
         ctx = Context.of(gateprobe_target, case.family, case.expect, gateprobe_run.seen_ids,
-                         gateprobe_run.input_tokens)
+                         gateprobe_run.input_tokens, learnt)
         repro = curl_command(gateprobe_target, case)
         findings = collapse(replace(f, case=case.id, repro=repro)
                             for f in run_checks(ctx, exchange, checks_for(ctx, exchange)))
+        request.config.stash[INFORMATION_KEY] += [f"{case.method} {case.id}: {line}"
+                                                  for line in dict.fromkeys(learnt)]
         record(request.config, case.path, findings)
         request.config.stash[OUTCOMES_KEY][case.path] += 1
         _allure(case, repro, exchange.status, findings, redactor.text(

@@ -245,6 +245,9 @@ class Target:
     """The error envelopes it answers in (``ERROR_ENVELOPES``); None: its profile's."""
     rate_headers: str = "family"
     """The budget headers its limiter states (``RATE_HEADERS``)."""
+    declared_models: frozenset[str] | None = None
+    """The model roles its entry's ``models:`` names (None: it names none, and the profile's
+    defaults are its models): a case needing a role it leaves out is not sent."""
 
     @property
     def envelopes(self) -> frozenset[str]:
@@ -655,6 +658,8 @@ class TargetEntry:
                       auth_styles=self.auth, strictness=self.strictness,
                       max_tokens=self.max_tokens, error_envelopes=self.error_envelopes,
                       rate_headers=self.rate_headers,
+                      declared_models=frozenset({**self.models, **(models or {})})
+                      if self.models else None,
                       no_permission_key_env=self.no_permission_key_env or "",
                       upstream=self.upstream, propagation=self.propagation,
                       headers=headers_of(self.headers, key),

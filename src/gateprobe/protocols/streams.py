@@ -15,7 +15,7 @@ from gateprobe.protocols import (
     openai_completions,
 )
 from gateprobe.protocols._stream import Redact, _same, framing_findings
-from gateprobe.protocols.tools import declared_tools, forced
+from gateprobe.protocols.tools import declared_tools, forced, named
 from gateprobe.sse import Event, SSEParser
 
 __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver",
@@ -25,7 +25,7 @@ __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver
 STREAM_CHECK_IDS = ("stream.json", "stream.schema", "stream.event_name", "stream.order",
                     "stream.block_index", "stream.terminator", "stream.error_event",
                     "stream.usage", "stream.consistency", "stream.framing", "stream.delta",
-                    "stream.tool_calls")
+                    "stream.tool_calls", "stream.finish_reason")
 """Every check id the stream grammars and the SSE framing notes can report."""
 
 
@@ -54,7 +54,7 @@ def grammar_for(path: str, body: Mapping[str, Any], *, anthropic_version: str = 
     if path.endswith("/chat/completions"):
         return openai_chat.StreamGrammar(path, expect_usage=expect_usage, strict_usage=strict,
                                          redact=redact, tools=declared_tools(path, body),
-                                         forced=forced(body))
+                                         forced=forced(body), named=named(body))
     if path.endswith("/completions"):
         return openai_completions.StreamGrammar(path, expect_usage=expect_usage,
                                                 strict_usage=strict, redact=redact)

@@ -51,6 +51,7 @@ from gateprobe.reference.faults import (
     RESET_BEFORE_HEADERS,
     RESET_MID_STREAM,
     RETRY_AFTER_HUGE,
+    SERVER_ERROR_TYPE_429,
     SLOW_HEADERS,
     STREAM_ENDLESS_CONTENT,
     STREAM_ENDLESS_PINGS,
@@ -58,6 +59,7 @@ from gateprobe.reference.faults import (
     STREAM_HANG_OPEN,
     STREAM_NO_CONTENT_TYPE,
     STREAM_WRONG_CONTENT_TYPE,
+    UPSTREAM_SAME_HOST_LEAK,
     UPSTREAM_URL_LEAK,
     WRONG_TYPE_429,
     apply_response_faults,
@@ -229,6 +231,9 @@ def hostile_front(call: Call) -> Response | None:
     if WRONG_TYPE_429.active(faults, endpoint):
         return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "0"},
                                     kind="invalid_request_error")
+    if SERVER_ERROR_TYPE_429.active(faults, endpoint):
+        return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "0"},
+                                    kind="internal_server_error")
     if HTML_200.active(faults, endpoint):
         return Response(hostile.HTML_ERROR_PAGE, media_type="text/html")
     return None
@@ -269,6 +274,10 @@ def _with_faults(call: Call, response: Response) -> Response:
         response.headers["x-gateway-key"] = call.key.key
     if UPSTREAM_URL_LEAK.active(faults, call.endpoint):
         response.headers["x-upstream"] = UPSTREAM_URL + call.endpoint
+    if UPSTREAM_SAME_HOST_LEAK.active(faults, call.endpoint):
+        url = call.request.url
+        response.headers["x-upstream"] = \
+            f"{url.scheme}://{url.hostname}:{(url.port or 80) + 1}{call.endpoint}"
     if isinstance(response, EventStreamResponse):
         return _hostile_stream(call, response)  # otherwise streams are bent in their plan
     if isinstance(response, StreamingResponse):

@@ -513,7 +513,7 @@ STREAM_USAGE_MISMATCH = _f(
     frozenset({CHAT, COMPLETIONS, MESSAGES}), ["stream.usage"], _usage_mismatch)
 STREAM_NO_FINISH_REASON = _f(
     "stream-no-finish-reason", "no chunk carries a finish_reason", OPENAI_STREAMS,
-    ["stream.order"], _no_finish_reason)
+    ["stream.finish_reason"], _no_finish_reason)
 STREAM_ID_CHANGES = _f(
     "stream-id-changes", "the chunk id changes halfway", OPENAI_STREAMS,
     ["stream.consistency"], _id_changes)
@@ -853,6 +853,90 @@ MODERATION_REVERSED = _b(
 MODERATION_SCORE_PERCENT = _b(
     "moderation-score-percent", "category scores are percentages (0-100), not 0-1",
     MODERATIONS, ["moderation.results"])
+
+
+# -- issue 24: checks that were missing ------------------------------------------------------
+def _embeddings_zero_usage(endpoint: str, payload: dict[str, Any]) -> bool:
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return False
+    usage["prompt_tokens"] = usage["total_tokens"] = 0
+    return True
+
+
+def _count_tokens_extra(endpoint: str, payload: dict[str, Any]) -> bool:
+    payload["cache_read_input_tokens"] = 0
+    return True
+
+
+def _foreign_tool_id(tool_id: str) -> str:
+    return "call_" + tool_id.removeprefix("toolu_")
+
+
+def _tool_ids_unprefixed(endpoint: str, payload: dict[str, Any]) -> bool:
+    blocks = [b for b in payload.get("content") or [] if b.get("type") == "tool_use"]
+    for block in blocks:
+        block["id"] = _foreign_tool_id(block["id"])
+    return bool(blocks)
+
+
+def _tool_ids_unprefixed_stream(endpoint: str, plan: Plan) -> Plan:
+    def edit(p: dict[str, Any]) -> dict[str, Any] | None:
+        block = p.get("content_block")
+        if p.get("type") != "content_block_start" or not isinstance(block, dict) or \
+                block.get("type") != "tool_use":
+            return None
+        return {**p, "content_block": {**block, "id": _foreign_tool_id(block["id"])}}
+
+    return _map_payloads(plan, edit)
+
+
+def _tool_calls_stop(endpoint: str, payload: dict[str, Any]) -> bool:
+    changed = False
+    for choice in payload.get("choices") or []:
+        if choice.get("finish_reason") == "tool_calls":
+            choice["finish_reason"], changed = "stop", True
+    return changed
+
+
+def _tool_calls_stop_stream(endpoint: str, plan: Plan) -> Plan:
+    def edit(p: dict[str, Any]) -> dict[str, Any] | None:
+        choices = p.get("choices") or []
+        if not any(c.get("finish_reason") == "tool_calls" for c in choices):
+            return None
+        return {**p, "choices": [{**c, "finish_reason": "stop"}
+                                 if c.get("finish_reason") == "tool_calls" else c
+                                 for c in choices]}
+
+    return _map_payloads(plan, edit)
+
+
+UPSTREAM_SAME_HOST_LEAK = _b(
+    "upstream-same-host-leak", "every answer names its upstream on the gateway's own host, "
+    "one port up, in an x-upstream header", API, ["security.internal_url"])
+COUNT_TOKENS_EXTRA_FIELDS = _r(
+    "count-tokens-extra-fields", "count_tokens answers carry a field beyond input_tokens "
+    "(a finding under strictness: strict-upstream only)",
+    frozenset({"/v1/messages/count_tokens"}), ["response.strict_shape"],
+    _on_success(_count_tokens_extra))
+EMBEDDINGS_ZERO_USAGE = _r(
+    "embeddings-zero-usage", "embeddings bill 0 prompt tokens for a non-empty input",
+    frozenset({"/v1/embeddings"}), ["usage.accounting"], _on_success(_embeddings_zero_usage))
+SERVER_ERROR_TYPE_429 = _b(
+    "server-error-type-429", "every request gets 429 (Retry-After: 0) typed "
+    "internal_server_error", OPENAI_API, ["error.type", "response.rate_limited"])
+TOOL_ID_UNPREFIXED = _declare(Fault(
+    "tool-id-unprefixed", "tool_use ids lack Anthropic's toolu_ prefix (call_...)",
+    frozenset({MESSAGES}), ("tool.calls", "stream.tool_calls"),
+    transform=_tool_ids_unprefixed_stream, response=_on_success(_tool_ids_unprefixed)))
+TOOL_REQUIRED_AS_AUTO = _b(
+    "tool-required-as-auto", "tool_choice required (Anthropic any) is treated as auto: no "
+    "call unless the prompt names a tool", frozenset({CHAT, MESSAGES}),
+    ["tool.calls", "stream.tool_calls"])
+TOOL_CALLS_STOP = _declare(Fault(
+    "tool-calls-stop", "a turn of tool calls ends with finish_reason stop (right only after "
+    "a named function choice)", frozenset({CHAT}), ("tool.calls", "stream.tool_calls"),
+    transform=_tool_calls_stop_stream, response=_on_success(_tool_calls_stop)))
 
 CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
 """Every fault by name, in declaration order."""

@@ -25,6 +25,7 @@ from gateprobe.reference.call import Call
 from gateprobe.reference.config import Model
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
+from gateprobe.reference.faults import TOOL_REQUIRED_AS_AUTO
 from gateprobe.reference.prompt import content_text, serialize_chat
 from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import (
@@ -135,7 +136,8 @@ async def chat_completions(call: Call) -> Response:
         "system_fingerprint": FINGERPRINT,
     }
     calls = tools.calls_for("openai", body, _last_user_text(body["messages"]),
-                            call.request_id)
+                            call.request_id,
+                            TOOL_REQUIRED_AS_AUTO.active(call.config.faults, call.endpoint))
     if calls:
         call.usage = Usage(model.id, prompt_tokens,
                            (body.get("n") or 1) * sum(len(c.pieces) for c in calls), stream)
