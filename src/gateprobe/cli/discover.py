@@ -22,8 +22,9 @@ HELP = Help(
     f"Find what a gateway serves with at most {MAX_REQUESTS} requests of one token each: "
     "which endpoints answer, whether /v1/messages takes x-api-key. Prints a targets-file "
     "entry, and adds it to a targets file with --write, for you to review before use.",
-    ("discover --base-url https://gw.example --profile openai",
-     "discover --base-url https://gw.example --write targets.yaml --name staging"),
+    ("discover --base-url https://gw.example --profile openai            # (real gateway)",
+     "discover --base-url https://gw.example --write targets.yaml --name staging"
+     "   # (real gateway)"),
     (0, 2, 3, 130))
 """The command's help text."""
 
