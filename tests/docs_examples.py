@@ -70,6 +70,8 @@ class Example:
     """The arguments after ``gateprobe``."""
     real: bool
     """Marked as needing a real gateway: parsed only."""
+    expect: int = 0
+    """The exit code it must end with (a comment saying ``exit N`` changes it)."""
 
     @property
     def id(self) -> str:
@@ -87,8 +89,15 @@ def help_examples() -> list[Example]:
     found = [("gateprobe --help", line) for line in EXAMPLES]
     found += [(f"{name} --help", line) for name, help_ in helps().items()
               for line in help_.examples]
-    return [Example(source, tuple(shlex.split(line, comments=True)), MARK in line)
-            for source, line in found]
+    return [Example(source, tuple(shlex.split(line, comments=True)), MARK in line,
+                    expected_exit(line)) for source, line in found]
+
+
+def expected_exit(line: str) -> int:
+    """The exit code a line's comment announces (``# exit 1: the gate fails``), else 0."""
+    comment = line.partition(" #")[2]
+    match = re.search(r"\bexit (\d+)\b", comment)
+    return int(match.group(1)) if match else 0
 
 
 FENCE = re.compile(r"^```(sh|bash|shell|console)\s*$")
@@ -141,8 +150,18 @@ def doc_examples(path: Path) -> list[Example]:
                 argv = command_of(segment)
                 if argv is not None:
                     found.append(Example(f"{path.relative_to(ROOT)}:{start + offset}", argv,
-                                         block_real or MARK in line))
+                                         block_real or MARK in line, expected_exit(line)))
     return found
+
+
+FILE_MARK = re.compile(r"^<!-- file: ([\w./-]+) -->\n```\w*\n(.*?)^```$", re.MULTILINE | re.DOTALL)
+
+
+def doc_written_files() -> dict[str, str]:
+    """The files a page tells the reader to save (a block right after ``<!-- file: NAME
+    -->``), by name: the runs of the later lines use them."""
+    return {m.group(1): m.group(2) for path in doc_files()
+            for m in FILE_MARK.finditer(path.read_text(encoding="utf-8"))}
 
 
 def doc_files() -> list[Path]:
@@ -156,6 +175,8 @@ def bounded(argv: tuple[str, ...]) -> list[str]:
     extra: list[str] = []
     bounds = BOUNDS.get(key, [])
     for flag, value in zip(bounds[::2], bounds[1::2], strict=True):
+        if flag == "--duration" and "--processes" in argv:
+            value = "12"  # worker processes start first: a 3 s run would end before them
         if flag in ALWAYS or flag not in argv:
             extra += [flag, value]
     return [*argv, *extra]
@@ -168,9 +189,14 @@ class World:
     cwd: Path
     staging: RunningGateway
     mirrors: tuple[RunningGateway, RunningGateway]
+    broken: RunningGateway
 
 
-def _targets_yaml(staging: str, mirror_a: str, mirror_b: str) -> str:
+BROKEN_FAULTS = ("stream-drop-terminator", "response-missing-model")
+"""The faults of the tutorial's ``broken`` target (``gateprobe serve --fault ...``)."""
+
+
+def _targets_yaml(staging: str, mirror_a: str, mirror_b: str, broken: str) -> str:
     entry = ("    profile: ohmygpt\n    api_key_env: GATEPROBE_API_KEY\n"
              "    no_permission_key_env: GATEPROBE_NOMODEL_KEY\n"
              "    tier_keys: {free: GATEPROBE_FREE_KEY, vip: GATEPROBE_VIP_KEY, "
@@ -179,7 +205,9 @@ def _targets_yaml(staging: str, mirror_a: str, mirror_b: str) -> str:
     return (f"targets:\n  staging:\n    base_url: {staging}\n{entry}"
             f"  local:\n    base_url: {staging}\n{entry}"
             f"  ohmygpt:\n    base_url: {mirror_a}\n{entry}"
-            f"    mirrors: {{main: {mirror_a}, backup: {mirror_b}}}\n")
+            f"    mirrors: {{main: {mirror_a}, backup: {mirror_b}}}\n"
+            f"  broken:\n    base_url: {broken}\n    profile: ohmygpt\n"
+            "    api_key_env: GATEPROBE_API_KEY\n")
 
 
 GATE_YAML = """target: staging
@@ -193,16 +221,20 @@ def world(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """Reference gateways, the files the docs name, the keys' variables, the folder."""
     config = dataclasses.replace(base_config(), rate_window_s=WINDOW_S)
     with running_gateway(config) as staging, running_gateway(base_config()) as a, \
-            running_gateway(base_config()) as b:
+            running_gateway(base_config()) as b, \
+            running_gateway(base_config(faults=BROKEN_FAULTS)) as broken:
         (root / "targets.yaml").write_text(_targets_yaml(staging.base_url, a.base_url,
-                                                         b.base_url))
+                                                         b.base_url, broken.base_url))
         (root / "gate.yaml").write_text(GATE_YAML)
+        for name, text in doc_written_files().items():
+            (root / name).parent.mkdir(parents=True, exist_ok=True)
+            (root / name).write_text(text)
         (root / "load").mkdir()
         shutil.copy(ROOT / "load" / "slo.yaml", root / "load" / "slo.yaml")
         for variable, key in KEYS.items():
             monkeypatch.setenv(variable, key)
         monkeypatch.chdir(root)
-        yield World(root, staging, (a, b))
+        yield World(root, staging, (a, b), broken)
 
 
 def run_example(example: Example) -> tuple[int, str]:

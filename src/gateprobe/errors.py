@@ -72,7 +72,7 @@ EXIT_CODES: dict[int, str] = {
                        "and `limits` to pace under it)",
     INTERRUPTED_EXIT: "interrupted (Ctrl-C): one line on stderr; the phases that finished are "
                       "in the report folder",
-    OUTPUT_CLOSED_EXIT: "standard output was closed by its reader (`gateprobe ... | head`): "
+    OUTPUT_CLOSED_EXIT: "standard output was closed by its reader (a pipe into `head`, say): "
                         "the command stopped there, without a word",
 }
 """Every exit code of the ``gateprobe`` command, defined once: each subcommand's ``--help``
