@@ -22,10 +22,12 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from gateprobe.cli import COMMANDS, EXAMPLES, main
@@ -250,6 +252,15 @@ def run_example(example: Example) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
+def healthy(url: str) -> None:
+    """Wait until the server answers (its signal handlers are in place by then)."""
+    for _ in range(100):
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url + "/_gateprobe/health", timeout=2).status_code == 200:
+                return
+        time.sleep(0.1)
+
+
 def serve_example(argv: list[str]) -> tuple[int, str]:
     """A ``serve`` line starts a server: it must say where it listens, then stop on Ctrl-C."""
     with subprocess.Popen([sys.executable, "-m", "gateprobe", *argv], stdout=subprocess.PIPE,
@@ -257,6 +268,7 @@ def serve_example(argv: list[str]) -> tuple[int, str]:
         assert proc.stdout is not None
         first = proc.stdout.readline()
         if "listening on" in first:
+            healthy(first.split("listening on ")[1].strip())
             proc.send_signal(signal.SIGINT)
         try:
             rest = proc.communicate(timeout=30)[0]
