@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from gateprobe import checks
 from gateprobe.cli import COMMANDS, EXAMPLES, main
 from gateprobe.cli._help import Help
 from gateprobe.console import Console
@@ -245,10 +246,15 @@ def run_example(example: Example) -> tuple[int, str]:
     if argv[:1] == ["serve"] and "--list-faults" not in argv:
         return serve_example(argv)
     out, err = io.StringIO(), io.StringIO()
+    registered = checks.snapshot()  # --checks registers a user's checks for the process
     try:
         code = main(argv, Console(out, err))
     except SystemExit as exit_:  # --help and --version print and exit, as argparse does
         code = int(exit_.code or 0)
+    finally:
+        checks.restore(registered)
+        for name in [m for m in sys.modules if m.startswith("gateprobe_user_checks.")]:
+            del sys.modules[name]
     return code, out.getvalue() + err.getvalue()
 
 
