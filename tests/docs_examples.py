@@ -30,6 +30,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+import gateprobe.protocols.conformance  # noqa: F401  (the built-in checks, before a snapshot)
 from gateprobe import checks
 from gateprobe.cli import COMMANDS, EXAMPLES, main
 from gateprobe.cli._help import Help

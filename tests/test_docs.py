@@ -114,4 +114,5 @@ def test_every_page_is_in_the_nav_or_says_it_is_not() -> None:
     """A page nobody can reach from the navigation is a page nobody reads."""
     nav = (ROOT / "mkdocs.yml").read_text(encoding="utf-8")
     pages = [p.relative_to(ROOT / "docs").as_posix() for p in (ROOT / "docs").rglob("*.md")]
-    assert [p for p in pages if p not in nav] == []
+    unreachable = [p for p in pages if p not in nav]
+    assert not unreachable, f"add these pages to the nav of mkdocs.yml: {unreachable}"
