@@ -14,6 +14,7 @@ which sends about 90 requests per operation whatever the example count, is switc
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from dataclasses import replace
@@ -79,6 +80,20 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
         pytest.skip(f"{exc}; raise it with --fuzz-max-requests")
     admit_tokens(state, max_tokens_of(case.body))
     state.pace()
+    _log_case(case)
+
+
+def _log_case(case: Any) -> None:
+    """The request as it will be sent, one JSON line in ``--fuzz-log`` (what a seed replays)."""
+    log = fuzz_guard["config"].getoption("--fuzz-log")
+    if not log:
+        return
+    body = case.body if isinstance(case.body, (dict, list, str, int, float, bool)) else \
+        repr(type(case.body).__name__)
+    line = json.dumps({"method": case.method, "path": case.formatted_path,
+                       "query": case.query or {}, "body": body}, sort_keys=True, default=str)
+    with open(log, "a", encoding="utf-8") as out:
+        out.write(line + "\n")
 
 
 @schemathesis.check
@@ -198,7 +213,13 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     # No retries of schemathesis's own: a timeout counts towards the breaker, once.
     schema.config.update(base_url=target.base_url, headers=headers,
                          request_timeout=target.timeouts.idle_s, request_retries=0)
-    schema.config.generation.update(max_examples=max_examples)
+    # One seed for every operation (schemathesis derives each operation's from it), and no
+    # example database: an earlier run's failures replayed first would make the same seed
+    # send other cases.
+    seed = _config.getoption("--fuzz-seed")
+    if seed is not None:
+        schema.config.seed = seed
+    schema.config.generation.update(max_examples=max_examples, database="none")
     # Auth is judged precisely, per profile, by the auth category; with two alternative
     # schemes in the spec, schemathesis's own auth check cannot tell a bypass from the other.
     schema.config.checks.update(excluded_check_names=["ignored_auth"])

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
@@ -164,10 +165,30 @@ def _answer_evidence(response: Any, redactor: Redactor) -> str:
     return redactor.text(f"HTTP {response.status_code} {kind}\n{body}".rstrip())
 
 
-def _repro(response: Any, target: Target) -> str:
-    """The ``curl`` command of the request the SDK sent (its httpx request, kept on the
-    answer), the key as ``$VARIABLE``; '' when no answer came to keep it."""
-    request = getattr(response, "request", None)
+class WireLog(httpx.BaseTransport):
+    """The SDK client's transport, keeping each request exactly as it went out.
+
+    The repro must be what crossed the wire, not what an SDK version keeps on its answer
+    objects: openai 3.x, for one, no longer carries its ``Authorization`` header on
+    ``response.request``. A transport sees the request after every hook and auth step.
+    """
+
+    def __init__(self) -> None:
+        self._inner = httpx.HTTPTransport()
+        self.sent: httpx.Request | None = None
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        request.read()  # the SDKs send bytes bodies: this only makes .content available
+        self.sent = request
+        return self._inner.handle_request(request)
+
+    def close(self) -> None:
+        self._inner.close()
+
+
+def _repro(request: httpx.Request | None, target: Target) -> str:
+    """The ``curl`` command of the last request the SDK sent, as the wire saw it, the key
+    as ``$VARIABLE``; '' when nothing was sent."""
     if request is None:
         return ""
     headers = dict(request.headers.items())
@@ -182,7 +203,7 @@ Call = tuple[str, tuple[str, Callable[[Any], Any]]]
 """A named SDK call: (name, (endpoint, the call on a client))."""
 
 
-def _run(call: Call, client: Any, target: Target, state: RunState,
+def _run(call: Call, client: Any, wire: WireLog, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
          streaming: bool) -> None:
     name, (endpoint, fn) = call
@@ -211,11 +232,11 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
         found.append(Finding("sdk.client", endpoint, Severity.HIGH,
                              f"the official {sdk} SDK completes and parses the answer", message,
                              evidence))
-        repro = _repro(response, target)
+        repro = _repro(wire.sent, target)
         found = [replace(f, case=f"{sdk} SDK: {name}", repro=repro) for f in found]
         for finding in found:
             record(finding)
-        attach_exchange(repro or "(no request kept: no answer came)",
+        attach_exchange(repro or "(nothing was sent)",
                         response.status_code if response is not None else None, evidence)
         attach_findings(found)
         pytest.fail(describe(found), pytrace=False)
@@ -226,10 +247,12 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
 def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
                     record_finding: Any, count_case: Any) -> None:
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
+    wire = WireLog()
     with openai.OpenAI(api_key=gateprobe_target.api_key,
                        base_url=gateprobe_target.base_url + "/v1", max_retries=0,
-                       timeout=_sdk_timeout(gateprobe_target)) as client:
-        _run((name, _openai_calls(gateprobe_target)[name]), client, gateprobe_target,
+                       timeout=_sdk_timeout(gateprobe_target),
+                       http_client=_http_client(wire, gateprobe_target)) as client:
+        _run((name, _openai_calls(gateprobe_target)[name]), client, wire, gateprobe_target,
              gateprobe_run, record_finding, count_case, "openai", "stream" in name)
 
 
@@ -244,10 +267,19 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunSt
     credentials = ({"auth_token": gateprobe_target.api_key}
                    if gateprobe_target.profile == "ohmygpt"
                    else {"api_key": gateprobe_target.api_key})
+    wire = WireLog()
     with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=0,
-                             timeout=_sdk_timeout(gateprobe_target), **credentials) as client:
-        _run((name, _anthropic_calls(gateprobe_target)[name]), client, gateprobe_target,
+                             timeout=_sdk_timeout(gateprobe_target),
+                             http_client=_http_client(wire, gateprobe_target),
+                             **credentials) as client:
+        _run((name, _anthropic_calls(gateprobe_target)[name]), client, wire, gateprobe_target,
              gateprobe_run, record_finding, count_case, "anthropic", "stream" in name)
+
+
+def _http_client(wire: WireLog, target: Target) -> httpx.Client:
+    """The SDK's HTTP client, on the wire log (redirects are not followed: each hop would be
+    a request of its own, and a gateway answering with one is the finding)."""
+    return httpx.Client(transport=wire, timeout=_sdk_timeout(target))
 
 
 def _sdk_timeout(target: Target) -> float:

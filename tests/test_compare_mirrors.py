@@ -9,8 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from gateprobe import compare
 from gateprobe.cli import main
-from gateprobe.compare import CompareOptions, compare_cases, differences, run_compare
+from gateprobe.compare import (
+    CompareOptions,
+    MirrorResult,
+    ProbeResult,
+    compare_cases,
+    differences,
+    first_differing_event,
+    run_compare,
+)
 from gateprobe.console import Console
 from gateprobe.reference import Timing
 from gateprobe.targets import ENDPOINTS, PROFILES, Target
@@ -98,7 +107,8 @@ def test_without_a_reference_the_majority_is_taken_as_right(make_gateway: MakeGa
                          CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
                          Console(io.StringIO(), io.StringIO()))
     majority = differences(result.mirrors)
-    assert majority and all(d["odd"] == ["good"] and d["reference"] == "" for d in majority)
+    assert majority and all(d["odd"] == ["good"] and d["reference"] == "" and d["majority"]
+                            for d in majority)
     named = differences(result.mirrors, "good")
     assert all(sorted(d["odd"]) == ["bad1", "bad2"] for d in named)
 
@@ -112,3 +122,90 @@ def test_an_unknown_reference_is_a_usage_error_with_a_suggestion(tmp_path: Path)
     assert err.getvalue().startswith("gateprobe: --reference '127.0.0.1:3' is not one of the "
                                      "mirrors (did you mean")
     assert err.getvalue().count("\n") == 1
+
+
+def _mirror(name: str, verdict_status: int, events: list[str] | None = None) -> MirrorResult:
+    """A mirror that answered one probe with ``verdict_status`` (a synthetic result: the
+    majority rule is about counting, not about sending)."""
+    probe = ProbeResult("stream: chat (/v1/chat/completions)", verdict_status, [], {}, None,
+                        f"{verdict_status} answer", events or [], f"curl {name}")
+    return MirrorResult(name, f"http://{name}", probes=[probe])
+
+
+@pytest.mark.parametrize(("statuses", "odd"), [
+    ((200, 500), []),  # two that differ: neither is the odd one
+    ((200, 200, 500), ["m3"]),  # two of three: a strict majority
+    ((200, 200, 500, 500), []),  # a tie: no coin toss
+    ((200, 200, 500, 500, 502), []),  # the most common, but not more than half
+    ((200, 200, 200, 500, 502), ["m4", "m5"]),
+])
+def test_the_odd_ones_are_named_only_against_a_strict_majority(
+        statuses: tuple[int, ...], odd: list[str]) -> None:
+    mirrors = [_mirror(f"m{i + 1}", s) for i, s in enumerate(statuses)]
+    status = next(d for d in differences(mirrors) if d["what"] == "status")
+    assert status["odd"] == odd and status["majority"] == bool(odd)
+    assert status["reference"] == ""
+    assert status["curls"] == {m.name: f"curl {m.name}" for m in mirrors}
+    named = next(d for d in differences(mirrors, "m1") if d["what"] == "status")
+    assert named["odd"] == [m.name for m in mirrors if m.probes[0].status != statuses[0]]
+    assert not named["majority"]
+
+
+def test_the_first_differing_event_shows_each_streams_event_at_that_place() -> None:
+    assert first_differing_event({"a": ["x", "y"], "b": ["x", "y"]}) == {}
+    assert first_differing_event({"a": [], "b": []}) == {}
+    assert first_differing_event({"a": ["x", "y", "[DONE]"], "b": ["x", "z"]}) == {
+        "a": "#2: y", "b": "#2: z"}
+    assert first_differing_event({"a": ["x", "[DONE]"], "b": ["x"]}) == {
+        "a": "#2: [DONE]", "b": "#2: none (the stream ended after 1 events)"}
+
+
+def test_two_mirrors_that_differ_are_shown_as_differing_with_a_repro_each(
+        make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One correct mirror and one that drops the stream terminator, no --reference: a
+    majority of two would be a coin toss (it once called the correct mirror the odd one), so
+    neither is; the stream's difference shows where the answers part, and each mirror's
+    curl replays the probe against that mirror."""
+    good = make_gateway(timing=FAST)
+    bad = make_gateway(timing=FAST, faults=("stream-drop-terminator",))
+
+    def no_long_request(*args: object) -> None:
+        raise AssertionError("--long-request-s 0 sends no long request")
+
+    monkeypatch.setattr(compare, "_long_request", no_long_request)
+    out = io.StringIO()
+    result = run_compare(Target(good.base_url, "ohmygpt", "gp-vip-0001", "GP_CMP_KEY"),
+                         {"good": good.base_url, "bad": bad.base_url},
+                         CompareOptions(samples=1, long_request_s=0, report_dir=tmp_path),
+                         Console(out, io.StringIO()))
+    assert all(m.long_request["verdict"] == "not run: --long-request-s 0"
+               for m in result.mirrors)
+    diffs = differences(result.mirrors)
+    assert diffs and all(d["odd"] == [] and not d["majority"] for d in diffs)
+    stream = next(d for d in diffs if d["probe"].startswith("stream: chat"))
+    first = stream["first_event"]
+    assert first["good"].endswith(": [DONE]") and "the stream ended after" in first["bad"]
+    assert first["good"].split(":")[0] == first["bad"].split(":")[0]  # the same place
+    for name, gateway in (("good", good), ("bad", bad)):
+        curl = stream["curls"][name]
+        assert curl.startswith("curl ") and gateway.base_url + "/v1/chat/completions" in curl
+        assert "$GP_CMP_KEY" in curl and "gp-vip-0001" not in curl
+    text = out.getvalue()
+    assert "none: no reference and no strict majority" in text
+    assert f"repro on bad: {stream['curls']['bad']}" in text
+    assert first["bad"] in text and "no long-request probe" in text
+    markdown = (tmp_path / "summary.md").read_text()
+    assert stream["curls"]["good"] in markdown and "first differing event" in markdown
+    page = (tmp_path / "report.html").read_text()
+    assert "first differing event" in page and "repro" in page and "odd one out" in page
+
+
+def test_long_request_s_zero_in_the_dry_run_and_a_negative_one_refused() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    argv = ["compare", "--base-url", "http://127.0.0.1:1", "--base-url", "http://127.0.0.1:2",
+            "--dry-run", "--long-request-s"]
+    assert main([*argv, "0"], Console(out, err)) == 0, err.getvalue()
+    assert "none (--long-request-s 0)" in out.getvalue()
+    assert "the long request is sized" not in out.getvalue()
+    assert main([*argv, "-1"], Console(out, err)) == 2
+    assert "--long-request-s >= 0" in err.getvalue() and err.getvalue().count("\n") == 1

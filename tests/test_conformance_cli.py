@@ -207,3 +207,65 @@ def test_fuzz_reaches_every_operation_and_the_stateful_run(tmp_path: Path) -> No
     log = log_of(result)
     assert "test_management_stateful PASSED" in log
     assert "test_gateway_post_api_v1_ai_draw_mj_imagine PASSED" in log
+
+
+def test_a_category_whose_extra_is_missing_says_so_with_the_install_command(
+        tmp_path: Path) -> None:
+    # The SDKs hidden as if not installed: an import fails, find_spec finds nothing.
+    hide = tmp_path / "hide"
+    hide.mkdir()
+    (hide / "sitecustomize.py").write_text(
+        "import sys\nsys.modules['openai'] = None\nsys.modules['anthropic'] = None\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        [str(hide), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+    result = subprocess.run([sys.executable, "-m", "gateprobe", "conformance", "--select",
+                             "sdk or auth", "--report-dir", str(tmp_path / "r")],
+                            capture_output=True, text=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    lines = [line for line in result.stdout.splitlines() if line.startswith("sdk: ")]
+    assert lines == ["sdk: not run, openai and anthropic not installed "
+                     "(pip install 'gateprobe[sdk]')"], result.stdout
+    assert not any(line.startswith("fuzz: ") for line in result.stdout.splitlines())
+
+
+def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
+        tmp_path: Path) -> None:
+    def fuzz(seed: str | None, name: str) -> list[str]:
+        seed_flags = ("--fuzz-seed", seed) if seed else ()
+        result = conformance("--select", "fuzz", *seed_flags, "--fuzz-examples", "5",
+                             "--endpoints", "embeddings", "--report-dir", str(tmp_path / name),
+                             key=None)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+        said = re.search(r"^fuzz seed (\d+): --fuzz-seed \1 sends the same cases again$",
+                         result.stdout, re.MULTILINE)
+        assert said and (seed is None or said.group(1) == seed), result.stdout
+        cases = (tmp_path / name / "fuzz-cases.jsonl").read_text().splitlines()
+        assert cases and all(json.loads(c)["path"] == "/v1/embeddings" for c in cases)
+        return cases
+
+    first, again, other = fuzz("7", "a"), fuzz("7", "b"), fuzz("8", "c")
+    assert first == again
+    assert first != other  # the seed is what decides: another one sends other cases
+    assert fuzz(None, "d")  # without one, a fresh seed is chosen and printed
+
+
+def test_a_suite_that_cannot_be_collected_is_said_as_such_not_as_ctrl_c(tmp_path: Path) -> None:
+    # schemathesis broken as an incompatible release would break it: test_fuzz.py does not
+    # import. pytest reports that as "Interrupted", which once read as a Ctrl-C (exit 130).
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import schemathesis.openapi\n"
+        "def broken(*a, **k):\n    raise TypeError('an incompatible schemathesis')\n"
+        "schemathesis.openapi.from_path = broken\n")
+    env = {**os.environ, "PYTHONPATH": str(hook), "GATEPROBE_API_KEY": "gp-vip-0001"}
+    result = subprocess.run([sys.executable, "-m", "gateprobe", "conformance", "--select",
+                             "fuzz"], capture_output=True, text=True, env=env, timeout=300,
+                            cwd=tmp_path)
+    assert result.returncode == 2, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "could not run (pytest exit 2)" in result.stderr + result.stdout
+    assert "interrupted" not in (result.stderr + result.stdout).lower().replace(
+        "pytest exit", "")
+    assert "Traceback" not in result.stderr
+    log = log_of(result)
+    assert "an incompatible schemathesis" in log  # the error stays in pytest.log

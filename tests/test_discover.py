@@ -11,11 +11,20 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gateprobe.checks import Exchange
 from gateprobe.cli import main
 from gateprobe.console import Console
-from gateprobe.discover import MAX_REQUESTS, discover
+from gateprobe.discover import (
+    FAMILY_PROBES,
+    MAX_REQUESTS,
+    Discovery,
+    discover,
+    entry,
+    rate_limit_suggestion,
+    read_answer,
+)
 from gateprobe.errors import UsageError
-from gateprobe.targets import Target, check_endpoints
+from gateprobe.targets import DEFAULT_MODELS, ENDPOINTS, Target, check_endpoints, load_targets
 from gateway_fixtures import FAST, MakeGateway
 
 EXISTING = """# our gateways
@@ -39,11 +48,129 @@ def key(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_discover_finds_an_openai_only_gateway(make_gateway: MakeGateway) -> None:
     gateway = make_gateway(profile="openai", timing=FAST)
-    found = discover(Target(gateway.base_url, "openai", "gp-vip-0001"))
-    assert found.served == ["models", "chat", "completions", "embeddings"]
+    found = discover(Target(gateway.base_url, "ohmygpt", "gp-vip-0001"))
+    assert found.endpoints[:4] == ["models", "chat", "completions", "embeddings"]
+    assert not set(found.endpoints) & {"messages", "count_tokens", "complete"}
     assert found.answers["messages"] == "404" and found.requests <= MAX_REQUESTS
-    ohmygpt = discover(Target(make_gateway(timing=FAST).base_url, "ohmygpt", "gp-vip-0001"))
-    assert len(ohmygpt.served) == 7 and ohmygpt.x_api_key is False  # Bearer only, as documented
+    assert found.profile[0] == "openai"
+    ohmygpt = discover(Target(make_gateway(timing=FAST).base_url, "openai", "gp-vip-0001"))
+    assert ohmygpt.x_api_key is False  # Bearer only, as documented
+    assert ohmygpt.profile[0] == "ohmygpt"
+
+
+# What each reference profile serves (reference/app.py builds its routes by profile): the
+# core routes, the media families everywhere, the Anthropic routes except under openai,
+# Realtime except under anthropic, the gateway's own APIs under ohmygpt only.
+MEDIA = ["images", "image_edits", "speech", "transcriptions", "moderations"]
+SERVED = {
+    "ohmygpt": ["models", "chat", "completions", "embeddings", "messages", "count_tokens",
+                "complete", *MEDIA, "realtime", "midjourney", "serper", "google_search"],
+    "anthropic": ["models", "chat", "completions", "embeddings", "messages", "count_tokens",
+                  "complete", *MEDIA],
+    "openai": ["models", "chat", "completions", "embeddings", *MEDIA, "realtime"],
+}
+
+
+@pytest.mark.parametrize("profile", list(SERVED))
+def test_discover_writes_every_family_and_the_profile_of_each_reference_profile(
+        make_gateway: MakeGateway, tmp_path: Path, profile: str) -> None:
+    """Against ``gateprobe serve --profile P``, without --profile: the entry names P and every
+    family that profile serves, and nothing it does not; the --model values given are kept.
+    """
+    gateway = make_gateway(profile=profile, timing=FAST)
+    targets = tmp_path / "targets.yaml"
+    code, out, err = gateprobe("discover", "--base-url", gateway.base_url, "--api-key-env",
+                               "GP_DISCOVER_KEY", "--model", "chat=gpt-4o-mini",
+                               "--write", str(targets), "--name", "gw")
+    assert code == 0, err
+    entry = yaml.safe_load(targets.read_text())["targets"]["gw"]
+    assert entry["profile"] == profile, out
+    assert entry["endpoints"] == SERVED[profile], out
+    assert entry["models"] == {"chat": "gpt-4o-mini"}
+    assert "management API answers" in targets.read_text()  # served under every profile
+    assert entry.get("auth") == {"ohmygpt": ["bearer"], "anthropic": ["bearer", "x-api-key"],
+                                 "openai": None}[profile]
+
+
+def test_every_family_gateprobe_knows_has_one_probe() -> None:
+    """Adding a family to ``ENDPOINTS`` is adding one ``FAMILY_PROBES`` entry; each probe
+    that could cost is a request invalid on purpose."""
+    names = [p.name for p in FAMILY_PROBES]
+    assert sorted(names) == sorted([*ENDPOINTS, "management"]) and len(set(names)) == len(names)
+    models = dict(DEFAULT_MODELS)
+    for probe in FAMILY_PROBES:
+        body = probe.body(models) if probe.body else None
+        if probe.served_request:
+            assert probe.name in {"chat", "completions", "embeddings", "messages",
+                                  "count_tokens", "complete"}
+            assert body is not None and (body.get("max_tokens", 1) <= 1 and
+                                         body.get("max_tokens_to_sample", 1) <= 1)
+        elif body is not None:  # what would make it served is left out
+            assert not {"prompt", "input", "file", "image", "q"} & set(body), probe.name
+
+
+@pytest.mark.parametrize("profile", ["ohmygpt", "anthropic"])
+def test_an_unknown_model_is_not_a_refused_auth_style(make_gateway: MakeGateway,
+                                                      profile: str) -> None:
+    """A model the target does not know is answered 400/404 naming it, with either key
+    style: that is the route served and the model unknown, never x-api-key refused."""
+    gateway = make_gateway(profile=profile, timing=FAST)
+    models = {**DEFAULT_MODELS, "messages": "gateprobe-no-such-model"}
+    found = discover(Target(gateway.base_url, "ohmygpt", "gp-vip-0001", models=models))
+    assert found.unknown_models["messages"] == "gateprobe-no-such-model"
+    assert "messages" in found.served
+    assert found.x_api_key is (profile == "anthropic")
+    assert found.profile[0] == profile
+
+
+def test_discover_with_a_refused_key_is_one_line(make_gateway: MakeGateway,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    gateway = make_gateway(timing=FAST)
+    monkeypatch.setenv("GP_DISCOVER_KEY", "gp-not-a-key-0000")
+    code, _, err = gateprobe("discover", "--base-url", gateway.base_url, "--api-key-env",
+                             "GP_DISCOVER_KEY")
+    assert code == 2 and err.count("\n") == 1
+    assert "refused the key" in err and "GP_DISCOVER_KEY" in err
+
+
+def test_discover_suggests_limits_from_the_rate_limit_headers(make_gateway: MakeGateway,
+                                                              tmp_path: Path) -> None:
+    """claude-2-web is limited to 60 a window for the vip key: the entry carries the headers
+    seen and a commented limits section that, uncommented, is a valid targets entry."""
+    gateway = make_gateway(timing=FAST)
+    targets = tmp_path / "targets.yaml"
+    code, out, err = gateprobe("discover", "--base-url", gateway.base_url, "--api-key-env",
+                               "GP_DISCOVER_KEY", "--model", "chat=claude-2-web",
+                               "--write", str(targets), "--name", "gw")
+    assert code == 0, err
+    text = targets.read_text()
+    assert "# rate-limit headers seen: " in text and "x-ratelimit-limit-requests: 60" in text
+    assert "limits" not in yaml.safe_load(text)["targets"]["gw"]  # a suggestion only
+    lines = text.splitlines()
+    at = lines.index("    # limits:")
+    uncommented = [line.replace("# ", "", 1) for line in lines[at:at + 5]]
+    assert uncommented == ["    limits:", "      headers: family", "      window_s: 60",
+                           "      rpm: {default: 60}", "    api_key_tier: default"]
+    (tmp_path / "uncommented.yaml").write_text("\n".join(lines[:at] + uncommented) + "\n")
+    assert load_targets(tmp_path / "uncommented.yaml")["gw"].rpm == {"default": 60}
+    assert "x-ratelimit-limit-requests: 60" in out
+
+
+def test_rate_limit_suggestion_reads_ietf_headers() -> None:
+    lines = rate_limit_suggestion({"ratelimit-limit": "100", "ratelimit-policy": "100;w=10"})
+    assert "  headers: ietf" in lines and "  window_s: 10" in lines
+    assert "  rpm: {default: 100}" in lines
+    assert rate_limit_suggestion({}) == []
+    assert rate_limit_suggestion({"x-ratelimit-limit-requests": "many"}) == [
+        "rate-limit headers seen: x-ratelimit-limit-requests: many"]
+
+
+def test_discover_detects_the_gateway_error_envelope(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(profile="openai", timing=FAST, error_envelope="gateway")
+    found = discover(Target(gateway.base_url, "ohmygpt", "gp-vip-0001"))
+    target = Target(gateway.base_url, "openai", "gp-vip-0001")
+    assert found.envelopes == {"gateway"}
+    assert entry(target, found)["error_envelopes"] == ["gateway"]
 
 
 def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
@@ -58,7 +185,7 @@ def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
     text = targets.read_text()
     assert text.startswith(EXISTING) and "# the one on this machine" in text  # comments kept
     entry = yaml.safe_load(text)["targets"]["gw"]
-    assert entry["endpoints"] == ["models", "chat", "completions", "embeddings"]
+    assert entry["endpoints"] == SERVED["openai"]
     assert "gp-vip-0001" not in text
     code, _, err = gateprobe("discover", "--base-url", gateway.base_url, "--api-key-env",
                              "GP_DISCOVER_KEY", "--write", str(targets), "--name", "gw")
@@ -71,8 +198,7 @@ def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
     assert "not sent (the target does not serve them): /v1/messages" in out  # on the console
     report = json.loads((tmp_path / "report" / "conformance.json").read_text())
     assert report["findings"] == []
-    assert set(report["cases_per_endpoint"]) <= {"/v1/models", "/v1/chat/completions",
-                                                 "/v1/completions", "/v1/embeddings"}
+    assert set(report["cases_per_endpoint"]) <= {ENDPOINTS[n] for n in SERVED["openai"]}
 
 
 def test_endpoints_flag_narrows_every_category(make_gateway: MakeGateway, tmp_path: Path,
@@ -129,3 +255,41 @@ def test_a_selection_with_no_case_for_the_target_is_one_line(make_gateway: MakeG
     assert code == 2
     assert err == ("gateprobe: --select 'legacy_prompt' selects no case for this target "
                    "(profile openai, endpoints chat, completions, embeddings, models)\n")
+
+
+def test_a_profile_given_is_kept_and_a_contradiction_said(make_gateway: MakeGateway) -> None:
+    gateway = make_gateway(profile="openai", timing=FAST)
+    code, out, err = gateprobe("discover", "--base-url", gateway.base_url, "--profile",
+                               "ohmygpt", "--api-key-env", "GP_DISCOVER_KEY")
+    assert code == 0, err
+    assert "profile: openai (no Anthropic route" in out
+    assert "kept --profile ohmygpt as given" in out
+    assert yaml.safe_load(out[out.index("targets:"):out.index("    #")])[
+        "targets"]["127-0-0-1"]["profile"] == "ohmygpt"
+
+
+def test_a_model_the_key_may_not_use_is_a_model_refused_not_a_key(
+        make_gateway: MakeGateway) -> None:
+    """The seeds' gateway answers 401 naming the model for a key without its permission: the
+    route is served and the model is the problem, not the key."""
+    gateway = make_gateway(timing=FAST)
+    found = discover(Target(gateway.base_url, "ohmygpt", "gp-nomodel-0001",
+                            models={**DEFAULT_MODELS, "chat": "claude-2-web"}))
+    assert found.answers["chat"] == "401"
+    assert found.unknown_models == {"chat": "claude-2-web"} and "chat" in found.served
+    assert "chat" not in found.refused
+
+
+@pytest.mark.parametrize(("status", "body", "served", "refused"), [
+    (101, b"", True, False),
+    (403, b"", False, False),  # uvicorn's refusal of a path without a WebSocket route
+    (403, b'{"error": {"message": "bad key"}}', False, True),
+    (404, b'{"error": {"message": "Unknown request URL"}}', False, False),
+])
+def test_how_a_realtime_handshake_is_read(status: int, body: bytes, served: bool,
+                                          refused: bool) -> None:
+    probe = next(p for p in FAMILY_PROBES if p.websocket)
+    found = Discovery()
+    read_answer(found, probe, "gpt-4o-realtime-preview", Exchange("/v1/realtime", "GET", None,
+                                                            status, body=body))
+    assert ("realtime" in found.served, "realtime" in found.refused) == (served, refused)

@@ -15,8 +15,10 @@ is loaded harder than another):
 The matrix shows each probe's verdict per mirror; the differences list what mirrors disagree
 on: the checks' verdicts, status codes, the headers that matter (rate-limit headers, the
 request-id header, content type) and the shape of normalized answers, each with every mirror's
-answer side by side. The mirror taken as right is the one ``--reference`` names, or else the
-majority.
+answer side by side, the first event where streams part, and a ``curl`` per mirror to replay
+the probe. The mirror taken as right is the one ``--reference`` names, or else a strict
+majority (more than half of the reachable mirrors); with neither (two mirrors that differ, or a
+tie) the mirrors are shown as differing and none is called the odd one.
 """
 
 from __future__ import annotations
@@ -54,13 +56,14 @@ from gateprobe.events import ERROR, FAILED, PASSED, Phase, RunStarted, emit
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import normalize
 from gateprobe.metrics import now_ns, percentile
-from gateprobe.probe import MAX_BODY_BYTES, send
+from gateprobe.probe import MAX_BODY_BYTES, curl_command, exchange_once, send
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
 from gateprobe.report.folder import finish, handlers_for, utc_now
-from gateprobe.runstate import BREAKER_THRESHOLD, RunState
-from gateprobe.targets import ENDPOINTS, Target, check_base_url, check_reachable, credentials
+from gateprobe.runstate import BREAKER_THRESHOLD, Breaker, RunState
+from gateprobe.sse import Event
+from gateprobe.targets import ENDPOINTS, Target, check_base_url, check_reachable
 
 HEADERS_THAT_MATTER = ("content-type", "retry-after")
 HEADER_FAMILIES = {"rate-limit headers": ("x-ratelimit-", "anthropic-ratelimit-"),
@@ -77,7 +80,8 @@ class CompareOptions:
     samples: int = 10
     """Streams of the latency sample, per mirror."""
     long_request_s: float = 120.0
-    """How long the long-request probe asks to run (past a 100 s CDN limit by default)."""
+    """How long the long-request probe asks to run (past a 100 s CDN limit by default);
+    0 skips the probe."""
     max_tokens: int = 32
     """Of each stream of the latency sample."""
     max_long_tokens: int = 16_384
@@ -90,8 +94,10 @@ class CompareOptions:
 
     def check(self) -> CompareOptions:
         """Itself, when every value can work (``UsageError`` otherwise)."""
-        if self.samples < 1 or not self.long_request_s > 0:
-            raise UsageError("--samples must be >= 1 and --long-request-s > 0")
+        if self.samples < 1 or not self.long_request_s >= 0 or \
+                not math.isfinite(self.long_request_s):
+            raise UsageError("--samples must be >= 1 and --long-request-s >= 0 (0 skips the "
+                             "long-request probe)")
         return self
 
 
@@ -106,6 +112,12 @@ class ProbeResult:
     shape: Any
     answer: str = ""
     """A short, redacted text of what came back (``answer_text``)."""
+    events: list[str] = field(default_factory=list)
+    """A stream's events, each normalized and redacted (``event_text``): where two mirrors'
+    streams part is shown from these."""
+    curl: str = ""
+    """A ``curl`` command that replays the probe against this mirror (the key as its
+    variable)."""
 
     @property
     def verdict(self) -> str:
@@ -193,6 +205,19 @@ def answer_text(exchange: Exchange, redactor: Redactor) -> str:
     return text if len(text) <= ANSWER_CHARS else text[:ANSWER_CHARS - 1] + "…"
 
 
+EVENT_CHARS = 160
+"""How much of one event a difference shows."""
+
+
+def event_text(event: Event, redactor: Redactor) -> str:
+    """One stream event in a short redacted line: its type (when named) and its data,
+    normalized as answers are (ids and times replaced)."""
+    data = _compact(event.data)
+    text = " ".join(redactor.text(data if event.type == "message" else
+                                  f"{event.type}: {data}").split())
+    return text if len(text) <= EVENT_CHARS else text[:EVENT_CHARS - 1] + "…"
+
+
 def _opt_in_probes(target: Target) -> list[Case]:
     """One plain request per opt-in family the target declares (Midjourney's imagine, each
     search proxy...): mirrors compared on those routes too."""
@@ -264,7 +289,9 @@ def probe_mirror(name: str, target: Target, options: CompareOptions,
                           follow_redirects=False) as client:
             _smoke(client, target, redactor, result, stop)
             _latency(client, target, options, redactor, result, stop)
-            if not stop.is_set():
+            if not options.long_request_s:
+                result.long_request = {"cut": False, "verdict": "not run: --long-request-s 0"}
+            elif not stop.is_set():
                 result.long_request = _long_request(client, target, options, result)
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         result.reason = redactor.text(_reason(exc))
@@ -292,49 +319,35 @@ def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
         elif exchange.is_stream:
             body_shape = [e.type for e in exchange.events][:1] + \
                 sorted({e.type for e in exchange.events})
-        result.probes.append(ProbeResult(label, exchange.status, [f.check_id for f in findings],
-                                         _headers_that_matter(exchange.headers), body_shape,
-                                         answer_text(exchange, redactor)))
+        result.probes.append(ProbeResult(
+            label, exchange.status, [f.check_id for f in findings],
+            _headers_that_matter(exchange.headers), body_shape, answer_text(exchange, redactor),
+            [event_text(e, redactor) for e in exchange.events], curl_command(target, case)))
         result.findings += [replace(f, case=f.case or label) for f in findings]
+
+
+LONG_PROMPT = "Write a story of at least {tokens} words."
 
 
 def _latency(client: httpx.Client, target: Target, options: CompareOptions, redactor: Redactor,
              result: MirrorResult, stop: threading.Event) -> None:
+    """``samples`` streams through the one bounded exchange, each timed as it arrives by a
+    ``StreamObserver`` (the one metric definition); a broken stream is counted by its kind."""
     body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
-    headers = credentials(target.profile, "openai", target.api_key)
-    t = target.timeouts
+    case = Case("latency sample", "stream", "POST", "/v1/chat/completions", "openai", body)
+    breaker = Breaker()  # this sample's own: three timeouts and the mirror gets no more
     for _ in range(options.samples):
         if result.timeouts >= BREAKER_THRESHOLD or stop.is_set():
             break  # a mirror that hangs gets no more of our time
         start = now_ns()
         observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
-        deadline, got_headers, kind = time.monotonic() + t.total_s, False, ""
-        try:
-            with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
-                               headers=headers, timeout=httpx.Timeout(
-                                   t.first_byte_s, connect=t.connect_s)) as response:
-                got_headers = True
-                response.request.extensions.get("timeout", {})["read"] = t.idle_s
-                if response.status_code != 200:
-                    kind = f"status {response.status_code}"
-                else:
-                    size = 0
-                    for chunk in response.iter_raw():
-                        observer.feed(chunk, now_ns())
-                        size += len(chunk)
-                        if size > MAX_BODY_BYTES:
-                            kind = transport.TOO_LARGE
-                            break
-                        if time.monotonic() > deadline:
-                            kind = transport.STREAM_TOTAL_TIMEOUT
-                            break
-        except httpx.HTTPError as exc:
-            kind = transport.classify(exc, got_headers=got_headers, streaming=True)
+        exchange = exchange_once(client, target, case, breaker, observer.feed)
         m = observer.finish(now_ns())
-        if not kind and observer.findings:
-            kind = observer.findings[0].check_id
+        kind = exchange.transport_kind if exchange.transport_error else \
+            f"status {exchange.status}" if exchange.status != 200 else \
+            observer.findings[0].check_id if observer.findings else ""
         if kind:
             result.error_kinds[kind] += 1
             if kind.endswith("timeout"):
@@ -354,7 +367,8 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
                   result: MirrorResult) -> dict[str, Any]:
     """A non-streaming request sized to run ``long_request_s`` x 1.5, from this mirror's own
     measured TTFT and TPOT (100 tokens/s when it measured none, so that it still runs long
-    enough on a fast model)."""
+    enough on a fast model), sent through the one bounded exchange with its first-byte, idle
+    and total timeouts widened to what the probe may take."""
     wanted = options.long_request_s
     if result.timeouts >= BREAKER_THRESHOLD:
         return {"cut": False, "verdict": "not run: this mirror's streams timed out"}
@@ -363,51 +377,47 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
     tokens = min(options.max_long_tokens - 64,
                  max(16, math.ceil((wanted * 1.5 - ttft_s) / max(tpot_s, 1e-4))))
     body = {"model": target.models["chat"], "max_tokens": tokens + 64,
-            "messages": [{"role": "user", "content": f"Write a story of at least {tokens} words."}]}
-    headers = credentials(target.profile, "openai", target.api_key)
+            "messages": [{"role": "user", "content": LONG_PROMPT.format(tokens=tokens)}]}
+    limit = wanted * 1.5 + target.timeouts.idle_s
+    long_target = replace(target, timeouts=replace(target.timeouts, first_byte_s=limit,
+                                                   idle_s=limit, total_s=limit))
     start = time.monotonic()
-    out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted}
-    try:
-        limit = wanted * 1.5 + target.timeouts.idle_s
-        with client.stream("POST", target.base_url + "/v1/chat/completions", json=body,
-                           headers=headers, timeout=httpx.Timeout(
-                               limit, connect=target.timeouts.connect_s)) as response:
-            size, overdue = 0, False
-            for chunk in response.iter_raw():
-                size += len(chunk)
-                overdue = time.monotonic() - start > limit  # a body that trickles, never idle
-                if size > MAX_BODY_BYTES or overdue:
-                    break
-        elapsed = time.monotonic() - start
-        out.update(status=response.status_code, elapsed_s=round(elapsed, 3),
-                   content_type=response.headers.get("content-type", "").split(";")[0])
-        if overdue:
-            out["cut"] = False
-            out["verdict"] = f"still sending after {limit:g} s: stopped reading"
-        elif size > MAX_BODY_BYTES:
-            out["cut"] = False
-            out["verdict"] = f"body over {MAX_BODY_BYTES} bytes: stopped reading"
-        elif response.status_code == 200:
-            out["cut"] = False
-            out["verdict"] = (f"ok: answered after {elapsed:.1f} s" if elapsed >= wanted else
-                              f"inconclusive: answered in {elapsed:.1f} s (< {wanted:g} s)")
-        elif response.status_code < 500:
-            # A refusal (the model's token limit, the key's quota, a 429) is not a cut: the
-            # probe asked for something this mirror does not serve, so it says nothing.
-            out["cut"] = False
-            out["verdict"] = (f"inconclusive: refused with status {response.status_code} "
-                              f"after {elapsed:.1f} s")
-        else:
-            out["cut"] = elapsed < wanted * 1.5
-            out["verdict"] = f"cut after {elapsed:.1f} s (status {response.status_code})" \
-                if out["cut"] else f"status {response.status_code} after {elapsed:.1f} s"
-    except httpx.TimeoutException:
-        out.update(cut=False, verdict=f"no answer within {limit:g} s")
-    except httpx.HTTPError as exc:
-        elapsed = time.monotonic() - start
-        out.update(cut=True, elapsed_s=round(elapsed, 3),
-                   verdict=f"cut after {elapsed:.1f} s ({type(exc).__name__})")
+    exchange = exchange_once(client, long_target, Case(
+        "long request", "endpoint", "POST", "/v1/chat/completions", "openai", body))
+    elapsed = time.monotonic() - start
+    out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted, "cut": False}
+    if exchange.status is not None:
+        out.update(status=exchange.status, elapsed_s=round(elapsed, 3),
+                   content_type=exchange.content_type)
+    out["verdict"] = _long_verdict(exchange, elapsed, wanted, limit)
+    out["cut"] = out["verdict"].startswith("cut")
+    if out["cut"] and exchange.status is None:
+        out["elapsed_s"] = round(elapsed, 3)
     return out
+
+
+def _long_verdict(exchange: Exchange, elapsed: float, wanted: float, limit: float) -> str:
+    """What the long request's answer says: ``cut ...`` only for an answer that ended early
+    in a way no refusal explains (a 5xx, or the connection dropped)."""
+    kind, status = exchange.transport_kind, exchange.status
+    if kind == transport.TOO_LARGE and exchange.transport_error:
+        return f"body over {MAX_BODY_BYTES} bytes: stopped reading"
+    if exchange.transport_error and kind in (transport.TOTAL_TIMEOUT,
+                                             transport.STREAM_TOTAL_TIMEOUT):
+        return f"still sending after {limit:g} s: stopped reading"
+    if exchange.transport_error and kind.endswith("timeout"):
+        return f"no answer within {limit:g} s"
+    if status is None:
+        return f"cut after {elapsed:.1f} s ({exchange.transport_error or kind})"
+    if status == 200:
+        return f"ok: answered after {elapsed:.1f} s" if elapsed >= wanted else \
+            f"inconclusive: answered in {elapsed:.1f} s (< {wanted:g} s)"
+    if status < 500:
+        # A refusal (the model's token limit, the key's quota, a 429) is not a cut: the
+        # probe asked for something this mirror does not serve, so it says nothing.
+        return f"inconclusive: refused with status {status} after {elapsed:.1f} s"
+    return f"cut after {elapsed:.1f} s (status {status})" if elapsed < wanted * 1.5 else \
+        f"status {status} after {elapsed:.1f} s"
 
 
 class MirrorsInterrupted(KeyboardInterrupt):
@@ -451,9 +461,12 @@ def matrix(results: Sequence[MirrorResult]) -> dict[str, dict[str, str]]:
 def differences(results: Sequence[MirrorResult],
                 reference: str | None = None) -> list[dict[str, Any]]:
     """What reachable mirrors disagree on, probe by probe. Each difference carries every
-    mirror's value and answer (``answers``), the mirror taken as right (``reference``: the
-    one named, when it was reachable, else '' for the majority) and the mirrors that differ
-    from it (``odd``)."""
+    mirror's value, answer (``answers``) and ``curl`` repro (``curls``), for a stream the
+    event where the answers part (``first_event``), the mirror taken as right
+    (``reference``: the one named, when it was reachable, else '') and the mirrors that
+    differ from what is taken as right (``odd``: the reference's value, else a strict
+    majority's; empty when there is neither, so that of two mirrors that differ neither is
+    called the odd one)."""
     live = [r for r in results if not r.reason]
     right = reference if reference in {r.name for r in live} else None
     out: list[dict[str, Any]] = []
@@ -467,33 +480,68 @@ def differences(results: Sequence[MirrorResult],
                           {n: p.headers.get(header, "absent") for n, p in present.items()}))
         shapes = {n: repr(p.shape) for n, p in present.items()}
         if len(set(shapes.values())) > 1:
-            base = _right_value(shapes, right)
-            mine = next(p.shape for n, p in present.items() if shapes[n] == base)
-            found.append(("answer shape", {n: _shape_delta(p.shape, mine, right)
-                                           for n, p in present.items()}))
+            found.append(("answer shape", _shape_values(present, shapes, right)))
         for what, values in found:
             if len(set(values.values())) > 1:
-                out.append(_difference(what, probe, values, present, right))
+                out.append(_difference(what, probe, values, present, right, shapes))
     return out
 
 
-def _right_value(values: Mapping[str, str], reference: str | None) -> str:
-    """The value taken as right: the reference mirror's, or the most common one."""
+def _right_value(values: Mapping[str, str], reference: str | None) -> str | None:
+    """The value taken as right: the reference mirror's, or a strict majority's (more than
+    half of the mirrors give it); None when there is neither (never a coin toss)."""
     if reference is not None:
         return values[reference]
-    counts = Counter(values.values())
-    return max(counts, key=lambda v: counts[v])
+    value, count = Counter(values.values()).most_common(1)[0]
+    return value if count * 2 > len(values) else None
+
+
+def _shape_values(present: Mapping[str, ProbeResult], shapes: Mapping[str, str],
+                  reference: str | None) -> dict[str, str]:
+    """Each mirror's answer shape in words: how it differs from the shape taken as right, or,
+    with none taken as right, from the first other shape among the mirrors."""
+    base = _right_value(shapes, reference)
+    if base is not None:
+        mine = next(p.shape for n, p in present.items() if shapes[n] == base)
+        return {n: _shape_delta(p.shape, mine, reference) for n, p in present.items()}
+    groups = {shapes[n]: p.shape for n, p in present.items()}
+    first, second = list(groups)[:2]
+    return {n: _shape_delta(p.shape, groups[second if shapes[n] == first else first], None)
+            for n, p in present.items()}
 
 
 def _difference(what: str, probe: str, values: Mapping[str, str],
-                present: Mapping[str, ProbeResult], reference: str | None) -> dict[str, Any]:
-    right = values[reference] if reference is not None and what != "answer shape" else \
-        _right_value(values, reference)
-    odd = [n for n, v in values.items()
-           if (v not in ("as most", "as the reference") if what == "answer shape"
-               else v != right)]
-    return {"what": what, "probe": probe, "values": dict(values), "reference": reference or "",
-            "odd": odd, "answers": {n: p.answer for n, p in present.items()}}
+                present: Mapping[str, ProbeResult], reference: str | None,
+                shapes: Mapping[str, str]) -> dict[str, Any]:
+    if what == "answer shape":  # the values are already relative to what is taken as right
+        right = _right_value(shapes, reference)
+        odd = [] if right is None else [n for n in values if shapes[n] != right]
+    else:
+        right = _right_value(values, reference)
+        odd = [] if right is None else [n for n, v in values.items() if v != right]
+    out = {"what": what, "probe": probe, "values": dict(values), "reference": reference or "",
+           "odd": odd, "majority": reference is None and right is not None,
+           "answers": {n: p.answer for n, p in present.items()},
+           "curls": {n: p.curl for n, p in present.items()}}
+    first = first_differing_event({n: p.events for n, p in present.items()})
+    if first:
+        out["first_event"] = first
+    return out
+
+
+def first_differing_event(streams: Mapping[str, Sequence[str]]) -> dict[str, str]:
+    """Every mirror's event at the first position where the streams part ('#N: text', or
+    that the stream had ended); empty when no mirror streamed or all streams are alike.
+    Events are compared as ``event_text`` wrote them: normalized, so ids and times never
+    count as a difference."""
+    if not any(streams.values()) or len({tuple(e) for e in streams.values()}) == 1:
+        return {}
+    longest = max(len(e) for e in streams.values())
+    at = next(i for i in range(longest)
+              if len({e[i] if i < len(e) else None for e in streams.values()}) > 1)
+    return {n: f"#{at + 1}: {e[at]}" if at < len(e) else
+            f"#{at + 1}: none (the stream ended after {len(e)} events)"
+            for n, e in streams.items()}
 
 
 def _shape_delta(mine: Any, theirs: Any, reference: str | None) -> str:
@@ -559,7 +607,8 @@ def markdown_rows(results: Sequence[MirrorResult],
 
 def _markdown_differences(names: Sequence[str],
                           diffs: Sequence[Mapping[str, Any]]) -> list[str]:
-    """One row per difference, a column per mirror: its value, then its answer."""
+    """One row per difference, a column per mirror (its value, its answer, for a stream the
+    first event where the answers part), then each probe's ``curl`` per mirror."""
     if not diffs:
         return []
 
@@ -567,14 +616,22 @@ def _markdown_differences(names: Sequence[str],
         return text.replace("|", "\\|").replace("`", "'")
 
     reference = diffs[0].get("reference") or ""
-    lines = ["", f"Differences (taken as right: {reference or 'the majority'}):", "",
+    lines = ["", f"Differences (taken as right: {taken_as_right(diffs)}):", "",
              "| difference | probe | " + " | ".join(
-                 f"{n} (reference)" if n == reference else n for n in names) + " |",
-             "| --- | --- | " + " | ".join("---" for _ in names) + " |"]
+                 f"{n} (reference)" if n == reference else n for n in names) +
+             " | odd one out |",
+             "| --- | --- | " + " | ".join("---" for _ in names) + " | --- |"]
     for d in diffs:
-        cells = [f"{cell(d['values'].get(n, '-'))}<br>`{cell(d['answers'].get(n, ''))}`"
+        cells = [f"{cell(d['values'].get(n, '-'))}<br>`{cell(d['answers'].get(n, ''))}`" +
+                 (f"<br>first differing event `{cell(d['first_event'][n])}`"
+                  if n in d.get("first_event", {}) else "")
                  if n in d["values"] else "-" for n in names]
-        lines.append(f"| {cell(d['what'])} | {cell(d['probe'])} | " + " | ".join(cells) + " |")
+        lines.append(f"| {cell(d['what'])} | {cell(d['probe'])} | " + " | ".join(cells) +
+                     f" | {cell(odd_cell(d))} |")
+    lines += ["", "Repro of each probe that differs, per mirror:", ""]
+    for probe in dict.fromkeys(d["probe"] for d in diffs):
+        curls = next(d["curls"] for d in diffs if d["probe"] == probe)
+        lines += [f"- {probe}, on {n}: `{curl}`" for n, curl in curls.items()]
     return lines
 
 
@@ -620,9 +677,10 @@ def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOption
     mirrors = checked_mirrors(mirrors)
     check_reference(options.reference, mirrors)
     run_dir = new_run_dir("compare", explicit=options.report_dir)
-    console.line(f"gateprobe compare: {len(mirrors)} mirrors, {options.samples} streams and a "
-                 f"{options.long_request_s:g} s long-request probe each; report folder "
-                 f"{run_dir}")
+    long = f"a {options.long_request_s:g} s long-request probe" if options.long_request_s \
+        else "no long-request probe"
+    console.line(f"gateprobe compare: {len(mirrors)} mirrors, {options.samples} streams and "
+                 f"{long} each; report folder {run_dir}")
     target = {**base.describe(), "base_url": ", ".join(mirrors.values())}
     handlers = handlers_for(run_dir, Redactor(base.secrets), console)
     emit(handlers, RunStarted("compare", target, str(run_dir),
@@ -689,21 +747,37 @@ def print_comparison(results: Sequence[MirrorResult], rows: Mapping[str, Mapping
         console.line("no differences between the reachable mirrors")
 
 
+def taken_as_right(diffs: Sequence[Mapping[str, Any]]) -> str:
+    """What the differences are judged against, in words."""
+    reference = diffs[0].get("reference") or "" if diffs else ""
+    return reference or "a strict majority of the mirrors where there is one, else none"
+
+
+def odd_cell(d: Mapping[str, Any]) -> str:
+    """Who differs from what is taken as right, or why nobody is called the odd one."""
+    return ", ".join(d["odd"]) if d["odd"] else "none: no reference and no strict majority"
+
+
 def _print_differences(names: Sequence[str], diffs: Sequence[Mapping[str, Any]],
                        console: Console) -> None:
     reference = diffs[0].get("reference") or ""
     live = [n for n in names if n in diffs[0]["values"]]
-    console.line(f"differences (taken as right: {reference or 'the majority'}):")
+    console.line(f"differences (taken as right: {taken_as_right(diffs)}):")
     console.table(["difference", "probe", *(f"{n} (reference)" if n == reference else n
-                                            for n in live)],
-                  [[d["what"], d["probe"], *(d["values"].get(n, "-") for n in live)]
-                   for d in diffs])
+                                            for n in live), "odd one out"],
+                  [[d["what"], d["probe"], *(d["values"].get(n, "-") for n in live),
+                    odd_cell(d)] for d in diffs])
     for probe in dict.fromkeys(d["probe"] for d in diffs):
-        answers = next(d["answers"] for d in diffs if d["probe"] == probe)
+        first = next(d for d in diffs if d["probe"] == probe)
         console.line("")
-        console.table(["mirror", f"answer to {probe}"],
-                      [[f"{n} (reference)" if n == reference else n, answers.get(n, "-")]
-                       for n in live])
+        columns = ["mirror", f"answer to {probe}"] + \
+            (["first differing event"] if "first_event" in first else [])
+        console.table(columns, [[f"{n} (reference)" if n == reference else n,
+                                 first["answers"].get(n, "-"),
+                                 *([first["first_event"].get(n, "-")]
+                                   if "first_event" in first else [])] for n in live])
+        for n in live:
+            console.line(f"repro on {n}: {first['curls'].get(n, '-')}")
 
 
 def _latency_row(r: MirrorResult) -> list[str]:

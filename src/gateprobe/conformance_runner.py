@@ -17,14 +17,15 @@ import difflib
 import importlib.util
 import io
 import os
+import random
 import re
 import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,10 @@ class ConformanceOptions:
     record_golden: bool = False
     golden_dir: Path | None = None
     max_examples: int | None = None
+    """fuzz: examples per operation (``--fuzz-examples``; 20 on loopback, 5 elsewhere)."""
+    fuzz_seed: int | None = None
+    """fuzz: the seed to generate from (``--fuzz-seed``); a fresh one when None. The same
+    seed against the same gateway sends the same cases: the run prints it to replay it."""
     fuzz_max_tokens: int | None = None
     fuzz_max_requests: int | None = None
     budget_s: float | None = 900.0
@@ -81,7 +86,9 @@ class ConformanceOptions:
 
     def check(self) -> ConformanceOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
-        for flag, value in (("--max-examples", self.max_examples),
+        if self.fuzz_seed is not None and not 0 <= self.fuzz_seed < 2 ** 64:
+            raise UsageError("--fuzz-seed must be a whole number from 0 to 2**64 - 1")
+        for flag, value in (("--fuzz-examples", self.max_examples),
                             ("--fuzz-max-tokens", self.fuzz_max_tokens),
                             ("--fuzz-max-requests", self.fuzz_max_requests),
                             ("--max-generated-tokens", self.max_generated_tokens)):
@@ -114,6 +121,12 @@ class ConformanceResult:
     """What the target does that it does not declare either way: said, never judged."""
     log: Path | None = None
     """pytest's own output of the run (``pytest.log``)."""
+    fuzz_seed: int | None = None
+    """The seed the fuzz category generated from (None when it did not run): ``--fuzz-seed``
+    with it sends the same cases again."""
+    missing_extras: list[str] = field(default_factory=list)
+    """Selected categories that could not run for a package not installed: one line each,
+    with the command that installs it."""
 
     @property
     def ok(self) -> bool:
@@ -141,7 +154,11 @@ class SuiteRun:
     def pytest_keyboard_interrupt(self, excinfo: pytest.ExceptionInfo[BaseException]) -> None:
         """Ctrl-C: gateprobe says so in one line and exits 130; pytest's exit 2 (a usage
         error's code) and its KeyboardInterrupt banner would say otherwise, so its terminal
-        reporter is dropped before the session finishes and prints it."""
+        reporter is dropped before the session finishes and prints it. pytest sends its own
+        ``Session.Interrupted`` (a collection error) through this hook too: that is no Ctrl-C,
+        and its report (the error) stays in pytest.log."""
+        if isinstance(excinfo.value, pytest.Session.Interrupted) and not INTERRUPT.is_set():
+            return
         self.interrupted = True
         if self.config is not None:
             reporter = self.config.pluginmanager.get_plugin("terminalreporter")
@@ -177,6 +194,8 @@ def run_conformance(target: Target, options: ConformanceOptions,
     _check_selects_something(target, options)
     load_check_modules(options.checks)
     console = console or Console()
+    if options.fuzz_seed is None:  # chosen here, so that it is known and said whatever happens
+        options = replace(options, fuzz_seed=random.getrandbits(32))
     run = SuiteRun(target)
     log = _log_path(options)
     console.line(f"conformance suite against {target.base_url} ({target.profile}); "
@@ -189,15 +208,19 @@ def run_conformance(target: Target, options: ConformanceOptions,
             code = int(pytest.main(_argv(target, options), plugins=[run, live]))
     finally:
         _redact_outputs(options, Redactor(target.secrets), log)
-    # pytest caught Ctrl-C (or Python dropped one: INTERRUPT): pass it on as it came
-    if code == pytest.ExitCode.INTERRUPTED or run.interrupted or INTERRUPT.is_set():
+    # pytest caught Ctrl-C (or Python dropped one: INTERRUPT): pass it on as it came. Its
+    # exit 2 alone is not one: pytest says "interrupted" for a collection error too.
+    if run.interrupted or INTERRUPT.is_set():
         raise KeyboardInterrupt
     if code == 5:
         raise UsageError(f"--select {options.select!r} matches no conformance test")
-    if code in (3, 4):
+    if code in (pytest.ExitCode.INTERRUPTED, 3, 4):
         raise UsageError(f"the conformance suite could not run (pytest exit {code}); "
                          f"see {log}")
     run.result.exit_code = code
+    run.result.missing_extras = missing_extras(options.select)
+    if dryrun.selected(options.select)("fuzz") and importlib.util.find_spec("schemathesis"):
+        run.result.fuzz_seed = options.fuzz_seed
     run.result.not_served = target.not_served
     run.result.log = log
     show_result(run.result, console, time.monotonic() - t0)
@@ -211,11 +234,38 @@ def show_result(result: ConformanceResult, console: Console, seconds: float) -> 
         console.line(line)
     if result.budget_spent:
         console.line("the run's budget ran out: the tests after that point were not run")
+    for line in result.missing_extras:
+        console.line(line)
+    if result.fuzz_seed is not None:
+        console.line(f"fuzz seed {result.fuzz_seed}: --fuzz-seed {result.fuzz_seed} sends the "
+                     f"same cases again")
     if result.not_served:
         console.line(f"not sent (the target does not serve them): "
                      f"{', '.join(result.not_served)}")
     for line in result.information:
         console.line(f"information (not judged): {line}")
+
+
+EXTRAS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "sdk": ("sdk", ("openai", "anthropic")),
+    "fuzz": ("fuzz", ("schemathesis",)),
+}
+"""Categories that need an optional extra: category -> (extra, the modules it installs)."""
+
+
+def missing_extras(select: str | None,
+                   installed: Callable[[str], bool] | None = None) -> list[str]:
+    """A line per selected category whose extra is not installed: its tests skip, and only
+    pytest.log would say why, so a gate would look complete without them."""
+    has = installed or (lambda module: importlib.util.find_spec(module) is not None)
+    chosen = dryrun.selected(select)
+    lines = []
+    for category, (extra, modules) in EXTRAS.items():
+        missing = [m for m in modules if not has(m)]
+        if chosen(category) and missing:
+            lines.append(f"{category}: not run, {' and '.join(missing)} not installed "
+                         f"(pip install 'gateprobe[{extra}]')")
+    return lines
 
 
 def _log_path(options: ConformanceOptions) -> Path:
@@ -320,6 +370,7 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
     if options.record_golden:
         argv.append("--record-golden")
     for flag, value in (("--max-examples", options.max_examples),
+                        ("--fuzz-seed", options.fuzz_seed),
                         ("--fuzz-max-tokens", options.fuzz_max_tokens),
                         ("--fuzz-max-requests", options.fuzz_max_requests),
                         ("--golden-dir", options.golden_dir),
@@ -335,7 +386,8 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
     if options.report_dir:
         argv += ["-p", "allure_pytest.plugin",
                  "--alluredir", str(options.report_dir / "allure-results"),
-                 "--findings-json", str(options.report_dir / "conformance.json")]
+                 "--findings-json", str(options.report_dir / "conformance.json"),
+                 "--fuzz-log", str(options.report_dir / "fuzz-cases.jsonl")]
     return argv
 
 

@@ -152,13 +152,15 @@ def compare(mirrors: dict[str, str], cases: int, samples: int, long_request_s: f
             max_tokens: int, console: Console, max_long_tokens: int) -> int:
     """Each mirror's probes, with the most each may ask for."""
     console.line(f"dry run: gateprobe compare, {len(mirrors)} mirrors, each sent:")
+    long = f"1 request, at most {max_long_tokens} tokens" if long_request_s else \
+        "none (--long-request-s 0)"
     console.table(["mirror", "base URL", "smoke", "latency sample", "long request"],
                   [[name, url, f"{cases} requests", f"{samples} streams x {max_tokens} tokens",
-                    f"1 request, at most {max_long_tokens} tokens"]
-                   for name, url in mirrors.items()])
-    console.line(f"the long request is sized from the mirror's measured token rate to run "
-                 f"{long_request_s * 1.5:g} s, and never asks more than {max_long_tokens} "
-                 "tokens")
+                    long] for name, url in mirrors.items()])
+    if long_request_s:
+        console.line(f"the long request is sized from the mirror's measured token rate to run "
+                     f"{long_request_s * 1.5:g} s, and never asks more than {max_long_tokens} "
+                     "tokens")
     console.line("nothing was sent")
     return 0
 

@@ -85,6 +85,8 @@ class RunOptions:
     report_dir: Path | None = None
     verbose: bool = False
     """pytest's own output of the conformance phase on the terminal too (``-v``)."""
+    fuzz_seed: int | None = None
+    """The conformance phase's fuzz seed (a fresh one, printed, when None)."""
 
     def check(self) -> RunOptions:
         """Itself, with known suites, each once, and a selection of known categories: what a
@@ -168,7 +170,8 @@ def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
     """The conformance suite, writing junit.xml, allure-results/ and conformance.json."""
     conformance = ConformanceOptions(select=options.select, report_dir=run_dir,
                                      checks=options.checks, verbose=options.verbose,
-                                     max_generated_tokens=options.max_generated_tokens)
+                                     max_generated_tokens=options.max_generated_tokens,
+                                     fuzz_seed=options.fuzz_seed)
     if options.budget_s is not None:
         conformance = replace(conformance, budget_s=options.budget_s)
     result = run_conformance(target, conformance, console)
@@ -176,6 +179,7 @@ def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
                  {"tests": dict(result.outcomes), "budget_spent": result.budget_spent,
                   "cases_per_endpoint": result.cases_per_endpoint,
                   "not_served": result.not_served, "information": result.information,
+                  "fuzz_seed": result.fuzz_seed, "missing_extras": result.missing_extras,
                   "failed_tests": sorted({t for t, o in result.tests if o == "failed"})},
                  result.findings)
 

@@ -192,8 +192,22 @@ def is_streaming(case: Case) -> bool:
     return isinstance(case.body, dict) and bool(case.body.get("stream"))
 
 
+Observe = Callable[[bytes, int], None]
+"""Told each chunk of a body as it arrives, with its ``metrics.now_ns()`` receive time."""
+
+
+def exchange_once(client: httpx.Client, target: Target, case: Case,
+                  breaker: Breaker | None = None, observe: Observe | None = None) -> Exchange:
+    """One bounded exchange (the target's timeouts, the body cap), neither paced nor retried:
+    what a measurement sends (``compare``'s latency sample and long request), where waiting
+    out a 429 would falsify the figure. ``observe`` sees every chunk as it arrives (a
+    ``StreamObserver`` times a stream with it)."""
+    return replace(_send_once(client, target, case, breaker or Breaker(), observe),
+                   sent_key=sent_key(target, case))
+
+
 def _send_once(client: httpx.Client, target: Target, case: Case,
-               breaker: Breaker) -> Exchange:
+               breaker: Breaker, observe: Observe | None = None) -> Exchange:
     """Send ``case`` and record everything that came back, within the target's timeouts:
     connect, first byte (the headers), idle (between two reads) and total (checked at every
     read, so a run ends at most one idle period after its total)."""
@@ -220,8 +234,11 @@ def _send_once(client: httpx.Client, target: Target, case: Case,
             is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
             for chunk in response.iter_bytes():
                 body += chunk
+                t_ns = time.perf_counter_ns()
                 if is_sse:
-                    events += parser.feed(chunk, time.perf_counter_ns())
+                    events += parser.feed(chunk, t_ns)
+                if observe is not None:
+                    observe(chunk, t_ns)
                 if len(body) > MAX_BODY_BYTES:
                     return _exchange(case, response, bytes(body[:MAX_BODY_BYTES]), events,
                                      parser, f"body larger than {MAX_BODY_BYTES} bytes: "

@@ -103,6 +103,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="record the golden cases' answers from this (trusted) target")
     group.addoption("--max-examples", type=int, default=None,
                     help="fuzz: examples per operation (20 on loopback, 5 elsewhere)")
+    group.addoption("--fuzz-seed", type=int, default=None,
+                    help="fuzz: the seed to generate from (the same seed sends the same cases)")
+    group.addoption("--fuzz-log", default=None, metavar="PATH",
+                    help="fuzz: write each request sent (method, path, query, body) here as "
+                         "JSON lines")
     group.addoption("--fuzz-max-tokens", type=int, default=64,
                     help="fuzz: cap on max_tokens-like values sent (64)")
     group.addoption("--fuzz-max-requests", type=int, default=None,

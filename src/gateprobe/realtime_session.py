@@ -110,6 +110,27 @@ def run_session(target: Target, model: str, auth: SessionAuth = "default",
         (first - sent_ns) / 1e6 if first is not None else None)
 
 
+def handshake(target: Target, model: str) -> Exchange:
+    """Open a session and close it at once, asking nothing (so nothing is generated): 101
+    when the route takes the WebSocket, else the HTTP answer that refused it, or the
+    transport symptom (``discover`` asks whether the Realtime API is served this way)."""
+    headers = {"OpenAI-Beta": "realtime=v1", "Authorization": f"Bearer {target.api_key}"}
+    t = target.timeouts
+    base = Exchange(ENDPOINT, "GET", {"model": model}, None, sent_key=target.api_key)
+    try:
+        with connect(_url(target, model), additional_headers=headers, ssl=_ssl(target),
+                     open_timeout=t.connect_s + t.first_byte_s, max_size=MAX_MESSAGE_BYTES,
+                     close_timeout=1) as ws:
+            response_headers = dict(ws.response.headers.raw_items()) if ws.response else {}
+    except InvalidStatus as exc:
+        return _refused(base, exc)
+    except (TimeoutError, OSError, WebSocketException) as exc:
+        return _with(base, None, [], transport_error=f"{type(exc).__name__}: {exc}",
+                     transport_kind=transport.classify(exc, got_headers=False,
+                                                       streaming=True))
+    return _with(base, 101, [], headers={k.lower(): v for k, v in response_headers.items()})
+
+
 def _read_until(ws: ClientConnection, events: list[Event], types: set[str], deadline: float,
                 idle_s: float, clock: Callable[[], float] = time.monotonic) -> None:
     """Record server events until one of ``types`` (or raise ``TimeoutError``)."""

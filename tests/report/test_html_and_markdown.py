@@ -226,3 +226,15 @@ def test_information_and_not_served_are_said_not_judged(tmp_path: Path) -> None:
     assert "Information (not judged)" in page and "x-api-key instead of Bearer" in page
     assert "Information" not in markdown(json.loads(json.dumps(run_summary(
         tmp_path, [], [Phase("conformance", "passed", "", "", {})]))))
+
+
+def test_the_fuzz_seed_and_missing_extras_are_in_summary_and_page(tmp_path: Path) -> None:
+    missing = "sdk: not run, openai not installed (pip install 'gateprobe[sdk]')"
+    phase = Phase("conformance", "passed", "", "", {"fuzz_seed": 4242,
+                                                    "missing_extras": [missing]})
+    summary = json.loads(json.dumps(run_summary(tmp_path, [], [phase])))
+    assert summary["phases"][0]["data"]["fuzz_seed"] == 4242  # summary.json keeps it
+    replay = "fuzz seed 4242 (--fuzz-seed 4242 sends the same cases again)"
+    assert replay in markdown(summary) and missing in markdown(summary)
+    page = html.render(summary, tmp_path)
+    assert replay in page and "gateprobe[sdk]" in page

@@ -28,8 +28,8 @@ HELP = Help(
     "Probe every mirror of a gateway at once: every endpoint the target serves (its cases, a "
     "stream per streaming endpoint, a bad key, an unknown model), a latency sample and a "
     "long-request probe. Prints the verdict matrix, the latencies and what the mirrors "
-    "disagree on with each mirror's answer; --reference names the mirror taken as right "
-    "(otherwise the majority is).",
+    "disagree on with each mirror's answer and a curl to replay it; --reference names the "
+    "mirror taken as right (otherwise a strict majority is, when there is one).",
     ("compare --target ohmygpt                     # every mirror of the target",
      "compare --base-url https://a.example --base-url https://b.example --reference a.example"
      "   # (real gateway)",
@@ -49,7 +49,7 @@ def add_parser(sub: Any) -> None:
     comp.add_argument("--samples", type=int, default=10, help="streams per mirror (10)")
     comp.add_argument("--long-request-s", type=float, default=120.0, metavar="S",
                       help="how long the long-request probe asks to run (120: past a 100 s "
-                           "CDN limit)")
+                           "CDN limit; 0 skips it)")
     comp.add_argument("--dry-run", action="store_true",
                       help="print what would be sent, send nothing")
     comp.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-compare/")

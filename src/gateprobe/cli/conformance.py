@@ -41,8 +41,12 @@ def add_parser(sub: Any) -> None:
     conf.add_argument("--record-golden", action="store_true",
                       help="record the golden answers from this trusted target (into "
                            "fixtures/golden) instead of comparing")
-    conf.add_argument("--max-examples", type=int, metavar="N",
-                      help="fuzz: examples per operation (20 on loopback, 5 elsewhere)")
+    conf.add_argument("--fuzz-examples", "--max-examples", dest="max_examples", type=int,
+                      metavar="N", help="fuzz: examples per operation, its depth (20 on "
+                                        "loopback, 5 elsewhere)")
+    conf.add_argument("--fuzz-seed", type=int, metavar="N",
+                      help="fuzz: generate from this seed (every run prints the one it used; "
+                           "the same seed sends the same cases again)")
     conf.add_argument("--fuzz-max-tokens", type=int, metavar="N",
                       help="fuzz: cap on max_tokens-like values sent (64)")
     conf.add_argument("--fuzz-max-requests", type=int, metavar="N",
@@ -70,7 +74,8 @@ def options_from(args: argparse.Namespace) -> ConformanceOptions:
     return ConformanceOptions(
         select=args.select, record_golden=args.record_golden,
         golden_dir=Path(args.golden_dir) if args.golden_dir else None,
-        max_examples=args.max_examples, fuzz_max_tokens=args.fuzz_max_tokens,
+        max_examples=args.max_examples, fuzz_seed=args.fuzz_seed,
+        fuzz_max_tokens=args.fuzz_max_tokens,
         fuzz_max_requests=args.fuzz_max_requests, budget_s=args.budget_s,
         report_dir=Path(args.report_dir) if args.report_dir else None,
         junit=Path(args.junit) if args.junit else None, verbose=args.verbose,

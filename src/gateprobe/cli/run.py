@@ -39,6 +39,9 @@ def add_parser(sub: Any) -> None:
     parser.add_argument("--max-generated-tokens", type=int, metavar="N",
                         help="the conformance phase stops sending once its requests have "
                              "asked for N tokens in all")
+    parser.add_argument("--fuzz-seed", type=int, metavar="N",
+                        help="the conformance phase's fuzz seed (each run prints the one it "
+                             "used: the same seed sends the same cases again)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be sent, send nothing")
     parser.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-run/")
@@ -57,6 +60,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
     options = RunOptions(suites=tuple(s.strip() for s in args.suites.split(",") if s.strip()),
                          select=args.select, checks=tuple(args.checks),
                          max_generated_tokens=args.max_generated_tokens, verbose=args.verbose,
+                         fuzz_seed=args.fuzz_seed,
                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
     load_check_modules(options.checks)  # a module that does not import: said before anything
     with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run) as target:

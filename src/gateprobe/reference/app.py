@@ -300,6 +300,14 @@ def _family_of_path(request: Request) -> Family:
 
 async def _not_found(scope: Scope, receive: Receive, send: Send) -> None:
     """Unknown URLs, in the envelope of the family the path looks like."""
+    if scope["type"] == "websocket":  # a handshake on a route this profile lacks: a 404
+        from starlette.websockets import WebSocket
+
+        await WebSocket(scope, receive, send).send_denial_response(JSONResponse(
+            {"error": {"message": f"Unknown request URL: GET {scope['path']}.",
+                       "type": "invalid_request_error", "param": None,
+                       "code": "unknown_url"}}, status_code=404))
+        return
     request = Request(scope, receive)
     call = Call(request, _family_of_path(request), request.app.state.gateway,
                 request.url.path, time.perf_counter_ns())

@@ -331,16 +331,21 @@ def _differences(differences: Sequence[Mapping[str, Any]], names: Sequence[str])
     out = ["<h3>Differences between mirrors</h3>"]
     if not differences:
         return [*out, "<p>None.</p>"]
-    out.append(_table(["what", "probe", *names],
-                      [[d["what"], d["probe"], *(d["values"].get(n, "-") for n in names)]
-                       for d in differences]))
+    out.append(_table(["what", "probe", *names, "odd one out"],
+                      [[d["what"], d["probe"], *(d["values"].get(n, "-") for n in names),
+                        ", ".join(d.get("odd") or []) or "none"] for d in differences]))
     for d in differences:
         answers = d.get("answers") or {}
         if not answers:
             continue
         out.append(f"<details class='difference' open><summary>{_e(d['what'])}: "
                    f"{_e(d['probe'])}</summary><div class='answers'>")
-        out += [f"<div><b>{_e(name)}</b><pre>{_e(cell(answers[name]))}</pre></div>"
+        first, curls = d.get("first_event") or {}, d.get("curls") or {}
+        out += [f"<div><b>{_e(name)}</b><pre>{_e(cell(answers[name]))}</pre>"
+                + (f"<p>first differing event</p><pre>{_e(first[name])}</pre>"
+                   if name in first else "")
+                + (f"<p>repro</p><pre>{_e(curls[name])}</pre>" if curls.get(name) else "")
+                + "</div>"
                 for name in [*(n for n in names if n in answers),
                              *(n for n in answers if n not in names)]]
         out.append("</div></details>")

@@ -107,6 +107,10 @@ def notes(summary: Mapping[str, Any]) -> list[str]:
         if data.get("not_served"):
             out.append(f"{phase['name']}: not sent (the target does not serve them): "
                        f"{', '.join(data['not_served'])}")
+        out += [f"{phase['name']}: {line}" for line in data.get("missing_extras") or []]
+        if data.get("fuzz_seed") is not None:
+            out.append(f"{phase['name']}: fuzz seed {data['fuzz_seed']} (--fuzz-seed "
+                       f"{data['fuzz_seed']} sends the same cases again)")
         out += [f"{phase['name']}: {line}" for line in data.get("information") or []]
     return out
 
