@@ -32,8 +32,10 @@ HELP_WIDTH = 100
 
 
 def _cell(text: str) -> str:
-    """Text safe inside a markdown table cell."""
-    return " ".join(str(text).split()).replace("|", "\\|")
+    """Text safe inside a markdown table cell: pipes escaped, braces as entities (a trailing
+    ``{...}`` would be read as an attribute list and vanish)."""
+    flat = " ".join(str(text).split()).replace("|", "\\|")
+    return flat.replace("{", "&#123;").replace("}", "&#125;")
 
 
 def _table(header: Iterable[str], rows: Iterable[Iterable[str]]) -> str:
