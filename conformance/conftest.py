@@ -13,19 +13,21 @@ import httpx
 import pytest
 
 from gateprobe.management import KeyAdmin, key_admin
+from gateprobe.propagation import UpstreamControl, UpstreamUnavailable
 from gateprobe.targets import Target
 
 STATEFUL = ("management", "billing")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Drop the stateful categories' tests when the target has no management API."""
+    """Drop the stateful categories' tests when the target has no management API, and the
+    propagation category's when it declares no upstream."""
     from gateprobe.pytest_plugin import TARGET_KEY
 
     target = config.stash.get(TARGET_KEY, None)
-    if target is not None and target.management:
-        return
-    dropped = [i for i in items if any(i.get_closest_marker(m) for m in STATEFUL)]
+    markers = [*(() if target is not None and target.management else STATEFUL),
+               *(() if target is not None and target.upstream else ("propagation",))]
+    dropped = [i for i in items if any(i.get_closest_marker(m) for m in markers)]
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = [i for i in items if i not in dropped]
@@ -51,3 +53,19 @@ def management_admin(_session_admin: KeyAdmin) -> Iterator[KeyAdmin]:
         yield _session_admin
     finally:
         _session_admin.cleanup()
+
+
+@pytest.fixture(scope="session")
+def propagation_upstream(gateprobe_target: Target,
+                         gateprobe_http: httpx.Client) -> Iterator[UpstreamControl]:
+    """The target's declared upstream: the one listening at its address, else one started
+    there for the run."""
+    from gateprobe.embedded import upstream_for
+
+    with upstream_for(gateprobe_target) as base_url:
+        control = UpstreamControl(gateprobe_http, base_url)
+        try:
+            control.health()
+        except UpstreamUnavailable as exc:
+            pytest.fail(str(exc), pytrace=False)
+        yield control

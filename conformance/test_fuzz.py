@@ -84,9 +84,11 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
 
 
 def _log_case(case: Any) -> None:
-    """The request as it will be sent, one JSON line in ``--fuzz-log`` (what a seed replays)."""
+    """The request as it will be sent, one JSON line in ``--fuzz-log`` (what a seed replays).
+    Only this module's fuzzed operations: the management category's stateful run comes
+    through the same hook, and its bodies carry the keys it creates (secrets)."""
     log = fuzz_guard["config"].getoption("--fuzz-log")
-    if not log:
+    if not log or not fuzz_guard.get("logging"):
         return
     body = case.body if isinstance(case.body, (dict, list, str, int, float, bool)) else \
         repr(type(case.body).__name__)
@@ -325,6 +327,14 @@ def _call(case: Any) -> None:
     path = case.operation.path
     allure_story("anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else
                  "openai", path)
+    fuzz_guard["logging"] = True  # this call's requests go into --fuzz-log
+    try:
+        _call_bounded(case)
+    finally:
+        fuzz_guard["logging"] = False
+
+
+def _call_bounded(case: Any) -> None:
     streaming = isinstance(case.body, dict) and bool(case.body.get("stream"))
     try:
         case.call_and_validate(session=_SESSION)

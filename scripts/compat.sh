@@ -2,7 +2,7 @@
 # Run the test suite at both ends of pyproject.toml's ranges, each in a venv of its own under
 # ${COMPAT_DIR:-/tmp/gateprobe-compat}: "newest" (every dependency at the newest release the
 # ranges allow today) and "oldest" (every direct dependency at the lowest its range allows:
-# openai 1.40, anthropic 0.41, schemathesis 4.0, locust 2.30, httpx 0.27, ...). CI runs the
+# openai 1.92, anthropic 0.60, schemathesis 4.0, locust 2.30, httpx 0.27, ...). CI runs the
 # lock; this is how a range is shown to hold, or to need moving.
 #   bash scripts/compat.sh                      both ends, the whole suite
 #   bash scripts/compat.sh oldest -- tests/test_findings.py -k sdk

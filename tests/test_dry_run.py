@@ -113,3 +113,18 @@ def test_dry_run_bounds_hold_what_the_real_runs_ask(make_gateway: MakeGateway, t
     mirrors = json.loads((tmp_path / "summary.json").read_text())["compare"]["mirrors"]
     asked = [m["long_request"]["asked_tokens"] + 64 for m in mirrors]
     assert asked and max(asked) <= long_bound, (asked, long_bound)
+
+
+def test_propagation_dry_run_counts_its_requests_and_starts_nothing(
+        listener: tuple[socket.socket, str], tmp_path: Path) -> None:
+    sock, url = listener
+    port = url.rsplit(":", 1)[1]
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  gw:\n    base_url: {url}\n    profile: openai\n"
+                       f"    api_key_env: GP_NONE\n    upstream: {{listen: 127.0.0.1:{port}}}\n")
+    code, out, err = gateprobe("conformance", "--target", "gw", "--targets", str(targets),
+                               "--select", "propagation", "--dry-run")
+    assert code == 0, err
+    assert f"propagation: 9 cases, at most 17 requests through the gateway to " \
+           f"http://127.0.0.1:{port}" in out
+    assert nothing_connected(sock)

@@ -128,3 +128,51 @@ def test_every_mistake_of_a_targets_file_is_reported_at_once(tmp_path: Path) -> 
     assert err.getvalue().count("\n") == 4
     assert all(line.startswith("gateprobe: ") for line in err.getvalue().splitlines())
     assert "Traceback" not in err.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("    upstream: {listen: 10.0.0.1:9100}\n",
+         "targets.t.upstream.listen: must be 127.0.0.1:PORT"),
+        ("    upstream: {listen: 127.0.0.1:9100, protocol: grpc}\n",
+         "targets.t.upstream.protocol: 'grpc' is not one of"),
+        ("    upstream: {listen: 127.0.0.1:9100, protocl: openai}\n",
+         "targets.t.upstream.protocl: unknown field (did you mean 'protocol'?)"),
+        ("    headers: {x-api-key: sk-live-abcdefghijkl}\n",
+         "targets.t.headers.x-api-key: a credential is never written in files"),
+        ("    headers: {x-route: {env: sk-live-abc.def}}\n",
+         "targets.t.headers.x-route: a header is a name"),
+        ("    propagation: {documented: [propagation.trunc]}\n",
+         "targets.t.propagation.documented.0: 'propagation.trunc' is not one of"),
+        ("    propagation: {timeout: 3}\n",
+         "targets.t.propagation.timeout: unknown field (did you mean 'timeout_s'?)"),
+    ],
+)
+def test_upstream_headers_and_propagation_mistakes(tmp_path: Path, extra: str,
+                                                   message: str) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text(GOOD + extra)
+    with pytest.raises(ConfigError) as info:
+        load_targets(path)
+    assert message in str(info.value), str(info.value)
+    assert "\n" not in str(info.value) and "sk-live" not in str(info.value)
+
+
+def test_upstream_headers_and_propagation_resolve(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "targets.yaml"
+    path.write_text(GOOD + "    upstream: {listen: 127.0.0.1:9100, protocol: anthropic}\n"
+                    "    headers: {x-portkey-provider: anthropic, x-gw-token: {env: TOK}}\n"
+                    "    propagation: {documented: [forwards_client_key, propagation.usage],"
+                    " forwarded_params: [model, messages, stream], timeout_s: 2}\n")
+    monkeypatch.setenv("K", "gp-key-0001")
+    monkeypatch.setenv("TOK", "tok-secret-0001")
+    target = load_targets(path)["t"].resolve()
+    assert target.upstream is not None and target.upstream.base_url == "http://127.0.0.1:9100"
+    assert target.upstream.protocol == "anthropic"
+    assert target.headers == {"x-portkey-provider": "anthropic", "x-gw-token": "tok-secret-0001"}
+    assert "tok-secret-0001" in target.secrets and "tok-secret-0001" not in repr(target)
+    assert target.propagation.documented == {"forwards_client_key", "propagation.usage"}
+    assert target.propagation.forwarded_params == ("model", "messages", "stream")
+    assert target.propagation.timeout_s == 2

@@ -38,6 +38,9 @@ MARKERS = {
                   "(targets that declare management: true)",
     "billing": "balance and used_fee move by usage x rate; streams, refusals, max_fee "
                "(targets that declare management: true)",
+    "propagation": "the reference as the gateway's upstream, scripted: truncation, "
+                   "Retry-After, status, keys, headers, usage, parameters, cancellation, "
+                   "retries (targets that declare upstream:)",
 }
 """The suite's markers: its categories (and the ones still to come). Here, not in the pytest
 plugin, so that the CLI can check a selection without importing the plugin before pytest."""

@@ -32,6 +32,7 @@ import time
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -270,7 +271,8 @@ def _reason(exc: BaseException) -> str:
 
 
 def probe_mirror(name: str, target: Target, options: CompareOptions,
-                 stop: threading.Event | None = None) -> MirrorResult:
+                 stop: threading.Event | None = None,
+                 upstream_url: str | None = None) -> MirrorResult:
     """Every probe against one mirror (never raises: problems become the row's reason).
     Once ``stop`` is set (Ctrl-C), no further request is sent."""
     stop = stop or threading.Event()
@@ -289,6 +291,8 @@ def probe_mirror(name: str, target: Target, options: CompareOptions,
                           follow_redirects=False) as client:
             _smoke(client, target, redactor, result, stop)
             _latency(client, target, options, redactor, result, stop)
+            if upstream_url and not stop.is_set():
+                _propagation(client, target, upstream_url, result)
             if not options.long_request_s:
                 result.long_request = {"cut": False, "verdict": "not run: --long-request-s 0"}
             elif not stop.is_set():
@@ -296,6 +300,25 @@ def probe_mirror(name: str, target: Target, options: CompareOptions,
     except (httpx.HTTPError, ssl.SSLError, OSError) as exc:
         result.reason = redactor.text(_reason(exc))
     return result
+
+
+def _propagation(client: httpx.Client, target: Target, upstream_url: str,
+                 result: MirrorResult) -> None:
+    """The propagation category through this mirror (the target declares its upstream):
+    one row per check, an inconclusive case named as such."""
+    from gateprobe.propagation import CASES, Inconclusive, Probe, UpstreamControl, run_case
+
+    probe = Probe(client, target, UpstreamControl(client, upstream_url))
+    for check_id, check in CASES:
+        try:
+            findings, answer = run_case(probe, check_id, check), ""
+        except Inconclusive as exc:
+            findings, answer = [], f"inconclusive: {exc}"
+        result.probes.append(ProbeResult(f"propagation: {check_id}", 0 if not answer
+                                         else None, [f.check_id for f in findings], {}, None,
+                                         answer or "; ".join(f.observed for f in findings),
+                                         curl=findings[0].repro if findings else ""))
+        result.findings += findings
 
 
 def _smoke(client: httpx.Client, target: Target, redactor: Redactor,
@@ -433,9 +456,20 @@ def compare(mirrors: Mapping[str, str], base: Target,
     """Probe every mirror concurrently; results in the order given. On Ctrl-C every mirror
     stops before its next request and ``MirrorsInterrupted`` carries those that finished."""
     stop = threading.Event()
+    with ExitStack() as stack:
+        upstream_url = None
+        if base.upstream is not None:  # one upstream for every mirror: markers tell apart
+            from gateprobe.embedded import upstream_for
+
+            upstream_url = stack.enter_context(upstream_for(base))
+        return _compare_mirrors(mirrors, base, options, stop, upstream_url)
+
+
+def _compare_mirrors(mirrors: Mapping[str, str], base: Target, options: CompareOptions,
+                     stop: threading.Event, upstream_url: str | None) -> list[MirrorResult]:
     pool = ThreadPoolExecutor(max_workers=max(1, len(mirrors)))
-    futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options, stop)
-               for name, url in mirrors.items()]
+    futures = [pool.submit(probe_mirror, name, replace(base, base_url=url), options, stop,
+                           upstream_url) for name, url in mirrors.items()]
     try:
         return [f.result() for f in futures]
     except KeyboardInterrupt:

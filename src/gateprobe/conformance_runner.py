@@ -330,6 +330,11 @@ def _check_selects_something(target: Target, options: ConformanceOptions) -> Non
         return
     if chosen("sdk") or chosen("fuzz"):
         return
+    if chosen("propagation") and "propagation" in options.select:
+        if target.upstream is None:
+            raise UsageError(f"--select {options.select!r}: the target declares no upstream "
+                             "(upstream: {listen: 127.0.0.1:PORT, protocol: openai})")
+        return
     golden = golden_cases(target, options.golden_dir) if chosen("golden") else []
     if not golden and not any(chosen(case.category) for case in all_cases(target)
                               if case.category != "golden"):

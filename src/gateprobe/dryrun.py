@@ -78,6 +78,13 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
                      f"{guard.max_tokens}")
     if target.management:
         _stateful(target, chosen, console)
+    if target.upstream is not None and chosen("propagation"):
+        from gateprobe.propagation import MAX_TOKENS, REQUESTS_PER_CASE
+
+        sent = sum(REQUESTS_PER_CASE.values()) - (target.propagation.timeout_s is None)
+        console.line(f"propagation: {len(REQUESTS_PER_CASE)} cases, at most {sent} requests "
+                     f"through the gateway to {target.upstream.base_url} (max_tokens "
+                     f"{MAX_TOKENS}; the upstream is started there if nothing listens)")
     if max_generated_tokens is not None:
         console.line(f"the run stops sending once its requests have asked for "
                      f"{max_generated_tokens} tokens in all (--max-generated-tokens)")

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from gateprobe.console import Console
+from gateprobe.errors import UsageError
 from gateprobe.reference import Timing, running_gateway
 from gateprobe.reference.config import default_keys_path, load_keys_file
 from gateprobe.targets import (
@@ -122,3 +123,24 @@ def open_target(choice: TargetChoice, embedded: Embedded, console: Console | Non
         with embedded_target(embedded, choice, console) as target:
             yield target
 
+
+
+@contextmanager
+def upstream_for(target: Target) -> Iterator[str]:
+    """The URL of the target's declared upstream for the block: the reference already
+    listening at its ``listen`` address (``gateprobe serve --upstream``), or one started
+    there now (the gateway was configured to send its model to that address)."""
+    import httpx
+
+    from gateprobe.reference.upstream import running_upstream
+
+    upstream = target.upstream
+    if upstream is None:
+        raise UsageError(f"target {target.name or target.base_url!r} declares no upstream")
+    try:
+        httpx.get(upstream.base_url + "/_gateprobe/upstream/health", timeout=2.0)
+    except httpx.HTTPError:
+        with running_upstream(upstream.host, upstream.port) as running:
+            yield running.base_url
+        return
+    yield upstream.base_url

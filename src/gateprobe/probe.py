@@ -267,7 +267,7 @@ def _send_once(client: httpx.Client, target: Target, case: Case,
 
 def _request_parts(target: Target, case: Case) -> dict[str, Any]:
     """httpx's keyword arguments for ``case``: its headers (credentials, version) and body."""
-    headers = {**auth_headers(target, case), **case.headers}
+    headers = {**auth_headers(target, case), **target.headers, **case.headers}
     if case.family == "anthropic":
         headers.setdefault("anthropic-version", "2023-06-01")
     kwargs: dict[str, Any] = {"headers": headers}

@@ -156,6 +156,51 @@ def timeouts_of(value: Callable[[str], Any], fields: tuple[str, ...] = TIMEOUT_F
     return Timeouts(**{name: value("timeout_" + name) for name in fields}).check()
 
 
+UPSTREAM_PROTOCOLS = ("openai", "anthropic")
+"""The wire a target's gateway speaks to its upstream: the reference serves both; the
+protocol picks the routes the ``propagation`` category sends (chat completions, messages)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Where the reference upstream listens for a target's gateway (its ``upstream:``)."""
+
+    host: str
+    port: int
+    protocol: str = "openai"
+
+    @property
+    def base_url(self) -> str:
+        """The upstream's URL (its control API is under ``/_gateprobe/upstream``)."""
+        return f"http://{self.host}:{self.port}"
+
+
+PROPAGATION_CHECKS = ("propagation.truncation", "propagation.retry_after",
+                      "propagation.status", "propagation.key_isolation",
+                      "propagation.header_leak", "propagation.usage", "propagation.params",
+                      "propagation.cancel", "propagation.retries")
+"""The ``propagation`` category's check ids (``gateprobe.propagation`` judges them)."""
+PROPAGATION_DEVIATIONS = ("forwards_client_key",)
+"""Named documented deviations: ``forwards_client_key``, the client's key is the upstream key
+(bring-your-own-key gateways such as Portkey's open-source one)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Propagation:
+    """A gateway's documented deviations from the ``propagation`` expectations."""
+
+    documented: frozenset[str] = frozenset()
+    """Named deviations (``PROPAGATION_DEVIATIONS``) and check ids whose expectation the
+    gateway documents otherwise: their findings become information lines."""
+    forwarded_params: tuple[str, ...] | None = None
+    """The request fields the gateway forwards (None: all of them), e.g. the seeds'
+    ``claude-2-web``'s model, messages and stream."""
+    timeout_s: float | None = None
+    """Its declared upstream timeout (the slow-upstream status case runs only then)."""
+    cancel_within_s: float = 5.0
+    """How soon a client's hang-up must close the upstream request."""
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
     """Where and how to reach one gateway."""
@@ -220,6 +265,14 @@ class Target:
     """Whether keys may be created and deleted on it when it is not on loopback."""
     allow_spend: float | None = None
     """Credits the billing category may spend on it when it is not on loopback."""
+    upstream: Upstream | None = None
+    """The reference upstream it routes to, as configured by a person (the ``propagation``
+    category runs only then)."""
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    """Extra headers every request carries (a gateway's routing headers); values may be
+    secrets (from environment variables), so they are redacted like keys."""
+    propagation: Propagation = field(default_factory=lambda: Propagation())
+    """Its documented deviations from the propagation expectations."""
 
     @property
     def management_refusal(self) -> str:
@@ -266,7 +319,16 @@ class Target:
     def secrets(self) -> tuple[str, ...]:
         """Every key value in use, for redaction and the key-echo check."""
         return tuple(k for k in (self.api_key, self.no_permission_key, self.admin_key,
-                                 self.other_admin_key, *self.tier_keys.values()) if k)
+                                 self.other_admin_key, *self.tier_keys.values(),
+                                 *self.secret_headers) if k)
+
+    @property
+    def secret_headers(self) -> tuple[str, ...]:
+        """The values of extra headers taken from environment variables."""
+        return tuple(self.headers[name] for name in self.header_envs if name in self.headers)
+
+    header_envs: Mapping[str, str] = field(default_factory=dict)
+    """Extra header name -> the variable its value came from."""
 
     @property
     def pace_s(self) -> float:
@@ -460,6 +522,7 @@ def model_overrides(pairs: list[str]) -> dict[str, str]:
 # -- the targets file -------------------------------------------------------------------------
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 _ENV = {"type": "string", "pattern": _ENV_NAME}
+_LISTEN = r"^(127\.[0-9]+\.[0-9]+\.[0-9]+|localhost):[0-9]{1,5}$"
 TARGETS_SCHEMA: dict[str, object] = {
     "type": "object",
     "required": ["targets"],
@@ -505,6 +568,29 @@ TARGETS_SCHEMA: dict[str, object] = {
                     "other_admin_key_env": _ENV,
                     "allow_management": {"type": "boolean"},
                     "allow_spend": {"type": "number", "exclusiveMinimum": 0},
+                    "upstream": {"type": "object", "required": ["listen"],
+                                 "additionalProperties": False, "properties": {
+                                     "listen": {"type": "string",
+                                                "pattern": _LISTEN},
+                                     "protocol": {"enum": list(UPSTREAM_PROTOCOLS)}}},
+                    "headers": {"type": "object", "propertyNames": {
+                        "pattern": "^[A-Za-z0-9-]+$"}, "additionalProperties": {
+                        "oneOf": [{"type": "string"},
+                                  {"type": "object", "required": ["env"],
+                                   "additionalProperties": False,
+                                   "properties": {"env": _ENV}}]}},
+                    "propagation": {"type": "object", "additionalProperties": False,
+                                    "properties": {
+                                        "documented": {"type": "array", "uniqueItems": True,
+                                                       "items": {"enum": [
+                                                           *PROPAGATION_CHECKS,
+                                                           *PROPAGATION_DEVIATIONS]}},
+                                        "forwarded_params": {"type": "array", "minItems": 1,
+                                                             "items": {"type": "string"}},
+                                        "timeout_s": {"type": "number",
+                                                      "exclusiveMinimum": 0},
+                                        "cancel_within_s": {"type": "number",
+                                                            "exclusiveMinimum": 0}}},
                 },
             },
         }
@@ -543,6 +629,10 @@ class TargetEntry:
     management: Mapping[str, Any] = field(default_factory=dict)
     """``management``, ``admin_key_env``, ``other_admin_key_env``, ``allow_management``,
     ``allow_spend`` as written."""
+    upstream: Upstream | None = None
+    headers: Mapping[str, Any] = field(default_factory=dict)
+    """Extra headers as written: a value, or ``{env: VAR}``."""
+    propagation: Propagation = field(default_factory=Propagation)
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -566,7 +656,33 @@ class TargetEntry:
                       max_tokens=self.max_tokens, error_envelopes=self.error_envelopes,
                       rate_headers=self.rate_headers,
                       no_permission_key_env=self.no_permission_key_env or "",
+                      upstream=self.upstream, propagation=self.propagation,
+                      headers=headers_of(self.headers, key),
+                      header_envs={k: v["env"] for k, v in self.headers.items()
+                                   if isinstance(v, dict)},
                       **_management_fields(self.management, key))
+
+
+def headers_of(raw: Mapping[str, Any], key: Callable[[str], str]) -> dict[str, str]:
+    """The extra headers' values, those from environment variables read now."""
+    return {name: key(value["env"]) if isinstance(value, dict) else str(value)
+            for name, value in raw.items()}
+
+
+def upstream_of(raw: Mapping[str, Any] | None) -> Upstream | None:
+    """The ``upstream:`` of an entry (already validated by the schema)."""
+    if raw is None:
+        return None
+    host, _, port = raw["listen"].rpartition(":")
+    return Upstream(host, int(port), raw.get("protocol", "openai"))
+
+
+def propagation_of(raw: Mapping[str, Any]) -> Propagation:
+    """The ``propagation:`` deviations of an entry."""
+    params = raw.get("forwarded_params")
+    return Propagation(frozenset(raw.get("documented", ())),
+                       tuple(params) if params is not None else None,
+                       raw.get("timeout_s"), float(raw.get("cancel_within_s", 5.0)))
 
 
 def _management_fields(raw: Mapping[str, Any], key: Callable[[str], str]) -> dict[str, Any]:
@@ -616,7 +732,9 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             body.get("strictness", "documented"), body.get("max_tokens"),
             frozenset(body["error_envelopes"]) if "error_envelopes" in body else None,
             limits.get("headers", "family"),
-            {k: body[k] for k in _MANAGEMENT_KEYS if k in body})
+            {k: body[k] for k in _MANAGEMENT_KEYS if k in body},
+            upstream_of(body.get("upstream")), body.get("headers", {}),
+            propagation_of(body.get("propagation", {})))
     return entries
 
 
@@ -655,6 +773,11 @@ def _literal_keys(raw: object) -> list[str]:
         out += [f"targets.{name}.{field_name}: keys are never written in files; put it in an "
                 "environment variable and name that with api_key_env"
                 for field_name in body if field_name in _SECRETISH]
+        headers = body.get("headers")
+        out += [f"targets.{name}.headers.{header}: a credential is never written in files; "
+                "write {env: VARIABLE} and put the value in that environment variable"
+                for header, value in (headers.items() if isinstance(headers, dict) else ())
+                if isinstance(value, str) and _is_credential_header(header)]
         for field_name in ("api_key_env", "no_permission_key_env", "admin_key_env",
                            "other_admin_key_env"):
             value = body.get(field_name)
@@ -662,6 +785,14 @@ def _literal_keys(raw: object) -> list[str]:
                 out.append(f"targets.{name}.{field_name}: must name an environment variable "
                            "(this value looks like a key itself; it is not shown)")
     return out
+
+
+def _is_credential_header(name: str) -> bool:
+    """Whether a header carries a credential by its name (its value must come from the
+    environment)."""
+    words = set(name.lower().replace("_", "-").split("-"))
+    return bool(words & {"authorization", "cookie", "key", "apikey", "token", "secret",
+                         "password", "auth"})
 
 
 def _describe(error: Any) -> list[str]:
@@ -680,6 +811,12 @@ def _describe(error: Any) -> list[str]:
             lines.append(f"{where}.{key}: unknown field{hint}")
         if lines:
             return lines
+    if where.endswith(".upstream.listen") and error.validator == "pattern":
+        return [f"{where}: must be 127.0.0.1:PORT (or localhost:PORT): the upstream listens "
+                "on loopback only"]
+    if ".headers" in where and error.validator in ("pattern", "propertyNames", "oneOf"):
+        return [f"{where}: a header is a name of letters, digits and '-' with a string value "
+                "or {env: VARIABLE}"]
     if error.validator == "pattern" and "://" in str(error.validator_value):
         return [f"{where}: must be an http(s) URL"]
     if error.validator == "pattern":

@@ -72,6 +72,10 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--tls-cert", type=Path, metavar="PEM",
                        help="serve HTTPS with this certificate chain (needs --tls-key)")
     serve.add_argument("--tls-key", type=Path, metavar="PEM", help="the certificate's key")
+    serve.add_argument("--upstream", action="store_true",
+                       help="upstream mode: the reference behind a gateway under test, any key "
+                            "accepted, every request recorded, answers scripted through "
+                            "/_gateprobe/upstream (see docs/howto/gateways-in-the-middle.md)")
 
 
 LISTING_WIDTH = 100
@@ -106,6 +110,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if (args.tls_cert is None) != (args.tls_key is None):
         raise UsageError("--tls-cert and --tls-key go together")
     tls = Tls(args.tls_cert, args.tls_key).check() if args.tls_cert else None
+    if args.upstream:
+        return _upstream(args, console)
     config = load_keys_file(args.keys or default_keys_path()).config(
         profile=args.profile, rate_window_s=args.rate_window_s,
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
@@ -119,4 +125,22 @@ def command(args: argparse.Namespace, console: Console) -> int:
                   f"gateprobe reference gateway ({args.profile}) listening on {url}"))
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the SIGINT it shut down on: Ctrl-C is how a server stops
+    return 0
+
+
+def _upstream(args: argparse.Namespace, console: Console) -> int:
+    """``serve --upstream``: loopback only (a test double that takes any key)."""
+    from gateprobe.reference.upstream import serve_upstream
+    from gateprobe.targets import is_loopback_url
+
+    if not is_loopback_url(f"http://{args.host}"):
+        raise UsageError("--upstream listens on loopback only (--host 127.0.0.1)")
+    try:
+        serve_upstream(args.host, args.port, Timing(args.ttft_ms, args.itl_ms, args.jitter_ms,
+                                                    args.spin_ms),
+                       announce=lambda url: console.line(
+                           f"gateprobe upstream listening on {url} (control API: "
+                           f"{url}/_gateprobe/upstream)"))
+    except KeyboardInterrupt:
+        pass
     return 0

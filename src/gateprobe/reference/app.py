@@ -73,6 +73,10 @@ ARRIVAL_KEY = "gateprobe.arrival_ns"
 """Scope key of a request's arrival: ``perf_counter_ns`` when its first bytes were read (set by
 ``server.ArrivalStampingProtocol``; absent under other servers, where the app's call is used)."""
 
+SCRIPT_KEY = "gateprobe.upstream_script"
+"""Scope key of a request's script in upstream mode (``upstream.Script``): awaited ``before``
+the handler (an answer instead of the gateway's), and ``after`` it (the answer bent)."""
+
 log = logging.getLogger("gateprobe.reference")
 
 Handler = Callable[[Call], Awaitable[Response]]
@@ -96,7 +100,8 @@ class GatewayApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope["app"] = self  # what Request.app reads
-        scope["gateprobe.server_send"] = send  # the server's own, for transport faults
+        # the server's own, for transport faults (upstream mode set it before wrapping send)
+        scope.setdefault("gateprobe.server_send", send)
         await self.router(scope, receive, send)
 
 
@@ -170,6 +175,11 @@ def _endpoint(family: Family, method: str,
             early = hostile_front(call)
             if early is not None:
                 return early
+        script = request.scope.get(SCRIPT_KEY)
+        if script is not None:
+            instead: Response | None = await script.before(call)
+            if instead is not None:
+                return instead
         try:
             response = await handler(call)
         except GatewayError as error:
@@ -182,6 +192,8 @@ def _endpoint(family: Family, method: str,
         if not isinstance(response, EventStreamResponse):
             call.release()
         _bill(call, response.status_code)
+        if script is not None:
+            response = script.after(call, response)
         return _with_faults(call, response) if call.config.faults else response
 
     return endpoint

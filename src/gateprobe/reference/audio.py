@@ -45,7 +45,7 @@ TRANSCRIPTION_FIELDS: tuple[Field, ...] = (
     f("prompt", "string"),
     f("response_format", "string", enum=TRANSCRIPTION_FORMATS),
     f("temperature", "number", ge=0, le=1),
-    f("timestamp_granularities", "array"),
+    f("timestamp_granularities", "array", item_enum=("word", "segment")),
 )
 CHUNK_BYTES = 4096
 MAX_SPEECH_S = 2.0

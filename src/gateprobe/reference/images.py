@@ -59,7 +59,7 @@ async def generations(call: Call) -> Response:
     """``POST /v1/images/generations``: JSON or the gateway's documented form body."""
     call.authenticate()
     body = (await read_body(call, GENERATION_FIELDS)).fields
-    model = call.resolve_model(body.get("model") or "dall-e-2", "images")
+    model = call.resolve_model(body.get("model", "dall-e-2"), "images")  # "" is no model
     size = _size(model, body)  # quality and style: dall-e-3's, ignored by dall-e-2
     call.admit(model)
     return await _answer(call, model, body, size, base=None)
@@ -71,7 +71,7 @@ async def edits(call: Call) -> Response:
     body = await read_body(call, EDIT_FIELDS, EDIT_FILES)
     if "image" not in body.files:
         invalid("openai", "image", "Missing required parameter: 'image'.", "")
-    model = call.resolve_model(body.fields.get("model") or "dall-e-2", "images")
+    model = call.resolve_model(body.fields.get("model", "dall-e-2"), "images")  # "" too
     if model.id == "dall-e-3":  # OpenAI edits with dall-e-2 only
         invalid("openai", "model", "dall-e-3 does not support image edits.", "")
     size = _size(model, body.fields)

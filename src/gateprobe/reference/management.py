@@ -333,6 +333,9 @@ async def update(request: Request, store: KeyStore) -> Response:
     caller = _caller(request, store)
     form = await _form(request)
     record = _owned(store, caller, form.get("key", ""))
+    if form.get("is_disabled", "false") not in ("true", "false"):  # the docs' only two values
+        raise ManagementError(400, f"is_disabled: expected \"true\" or \"false\", got "
+                              f"{form['is_disabled'][:40]!r}")
     if "remark" in form:
         record.remark = form["remark"]
     if form.get("expired_at"):
@@ -342,7 +345,7 @@ async def update(request: Request, store: KeyStore) -> Response:
     if form.get("permissions"):
         record.permissions = _permissions(form["permissions"], store)
     if "is_disabled" in form:
-        record.is_disabled = form["is_disabled"].lower() in ("true", "1")
+        record.is_disabled = form["is_disabled"] == "true"
     if _admin_flag(form, store, request.url.path):
         record.is_admin = True
     return envelope(200, "Update api token success")

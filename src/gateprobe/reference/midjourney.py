@@ -87,7 +87,8 @@ class TaskStore:
 
     def create(self, key: str, action: str, prompt: str, fields: dict[str, Any]) -> Task:
         """A new task, submitted now."""
-        task_type = optional_text(fields, "type") or "FAST"
+        task_type = optional_text(fields, "type")
+        task_type = "FAST" if task_type is None else task_type  # "" is no type: refused
         if task_type not in ("FAST", "NORMAL"):
             raise ApiError(400, "'type' must be FAST or NORMAL.")
         webhook = optional_text(fields, "webhook")
@@ -242,7 +243,8 @@ class Midjourney:
         images = _images(fields.get("base64Array"))
         if not 2 <= len(images) <= 5:
             raise ApiError(400, "'base64Array' must hold 2 to 5 images.")
-        dimensions = optional_text(fields, "dimensions") or "SQUARE"
+        dimensions = optional_text(fields, "dimensions")
+        dimensions = "SQUARE" if dimensions is None else dimensions  # "" is refused
         if dimensions not in DIMENSIONS:
             raise ApiError(400, "'dimensions' must be PORTRAIT, SQUARE or LANDSCAPE.")
         return self.store.create(key.key, "BLEND", f"blend of {len(images)} images",

@@ -20,10 +20,11 @@ from pathlib import Path
 from typing import Literal
 
 import uvicorn
+from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gateprobe.errors import ConfigError
-from gateprobe.reference.app import ARRIVAL_KEY, GatewayApp, build_app
+from gateprobe.reference.app import ARRIVAL_KEY, build_app
 from gateprobe.reference.call import GatewayState
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.ratelimit import Clock
@@ -108,7 +109,7 @@ def _url(host: str, port: int, tls: Tls | None) -> str:
     return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
-def _uvicorn_config(app: GatewayApp, loop: LoopName, log_level: str,
+def _uvicorn_config(app: ASGIApp, loop: LoopName, log_level: str,
                     tls: Tls | None = None) -> uvicorn.Config:
     return uvicorn.Config(
         app,

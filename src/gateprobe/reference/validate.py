@@ -35,6 +35,8 @@ class Field:
     """Least number of items of an array."""
     max_items: int | None = None
     """Greatest number of items of an array."""
+    item_enum: tuple[str, ...] | None = None
+    """The values each item of an array may take."""
 
 
 def f(name: str, *types: JsonType, **kw: Any) -> Field:
@@ -124,6 +126,9 @@ def check_value(family: Family, fd: Field, value: Any) -> None:
         )
     if isinstance(value, list):
         _check_length(family, fd.name, len(value), fd.min_items, fd.max_items, "item(s)")
+        for index, item in enumerate(value if fd.item_enum is not None else ()):
+            check_value(family, Field(f"{fd.name}[{index}]", ("string",), enum=fd.item_enum),
+                        item)
     if isinstance(value, str):
         _check_length(family, fd.name, len(value), fd.min_len, fd.max_len, "character(s)")
 
