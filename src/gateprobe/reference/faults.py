@@ -482,7 +482,7 @@ def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[s
     return _declare(Fault(name, description, endpoints, tuple(trips), proven_by=proven_by))
 
 
-# The catalogue, in the order ``--list-faults`` and the README's table show it: declaring a
+# The catalogue, in the order ``--list-faults`` and the docs' fault reference show it: declaring a
 # fault adds it (see ``_declare``).
 STREAM_DROP_TERMINATOR = _f(
     "stream-drop-terminator", "the last event ([DONE], message_stop, the stop completion) "
@@ -894,17 +894,6 @@ def endpoints_text(fault: Fault, code: str = "`") -> str:
         else "every Midjourney and search route" if fault.endpoints == GATEWAY_ROUTES \
         else "both search proxies" if fault.endpoints == SEARCH_ROUTES \
         else ", ".join(f"{code}{e}{code}" for e in sorted(fault.endpoints))
-
-
-def markdown_table() -> str:
-    """The catalogue as the README's table (regenerate it with this, a test compares)."""
-    rows = ["| fault | kind | endpoints | trips | what it does |",
-            "| --- | --- | --- | --- | --- |"]
-    for f in CATALOGUE.values():
-        trips = ", ".join(f"`{t}`" for t in f.trips)
-        rows.append(f"| `{f.name}` | {f.proven_by} | {endpoints_text(f)} | {trips} | "
-                    f"{f.description} |")
-    return "\n".join(rows) + "\n"
 
 
 def catalogue_json() -> list[dict[str, Any]]:
