@@ -52,6 +52,10 @@ the gateway (it limited as a gateway may), not a mistake of the user's."""
 INTERRUPTED_EXIT = 130
 """Exit code of a command stopped with Ctrl-C (128 + SIGINT, as shells report it)."""
 
+OUTPUT_CLOSED_EXIT = 141
+"""Exit code of a command whose standard output its reader closed (``gateprobe ... | head``):
+128 + SIGPIPE, as shells report a process that pipe killed; it ends without a word."""
+
 INTERRUPT = threading.Event()
 """Set by the CLI's SIGINT handler. A Ctrl-C that lands in a garbage-collector callback or a
 ``__del__`` is printed as "unraisable" and dropped by Python; the runners check this flag where
@@ -68,6 +72,8 @@ EXIT_CODES: dict[int, str] = {
                        "and `limits` to pace under it)",
     INTERRUPTED_EXIT: "interrupted (Ctrl-C): one line on stderr; the phases that finished are "
                       "in the report folder",
+    OUTPUT_CLOSED_EXIT: "standard output was closed by its reader (a pipe into `head`, say): "
+                        "the command stopped there, without a word",
 }
 """Every exit code of the ``gateprobe`` command, defined once: each subcommand's ``--help``
 and the README's table are rendered from it (a test compares the README)."""

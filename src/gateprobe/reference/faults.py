@@ -482,7 +482,7 @@ def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[s
     return _declare(Fault(name, description, endpoints, tuple(trips), proven_by=proven_by))
 
 
-# The catalogue, in the order ``--list-faults`` and the README's table show it: declaring a
+# The catalogue, in the order ``--list-faults`` and the docs' fault reference show it: declaring a
 # fault adds it (see ``_declare``).
 STREAM_DROP_TERMINATOR = _f(
     "stream-drop-terminator", "the last event ([DONE], message_stop, the stop completion) "
@@ -970,17 +970,18 @@ def apply_response_faults(names: Sequence[str], endpoint: str, answer: Answer) -
     return answer
 
 
-def markdown_table() -> str:
-    """The catalogue as the README's table (regenerate it with this, a test compares)."""
-    rows = ["| fault | kind | endpoints | trips | what it does |",
-            "| --- | --- | --- | --- | --- |"]
-    for f in CATALOGUE.values():
-        endpoints = "every API route" if f.endpoints == API else "every generating route" \
-            if f.endpoints == GENERATING else "every stream" if f.endpoints == ALL_STREAMS \
-            else "every management route" if f.endpoints == MANAGEMENT \
-            else "every Midjourney and search route" if f.endpoints == GATEWAY_ROUTES \
-            else "both search proxies" if f.endpoints == SEARCH_ROUTES \
-            else ", ".join(f"`{e}`" for e in sorted(f.endpoints))
-        trips = ", ".join(f"`{t}`" for t in f.trips)
-        rows.append(f"| `{f.name}` | {f.proven_by} | {endpoints} | {trips} | {f.description} |")
-    return "\n".join(rows) + "\n"
+def endpoints_text(fault: Fault, code: str = "`") -> str:
+    """Where ``fault`` applies, in words where a named set of routes says it shorter."""
+    return "every API route" if fault.endpoints == API else "every generating route" \
+        if fault.endpoints == GENERATING else "every stream" if fault.endpoints == ALL_STREAMS \
+        else "every management route" if fault.endpoints == MANAGEMENT \
+        else "every Midjourney and search route" if fault.endpoints == GATEWAY_ROUTES \
+        else "both search proxies" if fault.endpoints == SEARCH_ROUTES \
+        else ", ".join(f"{code}{e}{code}" for e in sorted(fault.endpoints))
+
+
+def catalogue_json() -> list[dict[str, Any]]:
+    """The catalogue for machines (``gateprobe serve --list-faults --json``), in order."""
+    return [{"name": f.name, "kind": f.proven_by, "description": f.description,
+             "endpoints": sorted(f.endpoints), "trips": list(f.trips)}
+            for f in CATALOGUE.values()]
