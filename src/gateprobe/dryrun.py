@@ -120,7 +120,9 @@ def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
             rows.append([tier, str(limit), str(n), "1", plan.tier_keys.get(tier, "?")])
         console.table(["tier", "limit", "burst", "recovery", "key variable"], rows)
         console.line(f"{total} requests to /v1/chat/completions ({plan.models['legacy_chat']}, "
-                     f"max_tokens 1), bursts spread over {plan.burst_spread_s:g} s")
+                     f"max_tokens 1), every burst at once, at most {plan.max_rps:g}/s "
+                     f"(all out within {plan.burst_total / plan.max_rps:.2g} s of a "
+                     f"{plan.window_s:g} s window)")
     elif plan.scenario == "tasks":
         polls = math.ceil(plan.task_deadline_s / plan.poll_interval_s) + 1
         console.line(f"{plan.users} users, each creating a Midjourney imagine task and querying "

@@ -24,7 +24,7 @@ HELP = Help(
     ("run                                           # the embedded gateway",
      "run --target staging --suites conformance --select stream",
      "run --smoke                                   # every endpoint once, no report"),
-    (0, 1, 2, 3, 130))
+    (0, 1, 2, 3, 4, 130))
 """The command's help text."""
 
 

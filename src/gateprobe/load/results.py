@@ -124,6 +124,9 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         out["rate_limits"] = result.as_json()
         out["reasons"] = [str(p) for p in result.problems]
         out["failed_checks"] = sorted({p.check_id for p in result.problems})
+        if result.inconclusive and not result.problems:  # cannot tell: no finding either
+            out["inconclusive"] = {"why": "; ".join(result.inconclusive)}
+            out["reasons"] = list(result.inconclusive)
     elif plan.scenario == "tasks":
         _judge_tasks(out, samples, plan.slo)
     else:
@@ -238,7 +241,8 @@ def summary_line(result: Mapping[str, Any]) -> str:
     then the reasons it failed, if any."""
     if "rate_limits" in result:
         line = ", ".join(f"{t['tier']} {t['accepted']}/{t['limit']}"
-                         f"{'' if t['ok'] else ' FAIL'}" for t in result["rate_limits"]["tiers"])
+                         f"{'' if t['ok'] else ' ' + t.get('outcome', 'FAIL')}"
+                         for t in result["rate_limits"]["tiers"])
     elif "tasks" in result:
         m = result["tasks"]
         line = (f"{m['tasks']} tasks, {m['succeeded']} SUCCESS, time to SUCCESS p95 "
@@ -250,4 +254,7 @@ def summary_line(result: Mapping[str, Any]) -> str:
                 f"{(m['ttft_ms'].get('p95') or float('nan')):.0f} ms, errors {m['errors']}")
     if result.get("reasons"):
         line += "; " + "; ".join(result["reasons"])
+    notes = (result.get("rate_limits") or {}).get("notes") or []
+    if notes:  # accepted beyond a limit within the refill tolerance: said, not judged
+        line += "; information: " + "; ".join(notes)
     return line
