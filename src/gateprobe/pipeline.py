@@ -203,6 +203,8 @@ def load_phase(target: Target, options: LoadOptions, run_dir: Path, console: Con
     if why_not:
         return Phase(scenario, SKIPPED, why_not)
     result = run_load(target, replace(options, report_dir=run_dir / scenario), console)
+    if result.verdict and result.verdict.get("refused_key"):  # a wrong secret: said once
+        raise ConfigError(result.verdict["refused_key"]["why"])
     if result.exit_code == INCONCLUSIVE_EXIT:  # could not tell: not a finding either
         return Phase(scenario, SKIPPED, f"inconclusive: {result.reason}", scenario,
                      result.verdict or {})

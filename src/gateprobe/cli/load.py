@@ -130,7 +130,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
         # gateway started or the target contacted.
         with open_target(choice, embedded, console, dry_run=True) as planned:
             plan_load(planned, options)
-    with open_target(choice, embedded, console, dry_run=args.dry_run) as target:
+    with open_target(choice, embedded, console, dry_run=args.dry_run,
+                     preflight=True) as target:
         if args.dry_run:
             return dry_run(target, options, console)
         return run_load(target, options, console).exit_code

@@ -59,7 +59,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
                          max_generated_tokens=args.max_generated_tokens, verbose=args.verbose,
                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
     load_check_modules(options.checks)  # a module that does not import: said before anything
-    with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run) as target:
+    with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run,
+                     preflight=True) as target:
         if args.dry_run:
             return dry_run(target, options, console)
         return run(target, options, console).exit_code

@@ -62,6 +62,9 @@ STOP_MESSAGE = "gateprobe_stop"
 ENVELOPE_CHECKS = ("error.envelope", "error.type", "response.content_type")
 MAX_BURST_CONNECTIONS = 512
 """A tier's burst opens at most this many connections at once."""
+REFUSED_STOP_AFTER = 20
+"""A run whose first this many answers all refused the key (401/403) stops: it measures a
+wrong secret, not the gateway (the verdict says which variable)."""
 
 
 class Pacer:
@@ -99,6 +102,8 @@ class Session:
         self._done: set[str] = set()
         self._t0 = time.monotonic()
         self._stopping = False
+        self._answers = 0
+        self._refused = 0
 
     # -- roles --------------------------------------------------------------------------
     @property
@@ -130,7 +135,13 @@ class Session:
 
     # -- samples ------------------------------------------------------------------------
     def record(self, sample: dict[str, Any]) -> None:
-        """Keep one sample: to the file here, or to the master with the next report."""
+        """Keep one sample: to the file here, or to the master with the next report. A run
+        whose first answers all refuse the key stops at once."""
+        if sample.get("status"):
+            self._answers += 1
+            self._refused += sample["status"] in (401, 403)
+            if self._answers == REFUSED_STOP_AFTER and self._refused == self._answers:
+                self.stop_run(f"the first {self._answers} answers refused the key (401/403)")
         if self.is_worker:
             self._buffer.append(sample)
         else:

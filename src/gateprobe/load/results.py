@@ -112,6 +112,22 @@ def _limited_by_target(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dic
                    "entry) to pace under it"}
 
 
+def refused_key(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """When every answer with the key of a variable was 401/403: the variable, to be named
+    as a user's mistake ({} otherwise)."""
+    by_variable: dict[str, list[Any]] = {}
+    for s in samples:
+        if s.get("status"):
+            variable = plan.tier_keys.get(s["tier"], "?") if "tier" in s else plan.api_key_env
+            by_variable.setdefault(variable, []).append(s["status"])
+    for variable, statuses in sorted(by_variable.items()):
+        if all(status in (401, 403) for status in statuses):
+            return {"variable": variable, "answers": len(statuses),
+                    "why": f"the target refused the key in {variable}: all {len(statuses)} "
+                           f"answers were 401/403; set {variable} to a key it accepts"}
+    return {}
+
+
 def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     """The verdict of a finished run: ``ok``, the reasons when not, and the numbers."""
     out: dict[str, Any] = {"version": VERDICT_VERSION, "scenario": plan.scenario,
@@ -153,6 +169,11 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         if not streams:
             out["reasons"].append("no request completed")
             out["failed_checks"].append("load.no_samples")
+    refused = refused_key(plan, samples)
+    if refused:  # a wrong secret, not the gateway: no finding, and said as such
+        out["refused_key"] = refused
+        out["reasons"], out["failed_checks"], out["breaches"] = [refused["why"]], [], []
+        out.get("rate_limits", {})["problems"] = []
     limited = _limited_by_target(plan, samples)
     if limited:
         out["limited_by_target"] = limited
@@ -250,8 +271,9 @@ def summary_line(result: Mapping[str, Any]) -> str:
                 f"failure rate {m['failure_rate']:.0%}")
     else:
         m = result["latency"]
-        line = (f"{m['requests']} streams, TTFT p95 "
-                f"{(m['ttft_ms'].get('p95') or float('nan')):.0f} ms, errors {m['errors']}")
+        p95 = m["ttft_ms"].get("p95")
+        ttft = "no TTFT sample" if p95 is None or p95 != p95 else f"TTFT p95 {p95:.0f} ms"
+        line = f"{m['requests']} streams, {ttft}, errors {m['errors']}"
     if result.get("reasons"):
         line += "; " + "; ".join(result["reasons"])
     notes = (result.get("rate_limits") or {}).get("notes") or []

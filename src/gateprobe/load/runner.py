@@ -467,6 +467,10 @@ def _report(plan: LoadPlan, code: int, console: Console) -> LoadResult:
         console.line(f"PASS: every objective met ({verdict['requests']} {unit})"
                      + "".join(f"; information: {note}" for note in notes))
         return result
+    if verdict.get("refused_key"):  # a wrong secret: one line, the user's mistake
+        result.exit_code = ConfigError.exit_code
+        console.error(verdict["refused_key"]["why"])
+        return result
     if verdict.get("limited_by_target"):
         result.exit_code = INCONCLUSIVE_EXIT
         console.line(f"NO VERDICT: {verdict['limited_by_target']['why']}")
