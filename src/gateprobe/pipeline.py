@@ -46,6 +46,7 @@ from gateprobe.events import (
 from gateprobe.findings import Finding
 from gateprobe.load.runner import TASK_PATHS, LoadOptions, run_load
 from gateprobe.load.runner import dry_run as load_dry_run
+from gateprobe.load.slo import load_slo
 from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
 from gateprobe.report.folder import finish, handlers_for, utc_now
@@ -96,6 +97,8 @@ class RunOptions:
         run would refuse is refused before a gateway starts or a report folder exists."""
         if self.select:
             check_selection(self.select)
+        if isinstance(self.slo, Path):  # a mistake in it is said now, not after conformance
+            load_slo(self.slo)
         return replace(self, suites=tuple(check_suites(self.suites)))
 
 

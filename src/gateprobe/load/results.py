@@ -16,8 +16,8 @@ from typing import Any
 
 from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.slo import evaluate_latency, evaluate_tasks
+from gateprobe.load.plan import STREAM_ENDPOINTS, LoadPlan
+from gateprobe.load.slo import evaluate_endpoints, evaluate_latency, evaluate_tasks
 from gateprobe.metrics import aggregate, finite, percentile, summarize
 
 SAMPLES_FILE = "samples.jsonl"
@@ -155,6 +155,8 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
             endpoint: aggregate([s for s in streams if s["endpoint"] == endpoint])
             for endpoint in sorted({s["endpoint"] for s in streams})}
         breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
+        breaches += evaluate_endpoints(summary["by_endpoint"], plan.slo,
+                                       [k for k, w in plan.weights.items() if w > 0])
         kinds = Counter(s["error_kind"] for s in streams if s.get("error_kind"))
         summary["errors_by_symptom"] = dict(kinds.most_common())
         out["latency"] = summary
@@ -251,7 +253,8 @@ def _finding(item: Mapping[str, Any]) -> Finding:
                        "the tier limited as documented", item["message"],
                        case=f"tier {item['tier']}")
     observed = item.get("observed")
-    return Finding(f"slo.{item['slo']}", "all", Severity.HIGH,
+    kind, dot, _ = str(item["slo"]).partition(".")
+    return Finding(f"slo.{item['slo']}", STREAM_ENDPOINTS[kind] if dot else "all", Severity.HIGH,
                    f"{item['slo']} within {item['limit']:g}",
                    "no data" if observed is None else f"{observed:.4g}",
                    case=f"slo {item['slo']}")

@@ -218,12 +218,15 @@ def _weights(given: Mapping[str, float], target: Target | None = None) -> dict[s
     return weights
 
 
-def _thresholds(slo: Path | Mapping[str, float] | None) -> dict[str, float]:
+def _thresholds(slo: Path | Mapping[str, float] | None, embedded: bool = False,
+                ) -> dict[str, float]:
+    """The run's objectives: the shipped file's, a file's or inline ones (with their
+    ``embedded`` section when the target is the embedded reference gateway)."""
     if slo is None:
-        return load_slo(load_dir() / DEFAULT_SLO_FILE)
+        return load_slo(load_dir() / DEFAULT_SLO_FILE, embedded)
     if isinstance(slo, Path):
-        return load_slo(slo)
-    return validate(dict(slo), "SLO thresholds")
+        return load_slo(slo, embedded)
+    return validate(dict(slo), "SLO thresholds", embedded)
 
 
 def _variable(tier: str) -> str:
@@ -240,7 +243,7 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     options.check()
     if target.load_refusal:
         raise ConfigError(f"load against {target.base_url} refused: {target.load_refusal}")
-    slo = _thresholds(options.slo)
+    slo = _thresholds(options.slo, target.embedded)
     tier_envs = {**{t: _variable(t) for t in target.tier_keys}, **target.tier_key_envs}
     limits = dict(target.limits)
     if options.scenario == "rate-limits":
