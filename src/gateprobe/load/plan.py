@@ -109,6 +109,13 @@ class LoadPlan:
         """This process's share of ``max_requests``."""
         return max(1, math.ceil(self.share(self.max_requests)))
 
+    @property
+    def request_bound(self) -> int:
+        """The most requests the run can start: each process's cap, enforced (a share is
+        rounded up, so a run split over processes may start a few more than
+        ``max_requests``)."""
+        return self.request_cap_per_process * max(1, self.processes)
+
     def burst_size(self, tier: str) -> int:
         """Requests sent to ``tier`` in its one-window burst: over the limit by a margin."""
         limit = self.limits[tier]

@@ -274,7 +274,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         weights=_weights(options.weights, target) if options.scenario != "tasks" else {},
         arrival=options.arrival, poll_interval_s=interval, task_deadline_s=deadline,
         rate=options.rate,
-        users=users, max_tokens=options.max_tokens, duration_s=duration,
+        users=users, duration_s=duration,
+        max_tokens=min(options.max_tokens, target.max_tokens or options.max_tokens),
         max_requests=options.max_requests,
         max_rps=min(max_rps, PACE_SHARE * declared / target.window_s)
         if declared else max_rps, paced=bool(declared),
@@ -284,6 +285,11 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         timeouts=target.timeouts, slo=slo)
     if options.scenario == "rate-limits" and options.max_rps is None:
         plan = replace(plan, max_rps=min(MAX_RPS, max(DEFAULT_MAX_RPS, plan.burst_rate())))
+    elif options.scenario != "rate-limits":
+        # The rate cap over the duration is a bound on requests too: enforced as the request
+        # cap, it is the number the dry run promises, not a forecast a run can overshoot.
+        plan = replace(plan, max_requests=min(plan.max_requests,
+                                              math.ceil(plan.max_rps * plan.duration_s)))
     if sending:
         _check_burst_rate(plan)
     return plan
