@@ -180,7 +180,9 @@ def test_a_request_without_a_token_cap_is_never_counted_as_free() -> None:
     assert tokens_bound("/v1/embeddings", {"model": "e", "input": "x"}, None) == 0
     guard = Guard.for_target(Target("http://127.0.0.1:1", "ohmygpt", "k"), max_tokens=16)
     fuzzed: dict[str, object] = {"model": "x", "prompt": "a"}
-    guard.admit("/v1/complete", fuzzed)  # every fuzzed generating request carries a cap
+    guard.admit("/v1/complete", fuzzed)
+    assert "max_tokens_to_sample" not in fuzzed  # no cap asked: the body as generated
+    guard.cap("/v1/complete", fuzzed)  # under --max-generated-tokens: one carries a cap
     assert fuzzed["max_tokens_to_sample"] == 16
 
 

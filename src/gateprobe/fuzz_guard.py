@@ -127,8 +127,13 @@ class Guard:
             value = body.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value > self.max_tokens:
                 body[name] = self.max_tokens
-        if path in GENERATING_PATHS and not any(name in body for name in TOKEN_FIELDS):
-            body[GENERATING_PATHS[path]] = self.max_tokens  # every request carries a cap
+
+    def cap(self, path: str, body: Any) -> None:
+        """Give a generating request that names no token cap this run's (under
+        ``--max-generated-tokens`` every request carries one: its cost is then bounded)."""
+        if path in GENERATING_PATHS and isinstance(body, dict) and \
+                not any(name in body for name in TOKEN_FIELDS):
+            body[GENERATING_PATHS[path]] = self.max_tokens
 
 
 def examples_for(target: Target, requested: int | None) -> int:
