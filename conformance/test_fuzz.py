@@ -78,6 +78,8 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
         guard.admit(case.operation.path, case.body)
     except RequestCapReached as exc:
         pytest.skip(f"{exc}; raise it with --fuzz-max-requests")
+    if state.token_cap is not None:  # under a token cap every request carries one
+        guard.cap(case.operation.path, case.body)
     admit_tokens(state, max_tokens_of(case.body))
     state.pace()
     _log_case(case)

@@ -108,14 +108,19 @@ def embedded_target(embedded: Embedded, choice: TargetChoice | None = None,
 
 @contextmanager
 def open_target(choice: TargetChoice, embedded: Embedded, console: Console | None = None, *,
-                dry_run: bool = False) -> Iterator[Target]:
+                dry_run: bool = False, preflight: bool = False) -> Iterator[Target]:
     """The command's target for the block: the one a user named (keys read now, reachability
-    checked), or the embedded gateway started for it. A dry run reads no key, starts nothing
-    and contacts nobody."""
+    checked, and with ``preflight`` a wrong key, base URL or profile refused in one line), or
+    the embedded gateway started for it. A dry run reads no key, starts nothing and contacts
+    nobody."""
     if not choice.is_embedded:
         target = resolve_target(choice, read_keys=not dry_run)
         if not dry_run:
             check_reachable(target.base_url)
+            if preflight:
+                from gateprobe.preflight import preflight as check_settings
+
+                check_settings(target)
         yield target
     elif dry_run:
         yield _target("http://127.0.0.1:0", embedded, choice)

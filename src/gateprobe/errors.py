@@ -44,9 +44,13 @@ class TargetUnreachable(GateprobeError):
     exit_code = 3
 
 
-RATE_LIMITED_EXIT = 4
-"""Exit code of a load run the target's rate limit cut short of a verdict: not a finding about
-the gateway (it limited as a gateway may), not a mistake of the user's."""
+INCONCLUSIVE_EXIT = 4
+"""Exit code of a run that could not tell (the verdict "inconclusive"): not a finding about the
+gateway, not a mistake of the user's. A latency run the target's rate limit cut short, a
+rate-limit burst that cannot tell the limiter from a looser one or none at this window."""
+RATE_LIMITED_EXIT = INCONCLUSIVE_EXIT
+"""The first inconclusive outcome (a latency run the target's rate limit cut short); kept as a
+name for it."""
 
 
 INTERRUPTED_EXIT = 130
@@ -66,10 +70,12 @@ EXIT_CODES: dict[int, str] = {
     1: "the target failed a check (findings)",
     2: "usage or configuration error (one line on stderr per mistake)",
     TargetUnreachable.exit_code: "target unreachable",
-    RATE_LIMITED_EXIT: "a latency run cut short by the target's rate limit: more than half its "
-                       "requests were refused with 429 and no limit was declared, so it "
-                       "measured the limiter, not latency (no verdict; declare `api_key_tier` "
-                       "and `limits` to pace under it)",
+    INCONCLUSIVE_EXIT: "inconclusive: the run could not tell, and says why (no finding): a "
+                       "latency run cut short by the target's rate limit (more than half its "
+                       "requests refused with 429 and no limit declared: declare `api_key_tier` "
+                       "and `limits` to pace under it), or a rate-limit burst whose refill "
+                       "tolerance is over 10% of a limit it exceeded (send it faster or judge "
+                       "strictly with `--rate-algorithm sliding_window`)",
     INTERRUPTED_EXIT: "interrupted (Ctrl-C): one line on stderr; the phases that finished are "
                       "in the report folder",
     OUTPUT_CLOSED_EXIT: "standard output was closed by its reader (a pipe into `head`, say): "

@@ -27,6 +27,23 @@ def clamp_tokens(body: Any, cap: int | None) -> Any:
             not isinstance(v, bool) else v for k, v in body.items()}
 
 
+GENERATING_PATHS = {"/v1/chat/completions": "max_tokens", "/v1/completions": "max_tokens",
+                    "/v1/messages": "max_tokens", "/v1/complete": "max_tokens_to_sample"}
+"""The routes whose answers are generated tokens, and the field that caps them there."""
+
+
+def tokens_bound(path: str, body: Any, declared_max: int | None) -> int | None:
+    """The most tokens a request may cost: its own cap (clamped to what the target declares
+    it may be asked), or, on a generating route without one, the target's declared maximum;
+    None when nothing bounds it (a generating request with no cap, to a target declaring
+    none). A request that generates nothing costs 0."""
+    if path not in GENERATING_PATHS or not isinstance(body, dict):
+        return 0
+    if any(isinstance(body.get(name), int) for name in TOKEN_FIELDS):
+        return max_tokens_of(clamp_tokens(body, declared_max))
+    return declared_max
+
+
 def max_tokens_of(body: Any) -> int:
     """The most tokens a request body may generate (0 when it names none)."""
     if not isinstance(body, dict):
@@ -110,6 +127,13 @@ class Guard:
             value = body.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value > self.max_tokens:
                 body[name] = self.max_tokens
+
+    def cap(self, path: str, body: Any) -> None:
+        """Give a generating request that names no token cap this run's (under
+        ``--max-generated-tokens`` every request carries one: its cost is then bounded)."""
+        if path in GENERATING_PATHS and isinstance(body, dict) and \
+                not any(name in body for name in TOKEN_FIELDS):
+            body[GENERATING_PATHS[path]] = self.max_tokens
 
 
 def examples_for(target: Target, requested: int | None) -> int:

@@ -16,8 +16,8 @@ from typing import Any
 
 from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.slo import evaluate_latency, evaluate_tasks
+from gateprobe.load.plan import STREAM_ENDPOINTS, LoadPlan
+from gateprobe.load.slo import evaluate_endpoints, evaluate_latency, evaluate_tasks
 from gateprobe.metrics import aggregate, finite, percentile, summarize
 
 SAMPLES_FILE = "samples.jsonl"
@@ -112,6 +112,22 @@ def _limited_by_target(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dic
                    "entry) to pace under it"}
 
 
+def refused_key(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """When every answer with the key of a variable was 401/403: the variable, to be named
+    as a user's mistake ({} otherwise)."""
+    by_variable: dict[str, list[Any]] = {}
+    for s in samples:
+        if s.get("status"):
+            variable = plan.tier_keys.get(s["tier"], "?") if "tier" in s else plan.api_key_env
+            by_variable.setdefault(variable, []).append(s["status"])
+    for variable, statuses in sorted(by_variable.items()):
+        if all(status in (401, 403) for status in statuses):
+            return {"variable": variable, "answers": len(statuses),
+                    "why": f"the target refused the key in {variable}: all {len(statuses)} "
+                           f"answers were 401/403; set {variable} to a key it accepts"}
+    return {}
+
+
 def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) -> dict[str, Any]:
     """The verdict of a finished run: ``ok``, the reasons when not, and the numbers."""
     out: dict[str, Any] = {"version": VERDICT_VERSION, "scenario": plan.scenario,
@@ -124,6 +140,9 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         out["rate_limits"] = result.as_json()
         out["reasons"] = [str(p) for p in result.problems]
         out["failed_checks"] = sorted({p.check_id for p in result.problems})
+        if result.inconclusive and not result.problems:  # cannot tell: no finding either
+            out["inconclusive"] = {"why": "; ".join(result.inconclusive)}
+            out["reasons"] = list(result.inconclusive)
     elif plan.scenario == "tasks":
         _judge_tasks(out, samples, plan.slo)
     else:
@@ -136,6 +155,8 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
             endpoint: aggregate([s for s in streams if s["endpoint"] == endpoint])
             for endpoint in sorted({s["endpoint"] for s in streams})}
         breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
+        breaches += evaluate_endpoints(summary["by_endpoint"], plan.slo,
+                                       [k for k, w in plan.weights.items() if w > 0])
         kinds = Counter(s["error_kind"] for s in streams if s.get("error_kind"))
         summary["errors_by_symptom"] = dict(kinds.most_common())
         out["latency"] = summary
@@ -150,6 +171,11 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float) ->
         if not streams:
             out["reasons"].append("no request completed")
             out["failed_checks"].append("load.no_samples")
+    refused = refused_key(plan, samples)
+    if refused:  # a wrong secret, not the gateway: no finding, and said as such
+        out["refused_key"] = refused
+        out["reasons"], out["failed_checks"], out["breaches"] = [refused["why"]], [], []
+        out.get("rate_limits", {})["problems"] = []
     limited = _limited_by_target(plan, samples)
     if limited:
         out["limited_by_target"] = limited
@@ -227,7 +253,8 @@ def _finding(item: Mapping[str, Any]) -> Finding:
                        "the tier limited as documented", item["message"],
                        case=f"tier {item['tier']}")
     observed = item.get("observed")
-    return Finding(f"slo.{item['slo']}", "all", Severity.HIGH,
+    kind, dot, _ = str(item["slo"]).partition(".")
+    return Finding(f"slo.{item['slo']}", STREAM_ENDPOINTS[kind] if dot else "all", Severity.HIGH,
                    f"{item['slo']} within {item['limit']:g}",
                    "no data" if observed is None else f"{observed:.4g}",
                    case=f"slo {item['slo']}")
@@ -238,7 +265,8 @@ def summary_line(result: Mapping[str, Any]) -> str:
     then the reasons it failed, if any."""
     if "rate_limits" in result:
         line = ", ".join(f"{t['tier']} {t['accepted']}/{t['limit']}"
-                         f"{'' if t['ok'] else ' FAIL'}" for t in result["rate_limits"]["tiers"])
+                         f"{'' if t['ok'] else ' ' + t.get('outcome', 'FAIL')}"
+                         for t in result["rate_limits"]["tiers"])
     elif "tasks" in result:
         m = result["tasks"]
         line = (f"{m['tasks']} tasks, {m['succeeded']} SUCCESS, time to SUCCESS p95 "
@@ -246,8 +274,12 @@ def summary_line(result: Mapping[str, Any]) -> str:
                 f"failure rate {m['failure_rate']:.0%}")
     else:
         m = result["latency"]
-        line = (f"{m['requests']} streams, TTFT p95 "
-                f"{(m['ttft_ms'].get('p95') or float('nan')):.0f} ms, errors {m['errors']}")
+        p95 = m["ttft_ms"].get("p95")
+        ttft = "no TTFT sample" if p95 is None or p95 != p95 else f"TTFT p95 {p95:.0f} ms"
+        line = f"{m['requests']} streams, {ttft}, errors {m['errors']}"
     if result.get("reasons"):
         line += "; " + "; ".join(result["reasons"])
+    notes = (result.get("rate_limits") or {}).get("notes") or []
+    if notes:  # accepted beyond a limit within the refill tolerance: said, not judged
+        line += "; information: " + "; ".join(notes)
     return line
