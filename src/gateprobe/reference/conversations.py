@@ -66,9 +66,10 @@ async def create_conversation(call: Call) -> Response:
     call.authenticate()
     body = await call.json_body()
     check_body("openai", body, CONVERSATION_FIELDS)
-    conversation = {"id": new_id("conv"), "object": "conversation",
+    cid = new_id("conv")
+    conversation = {"id": cid, "object": "conversation",
                     "created_at": int(time.time()), "metadata": _metadata(body.get("metadata"))}
-    call.state.stored.conversations[conversation["id"]] = {
+    call.state.stored.conversations[cid] = {
         "body": conversation, "items": input_items(body.get("items")), "deleted": False}
     return json_answer(call, conversation)
 

@@ -932,8 +932,7 @@ def _responses_tool_args_off_schema(endpoint: str, plan: Plan) -> Plan:
             return {**p, "delta": "{}" if next(first) == 0 else ""}
         if kind == "response.function_call_arguments.done":
             return {**p, "arguments": "{}"}
-        if kind in ("response.output_item.done", "response.output_item.added") and \
-                p["item"].get("type") == "function_call" and kind.endswith("done"):
+        if kind == "response.output_item.done" and p["item"].get("type") == "function_call":
             return {**p, "item": {**p["item"], "arguments": "{}"}}
         if kind == "response.completed":
             output = [{**o, "arguments": "{}"} if o.get("type") == "function_call" else o

@@ -208,7 +208,8 @@ def _format_schema(body: dict[str, Any]) -> dict[str, Any] | None:
         if not isinstance(fmt.get("schema"), dict) or not isinstance(fmt.get("name"), str):
             invalid("openai", "text.format", "Invalid 'text.format': a json_schema format "
                     "needs a name and a schema.", "")
-        return fmt["schema"]
+        schema: dict[str, Any] = fmt["schema"]
+        return schema
     return None
 
 
@@ -246,7 +247,8 @@ def _generate(call: Call, model: Model, body: dict[str, Any], prompt: str,
 def _envelope(call: Call, model: Model, body: dict[str, Any], rid: str,
               conversation: str | None) -> dict[str, Any]:
     """Every field of the response object but its output, status and usage."""
-    text = body.get("text") if isinstance(body.get("text"), dict) else {}
+    raw = body.get("text")
+    text: dict[str, Any] = raw if isinstance(raw, dict) else {}
     return {
         "id": rid, "object": "response", "created_at": int(time.time()), "status": "completed",
         "background": bool(body.get("background")), "error": None,
@@ -393,7 +395,7 @@ def _stored(call: Call, route: str) -> StoredResponse:
         not RESPONSES_DELETED_SERVED.active(faults, route)
     if gone or RESPONSES_NOT_STORED.active(faults, route):
         raise GatewayError("not_found", f"Response with id '{rid}' not found.")
-    assert record is not None
+    assert isinstance(record, StoredResponse)
     if record.final is not None and record.body["status"] in ("queued", "in_progress") and \
             time.perf_counter_ns() >= record.ready_ns:
         record.body, record.final = record.final, None
