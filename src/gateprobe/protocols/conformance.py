@@ -33,6 +33,7 @@ from gateprobe.protocols import (
     gateway_apis,  # noqa: F401  (the gateway's own APIs: envelope, search)
     media,
     midjourney,  # noqa: F401  (Midjourney tasks: lifecycle, pages)
+    openai_responses,  # noqa: F401  (the Responses API: plain answers; streams via grammar_for)
     realtime,  # noqa: F401  (the Realtime API: event grammar, handshake)
     tools,  # noqa: F401  (registers its checks too)
 )
@@ -69,6 +70,7 @@ RESPONSE_SCHEMAS: dict[str, tuple[SpecName, str, str | None]] = {
     "/v1/complete": ("anthropic", "Completion", "CompletionStreamEvent"),
     "/v1/messages": ("anthropic", "Message", "MessageStreamEvent"),
     **media.RESPONSE_SCHEMAS,
+    "/v1/responses": ("openai", "Response", "ResponseStreamEvent"),
 }
 EVIDENCE_CHARS = 300
 

@@ -77,7 +77,6 @@ RESPONSE_FIELDS = (
     f("truncation", "string", "null", enum=("auto", "disabled")),
     f("service_tier", "string", "null"),
     f("user", "string"),
-    f("prompt", "object", "null"),
     f("prompt_cache_key", "string"),
     f("safety_identifier", "string"),
 )
@@ -114,28 +113,63 @@ def input_items(value: Any) -> list[dict[str, Any]]:
         return []
     if isinstance(value, str):
         value = [{"role": "user", "content": value}]
-    items = []
-    for i, item in enumerate(value):
-        if not isinstance(item, dict):
-            invalid("openai", f"input[{i}]", f"Invalid type for 'input[{i}]': expected an "
-                    "object.", "")
-        kind = item.get("type", "message")
-        if kind == "message":
-            role = item.get("role")
-            if role not in ("user", "assistant", "system", "developer"):
-                invalid("openai", f"input[{i}].role", f"Invalid value for 'input[{i}].role': "
-                        "expected one of 'user', 'assistant', 'system', 'developer'.", "")
-            content = item.get("content")
-            if not isinstance(content, str | list):
-                invalid("openai", f"input[{i}].content", f"Missing required parameter: "
-                        f"'input[{i}].content'.", "")
-            part = "output_text" if role == "assistant" else "input_text"
-            parts = [{"type": part, "text": content}] if isinstance(content, str) else content
-            items.append({"id": item.get("id") or new_id("msg"), "type": "message",
-                          "role": role, "status": "completed", "content": parts})
-        else:
-            items.append({**item, "id": item.get("id") or new_id(kind[:2] or "it")})
-    return items
+    return [_input_item(f"input[{i}]", item) for i, item in enumerate(value)]
+
+
+ITEM_FIELDS: Mapping[str, tuple[str, ...]] = {
+    "function_call_output": ("call_id", "output"),
+    "function_call": ("call_id", "name", "arguments")}
+"""The other input items a text gateway takes, and their required string fields."""
+
+
+def _input_item(where: str, item: Any) -> dict[str, Any]:
+    if not isinstance(item, dict):
+        invalid("openai", where, f"Invalid type for '{where}': expected an object.", "")
+    kind = item.get("type", "message")
+    if kind in ITEM_FIELDS:
+        for name in ITEM_FIELDS[kind]:
+            if not isinstance(item.get(name), str):
+                invalid("openai", f"{where}.{name}", f"Missing required parameter: "
+                        f"'{where}.{name}'.", "")
+        return {**item, "id": item.get("id") or new_id("fc" if kind == "function_call"
+                                                       else "fco")}
+    role = item.get("role")
+    if kind != "message" or role not in ("user", "assistant", "system", "developer"):
+        invalid("openai", f"{where}.role", f"Invalid value for '{where}': expected a message "
+                "with role 'user', 'assistant', 'system' or 'developer', or a function call "
+                "or its output.", "")
+    content = item.get("content")
+    parts = [{"type": "output_text" if role == "assistant" else "input_text",
+              "text": content}] if isinstance(content, str) else content
+    if not isinstance(parts, list) or not all(
+            isinstance(p, dict) and p.get("type") in ("input_text", "output_text")
+            and isinstance(p.get("text"), str) for p in parts):
+        invalid("openai", f"{where}.content", f"Invalid '{where}.content': expected a string "
+                "or text parts.", "")
+    return {"id": item.get("id") or new_id("msg"), "type": "message", "role": role,
+            "status": "completed", "content": parts}
+
+
+def _check_options(body: dict[str, Any]) -> None:
+    """tool_choice, text and conversation as the spec describes them."""
+    choice = body.get("tool_choice")
+    if choice is not None and choice not in ("none", "auto", "required") and not (
+            isinstance(choice, dict) and choice.get("type") == "function"
+            and isinstance(choice.get("name"), str)):
+        invalid("openai", "tool_choice", "Invalid 'tool_choice': expected 'none', 'auto', "
+                "'required' or a function.", "")
+    text = body.get("text") or {}
+    fmt = text.get("format", {"type": "text"})
+    if set(text) - {"format", "verbosity"} or text.get("verbosity") not in (
+            None, "low", "medium", "high") or not isinstance(fmt, dict) or \
+            fmt.get("type") not in ("text", "json_object", "json_schema"):
+        invalid("openai", "text", "Invalid 'text': expected a format of type 'text', "
+                "'json_object' or 'json_schema', and a verbosity.", "")
+    if not all(isinstance(i, str) for i in body.get("include") or []):
+        invalid("openai", "include", "Invalid 'include': expected an array of strings.", "")
+    conversation = body.get("conversation")
+    if isinstance(conversation, dict) and not isinstance(conversation.get("id"), str):
+        invalid("openai", "conversation", "Missing required parameter: 'conversation.id'.", "")
 
 
 def items_text(items: list[dict[str, Any]]) -> str:
@@ -205,7 +239,10 @@ def _format_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     text = body.get("text")
     fmt = text.get("format") if isinstance(text, dict) else None
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
-        if not isinstance(fmt.get("schema"), dict) or not isinstance(fmt.get("name"), str):
+        name, strict = fmt.get("name"), fmt.get("strict")
+        if not isinstance(fmt.get("schema"), dict) or not isinstance(name, str) or \
+                not tools.NAME.match(name) or strict not in (None, True, False) or \
+                not isinstance(fmt.get("description", ""), str):
             invalid("openai", "text.format", "Invalid 'text.format': a json_schema format "
                     "needs a name and a schema.", "")
         schema: dict[str, Any] = fmt["schema"]
@@ -273,6 +310,7 @@ async def create(call: Call) -> Response:
     call.authenticate()
     body = await call.json_body()
     check_body("openai", body, RESPONSE_FIELDS)
+    _check_options(body)
     if body.get("input") is None and body.get("conversation") is None and \
             body.get("previous_response_id") is None:
         invalid("openai", "input", "Missing required parameter: 'input'.", "")
