@@ -24,6 +24,7 @@ ID_PREFIXES: Mapping[str, str] = {
     "/v1/completions": "cmpl-",
     "/v1/messages": "msg_",
     "/v1/complete": "compl_",
+    "/v1/responses": "resp_",
 }
 """The upstream id prefix of each endpoint's object; another endpoint's prefix is a mix-up."""
 INTERNAL_SUFFIXES = (".internal", ".local", ".localdomain", ".lan", ".corp", ".svc",
