@@ -153,6 +153,7 @@ class _Item:
     """Per content part, its deltas."""
     parts_open: set[int] = field(default_factory=set)
     text_done: set[int] = field(default_factory=set)
+    done_text: dict[int, Any] = field(default_factory=dict)
     arguments: list[str] = field(default_factory=list)
     open: bool = True
     disordered: bool = False
@@ -170,6 +171,7 @@ class StreamGrammar(GrammarBase):
         self._next_seq = 0
         self._seq_reported = False
         self._started = False
+        self._created = False
         self._items: list[_Item] = []
 
     def feed(self, event: Event) -> list[Finding]:
@@ -213,12 +215,18 @@ class StreamGrammar(GrammarBase):
 
     # -- lifecycle -----------------------------------------------------------------------
     def _opening(self, payload: dict[str, Any], event: Event) -> list[Finding]:
-        response = payload.get("response")
+        kind, response = payload.get("type"), payload.get("response")
+        out: list[Finding] = []
+        if self._items or kind == "response.created" and self._created:
+            out.append(self.finding("responses.order", Severity.HIGH,
+                                    "one response.created, then in_progress, before any item",
+                                    f"{kind} after {len(self._items)} items", event))
+        self._created = True
         if isinstance(response, dict) and response.get("usage") is not None:
-            return [self.finding("responses.usage", Severity.MEDIUM,
-                                 "usage only on the final response",
-                                 f"usage on {payload.get('type')}", event, "/response/usage")]
-        return []
+            out.append(self.finding("responses.usage", Severity.MEDIUM,
+                                    "usage only on the final response",
+                                    f"usage on {kind}", event, "/response/usage"))
+        return out
 
     _on_created = _on_queued = _on_in_progress = _opening
 
@@ -357,7 +365,8 @@ class StreamGrammar(GrammarBase):
             return out
         item, index = found
         item.text_done.add(index)
-        return out + self._same_text(item, index, payload.get("text"), "output_text.done", event)
+        item.done_text[index] = payload.get("text")  # compared when the part is done
+        return out
 
     def _same_text(self, item: _Item, index: int, text: Any, where: str,
                    event: Event) -> list[Finding]:
@@ -382,7 +391,9 @@ class StreamGrammar(GrammarBase):
         part = payload.get("part")
         text = part.get("text") if isinstance(part, dict) else None
         if not out and index in item.text_done:
-            out += self._same_text(item, index, text, "content_part.done", event)
+            out += self._same_text(item, index, item.done_text.get(index), "output_text.done",
+                                   event) or \
+                self._same_text(item, index, text, "content_part.done", event)
         return out
 
     def _on_function_call_arguments_delta(self, payload: dict[str, Any], event: Event

@@ -924,12 +924,14 @@ def _responses_item_id_changes(endpoint: str, plan: Plan) -> Plan:
 def _responses_tool_args_off_schema(endpoint: str, plan: Plan) -> Plan:
     """Every trace of the call's arguments says ``{}`` (consistent, but the schema's required
     properties are missing)."""
-    first = iter(range(len(plan)))
+    started: set[Any] = set()
 
     def edit(p: dict[str, Any]) -> dict[str, Any] | None:
         kind = p.get("type")
         if kind == "response.function_call_arguments.delta":
-            return {**p, "delta": "{}" if next(first) == 0 else ""}
+            first = p.get("item_id") not in started
+            started.add(p.get("item_id"))
+            return {**p, "delta": "{}" if first else ""}
         if kind == "response.function_call_arguments.done":
             return {**p, "arguments": "{}"}
         if kind == "response.output_item.done" and p["item"].get("type") == "function_call":
