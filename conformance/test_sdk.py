@@ -51,7 +51,25 @@ def _openai_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "embeddings": ("/v1/embeddings", lambda c: len(c.embeddings.create(
             model=m["embeddings"], input=["Say", "test"]).data[1].embedding)),
         "models": ("/v1/models", lambda c: [x.id for x in c.models.list()]),
+        # The Responses API (a target that declares responses): plain, and through the
+        # SDK's stream helper, whose events must add up to the final response.
+        "responses": ("/v1/responses", lambda c: c.responses.create(
+            model=m["responses"], input="Say test", max_output_tokens=16).output_text),
+        "responses stream": ("/v1/responses", _responses_stream(m["responses"])),
     }
+
+
+def _responses_stream(model: str) -> Callable[[Any], Any]:
+    def call(c: Any) -> Any:
+        with c.responses.stream(model=model, input="Say test", max_output_tokens=16) as s:
+            deltas = [e.delta for e in s if e.type == "response.output_text.delta"]
+            final = s.get_final_response()
+        if "".join(deltas) != final.output_text:
+            raise ValueError(f"the deltas {''.join(deltas)[:60]!r} do not add up to the "
+                             f"final output_text {final.output_text[:60]!r}")
+        return final.output_text
+
+    return call
 
 
 def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -73,7 +91,7 @@ def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
 
 
 OPENAI_CALLS = ["chat", "chat stream", "claude-2-web stream", "completions",
-                "completions stream", "embeddings", "models"]
+                "completions stream", "embeddings", "models", "responses", "responses stream"]
 ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens"]
 
 
@@ -225,6 +243,8 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
 @pytest.mark.parametrize("name", OPENAI_CALLS)
 def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
                     record_finding: Any, count_case: Any) -> None:
+    if name.startswith("responses") and "responses" not in gateprobe_target.served:
+        pytest.skip("the target does not declare responses (its entry's endpoints:)")
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
     with openai.OpenAI(api_key=gateprobe_target.api_key,
                        base_url=gateprobe_target.base_url + "/v1", max_retries=0,
