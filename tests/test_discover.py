@@ -40,10 +40,15 @@ def key(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_discover_finds_an_openai_only_gateway(make_gateway: MakeGateway) -> None:
     gateway = make_gateway(profile="openai", timing=FAST)
     found = discover(Target(gateway.base_url, "openai", "gp-vip-0001"))
-    assert found.served == ["models", "chat", "completions", "embeddings"]
+    assert found.served == ["models", "chat", "completions", "embeddings", "responses",
+                            "conversations", "chat_store"]
     assert found.answers["messages"] == "404" and found.requests <= MAX_REQUESTS
+    assert (found.answers["responses"], found.answers["conversations"]) == ("400", "400")
     ohmygpt = discover(Target(make_gateway(timing=FAST).base_url, "ohmygpt", "gp-vip-0001"))
-    assert len(ohmygpt.served) == 7 and ohmygpt.x_api_key is False  # Bearer only, as documented
+    assert len(ohmygpt.served) == 10 and ohmygpt.x_api_key is False  # Bearer only, documented
+    anthropic = discover(Target(make_gateway(profile="anthropic", timing=FAST).base_url,
+                                "anthropic", "gp-vip-0001"))
+    assert not {"responses", "conversations"} & set(anthropic.served)
 
 
 def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
@@ -58,7 +63,8 @@ def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
     text = targets.read_text()
     assert text.startswith(EXISTING) and "# the one on this machine" in text  # comments kept
     entry = yaml.safe_load(text)["targets"]["gw"]
-    assert entry["endpoints"] == ["models", "chat", "completions", "embeddings"]
+    assert entry["endpoints"] == ["models", "chat", "completions", "embeddings",
+                                  "responses", "conversations", "chat_store"]
     assert "gp-vip-0001" not in text
     code, _, err = gateprobe("discover", "--base-url", gateway.base_url, "--api-key-env",
                              "GP_DISCOVER_KEY", "--write", str(targets), "--name", "gw")
@@ -71,8 +77,9 @@ def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
     assert "not sent (the target does not serve them): /v1/messages" in out  # on the console
     report = json.loads((tmp_path / "report" / "conformance.json").read_text())
     assert report["findings"] == []
-    assert set(report["cases_per_endpoint"]) <= {"/v1/models", "/v1/chat/completions",
-                                                 "/v1/completions", "/v1/embeddings"}
+    assert {p for p in report["cases_per_endpoint"] if not p.startswith((
+        "/v1/responses", "/v1/conversations", "/v1/chat/completions/"))} <= {
+        "/v1/models", "/v1/chat/completions", "/v1/completions", "/v1/embeddings"}
 
 
 def test_endpoints_flag_narrows_every_category(make_gateway: MakeGateway, tmp_path: Path,

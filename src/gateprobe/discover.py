@@ -1,8 +1,9 @@
 """``gateprobe discover``: what a gateway serves, found cheaply, written down for a person to
 review as a targets-file entry.
 
-One request per known endpoint (``max_tokens`` 1: at most a token each), plus one to learn
-whether the Anthropic routes also take ``x-api-key``: nine requests at most. Our reading of the
+One request per known endpoint (``max_tokens`` 1: at most a token each; OpenAI's stateful
+families get a body their routes refuse, or a list), plus one to learn whether the Anthropic
+routes also take ``x-api-key``: twelve requests at most. Our reading of the
 answers, since no gateway documents "not served" the same way: a route is served unless it
 answers 404, 405 or 501 without naming a model (OpenAI answers 404 for an unknown *model*,
 which says the route exists), or nothing answers at all.
@@ -26,7 +27,7 @@ from gateprobe.runstate import RunState
 from gateprobe.targets import ENDPOINTS, TARGETS_SCHEMA, Target
 from gateprobe.yamlfile import read_yaml
 
-MAX_REQUESTS = 9
+MAX_REQUESTS = 12
 NOT_SERVED = (404, 405, 501)
 HUMAN = "\n\nHuman: Say test\n\nAssistant:"
 
@@ -62,6 +63,15 @@ def _probes(t: Target) -> dict[str, Case]:
         "complete": Case("complete", "endpoint", "POST", ENDPOINTS["complete"], "anthropic",
                          {"model": m["complete"], "prompt": HUMAN,
                           "max_tokens_to_sample": 1}),
+        # OpenAI's stateful families, without spending: a body their routes refuse (400:
+        # max_output_tokens below 16, items not a list), and the stored completions' list.
+        "responses": Case("responses", "endpoint", "POST", ENDPOINTS["responses"], "openai",
+                          {"model": m["responses"], "input": "Say test",
+                           "max_output_tokens": 1}),
+        "conversations": Case("conversations", "endpoint", "POST", ENDPOINTS["conversations"],
+                              "openai", {"items": "not a list"}),
+        "chat_store": Case("chat_store", "endpoint", "GET", ENDPOINTS["chat"] + "?limit=1",
+                           "openai"),
     }
 
 

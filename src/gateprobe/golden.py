@@ -5,11 +5,12 @@ one, for typed placeholders, so a golden recorded from one gateway holds for ano
 
 | rule | what | becomes |
 | --- | --- | --- |
-| ``ids`` | ``id``, ``request_id``, ``log_id``, ``item_id``, ``call_id`` strings; a | ``<id:PREFIX>`` (``msg_``...); |
-| | Responses event's ``sequence_number`` | ``<int>`` |
-| ``timestamps`` | ``created`` (``created_at``, ``completed_at``) numbers, ``created_at`` | ``<timestamp>``, ``<datetime>`` |
-| | strings | |
-| ``text`` | generated ``content``, ``text``, ``completion``, a string ``delta``... | ``<text>`` (``""`` stays) |
+| ``ids`` | ``id``, ``request_id``, ``log_id``, ``item_id``, | ``<id:PREFIX>`` (``msg_``...) |
+| | ``call_id`` strings; a Responses ``sequence_number`` | ``<int>`` |
+| ``timestamps`` | ``created`` (``created_at``, ``completed_at``) | ``<timestamp>``, |
+| | numbers, ``created_at`` strings | ``<datetime>`` |
+| ``text`` | generated ``content``, ``text``, ``completion``, a | ``<text>`` (``""`` stays) |
+| | string ``delta``... | |
 | ``usage`` | integers under ``usage`` and ``input_tokens`` | ``<int>`` |
 | ``vectors`` | ``embedding`` arrays / base64 strings | ``<vector[N]>`` / ``<base64>`` |
 | ``model`` | ``model`` strings | ``<model>`` |

@@ -138,10 +138,10 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ("/v1/audio/speech", "POST", "openai", audio.speech),
         ("/v1/audio/transcriptions", "POST", "openai", audio.transcriptions),
         ("/v1/moderations", "POST", "openai", moderations.moderations),
-        # The Responses API, Conversations, stored chat completions (targets opt in).
-        *((path, "*", "openai", handler)
-          for path, handler in responses.routes() + conversations.routes()),
     ]
+    if config.profile != "anthropic":  # OpenAI's stateful APIs (targets opt in to them)
+        api += [(path, "*", "openai", handler)
+                for path, handler in responses.routes() + conversations.routes()]
     if config.profile != "openai":  # a pure OpenAI-compatible gateway has no Anthropic routes
         api += [
             ("/v1/complete", "POST", "anthropic", anthropic_api.complete),
