@@ -243,3 +243,32 @@ def test_stateful_judges_on_recorded_steps() -> None:
                            "continued": usage(31, 9)}) == []
     assert [p[0] for p in judge_previous({"first": usage(5, 20), "alone": usage(6, 9),
                                           "continued": usage(6, 9)})] == ["responses.previous"]
+
+
+def _fuzz(base_url: str, *extra: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "GATEPROBE_API_KEY"}
+    env["GATEPROBE_API_KEY"] = "gp-vip-0001"
+    done = subprocess.run([sys.executable, "-m", "gateprobe", "conformance", "--base-url",
+                           base_url, "--select", "fuzz", "--max-examples", "2", "-v", *extra],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    return done.stdout
+
+
+def test_fuzz_reaches_the_families_only_when_declared(gateway: RunningGateway) -> None:
+    """The reference serves them all, so only the declaration keeps fuzzing away (the stored
+    completions' list shares the chat route's path: excluded by its method)."""
+    undeclared = _fuzz(gateway.base_url, "--endpoints", "models,chat")
+    assert "/v1/responses" not in undeclared and "/v1/conversations" not in undeclared
+    assert "test_openai_get_v1_chat_completions " not in undeclared
+    assert "/v1/chat/completions/{completion_id}" not in undeclared
+    declared = _fuzz(gateway.base_url, "--endpoints", "models,chat,responses,conversations,"
+                     "chat_store")
+    for path in ("/v1/responses/{response_id}/cancel", "/v1/conversations/{conversation_id}",
+                 "/v1/chat/completions/{completion_id}/messages"):
+        assert path in declared
+    assert "test_openai_get_v1_chat_completions " in declared

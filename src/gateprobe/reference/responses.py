@@ -126,7 +126,7 @@ def _input_item(where: str, item: Any) -> dict[str, Any]:
     if not isinstance(item, dict):
         invalid("openai", where, f"Invalid type for '{where}': expected an object.", "")
     kind = item.get("type", "message")
-    if kind in ITEM_FIELDS:
+    if isinstance(kind, str) and kind in ITEM_FIELDS:
         for name in ITEM_FIELDS[kind]:
             if not isinstance(item.get(name), str):
                 invalid("openai", f"{where}.{name}", f"Missing required parameter: "
@@ -241,7 +241,7 @@ def _format_schema(body: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(fmt, dict) and fmt.get("type") == "json_schema":
         name, strict = fmt.get("name"), fmt.get("strict")
         if not isinstance(fmt.get("schema"), dict) or not isinstance(name, str) or \
-                not tools.NAME.match(name) or strict not in (None, True, False) or \
+                not tools.NAME.match(name) or not isinstance(strict, bool | None) or \
                 not isinstance(fmt.get("description", ""), str):
             invalid("openai", "text.format", "Invalid 'text.format': a json_schema format "
                     "needs a name and a schema.", "")
@@ -291,7 +291,7 @@ def _envelope(call: Call, model: Model, body: dict[str, Any], rid: str,
         "background": bool(body.get("background")), "error": None,
         "incomplete_details": None, "instructions": body.get("instructions"),
         "max_output_tokens": body.get("max_output_tokens"), "model": model.served_as,
-        "output": [], "parallel_tool_calls": body.get("parallel_tool_calls", True),
+        "output": [], "parallel_tool_calls": body.get("parallel_tool_calls") is not False,
         "previous_response_id": body.get("previous_response_id"),
         "reasoning": {"effort": None, "summary": None},
         "store": body.get("store", True) is not False,
