@@ -66,9 +66,10 @@ _RESPONSE_ECHOES = frozenset({"background", "parallel_tool_calls", "reasoning", 
                               "temperature", "text", "tool_choice", "tools", "top_p",
                               "truncation", "user", "metadata", "conversation", "service_tier",
                               "prompt_cache_key", "safety_identifier", "top_logprobs",
-                              "max_tool_calls", "billing", "prompt_cache_retention"})
-"""A Responses object's echoed settings: their defaults vary by model and account (OpenAI
-rewrites tools in strict mode), so a golden does not pin them."""
+                              "max_tool_calls", "billing", "prompt_cache_retention",
+                              "max_output_tokens", "previous_response_id"})
+"""A Responses object's echoed settings, optional in OpenAI's schema: their defaults vary by
+model and account (OpenAI rewrites tools in strict mode), so a golden does not pin them."""
 _ID_PREFIX = re.compile(r"^([A-Za-z]+[-_])")
 _TEXT_KEYS = {"content", "text", "completion", "partial_json", "thinking"}
 _NUMBER_KEYS = {"duration", "start", "end", "seek", "temperature", "avg_logprob",
