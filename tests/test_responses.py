@@ -272,3 +272,28 @@ def test_fuzz_reaches_the_families_only_when_declared(gateway: RunningGateway) -
                  "/v1/chat/completions/{completion_id}/messages"):
         assert path in declared
     assert "test_openai_get_v1_chat_completions " in declared
+
+
+def test_a_stream_bills_the_input_a_plain_answer_bills() -> None:
+    """``usage.stream_consistency`` reads a Responses stream's final usage: the same input
+    streamed and not must bill the same input tokens."""
+    request = {"model": "m", "input": "Say test"}
+
+    def plain(tokens: int) -> checks.Exchange:
+        body = json.dumps({"id": "resp_1", "usage": {"input_tokens": tokens}}).encode()
+        return checks.Exchange("/v1/responses", "POST", request, 200,
+                               {"content-type": "application/json"}, body)
+
+    def streamed(tokens: int) -> checks.Exchange:
+        final = {"type": "response.completed", "sequence_number": 0,
+                 "response": {"usage": {"input_tokens": tokens}}}
+        return checks.Exchange("/v1/responses", "POST", {**request, "stream": True}, 200,
+                               {"content-type": "text/event-stream"},
+                               events=[Event("response.completed", json.dumps(final), "", 0)])
+
+    for billed, found in ((8, []), (13, ["usage.stream_consistency"])):
+        seen: dict[str, tuple[int, bool]] = {}
+        ctx = Context("openai", "openai", input_tokens=seen)
+        select_ = select(["usage.stream_consistency"])
+        assert run_checks(ctx, plain(8), select_) == []
+        assert [f.check_id for f in run_checks(ctx, streamed(billed), select_)] == found
