@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -297,3 +298,29 @@ def test_a_stream_bills_the_input_a_plain_answer_bills() -> None:
         select_ = select(["usage.stream_consistency"])
         assert run_checks(ctx, plain(8), select_) == []
         assert [f.check_id for f in run_checks(ctx, streamed(billed), select_)] == found
+
+
+def test_compare_probes_the_declared_families(make_gateway: MakeGateway,
+                                              tmp_path: Path) -> None:
+    """``gateprobe compare`` sends each family's plain request, its stream and its goldens:
+    the clean mirror passes, the one whose stream numbers skip is told apart."""
+    import io
+
+    from gateprobe.compare import CompareOptions, compare_cases, run_compare
+    from gateprobe.console import Console
+
+    timing = Timing(ttft_ms=5, itl_ms=1)
+    clean = make_gateway(timing=timing)
+    faulty = make_gateway(timing=timing, faults=("responses-sequence-gap",))
+    base = target_of(clean)
+    probes = {(c.method, c.path, c.category) for c in compare_cases(base)}
+    assert {("POST", "/v1/responses", "stream"), ("POST", "/v1/responses", "endpoint"),
+            ("POST", "/v1/conversations", "endpoint"),
+            ("GET", "/v1/chat/completions", "endpoint")} <= probes
+    result = run_compare(base, {"clean": clean.base_url, "faulty": faulty.base_url},
+                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
+                         Console(io.StringIO(), io.StringIO()))
+    good, bad = result.mirrors
+    assert good.findings == []
+    assert {(f.check_id, f.endpoint) for f in bad.findings} == {
+        ("responses.sequence", "/v1/responses")}
