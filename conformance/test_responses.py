@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from gateprobe.findings import Finding
-from gateprobe.pytest_plugin import describe
+from gateprobe.pytest_plugin import admit_tokens, describe
 from gateprobe.runstate import RunState
-from gateprobe.stateful import FAMILY_OF_FLOW, FLOWS, run_flow
+from gateprobe.stateful import FAMILY_OF_FLOW, FLOWS, flow_tokens, run_flow
 from gateprobe.targets import Target
 
 pytestmark = pytest.mark.endpoint
@@ -49,6 +49,7 @@ def test_state_flow(name: str, gateprobe_target: Target, gateprobe_http: httpx.C
     family = FAMILY_OF_FLOW[name]
     if family not in gateprobe_target.served:
         pytest.skip(f"the target does not declare {family} (its entry's endpoints:)")
+    admit_tokens(gateprobe_run, flow_tokens(name, gateprobe_target))  # the run's token cap
     flow = run_flow(name, gateprobe_http, gateprobe_target, gateprobe_run)
     for step in flow.exchanges:
         count_case(step.endpoint.split("?", 1)[0])

@@ -85,8 +85,22 @@ def _ok(status: int | None) -> bool:
     return status is not None and 200 <= status < 300
 
 
+def _cap(target: Target, wanted: int) -> int:
+    """``wanted`` output tokens, within the target's cap (OpenAI's least is 16)."""
+    return max(16, min(wanted, target.max_tokens)) if target.max_tokens else wanted
+
+
 def _model(flow: Flow) -> dict[str, Any]:
-    return {"model": flow.target.models["responses"], "max_output_tokens": 64}
+    return {"model": flow.target.models["responses"],
+            "max_output_tokens": _cap(flow.target, 64)}
+
+
+def flow_tokens(name: str, target: Target) -> int:
+    """The most output tokens flow ``name`` may ask for in all, within the target's cap (the
+    run's token cap counts them)."""
+    per = {"previous": 3, "cancel": 1}.get(name, 1)
+    wanted = {"previous": 64, "cancel": 256, "chat_store": 16}.get(name, 64)
+    return per * _cap(target, wanted)
 
 
 def stored(flow: Flow) -> None:
@@ -128,7 +142,8 @@ def previous(flow: Flow) -> None:
 def cancel(flow: Flow) -> None:
     """A background response, cancelled at once, then looked at until it settles."""
     status, created = flow.step("create", "POST", "/v1/responses", {
-        **_model(flow), "max_output_tokens": 256, "background": True, "store": True,
+        **_model(flow), "max_output_tokens": _cap(flow.target, 256), "background": True,
+        "store": True,
         "input": "Write at least 200 words about how gateways proxy language models."})
     rid = created.get("id")
     if not _ok(status) or not isinstance(rid, str):
@@ -168,7 +183,8 @@ def chat_store(flow: Flow) -> None:
     """A stored chat completion: listed by its metadata, retrieved, its messages, deleted."""
     tag = secrets.token_hex(6)
     status, created = flow.step("create", "POST", "/v1/chat/completions", {
-        "model": flow.target.models["chat"], "max_tokens": 16, "store": True,
+        "model": flow.target.models["chat"], "max_tokens": _cap(flow.target, 16),
+        "store": True,
         "metadata": {"gateprobe": tag}, "messages": [{"role": "user", "content": "Say test"}]})
     cid = created.get("id")
     if not _ok(status) or not isinstance(cid, str):
