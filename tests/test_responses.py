@@ -324,3 +324,13 @@ def test_compare_probes_the_declared_families(make_gateway: MakeGateway,
     assert good.findings == []
     assert {(f.check_id, f.endpoint) for f in bad.findings} == {
         ("responses.sequence", "/v1/responses")}
+
+
+def test_a_stream_billing_more_input_is_told(make_gateway: MakeGateway,
+                                             http: httpx.Client) -> None:
+    """``stream-more-input`` reaches the Responses streams: only the consistency check."""
+    target = target_of(make_gateway(faults=("stream-more-input",), timing=INSTANT))
+    run = RunState()
+    found = {f.check_id for case in responses_cases(target)
+             for f in judge(http, target, case, run)}
+    assert found == {"usage.stream_consistency"}

@@ -219,7 +219,8 @@ def _more_input_streamed(endpoint: str, plan: Plan) -> Plan:
     """Streams bill 5 more input tokens than the same request does without streaming (their
     own usage still adds up)."""
     def more(payload: dict[str, Any]) -> dict[str, Any] | None:
-        message = payload.get("message") if payload.get("type") == "message_start" else None
+        message = payload.get("message") if payload.get("type") == "message_start" else \
+            payload.get("response") if payload.get("type") == "response.completed" else None
         usage = message.get("usage") if isinstance(message, dict) else payload.get("usage")
         if not isinstance(usage, dict):
             return None
@@ -534,7 +535,7 @@ STREAM_WRONG_OBJECT = _f(
     ["stream.schema"], _wrong_object)
 STREAM_MORE_INPUT = _f(
     "stream-more-input", "streams bill 5 more input tokens than the same request unstreamed",
-    frozenset({CHAT, COMPLETIONS, MESSAGES}), ["usage.stream_consistency"],
+    frozenset({CHAT, COMPLETIONS, MESSAGES, "/v1/responses"}), ["usage.stream_consistency"],
     _more_input_streamed)
 STREAM_CUMULATIVE_COMPLETIONS = _f(
     "stream-cumulative-completions", "legacy completion events carry the whole text so far "
