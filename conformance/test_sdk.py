@@ -54,14 +54,15 @@ def _openai_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         # The Responses API (a target that declares responses): plain, and through the
         # SDK's stream helper, whose events must add up to the final response.
         "responses": ("/v1/responses", lambda c: c.responses.create(
-            model=m["responses"], input="Say test", max_output_tokens=16).output_text),
+            model=m["responses"], input="Say test", max_output_tokens=64).output_text),
         "responses stream": ("/v1/responses", _responses_stream(m["responses"])),
     }
 
 
 def _responses_stream(model: str) -> Callable[[Any], Any]:
     def call(c: Any) -> Any:
-        with c.responses.stream(model=model, input="Say test", max_output_tokens=16) as s:
+        # 64: room to complete (the SDK's helper wants response.completed, not .incomplete)
+        with c.responses.stream(model=model, input="Say test", max_output_tokens=64) as s:
             deltas = [e.delta for e in s if e.type == "response.output_text.delta"]
             final = s.get_final_response()
         if "".join(deltas) != final.output_text:
