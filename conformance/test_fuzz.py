@@ -249,6 +249,8 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     unserved += list(UPLOAD_OPERATIONS)
     if unserved:  # nothing is sent to an endpoint the target does not serve
         schema = schema.exclude(path_regex="^(" + "|".join(map(re.escape, unserved)) + ")(/|$)")
+    if name == "openai" and "chat_store" not in target.served:  # its list shares chat's path
+        schema = schema.exclude(method="GET", path="/v1/chat/completions")
     return schema
 
 

@@ -62,7 +62,26 @@ def _openai_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "embeddings": ("/v1/embeddings", lambda c: len(c.embeddings.create(
             model=m["embeddings"], input=["Say", "test"]).data[1].embedding)),
         "models": ("/v1/models", lambda c: [x.id for x in c.models.list()]),
+        # The Responses API (a target that declares responses): plain, and through the
+        # SDK's stream helper, whose events must add up to the final response.
+        "responses": ("/v1/responses", lambda c: c.responses.create(
+            model=m["responses"], input="Say test", max_output_tokens=64).output_text),
+        "responses stream": ("/v1/responses", _responses_stream(m["responses"])),
     }
+
+
+def _responses_stream(model: str) -> Callable[[Any], Any]:
+    def call(c: Any) -> Any:
+        # 64: room to complete (the SDK's helper wants response.completed, not .incomplete)
+        with c.responses.stream(model=model, input="Say test", max_output_tokens=64) as s:
+            deltas = [e.delta for e in s if e.type == "response.output_text.delta"]
+            final = s.get_final_response()
+        if "".join(deltas) != final.output_text:
+            raise ValueError(f"the deltas {''.join(deltas)[:60]!r} do not add up to the "
+                             f"final output_text {final.output_text[:60]!r}")
+        return final.output_text
+
+    return call
 
 
 def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -85,7 +104,7 @@ def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
 
 
 OPENAI_CALLS = ["chat", "chat stream", "claude-2-web stream", "completions",
-                "completions stream", "embeddings", "models"]
+                "completions stream", "embeddings", "models", "responses", "responses stream"]
 ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens", "models"]
 
 
@@ -96,6 +115,7 @@ SDK_METHODS = {
     "embeddings": "embeddings.create", "models": "models.list",
     "messages": "messages.create", "messages stream": "messages.stream",
     "count_tokens": "messages.count_tokens",
+    "responses": "responses.create", "responses stream": "responses.stream",
 }
 """The SDK method each call uses: what a failure names."""
 
@@ -323,6 +343,8 @@ def _run(call: Call, client: Any, target: Target, state: RunState,
 @pytest.mark.parametrize("name", OPENAI_CALLS)
 def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
                     record_finding: Any, count_case: Any) -> None:
+    if name.startswith("responses") and "responses" not in gateprobe_target.served:
+        pytest.skip("the target does not declare responses (its entry's endpoints:)")
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
     recorder, timeout = _Recorder(), _sdk_timeout(gateprobe_target)
     with openai.OpenAI(api_key=gateprobe_target.api_key,

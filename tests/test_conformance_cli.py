@@ -39,8 +39,11 @@ def test_embedded_reference_gateway_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
     assert "warning" not in result.stdout
-    # A clean run reads in a few lines; pytest's report is in the run folder.
-    assert len(result.stdout.splitlines()) <= 8, result.stdout
+    # A clean run reads in a few lines; pytest's report is in the run folder. (The live
+    # progress lines, one every 10 s or more, depend on the machine's speed: not counted.)
+    said = [line for line in result.stdout.splitlines()
+            if not re.match(r"  [\w ]+:  \d+/\d+ tests", line)]
+    assert len(said) <= 8, result.stdout
     assert "PASS: " in result.stdout and "; 0 findings" in result.stdout
     assert "findings per endpoint" in (tmp_path / "report" / "pytest.log").read_text()
     junit = (tmp_path / "report" / "junit.xml").read_text()

@@ -91,7 +91,8 @@ def test_shipped_goldens_cover_every_endpoint_at_least_three_times() -> None:
     assert set(per_endpoint) == {"/v1/chat/completions", "/v1/completions", "/v1/embeddings",
                                  "/v1/complete", "/v1/messages", "/v1/messages/count_tokens",
                                  "/v1/images/generations", "/v1/moderations",
-                                 "/v1/audio/transcriptions"}
+                                 "/v1/audio/transcriptions", "/v1/responses",
+                                 "/v1/conversations"}
     assert min(per_endpoint.values()) >= 3
     assert sum(g.stream for g in goldens) >= 6
 

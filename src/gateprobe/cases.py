@@ -678,7 +678,98 @@ def _media_auth_cases(t: Target) -> list[Case]:
     return cases
 
 
-OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases, media_cases)
+RESPONSES = "/v1/responses"
+WEATHER_FORMAT = {"type": "json_schema", "name": "weather", "strict": True, "schema": {
+    "type": "object", "additionalProperties": False, "required": ["city", "celsius"],
+    "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}}}
+"""A ``text.format`` the answer must be JSON valid against (strict: every property required,
+no others, as OpenAI's strict mode demands of the schema)."""
+
+
+def response_tools(*tools: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tools in the Responses API's flat form."""
+    return [{"type": "function", "name": t["name"], "description": t["description"],
+             "parameters": t["schema"]} for t in tools]
+
+
+def response_bodies(t: Target) -> dict[str, dict[str, Any]]:
+    """The Responses requests the suite sends, by name (plain; the stream cases add
+    ``stream``): text, items with instructions, forced function calls, a JSON schema."""
+    base = {"model": t.models["responses"], "max_output_tokens": 64}
+    return {
+        "text": {**base, "input": "Say test"},
+        "items and instructions": {
+            **base, "instructions": "Answer in one short sentence.",
+            "input": [{"role": "user", "content": [{"type": "input_text",
+                                                     "text": "Say test"}]}]},
+        "function tools": {**base, "input": TOOL_ASK[0]["content"],
+                           "tools": response_tools(WEATHER_TOOL, TIME_TOOL),
+                           "tool_choice": "required"},
+        "text.format json_schema": {**base, "input": "The weather in Paris now, as JSON.",
+                                    "text": {"format": WEATHER_FORMAT}},
+    }
+
+
+@_served
+def responses_cases(t: Target) -> list[Case]:
+    """The Responses API, Conversations and stored chat completions, for the targets that
+    declare them (``responses``, ``conversations``, ``chat_store``): each plain and streamed
+    request, bad input and bad keys. What needs an id an answer gave (retrieve, delete,
+    cancel, continue) is ``conformance/test_responses.py``'s (``gateprobe.stateful``)."""
+    cases: list[Case] = []
+    if "responses" in t.served:
+        bodies = response_bodies(t)
+        cases += [Case(name, "endpoint", "POST", RESPONSES, "openai", body)
+                  for name, body in bodies.items()]
+        cases += [Case(name, "stream", "POST", RESPONSES, "openai", {**body, "stream": True},
+                       expect=Expectation(stream_body=body)) for name, body in bodies.items()]
+        cases += _response_error_cases(t, bodies["text"])
+    if "conversations" in t.served:
+        cases += [
+            Case("create", "endpoint", "POST", "/v1/conversations", "openai",
+                 {"items": [{"role": "user", "content": "Say test"}],
+                  "metadata": {"suite": "gateprobe"}}),
+            Case("unknown conversation", "errors", "GET", "/v1/conversations/conv_gateprobe_none",
+                 "openai", expect=Expectation(404)),
+            Case("bad key", "auth", "POST", "/v1/conversations", "openai", {}, "bad",
+                 Expectation(401, kind="bad_key")),
+        ]
+    if "chat_store" in t.served:
+        cases += [
+            Case("stored list", "endpoint", "GET", "/v1/chat/completions", "openai"),
+            Case("unknown stored completion", "errors", "GET",
+                 "/v1/chat/completions/chatcmpl-gateprobe-none", "openai",
+                 expect=Expectation(404)),
+            Case("stored list, bad key", "auth", "GET", "/v1/chat/completions", "openai",
+                 None, "bad", Expectation(401, kind="bad_key")),
+        ]
+    return cases
+
+
+def _response_error_cases(t: Target, text: dict[str, Any]) -> list[Case]:
+    bad = Expectation(400)
+    return [
+        Case("malformed JSON", "errors", "POST", RESPONSES, "openai", b'{"model": ',
+             expect=bad),
+        Case("unknown model", "errors", "POST", RESPONSES, "openai",
+             {**text, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
+        Case("max_output_tokens below 16", "errors", "POST", RESPONSES, "openai",
+             {**text, "max_output_tokens": 8}, expect=bad),
+        Case("input a number", "errors", "POST", RESPONSES, "openai", {**text, "input": 5},
+             expect=bad),
+        Case("unknown previous_response_id", "errors", "POST", RESPONSES, "openai",
+             {**text, "previous_response_id": "resp_gateprobe_none"}, expect=Expectation(404)),
+        Case("unknown response", "errors", "GET", RESPONSES + "/resp_gateprobe_none", "openai",
+             expect=Expectation(404)),
+        Case("bad key", "auth", "POST", RESPONSES, "openai", text, "bad",
+             Expectation(401, kind="bad_key")),
+        Case("missing key", "auth", "GET", RESPONSES + "/resp_gateprobe_none", "openai", None,
+             "none", Expectation(401, kind="missing_key")),
+    ]
+
+
+OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases, media_cases,
+                                              responses_cases)
 """Builders of the opt-in families' cases, of several categories each: a category's suite
 runs its core builder's cases and theirs of its category."""
 

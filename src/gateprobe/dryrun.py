@@ -71,11 +71,17 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
         from gateprobe.tasks import describe_traffic
 
         console.line(describe_traffic(target))
+    if chosen("endpoint"):
+        from gateprobe.stateful import describe_traffic as stateful_traffic
+
+        if stateful_traffic(target):
+            console.line(stateful_traffic(target))
     if chosen("stream") and "realtime" in target.served:
         console.line("realtime: 4 WebSocket sessions (one text turn and one malformed event "
                      "in the first; the other three refused at the handshake)")
     if chosen("sdk"):
-        console.line(f"sdk: {SDK_CALLS} calls through the official SDKs, max_tokens "
+        calls = SDK_CALLS + (2 if "responses" in target.served else 0)  # plain, streamed
+        console.line(f"sdk: {calls} calls through the official SDKs, max_tokens "
                      f"{SDK_MAX_TOKENS} (the claude-2-web stream names none: that model "
                      "ignores it)")
     if chosen("fuzz"):

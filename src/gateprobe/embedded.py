@@ -34,6 +34,8 @@ ADMIN_KEYS = ("gp-admin-0001", "gp-admin-0002")
 TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
 MEDIA_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions", "moderations"})
 GATEWAY_API_ENDPOINTS = frozenset({"midjourney", "serper", "google_search"})
+RESPONSES_ENDPOINTS = frozenset({"responses", "conversations", "chat_store"})
+"""OpenAI's stateful APIs: the Responses API, Conversations, stored chat completions."""
 
 
 def reference_endpoints(profile: str) -> frozenset[str]:
@@ -41,7 +43,8 @@ def reference_endpoints(profile: str) -> frozenset[str]:
     media families under every profile, the Realtime API beside OpenAI's routes, and the
     seeds' gateway's own APIs under its profile."""
     served = profile_endpoints(profile) | MEDIA_ENDPOINTS
-    served |= frozenset({"realtime"}) if profile != "anthropic" else frozenset()
+    served |= frozenset({"realtime"}) | RESPONSES_ENDPOINTS if profile != "anthropic" \
+        else frozenset()
     return served | (GATEWAY_API_ENDPOINTS if profile == "ohmygpt" else frozenset())
 
 

@@ -13,9 +13,11 @@ from gateprobe.targets import Target
 
 MODEL_FOR_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions",
                   "/v1/embeddings": "embeddings", "/v1/complete": "complete",
-                  "/v1/messages": "messages", "/v1/messages/count_tokens": "messages"}
+                  "/v1/messages": "messages", "/v1/messages/count_tokens": "messages",
+                  "/v1/responses": "responses"}
 VALID_PROMPT = "\n\nHuman: Say test\n\nAssistant:"
-TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample")
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample",
+                "max_output_tokens")
 
 
 def clamp_tokens(body: Any, cap: int | None) -> Any:

@@ -5,9 +5,12 @@ one, for typed placeholders, so a golden recorded from one gateway holds for ano
 
 | rule | what | becomes |
 | --- | --- | --- |
-| ``ids`` | ``id``, ``request_id``, ``log_id`` strings | ``<id:PREFIX>`` (``msg_``...) |
-| ``timestamps`` | ``created`` integers, ``created_at`` strings | ``<timestamp>``, ``<datetime>`` |
-| ``text`` | generated ``content``, ``text``, ``completion``... | ``<text>`` (``""`` stays) |
+| ``ids`` | ``id``, ``request_id``, ``log_id``, ``item_id``, | ``<id:PREFIX>`` (``msg_``...) |
+| | ``call_id`` strings; a Responses ``sequence_number`` | ``<int>`` |
+| ``timestamps`` | ``created`` (``created_at``, ``completed_at``) | ``<timestamp>``, |
+| | numbers, ``created_at`` strings | ``<datetime>`` |
+| ``text`` | generated ``content``, ``text``, ``completion``, a | ``<text>`` (``""`` stays) |
+| | string ``delta``... | |
 | ``usage`` | integers under ``usage`` and ``input_tokens`` | ``<int>`` |
 | ``vectors`` | ``embedding`` arrays / base64 strings | ``<vector[N]>`` / ``<base64>`` |
 | ``model`` | ``model`` strings | ``<model>`` |
@@ -19,7 +22,8 @@ one, for typed placeholders, so a golden recorded from one gateway holds for ano
 | | | ``<url>``, ``<text>`` |
 | ``flags`` | moderation ``categories`` booleans (``flagged`` stays: order shows) | ``<bool>`` |
 | ``optional`` | ``service_tier``, ``system_fingerprint``, ``log_id``, ``request_id``; | dropped |
-| | ``refusal``, ``logprobs``, ``usage`` when null | |
+| | ``refusal``, ``logprobs``, ``usage`` when null; ``logprobs`` when ``[]``; a | |
+| | Responses object's echoed settings (``temperature``, ``tools``, ``text``...) | |
 
 A value of another type than the rule expects is left as it is, so the difference shows.
 
@@ -66,6 +70,14 @@ RULES = ("ids", "timestamps", "text", "usage", "vectors", "model", "optional", "
          "numbers", "media", "flags")
 _ALWAYS_OPTIONAL = {"service_tier", "system_fingerprint", "log_id", "request_id"}
 _OPTIONAL_WHEN_NULL = {"refusal", "logprobs", "usage"}
+_RESPONSE_ECHOES = frozenset({"background", "parallel_tool_calls", "reasoning", "store",
+                              "temperature", "text", "tool_choice", "tools", "top_p",
+                              "truncation", "user", "metadata", "conversation", "service_tier",
+                              "prompt_cache_key", "safety_identifier", "top_logprobs",
+                              "max_tool_calls", "billing", "prompt_cache_retention",
+                              "max_output_tokens", "previous_response_id"})
+"""A Responses object's echoed settings, optional in OpenAI's schema: their defaults vary by
+model and account (OpenAI rewrites tools in strict mode), so a golden does not pin them."""
 _ID_PREFIX = re.compile(r"^([A-Za-z]+[-_])")
 _TEXT_KEYS = {"content", "text", "completion", "partial_json", "thinking"}
 _NUMBER_KEYS = {"duration", "start", "end", "seek", "temperature", "avg_logprob",
@@ -82,10 +94,12 @@ def normalize(value: Any, rules: Iterable[str] = RULES, *, _key: str = "",
             return "<json:object>"  # a tool_use block's input: the model's arguments
         if _key in ("category_scores", "categories"):
             return {k: _judged(v, _key, on) for k, v in value.items()}
+        echoes = _RESPONSE_ECHOES if value.get("object") == "response" else frozenset()
         return {k: normalize(v, on, _key=k, _in_usage=_in_usage or k == "usage")
                 for k, v in value.items()
                 if "optional" not in on or not (
-                    k in _ALWAYS_OPTIONAL or (k in _OPTIONAL_WHEN_NULL and v is None))}
+                    k in _ALWAYS_OPTIONAL or (k in _OPTIONAL_WHEN_NULL and v is None)
+                    or k in echoes or (k == "logprobs" and v == []))}
     if isinstance(value, list):
         if "vectors" in on and _key == "embedding" and all(
                 isinstance(x, int | float) for x in value):
@@ -99,16 +113,19 @@ def normalize(value: Any, rules: Iterable[str] = RULES, *, _key: str = "",
         return "<number>"
     if "usage" in on and isinstance(value, int) and (_in_usage or _key == "input_tokens"):
         return "<int>"
-    if "timestamps" in on and _key == "created" and isinstance(value, int):
-        return "<timestamp>"
+    if "timestamps" in on and _key in ("created", "created_at", "completed_at") and \
+            isinstance(value, int | float):
+        return "<timestamp>"  # the Responses API's created_at is a number
+    if "ids" in on and _key == "sequence_number" and isinstance(value, int):
+        return "<int>"  # a Responses stream's ordinal: its grammar checks it, not the golden
     if not isinstance(value, str):
         return value
-    if "ids" in on and _key in {"id", "request_id", "log_id"}:
+    if "ids" in on and _key in {"id", "request_id", "log_id", "item_id", "call_id"}:
         match = _ID_PREFIX.match(value)
         return f"<id:{match.group(1)}>" if match else "<id>"
     if "timestamps" in on and _key == "created_at":
         return "<datetime>"
-    if "text" in on and _key in _TEXT_KEYS and value:
+    if "text" in on and (_key in _TEXT_KEYS or _key == "delta") and value:  # a string delta
         return "<text>"
     if "vectors" in on and _key == "embedding":
         return "<base64>"

@@ -299,6 +299,9 @@ def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
     if kind == "speech":
         return {"model": models["speech"], "input": plan.prompt, "voice": "alloy",
                 "response_format": SPEECH_FORMAT}
+    if kind == "responses":  # OpenAI's minimum max_output_tokens is 16
+        return {"model": models["responses"], "stream": True, "input": plan.prompt,
+                "max_output_tokens": max(16, plan.max_tokens)}
     return {"model": models["complete"], "stream": True,
             "max_tokens_to_sample": plan.max_tokens,
             "prompt": f"\n\nHuman: {plan.prompt}\n\nAssistant:"}

@@ -22,10 +22,14 @@ PLAN_ENV = "GATEPROBE_LOAD_PLAN"
 SCENARIOS = ("rate-limits", "latency", "tasks")
 ARRIVALS = ("closed", "constant", "poisson")
 STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
-                    "complete": "/v1/complete", "speech": "/v1/audio/speech"}
+                    "complete": "/v1/complete", "speech": "/v1/audio/speech",
+                    "responses": "/v1/responses"}
 AUDIO_KINDS = frozenset({"speech"})
 """Kinds whose answer is audio bytes, not an event stream: timed to their first audio byte.
 Opt-in: weight 0 unless asked (``--weight speech=1``), and only on a target declaring it."""
+OPT_IN_KINDS = AUDIO_KINDS | {"responses"}
+"""Kinds of opt-in families: weight 0 unless asked (``--weight responses=1``). A Responses
+stream's TTFT is its first ``response.output_text.delta``."""
 
 # Hard ceilings: no flag goes beyond them, whatever the target.
 MAX_DURATION_S = 3600.0

@@ -31,11 +31,11 @@ from gateprobe.errors import INCONCLUSIVE_EXIT, ConfigError, UsageError
 from gateprobe.findings import Finding
 from gateprobe.load.plan import (
     ARRIVALS,
-    AUDIO_KINDS,
     DEFAULT_MAX_RPS,
     MAX_DURATION_S,
     MAX_REQUESTS,
     MAX_RPS,
+    OPT_IN_KINDS,
     PLAN_ENV,
     SCENARIOS,
     STREAM_ENDPOINTS,
@@ -211,7 +211,7 @@ def _weights(given: Mapping[str, float], target: Target | None = None) -> dict[s
     for name, value in given.items():
         if not (math.isfinite(value) and value >= 0):
             raise UsageError(f"--weight {name}={value:g}: must be positive")
-    weights = {k: float(given.get(k, 0.0 if k in AUDIO_KINDS else 1.0))
+    weights = {k: float(given.get(k, 0.0 if k in OPT_IN_KINDS else 1.0))
                for k in STREAM_ENDPOINTS}
     if not any(weights.values()):
         raise UsageError("--weight: every weight is 0")

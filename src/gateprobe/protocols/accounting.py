@@ -24,6 +24,7 @@ ID_PREFIXES: Mapping[str, str] = {
     "/v1/completions": "cmpl-",
     "/v1/messages": "msg_",
     "/v1/complete": "compl_",
+    "/v1/responses": "resp_",
 }
 """The upstream id prefix of each endpoint's object; another endpoint's prefix is a mix-up."""
 INTERNAL_SUFFIXES = (".internal", ".local", ".localdomain", ".lan", ".corp", ".svc",
@@ -220,7 +221,8 @@ def _billed_input(ex: Exchange) -> int | None:
             continue
         if not isinstance(payload, dict):
             continue
-        message = payload.get("message") if payload.get("type") == "message_start" else None
+        message = payload.get("message") if payload.get("type") == "message_start" else \
+            payload.get("response") if payload.get("type") == "response.completed" else None
         usage = message.get("usage") if isinstance(message, dict) else payload.get("usage")
         if isinstance(usage, dict):
             billed = _int(usage.get("input_tokens", usage.get("prompt_tokens")))
@@ -233,8 +235,8 @@ def _input_key(ex: Exchange) -> str | None:
     """What the model was given (endpoint, model, messages or prompt, system), as a key."""
     if not isinstance(ex.request, dict):
         return None
-    given = {k: ex.request[k] for k in ("model", "messages", "prompt", "system")
-             if k in ex.request}
+    given = {k: ex.request[k] for k in ("model", "messages", "prompt", "system", "input",
+                                        "instructions", "tools") if k in ex.request}
     return ex.endpoint + " " + json.dumps(given, sort_keys=True) if given else None
 
 

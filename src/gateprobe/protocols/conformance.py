@@ -33,6 +33,8 @@ from gateprobe.protocols import (
     gateway_apis,  # noqa: F401  (the gateway's own APIs: envelope, search)
     media,
     midjourney,  # noqa: F401  (Midjourney tasks: lifecycle, pages)
+    openai_responses,  # noqa: F401  (the Responses API: plain answers; streams via grammar_for)
+    openai_stateful,  # noqa: F401  (stored responses, conversations, stored chat: flows)
     realtime,  # noqa: F401  (the Realtime API: event grammar, handshake)
     tools,  # noqa: F401  (registers its checks too)
 )
@@ -73,7 +75,12 @@ RESPONSE_SCHEMAS: dict[str, tuple[SpecName, str, str | None]] = {
     "/v1/complete": ("anthropic", "Completion", "CompletionStreamEvent"),
     "/v1/messages": ("anthropic", "Message", "MessageStreamEvent"),
     **media.RESPONSE_SCHEMAS,
+    "/v1/responses": ("openai", "Response", "ResponseStreamEvent"),
 }
+METHOD_SCHEMAS: dict[tuple[str, str], tuple[SpecName, str, str | None]] = {
+    ("GET", "/v1/chat/completions"): ("openai", "StoredChatCompletionList", None),
+}
+"""An endpoint whose other method answers another object (its stored completions' list)."""
 EVIDENCE_CHARS = 300
 
 
@@ -351,7 +358,7 @@ def response_content_type(ctx: Context, ex: Exchange) -> CheckResult:
 @check("response.schema", Severity.MEDIUM, "success bodies and stream events match the spec")
 def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
     """A 2xx answer validates against its endpoint's schema in ``specs/``."""
-    known = RESPONSE_SCHEMAS.get(ex.endpoint)
+    known = METHOD_SCHEMAS.get((ex.method, ex.endpoint)) or RESPONSE_SCHEMAS.get(ex.endpoint)
     if known is None or ex.status is None or not 200 <= ex.status < 300 or \
             known[0] != ctx.family:  # Anthropic's /v1/models is not in our specs
         return NOT_APPLICABLE

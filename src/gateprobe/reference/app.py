@@ -24,12 +24,14 @@ from starlette.types import Receive, Scope, Send
 from gateprobe.reference import (
     anthropic_api,
     audio,
+    conversations,
     hostile,
     images,
     management,
     moderations,
     openai_api,
     realtime,
+    responses,
     search,
 )
 from gateprobe.reference.billing import bill_refused, bill_served
@@ -130,7 +132,9 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ("anthropic", anthropic_api.list_models, anthropic_api.get_model) if anthropic_models
         else ("openai", openai_api.list_models, openai_api.get_model))
     api: list[tuple[str, str, Family, Handler]] = [  # path, method, family, handler
-        ("/v1/chat/completions", "POST", "openai", openai_api.chat_completions),
+        # POST creates; GET lists the stored ones (store: true; conversations.py).
+        ("/v1/chat/completions", "*", "openai", responses.dispatch(
+            {"POST": openai_api.chat_completions, "GET": conversations.list_chat})),
         ("/v1/completions", "POST", "openai", openai_api.completions),
         ("/v1/embeddings", "POST", "openai", openai_api.embeddings),
         ("/v1/models", "GET", models[0], models[1]),
@@ -142,6 +146,9 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ("/v1/audio/transcriptions", "POST", "openai", audio.transcriptions),
         ("/v1/moderations", "POST", "openai", moderations.moderations),
     ]
+    if config.profile != "anthropic":  # OpenAI's stateful APIs (targets opt in to them)
+        api += [(path, "*", "openai", handler)
+                for path, handler in responses.routes() + conversations.routes()]
     if config.profile != "openai":  # a pure OpenAI-compatible gateway has no Anthropic routes
         api += [
             ("/v1/complete", "POST", "anthropic", anthropic_api.complete),
@@ -171,7 +178,7 @@ def _endpoint(family: Family, method: str,
     async def endpoint(request: Request) -> Response:
         t0 = request.scope.get(ARRIVAL_KEY) or time.perf_counter_ns()
         call = Call(request, family, request.app.state.gateway, request.url.path, t0)
-        if request.method != method:
+        if method != "*" and request.method != method:  # "*": the handler dispatches
             return _error(call, _method_not_allowed(request, method))
         if call.config.faults:
             early = hostile_front(call)

@@ -219,7 +219,8 @@ def _more_input_streamed(endpoint: str, plan: Plan) -> Plan:
     """Streams bill 5 more input tokens than the same request does without streaming (their
     own usage still adds up)."""
     def more(payload: dict[str, Any]) -> dict[str, Any] | None:
-        message = payload.get("message") if payload.get("type") == "message_start" else None
+        message = payload.get("message") if payload.get("type") == "message_start" else \
+            payload.get("response") if payload.get("type") == "response.completed" else None
         usage = message.get("usage") if isinstance(message, dict) else payload.get("usage")
         if not isinstance(usage, dict):
             return None
@@ -534,7 +535,7 @@ STREAM_WRONG_OBJECT = _f(
     ["stream.schema"], _wrong_object)
 STREAM_MORE_INPUT = _f(
     "stream-more-input", "streams bill 5 more input tokens than the same request unstreamed",
-    frozenset({CHAT, COMPLETIONS, MESSAGES}), ["usage.stream_consistency"],
+    frozenset({CHAT, COMPLETIONS, MESSAGES, "/v1/responses"}), ["usage.stream_consistency"],
     _more_input_streamed)
 STREAM_CUMULATIVE_COMPLETIONS = _f(
     "stream-cumulative-completions", "legacy completion events carry the whole text so far "
@@ -911,6 +912,97 @@ def _tool_calls_stop_stream(endpoint: str, plan: Plan) -> Plan:
     return _map_payloads(plan, edit)
 
 
+# -- the Responses API, Conversations and stored chat completions -----------------------------
+RESPONSES = "/v1/responses"
+RESPONSE_ROUTES = frozenset({RESPONSES, RESPONSES + "/{response_id}",
+                             RESPONSES + "/{response_id}/cancel",
+                             RESPONSES + "/{response_id}/input_items"})
+CONVERSATION_ROUTES = frozenset({"/v1/conversations", "/v1/conversations/{conversation_id}",
+                                 "/v1/conversations/{conversation_id}/items",
+                                 "/v1/conversations/{conversation_id}/items/{item_id}"})
+CHAT_STORE_ROUTES = frozenset({CHAT, CHAT + "/{completion_id}",
+                               CHAT + "/{completion_id}/messages"})
+
+
+def _typed(event: PlannedEvent, *types: str) -> bool:
+    payload = _payload(event)
+    return payload is not None and payload.get("type") in types
+
+
+def _renumbered(plan: Plan) -> Plan:
+    """Sequence numbers 0, 1, 2... in the plan's order (a fault that moves an event must not
+    also trip the sequence check)."""
+    counter = iter(range(len(plan)))
+    return _map_payloads(plan, lambda p: {**p, "sequence_number": next(counter)}
+                         if "sequence_number" in p else None)
+
+
+def _responses_no_completed(endpoint: str, plan: Plan) -> Plan:
+    return [e for e in plan if not _typed(e, "response.completed", "response.incomplete")]
+
+
+def _responses_sequence_gap(endpoint: str, plan: Plan) -> Plan:
+    return plan[:3] + _map_payloads(plan[3:], lambda p: {
+        **p, "sequence_number": p["sequence_number"] + 1} if "sequence_number" in p else None)
+
+
+def _responses_deltas_short(endpoint: str, plan: Plan) -> Plan:
+    deltas = [i for i, e in enumerate(plan) if _typed(e, "response.output_text.delta")]
+    drop = deltas[1] if len(deltas) > 1 else deltas[0] if deltas else -1
+    return _renumbered([e for i, e in enumerate(plan) if i != drop])
+
+
+def _responses_no_usage(endpoint: str, plan: Plan) -> Plan:
+    return _map_payloads(plan, lambda p: {**p, "response": {**p["response"], "usage": None}}
+                         if p.get("type") == "response.completed" else None)
+
+
+def _responses_done_first(endpoint: str, plan: Plan) -> Plan:
+    deltas = [i for i, e in enumerate(plan) if _typed(e, "response.output_text.delta")]
+    done = [i for i, e in enumerate(plan) if _typed(e, "response.output_text.done")]
+    if not deltas or not done:
+        return plan
+    moved = replace(plan[done[0]], offset_ns=plan[deltas[0]].offset_ns)
+    rest = [e for i, e in enumerate(plan) if i != done[0]]
+    return _renumbered(rest[:deltas[0]] + [moved] + rest[deltas[0]:])
+
+
+def _responses_misnamed(endpoint: str, plan: Plan) -> Plan:
+    return [_rewrite(e, name="delta") if _typed(e, "response.output_text.delta") else e
+            for e in plan]
+
+
+def _responses_item_id_changes(endpoint: str, plan: Plan) -> Plan:
+    seen = iter(range(len(plan)))
+    return _map_payloads(plan, lambda p: {**p, "item_id": "msg_gateprobe_other"}
+                         if p.get("type") == "response.output_text.delta" and next(seen) == 1
+                         else None)
+
+
+def _responses_tool_args_off_schema(endpoint: str, plan: Plan) -> Plan:
+    """Every trace of the call's arguments says ``{}`` (consistent, but the schema's required
+    properties are missing)."""
+    started: set[Any] = set()
+
+    def edit(p: dict[str, Any]) -> dict[str, Any] | None:
+        kind = p.get("type")
+        if kind == "response.function_call_arguments.delta":
+            first = p.get("item_id") not in started
+            started.add(p.get("item_id"))
+            return {**p, "delta": "{}" if first else ""}
+        if kind == "response.function_call_arguments.done":
+            return {**p, "arguments": "{}"}
+        if kind == "response.output_item.done" and p["item"].get("type") == "function_call":
+            return {**p, "item": {**p["item"], "arguments": "{}"}}
+        if kind == "response.completed":
+            output = [{**o, "arguments": "{}"} if o.get("type") == "function_call" else o
+                      for o in p["response"]["output"]]
+            return {**p, "response": {**p["response"], "output": output}}
+        return None
+
+    return _map_payloads(plan, edit)
+
+
 UPSTREAM_SAME_HOST_LEAK = _b(
     "upstream-same-host-leak", "every answer names its upstream on the gateway's own host, "
     "one port up, in an x-upstream header", API, ["security.internal_url"])
@@ -937,6 +1029,64 @@ TOOL_CALLS_STOP = _declare(Fault(
     "tool-calls-stop", "a turn of tool calls ends with finish_reason stop (right only after "
     "a named function choice)", frozenset({CHAT}), ("tool.calls", "stream.tool_calls"),
     transform=_tool_calls_stop_stream, response=_on_success(_tool_calls_stop)))
+
+_RESPONSES_STREAM = frozenset({RESPONSES})
+RESPONSES_NO_COMPLETED = _f(
+    "responses-no-completed", "a Responses stream never sends response.completed",
+    _RESPONSES_STREAM, ["responses.terminator"], _responses_no_completed)
+RESPONSES_SEQUENCE_GAP = _f(
+    "responses-sequence-gap", "a Responses stream's sequence_number skips one after the "
+    "third event", _RESPONSES_STREAM, ["responses.sequence"], _responses_sequence_gap)
+RESPONSES_DELTAS_SHORT = _f(
+    "responses-deltas-short", "one response.output_text.delta is never sent (the done text "
+    "is whole)", _RESPONSES_STREAM, ["responses.text"], _responses_deltas_short)
+RESPONSES_NO_USAGE = _f(
+    "responses-no-usage", "response.completed carries usage: null", _RESPONSES_STREAM,
+    ["responses.usage"], _responses_no_usage)
+RESPONSES_DONE_BEFORE_DELTAS = _f(
+    "responses-done-before-deltas", "response.output_text.done comes before its deltas",
+    _RESPONSES_STREAM, ["responses.order"], _responses_done_first)
+RESPONSES_MISNAMED_EVENTS = _f(
+    "responses-misnamed-events", "response.output_text.delta events are named 'delta'",
+    _RESPONSES_STREAM, ["responses.event_name"], _responses_misnamed)
+RESPONSES_ITEM_ID_CHANGES = _f(
+    "responses-item-id-changes", "the second text delta names another item_id",
+    _RESPONSES_STREAM, ["responses.items"], _responses_item_id_changes)
+RESPONSES_TOOL_ARGS_OFF_SCHEMA = _f(
+    "responses-tool-args-off-schema", "a streamed function call's arguments are {} (its "
+    "schema's required properties missing)", _RESPONSES_STREAM, ["responses.tool_args"],
+    _responses_tool_args_off_schema)
+RESPONSES_USAGE_INCONSISTENT = _b(
+    "responses-usage-inconsistent", "a response's usage.total_tokens is one more than input + "
+    "output", _RESPONSES_STREAM, ["responses.usage"])
+RESPONSES_FORMAT_IGNORED = _b(
+    "responses-format-ignored", "text.format json_schema is ignored: the output is prose",
+    _RESPONSES_STREAM, ["responses.format"])
+RESPONSES_NOT_STORED = _b(
+    "responses-not-stored", "a stored response is not retrievable (GET answers 404)",
+    RESPONSE_ROUTES, ["responses.stored"], "sequence")
+RESPONSES_DELETED_SERVED = _b(
+    "responses-deleted-served", "a deleted response is still served by GET",
+    RESPONSE_ROUTES, ["responses.deleted"], "sequence")
+RESPONSES_PREVIOUS_IGNORED = _b(
+    "responses-previous-ignored", "previous_response_id is accepted but the prior turn is not "
+    "read (nor billed)", RESPONSE_ROUTES, ["responses.previous"], "sequence")
+RESPONSES_CANCEL_IGNORED = _b(
+    "responses-cancel-ignored", "cancelling a background response answers cancelled, but it "
+    "completes anyway", RESPONSE_ROUTES, ["responses.cancel"], "sequence")
+RESPONSES_STORE_FALSE_KEPT = _b(
+    "responses-store-false-kept", "a response created with store: false is retrievable",
+    RESPONSE_ROUTES, ["responses.not_stored"], "sequence")
+CONVERSATION_ITEMS_LOST = _b(
+    "conversation-items-lost", "a response in a conversation does not add its output to the "
+    "conversation's items", CONVERSATION_ROUTES | RESPONSE_ROUTES, ["conversations.items"],
+    "sequence")
+CHAT_STORE_IGNORED = _b(
+    "chat-store-ignored", "a chat completion created with store: true is neither listed nor "
+    "retrievable", CHAT_STORE_ROUTES, ["chat_store.stored"], "sequence")
+CHAT_STORE_DELETED_SERVED = _b(
+    "chat-store-deleted-served", "a deleted stored chat completion is still listed and served",
+    CHAT_STORE_ROUTES, ["chat_store.deleted"], "sequence")
 
 CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
 """Every fault by name, in declaration order."""
