@@ -113,10 +113,10 @@ FAMILY_PROBES: tuple[FamilyProbe, ...] = (
                 model="transcriptions"),  # no file
     FamilyProbe("moderations", "POST", ENDPOINTS["moderations"], _model("moderations"),
                 model="moderations"),  # no input
-    # OpenAI's stateful families: a body their routes refuse (max_output_tokens below 16,
-    # items not a list), and the stored completions' list (a read).
+    # OpenAI's stateful families: a body their routes refuse (no input, and max_output_tokens
+    # below 16; items not a list), and the stored completions' list (a read).
     FamilyProbe("responses", "POST", ENDPOINTS["responses"],
-                _model("responses", input="Say test", max_output_tokens=1), model="responses"),
+                _model("responses", max_output_tokens=1), model="responses"),
     FamilyProbe("conversations", "POST", ENDPOINTS["conversations"],
                 lambda m: {"items": "not a list"}),
     FamilyProbe("chat_store", "GET", ENDPOINTS["chat"] + "?limit=1"),
