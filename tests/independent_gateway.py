@@ -8,7 +8,9 @@ it sends no optional field (no ``stop``, no ``id`` in legacy stream events, no `
 no ``system_fingerprint``, no ``ping``, no moderation ``category_applied_input_types``); a
 chat stream's role chunk carries the first text, an Anthropic stream sends its text in one
 delta; its ids have other prefixes (``gen-``); a transcription of silence is empty text, one
-segment, language ``en``.
+segment, language ``en``. A Responses answer opens with a reasoning item (``rs_``, empty
+summary) before its message or call, streams its text or arguments in one delta and sends no
+echoed settings; a conversation has no ``metadata`` unless some was sent.
 """
 
 from __future__ import annotations
@@ -246,6 +248,81 @@ async def transcriptions(request: Request) -> Response:
     return JSONResponse({"text": ""})
 
 
+def _response_usage(body: dict[str, Any], out: int) -> dict[str, Any]:
+    given = _tokens(body["input"])
+    return {"input_tokens": given, "input_tokens_details": {"cached_tokens": 0},
+            "output_tokens": out, "output_tokens_details": {"reasoning_tokens": 1},
+            "total_tokens": given + out}
+
+
+def _response_items(body: dict[str, Any]) -> list[dict[str, Any]]:
+    """A reasoning item, then the message or the one forced function call (done)."""
+    items: list[dict[str, Any]] = [{"id": _id("rs_"), "type": "reasoning", "summary": []}]
+    tools = body.get("tools") or []
+    if tools and body.get("tool_choice") not in (None, "auto", "none"):
+        items.append({"id": _id("fc_"), "type": "function_call", "status": "completed",
+                      "call_id": _id("call_"), "name": tools[0]["name"],
+                      "arguments": json.dumps({"city": "Paris"})})
+    else:
+        items.append({"id": _id("msg_"), "type": "message", "role": "assistant",
+                      "status": "completed", "content": [
+                          {"type": "output_text", "text": _text(1)[0], "annotations": []}]})
+    return items
+
+
+def _item_events(index: int, item: dict[str, Any]) -> list[dict[str, Any]]:
+    """One output item's events: added, its one part or one argument delta, done."""
+    at = {"output_index": index}
+    if item["type"] == "reasoning":
+        middle: list[dict[str, Any]] = []
+        added = item
+    elif item["type"] == "function_call":
+        ref = {"item_id": item["id"], **at}
+        middle = [{"type": "response.function_call_arguments.delta", **ref,
+                   "delta": item["arguments"]},
+                  {"type": "response.function_call_arguments.done", **ref,
+                   "arguments": item["arguments"]}]
+        added = {**item, "status": "in_progress", "arguments": ""}
+    else:
+        part = item["content"][0]
+        ref = {"item_id": item["id"], **at, "content_index": 0}
+        middle = [{"type": "response.content_part.added", **ref, "part": {**part, "text": ""}},
+                  {"type": "response.output_text.delta", **ref, "delta": part["text"]},
+                  {"type": "response.output_text.done", **ref, "text": part["text"]},
+                  {"type": "response.content_part.done", **ref, "part": part}]
+        added = {**item, "status": "in_progress", "content": []}
+    return [{"type": "response.output_item.added", **at, "item": added}, *middle,
+            {"type": "response.output_item.done", **at, "item": item}]
+
+
+async def responses(request: Request) -> Response:
+    body = await request.json()
+    items = _response_items(body)
+    head = {"id": _id("resp_"), "object": "response", "created_at": 1_700_000_000,
+            "error": None, "incomplete_details": None, "instructions": None,
+            "model": body["model"]}
+    done = {**head, "status": "completed", "output": items,
+            "usage": _response_usage(body, 9)}
+    if not body.get("stream"):
+        return JSONResponse(done)
+    opening = {**head, "status": "in_progress", "output": []}
+    events = [{"type": "response.created", "response": opening},
+              {"type": "response.in_progress", "response": opening},
+              *[e for i, item in enumerate(items) for e in _item_events(i, item)],
+              {"type": "response.completed", "response": done}]
+    return _sse([(e["type"], json.dumps({**e, "sequence_number": n}))
+                 for n, e in enumerate(events)])
+
+
+async def conversations(request: Request) -> Response:
+    body = await request.json()
+    answer: dict[str, Any] = {"id": _id("conv_"), "object": "conversation",
+                              "created_at": 1_700_000_000}
+    if body.get("metadata"):
+        answer["metadata"] = body["metadata"]
+    return JSONResponse(answer)
+
+
 def make_app() -> Starlette:
     """The independent gateway: every route the goldens name, any key accepted."""
     return Starlette(routes=[
@@ -258,4 +335,6 @@ def make_app() -> Starlette:
         Route("/v1/images/generations", images, methods=["POST"]),
         Route("/v1/moderations", moderations, methods=["POST"]),
         Route("/v1/audio/transcriptions", transcriptions, methods=["POST"]),
+        Route("/v1/responses", responses, methods=["POST"]),
+        Route("/v1/conversations", conversations, methods=["POST"]),
     ])

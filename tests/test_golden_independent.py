@@ -28,7 +28,8 @@ from gateprobe.targets import Target
 from independent_gateway import make_app
 
 CORE = frozenset({"chat", "completions", "embeddings", "models", "messages", "count_tokens",
-                  "complete", "images", "moderations", "transcriptions"})
+                  "complete", "images", "moderations", "transcriptions", "responses",
+                  "conversations"})
 
 
 @pytest.fixture(scope="module")

@@ -165,6 +165,7 @@ def _check_options(body: dict[str, Any]) -> None:
             fmt.get("type") not in ("text", "json_object", "json_schema"):
         invalid("openai", "text", "Invalid 'text': expected a format of type 'text', "
                 "'json_object' or 'json_schema', and a verbosity.", "")
+    _format_schema(body)  # checked here too: a turn that calls a tool never reads it
     if not all(isinstance(i, str) for i in body.get("include") or []):
         invalid("openai", "include", "Invalid 'include': expected an array of strings.", "")
     conversation = body.get("conversation")
