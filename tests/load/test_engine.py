@@ -107,14 +107,16 @@ def test_findings_and_reason_of_a_verdict() -> None:
 def test_the_openai_profile_is_never_sent_an_anthropic_route() -> None:
     target = Target("http://127.0.0.1:9", "openai", "k")
     plan = plan_load(target, LoadOptions(scenario="latency"), sending=False)
-    assert plan.weights == {"chat": 1.0, "messages": 0.0, "complete": 0.0, "speech": 0.0}
+    assert plan.weights == {"chat": 1.0, "messages": 0.0, "complete": 0.0, "speech": 0.0,
+                            "responses": 0.0}
     with pytest.raises(UsageError, match="does not serve /v1/messages"):
         plan_load(target, LoadOptions(scenario="latency", weights={"messages": 1.0}),
                   sending=False)
     anthropic = plan_load(Target("http://127.0.0.1:9", "ohmygpt", "k"),
                           LoadOptions(scenario="latency"), sending=False)
-    # speech is opt-in: 0 unless asked, even where declared
-    assert anthropic.weights == {"chat": 1.0, "messages": 1.0, "complete": 1.0, "speech": 0.0}
+    # speech and responses are opt-in: 0 unless asked, even where declared
+    assert anthropic.weights == {"chat": 1.0, "messages": 1.0, "complete": 1.0, "speech": 0.0,
+                                 "responses": 0.0}
 
 
 def test_a_load_run_whose_key_is_refused_stops_and_names_the_variable(tmp_path: Path) -> None:
