@@ -78,6 +78,8 @@ def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
         guard.admit(case.operation.path, case.body)
     except RequestCapReached as exc:
         pytest.skip(f"{exc}; raise it with --fuzz-max-requests")
+    if state.token_cap is not None:  # under a token cap every request carries one
+        guard.cap(case.operation.path, case.body)
     admit_tokens(state, max_tokens_of(case.body))
     state.pace()
     _log_case(case)
@@ -247,6 +249,8 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     unserved += list(UPLOAD_OPERATIONS)
     if unserved:  # nothing is sent to an endpoint the target does not serve
         schema = schema.exclude(path_regex="^(" + "|".join(map(re.escape, unserved)) + ")(/|$)")
+    if name == "openai" and "chat_store" not in target.served:  # its list shares chat's path
+        schema = schema.exclude(method="GET", path="/v1/chat/completions")
     return schema
 
 

@@ -6,17 +6,17 @@ categories are strict. A failure is an ``sdk.client`` finding naming the SDK's e
 
 from __future__ import annotations
 
+import importlib
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
-import httpx
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 from gateprobe import checks, transport
-from gateprobe.cases import documented_extras
+from gateprobe.cases import CLAUDE_2_WEB, unmet
 from gateprobe.checks import Context, Exchange, Family
 from gateprobe.dryrun import SDK_MAX_TOKENS
 from gateprobe.findings import Finding, Severity
@@ -24,11 +24,21 @@ from gateprobe.probe import curl_of, paced, retry_after_s
 from gateprobe.pytest_plugin import admit_tokens, attach_exchange, attach_findings, describe
 from gateprobe.redact import Redactor
 from gateprobe.runstate import RunState
+from gateprobe.sse import parse_all
 from gateprobe.targets import Target
 
 pytestmark = pytest.mark.sdk
 SAY = [{"role": "user", "content": "Say test"}]
 ANSWER_CHECKS = ["response.retry_after", "security.key_echoed"]
+
+
+REQUIRES: dict[str, tuple[str, ...]] = {
+    "claude-2-web stream": CLAUDE_2_WEB,
+    "openai SDK: models": ("openai_models",),  # Anthropic's /v1/models wants its version
+    "anthropic SDK: models": ("anthropic_models",),  # header: the anthropic SDK sends it
+}
+"""The preconditions of the SDK calls that have any (``gateprobe.cases.PRECONDITIONS``):
+each call goes through the SDK of its route's family under the target's profile."""
 
 
 def _openai_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -52,7 +62,26 @@ def _openai_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "embeddings": ("/v1/embeddings", lambda c: len(c.embeddings.create(
             model=m["embeddings"], input=["Say", "test"]).data[1].embedding)),
         "models": ("/v1/models", lambda c: [x.id for x in c.models.list()]),
+        # The Responses API (a target that declares responses): plain, and through the
+        # SDK's stream helper, whose events must add up to the final response.
+        "responses": ("/v1/responses", lambda c: c.responses.create(
+            model=m["responses"], input="Say test", max_output_tokens=64).output_text),
+        "responses stream": ("/v1/responses", _responses_stream(m["responses"])),
     }
+
+
+def _responses_stream(model: str) -> Callable[[Any], Any]:
+    def call(c: Any) -> Any:
+        # 64: room to complete (the SDK's helper wants response.completed, not .incomplete)
+        with c.responses.stream(model=model, input="Say test", max_output_tokens=64) as s:
+            deltas = [e.delta for e in s if e.type == "response.output_text.delta"]
+            final = s.get_final_response()
+        if "".join(deltas) != final.output_text:
+            raise ValueError(f"the deltas {''.join(deltas)[:60]!r} do not add up to the "
+                             f"final output_text {final.output_text[:60]!r}")
+        return final.output_text
+
+    return call
 
 
 def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
@@ -70,12 +99,96 @@ def _anthropic_calls(t: Target) -> dict[str, tuple[str, Callable[[Any], Any]]]:
         "messages stream": ("/v1/messages", stream),
         "count_tokens": ("/v1/messages/count_tokens", lambda c: c.messages.count_tokens(
             model=m["messages"], messages=SAY).input_tokens),
+        "models": ("/v1/models", lambda c: [x.id for x in c.models.list()]),
     }
 
 
 OPENAI_CALLS = ["chat", "chat stream", "claude-2-web stream", "completions",
-                "completions stream", "embeddings", "models"]
-ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens"]
+                "completions stream", "embeddings", "models", "responses", "responses stream"]
+ANTHROPIC_CALLS = ["messages", "messages stream", "count_tokens", "models"]
+
+
+SDK_METHODS = {
+    "chat": "chat.completions.create", "chat stream": "chat.completions.create(stream=True)",
+    "claude-2-web stream": "chat.completions.create(stream=True)",
+    "completions": "completions.create", "completions stream": "completions.create(stream=True)",
+    "embeddings": "embeddings.create", "models": "models.list",
+    "messages": "messages.create", "messages stream": "messages.stream",
+    "count_tokens": "messages.count_tokens",
+    "responses": "responses.create", "responses stream": "responses.stream",
+}
+"""The SDK method each call uses: what a failure names."""
+
+
+class _Recorder:
+    """What the SDK sent and received, kept beside it: the last request exactly as it went
+    out (its transport sees it after every hook and auth step), so the repro is the wire's,
+    not what an SDK version keeps on its answer objects (openai 3.x keeps no Authorization
+    on ``response.request``); and the answer's body, byte for byte (a response hook tees it),
+    so a failure can name the event the SDK could not parse."""
+
+    def __init__(self) -> None:
+        self.body = bytearray()
+        self.sent: Any = None
+
+    def client(self, sdk: Any, timeout: float) -> Any:
+        """The SDK's own kind of HTTP client (``http_client=``; each SDK checks it is of the
+        httpx package it was built with), teeing what it receives."""
+        base = sdk.DefaultHttpxClient
+        http = importlib.import_module(base.__mro__[1].__module__.split(".")[0])
+        body = self.body
+
+        def hook(response: Any) -> None:
+            inner = response.stream
+            body.clear()
+
+            class Tee(http.SyncByteStream):  # type: ignore[name-defined, misc]
+                def __iter__(self) -> Iterator[bytes]:
+                    for chunk in inner:
+                        body.extend(chunk)
+                        yield chunk
+
+                def close(self) -> None:
+                    inner.close()
+
+            response.stream = Tee()
+
+        recorder = self
+
+        class WireLog(http.BaseTransport):  # type: ignore[name-defined, misc]
+            def __init__(self) -> None:
+                self.inner = http.HTTPTransport()
+
+            def handle_request(self, request: Any) -> Any:
+                request.read()  # the SDKs send bytes bodies: this makes .content available
+                recorder.sent = request
+                return self.inner.handle_request(request)
+
+            def close(self) -> None:
+                self.inner.close()
+
+        return base(timeout=timeout, transport=WireLog(), event_hooks={"response": [hook]})
+
+    def last_event(self) -> str:
+        """The last event received, as ``#N 'name': data`` ('' when none)."""
+        events, _ = parse_all(bytes(self.body))
+        if not events:
+            return ""
+        last = events[-1]
+        return f"event #{len(events)} {last.type!r}: {last.data[:80]!r}"
+
+
+def explain(sdk: str, name: str, error: BaseException, recorder: _Recorder | None,
+            streaming: bool) -> str:
+    """An SDK failure in one line: which SDK call, what it raised, and for a stream that
+    broke while being read, the event it could not parse (the last one received)."""
+    first = (str(error).splitlines() or [""])[0][:200]
+    line = f"{sdk} SDK {SDK_METHODS.get(name, name)} raised {type(error).__name__}: {first}"
+    if streaming and recorder is not None and _response_of(error) is None:
+        event = recorder.last_event()
+        if event:
+            line += f"; at {event}"
+    return line
 
 
 @dataclass(slots=True)
@@ -165,30 +278,9 @@ def _answer_evidence(response: Any, redactor: Redactor) -> str:
     return redactor.text(f"HTTP {response.status_code} {kind}\n{body}".rstrip())
 
 
-class WireLog(httpx.BaseTransport):
-    """The SDK client's transport, keeping each request exactly as it went out.
-
-    The repro must be what crossed the wire, not what an SDK version keeps on its answer
-    objects: openai 3.x, for one, no longer carries its ``Authorization`` header on
-    ``response.request``. A transport sees the request after every hook and auth step.
-    """
-
-    def __init__(self) -> None:
-        self._inner = httpx.HTTPTransport()
-        self.sent: httpx.Request | None = None
-
-    def handle_request(self, request: httpx.Request) -> httpx.Response:
-        request.read()  # the SDKs send bytes bodies: this only makes .content available
-        self.sent = request
-        return self._inner.handle_request(request)
-
-    def close(self) -> None:
-        self._inner.close()
-
-
-def _repro(request: httpx.Request | None, target: Target) -> str:
-    """The ``curl`` command of the last request the SDK sent, as the wire saw it, the key
-    as ``$VARIABLE``; '' when nothing was sent."""
+def _repro(request: Any, target: Target) -> str:
+    """The ``curl`` command of the last request the SDK sent, as the wire saw it, the key as
+    ``$VARIABLE``; '' when nothing was sent."""
     if request is None:
         return ""
     headers = dict(request.headers.items())
@@ -203,17 +295,21 @@ Call = tuple[str, tuple[str, Callable[[Any], Any]]]
 """A named SDK call: (name, (endpoint, the call on a client))."""
 
 
-def _run(call: Call, client: Any, wire: WireLog, target: Target, state: RunState,
+def _run(call: Call, client: Any, target: Target, state: RunState,
          record: Callable[[Finding], None], count: Callable[[str], None], sdk: str,
-         streaming: bool) -> None:
+         streaming: bool, recorder: _Recorder | None = None) -> None:
     name, (endpoint, fn) = call
-    if name.startswith("claude-2-web") and not documented_extras(target):
-        pytest.skip("claude-2-web is the documented gateway's model (profile ohmygpt)")
+    missing = unmet(REQUIRES.get(name, REQUIRES.get(f"{sdk} SDK: {name}", ())), target)
+    if missing:
+        pytest.skip(f"not sent: it needs {missing}")
     if not target.serves(endpoint):
         pytest.skip(f"not sent: the target does not serve {endpoint}")
     if state.breaker.is_open(target.base_url, streaming):
         pytest.skip("not sent: earlier requests of this kind to the target timed out")
-    admit_tokens(state, SDK_MAX_TOKENS)
+    # The claude-2-web stream names no cap (that model ignores it): it costs what the target
+    # declares one request may, and is not sent under a token cap when it declares nothing.
+    admit_tokens(state, target.max_tokens if name.startswith("claude-2-web")
+                 else SDK_MAX_TOKENS)
     count(endpoint)
     outcome = _call(fn, client, target, state, streaming)
     kind = _transport_kind(outcome, streaming)
@@ -224,15 +320,16 @@ def _run(call: Call, client: Any, wire: WireLog, target: Target, state: RunState
         response = _response_of(outcome.error) if outcome.error is not None else None
         found = _judge_answer(response, endpoint, "anthropic" if sdk == "anthropic"
                               else "openai", target) if response is not None else []
-        why = (f"no whole answer within the total timeout of {target.timeouts.total_s:g} s"
-               if outcome.timed_out else f"{type(outcome.error).__name__}: {outcome.error}")
+        why = (f"{sdk} SDK {SDK_METHODS.get(name, name)}: no whole answer within the total "
+               f"timeout of {target.timeouts.total_s:g} s" if outcome.error is None
+               else explain(sdk, name, outcome.error, recorder, streaming))
         message = redactor.text(why)[:300]
         evidence = found[0].evidence if found else _answer_evidence(response, redactor) \
             or message
         found.append(Finding("sdk.client", endpoint, Severity.HIGH,
                              f"the official {sdk} SDK completes and parses the answer", message,
                              evidence))
-        repro = _repro(wire.sent, target)
+        repro = _repro(recorder.sent if recorder is not None else None, target)
         found = [replace(f, case=f"{sdk} SDK: {name}", repro=repro) for f in found]
         for finding in found:
             record(finding)
@@ -246,14 +343,15 @@ def _run(call: Call, client: Any, wire: WireLog, target: Target, state: RunState
 @pytest.mark.parametrize("name", OPENAI_CALLS)
 def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState,
                     record_finding: Any, count_case: Any) -> None:
+    if name.startswith("responses") and "responses" not in gateprobe_target.served:
+        pytest.skip("the target does not declare responses (its entry's endpoints:)")
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
-    wire = WireLog()
+    recorder, timeout = _Recorder(), _sdk_timeout(gateprobe_target)
     with openai.OpenAI(api_key=gateprobe_target.api_key,
                        base_url=gateprobe_target.base_url + "/v1", max_retries=0,
-                       timeout=_sdk_timeout(gateprobe_target),
-                       http_client=_http_client(wire, gateprobe_target)) as client:
-        _run((name, _openai_calls(gateprobe_target)[name]), client, wire, gateprobe_target,
-             gateprobe_run, record_finding, count_case, "openai", "stream" in name)
+                       timeout=timeout, http_client=recorder.client(openai, timeout)) as client:
+        _run((name, _openai_calls(gateprobe_target)[name]), client, gateprobe_target,
+             gateprobe_run, record_finding, count_case, "openai", "stream" in name, recorder)
 
 
 @pytest.mark.parametrize("name", ANTHROPIC_CALLS)
@@ -267,19 +365,15 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunSt
     credentials = ({"auth_token": gateprobe_target.api_key}
                    if gateprobe_target.profile == "ohmygpt"
                    else {"api_key": gateprobe_target.api_key})
-    wire = WireLog()
+    recorder = _Recorder()
     with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=0,
                              timeout=_sdk_timeout(gateprobe_target),
-                             http_client=_http_client(wire, gateprobe_target),
+                             http_client=recorder.client(anthropic,
+                                                         _sdk_timeout(gateprobe_target)),
                              **credentials) as client:
-        _run((name, _anthropic_calls(gateprobe_target)[name]), client, wire, gateprobe_target,
-             gateprobe_run, record_finding, count_case, "anthropic", "stream" in name)
-
-
-def _http_client(wire: WireLog, target: Target) -> httpx.Client:
-    """The SDK's HTTP client, on the wire log (redirects are not followed: each hop would be
-    a request of its own, and a gateway answering with one is the finding)."""
-    return httpx.Client(transport=wire, timeout=_sdk_timeout(target))
+        _run((name, _anthropic_calls(gateprobe_target)[name]), client, gateprobe_target,
+             gateprobe_run, record_finding, count_case, "anthropic", "stream" in name,
+             recorder)
 
 
 def _sdk_timeout(target: Target) -> float:

@@ -22,7 +22,7 @@ LAYERS = {
              "events", "loadresult"},
     "engine": {"cases", "probe", "runstate", "tasks", "realtime_session", "fuzz_guard",
                "pytest_plugin", "user_checks", "live", "embedded", "report", "smoke", "dryrun",
-               "management", "billing", "propagation"},
+               "management", "billing", "propagation", "preflight", "stateful"},
     "commands": {"conformance_runner", "load", "pipeline", "gate", "compare", "discover"},
     "cli": {"cli", "__main__"},
 }

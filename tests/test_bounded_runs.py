@@ -62,7 +62,7 @@ def test_a_second_run_in_the_process_starts_with_its_own_budget(
                                   "--budget-s", "0.01", "--report-dir", str(tmp_path / "first"))
     printed = (tmp_path / "first" / "pytest.log").read_text()  # pytest's own report
     assert code == 1 and "budget of 0.01 s is spent" in printed, output + printed[-2000:]
-    assert "the run's budget ran out" in output  # said on the console too
+    assert "the time budget (--budget-s 0.01) ran out" in output  # said, naming which
     hanging = make_gateway(faults=("slow-headers",), timing=FAST)
     code, output, took = conformance(
         "--base-url", hanging.base_url, "--select", "endpoint", "--budget-s", "60",
@@ -150,7 +150,7 @@ def test_a_run_stops_sending_at_its_token_cap(make_gateway: MakeGateway,
     printed = (tmp_path / "pytest.log").read_text()  # pytest's own report
     assert code == 1, output + printed[-2000:]
     assert "cap of 100 generated tokens is reached" in printed
-    assert "the run's budget ran out" in output  # said on the console too
+    assert "the generated-token budget (--max-generated-tokens 100) was reached" in output
     tests = json.loads((tmp_path / "conformance.json").read_text())["tests"]
     sent = [t for t in tests if t["outcome"] == "passed"]
     skipped = [t for t in tests if t["outcome"] == "skipped"]
@@ -164,3 +164,49 @@ def test_the_token_cap_counts_before_it_sends() -> None:
     assert state.admit_tokens(16) and state.admit_tokens(24)
     assert not state.admit_tokens(1) and state.tokens_asked == 40
     assert RunState().admit_tokens(10**9)
+
+
+def test_a_request_without_a_token_cap_is_never_counted_as_free() -> None:
+    """It costs the target's declared maximum; with none declared nothing bounds it; a
+    request that generates nothing costs nothing; its own cap is clamped to the declared."""
+    from gateprobe.fuzz_guard import Guard, tokens_bound
+    from gateprobe.targets import Target
+
+    chat = {"model": "m", "messages": []}
+    assert tokens_bound("/v1/chat/completions", chat, 200) == 200
+    assert tokens_bound("/v1/chat/completions", chat, None) is None
+    assert tokens_bound("/v1/chat/completions", {**chat, "max_tokens": 500}, 200) == 200
+    assert tokens_bound("/v1/complete", {"max_tokens_to_sample": 9}, None) == 9
+    assert tokens_bound("/v1/embeddings", {"model": "e", "input": "x"}, None) == 0
+    guard = Guard.for_target(Target("http://127.0.0.1:1", "ohmygpt", "k"), max_tokens=16)
+    fuzzed: dict[str, object] = {"model": "x", "prompt": "a"}
+    guard.admit("/v1/complete", fuzzed)
+    assert "max_tokens_to_sample" not in fuzzed  # no cap asked: the body as generated
+    guard.cap("/v1/complete", fuzzed)  # under --max-generated-tokens: one carries a cap
+    assert fuzzed["max_tokens_to_sample"] == 16
+
+
+def test_under_a_token_cap_a_request_nothing_bounds_is_not_sent_and_said_once(
+        make_gateway: MakeGateway, tmp_path: Path) -> None:
+    """The claude-2-web chat names no max_tokens (that model ignores it): against a target
+    declaring no maximum it is not sent; declared, it counts as that maximum."""
+    gateway = make_gateway(timing=FAST)
+    code, output, _ = conformance("--base-url", gateway.base_url, "--select", "endpoint",
+                                  "--max-generated-tokens", "100000", "--report-dir",
+                                  str(tmp_path / "a"))
+    assert output.count("not sent: each names no token cap") == 1, output
+    report = json.loads((tmp_path / "a" / "conformance.json").read_text())
+    skipped = [t["test"] for t in report["tests"] if t["outcome"] == "skipped"]
+    assert any("claude-2-web chat" in t for t in skipped), skipped
+    targets = tmp_path / "targets.yaml"
+    targets.write_text(f"targets:\n  t:\n    base_url: {gateway.base_url}\n"
+                       "    profile: ohmygpt\n    api_key_env: GP_BOUNDED_KEY\n"
+                       "    max_tokens: 50\n")
+    out, err = io.StringIO(), io.StringIO()
+    main(["conformance", "--targets", str(targets), "--target", "t", "--select", "endpoint",
+          "--max-generated-tokens", "100000", "--report-dir", str(tmp_path / "b")],
+         Console(out, err))
+    report = json.loads((tmp_path / "b" / "conformance.json").read_text())
+    sent = [t["test"] for t in report["tests"] if t["outcome"] != "skipped"]
+    assert any("claude-2-web chat" in t for t in sent), sent
+    assert "not sent: each names no token cap" not in out.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import signal
 import ssl
 import subprocess
@@ -84,7 +85,11 @@ def test_run_smoke_embedded_passes_every_probe() -> None:
     code, out, err = run_cli("run", "--smoke")
     assert code == 0, out + err
     assert "embedded reference gateway" in out
-    assert "23 passed, 0 failed" in out  # 18, and one per media route it declares
+    passed = re.search(r"^(\d+) passed, 0 failed$", out, re.MULTILINE)
+    assert passed, out
+    rows = [line for line in out.splitlines() if line.rstrip().endswith(" ok")]
+    # every core probe, and one per opt-in route the embedded gateway declares
+    assert int(passed.group(1)) == len(rows) >= 23, out
     assert "FAIL" not in out
 
 
@@ -156,13 +161,56 @@ def _exercise_and_stop(proc: subprocess.Popen[str], verify: str | bool = True) -
         proc.wait(timeout=15)
 
 
-def test_list_faults_prints_the_catalogue() -> None:
+def test_list_faults_is_a_table_of_kind_name_and_what_it_breaks_in_100_columns() -> None:
     from gateprobe.reference.faults import CATALOGUE
 
     code, out, _ = run_cli("serve", "--list-faults")
     assert code == 0
+    lines = out.splitlines()
+    assert lines[0].split() == ["kind", "fault", "what", "it", "breaks"]
+    assert max(map(len, lines)) <= 100, max(lines, key=len)
+    starts = {line.split()[1]: line.split()[0] for line in lines[2:] if not line[0].isspace()}
+    assert list(starts) == list(CATALOGUE)  # one row per fault, in the catalogue's order
+    flat = " ".join(out.split())
     for fault in CATALOGUE.values():
-        assert fault.name in out and fault.trips[0] in out
+        assert starts[fault.name] == fault.proven_by
+        assert " ".join(fault.description.split()) in flat
+        assert f"trips {', '.join(fault.trips)};" in flat
+
+
+def test_list_faults_json_is_the_catalogue_for_machines() -> None:
+    from gateprobe.reference.faults import CATALOGUE
+
+    code, out, _ = run_cli("serve", "--list-faults", "--json")
+    assert code == 0
+    listed = json.loads(out)
+    assert [f["name"] for f in listed] == list(CATALOGUE)
+    for entry, fault in zip(listed, CATALOGUE.values(), strict=True):
+        assert entry == {"name": fault.name, "kind": fault.proven_by,
+                         "description": fault.description,
+                         "endpoints": sorted(fault.endpoints), "trips": list(fault.trips)}
+
+
+def test_json_without_list_faults_is_a_usage_error() -> None:
+    code, _, err = run_cli("serve", "--json")
+    assert code == 2
+    assert_one_line_error(err, "--json goes with --list-faults")
+
+
+@pytest.mark.parametrize("argv", [["serve", "--list-faults"], ["serve", "--list-faults", "--json"],
+                                  ["--version"], ["serve", "--help"]])
+def test_a_closed_pipe_ends_the_listing_quietly(argv: list[str]) -> None:
+    """``gateprobe serve --list-faults | head``: the reader is gone before anything is written
+    (its end is closed at once), so every write meets a broken pipe: no traceback, no Python
+    "Exception ignored" at exit, the code shells give a process a pipe stopped (or 0 where
+    argparse had already given up writing its help)."""
+    with subprocess.Popen([sys.executable, "-m", "gateprobe", *argv], stdout=subprocess.PIPE,
+                          stderr=subprocess.PIPE) as proc:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        err = proc.stderr.read()
+        assert proc.wait(timeout=60) in (0, 141)
+    assert err == b""
 
 
 def test_unknown_fault_is_a_config_error_with_a_suggestion() -> None:

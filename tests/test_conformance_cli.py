@@ -39,8 +39,11 @@ def test_embedded_reference_gateway_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert " passed" in result.stdout and "failed" not in result.stdout
     assert "warning" not in result.stdout
-    # A clean run reads in a few lines; pytest's report is in the run folder.
-    assert len(result.stdout.splitlines()) <= 8, result.stdout
+    # A clean run reads in a few lines; pytest's report is in the run folder. (The live
+    # progress lines, one every 10 s or more, depend on the machine's speed: not counted.)
+    said = [line for line in result.stdout.splitlines()
+            if not re.match(r"  [\w ]+:  \d+/\d+ tests", line)]
+    assert len(said) <= 8, result.stdout
     assert "PASS: " in result.stdout and "; 0 findings" in result.stdout
     assert "findings per endpoint" in (tmp_path / "report" / "pytest.log").read_text()
     junit = (tmp_path / "report" / "junit.xml").read_text()
@@ -102,7 +105,9 @@ def test_sdk_category_passes_clean_and_fails_on_a_broken_stream(
 
 
 def test_record_golden_round_trip(tmp_path: Path) -> None:
-    """Recording from the reference gateway reproduces the shipped goldens exactly."""
+    """Recording from the reference gateway writes answers the shipped goldens' patterns
+    accept (the patterns generalize what a good gateway answers), keeps each case's request,
+    pins and preconditions, and the recorded goldens compare clean."""
     import shutil
 
     import yaml
@@ -119,9 +124,16 @@ def test_record_golden_round_trip(tmp_path: Path) -> None:
     record = conformance("--select", "golden", "--record-golden", "--golden-dir", str(blank),
                          key=None)
     assert record.returncode == 0, record.stdout[-2000:]
+    from gateprobe.golden import diff
+
     for path in blank.glob("*.yaml"):
         shipped = yaml.safe_load((golden_dir() / path.name).read_text())
-        assert yaml.safe_load(path.read_text()) == shipped, path.name
+        recorded = yaml.safe_load(path.read_text())
+        for want, got in zip(shipped["cases"], recorded["cases"], strict=True):
+            assert {k: v for k, v in got.items() if k != "response"} == \
+                {k: v for k, v in want.items() if k != "response"}, (path.name, want["name"])
+            assert got["response"] is not None, (path.name, want["name"])
+            assert diff(want["response"], got["response"]) == "", (path.name, want["name"])
     compare = conformance("--select", "golden", "--golden-dir", str(blank), key=None)
     assert compare.returncode == 0
 
@@ -131,7 +143,7 @@ def test_golden_mismatch_prints_a_diff(make_gateway: MakeGateway) -> None:
     result = conformance("--base-url", gw.base_url, "--select", "golden")
     assert result.returncode == 1
     log = log_of(result)
-    assert "[golden.match]" in log and "-model: <model>" in log
+    assert "[golden.match]" in log and "at /model: expected a required field" in log
     assert "golden.match  x" in result.stdout
 
 

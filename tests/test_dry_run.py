@@ -73,9 +73,11 @@ def test_gate_dry_run(tmp_path: Path) -> None:
 def test_conformance_dry_run_counts_cases_and_tokens() -> None:
     code, out, _ = gateprobe("conformance", "--dry-run", "--fuzz-max-requests", "50")
     assert code == 0
-    # 106 model-route cases (28 goldens), 20 of the gateway's own APIs and 51 of the media
-    # families, 9 goldens included (the embedded gateway serves them all)
-    assert "cases: 177 requests" in out and "at most 50 requests" in out
+    # 110 model-route cases (28 goldens; 4 of tool_choice required with a prompt needing no
+    # tool), 20 of the gateway's own APIs, 51 of the media families, 9 goldens included
+    # (dall-e-2: no output_format case), and 29 of the Responses API, Conversations and
+    # stored chat completions, 7 goldens included (the embedded gateway serves them all)
+    assert "cases: 210 requests" in out and "at most 50 requests" in out
 
 
 def test_conformance_dry_run_counts_only_the_selection() -> None:

@@ -34,7 +34,7 @@ pytest.importorskip("llmock")
 LLMOCK = Path(sys.executable).with_name("llmock")
 KEY_ENV = "GATEPROBE_LLMOCK_KEY"
 KEY = "sk-llmock-gateprobe-0123456789abcdef"
-SELECT = "endpoint or stream or errors or auth or sdk or fuzz"
+SELECT = "endpoint or stream or errors or auth or golden or sdk or fuzz"
 RUN_TIMEOUT_S = 240
 START_TIMEOUT_S = 30
 
@@ -48,7 +48,12 @@ ENDPOINT_PATHS = {
 # part of the key: one (check, endpoint) pair could hold a genuine deviation and a false
 # positive. Two false positives this list once found were fixed in gateprobe: the seeds'
 # gateway's claude-2-web rules (the 90k-token input limit) sent under every profile, and an
-# Anthropic target's /v1/models fuzzed and judged as OpenAI's.
+# Anthropic target's /v1/models fuzzed and judged as OpenAI's. Reviewed again for issue 24
+# (every entry below is llmock's deviation from the upstream API, none gateprobe's): the
+# golden category now runs too, its goldens pinning only what the protocol fixes, so llmock
+# is a second, independent check that they raise no false alarm (its tool calls, chunking
+# and ids all fit); what they find is what the other categories find: caps and options
+# llmock ignores.
 EXPECTED_OPENAI = {
     ("response.status", "/v1/chat/completions", "/v1/chat/completions malformed JSON"),
     # llmock answers FastAPI's 422 to a body that is not JSON; OpenAI answers 400
@@ -74,6 +79,24 @@ EXPECTED_OPENAI = {
     # the model list is served to a bad key (200); OpenAI answers 401
     ("response.status", "/v1/chat/completions", "/v1/chat/completions tool without a name"),
     # a function without a name is served (200); OpenAI answers 400 invalid_request_error
+    # The goldens (which pin only what the protocol fixes) find the same ignored caps, and
+    # the embeddings options llmock ignores:
+    ("golden.match", "/v1/chat/completions", "/v1/chat/completions max_tokens gives length"),
+    # max_tokens 2 ignored: a whole answer, finish_reason stop; OpenAI cuts it (length)
+    ("usage.accounting", "/v1/chat/completions", "/v1/chat/completions max_tokens gives length"),
+    # the same answer bills 7 completion tokens for a cap of 2
+    ("golden.match", "/v1/chat/completions", "/v1/chat/completions two choices"),
+    # n=2 with max_tokens 3: both choices run past the cap and end with stop, not length
+    ("usage.accounting", "/v1/chat/completions", "/v1/chat/completions two choices"),
+    # 7 completion tokens for a cap of 3 per choice
+    ("golden.match", "/v1/chat/completions", "/v1/chat/completions stream"),
+    # max_tokens 3 ignored in the stream too: the last choice chunk says stop, not length
+    ("golden.match", "/v1/chat/completions", "/v1/chat/completions stream with usage"),
+    # the same, with include_usage
+    ("golden.match", "/v1/embeddings", "/v1/embeddings three inputs, 8 dimensions"),
+    # dimensions 8 ignored: 1536-float vectors (OpenAI returns 8 for text-embedding-3-*)
+    ("golden.match", "/v1/embeddings", "/v1/embeddings base64"),
+    # encoding_format base64 ignored: float arrays (the openai SDK asks base64 by default)
 }
 
 EXPECTED_ANTHROPIC = {
@@ -95,6 +118,12 @@ EXPECTED_ANTHROPIC = {
     # a tool without a name is served (200); Anthropic answers 400 invalid_request_error
     ("usage.accounting", "/v1/messages", "/v1/messages tool without a name"),
     # max_tokens 8, output_tokens 11: the cap is not honoured, as above
+    ("usage.accounting", "/v1/messages", "/v1/messages system prompt, max_tokens reached"),
+    # golden: max_tokens 2, output_tokens 11 with stop_reason max_tokens
+    ("usage.accounting", "/v1/messages", "/v1/messages multi-turn with content blocks"),
+    # golden: the same overrun
+    ("golden.match", "/v1/messages", "/v1/messages stream"),
+    # golden: max_tokens 3 ignored in the stream: message_delta says end_turn, not max_tokens
 }
 
 # (schemathesis check code, path): schemathesis's own failures, read by their codes from

@@ -39,6 +39,9 @@ OPERATIONS: list[tuple[SpecName, str, str, str, str | None, dict[str, Any]]] = [
      {"model": "claude-2", "prompt": LEGACY, "max_tokens_to_sample": 20}),
     ("anthropic", "/v1/messages", "MessagesRequest", "Message", "MessageStreamEvent",
      {"model": "claude-3-opus", "max_tokens": 20, "messages": SAY, "system": "Be brief."}),
+    ("openai", "/v1/responses", "CreateResponseRequest", "Response", "ResponseStreamEvent",
+     {"model": "gpt-4o-mini", "input": "Say test", "instructions": "Be brief.",
+      "max_output_tokens": 64}),
 ]
 IDS = [op[1] for op in OPERATIONS]
 

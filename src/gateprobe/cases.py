@@ -12,12 +12,13 @@ import io
 import struct
 import wave
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from gateprobe.checks import Exchange, Expectation, Family
+from gateprobe.errors import ConfigError
 from gateprobe.golden import Golden, fill_models, golden_dir, load_dir
 from gateprobe.targets import Target
 
@@ -68,6 +69,9 @@ class Case:
     encoding: Encoding = "json"
     """How ``body`` is sent: JSON, form-urlencoded fields, or multipart (``bytes`` values
     become file parts)."""
+    requires: tuple[str, ...] = ()
+    """Its preconditions beyond the endpoint being served (names of ``PRECONDITIONS``): where
+    one does not hold, the case is not sent."""
 
     @property
     def id(self) -> str:
@@ -112,6 +116,14 @@ def tool_bodies(m: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
 ``length``)."""
 
 
+def unprompted_tool_bodies(m: Mapping[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(chat, messages) requests that require a tool call with a prompt that names none and
+    needs none ("Say test"): only ``tool_choice`` makes the model call one, so a gateway that
+    treats ``required`` (Anthropic ``any``) as ``auto`` answers text, and is caught."""
+    chat, messages = tool_bodies(m)
+    return {**chat, "messages": SAY}, {**messages, "messages": SAY}
+
+
 def documented_extras(t: Target) -> bool:
     """Whether the seeds' gateway's own documented rules apply (its ``claude-2-web`` chat
     model: serialized legacy prompts, a 90k-token input limit, tier limits): under its profile
@@ -124,14 +136,58 @@ def models_family(t: Target) -> Family:
     return "anthropic" if t.profile == "anthropic" else "openai"
 
 
+def declares_model(t: Target, role: str) -> bool:
+    """Whether the target names a model for ``role``: its entry's ``models:`` does, or it
+    has none (then the profile's defaults are its models)."""
+    return t.declared_models is None or role in t.declared_models
+
+
+def is_gpt_image(t: Target) -> bool:
+    """Whether the images model is one of OpenAI's gpt-image models: ``output_format`` (webp,
+    jpeg) is documented for them only; dall-e-2 and dall-e-3 answer PNG whatever it says."""
+    return t.models["images"].startswith("gpt-image")
+
+
+PRECONDITIONS: Mapping[str, tuple[Callable[[Target], bool], str]] = {
+    "documented_gateway": (documented_extras, "the seeds' gateway's own rules (profile "
+                                              "ohmygpt)"),
+    "legacy_chat": (lambda t: declares_model(t, "legacy_chat"),
+                    "a legacy_chat model (claude-2-web) among the target's models"),
+    "gpt_image": (is_gpt_image, "a gpt-image images model (output_format is documented for "
+                                "gpt-image models only)"),
+    "openai_models": (lambda t: models_family(t) == "openai",
+                      "/v1/models in OpenAI's shape (not under profile anthropic)"),
+    "anthropic_models": (lambda t: models_family(t) == "anthropic",
+                         "/v1/models in Anthropic's shape (profile anthropic)"),
+}
+"""Each precondition a case may state: (holds for a target?, what it needs). The endpoint a
+case goes to is a precondition of every case (``Target.serves``)."""
+CLAUDE_2_WEB = ("documented_gateway", "legacy_chat")
+"""What a case of the seeds' claude-2-web chat model needs: the documented gateway's profile
+(another gateway has no such model: an upstream answers 404), and the model among the
+target's."""
+
+
+def unmet(requires: Iterable[str], t: Target) -> str:
+    """What a case needs that ``t`` does not offer ('' when every precondition holds)."""
+    return "; ".join(PRECONDITIONS[name][1] for name in requires
+                     if not PRECONDITIONS[name][0](t))
+
+
+def applies(case: Case, t: Target) -> bool:
+    """Whether ``case`` may be sent to ``t``: its endpoint served, its preconditions met."""
+    return t.serves(case.path) and not unmet(case.requires, t)
+
+
 CaseBuilder = Callable[..., list[Case]]
 
 
 def _served(builder: CaseBuilder) -> CaseBuilder:
-    """Only the cases of endpoints the target serves: nothing is sent outside them."""
+    """Only the cases whose preconditions hold (``applies``): nothing is sent outside the
+    endpoints the target serves, or to a target that does not offer what a case needs."""
     @functools.wraps(builder)
     def build(t: Target, *args: Any) -> list[Case]:
-        return [case for case in builder(t, *args) if t.serves(case.path)]
+        return [case for case in builder(t, *args) if applies(case, t)]
 
     return build
 
@@ -144,8 +200,9 @@ def endpoint_cases(t: Target) -> list[Case]:
         Case("models", "endpoint", "GET", "/v1/models", models_family(t)),
         Case("chat", "endpoint", "POST", "/v1/chat/completions", "openai",
              {"model": m["chat"], "messages": SAY, "max_tokens": 16}),
-        *([Case("claude-2-web chat", "endpoint", "POST", "/v1/chat/completions", "openai",
-                 {"model": m["legacy_chat"], "messages": SAY})] if documented_extras(t) else []),
+        Case("claude-2-web chat", "endpoint", "POST", "/v1/chat/completions", "openai",
+             {"model": m["legacy_chat"], "messages": SAY},
+             requires=CLAUDE_2_WEB),
         Case("completions", "endpoint", "POST", "/v1/completions", "openai",
              {"model": m["completions"], "prompt": "Say test", "max_tokens": 16}),
         # Two choices cut at a small cap: the usage must bill both (a gateway may refuse n > 1
@@ -157,11 +214,15 @@ def endpoint_cases(t: Target) -> list[Case]:
              {"model": m["embeddings"], "input": ["Say", "test"]}),
         Case("chat with tools", "endpoint", "POST", "/v1/chat/completions", "openai",
              tool_bodies(m)[0]),
+        Case("chat, tool_choice required, a prompt needing no tool", "endpoint", "POST",
+             "/v1/chat/completions", "openai", unprompted_tool_bodies(m)[0]),
     ]
     if t.serves_anthropic:
         cases += [
             Case("messages with tools", "endpoint", "POST", "/v1/messages", "anthropic",
                  tool_bodies(m)[1]),
+            Case("messages, tool_choice any, a prompt needing no tool", "endpoint", "POST",
+                 "/v1/messages", "anthropic", unprompted_tool_bodies(m)[1]),
             Case("complete", "endpoint", "POST", "/v1/complete", "anthropic",
                  {"model": m["complete"], "prompt": "\n\nHuman: Say test\n\nAssistant:",
                   "max_tokens_to_sample": 16}),
@@ -179,11 +240,11 @@ def stream_cases(t: Target) -> list[Case]:
     m = t.models
 
     def stream(name: str, path: str, family: Family, body: dict[str, Any],
-               version: str = "2023-06-01") -> Case:
+               version: str = "2023-06-01", requires: tuple[str, ...] = ()) -> Case:
         headers = {"anthropic-version": version} if family == "anthropic" else {}
         return Case(name, "stream", "POST", path, family, {**body, "stream": True},
                     expect=Expectation(stream_body=body, anthropic_version=version),
-                    headers=headers)
+                    headers=headers, requires=requires)
 
     chat = {"model": m["chat"], "messages": SAY, "max_tokens": 24}
     comp = {"model": m["completions"], "prompt": "Say test", "max_tokens": 24}
@@ -191,9 +252,12 @@ def stream_cases(t: Target) -> list[Case]:
         stream("chat", "/v1/chat/completions", "openai", chat),
         stream("chat with usage", "/v1/chat/completions", "openai",
                {**chat, "stream_options": {"include_usage": True}}),
-        *([stream("claude-2-web chat", "/v1/chat/completions", "openai",
-                  {"model": m["legacy_chat"], "messages": SAY})] if documented_extras(t) else []),
+        stream("claude-2-web chat", "/v1/chat/completions", "openai",
+               {"model": m["legacy_chat"], "messages": SAY},
+               requires=CLAUDE_2_WEB),
         stream("chat with tools", "/v1/chat/completions", "openai", tool_bodies(m)[0]),
+        stream("chat, tool_choice required, a prompt needing no tool", "/v1/chat/completions",
+               "openai", unprompted_tool_bodies(m)[0]),
         stream("completions", "/v1/completions", "openai", comp),
         stream("completions with usage", "/v1/completions", "openai",
                {**comp, "stream_options": {"include_usage": True}}),
@@ -205,6 +269,8 @@ def stream_cases(t: Target) -> list[Case]:
             stream("messages", "/v1/messages", "anthropic",
                    {"model": m["messages"], "messages": SAY, "max_tokens": 24}),
             stream("messages with tools", "/v1/messages", "anthropic", tool_bodies(m)[1]),
+            stream("messages, tool_choice any, a prompt needing no tool", "/v1/messages",
+                   "anthropic", unprompted_tool_bodies(m)[1]),
             stream("complete", "/v1/complete", "anthropic", legacy),
             stream("complete 2023-01-01", "/v1/complete", "anthropic", legacy, "2023-01-01"),
         ]
@@ -227,11 +293,12 @@ def error_cases(t: Target) -> list[Case]:
              {**chat, "temperature": 7}, expect=Expectation(400)),
         Case("unknown model", "errors", "POST", "/v1/chat/completions", "openai",
              {**chat, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
-        *([Case("claude-2-web input over 90,000 tokens", "errors", "POST",
-                "/v1/chat/completions", "openai",
-                {"model": m["legacy_chat"],
-                 "messages": [{"role": "user", "content": " word" * 91_000}]},
-                expect=Expectation(400))] if documented_extras(t) else []),
+        Case("claude-2-web input over 90,000 tokens", "errors", "POST",
+             "/v1/chat/completions", "openai",
+             {"model": m["legacy_chat"],
+              "messages": [{"role": "user", "content": " word" * 91_000}]},
+             expect=Expectation(400),
+             requires=CLAUDE_2_WEB),
         Case("empty input", "errors", "POST", "/v1/embeddings", "openai",
              {"model": m["embeddings"], "input": ""}, expect=Expectation(400)),
         Case("tool without a name", "errors", "POST", "/v1/chat/completions", "openai",
@@ -298,7 +365,8 @@ def auth_cases(t: Target) -> list[Case]:
     cases.append(Case("key without model permission", "auth", "POST",
                           "/v1/chat/completions", "openai",
                           {"model": m["legacy_chat"], "messages": SAY}, "no_permission",
-                          Expectation(statuses=statuses, kind="no_permission")))
+                          Expectation(statuses=statuses, kind="no_permission"),
+                          requires=("legacy_chat",)))
     return cases
 
 
@@ -343,15 +411,18 @@ def legacy_prompt_cases(t: Target) -> list[Case]:
                   {"role": "user", "content": "Hi"},
                   {"role": "assistant", "content": "Hello."},
                   {"role": "user", "content": "Say test"}]
-    cases = [] if not documented_extras(t) else [
+    cases = [
         Case("claude-2-web: several messages serialized into one prompt", "legacy_prompt",
-             "POST", "/v1/chat/completions", "openai", {"model": web, "messages": serialized}),
+             "POST", "/v1/chat/completions", "openai", {"model": web, "messages": serialized},
+             requires=CLAUDE_2_WEB),
         Case("claude-2-web: a single message, not serialized", "legacy_prompt", "POST",
-             "/v1/chat/completions", "openai", {"model": web, "messages": SAY}),
+             "/v1/chat/completions", "openai", {"model": web, "messages": SAY},
+             requires=CLAUDE_2_WEB),
         Case("claude-2-web: several messages, streamed", "legacy_prompt", "POST",
              "/v1/chat/completions", "openai",
              {"model": web, "messages": serialized, "stream": True},
-             expect=Expectation(stream_body={"model": web, "messages": serialized})),
+             expect=Expectation(stream_body={"model": web, "messages": serialized}),
+             requires=CLAUDE_2_WEB),
     ]
     if not t.serves_anthropic:
         return cases
@@ -384,9 +455,15 @@ def golden_cases(t: Target, directory: Path | None = None) -> list[Case]:
             "gateway" if g.family == "gateway" else "openai"
         encoding: Encoding = "form" if g.encoding == "form" else \
             "multipart" if g.encoding == "multipart" else "json"
+        unknown = [name for name in g.requires if name not in PRECONDITIONS]
+        if unknown:
+            raise ConfigError(f"{g.file}: case {g.name!r} requires {unknown[0]!r}, which is "
+                              f"no precondition (known: {', '.join(PRECONDITIONS)})")
+        requires = g.requires + (CLAUDE_2_WEB
+                                 if g.request.get("model") == "$legacy_chat" else ())
         cases.append(Case(g.name, "golden", g.method, g.endpoint, family,
                           _filled_files(request), expect=expect, headers=g.headers, golden=g,
-                          encoding=encoding))
+                          encoding=encoding, requires=tuple(dict.fromkeys(requires))))
     return cases
 
 
@@ -510,12 +587,17 @@ def _image_cases(t: Target) -> list[Case]:
     return [
         Case("json url", "endpoint", "POST", gen, "openai", small),
         Case("json b64_json webp n=2", "endpoint", "POST", gen, "openai",
-             {**small, "n": 2, "response_format": "b64_json", "output_format": "webp"}),
+             {**small, "n": 2, "response_format": "b64_json", "output_format": "webp"},
+             requires=("gpt_image",)),
+        Case("json b64_json n=2", "endpoint", "POST", gen, "openai",
+             {**small, "n": 2, "response_format": "b64_json"}),
         Case("form as documented (dall-e-3, url)", "endpoint", "POST", gen, "openai",
              documented, encoding="form"),
         Case("form b64_json jpeg", "endpoint", "POST", gen, "openai",
              {**small, "response_format": "b64_json", "output_format": "jpeg"},
-             encoding="form"),
+             encoding="form", requires=("gpt_image",)),
+        Case("form b64_json", "endpoint", "POST", gen, "openai",
+             {**small, "response_format": "b64_json"}, encoding="form"),
         Case("multipart b64_json", "endpoint", "POST", edit, "openai",
              {**edit_body, "response_format": "b64_json"}, encoding="multipart"),
         Case("multipart url", "endpoint", "POST", edit, "openai", edit_body,
@@ -596,7 +678,98 @@ def _media_auth_cases(t: Target) -> list[Case]:
     return cases
 
 
-OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases, media_cases)
+RESPONSES = "/v1/responses"
+WEATHER_FORMAT = {"type": "json_schema", "name": "weather", "strict": True, "schema": {
+    "type": "object", "additionalProperties": False, "required": ["city", "celsius"],
+    "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}}}
+"""A ``text.format`` the answer must be JSON valid against (strict: every property required,
+no others, as OpenAI's strict mode demands of the schema)."""
+
+
+def response_tools(*tools: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tools in the Responses API's flat form."""
+    return [{"type": "function", "name": t["name"], "description": t["description"],
+             "parameters": t["schema"]} for t in tools]
+
+
+def response_bodies(t: Target) -> dict[str, dict[str, Any]]:
+    """The Responses requests the suite sends, by name (plain; the stream cases add
+    ``stream``): text, items with instructions, forced function calls, a JSON schema."""
+    base = {"model": t.models["responses"], "max_output_tokens": 64}
+    return {
+        "text": {**base, "input": "Say test"},
+        "items and instructions": {
+            **base, "instructions": "Answer in one short sentence.",
+            "input": [{"role": "user", "content": [{"type": "input_text",
+                                                     "text": "Say test"}]}]},
+        "function tools": {**base, "input": TOOL_ASK[0]["content"],
+                           "tools": response_tools(WEATHER_TOOL, TIME_TOOL),
+                           "tool_choice": "required"},
+        "text.format json_schema": {**base, "input": "The weather in Paris now, as JSON.",
+                                    "text": {"format": WEATHER_FORMAT}},
+    }
+
+
+@_served
+def responses_cases(t: Target) -> list[Case]:
+    """The Responses API, Conversations and stored chat completions, for the targets that
+    declare them (``responses``, ``conversations``, ``chat_store``): each plain and streamed
+    request, bad input and bad keys. What needs an id an answer gave (retrieve, delete,
+    cancel, continue) is ``conformance/test_responses.py``'s (``gateprobe.stateful``)."""
+    cases: list[Case] = []
+    if "responses" in t.served:
+        bodies = response_bodies(t)
+        cases += [Case(name, "endpoint", "POST", RESPONSES, "openai", body)
+                  for name, body in bodies.items()]
+        cases += [Case(name, "stream", "POST", RESPONSES, "openai", {**body, "stream": True},
+                       expect=Expectation(stream_body=body)) for name, body in bodies.items()]
+        cases += _response_error_cases(t, bodies["text"])
+    if "conversations" in t.served:
+        cases += [
+            Case("create", "endpoint", "POST", "/v1/conversations", "openai",
+                 {"items": [{"role": "user", "content": "Say test"}],
+                  "metadata": {"suite": "gateprobe"}}),
+            Case("unknown conversation", "errors", "GET", "/v1/conversations/conv_gateprobe_none",
+                 "openai", expect=Expectation(404)),
+            Case("bad key", "auth", "POST", "/v1/conversations", "openai", {}, "bad",
+                 Expectation(401, kind="bad_key")),
+        ]
+    if "chat_store" in t.served:
+        cases += [
+            Case("stored list", "endpoint", "GET", "/v1/chat/completions", "openai"),
+            Case("unknown stored completion", "errors", "GET",
+                 "/v1/chat/completions/chatcmpl-gateprobe-none", "openai",
+                 expect=Expectation(404)),
+            Case("stored list, bad key", "auth", "GET", "/v1/chat/completions", "openai",
+                 None, "bad", Expectation(401, kind="bad_key")),
+        ]
+    return cases
+
+
+def _response_error_cases(t: Target, text: dict[str, Any]) -> list[Case]:
+    bad = Expectation(400)
+    return [
+        Case("malformed JSON", "errors", "POST", RESPONSES, "openai", b'{"model": ',
+             expect=bad),
+        Case("unknown model", "errors", "POST", RESPONSES, "openai",
+             {**text, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
+        Case("max_output_tokens below 16", "errors", "POST", RESPONSES, "openai",
+             {**text, "max_output_tokens": 8}, expect=bad),
+        Case("input a number", "errors", "POST", RESPONSES, "openai", {**text, "input": 5},
+             expect=bad),
+        Case("unknown previous_response_id", "errors", "POST", RESPONSES, "openai",
+             {**text, "previous_response_id": "resp_gateprobe_none"}, expect=Expectation(404)),
+        Case("unknown response", "errors", "GET", RESPONSES + "/resp_gateprobe_none", "openai",
+             expect=Expectation(404)),
+        Case("bad key", "auth", "POST", RESPONSES, "openai", text, "bad",
+             Expectation(401, kind="bad_key")),
+        Case("missing key", "auth", "GET", RESPONSES + "/resp_gateprobe_none", "openai", None,
+             "none", Expectation(401, kind="missing_key")),
+    ]
+
+
+OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases, media_cases,
+                                              responses_cases)
 """Builders of the opt-in families' cases, of several categories each: a category's suite
 runs its core builder's cases and theirs of its category."""
 

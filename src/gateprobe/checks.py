@@ -121,15 +121,23 @@ class Context:
     """The target is held to the upstream API's letter (``strictness: strict-upstream``)."""
     envelopes: frozenset[str] = frozenset({"family"})
     """The error envelopes the target answers in (``Target.envelopes``)."""
+    target_port: int | None = None
+    """The port the run talks to (with ``target_host``: the target's own address)."""
+    information: list[str] | None = None
+    """Where a check says what it learnt and does not judge (an extra field a documented
+    target may add): the report's information lines; None: not collected."""
 
     @classmethod
     def of(cls, target: Target, family: Family, expect: Expectation | None = None,
            seen_ids: set[str] | None = None,
-           input_tokens: dict[str, tuple[int, bool]] | None = None) -> Context:
+           input_tokens: dict[str, tuple[int, bool]] | None = None,
+           information: list[str] | None = None) -> Context:
         """The context of an exchange with ``target``: its profile, keys and host."""
+        url = urlsplit(target.base_url)
         return cls(family, target.profile, Redactor(target.secrets), expect or Expectation(),
-                   target.secrets, urlsplit(target.base_url).hostname or "", seen_ids,
-                   input_tokens, target.strictness == "strict-upstream", target.envelopes)
+                   target.secrets, url.hostname or "", seen_ids,
+                   input_tokens, target.strictness == "strict-upstream", target.envelopes,
+                   url.port or {"http": 80, "https": 443}.get(url.scheme), information)
 
 
 CheckFn = Callable[[Context, Exchange], CheckResult]

@@ -184,7 +184,7 @@ def compare_cases(target: Target) -> list[Case]:
         if case.golden is not None and not case.golden.stream:
             goldens.setdefault(case.path, case)
     streams: dict[str, Case] = {}
-    for case in stream_cases(target):
+    for case in [*stream_cases(target), *category_cases("stream", target)]:  # opt-in too
         streams.setdefault(case.path, case)  # the first of each: the plain variant
     bad_key = [c for c in auth_cases(target) if c.name == "bad key"][:1]
     unknown = [c for c in error_cases(target) if c.name == "unknown model"][:1]

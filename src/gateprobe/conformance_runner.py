@@ -45,6 +45,7 @@ from gateprobe.pytest_plugin import (
     TESTS_KEY,
 )
 from gateprobe.redact import Redactor, redact_file, redact_tree
+from gateprobe.runstate import RunState
 from gateprobe.targets import Target
 from gateprobe.user_checks import load_check_modules
 
@@ -117,6 +118,10 @@ class ConformanceResult:
     """Known endpoints the target does not serve: nothing was sent to them."""
     tokens_asked: int = 0
     """Tokens the run's requests asked to generate, all together (each its max_tokens)."""
+    budget_out: str = ""
+    """Which budget ran out, as the user set it ('' when none did)."""
+    uncapped: int = 0
+    """Requests not sent under ``--max-generated-tokens``: nothing bounded their cost."""
     information: list[str] = field(default_factory=list)
     """What the target does that it does not declare either way: said, never judged."""
     log: Path | None = None
@@ -181,8 +186,21 @@ class SuiteRun:
         state = stash.get(RUN_STATE_KEY, None)
         self.result.budget_spent = state is not None and (state.told or state.cap_told)
         self.result.tokens_asked = state.tokens_asked if state is not None else 0
+        if state is not None:
+            self.result.budget_out = budget_out(state)
+            self.result.uncapped = state.uncapped
         information: list[str] = stash.get(INFORMATION_KEY, [])
         self.result.information = list(information)
+
+
+def budget_out(state: RunState) -> str:
+    """Which of the run's budgets ran out, named as the user set it ('' when none did)."""
+    if state.cap_told:
+        return (f"the generated-token budget (--max-generated-tokens {state.token_cap}) "
+                "was reached")
+    if state.told and state.budget_s is not None:
+        return f"the time budget (--budget-s {state.budget_s:g}) ran out"
+    return ""
 
 
 def run_conformance(target: Target, options: ConformanceOptions,
@@ -233,7 +251,12 @@ def show_result(result: ConformanceResult, console: Console, seconds: float) -> 
     for line in findings_tree(result.findings, console.width):
         console.line(line)
     if result.budget_spent:
-        console.line("the run's budget ran out: the tests after that point were not run")
+        console.line(f"{result.budget_out or 'the run budget ran out'}: the tests after that "
+                     "point were not run")
+    if result.uncapped:
+        console.line(f"{result.uncapped} request{'s' if result.uncapped != 1 else ''} not "
+                     "sent: each names no token cap and the target declares no max_tokens, "
+                     "so its cost is unbounded under --max-generated-tokens")
     for line in result.missing_extras:
         console.line(line)
     if result.fuzz_seed is not None:

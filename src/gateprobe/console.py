@@ -13,10 +13,16 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import textwrap
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol, TextIO
+
+
+class OutputClosed(Exception):
+    """Standard output was closed by its reader (``gateprobe ... | head``): nothing more can
+    be written there. The CLI ends the command quietly (``errors.OUTPUT_CLOSED_EXIT``)."""
 
 
 class Progress(Protocol):
@@ -99,24 +105,39 @@ class Console:
         return shutil.get_terminal_size((100, 24)).columns if self.is_terminal else 120
 
     def line(self, text: str = "") -> None:
-        """A line of normal output."""
-        self.out.write(text + "\n")
-        self.out.flush()
+        """A line of normal output (``OutputClosed`` once its reader has gone)."""
+        try:
+            self.out.write(text + "\n")
+            self.out.flush()
+        except BrokenPipeError as exc:
+            raise OutputClosed from exc
 
     def error(self, text: str) -> None:
         """A one-line diagnostic on standard error."""
         self.err.write(f"gateprobe: {text}\n")
         self.err.flush()
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-        """A plain-text table with columns padded to fit (readable in CI logs and terminals)."""
+    def table(self, header: Sequence[str], rows: Sequence[Sequence[str]],
+              max_width: int | None = None) -> None:
+        """A plain-text table with columns padded to fit (readable in CI logs and terminals).
+
+        With ``max_width``, the last column wraps so that no line is longer (a listing read
+        in an 80- or 100-column terminal); the other columns keep their full width."""
         widths = [len(h) for h in header]
         for row in rows:
             widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+        if max_width is not None:
+            indent = sum(widths[:-1]) + 2 * (len(widths) - 1)
+            widths[-1] = min(widths[-1], max(20, max_width - indent))
         self.line("  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip())
         self.line("  ".join("-" * w for w in widths))
         for row in rows:
-            self.line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+            head = "".join(c.ljust(w) + "  " for c, w in zip(row[:-1], widths, strict=False))
+            last = [row[-1]] if max_width is None else \
+                textwrap.wrap(row[-1], widths[-1], break_on_hyphens=False) or [""]
+            self.line((head + last[0]).rstrip())
+            for more in last[1:]:
+                self.line(" " * len(head) + more)
 
     @contextmanager
     def progress(self, unit: str, every_s: float = 10.0) -> Iterator[Progress]:

@@ -113,6 +113,13 @@ FAMILY_PROBES: tuple[FamilyProbe, ...] = (
                 model="transcriptions"),  # no file
     FamilyProbe("moderations", "POST", ENDPOINTS["moderations"], _model("moderations"),
                 model="moderations"),  # no input
+    # OpenAI's stateful families: a body their routes refuse (no input, and max_output_tokens
+    # below 16; items not a list), and the stored completions' list (a read).
+    FamilyProbe("responses", "POST", ENDPOINTS["responses"],
+                _model("responses", max_output_tokens=1), model="responses"),
+    FamilyProbe("conversations", "POST", ENDPOINTS["conversations"],
+                lambda m: {"items": "not a list"}),
+    FamilyProbe("chat_store", "GET", ENDPOINTS["chat"] + "?limit=1"),
     FamilyProbe("realtime", "GET", ENDPOINTS["realtime"], model="realtime",
                 websocket=True),  # opened and closed: no response asked
     FamilyProbe("midjourney", "POST", ENDPOINTS["midjourney"] + "/imagine",

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateprobe.console import Console
-from gateprobe.fuzz_guard import Guard, clamp_tokens, examples_for, max_tokens_of
+from gateprobe.fuzz_guard import Guard, examples_for, tokens_bound
 from gateprobe.targets import Target
 
 SDK_CALLS = 10
@@ -48,28 +48,40 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
     cases = [case for case in all_cases(target) if chosen(case.category)]
     counts: Counter[str] = Counter()
     tokens: Counter[str] = Counter()
+    uncapped: Counter[str] = Counter()
     for case in cases:
         key = f"{case.method} {case.path}"
         counts[key] += 1
-        tokens[key] = max(tokens[key], max_tokens_of(clamp_tokens(case.body, target.max_tokens)))
+        bound = tokens_bound(case.path, case.body, target.max_tokens)
+        uncapped[key] += bound is None
+        tokens[key] = max(tokens[key], bound or 0)
     guard = Guard.for_target(target, max_tokens_cap, max_requests)
     examples = examples_for(target, max_examples)
     console.line(f"dry run: gateprobe conformance against {target.base_url} "
                  f"({target.profile}); selection: {select or 'every category'}")
     console.table(["endpoint", "requests", "max tokens each"],
-                  [[k, str(counts[k]), str(tokens[k] or "-")] for k in sorted(counts)])
-    worst = sum(max_tokens_of(clamp_tokens(case.body, target.max_tokens)) for case in cases)
+                  [[k, str(counts[k]), str(tokens[k] or "-") + (" (+ no cap)" if uncapped[k]
+                                                                else "")]
+                   for k in sorted(counts)])
+    worst = sum(tokens_bound(case.path, case.body, target.max_tokens) or 0 for case in cases)
     console.line(f"cases: {len(cases)} requests (a 429 the run did not ask for is retried "
-                 f"at most twice), at most {worst} generated tokens in all")
+                 f"at most twice), at most {worst} generated tokens in all"
+                 + _uncapped_line(sum(uncapped.values()), max_generated_tokens))
     if chosen("endpoint") and "midjourney" in target.served:
         from gateprobe.tasks import describe_traffic
 
         console.line(describe_traffic(target))
+    if chosen("endpoint"):
+        from gateprobe.stateful import describe_traffic as stateful_traffic
+
+        if stateful_traffic(target):
+            console.line(stateful_traffic(target))
     if chosen("stream") and "realtime" in target.served:
         console.line("realtime: 4 WebSocket sessions (one text turn and one malformed event "
                      "in the first; the other three refused at the handshake)")
     if chosen("sdk"):
-        console.line(f"sdk: {SDK_CALLS} calls through the official SDKs, max_tokens "
+        calls = SDK_CALLS + (2 if "responses" in target.served else 0)  # plain, streamed
+        console.line(f"sdk: {calls} calls through the official SDKs, max_tokens "
                      f"{SDK_MAX_TOKENS} (the claude-2-web stream names none: that model "
                      "ignores it)")
     if chosen("fuzz"):
@@ -90,6 +102,18 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
                      f"{max_generated_tokens} tokens in all (--max-generated-tokens)")
     console.line("nothing was sent")
     return 0
+
+
+def _uncapped_line(uncapped: int, cap: int | None) -> str:
+    """What the requests that name no token cap (against a target declaring no maximum) add
+    to the bound: nothing under a cap (they are not sent), else no bound at all."""
+    if not uncapped:
+        return ""
+    if cap is not None:
+        return (f"; {uncapped} more name no token cap and the target declares no max_tokens: "
+                "not sent under --max-generated-tokens")
+    return (f", plus {uncapped} requests that name no token cap (the target declares no "
+            "max_tokens): their answers are as long as the target makes them")
 
 
 def _stateful(target: Target, chosen: Callable[[str], bool], console: Console) -> None:
@@ -127,15 +151,17 @@ def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
             rows.append([tier, str(limit), str(n), "1", plan.tier_keys.get(tier, "?")])
         console.table(["tier", "limit", "burst", "recovery", "key variable"], rows)
         console.line(f"{total} requests to /v1/chat/completions ({plan.models['legacy_chat']}, "
-                     f"max_tokens 1), bursts spread over {plan.burst_spread_s:g} s")
+                     f"max_tokens 1, which that model ignores: its answers are as long as "
+                     f"the gateway makes them), every burst at once, at most {plan.max_rps:g}/s "
+                     f"(all out within {plan.burst_total / plan.max_rps:.2g} s of a "
+                     f"{plan.window_s:g} s window)")
     elif plan.scenario == "tasks":
         polls = math.ceil(plan.task_deadline_s / plan.poll_interval_s) + 1
         console.line(f"{plan.users} users, each creating a Midjourney imagine task and querying "
                      f"it every {plan.poll_interval_s:g} s until SUCCESS or FAILURE (at most "
                      f"{polls} queries and {plan.task_deadline_s:g} s a task), for "
-                     f"{plan.duration_s:g} s; at most "
-                     f"{min(plan.max_requests, math.ceil(plan.max_rps * plan.duration_s))} "
-                     f"requests (caps: {plan.max_requests} requests, {plan.max_rps:g}/s)")
+                     f"{plan.duration_s:g} s; at most {plan.request_bound} requests (caps: "
+                     f"{plan.max_requests} requests, {plan.max_rps:g}/s)")
     else:
         weights = {k: w for k, w in plan.weights.items() if w > 0}
         share = sum(weights.values())
@@ -144,9 +170,9 @@ def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
         console.table(["endpoint", "share", "max tokens each"],
                       [[k, f"{w / share:.0%}", str(plan.max_tokens)] for k, w in weights.items()])
         console.line(f"{plan.users} users, {how}, for {plan.duration_s:g} s")
-        expected = min(plan.max_requests, math.ceil(plan.max_rps * plan.duration_s))
-        console.line(f"at most {expected} streaming requests (caps: {plan.max_requests} "
-                     f"requests, {plan.max_rps:g}/s), at most {expected * plan.max_tokens} "
+        bound = plan.request_bound
+        console.line(f"at most {bound} streaming requests (caps: {plan.max_requests} "
+                     f"requests, {plan.max_rps:g}/s), at most {bound * plan.max_tokens} "
                      f"generated tokens")
     missing = [v for v in plan.secret_envs if not os.environ.get(v)] if keys_from_env else []
     if missing:

@@ -34,6 +34,8 @@ ADMIN_KEYS = ("gp-admin-0001", "gp-admin-0002")
 TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
 MEDIA_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions", "moderations"})
 GATEWAY_API_ENDPOINTS = frozenset({"midjourney", "serper", "google_search"})
+RESPONSES_ENDPOINTS = frozenset({"responses", "conversations", "chat_store"})
+"""OpenAI's stateful APIs: the Responses API, Conversations, stored chat completions."""
 
 
 def reference_endpoints(profile: str) -> frozenset[str]:
@@ -41,7 +43,8 @@ def reference_endpoints(profile: str) -> frozenset[str]:
     media families under every profile, the Realtime API beside OpenAI's routes, and the
     seeds' gateway's own APIs under its profile."""
     served = profile_endpoints(profile) | MEDIA_ENDPOINTS
-    served |= frozenset({"realtime"}) if profile != "anthropic" else frozenset()
+    served |= frozenset({"realtime"}) | RESPONSES_ENDPOINTS if profile != "anthropic" \
+        else frozenset()
     return served | (GATEWAY_API_ENDPOINTS if profile == "ohmygpt" else frozenset())
 
 
@@ -108,14 +111,19 @@ def embedded_target(embedded: Embedded, choice: TargetChoice | None = None,
 
 @contextmanager
 def open_target(choice: TargetChoice, embedded: Embedded, console: Console | None = None, *,
-                dry_run: bool = False) -> Iterator[Target]:
+                dry_run: bool = False, preflight: bool = False) -> Iterator[Target]:
     """The command's target for the block: the one a user named (keys read now, reachability
-    checked), or the embedded gateway started for it. A dry run reads no key, starts nothing
-    and contacts nobody."""
+    checked, and with ``preflight`` a wrong key, base URL or profile refused in one line), or
+    the embedded gateway started for it. A dry run reads no key, starts nothing and contacts
+    nobody."""
     if not choice.is_embedded:
         target = resolve_target(choice, read_keys=not dry_run)
         if not dry_run:
             check_reachable(target.base_url)
+            if preflight:
+                from gateprobe.preflight import preflight as check_settings
+
+                check_settings(target)
         yield target
     elif dry_run:
         yield _target("http://127.0.0.1:0", embedded, choice)

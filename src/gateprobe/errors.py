@@ -44,9 +44,13 @@ class TargetUnreachable(GateprobeError):
     exit_code = 3
 
 
-RATE_LIMITED_EXIT = 4
-"""Exit code of a load run the target's rate limit cut short of a verdict: not a finding about
-the gateway (it limited as a gateway may), not a mistake of the user's."""
+INCONCLUSIVE_EXIT = 4
+"""Exit code of a run that could not tell (the verdict "inconclusive"): not a finding about the
+gateway, not a mistake of the user's. A latency run the target's rate limit cut short, a
+rate-limit burst that cannot tell the limiter from a looser one or none at this window."""
+RATE_LIMITED_EXIT = INCONCLUSIVE_EXIT
+"""The first inconclusive outcome (a latency run the target's rate limit cut short); kept as a
+name for it."""
 
 
 SATURATED_EXIT = 5
@@ -55,6 +59,10 @@ latency numbers carry the generator's delay, so its timing objectives were not j
 
 INTERRUPTED_EXIT = 130
 """Exit code of a command stopped with Ctrl-C (128 + SIGINT, as shells report it)."""
+
+OUTPUT_CLOSED_EXIT = 141
+"""Exit code of a command whose standard output its reader closed (``gateprobe ... | head``):
+128 + SIGPIPE, as shells report a process that pipe killed; it ends without a word."""
 
 INTERRUPT = threading.Event()
 """Set by the CLI's SIGINT handler. A Ctrl-C that lands in a garbage-collector callback or a
@@ -66,16 +74,20 @@ EXIT_CODES: dict[int, str] = {
     1: "the target failed a check (findings)",
     2: "usage or configuration error (one line on stderr per mistake)",
     TargetUnreachable.exit_code: "target unreachable",
-    RATE_LIMITED_EXIT: "a latency run cut short by the target's rate limit: more than half its "
-                       "requests were refused with 429 and no limit was declared, so it "
-                       "measured the limiter, not latency (no verdict; declare `api_key_tier` "
-                       "and `limits` to pace under it)",
+    INCONCLUSIVE_EXIT: "inconclusive: the run could not tell, and says why (no finding): a "
+                       "latency run cut short by the target's rate limit (more than half its "
+                       "requests refused with 429 and no limit declared: declare `api_key_tier` "
+                       "and `limits` to pace under it), or a rate-limit burst whose refill "
+                       "tolerance is over 10% of a limit it exceeded (send it faster or judge "
+                       "strictly with `--rate-algorithm sliding_window`)",
     SATURATED_EXIT: "a load run whose own generator saturated (its scheduling, receive or "
                     "event-loop lag p99 above the bound, 2 ms by default): its latency "
                     "objectives were not judged (no verdict; spread the users with "
                     "`--processes auto` or workers on more hosts, or run fewer `--users`)",
     INTERRUPTED_EXIT: "interrupted (Ctrl-C): one line on stderr; the phases that finished are "
                       "in the report folder",
+    OUTPUT_CLOSED_EXIT: "standard output was closed by its reader (a pipe into `head`, say): "
+                        "the command stopped there, without a word",
 }
 """Every exit code of the ``gateprobe`` command, defined once: each subcommand's ``--help``
 and the README's table are rendered from it (a test compares the README)."""

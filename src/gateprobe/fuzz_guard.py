@@ -13,9 +13,11 @@ from gateprobe.targets import Target
 
 MODEL_FOR_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions",
                   "/v1/embeddings": "embeddings", "/v1/complete": "complete",
-                  "/v1/messages": "messages", "/v1/messages/count_tokens": "messages"}
+                  "/v1/messages": "messages", "/v1/messages/count_tokens": "messages",
+                  "/v1/responses": "responses"}
 VALID_PROMPT = "\n\nHuman: Say test\n\nAssistant:"
-TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample")
+TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample",
+                "max_output_tokens")
 
 
 def clamp_tokens(body: Any, cap: int | None) -> Any:
@@ -25,6 +27,23 @@ def clamp_tokens(body: Any, cap: int | None) -> Any:
         return body
     return {k: min(v, cap) if k in TOKEN_FIELDS and isinstance(v, int) and
             not isinstance(v, bool) else v for k, v in body.items()}
+
+
+GENERATING_PATHS = {"/v1/chat/completions": "max_tokens", "/v1/completions": "max_tokens",
+                    "/v1/messages": "max_tokens", "/v1/complete": "max_tokens_to_sample"}
+"""The routes whose answers are generated tokens, and the field that caps them there."""
+
+
+def tokens_bound(path: str, body: Any, declared_max: int | None) -> int | None:
+    """The most tokens a request may cost: its own cap (clamped to what the target declares
+    it may be asked), or, on a generating route without one, the target's declared maximum;
+    None when nothing bounds it (a generating request with no cap, to a target declaring
+    none). A request that generates nothing costs 0."""
+    if path not in GENERATING_PATHS or not isinstance(body, dict):
+        return 0
+    if any(isinstance(body.get(name), int) for name in TOKEN_FIELDS):
+        return max_tokens_of(clamp_tokens(body, declared_max))
+    return declared_max
 
 
 def max_tokens_of(body: Any) -> int:
@@ -110,6 +129,13 @@ class Guard:
             value = body.get(name)
             if isinstance(value, int) and not isinstance(value, bool) and value > self.max_tokens:
                 body[name] = self.max_tokens
+
+    def cap(self, path: str, body: Any) -> None:
+        """Give a generating request that names no token cap this run's (under
+        ``--max-generated-tokens`` every request carries one: its cost is then bounded)."""
+        if path in GENERATING_PATHS and isinstance(body, dict) and \
+                not any(name in body for name in TOKEN_FIELDS):
+            body[GENERATING_PATHS[path]] = self.max_tokens
 
 
 def examples_for(target: Target, requested: int | None) -> int:

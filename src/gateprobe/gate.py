@@ -297,7 +297,7 @@ def run_gate(config: GateConfig, console: Console, report_dir: Path | None = Non
              today: dt.date | None = None, *, verbose: bool = False) -> GateResult:
     """Run the gate file's suites against its target, decide, write the report."""
     today = today or dt.date.today()
-    with open_target(_choice(config), EMBEDDED, console) as target:
+    with open_target(_choice(config), EMBEDDED, console, preflight=True) as target:
         _check_runnable(config, target)
         options = RunOptions(suites=tuple(config.suites), select=config.select,
                              latency=config.latency, slo=config.slo, budget_s=config.budget_s,

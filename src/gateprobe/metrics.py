@@ -77,11 +77,14 @@ class StreamMetrics:
     end_ms: float | None
     """Time to the end of the stream, terminator included."""
     output_tokens: int
+    """Tokens generated: the response's usage when it reports them, else counted by the
+    offline tokenizer (a chunk of several tokens counts as several)."""
     tokens_source: str
     """``usage`` (the response said) or the offline tokenizer's name (we counted)."""
     itl_ms: list[float]
     """Gaps between consecutive content events."""
     content_events: int
+    """How many events carried generated content."""
 
     @property
     def tpot_ms(self) -> float | None:

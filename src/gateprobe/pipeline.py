@@ -25,9 +25,9 @@ from gateprobe.conformance_runner import dry_run as conformance_dry_run
 from gateprobe.console import Console
 from gateprobe.embedded import Embedded
 from gateprobe.errors import (
+    INCONCLUSIVE_EXIT,
     INTERRUPT,
     INTERRUPTED_EXIT,
-    RATE_LIMITED_EXIT,
     SATURATED_EXIT,
     ConfigError,
 )
@@ -47,6 +47,7 @@ from gateprobe.events import (
 from gateprobe.findings import Finding
 from gateprobe.load.runner import TASK_PATHS, LoadOptions, run_load
 from gateprobe.load.runner import dry_run as load_dry_run
+from gateprobe.load.slo import load_slo
 from gateprobe.redact import Redactor
 from gateprobe.report import new_run_dir
 from gateprobe.report.folder import finish, handlers_for, utc_now
@@ -99,6 +100,8 @@ class RunOptions:
         run would refuse is refused before a gateway starts or a report folder exists."""
         if self.select:
             check_selection(self.select)
+        if isinstance(self.slo, Path):  # a mistake in it is said now, not after conformance
+            load_slo(self.slo)
         return replace(self, suites=tuple(check_suites(self.suites)))
 
 
@@ -138,11 +141,16 @@ def run(target: Target, options: RunOptions, console: Console,
 
 
 def run_exit_code(phases: Sequence[Phase]) -> int:
-    """``exit_code_of`` the phases; but a run that would pass while a load phase's generator
-    saturated (its latency unjudged) is no pass: ``SATURATED_EXIT``."""
+    """``exit_code_of`` the phases, but a run whose only shortfall is a phase that could not
+    tell is never reported as a pass: ``SATURATED_EXIT`` when a load phase's own generator
+    saturated (its latency unjudged), else ``INCONCLUSIVE_EXIT`` (a verdict that could not
+    tell, or a run the target's rate limit cut short)."""
     code = exit_code_of(phases)
     if code == 0 and any(p.data.get("saturated") for p in phases):
         return SATURATED_EXIT
+    if code == 0 and any(p.data.get("inconclusive") or p.data.get("limited_by_target")
+                         for p in phases):
+        return INCONCLUSIVE_EXIT
     return code
 
 
@@ -155,8 +163,9 @@ def run_phases(target: Target, options: RunOptions, run_dir: Path, console: Cons
                       lambda: conformance_phase(target, options, run_dir, console)))
     if "rate-limits" in options.suites:
         rate = LoadOptions(scenario="rate-limits", slo=options.slo)
+        earlier = bool(steps)
         steps.append(("short rate-limit run",
-                      lambda: load_phase(target, rate, run_dir, console)))
+                      lambda: rate_limit_phase(target, rate, run_dir, console, earlier)))
     if "latency" in options.suites:
         latency = replace(options.latency, slo=options.slo or options.latency.slo)
         steps.append(("short latency run",
@@ -206,8 +215,13 @@ def load_phase(target: Target, options: LoadOptions, run_dir: Path, console: Con
     if why_not:
         return Phase(scenario, SKIPPED, why_not)
     result = run_load(target, replace(options, report_dir=run_dir / scenario), console)
-    if result.exit_code in (RATE_LIMITED_EXIT, SATURATED_EXIT):
-        # no verdict on latency (the limiter, or our own generator, was measured): no finding
+    if result.verdict and result.verdict.get("refused_key"):  # a wrong secret: said once
+        raise ConfigError(result.verdict["refused_key"]["why"])
+    if result.exit_code == INCONCLUSIVE_EXIT:  # could not tell: not a finding either
+        return Phase(scenario, SKIPPED, f"inconclusive: {result.reason}", scenario,
+                     result.verdict or {})
+    if result.exit_code == SATURATED_EXIT:
+        # no verdict on latency (our own generator was measured): no finding either
         return Phase(scenario, SKIPPED, result.reason, scenario, result.verdict or {})
     if result.verdict is None:
         return Phase(scenario, ERROR,
@@ -215,6 +229,31 @@ def load_phase(target: Target, options: LoadOptions, run_dir: Path, console: Con
                      scenario)
     return Phase(scenario, PASSED if result.ok else FAILED, result.reason, scenario,
                  result.verdict, result.findings)
+
+
+def rate_limit_phase(target: Target, options: LoadOptions, run_dir: Path, console: Console,
+                     after_others: bool) -> Phase:
+    """The rate-limit scenario, each tier's budget full: a tier key the earlier phases also
+    sent with has spent part of its window, so the phase waits for a fresh one first (else a
+    correct limiter "accepts only 38 of 60")."""
+    touched = touched_tiers(target) if after_others else []
+    if touched and not load_refusal(target, "rate-limits"):
+        wait = target.window_s + 1
+        console.line(f"rate-limits: waiting {wait:g} s for a fresh window: the earlier phases "
+                     f"sent with the key of tier {', '.join(touched)}")
+        sleep(wait)
+    return load_phase(target, options, run_dir, console)
+
+
+def touched_tiers(target: Target) -> list[str]:
+    """The tiers whose key the conformance phase also sends with (its API key, the
+    no-permission key, the admin keys)."""
+    used = {target.api_key, target.no_permission_key, target.admin_key, target.other_admin_key}
+    return [tier for tier, key in target.tier_keys.items() if key and key in used]
+
+
+sleep = time.sleep
+"""The wait for a fresh window (a seam for tests)."""
 
 
 def load_refusal(target: Target, scenario: str) -> str:

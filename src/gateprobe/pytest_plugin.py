@@ -203,9 +203,16 @@ def _stop(told: bool, reason: str) -> None:
     pytest.skip(reason)
 
 
-def admit_tokens(state: RunState, asked: int) -> None:
+def admit_tokens(state: RunState, asked: int | None) -> None:
     """Count a request's tokens against the run's cap (a paid gateway's run must stop at its
-    cost bound)."""
+    cost bound). A request nothing bounds (``asked`` None: no cap of its own, no declared
+    maximum) is not sent under a cap: its cost could be anything."""
+    if asked is None:
+        if state.token_cap is None:
+            return
+        state.uncapped += 1
+        pytest.skip(f"not sent: it names no token cap and the target declares no max_tokens, "
+                    f"so it could exceed --max-generated-tokens {state.token_cap}")
     if not state.admit_tokens(asked):
         told, state.cap_told = state.cap_told, True
         _stop(told, f"the run's cap of {state.token_cap} generated tokens is reached")
@@ -292,7 +299,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
     from gateprobe.cases import information_line
     from gateprobe.checks import Context, run_checks
-    from gateprobe.fuzz_guard import clamp_tokens, max_tokens_of
+    from gateprobe.fuzz_guard import tokens_bound
     from gateprobe.probe import curl_command, send
     from gateprobe.protocols.conformance import checks_for, normalized_answer
     from gateprobe.redact import Redactor
@@ -302,7 +309,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             pytest.skip("no key without model permission given (--no-permission-key-env)")
         redactor = Redactor(gateprobe_target.secrets)
         admit_tokens(gateprobe_run,
-                     max_tokens_of(clamp_tokens(case.body, gateprobe_target.max_tokens)))
+                     tokens_bound(case.path, case.body, gateprobe_target.max_tokens))
         exchange = send(gateprobe_http, gateprobe_target, case, gateprobe_run)
         if case.expect.kind == "information":  # learnt, never judged
             request.config.stash[INFORMATION_KEY].append(information_line(case, exchange))
@@ -314,11 +321,14 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
             request.config.stash[RECORDED_KEY][case.golden.file][case.golden.name] = (
                 exchange.status, answer)
             return []
+        learnt: list[str] = []  # what a check says and does not judge
         ctx = Context.of(gateprobe_target, case.family, case.expect, gateprobe_run.seen_ids,
-                         gateprobe_run.input_tokens)
+                         gateprobe_run.input_tokens, learnt)
         repro = curl_command(gateprobe_target, case)
         findings = collapse(replace(f, case=case.id, repro=repro)
                             for f in run_checks(ctx, exchange, checks_for(ctx, exchange)))
+        request.config.stash[INFORMATION_KEY] += [f"{case.method} {case.id}: {line}"
+                                                  for line in dict.fromkeys(learnt)]
         record(request.config, case.path, findings)
         request.config.stash[OUTCOMES_KEY][case.path] += 1
         _allure(case, repro, exchange.status, findings, redactor.text(

@@ -75,6 +75,8 @@ class RunState:
     tokens_asked: int = 0
     cap_told: bool = False
     """Whether the test that found the token cap reached has said so (once per run)."""
+    uncapped: int = 0
+    """Requests not sent under the token cap because nothing bounded their cost."""
 
     def admit_tokens(self, asked: int) -> bool:
         """Count a request that may generate ``asked`` tokens; False (and nothing counted)

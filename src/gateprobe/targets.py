@@ -30,6 +30,7 @@ DEFAULT_MODELS: Mapping[str, str] = {
     "speech": "tts-1",
     "transcriptions": "whisper-1",
     "moderations": "omni-moderation-latest",
+    "responses": "gpt-4o-mini",
 }
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
 
@@ -51,13 +52,18 @@ ENDPOINTS: Mapping[str, str] = {
     "midjourney": "/api/v1/ai/draw/mj",
     "serper": "/api/v1/openapi/search/serper/v1",
     "google_search": "/api/v1/openapi/search/google-search/v1",
+    "responses": "/v1/responses",
+    "conversations": "/v1/conversations",
+    "chat_store": "/v1/chat/completions/{completion_id}",
 }
 """The model endpoints gateprobe knows, by the name a targets file declares them with (a
-family of routes by their common prefix: ``midjourney`` is every ``/api/v1/ai/draw/mj/*``)."""
+family of routes by their common prefix: ``midjourney`` is every ``/api/v1/ai/draw/mj/*``;
+``chat_store`` is the stored chat completions: ``GET /v1/chat/completions`` and
+``/v1/chat/completions/{completion_id}[/messages]``, judged only when declared)."""
 ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
 OPT_IN_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions",
                               "moderations", "realtime", "midjourney", "serper",
-                              "google_search"})
+                              "google_search", "responses", "conversations", "chat_store"})
 """Families no profile implies: only a target whose entry (or ``--endpoints``) declares one
 gets its cases, probes and load; one that does not is not told they are "not served"."""
 CORE_ENDPOINTS = frozenset(ENDPOINTS) - OPT_IN_ENDPOINTS
@@ -245,6 +251,9 @@ class Target:
     """The error envelopes it answers in (``ERROR_ENVELOPES``); None: its profile's."""
     rate_headers: str = "family"
     """The budget headers its limiter states (``RATE_HEADERS``)."""
+    declared_models: frozenset[str] | None = None
+    """The model roles its entry's ``models:`` names (None: it names none, and the profile's
+    defaults are its models): a case needing a role it leaves out is not sent."""
 
     @property
     def envelopes(self) -> frozenset[str]:
@@ -655,6 +664,8 @@ class TargetEntry:
                       auth_styles=self.auth, strictness=self.strictness,
                       max_tokens=self.max_tokens, error_envelopes=self.error_envelopes,
                       rate_headers=self.rate_headers,
+                      declared_models=frozenset({**self.models, **(models or {})})
+                      if self.models else None,
                       no_permission_key_env=self.no_permission_key_env or "",
                       upstream=self.upstream, propagation=self.propagation,
                       headers=headers_of(self.headers, key),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -100,17 +101,36 @@ def test_findings_and_reason_of_a_verdict() -> None:
     [finding] = findings_of(latency)
     assert (finding.check_id, finding.case, finding.observed) == (
         "slo.ttft_p95_ms", "slo ttft_p95_ms", "no data")
-    assert summary_line(latency) == "9 streams, TTFT p95 nan ms, errors 0"
+    assert summary_line(latency) == "9 streams, no TTFT sample, errors 0"
 
 
 def test_the_openai_profile_is_never_sent_an_anthropic_route() -> None:
     target = Target("http://127.0.0.1:9", "openai", "k")
     plan = plan_load(target, LoadOptions(scenario="latency"), sending=False)
-    assert plan.weights == {"chat": 1.0, "messages": 0.0, "complete": 0.0, "speech": 0.0}
+    assert plan.weights == {"chat": 1.0, "messages": 0.0, "complete": 0.0, "speech": 0.0,
+                            "responses": 0.0}
     with pytest.raises(UsageError, match="does not serve /v1/messages"):
         plan_load(target, LoadOptions(scenario="latency", weights={"messages": 1.0}),
                   sending=False)
     anthropic = plan_load(Target("http://127.0.0.1:9", "ohmygpt", "k"),
                           LoadOptions(scenario="latency"), sending=False)
-    # speech is opt-in: 0 unless asked, even where declared
-    assert anthropic.weights == {"chat": 1.0, "messages": 1.0, "complete": 1.0, "speech": 0.0}
+    # speech and responses are opt-in: 0 unless asked, even where declared
+    assert anthropic.weights == {"chat": 1.0, "messages": 1.0, "complete": 1.0, "speech": 0.0,
+                                 "responses": 0.0}
+
+
+def test_a_load_run_whose_key_is_refused_stops_and_names_the_variable(tmp_path: Path) -> None:
+    """Past the preflight (a key revoked, a Python caller): the first answers all 401, the
+    run stops there, and its verdict is the user's mistake (exit 2), not an SLO miss."""
+    out, err = io.StringIO(), io.StringIO()
+    with embedded_target(FAST) as target:
+        wrong = replace(target, api_key="gp-nobody-0001", api_key_env="GP_WRONG_KEY")
+        result = run_load(wrong, LoadOptions("latency", users=2, duration_s=30,
+                                             report_dir=tmp_path), Console(out, err))
+    assert result.exit_code == 2 and result.findings == []
+    assert result.verdict is not None and result.verdict["refused_key"]["variable"] == \
+        "GP_WRONG_KEY"
+    assert "refused the key in GP_WRONG_KEY" in err.getvalue()
+    assert "stopping: the first 20 answers refused the key" in \
+        (tmp_path / "locust.log").read_text()
+    assert "gp-nobody-0001" not in out.getvalue() + err.getvalue()

@@ -101,17 +101,46 @@ def test_a_token_bucket_passes_unless_declared_a_sliding_window(make_gateway: Ma
     """A continuous-refill limiter with right headers and Retry-After is a correct limiter:
     undeclared (unknown) or declared a token bucket it passes; declared a sliding window,
     what it accepts over the burst is more than the limit."""
-    gateway = make_gateway(rate_window_s=WINDOW_S, rate_algorithm="token_bucket")
-    args = ["load", "rate-limits", "--base-url", gateway.base_url, "--window-s", str(WINDOW_S)]
+    window = 20  # a bucket answers Retry-After of a token's refill: the run stays short
+    gateway = make_gateway(rate_window_s=window, rate_algorithm="token_bucket")
+    args = ["load", "rate-limits", "--base-url", gateway.base_url, "--window-s", str(window)]
     for tier, (variable, _, limit) in TIERS.items():
         args += ["--tier-key", f"{tier}={variable}", "--limit", f"{tier}={limit}"]
     code, out, err = gateprobe(*args, "--report-dir", str(tmp_path / "unknown"))
     assert code == 0, out + err
+    tiers = verdict(tmp_path / "unknown")["rate_limits"]["tiers"]
+    beyond = [t for t in tiers if t["accepted"] > t["limit"]]
+    for row in beyond:  # what refilled is said, with the tolerance and how to judge strictly
+        assert f"{row['accepted'] - row['limit']} accepted beyond the limit" in row["note"]
+        assert f"refill tolerance of {row['refill_tolerance']}" in out
+    if beyond:
+        assert "information:" in out and "--rate-algorithm sliding_window" in out
     gateway.state.reset()
     code, out, err = gateprobe(*args, "--rate-algorithm", "sliding_window", "--report-dir",
                                str(tmp_path / "sliding"))
     assert code == 1, out + err
     assert "ratelimit.limit" in verdict(tmp_path / "sliding")["failed_checks"]
+
+
+@pytest.mark.parametrize("fault", ["ratelimit-not-enforced", "ratelimit-off-by-few"])
+def test_a_short_window_never_lets_a_wrong_limiter_pass(make_gateway: MakeGateway,
+                                                       tmp_path: Path, fault: str) -> None:
+    """With a 5 s window and no algorithm declared, a gateway enforcing no limit (or 3 over
+    it) fails, or at worst is inconclusive when the burst could not go out fast enough: what
+    may refill during the burst never covers it, and it never passes."""
+    gateway = make_gateway(rate_window_s=5, faults=(fault,))
+    args = ["load", "rate-limits", "--base-url", gateway.base_url, "--window-s", "5",
+            "--report-dir", str(tmp_path)]
+    for tier, (variable, _, limit) in TIERS.items():
+        args += ["--tier-key", f"{tier}={variable}", "--limit", f"{tier}={limit}"]
+    code, out, err = gateprobe(*args)
+    assert code in (1, 4), out + err
+    result = verdict(tmp_path)
+    assert not result["ok"]
+    if code == 4:
+        assert "INCONCLUSIVE" in out and result["inconclusive"]["why"]
+    else:
+        assert "ratelimit.limit" in result["failed_checks"], out
 
 
 @pytest.mark.parametrize("fault", RATE_FAULTS)

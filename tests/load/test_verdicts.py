@@ -57,6 +57,40 @@ def test_a_token_bucket_is_judged_by_what_it_may_accept() -> None:
     assert "ratelimit.limit" in checks(samples, {"free": 12}, algorithm="sliding_window")
 
 
+def test_a_refill_tolerance_over_a_tenth_of_the_limit_is_inconclusive_never_ok() -> None:
+    """A burst spread over half the window: a bucket may add half the limit meanwhile, so 18
+    accepted of 12 cannot be told from a limit of 18 or none. Not a finding, never ok."""
+    samples = bucket(limit=12, window_s=10.0, span_s=5.0)
+    verdict = ratelimits.judge(samples, {"free": 12}, 10.0, 0.1, "unknown")
+    assert not verdict.problems and not verdict.ok
+    [why] = verdict.inconclusive
+    assert why.startswith("free: accepted 18 (limit 12)") and "up to 7" in why
+    assert "--rate-algorithm sliding_window" in why
+    assert verdict.tiers[0].outcome == "INCONCLUSIVE"
+
+
+def test_within_a_small_refill_tolerance_is_information_and_beyond_it_fails() -> None:
+    """A burst decided within 0.2 s of a 10 s window: a bucket may add 1 to 60; 61 accepted
+    passes with a note naming the tolerance, the excess and how to judge strictly; 63 (and a
+    no-limit gateway's all) fail."""
+    def burst(accepted: int, sent: int = 90) -> list[dict[str, Any]]:
+        out = [sample("vip", 100 + 0.2 * i / sent, 200, max(0, 59 - i), 60,
+                      t_end=100.2) for i in range(accepted)]
+        out += [sample("vip", 100.2, 429, 0, 60) for _ in range(sent - accepted)]
+        return out + [sample("vip", 103, 200, 59, 60, phase="recovery", waited_s=2.0)]
+
+    verdict = ratelimits.judge(burst(61), {"vip": 60}, 10.0, 0.1, "unknown")
+    assert verdict.ok and not verdict.inconclusive
+    [note] = verdict.notes
+    assert "1 accepted beyond the limit of 60, within the refill tolerance of 2" in note
+    assert "--rate-algorithm sliding_window" in note
+    for accepted in (63, 90):
+        verdict = ratelimits.judge(burst(accepted), {"vip": 60}, 10.0, 0.1, "unknown")
+        assert "ratelimit.limit" in {p.check_id for p in verdict.problems}
+    assert "not enforced" in str(ratelimits.judge(burst(90, 90), {"vip": 60}, 10.0, 0.1,
+                                                  "unknown").problems[0])
+
+
 def test_a_correct_tier_passes_and_the_timeline_counts_per_second() -> None:
     verdict = ratelimits.judge(good_tier(), {"free": 4}, 10.0)
     assert verdict.ok, verdict.problems
@@ -221,3 +255,17 @@ def test_budget_headers_are_not_judged_when_the_target_states_none() -> None:
     assert "ratelimit.headers" in checks(samples)
     verdict = ratelimits.judge(samples, {"free": 4}, 10.0, 0.0, "sliding_window", "none")
     assert verdict.problems == []
+
+
+def test_an_inconclusive_rate_limit_run_is_no_finding_and_never_ok(tmp_path: Path) -> None:
+    """The run's verdict says why it cannot tell, fails no check (no finding), is not ok, and
+    its one line names the tier as INCONCLUSIVE."""
+    from gateprobe.load.plan import LoadPlan
+    from gateprobe.load.results import findings_of, summary_line, verdict
+
+    plan = LoadPlan("rate-limits", "http://127.0.0.1:1", "ohmygpt", str(tmp_path),
+                    limits={"free": 12}, window_s=10.0, slo={"rate_limit_tolerance": 0.1})
+    result = verdict(plan, bucket(limit=12, window_s=10.0, span_s=5.0), 7.0)
+    assert not result["ok"] and result["failed_checks"] == [] and findings_of(result) == []
+    assert result["inconclusive"]["why"].startswith("free: accepted 18 (limit 12)")
+    assert summary_line(result).startswith("free 18/12 INCONCLUSIVE; free: accepted 18")

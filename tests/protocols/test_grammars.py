@@ -66,7 +66,7 @@ CHAT_CASES: list[tuple[str, list[Any], dict[str, Any], list[str]]] = [
     ("error in 200 stream", [CHAT_OK[0], {"error": {"message": "boom", "type": "x"}}], {},
      ["stream.error_event"]),
     ("no role first", CHAT_OK[1:], {}, ["stream.order"]),
-    ("no finish_reason", CHAT_OK[:-1], {}, ["stream.order"]),
+    ("no finish_reason", CHAT_OK[:-1], {}, ["stream.finish_reason"]),
     ("chunk after finish", [*CHAT_OK, chunk({"content": "late"})], {}, ["stream.order"]),
     ("bad finish_reason", [*CHAT_OK[:-1], chunk({}, "done")], {}, ["stream.schema"]),
     ("wrong object", [CHAT_OK[0], {**CHAT_OK[1], "object": "chat.completion"}, *CHAT_OK[2:]],
@@ -120,7 +120,7 @@ def comp(text: Any, finish: str | None = None) -> dict[str, Any]:
     ([comp("a"), comp(" b"), comp("", "length")], []),
     ([comp("a"), comp(None), comp("", "length")], ["stream.schema"]),
     ([comp("a"), comp("", "tool_calls")], ["stream.schema"]),
-    ([comp("a")], ["stream.order"]),
+    ([comp("a")], ["stream.finish_reason"]),
 ], ids=["good", "text not a string", "chat-only finish reason", "no finish"])
 def test_completions(events: list[Any], expected: list[str]) -> None:
     raw = b"".join(ev(e) for e in events) + b"data: [DONE]\n\n"

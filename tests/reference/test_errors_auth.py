@@ -173,7 +173,10 @@ def test_openai_profile_has_no_anthropic_routes_and_hides_denied_models(
 
 def test_unknown_route_and_wrong_method_use_the_envelope(client: httpx.Client) -> None:
     assert_envelope(client.get("/v1/nothing"), "openai", 404, "invalid_request_error")
-    r = client.get("/v1/chat/completions")
+    r = client.put("/v1/chat/completions")  # GET lists the stored completions
+    assert_envelope(r, "openai", 405, "invalid_request_error")
+    assert r.headers["allow"] == "POST, GET"
+    r = client.get("/v1/completions")
     assert_envelope(r, "openai", 405, "invalid_request_error")
     assert r.headers["allow"] == "POST"
     assert_envelope(client.get("/v1/messages"), "anthropic", 405, "invalid_request_error")

@@ -44,7 +44,8 @@ METHODS = ("get", "post", "put", "patch", "delete")
 DROP: Any = object()
 """A mutation's value that removes the field."""
 Setup = Callable[[httpx.Client], dict[str, Any]]
-"""Fields a base needs from the running gateway (a finished task's id, a created key)."""
+"""Fields a base needs from the running gateway (a finished task's id, a created key, a stored
+response's or conversation's id)."""
 
 
 # --- the specs, with every $ref inlined ------------------------------------------------------
@@ -274,6 +275,50 @@ def _admin(path: str, body: dict[str, Any], setup: Setup | None = None) -> Base:
                 setup=setup)
 
 
+RESPONSE = {"model": "gpt-4o-mini", "input": "Say test"}
+ITEM = {"type": "message", "role": "user", "content": "Say test"}
+
+
+def _created(c: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    """The object a create route answers (a stateful base's resource, fresh per request:
+    the per-test reset forgets it, and a DELETE base consumes it)."""
+    r = c.post(path, json=body)
+    assert r.status_code == 200, r.text
+    created: dict[str, Any] = r.json()
+    return created
+
+
+def _response(c: httpx.Client) -> dict[str, Any]:
+    return {"response_id": _created(c, "/v1/responses", RESPONSE)["id"]}
+
+
+def _background_response(c: httpx.Client) -> dict[str, Any]:
+    """A queued response (only a background one can be cancelled)."""
+    return {"response_id": _created(c, "/v1/responses", {**RESPONSE, "background": True})["id"]}
+
+
+def _conversation(c: httpx.Client) -> dict[str, Any]:
+    return {"conversation_id": _created(c, "/v1/conversations", {"items": [ITEM]})["id"]}
+
+
+def _conversation_item(c: httpx.Client) -> dict[str, Any]:
+    cid = _conversation(c)["conversation_id"]
+    listed = c.get(f"/v1/conversations/{cid}/items")
+    assert listed.status_code == 200, listed.text
+    return {"conversation_id": cid, "item_id": listed.json()["data"][0]["id"]}
+
+
+def _stored_chat(c: httpx.Client) -> dict[str, Any]:
+    body = {"model": "gpt-3.5-turbo", "messages": SAY, "store": True}
+    return {"completion_id": _created(c, "/v1/chat/completions", body)["id"]}
+
+
+def _chat_stored_first(c: httpx.Client) -> dict[str, Any]:
+    """One stored chat completion for the list to show; no field of the request to fill."""
+    _stored_chat(c)
+    return {}
+
+
 NEW_KEY = {"expired_at": "2099-01-01T00:00:00Z", "max_fee": "0"}
 
 BASES: list[Base] = [
@@ -287,6 +332,70 @@ BASES: list[Base] = [
           "tools": [{"type": "function", "function": {"name": "get_weather",
                                                       "parameters": {"type": "object"}}}]},
          label="parts"),
+    Base("openai", "GET", "/v1/chat/completions", query={"limit": 20, "order": "asc"},
+         setup=_chat_stored_first),
+    Base("openai", "GET", "/v1/chat/completions/{completion_id}",
+         path_params={"completion_id": "chatcmpl-1"}, setup=_stored_chat),
+    Base("openai", "POST", "/v1/chat/completions/{completion_id}", "json",
+         {"metadata": {"topic": "test"}}, path_params={"completion_id": "chatcmpl-1"},
+         setup=_stored_chat),
+    Base("openai", "DELETE", "/v1/chat/completions/{completion_id}",
+         path_params={"completion_id": "chatcmpl-1"}, setup=_stored_chat),
+    Base("openai", "GET", "/v1/chat/completions/{completion_id}/messages",
+         query={"limit": 20, "order": "asc"}, path_params={"completion_id": "chatcmpl-1"},
+         setup=_stored_chat),
+    Base("openai", "POST", "/v1/responses", "json", RESPONSE),
+    Base("openai", "POST", "/v1/responses", "json",
+         {"model": "gpt-4o-mini", "instructions": "Be brief",
+          "input": [{"type": "message", "role": "user",
+                     "content": [{"type": "input_text", "text": "Say test"}]}],
+          "tools": [{"type": "function", "name": "get_weather",
+                     "parameters": {"type": "object"}}],
+          "tool_choice": {"type": "function", "name": "get_weather"},
+          "text": {"format": {"type": "json_schema", "name": "answer",
+                              "schema": {"type": "object"}}},
+          "max_output_tokens": 64, "temperature": 1, "top_p": 1, "truncation": "auto"},
+         label="items"),
+    Base("openai", "POST", "/v1/responses", "json",
+         {"model": "gpt-4o-mini", "conversation": {"id": "conv_1"},
+          "input": [{"type": "function_call", "call_id": "call_1", "name": "get_weather",
+                     "arguments": "{}"},
+                    {"type": "function_call_output", "call_id": "call_1", "output": "sunny"}]},
+         label="tool turn", setup=lambda c: {"conversation": {"id": _conversation(c)[
+             "conversation_id"]}}),
+    Base("openai", "POST", "/v1/responses", "json",  # the walk reads only input.0
+         {"model": "gpt-4o-mini",
+          "input": [{"type": "function_call_output", "call_id": "call_1", "output": "sunny"}]},
+         label="tool output"),
+    Base("openai", "GET", "/v1/responses/{response_id}", path_params={"response_id": "resp_1"},
+         setup=_response),
+    Base("openai", "DELETE", "/v1/responses/{response_id}",
+         path_params={"response_id": "resp_1"}, setup=_response),
+    Base("openai", "POST", "/v1/responses/{response_id}/cancel",
+         path_params={"response_id": "resp_1"}, setup=_background_response),
+    Base("openai", "GET", "/v1/responses/{response_id}/input_items",
+         query={"limit": 20, "order": "asc"}, path_params={"response_id": "resp_1"},
+         setup=_response),
+    Base("openai", "POST", "/v1/conversations", "json",
+         {"items": [ITEM], "metadata": {"topic": "test"}}),
+    Base("openai", "GET", "/v1/conversations/{conversation_id}",
+         path_params={"conversation_id": "conv_1"}, setup=_conversation),
+    Base("openai", "POST", "/v1/conversations/{conversation_id}", "json",
+         {"metadata": {"topic": "test"}}, path_params={"conversation_id": "conv_1"},
+         setup=_conversation),
+    Base("openai", "DELETE", "/v1/conversations/{conversation_id}",
+         path_params={"conversation_id": "conv_1"}, setup=_conversation),
+    Base("openai", "GET", "/v1/conversations/{conversation_id}/items",
+         query={"limit": 20, "order": "asc"}, path_params={"conversation_id": "conv_1"},
+         setup=_conversation),
+    Base("openai", "POST", "/v1/conversations/{conversation_id}/items", "json",
+         {"items": [ITEM]}, path_params={"conversation_id": "conv_1"}, setup=_conversation),
+    Base("openai", "GET", "/v1/conversations/{conversation_id}/items/{item_id}",
+         path_params={"conversation_id": "conv_1", "item_id": "msg_1"},
+         setup=_conversation_item),
+    Base("openai", "DELETE", "/v1/conversations/{conversation_id}/items/{item_id}",
+         path_params={"conversation_id": "conv_1", "item_id": "msg_1"},
+         setup=_conversation_item),
     Base("openai", "POST", "/v1/completions", "json",
          {"model": "gpt-3.5-turbo-instruct", "prompt": "Say test"}),
     Base("openai", "POST", "/v1/embeddings", "json",
@@ -473,7 +582,15 @@ def test_the_walk_finds_the_constraints_it_was_written_for() -> None:
                      "POST /api/v1/ai/draw/mj/query-mj-tasks query page required",
                      "GET /v1/models/{model} path model minLength",
                      "POST /v1/images/edits image required",
-                     "POST /v1/audio/transcriptions timestamp_granularities.0 enum"):
+                     "POST /v1/audio/transcriptions timestamp_granularities.0 enum",
+                     "POST /v1/responses [items] text.format.name required",
+                     "POST /v1/responses [items] input.0.content.0.type enum",
+                     "POST /v1/responses [tool turn] conversation.id required",
+                     "POST /v1/responses [tool output] input.0.output required",
+                     "POST /v1/conversations/{conversation_id}/items items.0.role enum",
+                     "GET /v1/conversations/{conversation_id}/items query limit maximum",
+                     "GET /v1/chat/completions/{completion_id}/messages query order enum",
+                     "DELETE /v1/responses/{response_id} path response_id minLength"):
         assert expected in labels
     assert "POST /v1/chat/completions temperature maximum" in labels
     assert "POST /v1/images/generations [dall-e-3] prompt maxLength" in labels

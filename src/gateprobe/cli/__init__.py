@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import signal
 import sys
 import textwrap
@@ -24,8 +25,14 @@ from gateprobe import __version__
 from gateprobe.cli import compare, conformance, discover, gate, load, run, serve
 from gateprobe.cli._flags import Parser
 from gateprobe.cli._help import Help, epilog
-from gateprobe.console import Console
-from gateprobe.errors import EXIT_CODES, INTERRUPT, INTERRUPTED_EXIT, GateprobeError
+from gateprobe.console import Console, OutputClosed
+from gateprobe.errors import (
+    EXIT_CODES,
+    INTERRUPT,
+    INTERRUPTED_EXIT,
+    OUTPUT_CLOSED_EXIT,
+    GateprobeError,
+)
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Console], int]] = {
     "serve": serve.command, "conformance": conformance.command, "load": load.command,
@@ -79,8 +86,23 @@ def main(argv: Sequence[str] | None = None, console: Console | None = None) -> i
     except KeyboardInterrupt:
         console.error("interrupted")
         return INTERRUPTED_EXIT
+    except OutputClosed:
+        _discard_output(console)
+        return OUTPUT_CLOSED_EXIT
     finally:
         INTERRUPT.clear()  # handled here: a later run in this process starts without it
+
+
+def _discard_output(console: Console) -> None:
+    """Point the closed output's descriptor at /dev/null, so that Python's own flush at exit
+    finds no broken pipe either (it would print "Exception ignored ... BrokenPipeError")."""
+    try:
+        fd = console.out.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a file (a test's buffer): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def _on_sigint(signum: int, frame: FrameType | None) -> None:

@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from gateprobe.console import OutputClosed
 from gateprobe.errors import UsageError
 from gateprobe.targets import (
     ENDPOINTS,
@@ -26,6 +27,16 @@ from gateprobe.targets import (
 class Parser(argparse.ArgumentParser):
     """argparse that raises ``UsageError`` instead of printing usage and exiting by itself
     (the console prefixes "gateprobe: "; a subcommand's errors name the subcommand)."""
+
+    def _print_message(self, message: str, file: Any = None) -> None:
+        """argparse's own printing (``--help``, ``--version``): a reader that closed the pipe
+        ends the command quietly, as for every other output."""
+        try:
+            super()._print_message(message, file)  # argparse ignores a failed write...
+            if message and file is not None:
+                file.flush()  # ...but the flush at exit would print a traceback-like warning
+        except BrokenPipeError as exc:
+            raise OutputClosed from exc
 
     def error(self, message: str) -> None:  # type: ignore[override]
         choice = re.match(r"argument ([^:]+): invalid choice: '([^']*)' \(choose from (.*)\)",

@@ -31,7 +31,8 @@ HELP = Help(
     "disagree on with each mirror's answer and a curl to replay it; --reference names the "
     "mirror taken as right (otherwise a strict majority is, when there is one).",
     ("compare --target ohmygpt                     # every mirror of the target",
-     "compare --base-url https://a.example --base-url https://b.example --reference a.example",
+     "compare --base-url https://a.example --base-url https://b.example --reference a.example"
+     "   # (real gateway)",
      "compare --target ohmygpt --dry-run           # what would be sent"),
     (0, 1, 2, 3, 130))
 """The command's help text."""

@@ -85,7 +85,8 @@ def options_from(args: argparse.Namespace) -> ConformanceOptions:
 def command(args: argparse.Namespace, console: Console) -> int:
     """Run the suite (or describe it, ``--dry-run``); its exit code."""
     options = options_from(args)
-    with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run) as target:
+    with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run,
+                     preflight=True) as target:
         if args.dry_run:
             return dry_run(target, options, console)
         return run_conformance(target, options, console).exit_code

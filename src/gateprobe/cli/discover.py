@@ -38,9 +38,10 @@ HELP = Help(
     "refused key, keeps the --model values given, and suggests limits from the rate-limit "
     "headers seen. Prints a targets-file entry, and adds it to a targets file with --write, "
     "for you to review before use.",
-    ("discover --base-url https://gw.example",
+    ("discover --base-url https://gw.example                 # (real gateway)",
      "discover --base-url https://gw.example --model chat=gpt-4o-mini --write targets.yaml "
-     "--name staging"),
+     "--name staging   # (real gateway)",
+     "discover --write discovered.yaml --name reference     # the embedded gateway"),
     (0, 2, 3, 130))
 """The command's help text."""
 

@@ -61,7 +61,9 @@ def add_parser(sub: Any) -> None:
                             "speech (0 unless given: time to first audio byte)")
     shape.add_argument("--max-tokens", type=int, default=64, help="tokens asked per stream (64)")
     shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
-    shape.add_argument("--max-rps", type=float, default=200.0, help="request rate cap (200)")
+    shape.add_argument("--max-rps", type=float,
+                       help="request rate cap (200; rate-limits: what sends the bursts within "
+                            "2.5%% of the window, at most 2000)")
     shape.add_argument("--slo", metavar="FILE", help="SLO thresholds (default: load/slo.yaml)")
     shape.add_argument("--lag-bound-ms", type=float, metavar="MS",
                        help="the generator's own lag p99 above which the run is saturated and "
@@ -150,7 +152,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
         # gateway started or the target contacted.
         with open_target(choice, embedded, console, dry_run=True) as planned:
             plan_load(planned, options)
-    with open_target(choice, embedded, console, dry_run=args.dry_run) as target:
+    with open_target(choice, embedded, console, dry_run=args.dry_run,
+                     preflight=True) as target:
         if args.dry_run:
             return dry_run(target, options, console)
         return run_load(target, options, console).exit_code

@@ -24,7 +24,7 @@ HELP = Help(
     ("run                                           # the embedded gateway",
      "run --target staging --suites conformance --select stream",
      "run --smoke                                   # every endpoint once, no report"),
-    (0, 1, 2, 3, 130))
+    (0, 1, 2, 3, 4, 130))
 """The command's help text."""
 
 
@@ -36,6 +36,9 @@ def add_parser(sub: Any) -> None:
                         help="comma-separated: conformance, rate-limits, latency (all), "
                              "tasks (Midjourney, only when named)")
     add_selection_flags(parser)
+    parser.add_argument("--slo", metavar="FILE",
+                        help="the load phases' objectives (default: load/slo.yaml, its "
+                             "embedded section against the embedded gateway)")
     parser.add_argument("--max-generated-tokens", type=int, metavar="N",
                         help="the conformance phase stops sending once its requests have "
                              "asked for N tokens in all")
@@ -59,11 +62,13 @@ def command(args: argparse.Namespace, console: Console) -> int:
         return _smoke(args, console)
     options = RunOptions(suites=tuple(s.strip() for s in args.suites.split(",") if s.strip()),
                          select=args.select, checks=tuple(args.checks),
+                         slo=Path(args.slo) if args.slo else None,
                          max_generated_tokens=args.max_generated_tokens, verbose=args.verbose,
                          fuzz_seed=args.fuzz_seed,
                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
     load_check_modules(options.checks)  # a module that does not import: said before anything
-    with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run) as target:
+    with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run,
+                     preflight=True) as target:
         if args.dry_run:
             return dry_run(target, options, console)
         return run(target, options, console).exit_code

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +21,10 @@ HELP = Help(
     "Anthropic-compatible gateway with the documented tier rate limits, a fake model with a "
     "latency profile and, on request, named faults. It is the embedded default target and a "
     "test double for your own clients.",
-    ("serve --port 8080                       # http://127.0.0.1:8080",
-     "serve --port 0 --fault stream-no-done   # a free port, streams without [DONE]",
-     "serve --list-faults                     # the fault catalogue"),
+    ("serve --port 8080                               # http://127.0.0.1:8080",
+     "serve --port 0 --fault stream-drop-terminator   # a free port, streams without [DONE]",
+     "serve --list-faults                             # the fault catalogue",
+     "serve --list-faults --json                      # the same, for machines"),
     (0, 2, 130))
 """The command's help text."""
 
@@ -59,7 +61,10 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--fault", action="append", default=[], metavar="NAME",
                        help="enable a named deviation (repeatable; see --list-faults)")
     serve.add_argument("--list-faults", action="store_true",
-                       help="print the fault catalogue and exit")
+                       help="print the fault catalogue (kind, name, what it breaks) and exit")
+    serve.add_argument("--json", action="store_true",
+                       help="with --list-faults: the catalogue as JSON (name, kind, "
+                            "description, endpoints, trips)")
     serve.add_argument("--loop", choices=("auto", "asyncio", "uvloop"), default="auto",
                        help="event loop (auto: uvloop where installed)")
     serve.add_argument("--log-level", default="warning",
@@ -73,12 +78,27 @@ def add_parser(sub: Any) -> None:
                             "/_gateprobe/upstream (see docs/howto/gateways-in-the-middle.md)")
 
 
+LISTING_WIDTH = 100
+"""The fault listing fits this many columns (fewer on a narrower terminal)."""
+
+
+def list_faults(console: Console, *, as_json: bool) -> None:
+    """The fault catalogue: a table that fits a terminal, or JSON for machines."""
+    if as_json:
+        console.line(json.dumps(faults.catalogue_json(), indent=2))
+        return
+    console.table(["kind", "fault", "what it breaks"], [
+        [f.proven_by, f.name, f"{f.description} (trips {', '.join(f.trips)}; on "
+                              f"{faults.endpoints_text(f, code='')})"]
+        for f in faults.CATALOGUE.values()], max_width=min(console.width, LISTING_WIDTH))
+
+
 def command(args: argparse.Namespace, console: Console) -> int:
     if args.list_faults:
-        console.table(["fault", "endpoints", "trips", "what it does"], [
-            [f.name, ", ".join(sorted(f.endpoints)), ", ".join(f.trips), f.description]
-            for f in faults.CATALOGUE.values()])
+        list_faults(console, as_json=args.json)
         return 0
+    if args.json:
+        raise UsageError("--json goes with --list-faults")
 
     for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight", "cut_after_s"):
         if getattr(args, flag) < 0:

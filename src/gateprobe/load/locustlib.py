@@ -69,6 +69,11 @@ LAG_MESSAGE = "gateprobe_lag"
 DONE_MESSAGE = "gateprobe_done"
 STOP_MESSAGE = "gateprobe_stop"
 ENVELOPE_CHECKS = ("error.envelope", "error.type", "response.content_type")
+MAX_BURST_CONNECTIONS = 512
+"""A tier's burst opens at most this many connections at once."""
+REFUSED_STOP_AFTER = 20
+"""A run whose first this many answers all refused the key (401/403) stops: it measures a
+wrong secret, not the gateway (the verdict says which variable)."""
 
 
 class Pacer:
@@ -178,6 +183,8 @@ class Session:
         self._done: set[str] = set()
         self._t0 = time.monotonic()
         self._stopping = False
+        self._answers = 0
+        self._refused = 0
 
     # -- roles --------------------------------------------------------------------------
     @property
@@ -212,7 +219,13 @@ class Session:
 
     # -- samples ------------------------------------------------------------------------
     def record(self, sample: dict[str, Any]) -> None:
-        """Keep one sample: to the file here, or to the master with the next report."""
+        """Keep one sample: to the file here, or to the master with the next report. A run
+        whose first answers all refuse the key stops at once."""
+        if sample.get("status"):
+            self._answers += 1
+            self._refused += sample["status"] in (401, 403)
+            if self._answers == REFUSED_STOP_AFTER and self._refused == self._answers:
+                self.stop_run(f"the first {self._answers} answers refused the key (401/403)")
         if self.is_worker:
             self._buffer.append(sample)
         else:
@@ -435,6 +448,9 @@ def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
     if kind == "speech":
         return {"model": models["speech"], "input": plan.prompt, "voice": "alloy",
                 "response_format": SPEECH_FORMAT}
+    if kind == "responses":  # OpenAI's minimum max_output_tokens is 16
+        return {"model": models["responses"], "stream": True, "input": plan.prompt,
+                "max_output_tokens": max(16, plan.max_tokens)}
     return {"model": models["complete"], "stream": True,
             "max_tokens_to_sample": plan.max_tokens,
             "prompt": f"\n\nHuman: {plan.prompt}\n\nAssistant:"}
@@ -794,14 +810,17 @@ class TierUser(FastHttpUser):
                            envelopes=frozenset(s.plan.envelopes))
 
     def run_tier(self) -> None:
-        """Burst over one window, wait as told, try once more, then report done."""
+        """Burst, wait as told, try once more, then report done.
+
+        The burst goes out at once, every request on its own connection, held back only by
+        the run's rate cap (shared by the tiers, which burst together): what a refilling
+        limiter may accept while it lasts is then a small share of the limit, whatever the
+        window (paced over the window, a no-limit gateway looks like a token bucket)."""
         s, plan = self.s, self.s.plan
-        n, spread = plan.burst_size(self.tier), plan.burst_spread_s
-        pool = Pool(self.concurrency)
+        n = plan.burst_size(self.tier)
+        pool = Pool(n)
         retry_at: list[float] = []
-        t0 = time.monotonic()
-        for i in range(n):
-            gevent.sleep(max(0.0, t0 + i * spread / n - time.monotonic()))
+        for _ in range(n):
             s.admit()
             pool.spawn(self.one, "burst", retry_at)
         pool.join()
@@ -829,7 +848,8 @@ class TierUser(FastHttpUser):
             if status in (200, 429):
                 response.success()  # refusals are this scenario's subject, not its failures
         sample: dict[str, Any] = {
-            "t": wall, "pid": os.getpid(), "tier": self.tier, "phase": phase, "status": status,
+            "t": wall, "t_end": wall + time.monotonic() - t, "pid": os.getpid(),
+            "tier": self.tier, "phase": phase, "status": status,
             "latency_ms": (time.monotonic() - t) * 1000, "waited_s": waited,
             **ratelimits.budget_headers(self.ctx.family, headers, s.plan.rate_headers)}
         if status is None:
@@ -961,6 +981,8 @@ def tier_users(plan: LoadPlan, task: Callable[[TierUser], None]) -> dict[str, ty
     classes: dict[str, type[TierUser]] = {}
     for tier in plan.limits:
         name = f"Tier_{''.join(c if c.isalnum() else '_' for c in tier)}"
+        # One connection per request of the burst: none waits for another's answer.
+        connections = min(plan.burst_size(tier), MAX_BURST_CONNECTIONS)
         classes[name] = type(name, (TierUser,), {"tier": tier, "abstract": False,
-                                                 "tasks": [task]})
+                                                 "tasks": [task], "concurrency": connections})
     return classes

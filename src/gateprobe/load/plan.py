@@ -23,15 +23,28 @@ PARENT_ENV = "GATEPROBE_LOAD_PARENT"
 
 ARRIVALS = ("closed", "constant", "poisson")
 STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
-                    "complete": "/v1/complete", "speech": "/v1/audio/speech"}
+                    "complete": "/v1/complete", "speech": "/v1/audio/speech",
+                    "responses": "/v1/responses"}
 AUDIO_KINDS = frozenset({"speech"})
 """Kinds whose answer is audio bytes, not an event stream: timed to their first audio byte.
 Opt-in: weight 0 unless asked (``--weight speech=1``), and only on a target declaring it."""
+OPT_IN_KINDS = AUDIO_KINDS | {"responses"}
+"""Kinds of opt-in families: weight 0 unless asked (``--weight responses=1``). A Responses
+stream's TTFT is its first ``response.output_text.delta``."""
 
 # Hard ceilings: no flag goes beyond them, whatever the target.
 MAX_DURATION_S = 3600.0
 MAX_REQUESTS = 1_000_000
 MAX_RPS = 2000.0
+DEFAULT_MAX_RPS = 200.0
+"""The rate cap of a latency or tasks run unless ``--max-rps`` says otherwise."""
+BURST_SHARE = 0.025
+"""A rate-limit burst goes out within this share of the window unless ``--max-rps`` holds it
+back: what a refilling limiter (a token bucket) may accept meanwhile stays this small a share
+of its limit, whatever the window, so a limiter can be told from no limit at all."""
+TELLABLE_SHARE = 0.1
+"""Above this share of the limit, what a refilling limiter may accept during the burst is
+too large to tell it from a wrong limit or none: the verdict is inconclusive."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +117,27 @@ class LoadPlan:
         """This process's share of ``max_requests``."""
         return max(1, math.ceil(self.share(self.max_requests)))
 
+    @property
+    def request_bound(self) -> int:
+        """The most requests the run can start: each process's cap, enforced (a share is
+        rounded up, so a run split over processes may start a few more than
+        ``max_requests``)."""
+        return self.request_cap_per_process * max(1, self.processes)
+
     def burst_size(self, tier: str) -> int:
         """Requests sent to ``tier`` in its one-window burst: over the limit by a margin."""
         limit = self.limits[tier]
         return max(limit + 3, math.ceil(limit * self.overdrive))
 
     @property
-    def burst_spread_s(self) -> float:
-        """The burst is spread over half a window: all of it counts against one window."""
-        return self.window_s / 2
+    def burst_total(self) -> int:
+        """Requests of every tier's burst together."""
+        return sum(self.burst_size(t) for t in self.limits)
+
+    def burst_rate(self, share: float = BURST_SHARE) -> float:
+        """Requests per second for every burst to go out within ``share`` of the window (the
+        bursts go out together: keys that share one budget show it)."""
+        return self.burst_total / (share * self.window_s)
 
     def save(self, path: Path) -> None:
         """Write the plan as JSON."""

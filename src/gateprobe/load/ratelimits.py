@@ -12,6 +12,12 @@ Every tier's key is driven past its limit within one window, all tiers at once, 
 The window is read as a sliding one (at most ``limit`` in *any* window-long interval), the
 strictest reading of "N requests per minute". A fixed-window gateway whose window boundary falls
 inside the burst can accept up to twice the limit; the finding says so.
+
+A limiter that refills (a token bucket, or one whose algorithm is not declared) may also accept
+what refills while the burst is decided: at most ``limit * span / window + 1``, the *refill
+tolerance*. Accepted beyond it fails; accepted within it is said as information, with how to
+judge strictly; and where that tolerance is over ``TELLABLE_SHARE`` of the limit, a burst that
+got more than the limit through cannot be told from a looser limit or none: inconclusive.
 """
 
 from __future__ import annotations
@@ -21,6 +27,12 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from gateprobe.load.plan import TELLABLE_SHARE
+
+STRICTLY = ("--rate-algorithm sliding_window (or algorithm: sliding_window under the "
+            "target's limits)")
+"""How to judge a limiter with no refill tolerance: the note and the inconclusive reason say it."""
 
 HEADER_NAMES = {
     "openai": ("x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
@@ -92,18 +104,33 @@ class TierResult:
     retry_after_s: float | None = None
     recovered: bool | None = None
     problems: list[Problem] = field(default_factory=list)
+    refill_tolerance: int = 0
+    """Accepted beyond the limit that a refilling limiter may explain (0 for a window)."""
+    span_s: float = 0.0
+    """From the burst's first request sent to its last accepted answer: when it was decided."""
+    note: str = ""
+    """Accepted beyond the limit, within the refill tolerance: information, not a finding."""
+    inconclusive: str = ""
+    """Why this burst cannot tell the limiter from a looser one or none ('' when it can)."""
 
     @property
     def ok(self) -> bool:
-        """Whether the tier passed every check."""
-        return not self.problems
+        """Whether the tier passed every check, and the run could tell."""
+        return not self.problems and not self.inconclusive
+
+    @property
+    def outcome(self) -> str:
+        """``ok``, ``FAIL`` (problems) or ``INCONCLUSIVE`` (no problem, but cannot tell)."""
+        return "FAIL" if self.problems else "INCONCLUSIVE" if self.inconclusive else "ok"
 
     def as_json(self) -> dict[str, Any]:
         """JSON form for summary files."""
         return {"tier": self.tier, "limit": self.limit, "sent": self.sent,
                 "accepted": self.accepted, "rejected": self.rejected, "failed": self.failed,
                 "retry_after_s": self.retry_after_s, "recovered": self.recovered,
-                "ok": self.ok, "problems": [str(p) for p in self.problems]}
+                "ok": self.ok, "outcome": self.outcome, "problems": [str(p) for p in self.problems],
+                "refill_tolerance": self.refill_tolerance, "span_s": round(self.span_s, 3),
+                "note": self.note, "inconclusive": self.inconclusive}
 
 
 @dataclass(slots=True)
@@ -120,12 +147,23 @@ class RateLimitVerdict:
 
     @property
     def ok(self) -> bool:
-        """Whether the gateway limited every tier correctly."""
-        return not self.problems
+        """Whether the gateway limited every tier correctly, as far as the run could tell."""
+        return not self.problems and not self.inconclusive
+
+    @property
+    def inconclusive(self) -> list[str]:
+        """Why tiers could not be judged, each naming its tier (empty when every one could)."""
+        return [f"{t.tier}: {t.inconclusive}" for t in self.tiers if t.inconclusive]
+
+    @property
+    def notes(self) -> list[str]:
+        """Accepted beyond a limit within the refill tolerance, per tier: information."""
+        return [f"{t.tier}: {t.note}" for t in self.tiers if t.note]
 
     def as_json(self) -> dict[str, Any]:
         """JSON form for summary files."""
         return {"ok": self.ok, "tiers": [t.as_json() for t in self.tiers],
+                "inconclusive": self.inconclusive, "notes": self.notes,
                 "problems": [{"check_id": p.check_id, "tier": p.tier, "message": p.message}
                              for p in self.problems],
                 "timeline": self.timeline}
@@ -191,16 +229,45 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
         result.problems.append(Problem("ratelimit.errors", tier,
                                        f"{len(failed)} of {len(burst)} requests failed: "
                                        f"{', '.join(what[:3])}"))
-    # A refilling limiter may also accept what refills while the burst runs.
-    span = burst[-1]["t"] - burst[0]["t"]
-    ceiling = limit if strict else limit + math.floor(limit * span / window_s) + 1
+    # A refilling limiter may also accept what refills while the burst is decided.
+    result.span_s = _decision_span(burst, accepted)
+    result.refill_tolerance = 0 if strict else math.floor(limit * result.span_s / window_s) + 1
+    ceiling = limit + result.refill_tolerance
     result.problems += _count_problems(tier, limit, ceiling, burst, accepted, rejected, failed,
                                        window_s, tolerance, shared_accepts)
+    if limit < len(accepted) <= ceiling:
+        _within_refill(result, window_s)
     result.problems += _refusal_problems(result, samples, window_s)
     if headers:
         result.problems += _header_problems(tier, limit, accepted, rejected, strict)
     result.problems += _recovery_problems(result, samples, rejected)
     return result
+
+
+def _decision_span(burst: list[Mapping[str, Any]], accepted: list[Mapping[str, Any]]) -> float:
+    """How long the gateway may have taken deciding the burst: from the first request sent to
+    the last accepted answer received (each decision falls between its request and its answer,
+    so refill within this span bounds what a bucket may add; older samples without an answer
+    time count to the last request sent)."""
+    last: float = max((s.get("t_end", s["t"]) for s in accepted), default=burst[-1]["t"])
+    return max(0.0, max(last, float(burst[-1]["t"])) - float(burst[0]["t"]))
+
+
+def _within_refill(result: TierResult, window_s: float) -> None:
+    """Accepted beyond the limit, but no more than a refilling limiter may: a note, or, where
+    that tolerance is too large a share of the limit to tell, the reason it is inconclusive."""
+    beyond, refill = result.accepted - result.limit, result.refill_tolerance
+    if refill > TELLABLE_SHARE * result.limit:
+        result.inconclusive = (
+            f"accepted {result.accepted} (limit {result.limit}) over a {result.span_s:.2f} s "
+            f"burst, which a limiter refilling over the {window_s:g} s window may stretch by "
+            f"up to {refill} ({refill / result.limit:.0%} of the limit, over "
+            f"{TELLABLE_SHARE:.0%}): cannot tell it from a looser limit or none; send the burst "
+            f"faster (--max-rps) or judge strictly with {STRICTLY}")
+        return
+    result.note = (f"{beyond} accepted beyond the limit of {result.limit}, within the refill "
+                   f"tolerance of {refill} for a {result.span_s:.2f} s burst (the limiter's "
+                   f"algorithm is not a window); to judge strictly: {STRICTLY}")
 
 
 def _count_problems(tier: str, limit: int, ceiling: int, burst: list[Mapping[str, Any]],

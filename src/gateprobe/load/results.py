@@ -16,9 +16,9 @@ from typing import Any
 
 from gateprobe.findings import Finding, Severity
 from gateprobe.load import ratelimits
-from gateprobe.load.plan import LoadPlan
+from gateprobe.load.plan import STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.selfcheck import UNTIMED_OBJECTIVES, Saturation, judge, lag_bound
-from gateprobe.load.slo import evaluate_latency, evaluate_tasks
+from gateprobe.load.slo import evaluate_endpoints, evaluate_latency, evaluate_tasks
 from gateprobe.loadresult import result_of
 from gateprobe.metrics import aggregate, percentile, summarize
 
@@ -114,6 +114,22 @@ def _limited_by_target(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dic
                    "entry) to pace under it"}
 
 
+def refused_key(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """When every answer with the key of a variable was 401/403: the variable, to be named
+    as a user's mistake ({} otherwise)."""
+    by_variable: dict[str, list[Any]] = {}
+    for s in samples:
+        if s.get("status"):
+            variable = plan.tier_keys.get(s["tier"], "?") if "tier" in s else plan.api_key_env
+            by_variable.setdefault(variable, []).append(s["status"])
+    for variable, statuses in sorted(by_variable.items()):
+        if all(status in (401, 403) for status in statuses):
+            return {"variable": variable, "answers": len(statuses),
+                    "why": f"the target refused the key in {variable}: all {len(statuses)} "
+                           f"answers were 401/403; set {variable} to a key it accepts"}
+    return {}
+
+
 def judge_rate_limits(out: dict[str, Any], plan: LoadPlan,
                       samples: Sequence[dict[str, Any]], wall_s: float) -> None:
     """The rate-limit scenario's part of a verdict (``ratelimits.judge``)."""
@@ -123,6 +139,9 @@ def judge_rate_limits(out: dict[str, Any], plan: LoadPlan,
     out["rate_limits"] = result.as_json()
     out["reasons"] = [str(p) for p in result.problems]
     out["failed_checks"] = sorted({p.check_id for p in result.problems})
+    if result.inconclusive and not result.problems:  # cannot tell: no finding either
+        out["inconclusive"] = {"why": "; ".join(result.inconclusive)}
+        out["reasons"] = list(result.inconclusive)
 
 
 def judge_latency(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[str, Any]],
@@ -137,6 +156,8 @@ def judge_latency(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[st
         endpoint: aggregate([s for s in streams if s["endpoint"] == endpoint])
         for endpoint in sorted({s["endpoint"] for s in streams})}
     breaches = evaluate_latency(summary, plan.slo, sum(findings.values()))
+    breaches += evaluate_endpoints(summary["by_endpoint"], plan.slo,
+                                   [k for k, w in plan.weights.items() if w > 0])
     kinds = Counter(s["error_kind"] for s in streams if s.get("error_kind"))
     summary["errors_by_symptom"] = dict(kinds.most_common())
     out["latency"] = summary
@@ -157,6 +178,11 @@ def inconclusive(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[str
                  lag: Sequence[Mapping[str, Any]], timed: bool) -> None:
     """Mark a judged verdict inconclusive where it cannot stand: a latency run the target's
     rate limit cut, or a ``timed`` scenario whose own generator saturated."""
+    refused = refused_key(plan, samples)
+    if refused:  # a wrong secret, not the gateway: no finding, and said as such
+        out["refused_key"] = refused
+        out["reasons"], out["failed_checks"], out["breaches"] = [refused["why"]], [], []
+        out.get("rate_limits", {})["problems"] = []
     saturation = judge(lag, *lag_bound(plan.slo, plan.lag_bound_ms))
     out["generator"] = saturation.as_json()
     limited = _limited_by_target(plan, samples)
@@ -240,7 +266,8 @@ def _finding(item: Mapping[str, Any]) -> Finding:
                        "the tier limited as documented", item["message"],
                        case=f"tier {item['tier']}")
     observed = item.get("observed")
-    return Finding(f"slo.{item['slo']}", "all", Severity.HIGH,
+    kind, dot, _ = str(item["slo"]).partition(".")
+    return Finding(f"slo.{item['slo']}", STREAM_ENDPOINTS[kind] if dot else "all", Severity.HIGH,
                    f"{item['slo']} within {item['limit']:g}",
                    "no data" if observed is None else f"{observed:.4g}",
                    case=f"slo {item['slo']}")
@@ -253,4 +280,7 @@ def summary_line(result: Mapping[str, Any]) -> str:
     line = typed.headline() if typed is not None else str(result.get("scenario") or "load")
     if result.get("reasons"):
         line += "; " + "; ".join(result["reasons"])
+    notes = (result.get("rate_limits") or {}).get("notes") or []
+    if notes:  # accepted beyond a limit within the refill tolerance: said, not judged
+        line += "; information: " + "; ".join(notes)
     return line

@@ -35,17 +35,19 @@ from typing import Any
 
 from gateprobe import dryrun
 from gateprobe.console import Console
-from gateprobe.errors import RATE_LIMITED_EXIT, SATURATED_EXIT, ConfigError, UsageError
+from gateprobe.errors import INCONCLUSIVE_EXIT, SATURATED_EXIT, ConfigError, UsageError
 from gateprobe.findings import Finding
 from gateprobe.load.plan import (
     ARRIVALS,
-    AUDIO_KINDS,
+    DEFAULT_MAX_RPS,
     MAX_DURATION_S,
     MAX_REQUESTS,
     MAX_RPS,
+    OPT_IN_KINDS,
     PARENT_ENV,
     PLAN_ENV,
     STREAM_ENDPOINTS,
+    TELLABLE_SHARE,
     LoadPlan,
 )
 from gateprobe.load.results import (
@@ -98,7 +100,9 @@ class LoadOptions:
     """Latency: endpoint (chat, messages, complete) -> weight; empty: 1 each."""
     max_tokens: int = 64
     max_requests: int = 10_000
-    max_rps: float = 200.0
+    max_rps: float | None = None
+    """The rate cap; None: 200/s, and for rate-limits what sends every burst within
+    ``plan.BURST_SHARE`` of the window (at most ``MAX_RPS``)."""
     slo: Path | Mapping[str, float] | None = None
     """An SLO file, inline thresholds, or None for ``load/slo.yaml``."""
     web: bool = False
@@ -144,7 +148,7 @@ class LoadOptions:
                             ("--expect-workers", self.expect_workers)):
             if value is not None and value < 1:
                 raise UsageError(f"{flag} must be at least 1")
-        if not self.max_rps > 0:
+        if self.max_rps is not None and not self.max_rps > 0:
             raise UsageError("--max-rps must be > 0")
         if self.lag_bound_ms is not None and not (math.isfinite(self.lag_bound_ms)
                                                   and self.lag_bound_ms > 0):
@@ -153,13 +157,14 @@ class LoadOptions:
             raise UsageError(f"--duration must be within 0..{MAX_DURATION_S:g} s")
         if self.max_requests > MAX_REQUESTS:
             raise UsageError(f"--max-requests is capped at {MAX_REQUESTS}")
-        if self.max_rps > MAX_RPS:
+        if (self.max_rps or 0) > MAX_RPS:
             raise UsageError(f"--max-rps is capped at {MAX_RPS:g}")
         if self.arrival != "closed":
             if not self.rate > 0:
                 raise UsageError(f"--arrival {self.arrival} needs --rate > 0")
-            if self.rate > self.max_rps:
-                raise UsageError(f"--rate {self.rate:g} is above --max-rps {self.max_rps:g}")
+            cap = self.max_rps or DEFAULT_MAX_RPS
+            if self.rate > cap:
+                raise UsageError(f"--rate {self.rate:g} is above --max-rps {cap:g}")
         if self.web_wait and not self.web:
             raise UsageError("--web-wait needs --web")
         if self.master and self.worker:
@@ -248,19 +253,22 @@ def _weights(given: Mapping[str, float], target: Target | None = None) -> dict[s
     for name, value in given.items():
         if not (math.isfinite(value) and value >= 0):
             raise UsageError(f"--weight {name}={value:g}: must be positive")
-    weights = {k: float(given.get(k, 0.0 if k in AUDIO_KINDS else 1.0))
+    weights = {k: float(given.get(k, 0.0 if k in OPT_IN_KINDS else 1.0))
                for k in STREAM_ENDPOINTS}
     if not any(weights.values()):
         raise UsageError("--weight: every weight is 0")
     return weights
 
 
-def _thresholds(slo: Path | Mapping[str, float] | None) -> dict[str, float]:
+def _thresholds(slo: Path | Mapping[str, float] | None, embedded: bool = False,
+                ) -> dict[str, float]:
+    """The run's objectives: the shipped file's, a file's or inline ones (with their
+    ``embedded`` section when the target is the embedded reference gateway)."""
     if slo is None:
-        return load_slo(load_dir() / DEFAULT_SLO_FILE)
+        return load_slo(load_dir() / DEFAULT_SLO_FILE, embedded)
     if isinstance(slo, Path):
-        return load_slo(slo)
-    return validate(dict(slo), "SLO thresholds")
+        return load_slo(slo, embedded)
+    return validate(dict(slo), "SLO thresholds", embedded)
 
 
 def _variable(tier: str) -> str:
@@ -277,7 +285,7 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     options.check()
     if target.load_refusal:
         raise ConfigError(f"load against {target.base_url} refused: {target.load_refusal}")
-    slo = _thresholds(options.slo)
+    slo = _thresholds(options.slo, target.embedded)
     tier_envs = {**{t: _variable(t) for t in target.tier_keys}, **target.tier_key_envs}
     limits = dict(target.limits)
     if scenario(options.scenario).tier_keys:
@@ -300,6 +308,7 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         _serves_tasks(target)
     interval, deadline = _polling(target, options)
     declared = limits.get(target.api_key_tier or "") if options.scenario == "latency" else None
+    max_rps = options.max_rps or DEFAULT_MAX_RPS
     plan = LoadPlan(
         scenario=options.scenario, base_url=target.base_url, profile=target.profile,
         out_dir="", api_key_env=target.api_key_env or "GATEPROBE_API_KEY", tier_keys=tier_envs,
@@ -307,15 +316,23 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         weights=_weights(options.weights, target) if options.scenario != "tasks" else {},
         arrival=options.arrival, poll_interval_s=interval, task_deadline_s=deadline,
         rate=options.rate,
-        users=users, max_tokens=options.max_tokens, duration_s=duration,
+        users=users, duration_s=duration,
+        max_tokens=min(options.max_tokens, target.max_tokens or options.max_tokens),
         max_requests=options.max_requests,
-        max_rps=min(options.max_rps, PACE_SHARE * declared / target.window_s)
-        if declared else options.max_rps, paced=bool(declared),
+        max_rps=min(max_rps, PACE_SHARE * declared / target.window_s)
+        if declared else max_rps, paced=bool(declared),
         algorithm=target.rate_algorithm, envelopes=sorted(target.envelopes),
         rate_headers=target.rate_headers,
         processes=local_processes(options, users) or
         (options.expect_workers if options.master else 1),
         timeouts=target.timeouts, slo=slo, lag_bound_ms=_lag_bound(options))
+    if options.scenario == "rate-limits" and options.max_rps is None:
+        plan = replace(plan, max_rps=min(MAX_RPS, max(DEFAULT_MAX_RPS, plan.burst_rate())))
+    elif options.scenario != "rate-limits":
+        # The rate cap over the duration is a bound on requests too: enforced as the request
+        # cap, it is the number the dry run promises, not a forecast a run can overshoot.
+        plan = replace(plan, max_requests=min(plan.max_requests,
+                                              math.ceil(plan.max_rps * plan.duration_s)))
     if sending:
         _check_burst_rate(plan)
     return plan
@@ -423,10 +440,12 @@ def _child_env(target: Target, plan: LoadPlan) -> dict[str, str]:
 def _check_burst_rate(plan: LoadPlan) -> None:
     if plan.scenario != "rate-limits":
         return
-    needed = sum(plan.burst_size(t) for t in plan.limits) / plan.burst_spread_s
+    needed = plan.burst_rate(TELLABLE_SHARE)
     if needed > plan.max_rps:
-        raise UsageError(f"the rate-limit burst needs {needed:.0f} requests/s to exceed every "
-                         f"limit within half a window: raise --max-rps (now {plan.max_rps:g})")
+        raise UsageError(f"the rate-limit burst needs {needed:.0f} requests/s to go out within "
+                         f"{TELLABLE_SHARE:.0%} of the {plan.window_s:g} s window (what a "
+                         f"limiter may refill meanwhile must stay a small share of the limit): "
+                         f"raise --max-rps (now {plan.max_rps:g})")
     duration_needed = 3 * plan.window_s + 5
     if plan.duration_s < duration_needed:
         raise UsageError(f"--duration {plan.duration_s:g} s is too short for a "
@@ -582,17 +601,27 @@ def _judged(plan: LoadPlan, code: int, console: Console) -> LoadResult:
         _print_generator(typed.generator, console, scenario(plan.scenario).timed)
     result = LoadResult(plan.scenario, 0, plan.out, verdict, findings_of(verdict),
                         summary_line(verdict))
+    notes = (verdict.get("rate_limits") or {}).get("notes") or []
     if verdict["ok"] and code != -1:
         console.line(f"PASS: every objective met ({verdict['requests']} "
-                     f"{scenario(plan.scenario).unit})")
+                     f"{scenario(plan.scenario).unit})"
+                     + "".join(f"; information: {note}" for note in notes))
+        return result
+    if verdict.get("refused_key"):  # a wrong secret: one line, the user's mistake
+        result.exit_code = ConfigError.exit_code
+        console.error(verdict["refused_key"]["why"])
         return result
     if typed is not None and typed.limited_by_target:
-        result.exit_code = RATE_LIMITED_EXIT
+        result.exit_code = INCONCLUSIVE_EXIT
         console.line(f"NO VERDICT: {typed.limited_by_target}")
         return result
     if typed is not None and typed.saturated and not verdict.get("breaches"):
         result.exit_code = SATURATED_EXIT
         console.line(f"SATURATED (no verdict): {typed.saturated}")
+        return result
+    if verdict.get("inconclusive") and code != -1:
+        result.exit_code = INCONCLUSIVE_EXIT
+        console.line(f"INCONCLUSIVE: {verdict['inconclusive']['why']}")
         return result
     result.exit_code = 1
     reasons = list(verdict["reasons"])

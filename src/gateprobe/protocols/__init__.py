@@ -19,6 +19,10 @@ Check ids the grammars emit:
 | ``stream.usage`` | medium | usage that does not add up, or is missing when asked for |
 | ``stream.consistency`` | medium | id, created or model changing within one stream |
 | ``stream.framing`` | low-medium | SSE framing lenient clients mishandle (``sse`` notes) |
+
+``openai_responses`` (OpenAI's Responses API, typed semantic events) reports ``responses.*``
+ids of its own (event name, sequence, order, items, text, usage, tool arguments, format,
+terminator: see the module); ``openai_stateful`` judges the flows across requests.
 """
 
 from __future__ import annotations

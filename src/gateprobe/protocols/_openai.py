@@ -197,10 +197,13 @@ class OpenAIChunkGrammar(GrammarBase):
             out.append(self.finding("stream.terminator", Severity.HIGH,
                                     "the stream ends with data: [DONE]", "no [DONE]"))
         unfinished = sorted(self._seen - self._finished)
-        if unfinished:
-            out.append(self.finding("stream.order", Severity.HIGH,
-                                    "every choice ends with a finish_reason",
-                                    f"no finish_reason for choices {unfinished}"))
+        if unfinished:  # a client reads why the choice ended (and that it did) from it
+            out.append(self.finding("stream.finish_reason", Severity.HIGH,
+                                    "the last chunk of each choice carries a non-null "
+                                    "finish_reason",
+                                    f"no finish_reason for choice"
+                                    f"{'s' if len(unfinished) > 1 else ''} "
+                                    f"{', '.join(map(str, unfinished))}"))
         if not self._seen:
             out.append(self.finding("stream.order", Severity.HIGH, "at least one choice chunk",
                                     "no choice chunks"))

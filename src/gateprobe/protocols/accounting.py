@@ -24,12 +24,14 @@ ID_PREFIXES: Mapping[str, str] = {
     "/v1/completions": "cmpl-",
     "/v1/messages": "msg_",
     "/v1/complete": "compl_",
+    "/v1/responses": "resp_",
 }
 """The upstream id prefix of each endpoint's object; another endpoint's prefix is a mix-up."""
 INTERNAL_SUFFIXES = (".internal", ".local", ".localdomain", ".lan", ".corp", ".svc",
                      ".cluster.local", ".consul")
-_URL = re.compile(r"\bhttps?://\[?([A-Za-z0-9._:-]+?)\]?(?::\d+)?(?=[/\s\"'<>,;)]|$)")
-_IPV4_WITH_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):\d{2,5}\b")
+_URL = re.compile(r"\b(https?)://\[?([A-Za-z0-9._:-]+?)\]?(?::(\d+))?(?=[/\s\"'<>,;)]|$)")
+_IPV4_WITH_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
@@ -65,6 +67,14 @@ def _text_of(endpoint: str, payload: Mapping[str, Any]) -> str:
     text = first.get("text") if endpoint == "/v1/completions" else \
         message.get("content") if isinstance(message, dict) else None
     return text if isinstance(text, str) else ""
+
+
+def _has_input(request: Any) -> bool:
+    """Whether an embeddings request had any text (or token ids) to embed."""
+    given = request.get("input") if isinstance(request, dict) else None
+    items = given if isinstance(given, list) else [given]
+    return any(isinstance(x, str) and x or isinstance(x, list) and x or isinstance(x, int)
+               and not isinstance(x, bool) for x in items)
 
 
 def _cap(request: Any) -> int | None:
@@ -121,6 +131,9 @@ def usage_accounting(ctx: Context, ex: Exchange) -> CheckResult:
                          output_field))
     if output == 0 and _text_of(ex.endpoint, payload):
         problems.append(("0 output tokens for a non-empty text", output_field))
+    if ex.endpoint == "/v1/embeddings" and prompt == 0 and _has_input(ex.request):
+        problems.append(("0 prompt tokens for a non-empty input (embedding text costs "
+                         "tokens)", "/usage/prompt_tokens"))
     return [_finding(ctx, ex, "usage.accounting", Severity.HIGH,
                      "usage that adds up and fits the generated text", problem, pointer)
             for problem, pointer in problems]
@@ -152,10 +165,13 @@ def response_id(ctx: Context, ex: Exchange) -> CheckResult:
     return out
 
 
-def _internal(host: str, target_host: str) -> bool:
-    """Whether ``host`` names a place only the gateway's own network reaches."""
+def _internal(host: str, port: int | None, ctx: Context) -> bool:
+    """Whether ``host:port`` names a place only the gateway's own network reaches. The
+    target's own address (host and port) is not; the same host at another port is another
+    service (an upstream beside the gateway), judged like any other address."""
     host = host.strip("[]").lower().rstrip(".")
-    if not host or host == target_host.lower():
+    if not host or host == ctx.target_host.lower() and (
+            port is None or ctx.target_port is None or port == ctx.target_port):
         return False
     if host == "localhost" or host.endswith(INTERNAL_SUFFIXES):
         return True
@@ -177,14 +193,15 @@ def internal_url(ctx: Context, ex: Exchange) -> CheckResult:
     if ex.status >= 400:
         places.append(("error body", ex.body[:20_000].decode("utf-8", "replace")))
     for where, text in places:
-        hosts = [m.group(1) for m in _URL.finditer(text)]
+        hosts = [(m.group(2), int(m.group(3)) if m.group(3) else DEFAULT_PORTS[m.group(1)])
+                 for m in _URL.finditer(text)]
         if where.startswith("header"):
-            hosts += [m.group(1) for m in _IPV4_WITH_PORT.finditer(text)]
-        leaked = next((h for h in hosts if _internal(h, ctx.target_host)), None)
+            hosts += [(m.group(1), int(m.group(2))) for m in _IPV4_WITH_PORT.finditer(text)]
+        leaked = next((h for h in hosts if _internal(*h, ctx)), None)
         if leaked is not None:
             return [_finding(ctx, ex, "security.internal_url", Severity.MEDIUM,
                              "no internal address in an answer",
-                             f"internal host {leaked} in the {where}")]
+                             f"internal address {leaked[0]}:{leaked[1]} in the {where}")]
     return []
 
 
@@ -204,7 +221,8 @@ def _billed_input(ex: Exchange) -> int | None:
             continue
         if not isinstance(payload, dict):
             continue
-        message = payload.get("message") if payload.get("type") == "message_start" else None
+        message = payload.get("message") if payload.get("type") == "message_start" else \
+            payload.get("response") if payload.get("type") == "response.completed" else None
         usage = message.get("usage") if isinstance(message, dict) else payload.get("usage")
         if isinstance(usage, dict):
             billed = _int(usage.get("input_tokens", usage.get("prompt_tokens")))
@@ -217,8 +235,8 @@ def _input_key(ex: Exchange) -> str | None:
     """What the model was given (endpoint, model, messages or prompt, system), as a key."""
     if not isinstance(ex.request, dict):
         return None
-    given = {k: ex.request[k] for k in ("model", "messages", "prompt", "system")
-             if k in ex.request}
+    given = {k: ex.request[k] for k in ("model", "messages", "prompt", "system", "input",
+                                        "instructions", "tools") if k in ex.request}
     return ex.endpoint + " " + json.dumps(given, sort_keys=True) if given else None
 
 

@@ -15,7 +15,12 @@ from typing import Any
 from gateprobe.findings import Finding, Severity
 from gateprobe.protocols._anthropic import ERROR_SCHEMA, ApiError, parse_error
 from gateprobe.protocols._stream import GrammarBase, Redact, _same, is_int
-from gateprobe.protocols.tools import CUT_SHORT, Tools, argument_problems
+from gateprobe.protocols.tools import (
+    ANTHROPIC_TOOL_ID_PREFIX,
+    CUT_SHORT,
+    Tools,
+    argument_problems,
+)
 from gateprobe.sse import Event
 
 __all__ = ["ERROR_SCHEMA", "STOP_REASONS", "ApiError", "StreamGrammar", "parse_error"]
@@ -125,6 +130,12 @@ class StreamGrammar(GrammarBase):
                 out.append(self.finding("stream.tool_calls", Severity.HIGH,
                                         "a tool_use block opens with its id and name",
                                         f"content_block {sorted(block)}", event))
+            elif not block["id"].startswith(ANTHROPIC_TOOL_ID_PREFIX):
+                out.append(self.finding("stream.tool_calls", Severity.LOW,
+                                        f"a tool_use id with Anthropic's "
+                                        f"{ANTHROPIC_TOOL_ID_PREFIX} prefix",
+                                        f"id {block['id'][:40]!r}", event,
+                                        "/content_block/id"))
             self._tool_blocks[index] = (block.get("name"), [])
         return out
 

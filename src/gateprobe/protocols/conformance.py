@@ -24,7 +24,7 @@ from gateprobe.checks import (
     select,
 )
 from gateprobe.findings import Finding, Severity
-from gateprobe.golden import diff, normalize, normalize_events, prune
+from gateprobe.golden import diff, mismatch, normalize, normalize_events
 from gateprobe.protocols import (
     _anthropic,
     _gateway,
@@ -33,6 +33,8 @@ from gateprobe.protocols import (
     gateway_apis,  # noqa: F401  (the gateway's own APIs: envelope, search)
     media,
     midjourney,  # noqa: F401  (Midjourney tasks: lifecycle, pages)
+    openai_responses,  # noqa: F401  (the Responses API: plain answers; streams via grammar_for)
+    openai_stateful,  # noqa: F401  (stored responses, conversations, stored chat: flows)
     realtime,  # noqa: F401  (the Realtime API: event grammar, handshake)
     tools,  # noqa: F401  (registers its checks too)
 )
@@ -56,6 +58,10 @@ OPENAI_OTHER_ERRORS = frozenset({"invalid_request_error", "authentication_error"
                                  "model_not_found", "server_error", "api_error",
                                  "context_length_exceeded", "invalid_value"})
 """Error types and codes of other statuses: a 429 naming one misleads its client."""
+OTHER_ERROR_WORDS = ("server", "internal", "invalid", "auth", "permission", "not_found",
+                     "bad_request", "context_length")
+"""Words of other error classes in a 429's type or code (``internal_server_error``: a client
+reads a server fault, not a limit, and may not back off)."""
 SPECIFIC_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style", "no_permission",
                             "legacy_prompt_invalid", "legacy_prompt_valid"})
 AUTH_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style"})
@@ -69,7 +75,12 @@ RESPONSE_SCHEMAS: dict[str, tuple[SpecName, str, str | None]] = {
     "/v1/complete": ("anthropic", "Completion", "CompletionStreamEvent"),
     "/v1/messages": ("anthropic", "Message", "MessageStreamEvent"),
     **media.RESPONSE_SCHEMAS,
+    "/v1/responses": ("openai", "Response", "ResponseStreamEvent"),
 }
+METHOD_SCHEMAS: dict[tuple[str, str], tuple[SpecName, str, str | None]] = {
+    ("GET", "/v1/chat/completions"): ("openai", "StoredChatCompletionList", None),
+}
+"""An endpoint whose other method answers another object (its stored completions' list)."""
 EVIDENCE_CHARS = 300
 
 
@@ -219,9 +230,68 @@ def error_envelope(ctx: Context, ex: Exchange) -> CheckResult:
         wanted = [f"the {ctx.family} error envelope"] if "family" in ctx.envelopes else []
         wanted += ["the gateway's own {statusCode, message, data}"] \
             if "gateway" in ctx.envelopes else []
+        schema = (_anthropic if ctx.family == "anthropic" else _openai).ERROR_SCHEMA \
+            if "family" in ctx.envelopes else _gateway.ERROR_SCHEMA
+        problem, pointer = envelope_problem(schema, _json(ex), ex.body)
         return [_finding(ctx, ex, "error.envelope", Severity.HIGH, " or ".join(wanted),
-                         f"{ex.content_type or 'no content-type'} body that is not it")]
+                         f"{ex.content_type or 'no content-type'} body: {problem}", pointer)]
     return []
+
+
+_JSON_TYPES = {dict: "an object", list: "an array", str: "a string", bool: "a boolean",
+               int: "an integer", float: "a number", type(None): "null"}
+
+
+def envelope_problem(schema: dict[str, Any], payload: Any, body: bytes) -> tuple[str, str]:
+    """What keeps an error body from being the envelope ``schema`` describes, naming the field
+    and the types (``error.message is an integer, not a string``), and its JSON pointer."""
+    if payload is None:
+        return ("not JSON" if body.strip() else "empty"), ""
+    import jsonschema
+
+    errors = list(jsonschema.Draft202012Validator(schema).iter_errors(payload))
+    if not errors:
+        return "an envelope of another kind", ""
+    error = min(errors, key=lambda e: (len(e.absolute_path), str(e.message)))
+    path: list[str | int] = list(error.absolute_path)
+    if error.validator == "required" and isinstance(error.instance, dict):
+        missing = [n for n in error.validator_value if n not in error.instance][0]
+        path.append(missing)
+        wanted = _wanted_type(schema, path)
+        return (f"no {_dotted(path)}{f' ({wanted})' if wanted else ''}",
+                json_pointer(path))
+    got = _JSON_TYPES.get(type(error.instance), type(error.instance).__name__)
+    if error.validator == "type":
+        wanted = _type_words(error.validator_value)
+        return f"{_dotted(path) or 'the body'} is {got}, not {wanted}", json_pointer(path)
+    if error.validator == "const":
+        return f"{_dotted(path)} is {error.instance!r}, not {error.validator_value!r}", \
+            json_pointer(path)
+    return f"{_dotted(path) or 'the body'}: {error.message[:120]}", json_pointer(path)
+
+
+def _dotted(path: list[str | int]) -> str:
+    return ".".join(str(p) for p in path)
+
+
+def _type_words(value: Any) -> str:
+    names = value if isinstance(value, list) else [value]
+    words = {"object": "an object", "array": "an array", "string": "a string",
+             "integer": "an integer", "number": "a number", "boolean": "a boolean",
+             "null": "null"}
+    return " or ".join(words.get(n, str(n)) for n in names)
+
+
+def _wanted_type(schema: dict[str, Any], path: list[str | int]) -> str:
+    """The type ``schema`` wants at ``path`` ('' when it says none)."""
+    node: Any = schema
+    for part in path:
+        node = (node.get("properties") or {}).get(part) if isinstance(node, dict) else None
+    if not isinstance(node, dict):
+        return ""
+    if "type" in node:
+        return _type_words(node["type"])
+    return f"{node['const']!r}" if "const" in node else ""
 
 
 def _gateway_envelope(ctx: Context, ex: Exchange) -> bool:
@@ -263,7 +333,8 @@ def _openai_429_type(ctx: Context, ex: Exchange) -> CheckResult:
     named = {error.type, error.code or ""}
     if named & OPENAI_429_NAMES:
         return []
-    if ctx.strict or named & OPENAI_OTHER_ERRORS:
+    if ctx.strict or named & OPENAI_OTHER_ERRORS or any(
+            word in name.lower() for name in named for word in OTHER_ERROR_WORDS):
         return [_finding(ctx, ex, "error.type", Severity.MEDIUM,
                          "a rate-limit error (code rate_limit_exceeded or insufficient_quota)",
                          f"type {error.type}, code {error.code} with status 429")]
@@ -287,7 +358,7 @@ def response_content_type(ctx: Context, ex: Exchange) -> CheckResult:
 @check("response.schema", Severity.MEDIUM, "success bodies and stream events match the spec")
 def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
     """A 2xx answer validates against its endpoint's schema in ``specs/``."""
-    known = RESPONSE_SCHEMAS.get(ex.endpoint)
+    known = METHOD_SCHEMAS.get((ex.method, ex.endpoint)) or RESPONSE_SCHEMAS.get(ex.endpoint)
     if known is None or ex.status is None or not 200 <= ex.status < 300 or \
             known[0] != ctx.family:  # Anthropic's /v1/models is not in our specs
         return NOT_APPLICABLE
@@ -433,8 +504,9 @@ def normalized_answer(ex: Exchange) -> Any:
 
 @check("golden.match", Severity.MEDIUM, "the answer matches its golden, once normalized")
 def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
-    """Shapes, values that must not vary (finish reasons, stop sequences, event order) and
-    types of the values that may, against an answer recorded from a trusted gateway."""
+    """The golden's required fields, the values the protocol fixes (its ``pins``: finish
+    reasons, object names), the types of the values a model may vary, and the event grammar of
+    a stream (``gateprobe.golden``)."""
     if not ctx.expect.has_golden or ex.status is None or ex.status != ctx.expect.status \
             or ex.transport_error is not None:
         return NOT_APPLICABLE  # a wrong status or a broken transfer has its own finding
@@ -444,24 +516,46 @@ def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
         return []
     pointer = "" if ex.is_stream else json_pointer(first_difference(ctx.expect.golden, answer))
     return [Finding("golden.match", ex.endpoint, Severity.MEDIUM,
-                    "the recorded golden answer (normalized)",
+                    "the golden's fields, types, pinned values and event order",
                     ctx.redactor.text(difference[:GOLDEN_DIFF_CHARS]), pointer=pointer)]
 
 
-def first_difference(pattern: Any, actual: Any, at: tuple[str | int, ...] = (),
-                     ) -> tuple[str | int, ...]:
-    """Where ``actual`` first departs from the golden ``pattern`` (a key of the golden it
-    lacks, a value or a length that differs), as a path; ``at`` itself when the two differ as a
-    whole. Keys the golden does not have are allowed, as ``golden.diff`` allows them."""
-    if isinstance(pattern, dict) and isinstance(actual, dict):
-        for key, value in pattern.items():
-            if key not in actual:
-                return (*at, key)
-            if prune(actual[key], value) != value:
-                return first_difference(value, actual[key], (*at, key))
-        return at
-    if isinstance(pattern, list) and isinstance(actual, list) and len(pattern) == len(actual):
-        for index, (want, got) in enumerate(zip(pattern, actual, strict=True)):
-            if prune(got, want) != want:
-                return first_difference(want, got, (*at, index))
-    return at
+def first_difference(pattern: Any, actual: Any) -> tuple[str | int, ...]:
+    """Where ``actual`` first departs from the golden ``pattern`` (``golden.mismatch``), as a
+    path; ``()`` when it fits or differs as a whole."""
+    found = mismatch(pattern, actual)
+    return found[0] if found is not None else ()
+
+
+STRICT_SHAPES: dict[str, frozenset[str]] = {
+    "/v1/messages/count_tokens": frozenset({"input_tokens"}),
+}
+"""Answers whose every top-level field the upstream API names: Anthropic's count_tokens is
+``{"input_tokens": N}`` and nothing else."""
+
+
+@check("response.strict_shape", Severity.LOW,
+       "strict-upstream: no top-level field the upstream answer does not have")
+def response_strict_shape(ctx: Context, ex: Exchange) -> CheckResult:
+    """Fields beyond a strict shape's: a finding under ``strictness: strict-upstream`` (a
+    client that validates the answer strictly refuses it); otherwise information, not judged
+    (gateways add fields, and a lenient client ignores them)."""
+    allowed = STRICT_SHAPES.get(ex.endpoint)
+    if allowed is None or ex.status is None or not 200 <= ex.status < 300:
+        return NOT_APPLICABLE
+    payload = _json(ex)
+    if not isinstance(payload, dict):
+        return NOT_APPLICABLE
+    extra = sorted(set(payload) - allowed)
+    if not extra:
+        return []
+    said = f"top-level field{'s' if len(extra) > 1 else ''} {', '.join(extra)} beyond " \
+           f"{', '.join(sorted(allowed))}"
+    if not ctx.strict:
+        if ctx.information is not None:
+            ctx.information.append(f"{said} (judged only under strictness: "
+                                   "strict-upstream)")
+        return []
+    return [_finding(ctx, ex, "response.strict_shape", Severity.LOW,
+                     f"only {', '.join(sorted(allowed))} (the upstream answer's fields)", said,
+                     json_pointer([extra[0]]))]

@@ -29,11 +29,14 @@ class StreamGrammar(OpenAIChunkGrammar):
 
     def __init__(self, endpoint: str, *, expect_usage: bool = False,
                  strict_usage: bool = False, redact: Redact = _same,
-                 tools: Tools | None = None, forced: bool = False) -> None:
+                 tools: Tools | None = None, forced: bool = False,
+                 named: bool = False) -> None:
         super().__init__(endpoint, expect_usage=expect_usage, strict_usage=strict_usage,
                          redact=redact)
         self.tools: Tools = tools or {}
         self.forced = forced
+        self.named = named
+        """``tool_choice`` named the function: only then may the turn end with ``stop``."""
         self._calls: dict[int, list[dict[str, Any]]] = {}
         self._finish: dict[int, str] = {}
 
@@ -122,7 +125,7 @@ class StreamGrammar(OpenAIChunkGrammar):
                                         f"choice {choice}: none, finish_reason {finish!r}"))
             if not calls or finish in CUT_SHORT:
                 continue
-            if finish not in OPENAI_TOOL_FINISH or finish == "stop" and not self.forced:
+            if finish not in OPENAI_TOOL_FINISH or finish == "stop" and not self.named:
                 out.append(self.finding("stream.tool_calls", Severity.HIGH,
                                         "finish_reason tool_calls after tool calls",
                                         f"choice {choice}: {len(calls)} tool calls, "

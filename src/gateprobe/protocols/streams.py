@@ -13,9 +13,10 @@ from gateprobe.protocols import (
     anthropic_messages,
     openai_chat,
     openai_completions,
+    openai_responses,
 )
 from gateprobe.protocols._stream import Redact, _same, framing_findings
-from gateprobe.protocols.tools import declared_tools, forced
+from gateprobe.protocols.tools import declared_tools, forced, named
 from gateprobe.sse import Event, SSEParser
 
 __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver",
@@ -25,7 +26,8 @@ __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver
 STREAM_CHECK_IDS = ("stream.json", "stream.schema", "stream.event_name", "stream.order",
                     "stream.block_index", "stream.terminator", "stream.error_event",
                     "stream.usage", "stream.consistency", "stream.framing", "stream.delta",
-                    "stream.tool_calls")
+                    "stream.tool_calls", "stream.finish_reason",
+                    *openai_responses.STREAM_IDS)
 """Every check id the stream grammars and the SSE framing notes can report."""
 
 
@@ -51,10 +53,14 @@ def grammar_for(path: str, body: Mapping[str, Any], *, anthropic_version: str = 
     differ harmlessly (``usage: null`` on every chunk rather than no ``usage`` key).
     """
     expect_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    if path.endswith("/responses"):
+        return openai_responses.StreamGrammar(path, redact=redact,
+                                              tools=openai_responses.response_tools(body),
+                                              schema=openai_responses.format_schema(body))
     if path.endswith("/chat/completions"):
         return openai_chat.StreamGrammar(path, expect_usage=expect_usage, strict_usage=strict,
                                          redact=redact, tools=declared_tools(path, body),
-                                         forced=forced(body))
+                                         forced=forced(body), named=named(body))
     if path.endswith("/completions"):
         return openai_completions.StreamGrammar(path, expect_usage=expect_usage,
                                                 strict_usage=strict, redact=redact)
@@ -94,7 +100,8 @@ class ContentReader:
     __slots__ = ("_kind", "_so_far", "cumulative")
 
     def __init__(self, path: str, *, anthropic_version: str = "2023-06-01") -> None:
-        for suffix in ("/chat/completions", "/completions", "/messages", "/complete"):
+        for suffix in ("/chat/completions", "/completions", "/messages", "/complete",
+                       "/responses"):
             if path.endswith(suffix):
                 self._kind = suffix
                 break
@@ -117,6 +124,8 @@ class ContentReader:
     def read_payload(self, payload: dict[str, Any]) -> tuple[str, int | None]:
         """``read`` for an event whose data is already decoded."""
         kind = self._kind
+        if kind == "/responses":
+            return openai_responses.content_of(payload), openai_responses.usage_tokens(payload)
         if kind == "/chat/completions" or kind == "/completions":
             usage = payload.get("usage")
             tokens = usage.get("completion_tokens") if isinstance(usage, dict) else None

@@ -5,11 +5,12 @@ A client reassembles each call's arguments (OpenAI: ``function.arguments`` fragm
 ``tool_use`` block), parses them as JSON and hands them to the tool the call names. So: every
 call names a tool the request declared, its arguments are a JSON object valid against that
 tool's schema, and the stop reason says the turn ended for the tools (OpenAI ``tool_calls``,
-or ``stop`` when ``tool_choice`` forced the call, as OpenAI may answer then; Anthropic
-``tool_use``). A turn cut at its cap (``length``, ``max_tokens``) may carry half arguments and
-is not judged on them. The streams' structure (indexes, ids, fragments) is judged by the
-grammars (``stream.tool_calls``); this module holds the rules both use, and the ``tool.calls``
-check of plain answers.
+or ``stop`` when ``tool_choice`` named the function, as OpenAI answers then, never after
+``required``; Anthropic ``tool_use``, its ids ``toolu_...``). A forced call (``required``,
+``any``, a named tool) must come whatever the prompt. A turn cut at its cap (``length``,
+``max_tokens``) may carry half arguments and is not judged on them. The streams'
+structure (indexes, ids, fragments) is judged by the grammars (``stream.tool_calls``);
+this module holds the rules both use, and the ``tool.calls`` check of plain answers.
 """
 
 from __future__ import annotations
@@ -77,11 +78,23 @@ def _path(error: Any) -> str:
 
 
 def forced(body: Any) -> bool:
-    """Whether ``tool_choice`` forced a call (a named function, or ``required``): OpenAI may
-    then end with ``stop``; a call the model chose (``auto``) ends with ``tool_calls``."""
+    """Whether ``tool_choice`` forced a call (a named function, or ``required``): the answer
+    must then carry one, whatever the prompt."""
     choice = body.get("tool_choice") if isinstance(body, Mapping) else None
     return choice == "required" or isinstance(choice, dict) and \
         choice.get("type") in ("function", "tool", "any")
+
+
+def named(body: Any) -> bool:
+    """Whether ``tool_choice`` named the function to call: OpenAI then ends the turn with
+    ``stop`` (it prefills the call); after ``required`` or a call the model chose it ends with
+    ``tool_calls``."""
+    choice = body.get("tool_choice") if isinstance(body, Mapping) else None
+    return isinstance(choice, dict) and choice.get("type") == "function"
+
+
+ANTHROPIC_TOOL_ID_PREFIX = "toolu_"
+"""Anthropic's ``tool_use`` ids (clients and logs tell a tool call by it)."""
 
 
 def _finding(ctx: Context, ex: Exchange, expected: str, observed: str) -> Finding:
@@ -105,12 +118,14 @@ def tool_calls(ctx: Context, ex: Exchange) -> CheckResult:
         return NOT_APPLICABLE
     tools = declared_tools(ex.endpoint, ex.request)
     problems = _messages_problems(payload, tools, forced(ex.request)) \
-        if ex.endpoint == "/v1/messages" else _chat_problems(payload, tools, forced(ex.request))
+        if ex.endpoint == "/v1/messages" else _chat_problems(payload, tools, forced(ex.request),
+                                                             named(ex.request))
     return [_finding(ctx, ex, "tool calls a client can run, and a stop reason that fits them",
                      problem) for problem in problems]
 
 
-def _chat_problems(payload: dict[str, Any], tools: Tools, was_forced: bool) -> list[str]:
+def _chat_problems(payload: dict[str, Any], tools: Tools, was_forced: bool,
+                   was_named: bool = False) -> list[str]:
     out: list[str] = []
     for choice in payload.get("choices") or []:
         if not isinstance(choice, dict) or not isinstance(choice.get("message"), dict):
@@ -124,8 +139,9 @@ def _chat_problems(payload: dict[str, Any], tools: Tools, was_forced: bool) -> l
                        f"{finish!r})")
         if not calls or finish in CUT_SHORT:
             continue
-        if finish not in OPENAI_TOOL_FINISH or (finish == "stop" and not was_forced):
-            out.append(f"{len(calls)} tool calls ending with finish_reason {finish!r}")
+        if finish not in OPENAI_TOOL_FINISH or (finish == "stop" and not was_named):
+            out.append(f"{len(calls)} tool calls ending with finish_reason {finish!r} "
+                       "(tool_calls; stop only after a named function choice)")
         for call in calls:
             function = call.get("function") if isinstance(call, dict) else None
             if not isinstance(function, dict) or not isinstance(call.get("id"), str) or \
@@ -153,5 +169,8 @@ def _messages_problems(payload: dict[str, Any], tools: Tools, was_forced: bool) 
     for block in blocks:
         if not isinstance(block.get("id"), str):
             out.append("a tool_use block without an id")
+        elif not block["id"].startswith(ANTHROPIC_TOOL_ID_PREFIX):
+            out.append(f"a tool_use id {block['id'][:40]!r} without Anthropic's "
+                       f"{ANTHROPIC_TOOL_ID_PREFIX} prefix")
         out += argument_problems(block.get("name"), block.get("input"), tools)
     return out

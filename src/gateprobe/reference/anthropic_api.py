@@ -20,7 +20,11 @@ from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
 from gateprobe.reference.config import Model
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
-from gateprobe.reference.faults import LEGACY_PROMPT_NO_REPAIR, LEGACY_PROMPT_UNCHECKED
+from gateprobe.reference.faults import (
+    LEGACY_PROMPT_NO_REPAIR,
+    LEGACY_PROMPT_UNCHECKED,
+    TOOL_REQUIRED_AS_AUTO,
+)
 from gateprobe.reference.prompt import ASSISTANT, HUMAN, normalize_prompt, prompt_error
 from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import Field, check_body, check_value, f, invalid
@@ -154,7 +158,8 @@ async def messages(call: Call) -> Response:
     model = call.resolve_model(body["model"], "messages")
     call.admit(model)
     input_tokens = count_tokens(prompt)
-    calls = tools.calls_for("anthropic", body, _last_user_text(body), call.request_id)
+    calls = tools.calls_for("anthropic", body, _last_user_text(body), call.request_id,
+                            TOOL_REQUIRED_AS_AUTO.active(call.config.faults, call.endpoint))
     if calls:
         return await _tool_use(call, body, model, calls, input_tokens)
     gen = generate(model.id, prompt, max_tokens=body["max_tokens"], stop=stops,

@@ -24,12 +24,14 @@ from starlette.types import Receive, Scope, Send
 from gateprobe.reference import (
     anthropic_api,
     audio,
+    conversations,
     hostile,
     images,
     management,
     moderations,
     openai_api,
     realtime,
+    responses,
     search,
 )
 from gateprobe.reference.billing import bill_refused, bill_served
@@ -51,6 +53,7 @@ from gateprobe.reference.faults import (
     RESET_BEFORE_HEADERS,
     RESET_MID_STREAM,
     RETRY_AFTER_HUGE,
+    SERVER_ERROR_TYPE_429,
     SLOW_HEADERS,
     STREAM_ENDLESS_CONTENT,
     STREAM_ENDLESS_PINGS,
@@ -58,6 +61,7 @@ from gateprobe.reference.faults import (
     STREAM_HANG_OPEN,
     STREAM_NO_CONTENT_TYPE,
     STREAM_WRONG_CONTENT_TYPE,
+    UPSTREAM_SAME_HOST_LEAK,
     UPSTREAM_URL_LEAK,
     WRONG_TYPE_429,
     apply_response_faults,
@@ -127,8 +131,13 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
     models: tuple[Family, Handler, Handler] = (
         ("anthropic", anthropic_api.list_models, anthropic_api.get_model) if anthropic_models
         else ("openai", openai_api.list_models, openai_api.get_model))
+    # POST creates; GET lists the stored ones (store: true; conversations.py), an OpenAI
+    # stateful API like the Responses API: not under the anthropic profile.
+    chat: dict[str, Handler] = {"POST": openai_api.chat_completions}
+    if config.profile != "anthropic":
+        chat["GET"] = conversations.list_chat
     api: list[tuple[str, str, Family, Handler]] = [  # path, method, family, handler
-        ("/v1/chat/completions", "POST", "openai", openai_api.chat_completions),
+        ("/v1/chat/completions", "*", "openai", responses.dispatch(chat)),
         ("/v1/completions", "POST", "openai", openai_api.completions),
         ("/v1/embeddings", "POST", "openai", openai_api.embeddings),
         ("/v1/models", "GET", models[0], models[1]),
@@ -140,6 +149,9 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         ("/v1/audio/transcriptions", "POST", "openai", audio.transcriptions),
         ("/v1/moderations", "POST", "openai", moderations.moderations),
     ]
+    if config.profile != "anthropic":  # OpenAI's stateful APIs (targets opt in to them)
+        api += [(path, "*", "openai", handler)
+                for path, handler in responses.routes() + conversations.routes()]
     if config.profile != "openai":  # a pure OpenAI-compatible gateway has no Anthropic routes
         api += [
             ("/v1/complete", "POST", "anthropic", anthropic_api.complete),
@@ -169,7 +181,7 @@ def _endpoint(family: Family, method: str,
     async def endpoint(request: Request) -> Response:
         t0 = request.scope.get(ARRIVAL_KEY) or time.perf_counter_ns()
         call = Call(request, family, request.app.state.gateway, request.url.path, t0)
-        if request.method != method:
+        if method != "*" and request.method != method:  # "*": the handler dispatches
             return _error(call, _method_not_allowed(request, method))
         if call.config.faults:
             early = hostile_front(call)
@@ -229,6 +241,9 @@ def hostile_front(call: Call) -> Response | None:
     if WRONG_TYPE_429.active(faults, endpoint):
         return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "0"},
                                     kind="invalid_request_error")
+    if SERVER_ERROR_TYPE_429.active(faults, endpoint):
+        return hostile.error_answer(family, 429, "Too many requests", {"retry-after": "0"},
+                                    kind="internal_server_error")
     if HTML_200.active(faults, endpoint):
         return Response(hostile.HTML_ERROR_PAGE, media_type="text/html")
     return None
@@ -269,6 +284,10 @@ def _with_faults(call: Call, response: Response) -> Response:
         response.headers["x-gateway-key"] = call.key.key
     if UPSTREAM_URL_LEAK.active(faults, call.endpoint):
         response.headers["x-upstream"] = UPSTREAM_URL + call.endpoint
+    if UPSTREAM_SAME_HOST_LEAK.active(faults, call.endpoint):
+        url = call.request.url
+        response.headers["x-upstream"] = \
+            f"{url.scheme}://{url.hostname}:{(url.port or 80) + 1}{call.endpoint}"
     if isinstance(response, EventStreamResponse):
         return _hostile_stream(call, response)  # otherwise streams are bent in their plan
     if isinstance(response, StreamingResponse):

@@ -45,6 +45,7 @@ from gateprobe.reference.faults import (
 )
 from gateprobe.reference.management import CapReached, KeyStore
 from gateprobe.reference.ratelimit import Decision, Limiter
+from gateprobe.reference.stored import Stored
 from gateprobe.reference.streaming import (
     EventStreamResponse,
     PlannedEvent,
@@ -79,6 +80,8 @@ class GatewayState:
     """Requests refused with 429 by the limiter (tests read it: a run that met the limit)."""
     store: KeyStore = field(init=False)
     """Every key and balance, shared by the model routes and the management API."""
+    stored: Stored = field(default_factory=Stored)
+    """Stored responses, conversations and chat completions (``reference/responses.py``)."""
 
     def __post_init__(self) -> None:
         self.store = KeyStore(self.config)
@@ -86,6 +89,7 @@ class GatewayState:
     def reset(self) -> None:
         """Forget budgets, traces and created keys (tests reuse one gateway across cases)."""
         self.store.reset()
+        self.stored.clear()
         self.limiter.reset()
         self.traces.clear()
         self.refused.clear()

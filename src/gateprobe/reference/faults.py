@@ -219,7 +219,8 @@ def _more_input_streamed(endpoint: str, plan: Plan) -> Plan:
     """Streams bill 5 more input tokens than the same request does without streaming (their
     own usage still adds up)."""
     def more(payload: dict[str, Any]) -> dict[str, Any] | None:
-        message = payload.get("message") if payload.get("type") == "message_start" else None
+        message = payload.get("message") if payload.get("type") == "message_start" else \
+            payload.get("response") if payload.get("type") == "response.completed" else None
         usage = message.get("usage") if isinstance(message, dict) else payload.get("usage")
         if not isinstance(usage, dict):
             return None
@@ -482,7 +483,7 @@ def _b(name: str, description: str, endpoints: frozenset[str], trips: Sequence[s
     return _declare(Fault(name, description, endpoints, tuple(trips), proven_by=proven_by))
 
 
-# The catalogue, in the order ``--list-faults`` and the README's table show it: declaring a
+# The catalogue, in the order ``--list-faults`` and the docs' fault reference show it: declaring a
 # fault adds it (see ``_declare``).
 STREAM_DROP_TERMINATOR = _f(
     "stream-drop-terminator", "the last event ([DONE], message_stop, the stop completion) "
@@ -513,7 +514,7 @@ STREAM_USAGE_MISMATCH = _f(
     frozenset({CHAT, COMPLETIONS, MESSAGES}), ["stream.usage"], _usage_mismatch)
 STREAM_NO_FINISH_REASON = _f(
     "stream-no-finish-reason", "no chunk carries a finish_reason", OPENAI_STREAMS,
-    ["stream.order"], _no_finish_reason)
+    ["stream.finish_reason"], _no_finish_reason)
 STREAM_ID_CHANGES = _f(
     "stream-id-changes", "the chunk id changes halfway", OPENAI_STREAMS,
     ["stream.consistency"], _id_changes)
@@ -534,7 +535,7 @@ STREAM_WRONG_OBJECT = _f(
     ["stream.schema"], _wrong_object)
 STREAM_MORE_INPUT = _f(
     "stream-more-input", "streams bill 5 more input tokens than the same request unstreamed",
-    frozenset({CHAT, COMPLETIONS, MESSAGES}), ["usage.stream_consistency"],
+    frozenset({CHAT, COMPLETIONS, MESSAGES, "/v1/responses"}), ["usage.stream_consistency"],
     _more_input_streamed)
 STREAM_CUMULATIVE_COMPLETIONS = _f(
     "stream-cumulative-completions", "legacy completion events carry the whole text so far "
@@ -854,6 +855,239 @@ MODERATION_SCORE_PERCENT = _b(
     "moderation-score-percent", "category scores are percentages (0-100), not 0-1",
     MODERATIONS, ["moderation.results"])
 
+
+# -- issue 24: checks that were missing ------------------------------------------------------
+def _embeddings_zero_usage(endpoint: str, payload: dict[str, Any]) -> bool:
+    usage = payload.get("usage")
+    if not isinstance(usage, dict):
+        return False
+    usage["prompt_tokens"] = usage["total_tokens"] = 0
+    return True
+
+
+def _count_tokens_extra(endpoint: str, payload: dict[str, Any]) -> bool:
+    payload["cache_read_input_tokens"] = 0
+    return True
+
+
+def _foreign_tool_id(tool_id: str) -> str:
+    return "call_" + tool_id.removeprefix("toolu_")
+
+
+def _tool_ids_unprefixed(endpoint: str, payload: dict[str, Any]) -> bool:
+    blocks = [b for b in payload.get("content") or [] if b.get("type") == "tool_use"]
+    for block in blocks:
+        block["id"] = _foreign_tool_id(block["id"])
+    return bool(blocks)
+
+
+def _tool_ids_unprefixed_stream(endpoint: str, plan: Plan) -> Plan:
+    def edit(p: dict[str, Any]) -> dict[str, Any] | None:
+        block = p.get("content_block")
+        if p.get("type") != "content_block_start" or not isinstance(block, dict) or \
+                block.get("type") != "tool_use":
+            return None
+        return {**p, "content_block": {**block, "id": _foreign_tool_id(block["id"])}}
+
+    return _map_payloads(plan, edit)
+
+
+def _tool_calls_stop(endpoint: str, payload: dict[str, Any]) -> bool:
+    changed = False
+    for choice in payload.get("choices") or []:
+        if choice.get("finish_reason") == "tool_calls":
+            choice["finish_reason"], changed = "stop", True
+    return changed
+
+
+def _tool_calls_stop_stream(endpoint: str, plan: Plan) -> Plan:
+    def edit(p: dict[str, Any]) -> dict[str, Any] | None:
+        choices = p.get("choices") or []
+        if not any(c.get("finish_reason") == "tool_calls" for c in choices):
+            return None
+        return {**p, "choices": [{**c, "finish_reason": "stop"}
+                                 if c.get("finish_reason") == "tool_calls" else c
+                                 for c in choices]}
+
+    return _map_payloads(plan, edit)
+
+
+# -- the Responses API, Conversations and stored chat completions -----------------------------
+RESPONSES = "/v1/responses"
+RESPONSE_ROUTES = frozenset({RESPONSES, RESPONSES + "/{response_id}",
+                             RESPONSES + "/{response_id}/cancel",
+                             RESPONSES + "/{response_id}/input_items"})
+CONVERSATION_ROUTES = frozenset({"/v1/conversations", "/v1/conversations/{conversation_id}",
+                                 "/v1/conversations/{conversation_id}/items",
+                                 "/v1/conversations/{conversation_id}/items/{item_id}"})
+CHAT_STORE_ROUTES = frozenset({CHAT, CHAT + "/{completion_id}",
+                               CHAT + "/{completion_id}/messages"})
+
+
+def _typed(event: PlannedEvent, *types: str) -> bool:
+    payload = _payload(event)
+    return payload is not None and payload.get("type") in types
+
+
+def _renumbered(plan: Plan) -> Plan:
+    """Sequence numbers 0, 1, 2... in the plan's order (a fault that moves an event must not
+    also trip the sequence check)."""
+    counter = iter(range(len(plan)))
+    return _map_payloads(plan, lambda p: {**p, "sequence_number": next(counter)}
+                         if "sequence_number" in p else None)
+
+
+def _responses_no_completed(endpoint: str, plan: Plan) -> Plan:
+    return [e for e in plan if not _typed(e, "response.completed", "response.incomplete")]
+
+
+def _responses_sequence_gap(endpoint: str, plan: Plan) -> Plan:
+    return plan[:3] + _map_payloads(plan[3:], lambda p: {
+        **p, "sequence_number": p["sequence_number"] + 1} if "sequence_number" in p else None)
+
+
+def _responses_deltas_short(endpoint: str, plan: Plan) -> Plan:
+    deltas = [i for i, e in enumerate(plan) if _typed(e, "response.output_text.delta")]
+    drop = deltas[1] if len(deltas) > 1 else deltas[0] if deltas else -1
+    return _renumbered([e for i, e in enumerate(plan) if i != drop])
+
+
+def _responses_no_usage(endpoint: str, plan: Plan) -> Plan:
+    return _map_payloads(plan, lambda p: {**p, "response": {**p["response"], "usage": None}}
+                         if p.get("type") == "response.completed" else None)
+
+
+def _responses_done_first(endpoint: str, plan: Plan) -> Plan:
+    deltas = [i for i, e in enumerate(plan) if _typed(e, "response.output_text.delta")]
+    done = [i for i, e in enumerate(plan) if _typed(e, "response.output_text.done")]
+    if not deltas or not done:
+        return plan
+    moved = replace(plan[done[0]], offset_ns=plan[deltas[0]].offset_ns)
+    rest = [e for i, e in enumerate(plan) if i != done[0]]
+    return _renumbered(rest[:deltas[0]] + [moved] + rest[deltas[0]:])
+
+
+def _responses_misnamed(endpoint: str, plan: Plan) -> Plan:
+    return [_rewrite(e, name="delta") if _typed(e, "response.output_text.delta") else e
+            for e in plan]
+
+
+def _responses_item_id_changes(endpoint: str, plan: Plan) -> Plan:
+    seen = iter(range(len(plan)))
+    return _map_payloads(plan, lambda p: {**p, "item_id": "msg_gateprobe_other"}
+                         if p.get("type") == "response.output_text.delta" and next(seen) == 1
+                         else None)
+
+
+def _responses_tool_args_off_schema(endpoint: str, plan: Plan) -> Plan:
+    """Every trace of the call's arguments says ``{}`` (consistent, but the schema's required
+    properties are missing)."""
+    started: set[Any] = set()
+
+    def edit(p: dict[str, Any]) -> dict[str, Any] | None:
+        kind = p.get("type")
+        if kind == "response.function_call_arguments.delta":
+            first = p.get("item_id") not in started
+            started.add(p.get("item_id"))
+            return {**p, "delta": "{}" if first else ""}
+        if kind == "response.function_call_arguments.done":
+            return {**p, "arguments": "{}"}
+        if kind == "response.output_item.done" and p["item"].get("type") == "function_call":
+            return {**p, "item": {**p["item"], "arguments": "{}"}}
+        if kind == "response.completed":
+            output = [{**o, "arguments": "{}"} if o.get("type") == "function_call" else o
+                      for o in p["response"]["output"]]
+            return {**p, "response": {**p["response"], "output": output}}
+        return None
+
+    return _map_payloads(plan, edit)
+
+
+UPSTREAM_SAME_HOST_LEAK = _b(
+    "upstream-same-host-leak", "every answer names its upstream on the gateway's own host, "
+    "one port up, in an x-upstream header", API, ["security.internal_url"])
+COUNT_TOKENS_EXTRA_FIELDS = _r(
+    "count-tokens-extra-fields", "count_tokens answers carry a field beyond input_tokens "
+    "(a finding under strictness: strict-upstream only)",
+    frozenset({"/v1/messages/count_tokens"}), ["response.strict_shape"],
+    _on_success(_count_tokens_extra))
+EMBEDDINGS_ZERO_USAGE = _r(
+    "embeddings-zero-usage", "embeddings bill 0 prompt tokens for a non-empty input",
+    frozenset({"/v1/embeddings"}), ["usage.accounting"], _on_success(_embeddings_zero_usage))
+SERVER_ERROR_TYPE_429 = _b(
+    "server-error-type-429", "every request gets 429 (Retry-After: 0) typed "
+    "internal_server_error", OPENAI_API, ["error.type", "response.rate_limited"])
+TOOL_ID_UNPREFIXED = _declare(Fault(
+    "tool-id-unprefixed", "tool_use ids lack Anthropic's toolu_ prefix (call_...)",
+    frozenset({MESSAGES}), ("tool.calls", "stream.tool_calls"),
+    transform=_tool_ids_unprefixed_stream, response=_on_success(_tool_ids_unprefixed)))
+TOOL_REQUIRED_AS_AUTO = _b(
+    "tool-required-as-auto", "tool_choice required (Anthropic any) is treated as auto: no "
+    "call unless the prompt names a tool", frozenset({CHAT, MESSAGES}),
+    ["tool.calls", "stream.tool_calls"])
+TOOL_CALLS_STOP = _declare(Fault(
+    "tool-calls-stop", "a turn of tool calls ends with finish_reason stop (right only after "
+    "a named function choice)", frozenset({CHAT}), ("tool.calls", "stream.tool_calls"),
+    transform=_tool_calls_stop_stream, response=_on_success(_tool_calls_stop)))
+
+_RESPONSES_STREAM = frozenset({RESPONSES})
+RESPONSES_NO_COMPLETED = _f(
+    "responses-no-completed", "a Responses stream never sends response.completed",
+    _RESPONSES_STREAM, ["responses.terminator"], _responses_no_completed)
+RESPONSES_SEQUENCE_GAP = _f(
+    "responses-sequence-gap", "a Responses stream's sequence_number skips one after the "
+    "third event", _RESPONSES_STREAM, ["responses.sequence"], _responses_sequence_gap)
+RESPONSES_DELTAS_SHORT = _f(
+    "responses-deltas-short", "one response.output_text.delta is never sent (the done text "
+    "is whole)", _RESPONSES_STREAM, ["responses.text"], _responses_deltas_short)
+RESPONSES_NO_USAGE = _f(
+    "responses-no-usage", "response.completed carries usage: null", _RESPONSES_STREAM,
+    ["responses.usage"], _responses_no_usage)
+RESPONSES_DONE_BEFORE_DELTAS = _f(
+    "responses-done-before-deltas", "response.output_text.done comes before its deltas",
+    _RESPONSES_STREAM, ["responses.order"], _responses_done_first)
+RESPONSES_MISNAMED_EVENTS = _f(
+    "responses-misnamed-events", "response.output_text.delta events are named 'delta'",
+    _RESPONSES_STREAM, ["responses.event_name"], _responses_misnamed)
+RESPONSES_ITEM_ID_CHANGES = _f(
+    "responses-item-id-changes", "the second text delta names another item_id",
+    _RESPONSES_STREAM, ["responses.items"], _responses_item_id_changes)
+RESPONSES_TOOL_ARGS_OFF_SCHEMA = _f(
+    "responses-tool-args-off-schema", "a streamed function call's arguments are {} (its "
+    "schema's required properties missing)", _RESPONSES_STREAM, ["responses.tool_args"],
+    _responses_tool_args_off_schema)
+RESPONSES_USAGE_INCONSISTENT = _b(
+    "responses-usage-inconsistent", "a response's usage.total_tokens is one more than input + "
+    "output", _RESPONSES_STREAM, ["responses.usage"])
+RESPONSES_FORMAT_IGNORED = _b(
+    "responses-format-ignored", "text.format json_schema is ignored: the output is prose",
+    _RESPONSES_STREAM, ["responses.format"])
+RESPONSES_NOT_STORED = _b(
+    "responses-not-stored", "a stored response is not retrievable (GET answers 404)",
+    RESPONSE_ROUTES, ["responses.stored"], "sequence")
+RESPONSES_DELETED_SERVED = _b(
+    "responses-deleted-served", "a deleted response is still served by GET",
+    RESPONSE_ROUTES, ["responses.deleted"], "sequence")
+RESPONSES_PREVIOUS_IGNORED = _b(
+    "responses-previous-ignored", "previous_response_id is accepted but the prior turn is not "
+    "read (nor billed)", RESPONSE_ROUTES, ["responses.previous"], "sequence")
+RESPONSES_CANCEL_IGNORED = _b(
+    "responses-cancel-ignored", "cancelling a background response answers cancelled, but it "
+    "completes anyway", RESPONSE_ROUTES, ["responses.cancel"], "sequence")
+RESPONSES_STORE_FALSE_KEPT = _b(
+    "responses-store-false-kept", "a response created with store: false is retrievable",
+    RESPONSE_ROUTES, ["responses.not_stored"], "sequence")
+CONVERSATION_ITEMS_LOST = _b(
+    "conversation-items-lost", "a response in a conversation does not add its output to the "
+    "conversation's items", CONVERSATION_ROUTES | RESPONSE_ROUTES, ["conversations.items"],
+    "sequence")
+CHAT_STORE_IGNORED = _b(
+    "chat-store-ignored", "a chat completion created with store: true is neither listed nor "
+    "retrievable", CHAT_STORE_ROUTES, ["chat_store.stored"], "sequence")
+CHAT_STORE_DELETED_SERVED = _b(
+    "chat-store-deleted-served", "a deleted stored chat completion is still listed and served",
+    CHAT_STORE_ROUTES, ["chat_store.deleted"], "sequence")
+
 CATALOGUE: Mapping[str, Fault] = MappingProxyType(_declared)
 """Every fault by name, in declaration order."""
 
@@ -886,17 +1120,18 @@ def apply_response_faults(names: Sequence[str], endpoint: str, answer: Answer) -
     return answer
 
 
-def markdown_table() -> str:
-    """The catalogue as the README's table (regenerate it with this, a test compares)."""
-    rows = ["| fault | kind | endpoints | trips | what it does |",
-            "| --- | --- | --- | --- | --- |"]
-    for f in CATALOGUE.values():
-        endpoints = "every API route" if f.endpoints == API else "every generating route" \
-            if f.endpoints == GENERATING else "every stream" if f.endpoints == ALL_STREAMS \
-            else "every management route" if f.endpoints == MANAGEMENT \
-            else "every Midjourney and search route" if f.endpoints == GATEWAY_ROUTES \
-            else "both search proxies" if f.endpoints == SEARCH_ROUTES \
-            else ", ".join(f"`{e}`" for e in sorted(f.endpoints))
-        trips = ", ".join(f"`{t}`" for t in f.trips)
-        rows.append(f"| `{f.name}` | {f.proven_by} | {endpoints} | {trips} | {f.description} |")
-    return "\n".join(rows) + "\n"
+def endpoints_text(fault: Fault, code: str = "`") -> str:
+    """Where ``fault`` applies, in words where a named set of routes says it shorter."""
+    return "every API route" if fault.endpoints == API else "every generating route" \
+        if fault.endpoints == GENERATING else "every stream" if fault.endpoints == ALL_STREAMS \
+        else "every management route" if fault.endpoints == MANAGEMENT \
+        else "every Midjourney and search route" if fault.endpoints == GATEWAY_ROUTES \
+        else "both search proxies" if fault.endpoints == SEARCH_ROUTES \
+        else ", ".join(f"{code}{e}{code}" for e in sorted(fault.endpoints))
+
+
+def catalogue_json() -> list[dict[str, Any]]:
+    """The catalogue for machines (``gateprobe serve --list-faults --json``), in order."""
+    return [{"name": f.name, "kind": f.proven_by, "description": f.description,
+             "endpoints": sorted(f.endpoints), "trips": list(f.trips)}
+            for f in CATALOGUE.values()]

@@ -23,8 +23,10 @@ from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import Call
 from gateprobe.reference.config import Model
+from gateprobe.reference.conversations import store_chat
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
+from gateprobe.reference.faults import TOOL_REQUIRED_AS_AUTO
 from gateprobe.reference.prompt import content_text, serialize_chat
 from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import (
@@ -135,32 +137,32 @@ async def chat_completions(call: Call) -> Response:
         "system_fingerprint": FINGERPRINT,
     }
     calls = tools.calls_for("openai", body, _last_user_text(body["messages"]),
-                            call.request_id)
+                            call.request_id,
+                            TOOL_REQUIRED_AS_AUTO.active(call.config.faults, call.endpoint))
     if calls:
         call.usage = Usage(model.id, prompt_tokens,
                            (body.get("n") or 1) * sum(len(c.pieces) for c in calls), stream)
         return await _chat_tool_calls(call, body, head, calls, prompt_tokens, stream)
     offsets = call.content_offsets(max((g.tokens for g in gens), default=0))
     call.usage = Usage(model.id, prompt_tokens, completion_tokens, stream)
-    if not stream:
-        return await call.respond_json(
+    plain = {
+        **head,
+        "object": "chat.completion",
+        "choices": [
             {
-                **head,
-                "object": "chat.completion",
-                "choices": [
-                    {
-                        "index": i,
-                        "message": {"role": "assistant", "content": g.text, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": FINISH[g.cause],
-                    }
-                    for i, g in enumerate(gens)
-                ],
-                "usage": usage,
-                "service_tier": "default",
-            },
-            _last(offsets, call),
-        )
+                "index": i,
+                "message": {"role": "assistant", "content": g.text, "refusal": None},
+                "logprobs": None,
+                "finish_reason": FINISH[g.cause],
+            }
+            for i, g in enumerate(gens)
+        ],
+        "usage": usage,
+        "service_tier": "default",
+    }
+    store_chat(call, body, plain)  # store: true keeps it (streamed or not)
+    if not stream:
+        return await call.respond_json(plain, _last(offsets, call))
     return call.respond_stream(_chat_stream(call, body, head, gens, offsets, usage))
 
 
@@ -188,9 +190,10 @@ async def _chat_tool_calls(call: Call, body: dict[str, Any], head: dict[str, Any
                               for c in calls]}
     choices = [{"index": i, "message": message, "logprobs": None,
                 "finish_reason": "tool_calls"} for i in range(n)]
-    return await call.respond_json({**head, "object": "chat.completion", "choices": choices,
-                                    "usage": usage, "service_tier": "default"},
-                                   _last(offsets, call))
+    plain = {**head, "object": "chat.completion", "choices": choices, "usage": usage,
+             "service_tier": "default"}
+    store_chat(call, body, plain)
+    return await call.respond_json(plain, _last(offsets, call))
 
 
 def _tool_call_stream(call: Call, body: dict[str, Any], head: dict[str, Any],

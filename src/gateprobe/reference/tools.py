@@ -71,11 +71,15 @@ def _bad(family: str, where: str, message: str) -> NoReturn:
     invalid("anthropic", where, "", f"{where}: {message}")
 
 
-def chosen(family: str, body: dict[str, Any], last_user_text: str) -> list[tuple[str, Any]]:
-    """(name, schema) of each tool the model calls for this request (see the module)."""
+def chosen(family: str, body: dict[str, Any], last_user_text: str,
+           required_as_auto: bool = False) -> list[tuple[str, Any]]:
+    """(name, schema) of each tool the model calls for this request (see the module);
+    ``required_as_auto``: the ``tool-required-as-auto`` fault."""
     tools = declared(family, body)
     choice = body.get("tool_choice")
     kind = choice.get("type") if isinstance(choice, dict) else choice
+    if required_as_auto and kind in ("required", "any"):
+        kind = "auto"
     if not tools or kind == "none":
         return []
     forced = (choice.get("function") or {}).get("name") if kind == "function" and \
@@ -91,11 +95,12 @@ def chosen(family: str, body: dict[str, Any], last_user_text: str) -> list[tuple
 
 
 def calls_for(family: str, body: dict[str, Any], last_user_text: str,
-              request_id: str) -> list[ToolCall]:
+              request_id: str, required_as_auto: bool = False) -> list[ToolCall]:
     """The calls, with ids in the family's form (``call_...``, ``toolu_...``)."""
     prefix = "call_" if family == "openai" else "toolu_"
     out = []
-    for i, (name, schema) in enumerate(chosen(family, body, last_user_text)):
+    for i, (name, schema) in enumerate(chosen(family, body, last_user_text,
+                                              required_as_auto)):
         digest = hashlib.blake2b(f"{request_id}\x00{i}".encode(), digest_size=12).hexdigest()
         out.append(ToolCall(prefix + digest, name,
                             json.dumps(example_of(schema), separators=(",", ": "))))
