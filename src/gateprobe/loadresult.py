@@ -189,6 +189,8 @@ class TierResult:
     recovered: bool | None
     ok: bool
     problems: tuple[str, ...]
+    outcome: str = ""
+    """The tier's verdict word (``ok``, ``FAIL``, ``INCONCLUSIVE``, ...) as the judge put it."""
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> TierResult:
@@ -197,7 +199,8 @@ class TierResult:
                    int(raw.get("accepted") or 0), int(raw.get("rejected") or 0),
                    int(raw.get("failed") or 0), _number(raw.get("retry_after_s")),
                    raw.get("recovered"), bool(raw.get("ok")),
-                   tuple(str(p) for p in raw.get("problems") or ()))
+                   tuple(str(p) for p in raw.get("problems") or ()),
+                   str(raw.get("outcome") or ("ok" if raw.get("ok") else "FAIL")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,7 +221,7 @@ class RateLimitResult(LoadOutcome):
 
     def headline(self) -> str:
         """Each tier's accepted/limit."""
-        return ", ".join(f"{t.tier} {t.accepted}/{t.limit}{'' if t.ok else ' FAIL'}"
+        return ", ".join(f"{t.tier} {t.accepted}/{t.limit}{'' if t.ok else ' ' + t.outcome}"
                          for t in self.tiers)
 
 

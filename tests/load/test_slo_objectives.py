@@ -18,8 +18,9 @@ from gateprobe.console import Console
 from gateprobe.embedded import Embedded
 from gateprobe.errors import ConfigError
 from gateprobe.load.plan import LoadPlan
-from gateprobe.load.results import findings_of, verdict
+from gateprobe.load.results import findings_of
 from gateprobe.load.runner import LoadOptions, load_dir, plan_load
+from gateprobe.load.scenarios import verdict
 from gateprobe.load.slo import validate
 from gateprobe.reference.faults import CATALOGUE
 from gateprobe.targets import Target

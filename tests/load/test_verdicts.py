@@ -261,7 +261,8 @@ def test_an_inconclusive_rate_limit_run_is_no_finding_and_never_ok(tmp_path: Pat
     """The run's verdict says why it cannot tell, fails no check (no finding), is not ok, and
     its one line names the tier as INCONCLUSIVE."""
     from gateprobe.load.plan import LoadPlan
-    from gateprobe.load.results import findings_of, summary_line, verdict
+    from gateprobe.load.results import findings_of, summary_line
+    from gateprobe.load.scenarios import verdict
 
     plan = LoadPlan("rate-limits", "http://127.0.0.1:1", "ohmygpt", str(tmp_path),
                     limits={"free": 12}, window_s=10.0, slo={"rate_limit_tolerance": 0.1})
