@@ -68,7 +68,7 @@ SERVED = {
                 "complete", *MEDIA, *STATEFUL, "realtime", "midjourney", "serper",
                 "google_search"],
     "anthropic": ["models", "chat", "completions", "embeddings", "messages", "count_tokens",
-                  "complete", *MEDIA],
+                  "complete", *MEDIA, "chat_store"],  # GET lists, under every profile
     "openai": ["models", "chat", "completions", "embeddings", *MEDIA, *STATEFUL, "realtime"],
 }
 

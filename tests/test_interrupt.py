@@ -88,7 +88,8 @@ def test_ctrl_c_in_the_conformance_suite_is_one_line_and_130(tmp_path: Path) -> 
 def test_ctrl_c_during_compare_reports_the_mirrors_that_finished(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    def probe(name: str, target: Any, options: Any, stop: Any) -> MirrorResult:
+    def probe(name: str, target: Any, options: Any, stop: Any,
+              upstream_url: Any = None) -> MirrorResult:
         if name.endswith(":2"):
             raise KeyboardInterrupt  # Ctrl-C while this mirror is probed
         return MirrorResult(name, target.base_url)

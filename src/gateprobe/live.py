@@ -11,7 +11,6 @@ the same failure on many cases reads as one group, not as a page per test.
 
 from __future__ import annotations
 
-import textwrap
 import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
@@ -131,8 +130,23 @@ def _endpoint_lines(endpoint: str, found: Sequence[Finding], width: int) -> list
     if len(head) + 3 + len(text) <= width:
         return [f"{head}:  {text}"]
     return [head if len(head) <= width else head[:width - 3] + "...",
-            *textwrap.wrap(text, width, initial_indent="      ", subsequent_indent="      ",
-                           break_on_hyphens=False)]
+            *_wrap_items([name + (f" x{n}" if n > 1 else "") for name, n in cases.items()],
+                         width, "      ")]
+
+
+def _wrap_items(items: Sequence[str], width: int, indent: str) -> list[str]:
+    """Items joined by '; ' into lines of at most ``width`` (an item longer than a line has
+    one of its own), never breaking inside one: a case name split over two lines can be
+    neither read nor searched for."""
+    lines: list[str] = []
+    line = ""
+    for item in items:
+        candidate = f"{line}; {item}" if line else item
+        if line and len(indent) + len(candidate) + 1 > width:
+            lines.append(f"{indent}{line};")
+            candidate = item
+        line = candidate
+    return [*lines, f"{indent}{line}"] if line else lines
 
 
 def _all(by_endpoint: dict[str, list[Finding]]) -> list[Finding]:

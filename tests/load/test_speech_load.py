@@ -31,7 +31,7 @@ def speech_load(base_url: str, report: Path, *extra: str) -> tuple[int, str, str
     slo.write_text(SLO)
     out, err = io.StringIO(), io.StringIO()
     code = main(["load", "latency", "--base-url", base_url, "--api-key-env", "GP_TEST_KEY",
-                 "--duration", "2", "--users", "2", "--slo", str(slo), "--report-dir",
+                 "--duration", "4", "--users", "2", "--slo", str(slo), "--report-dir",
                  str(report), *SPEECH_ONLY, *extra], Console(out, err))
     return code, out.getvalue(), err.getvalue()
 

@@ -24,7 +24,8 @@ def sample(tier: str, t: float, status: int | None, remaining: int | None = None
 def good_tier(tier: str = "free", limit: int = 4, t0: float = 0.0) -> list[dict[str, Any]]:
     out = [sample(tier, t0 + i * 0.1, 200, limit - 1 - i, limit) for i in range(limit)]
     out += [sample(tier, t0 + 1 + i * 0.1, 429, 0, limit) for i in range(3)]
-    out.append(sample(tier, t0 + 4, 200, limit - 1, limit, phase="recovery", waited_s=2.0))
+    # a sliding window frees its first request's place one window (10 s) after it
+    out.append(sample(tier, t0 + 10.5, 200, limit - 1, limit, phase="recovery", waited_s=9.0))
     return out
 
 
@@ -270,3 +271,13 @@ def test_an_inconclusive_rate_limit_run_is_no_finding_and_never_ok(tmp_path: Pat
     assert not result["ok"] and result["failed_checks"] == [] and findings_of(result) == []
     assert result["inconclusive"]["why"].startswith("free: accepted 18 (limit 12)")
     assert summary_line(result).startswith("free 18/12 INCONCLUSIVE; free: accepted 18")
+
+
+def test_a_recovery_served_inside_a_declared_sliding_window_is_over_the_limit() -> None:
+    """With the burst sent at once, a refilling bucket and a window accept alike; what tells
+    them apart is a recovery served before the window slid past the burst (Retry-After 5 s
+    from a bucket, where a 10 s window was declared)."""
+    samples = [s for s in good_tier() if s["phase"] != "recovery"]
+    samples.append(sample("free", 5.0, 200, 0, 4, phase="recovery", waited_s=4.0))
+    assert "ratelimit.limit" in checks(samples)  # declared sliding_window
+    assert "ratelimit.limit" not in checks(samples, algorithm="token_bucket")

@@ -216,7 +216,8 @@ def test_report_fits_the_screen_and_its_plots(browser: Browser, reports: dict[st
     page.goto((run_dir / "report.html").as_uri())
     seen = page.evaluate(MEASURE)
     (run_dir / "screenshots").mkdir(exist_ok=True)
-    page.screenshot(path=str(run_dir / "screenshots" / f"report-{width}.png"), full_page=True)
+    page.screenshot(path=str(run_dir / "screenshots" / f"report-{width}.png"), full_page=True,
+                    timeout=90_000)  # a tall page on a busy machine: not a render fault
     page.close()
     assert seen["scrollWidth"] <= seen["innerWidth"], seen["wide"][:10]
     assert not seen["wide"], seen["wide"][:10]
@@ -232,7 +233,8 @@ def test_the_failing_report_says_why_a_plot_is_missing(browser: Browser,
                                                       reports: dict[str, Path]) -> None:
     page = (reports["fail"] / "report.html").read_text()
     assert "No TTFT or e2e plot: all 40 requests failed (transport.reset &times;40)" in page
-    assert "<details class='check'" in page and "<pre>--- golden" in page
+    # a golden mismatch names the first field that differs (no longer a whole diff)
+    assert "<details class='check'" in page and "golden.match" in page
 
 
 def test_ci_installs_chromium_before_the_readme_test_command() -> None:

@@ -199,7 +199,8 @@ def judge(samples: Sequence[Mapping[str, Any]], limits: Mapping[str, int], windo
         len(burst_accepts) <= max(limits.values()) * (1 + tolerance) < sum(limits.values())
     results = [_judge_tier(tier, limit, by_tier.get(tier, []), window_s, tolerance,
                            burst_accepts if one_budget else [],
-                           algorithm in STRICT_ALGORITHMS, rate_headers != "none")
+                           algorithm in STRICT_ALGORITHMS, rate_headers != "none",
+                           algorithm == "sliding_window")
                for tier, limit in limits.items()]
     return RateLimitVerdict(results, timeline(samples))
 
@@ -210,7 +211,7 @@ def _accepted(s: Mapping[str, Any]) -> bool:
 
 def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_s: float,
                 tolerance: float, shared_accepts: list[float], strict: bool = True,
-                headers: bool = True) -> TierResult:
+                headers: bool = True, sliding: bool = False) -> TierResult:
     """One tier's result; ``shared_accepts`` are every key's accept times when the keys
     together accepted no more than one budget's worth (else empty)."""
     result = TierResult(tier, limit)
@@ -241,7 +242,30 @@ def _judge_tier(tier: str, limit: int, samples: list[Mapping[str, Any]], window_
     if headers:
         result.problems += _header_problems(tier, limit, accepted, rejected, strict)
     result.problems += _recovery_problems(result, samples, rejected)
+    if sliding and not any(p.check_id == "ratelimit.limit" for p in result.problems):
+        result.problems += _recovered_inside_the_window(result, samples, accepted, window_s)
     return result
+
+
+def _recovered_inside_the_window(result: TierResult, samples: list[Mapping[str, Any]],
+                                 accepted: list[Mapping[str, Any]],
+                                 window_s: float) -> list[Problem]:
+    """Under a declared sliding window, a burst that used the whole budget leaves none for a
+    request before the window has slid past the burst's first acceptance: a recovery served
+    earlier (because the limiter's Retry-After said so) is one more than the limit in one
+    window. With the burst sent at once, this is what tells a refilling bucket from a window.
+    """
+    if len(accepted) < result.limit or not accepted:
+        return []
+    first = min(float(s["t"]) for s in accepted)
+    early = [s for s in samples if s["phase"] == "recovery" and _accepted(s)
+             and float(s["t"]) < first + window_s]
+    if not early:
+        return []
+    return [Problem("ratelimit.limit", result.tier,
+                    f"accepted {len(accepted) + len(early)} within one {window_s:g} s window "
+                    f"(limit {result.limit}): a recovery request {float(early[0]['t']) - first:.1f}"
+                    f" s after the burst's first acceptance was served")]
 
 
 def _decision_span(burst: list[Mapping[str, Any]], accepted: list[Mapping[str, Any]]) -> float:

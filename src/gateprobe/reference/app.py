@@ -131,13 +131,11 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
     models: tuple[Family, Handler, Handler] = (
         ("anthropic", anthropic_api.list_models, anthropic_api.get_model) if anthropic_models
         else ("openai", openai_api.list_models, openai_api.get_model))
-    # POST creates; GET lists the stored ones (store: true; conversations.py), an OpenAI
-    # stateful API like the Responses API: not under the anthropic profile.
-    chat: dict[str, Handler] = {"POST": openai_api.chat_completions}
-    if config.profile != "anthropic":
-        chat["GET"] = conversations.list_chat
     api: list[tuple[str, str, Family, Handler]] = [  # path, method, family, handler
-        ("/v1/chat/completions", "*", "openai", responses.dispatch(chat)),
+        # POST creates; GET lists the stored ones (store: true; conversations.py). Under every
+        # profile: the route's methods are the spec's (schemathesis checks OPTIONS' Allow).
+        ("/v1/chat/completions", "*", "openai", responses.dispatch(
+            {"POST": openai_api.chat_completions, "GET": conversations.list_chat})),
         ("/v1/completions", "POST", "openai", openai_api.completions),
         ("/v1/embeddings", "POST", "openai", openai_api.embeddings),
         ("/v1/models", "GET", models[0], models[1]),
