@@ -7,7 +7,6 @@ first. Nothing is sent and no key is needed (a missing key is said, not refused)
 
 from __future__ import annotations
 
-import math
 import os
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -137,43 +136,13 @@ def _stateful(target: Target, chosen: Callable[[str], bool], console: Console) -
                      f"{spend}" + (f"; refused: {refusal}" if refusal else ""))
 
 
-def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
-    """A load plan's traffic and its caps (and, when its keys come from the environment,
-    which variables a real run would miss)."""
+def load(plan: Any, describe: Callable[[Any, Console], None], console: Console,
+         keys_from_env: bool = True) -> int:
+    """A load plan's traffic and its caps, as its scenario ``describe``s them (and, when its
+    keys come from the environment, which variables a real run would miss)."""
     console.line(f"dry run: gateprobe load {plan.scenario} against {plan.base_url} "
                  f"({plan.profile})")
-    rows: list[list[str]] = []
-    if plan.scenario == "rate-limits":
-        total = 0
-        for tier, limit in plan.limits.items():
-            n = plan.burst_size(tier)
-            total += n + 1
-            rows.append([tier, str(limit), str(n), "1", plan.tier_keys.get(tier, "?")])
-        console.table(["tier", "limit", "burst", "recovery", "key variable"], rows)
-        console.line(f"{total} requests to /v1/chat/completions ({plan.models['legacy_chat']}, "
-                     f"max_tokens 1, which that model ignores: its answers are as long as "
-                     f"the gateway makes them), every burst at once, at most {plan.max_rps:g}/s "
-                     f"(all out within {plan.burst_total / plan.max_rps:.2g} s of a "
-                     f"{plan.window_s:g} s window)")
-    elif plan.scenario == "tasks":
-        polls = math.ceil(plan.task_deadline_s / plan.poll_interval_s) + 1
-        console.line(f"{plan.users} users, each creating a Midjourney imagine task and querying "
-                     f"it every {plan.poll_interval_s:g} s until SUCCESS or FAILURE (at most "
-                     f"{polls} queries and {plan.task_deadline_s:g} s a task), for "
-                     f"{plan.duration_s:g} s; at most {plan.request_bound} requests (caps: "
-                     f"{plan.max_requests} requests, {plan.max_rps:g}/s)")
-    else:
-        weights = {k: w for k, w in plan.weights.items() if w > 0}
-        share = sum(weights.values())
-        how = "closed-loop users" if plan.arrival == "closed" else \
-            f"{plan.arrival} arrivals at {plan.rate:g}/s"
-        console.table(["endpoint", "share", "max tokens each"],
-                      [[k, f"{w / share:.0%}", str(plan.max_tokens)] for k, w in weights.items()])
-        console.line(f"{plan.users} users, {how}, for {plan.duration_s:g} s")
-        bound = plan.request_bound
-        console.line(f"at most {bound} streaming requests (caps: {plan.max_requests} "
-                     f"requests, {plan.max_rps:g}/s), at most {bound * plan.max_tokens} "
-                     f"generated tokens")
+    describe(plan, console)
     missing = [v for v in plan.secret_envs if not os.environ.get(v)] if keys_from_env else []
     if missing:
         console.line(f"note: {', '.join(missing)} not set: a real run would stop there")

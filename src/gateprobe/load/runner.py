@@ -398,7 +398,8 @@ def dry_run(target: Target, options: LoadOptions, console: Console) -> int:
     plan = plan_load(target, options, sending=False)
     if target.embedded:
         plan = replace(plan, base_url="(the embedded reference gateway)")
-    return dryrun.load(plan, console, keys_from_env=not target.embedded)
+    return dryrun.load(plan, scenario(plan.scenario).describe, console,
+                       keys_from_env=not target.embedded)
 
 
 def run_load(target: Target, options: LoadOptions, console: Console) -> LoadResult:

@@ -13,13 +13,14 @@ what can make any run inconclusive (the target's rate limit, the generator's sat
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
-from gateprobe.load.plan import LoadPlan
+from gateprobe.load.plan import STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import (
     SAMPLES_FILE,
     VERDICT_FILE,
@@ -68,6 +69,8 @@ class Scenario:
     """Its objectives are times: a run whose own generator saturated is not judged."""
     tier_keys: bool = False
     """It sends tier keys only (the target's own key is not needed)."""
+    describe: Callable[[LoadPlan, Console], None] = lambda plan, console: None
+    """``--dry-run``: the traffic a run would send and its caps."""
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -128,13 +131,56 @@ def show_tasks(result: TasksResult, console: Console) -> None:
                  "run's end (not judged)")
 
 
+def describe_rate_limits(plan: LoadPlan, console: Console) -> None:
+    """Each tier's burst and recovery, the one endpoint and model, how fast it is sent."""
+    rows: list[list[str]] = []
+    total = 0
+    for tier, limit in plan.limits.items():
+        n = plan.burst_size(tier)
+        total += n + 1
+        rows.append([tier, str(limit), str(n), "1", plan.tier_keys.get(tier, "?")])
+    console.table(["tier", "limit", "burst", "recovery", "key variable"], rows)
+    path = STREAM_ENDPOINTS["chat"]
+    console.line(f"{total} requests to {path} ({plan.models['legacy_chat']}, "
+                 f"max_tokens 1, which that model ignores: its answers are as long as "
+                 f"the gateway makes them), every burst at once, at most {plan.max_rps:g}/s "
+                 f"(all out within {plan.burst_total / plan.max_rps:.2g} s of a "
+                 f"{plan.window_s:g} s window)")
+
+
+def describe_tasks(plan: LoadPlan, console: Console) -> None:
+    """Users, polling and the task's deadline, the caps."""
+    polls = math.ceil(plan.task_deadline_s / plan.poll_interval_s) + 1
+    console.line(f"{plan.users} users, each creating a Midjourney imagine task and querying "
+                 f"it every {plan.poll_interval_s:g} s until SUCCESS or FAILURE (at most "
+                 f"{polls} queries and {plan.task_deadline_s:g} s a task), for "
+                 f"{plan.duration_s:g} s; at most {plan.request_bound} requests (caps: "
+                 f"{plan.max_requests} requests, {plan.max_rps:g}/s)")
+
+
+def describe_latency(plan: LoadPlan, console: Console) -> None:
+    """The endpoint mix, users or arrivals, the request and token bounds."""
+    weights = {k: w for k, w in plan.weights.items() if w > 0}
+    share = sum(weights.values())
+    how = "closed-loop users" if plan.arrival == "closed" else \
+        f"{plan.arrival} arrivals at {plan.rate:g}/s"
+    console.table(["endpoint", "share", "max tokens each"],
+                  [[k, f"{w / share:.0%}", str(plan.max_tokens)] for k, w in weights.items()])
+    console.line(f"{plan.users} users, {how}, for {plan.duration_s:g} s")
+    bound = plan.request_bound
+    console.line(f"at most {bound} streaming requests (caps: {plan.max_requests} "
+                 f"requests, {plan.max_rps:g}/s), at most {bound * plan.max_tokens} "
+                 f"generated tokens")
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("rate-limits", "rate_limits.py", RateLimitResult, judge_rate_limits,
-             show_rate_limits, "Rate limits", processes=None, timed=False, tier_keys=True),
+             show_rate_limits, "Rate limits", processes=None, timed=False, tier_keys=True,
+             describe=describe_rate_limits),
     Scenario("latency", "streaming_latency.py", LatencyResult, judge_latency, show_latency,
-             "Latency"),
+             "Latency", describe=describe_latency),
     Scenario("tasks", "mj_tasks.py", TasksResult, judge_tasks, show_tasks,
-             "Midjourney tasks", unit="tasks"),
+             "Midjourney tasks", unit="tasks", describe=describe_tasks),
 )}
 """Every load scenario, by name, in the order help lists them."""
 assert {n: s.result_type for n, s in SCENARIOS.items()} == RESULT_TYPES
