@@ -66,6 +66,7 @@ def summary(folder: Path) -> dict[str, Any]:
 
 
 # -- gateprobe run ------------------------------------------------------------------------------
+@pytest.mark.timeout(600)  # a whole run; its own subprocess bound is the one that counts
 def test_run_embedded_as_a_newcomer_does(tmp_path: Path) -> None:
     """The README's first command, as a process in an empty folder: exit 0 and a complete,
     self-contained report under reports/latest, with no key in it."""

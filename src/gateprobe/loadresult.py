@@ -171,8 +171,9 @@ class LatencyResult(LoadOutcome):
 
     def headline(self) -> str:
         """Streams, TTFT p95 and errors."""
-        return (f"{self.overall.requests} streams, TTFT p95 "
-                f"{_ms(self.overall.ttft_ms.p95)} ms, errors {self.overall.errors}")
+        p95 = self.overall.ttft_ms.p95
+        ttft = "no TTFT sample" if p95 is None or p95 != p95 else f"TTFT p95 {p95:.0f} ms"
+        return f"{self.overall.requests} streams, {ttft}, errors {self.overall.errors}"
 
 
 @dataclass(frozen=True, slots=True)
