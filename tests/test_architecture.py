@@ -16,16 +16,12 @@ import pytest
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 
-LAYERS = {
-    "base": {"arrival", "errors", "console", "redact", "tokenizer", "sse", "findings",
-             "metrics", "targets", "specs", "checks", "golden", "yamlfile", "transport",
-             "events", "loadresult"},
-    "engine": {"cases", "probe", "runstate", "tasks", "realtime_session", "fuzz_guard",
-               "pytest_plugin", "user_checks", "live", "embedded", "report", "smoke", "dryrun",
-               "management", "billing", "propagation", "preflight", "stateful"},
-    "commands": {"conformance_runner", "load", "pipeline", "gate", "compare", "discover"},
-    "cli": {"cli", "__main__"},
-}
+FOLDERS = {"core": "base", "protocols": "protocols", "engine": "engine",
+           "commands": "commands", "cli": "cli", "reference": "reference"}
+"""Each layer is a folder of the package: a module's layer is where it sits."""
+TOP_LEVEL = {"__init__": "facade", "load": "facade", "__main__": "cli"}
+"""The only modules outside a layer folder: the public names (``gateprobe``, the public load
+API ``gateprobe.load``) and ``python -m gateprobe``."""
 ALLOWED = {
     "base": {"base"},
     "protocols": {"base", "protocols"},
@@ -33,10 +29,10 @@ ALLOWED = {
     "engine": {"base", "protocols", "engine"},
     "commands": {"base", "protocols", "engine", "commands"},
     "cli": {"base", "protocols", "engine", "commands", "cli", "reference"},
-    "facade": {"base", "protocols", "engine", "commands"},
+    "facade": {"base", "protocols", "engine", "commands", "facade"},
 }
-MAY_START_THE_REFERENCE = {"embedded"}
-LOCUST_SIDE = {"load.locustlib"}
+MAY_START_THE_REFERENCE = {"engine.embedded"}
+LOCUST_SIDE = {"commands.load.locustlib"}
 
 
 def module_name(path: Path) -> str:
@@ -49,15 +45,13 @@ NAMES = {module_name(p) for p in MODULES}
 
 
 def layer(module: str) -> str:
-    if module == "__init__":
-        return "facade"
+    if module in TOP_LEVEL:
+        return TOP_LEVEL[module]
     top = module.split(".")[0]
-    if top in ("reference", "protocols"):
-        return top
-    for name, members in LAYERS.items():
-        if top in members:
-            return name
-    raise AssertionError(f"module {module} is in no layer: add it to ARCHITECTURE.md and here")
+    if top in FOLDERS:
+        return FOLDERS[top]
+    raise AssertionError(f"module {module} is in no layer folder ({', '.join(FOLDERS)}): "
+                         "move it into the folder of its layer")
 
 
 def imports(path: Path) -> list[tuple[str, int]]:
@@ -101,7 +95,7 @@ def test_imports_follow_the_layers(path: Path) -> None:
         theirs = layer(name)
         if theirs == "reference" and mine != "reference":
             assert me in MAY_START_THE_REFERENCE or mine == "cli", \
-                f"{me}:{line}: only gateprobe.embedded may start the reference gateway"
+                f"{me}:{line}: only gateprobe.engine.embedded may start the reference gateway"
             continue
         # cli is in no other layer's ALLOWED: only the CLI's own modules and __main__ import it
         assert theirs in ALLOWED[mine], f"{me}:{line} ({mine}) imports {name} ({theirs})"
@@ -125,3 +119,45 @@ def test_the_rules_catch_a_violation_and_a_cycle(tmp_path: Path) -> None:
     assert layer(name) not in ALLOWED["base"]
     with pytest.raises(CycleError):
         tuple(TopologicalSorter({"a": {"b"}, "b": {"a"}}).static_order())
+
+
+ARCHITECTURE = SRC.parents[1] / "ARCHITECTURE.md"
+
+
+def _documented() -> dict[str, tuple[str, str, set[str]]]:
+    """ARCHITECTURE.md's table: layer -> (folder cell, modules cell, the layers it may import)."""
+    rows: dict[str, tuple[str, str, set[str]]] = {}
+    names = set(ALLOWED)
+    for line in ARCHITECTURE.read_text(encoding="utf-8").splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0] in names:
+            may = cells[3]
+            allowed = (names - {"facade"} if may.startswith("everything but the facade") else
+                       names - {"cli", "reference"} if may.startswith("everything but cli")
+                       else {m.strip() for m in may.split(",")})
+            rows[cells[0]] = (cells[1], cells[2], allowed)
+    return rows
+
+
+def test_the_folders_are_the_layers_of_architecture_md() -> None:
+    """Every layer of the test is a row of ARCHITECTURE.md with its folder and the same
+    imports allowed, and every module of a layer's folder is named in its row: the map cannot
+    drift from the tree again."""
+    documented = _documented()
+    assert set(documented) == set(ALLOWED), set(ALLOWED) ^ set(documented)
+    for folder, name in FOLDERS.items():
+        cell, modules, allowed = documented[name]
+        assert cell == f"`{folder}/`", (name, cell)
+        allowed |= {name}  # a layer imports its own modules: the table says what else
+        assert allowed == ALLOWED[name], (name, allowed ^ ALLOWED[name])
+        if name == "reference":
+            continue  # its modules are listed in their own section below the table
+        for path in sorted((SRC / folder).iterdir()):
+            module = path.stem
+            if module.startswith("__") or path.suffix not in (".py", "") or \
+                    module == "__pycache__" or (path.is_dir() and not (path / "__init__.py")
+                                                .exists()):
+                continue
+            assert f"`{module}`" in modules, f"{folder}/{module} is not in ARCHITECTURE.md"
+    for module, name in TOP_LEVEL.items():
+        assert f"`{module}`" in documented[name][1], f"{module} is not in ARCHITECTURE.md"
