@@ -167,18 +167,37 @@ def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
         share = sum(weights.values())
         how = "closed-loop users" if plan.arrival == "closed" else \
             f"{plan.arrival} arrivals at {plan.rate:g}/s"
+        work = getattr(plan, "workload", None) or {}
+        each = work.get("output_tokens") or str(plan.max_tokens)
         console.table(["endpoint", "share", "max tokens each"],
-                      [[k, f"{w / share:.0%}", str(plan.max_tokens)] for k, w in weights.items()])
+                      [[k, f"{w / share:.0%}", each] for k, w in weights.items()])
         console.line(f"{plan.users} users, {how}, for {plan.duration_s:g} s")
+        if work:  # gateprobe.load.workloads: its flags as given
+            console.line("workload: " + " ".join(_workload_flags(work)))
         bound = plan.request_bound
         console.line(f"at most {bound} streaming requests (caps: {plan.max_requests} "
-                     f"requests, {plan.max_rps:g}/s), at most {bound * plan.max_tokens} "
-                     f"generated tokens")
+                     f"requests, {plan.max_rps:g}/s), at most "
+                     + (f"{bound * plan.max_tokens} generated tokens" if not
+                        work.get("output_tokens") else "max_tokens as drawn each"))
     missing = [v for v in plan.secret_envs if not os.environ.get(v)] if keys_from_env else []
     if missing:
         console.line(f"note: {', '.join(missing)} not set: a real run would stop there")
     console.line("nothing was sent")
     return 0
+
+
+def _workload_flags(work: dict[str, Any]) -> list[str]:
+    """A plan's workload (``gateprobe.load.workloads.Workload.as_json``) as its flags."""
+    flags = []
+    for name, value in work.items():
+        if value in (None, [], 0, 0.0) and name != "seed":
+            continue
+        flag = {"seed": "workload-seed", "think_time_s": "think-time"}.get(
+            name, name.replace("_", "-"))
+        text = ",".join(map(str, value)) if isinstance(value, list) else \
+            f"{value:g}s" if name == "think_time_s" else str(value)
+        flags.append(f"--{flag} {text}")
+    return flags
 
 
 def compare(mirrors: dict[str, str], cases: int, samples: int, long_request_s: float,

@@ -31,16 +31,20 @@ from gateprobe.load.results import (
     read_samples,
 )
 from gateprobe.load.selfcheck import LAG_FILE
+from gateprobe.load.workloads import workload_summary
 from gateprobe.loadresult import (
     RESULT_TYPES,
     LatencyResult,
+    Percentiles,
     RateLimitResult,
     ScenarioResult,
     StreamStats,
     TasksResult,
+    WorkloadStats,
     result_of,
 )
 from gateprobe.metrics import finite
+from gateprobe.tokenizer import NAME as TOKENIZER
 
 Judge = Callable[[dict[str, Any], LoadPlan, Sequence[dict[str, Any]], float], None]
 """Fills a verdict's scenario part: its numbers, ``reasons`` and ``failed_checks``."""
@@ -112,6 +116,29 @@ def show_latency(result: LatencyResult, console: Console) -> None:
     console.line(f"times in ms; overall output {_fmt(result.overall_tokens_per_s)} tokens/s; "
                  f"{result.dropped_arrivals} arrivals dropped; stream findings: "
                  f"{counts_text(result.stream_findings)}")
+    if result.workload is not None:
+        show_workload(result.workload, console)
+
+
+def show_workload(work: WorkloadStats, console: Console) -> None:
+    """TTFT by turn and by shared-prefix length (when there are several), and the tokens
+    asked against those received."""
+    for title, groups in (("turn", work.by_turn), ("prefix tokens", work.by_prefix_tokens)):
+        if len(groups) > 1:
+            console.table([title, "requests", "errors", "prompt tokens p50", "ttft p50",
+                           "ttft p95"],
+                          [[k, str(g.requests), str(g.errors), _fmt(g.prompt_tokens.p50, 0),
+                            _fmt(g.ttft_ms.p50), _fmt(g.ttft_ms.p95)]
+                           for k, g in groups.items()])
+    def p50(name: str) -> str:
+        return _fmt(work.tokens.get(name, Percentiles()).p50, 0)
+
+    console.line(
+        f"tokens p50: prompt asked {p50('prompt_tokens_asked')}, sent {p50('prompt_tokens')} "
+        f"({TOKENIZER}), usage {p50('prompt_tokens_usage')}; output asked "
+        f"{p50('output_tokens_asked')} (max_tokens: a cap, not a length), received "
+        f"{p50('output_tokens')}; TTFT +{_fmt(work.ttft_ms_per_1k_prompt_tokens)} ms per 1k "
+        "prompt tokens")
 
 
 def show_tasks(result: TasksResult, console: Console) -> None:
@@ -158,6 +185,8 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float,
                            "base_url": plan.base_url, "wall_s": wall_s,
                            "requests": len(samples), "slo_names": sorted(plan.slo)}
     spec.judge(out, plan, samples, wall_s)
+    if plan.workload:
+        out["workload"] = workload_summary(samples)
     inconclusive(out, plan, samples, lag, spec.timed)
     return out
 
