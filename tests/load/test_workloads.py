@@ -460,7 +460,9 @@ def test_multi_turn_ttft_grows_with_history_on_a_reference_that_charges_it(
     slope = verdict["workload"]["ttft_ms_per_1k_prompt_tokens"]
     if charged:
         assert growth > 60 and slope > 50
-        assert "turn" in out  # the console shows TTFT by turn
+        assert "turn" in out  # the console shows TTFT by turn, and so does the report
+        page = (tmp_path / "report.html").read_text()
+        assert "<h3>Workload</h3>" in page and "data-label=\"turn\">4<" in page
     else:
         assert growth < 30 and slope < 30
 
