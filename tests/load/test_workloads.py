@@ -486,3 +486,34 @@ def test_a_shared_prefix_shows_the_prefix_cache_speed_up(make_gateway: MakeGatew
         assert extra < 50, by_prefix
     else:
         assert extra > 150, by_prefix
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("key")
+def test_a_sharegpt_dataset_runs_as_multi_turn_over_two_processes(make_gateway: MakeGateway,
+                                                                  tmp_path: Path) -> None:
+    gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
+    path = write(tmp_path, *({"conversations": [
+        {"from": "human", "value": f"question {i} about rivers"},
+        {"from": "gpt", "value": "a fairly short recorded answer of some words"},
+        {"from": "human", "value": "and the next question"},
+        {"from": "gpt", "value": "ok"},
+        {"from": "human", "value": "a last one"}]} for i in range(5)))
+    code, out, verdict = load(gateway.base_url, tmp_path / "run", "--duration", "6",
+                              "--users", "2", "--processes", "2", "--dataset", str(path),
+                              "--mix", "messages=1", "--max-requests", "60")
+    assert code == 0, out
+    samples = samples_of(tmp_path / "run")
+    assert {s["turn"] for s in samples} == {1, 2, 3}
+    assert len({s["pid"] for s in samples}) == 2
+    by_session: dict[str, list[dict[str, Any]]] = {}
+    for s in samples:
+        by_session.setdefault(s["session"], []).append(s)
+    assert len({session.split(".")[0] for session in by_session}) == 2  # a user per process
+    firsts = [s for s in samples if s["turn"] == 1]
+    assert all(s["output_tokens_expected"] == s["output_tokens_asked"] == 8 for s in firsts)
+    for turns in by_session.values():
+        turns.sort(key=lambda s: s["turn"])
+        sizes = [s["prompt_tokens_usage"] for s in turns]
+        assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)  # the history grows
+    assert verdict["workload"]["sessions"] == len(by_session)

@@ -57,6 +57,7 @@ from gateprobe.load.scenarios import write_verdict
 from gateprobe.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
 from gateprobe.load.workloads import (
     SPEECH_FORMAT,
+    Conversation,
     Request,
     UserStream,
     Workload,
@@ -195,6 +196,10 @@ class Session:
         self._stopping = False
         self._answers = 0
         self._refused = 0
+        self.users = itertools.count()
+        """Numbers the simulated users of this process (``user_stream``)."""
+        self.dataset: list[Conversation] | None = None
+        """The workload's dataset, read by the first user that needs it."""
 
     # -- roles --------------------------------------------------------------------------
     @property
@@ -443,22 +448,17 @@ def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
     return body_for(kind, plan.models, [("user", plan.prompt)], plan.max_tokens)
 
 
-_DATASET: list[Any] = []
-
-
-def user_stream(plan: LoadPlan, environment: Environment | None) -> UserStream:
+def user_stream(s: Session, environment: Environment | None) -> UserStream:
     """The next simulated user's requests: numbered across the run's processes (a forked
     worker's index), so that each draws its own seeded sequence."""
+    plan = s.plan
     workload = Workload.of(plan.workload)
-    if workload.dataset and not _DATASET:
-        _DATASET.append(load_dataset(Path(workload.dataset)))
+    if workload.dataset and s.dataset is None:  # read once per process
+        s.dataset = load_dataset(Path(workload.dataset))
     runner = getattr(environment, "runner", None)
-    number = int(getattr(runner, "worker_index", 0) or 0) * 100_000 + next(_USERS)
+    number = int(getattr(runner, "worker_index", 0) or 0) * 100_000 + next(s.users)
     return UserStream(workload, plan.models, plan.prompt, plan.max_tokens, plan.weights,
-                      number, _DATASET[0] if _DATASET else None)
-
-
-_USERS = itertools.count()
+                      number, s.dataset)
 
 
 STAMPS = {frozenset({True}): "kernel", frozenset({False}): "read",
@@ -580,7 +580,7 @@ class StreamingUser(FastHttpUser):
         s = session()
         self.s = s
         self.key = s.keys[s.plan.api_key_env]
-        self.workload = user_stream(s.plan, self.environment)
+        self.workload = user_stream(s, self.environment)
         self.rng = random.Random()
 
     def pick(self) -> str:
