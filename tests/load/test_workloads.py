@@ -517,3 +517,30 @@ def test_a_sharegpt_dataset_runs_as_multi_turn_over_two_processes(make_gateway: 
         sizes = [s["prompt_tokens_usage"] for s in turns]
         assert sizes == sorted(sizes) and len(set(sizes)) == len(sizes)  # the history grows
     assert verdict["workload"]["sessions"] == len(by_session)
+
+
+@pytest.mark.parametrize("cache", [True, False], ids=["prefix-cache", "no-cache"])
+def test_the_reference_schedules_prefill_and_skips_a_cached_prefix(make_gateway: MakeGateway,
+                                                                   cache: bool) -> None:
+    from gateway_fixtures import client_for
+
+    gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1, prefill_us_per_token=100,
+                                         prefix_cache=cache))
+    system = prompt_text(1600, random.Random(3))
+
+    def first_token_due_ms(question: str) -> float:
+        with client_for(gateway) as client:
+            answer = client.post("/v1/chat/completions", json={
+                "model": "gpt-3.5-turbo", "max_tokens": 4, "stream": True,
+                "messages": [{"role": "system", "content": system},
+                             {"role": "user", "content": question}]})
+            trace = client.get(f"/_gateprobe/traces/{answer.headers['x-request-id']}").json()
+        content = [e for e in trace["events"] if e["content"]]
+        return float((content[0]["scheduled_ns"] - trace["t0_ns"]) / 1e6)
+
+    cold, warm = first_token_due_ms("first question"), first_token_due_ms("another one")
+    assert cold > 5 + 160  # 1,600 system tokens at 100 us each, and then some
+    if cache:
+        assert warm < 5 + 10  # only the few tokens after the cached blocks
+    else:
+        assert warm > 5 + 160
