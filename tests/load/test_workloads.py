@@ -16,6 +16,7 @@ import pytest
 from gateprobe.cli import main
 from gateprobe.console import Console
 from gateprobe.errors import ConfigError, UsageError
+from gateprobe.load.plan import STREAM_ENDPOINTS
 from gateprobe.load.workloads import (
     MAX_PROMPT_TOKENS,
     UserStream,
@@ -29,11 +30,11 @@ from gateprobe.load.workloads import (
     workload_summary,
 )
 from gateprobe.loadresult import LatencyResult
-from gateprobe.protocols.streams import input_tokens_of
+from gateprobe.protocols.streams import StreamObserver, input_tokens_of
 from gateprobe.reference import Timing
 from gateprobe.reference.prefill import BLOCK_TOKENS, PrefixCache, prefill_ns
 from gateprobe.tokenizer import count_tokens
-from gateway_fixtures import MakeGateway
+from gateway_fixtures import MakeGateway, client_for
 
 MODELS = {"chat": "gpt-3.5-turbo", "messages": "claude-3-sonnet", "complete": "claude-2",
           "speech": "tts-1", "responses": "gpt-4o-mini", "legacy_chat": "claude-2-web"}
@@ -522,8 +523,6 @@ def test_a_sharegpt_dataset_runs_as_multi_turn_over_two_processes(make_gateway: 
 @pytest.mark.parametrize("cache", [True, False], ids=["prefix-cache", "no-cache"])
 def test_the_reference_schedules_prefill_and_skips_a_cached_prefix(make_gateway: MakeGateway,
                                                                    cache: bool) -> None:
-    from gateway_fixtures import client_for
-
     gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1, prefill_us_per_token=100,
                                          prefix_cache=cache))
     system = prompt_text(1600, random.Random(3))
@@ -544,3 +543,21 @@ def test_the_reference_schedules_prefill_and_skips_a_cached_prefix(make_gateway:
         assert warm < 5 + 10  # only the few tokens after the cached blocks
     else:
         assert warm > 5 + 160
+
+
+@pytest.mark.parametrize("kind", ["chat", "messages", "complete", "responses"])
+def test_a_conversation_body_is_one_the_reference_accepts(gateway: Any, kind: str) -> None:
+    path = STREAM_ENDPOINTS[kind]
+    body = body_for(kind, MODELS, [("user", "a"), ("assistant", "b"), ("user", "c")], 16,
+                    system="Be brief.")
+    observer = StreamObserver(path, body, 0, keep_text=True)
+    headers = {"anthropic-version": "2023-06-01"} if kind in ("messages", "complete") else {}
+    with client_for(gateway, **headers) as client, \
+            client.stream("POST", path, json=body) as answer:
+        assert answer.status_code == 200, answer.read()
+        for chunk in answer.iter_bytes():
+            observer.feed(chunk, 1)
+    observer.finish(2)
+    assert observer.findings == [] and observer.text
+    if kind != "complete":  # the legacy stream reports no usage
+        assert observer.input_tokens is not None and observer.input_tokens > 3
