@@ -561,3 +561,23 @@ def test_a_conversation_body_is_one_the_reference_accepts(gateway: Any, kind: st
     assert observer.findings == [] and observer.text
     if kind != "complete":  # the legacy stream reports no usage
         assert observer.input_tokens is not None and observer.input_tokens > 3
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("key")
+def test_a_seed_replays_a_run(make_gateway: MakeGateway, tmp_path: Path) -> None:
+    gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
+
+    def drawn(run: str) -> dict[tuple[str, int], tuple[int, int]]:
+        code, out, _ = load(gateway.base_url, tmp_path / run, "--duration", "4", "--users", "2",
+                            "--prompt-tokens", "lognormal:mean=100,sd=0.8,max=1000",
+                            "--output-tokens", "uniform:min=4,max=64", "--turns", "2",
+                            "--workload-seed", "42", "--max-requests", "16")
+        assert code == 0, out
+        return {(s["session"], s["turn"]): (s["prompt_tokens_asked"], s["output_tokens_asked"])
+                for s in samples_of(tmp_path / run)}
+
+    first, second = drawn("one"), drawn("two")
+    shared = first.keys() & second.keys()
+    assert len(shared) >= 8
+    assert {k: first[k] for k in shared} == {k: second[k] for k in shared}
