@@ -16,13 +16,13 @@ import pytest
 from gateprobe.cli import main
 from gateprobe.console import Console
 from gateprobe.errors import ConfigError, UsageError
+from gateprobe.load.datasets import load_dataset
 from gateprobe.load.plan import STREAM_ENDPOINTS
 from gateprobe.load.workloads import (
     MAX_PROMPT_TOKENS,
     UserStream,
     Workload,
     body_for,
-    load_dataset,
     parse_duration,
     parse_length,
     prompt_text,

@@ -51,19 +51,12 @@ import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run 
 from gateprobe import arrival, transport
 from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
 from gateprobe.load import ratelimits
+from gateprobe.load.datasets import Conversation, load_dataset
 from gateprobe.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import SAMPLES_FILE
 from gateprobe.load.scenarios import write_verdict
 from gateprobe.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
-from gateprobe.load.workloads import (
-    SPEECH_FORMAT,
-    Conversation,
-    Request,
-    UserStream,
-    Workload,
-    body_for,
-    load_dataset,
-)
+from gateprobe.load.workloads import SPEECH_FORMAT, Request, UserStream, Workload, body_for
 from gateprobe.metrics import now_ns
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.protocols.conformance import MAX_SANE_RETRY_AFTER_S
