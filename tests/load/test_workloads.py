@@ -1,4 +1,4 @@
-"""Workloads of the latency scenario (``gateprobe.load.workloads``): length distributions, the
+"""Workloads of the latency scenario (``gateprobe.commands.load.workloads``): length distributions, the
 prompts built to them, datasets, multi-turn sessions, the shared prefix, the endpoint mix; and
 the reference's prefill cost and prefix cache that make TTFT depend on them."""
 
@@ -14,11 +14,9 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.errors import ConfigError, UsageError
-from gateprobe.load.datasets import load_dataset
-from gateprobe.load.plan import STREAM_ENDPOINTS
-from gateprobe.load.workloads import (
+from gateprobe.commands.load.datasets import load_dataset
+from gateprobe.commands.load.plan import STREAM_ENDPOINTS
+from gateprobe.commands.load.workloads import (
     MAX_PROMPT_TOKENS,
     UserStream,
     Workload,
@@ -29,11 +27,13 @@ from gateprobe.load.workloads import (
     slope_per_1k,
     workload_summary,
 )
-from gateprobe.loadresult import LatencyResult
+from gateprobe.core.console import Console
+from gateprobe.core.errors import ConfigError, UsageError
+from gateprobe.core.loadresult import LatencyResult
+from gateprobe.core.tokenizer import count_tokens
 from gateprobe.protocols.streams import StreamObserver, input_tokens_of
 from gateprobe.reference import Timing
 from gateprobe.reference.prefill import BLOCK_TOKENS, PrefixCache, prefill_ns
-from gateprobe.tokenizer import count_tokens
 from gateway_fixtures import MakeGateway, client_for
 
 MODELS = {"chat": "gpt-3.5-turbo", "messages": "claude-3-sonnet", "complete": "claude-2",

@@ -4,7 +4,7 @@ prefix length has something true to show.
 
 Off by default (``Timing.prefill_us_per_token`` 0): the schedule is then TTFT, ITL, as before.
 The cache works as serving engines' do (vLLM's automatic prefix caching): the prompt's tokens
-(``gateprobe.tokenizer``) in blocks of ``BLOCK_TOKENS``, each block known by a hash of itself
+(``gateprobe.core.tokenizer``) in blocks of ``BLOCK_TOKENS``, each block known by a hash of itself
 and every block before it, a block found in the cache costing nothing. Only whole blocks are
 cached, so a prefix shorter than one block saves nothing.
 """
@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-from gateprobe.tokenizer import tokenize
+from gateprobe.core.tokenizer import tokenize
 
 BLOCK_TOKENS = 16
 CAPACITY_BLOCKS = 65_536
