@@ -8,7 +8,8 @@ inside Locust.
 - ``session()``: call it once at the top of the locustfile; it reads the run's plan (target,
   keys, caps) and hooks the samples, the self-measurement and the verdict into Locust.
 - ``StreamingUser``: a Locust user whose ``stream(kind)`` sends one streaming request to an
-  endpoint kind (``chat``, ``messages``, ``complete``, ``speech``) and times it with
+  endpoint kind (``chat``, ``messages``, ``complete``, ``speech``; None: the run's workload
+  decides, ``gateprobe.commands.load.workloads``) and times it with
   gateprobe's metric definitions (TTFT, TPOT, ITL, e2e, tokens/s, the kernel's receive
   stamps), checks it with the protocol's stream grammar, and records it; ``pick()`` draws a
   kind by the run's ``--weight``s.

@@ -15,9 +15,10 @@ from typing import Any
 
 from gateprobe.cli._flags import add_target_flags, choice_from, pairs
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.commands.load.plan import ARRIVALS
+from gateprobe.commands.load.plan import ARRIVALS, STREAM_ENDPOINTS
 from gateprobe.commands.load.runner import LoadOptions, dry_run, plan_load, run_load
 from gateprobe.commands.load.scenarios import SCENARIOS
+from gateprobe.commands.load.workloads import Workload, parse_duration, parse_prefixes
 from gateprobe.core.console import Console
 from gateprobe.core.errors import UsageError
 from gateprobe.core.targets import TargetChoice
@@ -74,6 +75,7 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--task-deadline", type=float, metavar="S",
                        help="tasks: a task's creation to SUCCESS/FAILURE at most (loopback 30, "
                             "else 300)")
+    _add_workload_flags(load)
     mode = load.add_argument_group("Locust")
     mode.add_argument("--locustfile", metavar="FILE",
                       help="latency, tasks: your own locustfile, its users gateprobe.load's "
@@ -97,6 +99,44 @@ def add_parser(sub: Any) -> None:
     load.add_argument("--report-dir", metavar="DIR", help="write here instead of reports/<run>/")
 
 
+def _add_workload_flags(load: Any) -> None:
+    """Latency: what each request sends (docs/howto/workloads.md)."""
+    work = load.add_argument_group("workload (latency; see docs/howto/workloads.md)")
+    work.add_argument("--prompt-tokens", metavar="DIST",
+                      help="each new user message's length in tokens: fixed:N, "
+                           "uniform:min=A,max=B, normal:mean=M,sd=S[,min=,max=], "
+                           "lognormal:mean=M,sd=S[,min=,max=] (sd of the log)")
+    work.add_argument("--output-tokens", metavar="DIST",
+                      help="each request's max_tokens, drawn likewise (the only output "
+                           "control the protocols offer: a model may stop sooner)")
+    work.add_argument("--workload-seed", type=int, default=0, metavar="N",
+                      help="seed of every draw: the same seed replays the same prompts (0)")
+    work.add_argument("--dataset", metavar="FILE",
+                      help="JSONL of prompts or messages (optional output_tokens), or "
+                           "ShareGPT conversations (read as multi-turn)")
+    work.add_argument("--turns", type=int, metavar="N",
+                      help="turns per conversation, each sending the history with the "
+                           "gateway's answers (1; a dataset's: its own)")
+    work.add_argument("--think-time", metavar="DURATION", default="0",
+                      help="a user's pause between two turns: 1s, 500ms (0)")
+    work.add_argument("--shared-prefix-tokens", metavar="N[,N...]",
+                      help="a system prompt of N tokens every user shares (several: one per "
+                           "conversation, in turn): TTFT by prefix length")
+    work.add_argument("--mix", metavar="KIND=W,...",
+                      help="endpoint mix in one flag, e.g. chat=3,messages=1,complete=1,"
+                           "speech=1 (as repeated --weight)")
+
+
+def _workload(args: argparse.Namespace) -> Workload:
+    """The workload the flags describe (checked by ``LoadOptions.check``)."""
+    return Workload(
+        prompt_tokens=args.prompt_tokens, output_tokens=args.output_tokens,
+        seed=args.workload_seed, dataset=args.dataset, turns=args.turns,
+        think_time_s=parse_duration(args.think_time, "--think-time"),
+        shared_prefix_tokens=parse_prefixes(args.shared_prefix_tokens)
+        if args.shared_prefix_tokens else ())
+
+
 def _processes(text: str) -> int | str:
     """``--processes``: ``auto`` or a number."""
     if text == "auto":
@@ -107,9 +147,13 @@ def _processes(text: str) -> int | str:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number or auto") from None
 
 
-def _weights(values: list[str]) -> dict[str, float]:
+def _weights(values: list[str], mix: str | None = None) -> dict[str, float]:
     out: dict[str, float] = {}
-    for name, text in pairs(values, "--weight").items():
+    given = pairs(values, "--weight")
+    if mix is not None:  # the mix is whole: a kind it does not name is not sent
+        named = pairs([m.strip() for m in mix.split(",") if m.strip()] or [mix], "--mix")
+        given = {**{k: "0" for k in STREAM_ENDPOINTS}, **given, **named}
+    for name, text in given.items():
         try:
             out[name] = float(text)
         except ValueError:
@@ -122,7 +166,7 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     return LoadOptions(
         scenario=args.scenario, users=args.users, spawn_rate=args.spawn_rate,
         duration_s=args.duration, arrival=args.arrival, rate=args.rate,
-        weights=_weights(args.weight), max_tokens=args.max_tokens,
+        weights=_weights(args.weight, args.mix), max_tokens=args.max_tokens,
         max_requests=args.max_requests, max_rps=args.max_rps,
         slo=Path(args.slo) if args.slo else None, web=args.web, web_wait=args.web_wait,
         web_port=args.web_port,
@@ -131,7 +175,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         report_dir=Path(args.report_dir) if args.report_dir else None,
         poll_interval_s=args.poll_interval, task_deadline_s=args.task_deadline,
         lag_bound_ms=args.lag_bound_ms,
-        locustfile=Path(args.locustfile) if args.locustfile else None).check()
+        locustfile=Path(args.locustfile) if args.locustfile else None,
+        workload=_workload(args)).check()
 
 
 def _choice(args: argparse.Namespace) -> TargetChoice:

@@ -45,6 +45,11 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--spin-ms", type=float, default=2.0,
                        help="wait the last ms before each send by yielding, for sub-ms send "
                        "precision at some CPU cost; 0 uses timers only (2)")
+    serve.add_argument("--prefill-us-per-token", type=float, default=0.0, metavar="US",
+                       help="each prompt token adds this many microseconds to TTFT (0)")
+    serve.add_argument("--prefix-cache", action="store_true",
+                       help="with --prefill-us-per-token: a prompt prefix seen before costs "
+                            "no prefill (16-token blocks)")
     serve.add_argument("--seed", type=int, default=0, help="fake model seed (0)")
     serve.add_argument("--max-inflight", type=int, default=0,
                        help="answer 529/503 above this many requests in progress (0: no limit)")
@@ -100,7 +105,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         raise UsageError("--json goes with --list-faults")
 
-    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight", "cut_after_s"):
+    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight", "cut_after_s",
+                 "prefill_us_per_token"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
     if args.rate_window_s <= 0:
@@ -114,7 +120,9 @@ def command(args: argparse.Namespace, console: Console) -> int:
         return _upstream(args, console)
     config = load_keys_file(args.keys or default_keys_path()).config(
         profile=args.profile, rate_window_s=args.rate_window_s,
-        timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms), seed=args.seed,
+        timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms,
+                      prefill_us_per_token=args.prefill_us_per_token,
+                      prefix_cache=args.prefix_cache), seed=args.seed,
         max_inflight=args.max_inflight, faults=faults.validate(args.fault),
         cut_after_s=args.cut_after_s, error_envelope=args.error_envelope,
         rate_algorithm=args.rate_algorithm,

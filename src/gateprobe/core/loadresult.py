@@ -148,6 +148,54 @@ class LoadOutcome:
 
 
 @dataclass(frozen=True, slots=True)
+class TurnStats:
+    """The requests of one turn (or one shared-prefix length) of a workload."""
+
+    requests: int
+    errors: int
+    ttft_ms: Percentiles
+    prompt_tokens: Percentiles
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> TurnStats:
+        """From one group of ``workload_summary``."""
+        return cls(int(raw.get("requests") or 0), int(raw.get("errors") or 0),
+                   Percentiles.of(raw.get("ttft_ms")), Percentiles.of(raw.get("prompt_tokens")))
+
+
+@dataclass(frozen=True, slots=True)
+class WorkloadStats:
+    """A latency run's workload (``gateprobe.commands.load.workloads.workload_summary``): TTFT by
+    turn and by shared-prefix length, how TTFT grows with the prompt, the tokens asked and
+    got."""
+
+    by_turn: dict[str, TurnStats]
+    by_prefix_tokens: dict[str, TurnStats]
+    ttft_ms_per_1k_prompt_tokens: float | None
+    """Least-squares slope of TTFT over the prompt's tokens (our tokenizer), per 1,000."""
+    ttft_ms_per_1k_prefix_tokens: float | None
+    tokens: dict[str, Percentiles]
+    """``prompt_tokens_asked``, ``prompt_tokens``, ``prompt_tokens_usage``,
+    ``output_tokens_asked``, ``output_tokens_expected``, ``output_tokens``."""
+    output_shorter_than_asked: float | None
+    """The share of answers with fewer tokens than ``max_tokens`` asked."""
+    sessions: int
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any] | None) -> WorkloadStats | None:
+        """From ``verdict.json``'s ``workload`` (None: the run had none)."""
+        if not raw:
+            return None
+        return cls({k: TurnStats.of(v) for k, v in (raw.get("by_turn") or {}).items()},
+                   {k: TurnStats.of(v) for k, v in (raw.get("by_prefix_tokens") or {}).items()},
+                   _number(raw.get("ttft_ms_per_1k_prompt_tokens")),
+                   _number(raw.get("ttft_ms_per_1k_prefix_tokens")),
+                   {k: Percentiles.of(v) for k, v in (raw.get("tokens") or {}).items()},
+                   _number(raw.get("output_shorter_than_asked")),
+                   int(raw.get("sessions") or 0))
+
+
+@dataclass(frozen=True, slots=True)
 class LatencyResult(LoadOutcome):
     """A latency run: streams timed by TTFT, TPOT, ITL, e2e, tokens/s."""
 
@@ -157,6 +205,8 @@ class LatencyResult(LoadOutcome):
     stream_findings: dict[str, int]
     errors_by_symptom: dict[str, int]
     overall_tokens_per_s: float | None
+    workload: WorkloadStats | None = None
+    """The workload's numbers (None: the run sent the one prompt)."""
 
     @classmethod
     def of(cls, raw: Mapping[str, Any]) -> LatencyResult:
@@ -168,7 +218,8 @@ class LatencyResult(LoadOutcome):
                    dropped_arrivals=int(m.get("dropped_arrivals") or 0),
                    stream_findings=dict(m.get("stream_findings") or {}),
                    errors_by_symptom=dict(m.get("errors_by_symptom") or {}),
-                   overall_tokens_per_s=_number(m.get("overall_tokens_per_s")))
+                   overall_tokens_per_s=_number(m.get("overall_tokens_per_s")),
+                   workload=WorkloadStats.of(raw.get("workload")))
 
     def headline(self) -> str:
         """Streams, TTFT p95 and errors."""

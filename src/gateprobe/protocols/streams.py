@@ -20,7 +20,8 @@ from gateprobe.protocols._stream import Redact, _same, framing_findings
 from gateprobe.protocols.tools import declared_tools, forced, named
 
 __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver",
-           "check_events", "check_stream_bytes", "framing_findings", "grammar_for"]
+           "check_events", "check_stream_bytes", "framing_findings", "grammar_for",
+           "input_tokens_of"]
 
 
 STREAM_CHECK_IDS = ("stream.json", "stream.schema", "stream.event_name", "stream.order",
@@ -152,11 +153,17 @@ class StreamObserver:
     project's SSE parser, check with the protocol's grammar, and time with the one metric
     definition. Feed it chunks stamped with ``metrics.now_ns()`` at receipt."""
 
-    __slots__ = ("findings", "grammar", "meter", "parser", "path", "reader")
+    __slots__ = ("findings", "grammar", "input_tokens", "meter", "parser", "path", "pieces",
+                 "reader")
 
     def __init__(self, path: str, body: Mapping[str, Any], start_ns: int, *,
-                 anthropic_version: str = "2023-06-01", redact: Redact = _same) -> None:
+                 anthropic_version: str = "2023-06-01", redact: Redact = _same,
+                 keep_text: bool = False) -> None:
         self.path = path
+        self.pieces: list[str] | None = [] if keep_text else None
+        """The generated text, piece by piece (``keep_text``: a conversation goes on with it)."""
+        self.input_tokens: int | None = None
+        """The prompt's tokens as the stream's usage reported them (None: it did not)."""
         self.parser = SSEParser()
         self.grammar = grammar_for(path, body, anthropic_version=anthropic_version,
                                    redact=redact)
@@ -186,3 +193,35 @@ class StreamObserver:
             text, usage = reader.read_payload(decoded[1]) \
                 if decoded is not None and decoded[0] is event else reader.read(event)
             meter.event(event.t_ns, text, usage)
+            if text and self.pieces is not None:
+                self.pieces.append(text)
+            if "input_tokens" in event.data or "prompt_tokens" in event.data:
+                counted = input_tokens_of(decoded[1] if decoded is not None
+                                          and decoded[0] is event else event.data)
+                self.input_tokens = counted if counted is not None else self.input_tokens
+
+    @property
+    def text(self) -> str:
+        """The generated text so far ('' unless ``keep_text``)."""
+        return "".join(self.pieces or ())
+
+
+def input_tokens_of(payload: Any) -> int | None:
+    """The prompt's token count an event's usage reports (a JSON text or its decoded
+    object): chat and completions ``usage.prompt_tokens``, Messages ``message_start``'s
+    ``message.usage.input_tokens``, Responses ``response.usage.input_tokens``."""
+    if isinstance(payload, str):
+        try:
+            payload = json.loads(payload)
+        except ValueError:
+            return None
+    if not isinstance(payload, dict):
+        return None
+    for holder in (payload, payload.get("message"), payload.get("response")):
+        usage = holder.get("usage") if isinstance(holder, dict) else None
+        if isinstance(usage, dict):
+            for name in ("prompt_tokens", "input_tokens"):
+                value = usage.get(name)
+                if isinstance(value, int) and not isinstance(value, bool):
+                    return value
+    return None

@@ -100,7 +100,7 @@ async def complete(call: Call) -> Response:
     stop_reason, stop = _legacy_stop(gen)
     ident = "compl_" + call.request_id[4:28]
     extra = {"log_id": _log_id(call)} if call.config.profile == "ohmygpt" else {}
-    offsets = call.content_offsets(gen.tokens)
+    offsets = call.content_offsets(gen.tokens, prompt)
     end = offsets[-1] if offsets else int(call.config.timing.ttft_ms * 1e6)
     call.usage = Usage(model.id, count_tokens(prompt), gen.tokens, bool(body.get("stream")))
     if not body.get("stream"):
@@ -176,7 +176,7 @@ async def messages(call: Call) -> Response:
         "stop_sequence": gen.stop_sequence,
         "usage": {"input_tokens": input_tokens, "output_tokens": gen.tokens},
     }
-    offsets = call.content_offsets(gen.tokens)
+    offsets = call.content_offsets(gen.tokens, prompt)
     end = offsets[-1] if offsets else int(call.config.timing.ttft_ms * 1e6)
     call.usage = Usage(model.id, input_tokens, gen.tokens, bool(body.get("stream")))
     if not body.get("stream"):

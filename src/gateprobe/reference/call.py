@@ -44,6 +44,7 @@ from gateprobe.reference.faults import (
     apply_stream_faults,
 )
 from gateprobe.reference.management import CapReached, KeyStore
+from gateprobe.reference.prefill import PrefixCache, prefill_ns
 from gateprobe.reference.ratelimit import Decision, Limiter
 from gateprobe.reference.stored import Stored
 from gateprobe.reference.streaming import (
@@ -82,6 +83,8 @@ class GatewayState:
     """Every key and balance, shared by the model routes and the management API."""
     stored: Stored = field(default_factory=Stored)
     """Stored responses, conversations and chat completions (``reference/responses.py``)."""
+    prefixes: PrefixCache = field(default_factory=PrefixCache)
+    """Prompt blocks seen (``Timing.prefix_cache``: a prefix seen before costs no prefill)."""
 
     def __post_init__(self) -> None:
         self.store = KeyStore(self.config)
@@ -92,6 +95,7 @@ class GatewayState:
         self.stored.clear()
         self.limiter.reset()
         self.traces.clear()
+        self.prefixes.clear()
         self.refused.clear()
         self.requests = 0
         self.admitted = 0
@@ -349,10 +353,14 @@ class Call:
         self.state.requests += 1
         return random.Random(self.config.seed * 1_000_003 + self.state.requests)
 
-    def content_offsets(self, count: int) -> list[int]:
-        """Due times of ``count`` content events: TTFT, then one ITL apart, with jitter."""
+    def content_offsets(self, count: int, prompt: str = "") -> list[int]:
+        """Due times of ``count`` content events: TTFT (plus the prefill of ``prompt``, when
+        the timing charges one), then one ITL apart, with jitter."""
         timing = self.config.timing
-        return schedule(count, timing, self.rng() if timing.jitter_ms else None)
+        offsets = schedule(count, timing, self.rng() if timing.jitter_ms else None)
+        extra = prefill_ns(prompt, timing.prefill_us_per_token,
+                           self.state.prefixes if timing.prefix_cache else None)
+        return [o + extra for o in offsets] if extra else offsets
 
     async def respond_json(self, body: Mapping[str, Any], done_offset_ns: int) -> Response:
         """A JSON answer, sent when the whole generation would have finished."""

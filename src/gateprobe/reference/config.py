@@ -146,6 +146,11 @@ class Timing:
     spin_ms: float = 2.0
     """The last stretch before each send is waited by yielding to the loop instead of on a
     millisecond-resolution timer (see ``streaming.sleep_until``); 0 saves CPU, costs precision."""
+    prefill_us_per_token: float = 0.0
+    """Each prompt token adds this many microseconds before the first token (``prefill.py``):
+    TTFT grows with the prompt, as a real model's does; 0 (the default): it does not."""
+    prefix_cache: bool = False
+    """With a prefill cost: a prompt prefix seen before (whole 16-token blocks) costs none."""
 
 
 @dataclass(frozen=True, slots=True)

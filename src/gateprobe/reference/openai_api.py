@@ -143,7 +143,7 @@ async def chat_completions(call: Call) -> Response:
         call.usage = Usage(model.id, prompt_tokens,
                            (body.get("n") or 1) * sum(len(c.pieces) for c in calls), stream)
         return await _chat_tool_calls(call, body, head, calls, prompt_tokens, stream)
-    offsets = call.content_offsets(max((g.tokens for g in gens), default=0))
+    offsets = call.content_offsets(max((g.tokens for g in gens), default=0), prompt)
     call.usage = Usage(model.id, prompt_tokens, completion_tokens, stream)
     plain = {
         **head,
@@ -423,7 +423,8 @@ async def completions(call: Call) -> Response:
         "model": model.served_as,
         "system_fingerprint": FINGERPRINT,
     }
-    offsets = call.content_offsets(max((g.tokens for g in gens), default=0))
+    offsets = call.content_offsets(max((g.tokens for g in gens), default=0),
+                                   "".join(text for text, _ in prompts))
 
     def prefix(i: int) -> str:
         return prompts[i // n][0] if echo else ""

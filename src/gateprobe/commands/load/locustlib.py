@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import gc
+import itertools
 import json
 import logging
 import os
@@ -33,6 +34,7 @@ import sys
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -48,10 +50,12 @@ from locust.user.task import LOCUST_STATE_STOPPING
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run on 429 answers)
 from gateprobe.commands.load import ratelimits
+from gateprobe.commands.load.datasets import Conversation, load_dataset
 from gateprobe.commands.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.commands.load.results import SAMPLES_FILE
 from gateprobe.commands.load.scenarios import write_verdict
 from gateprobe.commands.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
+from gateprobe.commands.load.workloads import SPEECH_FORMAT, Request, UserStream, Workload, body_for
 from gateprobe.core import arrival, transport
 from gateprobe.core.checks import Context, Exchange, Expectation, run_checks, select
 from gateprobe.core.metrics import now_ns
@@ -186,6 +190,10 @@ class Session:
         self._stopping = False
         self._answers = 0
         self._refused = 0
+        self.users = itertools.count()
+        """Numbers the simulated users of this process (``user_stream``)."""
+        self.dataset: list[Conversation] | None = None
+        """The workload's dataset, read by the first user that needs it."""
 
     # -- roles --------------------------------------------------------------------------
     @property
@@ -429,32 +437,22 @@ def headers_for(s: Session, path: str, key: str) -> dict[str, str]:
     return headers
 
 
-SPEECH_FORMAT = "mp3"
-"""What the speech load asks for (OpenAI's default format)."""
-
-
 def stream_body(plan: LoadPlan, kind: str) -> dict[str, Any]:
-    """The streaming request of one endpoint kind."""
-    models = plan.models
-    if kind == "chat":
-        body: dict[str, Any] = {"model": models["chat"], "stream": True,
-                                "max_tokens": plan.max_tokens,
-                                "messages": [{"role": "user", "content": plan.prompt}]}
-        if models["chat"] != models.get("legacy_chat"):  # claude-2-web ignores it
-            body["stream_options"] = {"include_usage": True}
-        return body
-    if kind == "messages":
-        return {"model": models["messages"], "stream": True, "max_tokens": plan.max_tokens,
-                "messages": [{"role": "user", "content": plan.prompt}]}
-    if kind == "speech":
-        return {"model": models["speech"], "input": plan.prompt, "voice": "alloy",
-                "response_format": SPEECH_FORMAT}
-    if kind == "responses":  # OpenAI's minimum max_output_tokens is 16
-        return {"model": models["responses"], "stream": True, "input": plan.prompt,
-                "max_output_tokens": max(16, plan.max_tokens)}
-    return {"model": models["complete"], "stream": True,
-            "max_tokens_to_sample": plan.max_tokens,
-            "prompt": f"\n\nHuman: {plan.prompt}\n\nAssistant:"}
+    """The plan's one streaming request of an endpoint kind (``workloads.body_for``)."""
+    return body_for(kind, plan.models, [("user", plan.prompt)], plan.max_tokens)
+
+
+def user_stream(s: Session, environment: Environment | None) -> UserStream:
+    """The next simulated user's requests: numbered across the run's processes (a forked
+    worker's index), so that each draws its own seeded sequence."""
+    plan = s.plan
+    workload = Workload.of(plan.workload)
+    if workload.dataset and s.dataset is None:  # read once per process
+        s.dataset = load_dataset(Path(workload.dataset))
+    runner = getattr(environment, "runner", None)
+    number = int(getattr(runner, "worker_index", 0) or 0) * 100_000 + next(s.users)
+    return UserStream(workload, plan.models, plan.prompt, plan.max_tokens, plan.weights,
+                      number, s.dataset)
 
 
 STAMPS = {frozenset({True}): "kernel", frozenset({False}): "read",
@@ -575,26 +573,27 @@ class StreamingUser(FastHttpUser):
     def on_start(self) -> None:
         s = session()
         self.s = s
-        kinds = [k for k, w in s.plan.weights.items() if w > 0]
-        self.kinds, self.weights = kinds, [s.plan.weights[k] for k in kinds]
         self.key = s.keys[s.plan.api_key_env]
-        self.bodies = {k: json.dumps(stream_body(s.plan, k)) for k in kinds}
-        self.parsed = {STREAM_ENDPOINTS[k]: json.loads(self.bodies[k]) for k in kinds}
+        self.workload = user_stream(s, self.environment)
         self.rng = random.Random()
 
     def pick(self) -> str:
         """The next endpoint kind, by weight."""
-        return self.rng.choices(self.kinds, self.weights)[0]
+        return self.workload.pick()
 
     def closed_loop(self) -> None:
-        """One request at a time, the next as soon as the last ended."""
+        """One request at a time, the next as soon as the last ended (and the user thought,
+        between two turns of a conversation)."""
+        if self.workload.think_s:
+            gevent.sleep(self.workload.think_s)
         self.send()
 
     def send(self, kind: str | None = None) -> None:
-        """One streaming request to ``kind`` (None: one drawn by the run's weights), counted
-        against the run's caps, timed and checked: what a locustfile's own task calls."""
+        """One streaming request to ``kind`` (None: the workload's next, its kind drawn by the
+        run's weights), counted against the run's caps, timed and checked: what a
+        locustfile's own task calls."""
         intended = self.s.admit()
-        self.stream(kind or self.pick(), intended)
+        self.stream(kind, intended)
 
     def open_loop(self) -> None:
         """Arrivals on a schedule of their own (constant or Poisson), never waiting for
@@ -614,16 +613,18 @@ class StreamingUser(FastHttpUser):
             if pool.full():  # bounded memory: an arrival with no free slot is dropped, counted
                 self.s.record({"t": time.time(), "dropped": True, "ok": False})
                 continue
-            pool.spawn(self.stream, self.pick(), intended)
+            pool.spawn(self.stream, None, intended)
 
-    def stream(self, kind: str, intended_ns: int = 0) -> None:
-        """One streaming request, measured and checked as it arrives; ``intended_ns`` is when
-        it should have been sent (its lag to the start stamp is the scheduling lag)."""
-        if kind in AUDIO_KINDS:
-            self.audio(kind, intended_ns)
+    def stream(self, kind: str | None = None, intended_ns: int = 0) -> None:
+        """One streaming request (to ``kind``, or the workload's next), measured and checked
+        as it arrives; ``intended_ns`` is when it should have been sent (its lag to the start
+        stamp is the scheduling lag)."""
+        request = self.workload.next(kind)
+        if request.kind in AUDIO_KINDS:
+            self.audio(request, intended_ns)
             return
-        s, path = self.s, STREAM_ENDPOINTS[kind]
-        body, request_headers = self.bodies[kind], headers_for(s, path, self.key)
+        s, path = self.s, STREAM_ENDPOINTS[request.kind]
+        body, request_headers = request.data, headers_for(s, path, self.key)
         error: str | None = None
         kind = ""
         status = 0
@@ -632,7 +633,8 @@ class StreamingUser(FastHttpUser):
         schedule_lag = self._schedule_lag(start, intended_ns)
         with self.client.request("POST", path, data=body, headers=request_headers,
                                  stream=True, catch_response=True, name=path) as response:
-            observer = StreamObserver(path, self.parsed[path], start, redact=s.redactor.text)
+            observer = StreamObserver(path, request.body, start, redact=s.redactor.text,
+                                      keep_text=self.workload.keeps_text)
             status = response.status_code or 0
             headers = {k.lower(): v for k, v in (response.headers or {}).items()}
             request_id = headers.get("x-request-id") or headers.get("request-id")
@@ -661,7 +663,9 @@ class StreamingUser(FastHttpUser):
                              ("ITL max", max(metrics.itl_ms, default=None))):
             fire(env, label, path, value, metrics.output_tokens)
         fire(env, "tokens/s", path, metrics.tokens_per_s)
-        s.record({"t": wall, "start_ns": start, "sent_ns": sent, "pid": os.getpid(),
+        self.workload.answered(request, observer.text, ok)
+        s.record({**request.meta, "prompt_tokens_usage": observer.input_tokens,
+                  "t": wall, "start_ns": start, "sent_ns": sent, "pid": os.getpid(),
                   "request_id": request_id, "stamps": STAMPS.get(frozenset(stamps)),
                   "schedule_lag_ms": schedule_lag, "receive_lag_ms": max(lags, default=0) / 1e6
                   if lags else None,
@@ -677,13 +681,13 @@ class StreamingUser(FastHttpUser):
         self.s.monitor.add("schedule", lag)
         return lag / 1e6
 
-    def audio(self, kind: str, intended_ns: int = 0) -> None:
+    def audio(self, request: Request, intended_ns: int = 0) -> None:
         """One speech request: its time to first audio byte (recorded as its TTFT: the first
         thing a player can play) and end to end; its label and magic bytes checked."""
-        s, path = self.s, STREAM_ENDPOINTS[kind]
+        s, path = self.s, STREAM_ENDPOINTS[request.kind]
         wall, start = time.time(), now_ns()
         self._schedule_lag(start, intended_ns)
-        with self.client.request("POST", path, data=self.bodies[kind],
+        with self.client.request("POST", path, data=request.data,
                                  headers=headers_for(s, path, self.key), stream=True,
                                  catch_response=True, name=path) as response:
             status = response.status_code or 0
@@ -710,7 +714,8 @@ class StreamingUser(FastHttpUser):
         e2e = (end_ns - start) / 1e6 if end_ns and ok else None
         for label, value in (("TTFB", ttfab), ("TTFT", ttfab), ("E2E", e2e)):
             fire(self.environment, label, path, value)
-        s.record({"t": wall, "start_ns": start, "sent_ns": sent, "pid": os.getpid(),
+        self.workload.answered(request, "", ok)
+        s.record({**request.meta, "t": wall, "start_ns": start, "sent_ns": sent, "pid": os.getpid(),
                   "request_id": headers.get("x-request-id"), "stamps": None, "endpoint": path,
                   "status": status, "ok": ok, "error_kind": symptom or None,
                   "error": s.redactor.text(error) if error else None, "findings": [],

@@ -95,6 +95,9 @@ class LoadPlan:
     lag_bound_ms: float | None = None
     """The generator's lag (p99) above which the run is saturated; None: 2 ms or 10% of the
     smallest latency objective (``gateprobe.commands.load.selfcheck.lag_bound``)."""
+    workload: dict[str, Any] = field(default_factory=dict)
+    """Latency: prompt and output lengths, dataset, turns, shared prefix
+    (``gateprobe.commands.load.workloads.Workload.as_json``); {}: the one prompt above."""
 
     @property
     def out(self) -> Path:

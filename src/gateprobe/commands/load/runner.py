@@ -55,6 +55,7 @@ from gateprobe.commands.load.results import (
 )
 from gateprobe.commands.load.scenarios import scenario, show
 from gateprobe.commands.load.slo import DEFAULT_SLO_FILE, load_slo, validate
+from gateprobe.commands.load.workloads import Workload
 from gateprobe.core.console import Console
 from gateprobe.core.errors import INCONCLUSIVE_EXIT, SATURATED_EXIT, ConfigError, UsageError
 from gateprobe.core.findings import Finding
@@ -132,7 +133,10 @@ class LoadOptions:
     smallest latency objective if that is less; ``gateprobe.commands.load.selfcheck``)."""
     locustfile: Path | None = None
     """A locustfile of the user's own, in place of the scenario's (latency, tasks): its users
-    are ``gateprobe.commands.load.StreamingUser`` or ``TaskUser`` (the public load API)."""
+    are ``gateprobe.load.StreamingUser`` or ``TaskUser`` (the public load API)."""
+    workload: Workload = field(default_factory=Workload)
+    """Latency: what each request sends (``gateprobe.commands.load.workloads``): length
+    distributions, a dataset, multi-turn sessions, a shared prefix."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -174,9 +178,20 @@ class LoadOptions:
         if self.processes and (self.master or self.worker):
             raise UsageError("--processes runs local workers: not with --master or --worker")
         _weights(self.weights)
+        self._check_workload()
         self._check_tasks()
         self._check_locustfile()
         return self
+
+    def _check_workload(self) -> None:
+        if not self.workload.active:
+            return
+        if self.scenario != "latency":
+            raise UsageError(f"workload flags are for the latency scenario, not {self.scenario}")
+        self.workload.check()
+        if self.workload.multi_turn and self.arrival != "closed":
+            raise UsageError("multi-turn sessions (--turns, --dataset) need closed-loop users: "
+                             "each waits for its answer to send the next turn")
 
     def _check_locustfile(self) -> None:
         if self.locustfile is None:
@@ -325,7 +340,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         rate_headers=target.rate_headers,
         processes=local_processes(options, users) or
         (options.expect_workers if options.master else 1),
-        timeouts=target.timeouts, slo=slo, lag_bound_ms=_lag_bound(options))
+        timeouts=target.timeouts, slo=slo, lag_bound_ms=_lag_bound(options),
+        workload=_workload(options.workload, target))
     if options.scenario == "rate-limits" and options.max_rps is None:
         plan = replace(plan, max_rps=min(MAX_RPS, max(DEFAULT_MAX_RPS, plan.burst_rate())))
     elif options.scenario != "rate-limits":
@@ -336,6 +352,19 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     if sending:
         _check_burst_rate(plan)
     return plan
+
+
+def _workload(workload: Workload, target: Target) -> dict[str, Any]:
+    """The plan's workload: {} for none; asked output lengths within the target's cap."""
+    if not workload.active:
+        return {}
+    _, output = workload.lengths()
+    if output is not None and target.max_tokens and output.high > target.max_tokens:
+        raise UsageError(f"--output-tokens {workload.output_tokens}: up to {output.high} tokens, "
+                         f"above the target's max_tokens {target.max_tokens} (add max=...)")
+    if workload.dataset is not None:  # every load process reads it: from anywhere
+        workload = replace(workload, dataset=str(Path(workload.dataset).resolve()))
+    return workload.as_json()
 
 
 AUTO = "auto"

@@ -30,18 +30,22 @@ from gateprobe.commands.load.results import (
     read_samples,
 )
 from gateprobe.commands.load.selfcheck import LAG_FILE
+from gateprobe.commands.load.workloads import workload_summary
 from gateprobe.core.console import Console
 from gateprobe.core.errors import UsageError
 from gateprobe.core.loadresult import (
     RESULT_TYPES,
     LatencyResult,
+    Percentiles,
     RateLimitResult,
     ScenarioResult,
     StreamStats,
     TasksResult,
+    WorkloadStats,
     result_of,
 )
 from gateprobe.core.metrics import finite
+from gateprobe.core.tokenizer import NAME as TOKENIZER
 
 Judge = Callable[[dict[str, Any], LoadPlan, Sequence[dict[str, Any]], float], None]
 """Fills a verdict's scenario part: its numbers, ``reasons`` and ``failed_checks``."""
@@ -115,6 +119,29 @@ def show_latency(result: LatencyResult, console: Console) -> None:
     console.line(f"times in ms; overall output {_fmt(result.overall_tokens_per_s)} tokens/s; "
                  f"{result.dropped_arrivals} arrivals dropped; stream findings: "
                  f"{counts_text(result.stream_findings)}")
+    if result.workload is not None:
+        show_workload(result.workload, console)
+
+
+def show_workload(work: WorkloadStats, console: Console) -> None:
+    """TTFT by turn and by shared-prefix length (when there are several), and the tokens
+    asked against those received."""
+    for title, groups in (("turn", work.by_turn), ("prefix tokens", work.by_prefix_tokens)):
+        if len(groups) > 1:
+            console.table([title, "requests", "errors", "prompt tokens p50", "ttft p50",
+                           "ttft p95"],
+                          [[k, str(g.requests), str(g.errors), _fmt(g.prompt_tokens.p50, 0),
+                            _fmt(g.ttft_ms.p50), _fmt(g.ttft_ms.p95)]
+                           for k, g in groups.items()])
+    def p50(name: str) -> str:
+        return _fmt(work.tokens.get(name, Percentiles()).p50, 0)
+
+    console.line(
+        f"tokens p50: prompt asked {p50('prompt_tokens_asked')}, sent {p50('prompt_tokens')} "
+        f"({TOKENIZER}), usage {p50('prompt_tokens_usage')}; output asked "
+        f"{p50('output_tokens_asked')} (max_tokens: a cap, not a length), received "
+        f"{p50('output_tokens')}; TTFT +{_fmt(work.ttft_ms_per_1k_prompt_tokens)} ms per 1k "
+        "prompt tokens")
 
 
 def show_tasks(result: TasksResult, console: Console) -> None:
@@ -159,18 +186,38 @@ def describe_tasks(plan: LoadPlan, console: Console) -> None:
 
 
 def describe_latency(plan: LoadPlan, console: Console) -> None:
-    """The endpoint mix, users or arrivals, the request and token bounds."""
+    """The endpoint mix, users or arrivals, the workload's flags, the request and token
+    bounds."""
     weights = {k: w for k, w in plan.weights.items() if w > 0}
     share = sum(weights.values())
     how = "closed-loop users" if plan.arrival == "closed" else \
         f"{plan.arrival} arrivals at {plan.rate:g}/s"
+    work = plan.workload or {}
+    each = work.get("output_tokens") or str(plan.max_tokens)
     console.table(["endpoint", "share", "max tokens each"],
-                  [[k, f"{w / share:.0%}", str(plan.max_tokens)] for k, w in weights.items()])
+                  [[k, f"{w / share:.0%}", each] for k, w in weights.items()])
     console.line(f"{plan.users} users, {how}, for {plan.duration_s:g} s")
+    if work:  # gateprobe.commands.load.workloads: its flags as given
+        console.line("workload: " + " ".join(_workload_flags(work)))
     bound = plan.request_bound
     console.line(f"at most {bound} streaming requests (caps: {plan.max_requests} "
-                 f"requests, {plan.max_rps:g}/s), at most {bound * plan.max_tokens} "
-                 f"generated tokens")
+                 f"requests, {plan.max_rps:g}/s), at most "
+                 + (f"{bound * plan.max_tokens} generated tokens" if not
+                    work.get("output_tokens") else "max_tokens as drawn each"))
+
+
+def _workload_flags(work: dict[str, Any]) -> list[str]:
+    """A plan's workload (``gateprobe.commands.load.workloads.Workload.as_json``) as its flags."""
+    flags = []
+    for name, value in work.items():
+        if value in (None, [], 0, 0.0) and name != "seed":
+            continue
+        flag = {"seed": "workload-seed", "think_time_s": "think-time"}.get(
+            name, name.replace("_", "-"))
+        text = ",".join(map(str, value)) if isinstance(value, list) else \
+            f"{value:g}s" if name == "think_time_s" else str(value)
+        flags.append(f"--{flag} {text}")
+    return flags
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
@@ -204,6 +251,8 @@ def verdict(plan: LoadPlan, samples: Sequence[dict[str, Any]], wall_s: float,
                            "base_url": plan.base_url, "wall_s": wall_s,
                            "requests": len(samples), "slo_names": sorted(plan.slo)}
     spec.judge(out, plan, samples, wall_s)
+    if plan.workload:
+        out["workload"] = workload_summary(samples)
     inconclusive(out, plan, samples, lag, spec.timed)
     return out
 

@@ -30,6 +30,7 @@ from gateprobe.core.loadresult import (
     RateLimitResult,
     ScenarioResult,
     TasksResult,
+    WorkloadStats,
     result_of,
 )
 from gateprobe.core.metrics import percentile
@@ -268,9 +269,35 @@ def latency_section(result: LatencyResult, samples: Sequence[Mapping[str, Any]],
                "between content events, the output rate a stream's tokens over its time. "
                + ("Objectives: not judged." if result.inconclusive else
                   "SLOs missed: " + (_e(reasons) if reasons else "none") + ".") + "</p>")
+    out += workload_section(result.workload)
     out += generator_section(result.generator, lag)
     out += ["<div class='plots'>", *_over_time(samples), "</div>"]
     return [*out, *_latency_plots(samples)]
+
+
+def workload_section(work: WorkloadStats | None) -> list[str]:
+    """A latency run's workload (``gateprobe.commands.load.workloads``): TTFT by turn and by shared
+    prefix length, and the tokens asked, sent, reported and received."""
+    if work is None:
+        return []
+    out = ["<h3>Workload</h3>"]
+    for title, groups in (("turn", work.by_turn), ("prefix tokens", work.by_prefix_tokens)):
+        if len(groups) > 1:
+            out.append(_table([title, "requests", "errors", "prompt tokens p50", "TTFT p50 (ms)",
+                               "TTFT p95 (ms)"],
+                              [[k, g.requests, g.errors, _num(g.prompt_tokens.p50),
+                                _num(g.ttft_ms.p50), _num(g.ttft_ms.p95)]
+                               for k, g in groups.items()]))
+    out.append(_table(["tokens", "p50", "p95", "max", "requests"],
+                      [[name, _num(p.p50), _num(p.p95), _num(p.max), p.count]
+                       for name, p in work.tokens.items()]))
+    short = work.output_shorter_than_asked
+    out.append("<p>Output length is only capped (<code>max_tokens</code>): no protocol asks a "
+               "model for at least N tokens; "
+               + ("" if short is None else f"{short:.0%} of the answers were shorter than asked; ")
+               + "TTFT grew "
+               + _num(work.ttft_ms_per_1k_prompt_tokens) + " ms per 1,000 prompt tokens.</p>")
+    return out
 
 
 def _num(value: float | None) -> str:
