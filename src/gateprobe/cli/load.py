@@ -1,4 +1,5 @@
-"""``gateprobe load``: a Locust scenario (rate-limits, latency or tasks).
+"""``gateprobe load``: a Locust scenario (rate-limits, latency, tasks, or a sweep of latency
+runs to the knee).
 
 Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.load.runner``, an exit code out:
 0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
@@ -21,6 +22,15 @@ from gateprobe.errors import UsageError
 from gateprobe.load.plan import ARRIVALS
 from gateprobe.load.runner import LoadOptions, dry_run, plan_load, run_load
 from gateprobe.load.scenarios import SCENARIOS
+from gateprobe.load.sweep import (
+    DEFAULT_LEVEL_S,
+    DEFAULT_LEVELS,
+    DEFAULT_MAX_USERS,
+    DEFAULT_THRESHOLD,
+    SweepOptions,
+    concurrency_list,
+    run_sweep,
+)
 from gateprobe.targets import TargetChoice
 
 EMBEDDED_WINDOW_S = 10.0
@@ -38,7 +48,9 @@ HELP = Help(
     ("load latency                                  # the embedded gateway, 30 s",
      "load latency --users 8 --duration 60 --slo load/slo.yaml",
      "load rate-limits --target staging             # needs the target's tier_keys",
-     "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS"),
+     "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS",
+     "load sweep --levels 8 --level-duration 20     # rates to the knee (goodput >= 95%)",
+     "load sweep --concurrency 1,4,16,64            # closed-loop users at each"),
     (0, 1, 2, 3, 4, 5, 130))
 """The command's help text."""
 
@@ -74,6 +86,7 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--task-deadline", type=float, metavar="S",
                        help="tasks: a task's creation to SUCCESS/FAILURE at most (loopback 30, "
                             "else 300)")
+    _add_sweep_flags(load)
     mode = load.add_argument_group("Locust")
     mode.add_argument("--locustfile", metavar="FILE",
                       help="latency, tasks: your own locustfile, its users gateprobe.load's "
@@ -95,6 +108,34 @@ def add_parser(sub: Any) -> None:
     load.add_argument("--dry-run", action="store_true",
                       help="print what would be sent, send nothing")
     load.add_argument("--report-dir", metavar="DIR", help="write here instead of reports/<run>/")
+
+
+def _add_sweep_flags(load: argparse.ArgumentParser) -> None:
+    """``gateprobe load sweep``'s own flags (``gateprobe.load.sweep``)."""
+    sweep = load.add_argument_group("sweep (gateprobe load sweep)")
+    sweep.add_argument("--levels", type=int, default=DEFAULT_LEVELS, metavar="N",
+                       help=f"arrival rates between the synchronous and the throughput levels "
+                            f"({DEFAULT_LEVELS}; --arrival constant or poisson)")
+    sweep.add_argument("--concurrency", metavar="N,N,...",
+                       help="a concurrency sweep instead: closed-loop users at each (1,4,16,64)")
+    sweep.add_argument("--level-duration", type=float, default=DEFAULT_LEVEL_S, metavar="S",
+                       help=f"seconds per level, also its cap ({DEFAULT_LEVEL_S:g})")
+    sweep.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS, metavar="N",
+                       help=f"the throughput level's closed-loop users ({DEFAULT_MAX_USERS})")
+    sweep.add_argument("--goodput-threshold", type=float, default=DEFAULT_THRESHOLD,
+                       metavar="SHARE",
+                       help="the goodput share of a sustained level: the knee is the highest "
+                            f"({DEFAULT_THRESHOLD:g})")
+
+
+def sweep_options_from(args: argparse.Namespace) -> SweepOptions:
+    """The sweep's shape from its flags (checked)."""
+    return SweepOptions(
+        levels=args.levels,
+        concurrency=concurrency_list(args.concurrency) if args.concurrency else (),
+        level_s=args.level_duration, max_users=args.max_users,
+        threshold=args.goodput_threshold,
+        arrival="constant" if args.arrival == "closed" else args.arrival).check()
 
 
 def _processes(text: str) -> int | str:
@@ -121,7 +162,9 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     """The run's options from its flags (checked)."""
     return LoadOptions(
         scenario=args.scenario, users=args.users, spawn_rate=args.spawn_rate,
-        duration_s=args.duration, arrival=args.arrival, rate=args.rate,
+        duration_s=args.duration,
+        # A sweep's --arrival is its rate levels' (``sweep_options_from``), each level's own.
+        arrival="closed" if SCENARIOS[args.scenario].sweep else args.arrival, rate=args.rate,
         weights=_weights(args.weight), max_tokens=args.max_tokens,
         max_requests=args.max_requests, max_rps=args.max_rps,
         slo=Path(args.slo) if args.slo else None, web=args.web, web_wait=args.web_wait,
@@ -152,8 +195,11 @@ def command(args: argparse.Namespace, console: Console) -> int:
         # gateway started or the target contacted.
         with open_target(choice, embedded, console, dry_run=True) as planned:
             plan_load(planned, options)
+    sweep = sweep_options_from(args) if SCENARIOS[args.scenario].sweep else None
     with open_target(choice, embedded, console, dry_run=args.dry_run,
                      preflight=True) as target:
         if args.dry_run:
             return dry_run(target, options, console)
+        if sweep is not None:
+            return run_sweep(target, options, sweep, console).exit_code
         return run_load(target, options, console).exit_code

@@ -39,7 +39,7 @@ import gevent.monkey
 import gevent.ssl
 from gevent.pool import Pool
 from geventhttpclient.connectionpool import ConnectionPool
-from locust import FastHttpUser, argument_parser, events
+from locust import FastHttpUser, LoadTestShape, argument_parser, events
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
@@ -53,6 +53,7 @@ from gateprobe.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadP
 from gateprobe.load.results import SAMPLES_FILE
 from gateprobe.load.scenarios import write_verdict
 from gateprobe.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
+from gateprobe.load.stages import peak, target_at, total_s, users_at
 from gateprobe.metrics import now_ns
 from gateprobe.probe import MAX_BODY_BYTES
 from gateprobe.protocols.conformance import MAX_SANE_RETRY_AFTER_S
@@ -71,6 +72,8 @@ STOP_MESSAGE = "gateprobe_stop"
 ENVELOPE_CHECKS = ("error.envelope", "error.type", "response.content_type")
 MAX_BURST_CONNECTIONS = 512
 """A tier's burst opens at most this many connections at once."""
+IDLE_STAGE_S = 0.1
+"""How often an open-loop user at a stage of rate 0 looks again."""
 REFUSED_STOP_AFTER = 20
 """A run whose first this many answers all refused the key (401/403) stops: it measures a
 wrong secret, not the gateway (the verdict says which variable)."""
@@ -599,10 +602,17 @@ class StreamingUser(FastHttpUser):
         """Arrivals on a schedule of their own (constant or Poisson), never waiting for
         answers: a slow gateway gets more concurrent requests, as it would in production."""
         plan = self.s.plan
-        rate = plan.rate / max(1, plan.users)
         pool = Pool(self.concurrency)
-        due = now_ns()
+        due = t0 = now_ns()
         while True:
+            rate = self._rate_now(plan, (due - t0) / 1e9)
+            if rate is None or rate <= 0:  # stages: over, or at 0 for now
+                due += round(IDLE_STAGE_S * 1e9)
+                if rate is None:
+                    pool.join()
+                    raise StopUser
+                gevent.sleep(max(0.0, (due - now_ns()) / 1e9))
+                continue
             gap = self.rng.expovariate(rate) if plan.arrival == "poisson" else 1 / rate
             due += round(gap * 1e9)
             gevent.sleep(max(0.0, (due - now_ns()) / 1e9))
@@ -614,6 +624,16 @@ class StreamingUser(FastHttpUser):
                 self.s.record({"t": time.time(), "dropped": True, "ok": False})
                 continue
             pool.spawn(self.stream, self.pick(), intended)
+
+    @staticmethod
+    def _rate_now(plan: LoadPlan, elapsed_s: float) -> float | None:
+        """This user's arrivals per second ``elapsed_s`` into its run: its share of the
+        plan's rate, or of the stages' rate of the moment (None: the stages are over)."""
+        users = max(1, plan.users)
+        if not plan.stages:
+            return plan.rate / users
+        target = target_at(plan.stages, elapsed_s)
+        return None if target is None else target / users
 
     def stream(self, kind: str, intended_ns: int = 0) -> None:
         """One streaming request, measured and checked as it arrives; ``intended_ns`` is when
@@ -785,6 +805,22 @@ class StreamingUser(FastHttpUser):
                     return transport.TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes"
             return "", None
         return transport.STREAM_TOTAL_TIMEOUT, f"total timeout of {timeouts.total_s:g} s"
+
+
+class StagesShape(LoadTestShape):
+    """The plan's stages as closed-loop users: each second, the user count on the line to the
+    current stage's target (``gateprobe.load.stages``). Past the last stage it holds that
+    stage's target: the run's own end (``Session.stop_run`` at the duration, the stages' sum)
+    waits for every worker's last samples, where a shape's end would quit at once.
+    A locustfile takes it by importing it (Locust uses a shape class it finds there)."""
+
+    def tick(self) -> tuple[int, float]:
+        """(users now, how fast to get there: within the second)."""
+        stages = session().plan.stages
+        users = users_at(stages, self.get_run_time())
+        if users is None:
+            users = users_at(stages, total_s(stages) - 1e-6) or 0
+        return users, max(1.0, peak(stages))
 
 
 class TierUser(FastHttpUser):

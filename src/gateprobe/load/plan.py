@@ -95,6 +95,9 @@ class LoadPlan:
     lag_bound_ms: float | None = None
     """The generator's lag (p99) above which the run is saturated; None: 2 ms or 10% of the
     smallest latency objective (``gateprobe.load.selfcheck.lag_bound``)."""
+    stages: list[list[float]] = field(default_factory=list)
+    """``[[duration_s, target], ...]``: the load ramps to each target in turn, users for a
+    closed loop, else the arrival rate (``gateprobe.load.stages``); empty: steady."""
 
     @property
     def out(self) -> Path:

@@ -59,6 +59,7 @@ from gateprobe.load.results import (
 )
 from gateprobe.load.scenarios import scenario, show
 from gateprobe.load.slo import DEFAULT_SLO_FILE, load_slo, validate
+from gateprobe.load.stages import Stage, peak, total_s
 from gateprobe.loadresult import Generator, ScenarioResult, result_of
 from gateprobe.protocols.gateway_apis import MJ_PREFIX
 from gateprobe.redact import Redactor, redact_tree
@@ -133,6 +134,9 @@ class LoadOptions:
     locustfile: Path | None = None
     """A locustfile of the user's own, in place of the scenario's (latency, tasks): its users
     are ``gateprobe.load.StreamingUser`` or ``TaskUser`` (the public load API)."""
+    stages: tuple[Stage, ...] = ()
+    """Latency: ramps and stages (``--stages 30s:10,60s:50,30s:0``): closed-loop users, or
+    with a constant or Poisson arrival the rate; they set the duration."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -159,7 +163,8 @@ class LoadOptions:
             raise UsageError(f"--max-requests is capped at {MAX_REQUESTS}")
         if (self.max_rps or 0) > MAX_RPS:
             raise UsageError(f"--max-rps is capped at {MAX_RPS:g}")
-        if self.arrival != "closed":
+        self._check_stages()
+        if self.arrival != "closed" and not self.stages:
             if not self.rate > 0:
                 raise UsageError(f"--arrival {self.arrival} needs --rate > 0")
             cap = self.max_rps or DEFAULT_MAX_RPS
@@ -177,6 +182,30 @@ class LoadOptions:
         self._check_tasks()
         self._check_locustfile()
         return self
+
+    def _check_stages(self) -> None:
+        if not self.stages:
+            return
+        if self.scenario != "latency":
+            raise UsageError(f"--stages is for the latency scenario, not {self.scenario}")
+        if self.locustfile is not None:
+            raise UsageError("--stages drives the latency scenario's own users: not with "
+                             "--locustfile")
+        if self.duration_s is not None:
+            raise UsageError("--stages sets the duration (their sum): not with --duration")
+        if total_s(self.stages) > MAX_DURATION_S:
+            raise UsageError(f"--stages last {total_s(self.stages):g} s: above "
+                             f"{MAX_DURATION_S:g} s")
+        if self.arrival == "closed":
+            if peak(self.stages) < 1:
+                raise UsageError("--stages: no stage has a user (a target of at least 1)")
+            return
+        if self.rate:
+            raise UsageError("--stages sets the arrival rate: not with --rate")
+        cap = self.max_rps or DEFAULT_MAX_RPS
+        if not 0 < peak(self.stages) <= cap:
+            raise UsageError(f"--stages: the arrival rate must reach above 0 and stay within "
+                             f"--max-rps {cap:g}")
 
     def _check_locustfile(self) -> None:
         if self.locustfile is None:
@@ -302,8 +331,9 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         duration = options.duration_s or 3 * target.window_s + 15
         users = len(limits)
     else:
-        duration = options.duration_s or 30.0
-        users = options.users
+        duration = options.duration_s or total_s(options.stages) or 30.0
+        users = max(1, math.ceil(peak(options.stages))) \
+            if options.stages and options.arrival == "closed" else options.users
     if options.scenario == "tasks":
         _serves_tasks(target)
     interval, deadline = _polling(target, options)
@@ -315,7 +345,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         limits=limits, window_s=target.window_s, models=dict(target.models),
         weights=_weights(options.weights, target) if options.scenario != "tasks" else {},
         arrival=options.arrival, poll_interval_s=interval, task_deadline_s=deadline,
-        rate=options.rate,
+        rate=peak(options.stages) if options.stages and options.arrival != "closed"
+        else options.rate, stages=[list(stage) for stage in options.stages],
         users=users, duration_s=duration,
         max_tokens=min(options.max_tokens, target.max_tokens or options.max_tokens),
         max_requests=options.max_requests,
