@@ -22,6 +22,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import gc
+import itertools
 import json
 import logging
 import os
@@ -565,6 +566,10 @@ def fire(environment: Environment, kind: str, name: str, value: float | None,
                                         response_length=length, exception=None, context={})
 
 
+_USER_SLOTS = itertools.count()
+"""This process's streaming users in the order they started (``StreamingUser._phase``)."""
+
+
 class StreamingUser(FastHttpUser):
     """Streams to the weighted endpoints, closed loop or at an arrival rate."""
 
@@ -583,6 +588,17 @@ class StreamingUser(FastHttpUser):
         self.bodies = {k: json.dumps(stream_body(s.plan, k)) for k in kinds}
         self.parsed = {STREAM_ENDPOINTS[k]: json.loads(self.bodies[k]) for k in kinds}
         self.rng = random.Random()
+        self.phase = self._phase(s.plan)
+
+    def _phase(self, plan: LoadPlan) -> float:
+        """Where in its gap this user's constant arrivals fall (0..1): users spread evenly
+        over the gap, across processes too, so that together they arrive at a constant rate
+        rather than in bunches of as many as there are users (which a gateway with a small
+        capacity would queue)."""
+        runner = getattr(self.environment, "runner", None)
+        worker = max(0, int(getattr(runner, "worker_index", 0) or 0))
+        slot = next(_USER_SLOTS) * max(1, plan.processes) + worker
+        return (slot % max(1, plan.users)) / max(1, plan.users)
 
     def pick(self) -> str:
         """The next endpoint kind, by weight."""
@@ -604,6 +620,7 @@ class StreamingUser(FastHttpUser):
         plan = self.s.plan
         pool = Pool(self.concurrency)
         due = t0 = now_ns()
+        first = True
         while True:
             rate = self._rate_now(plan, (due - t0) / 1e9)
             if rate is None or rate <= 0:  # stages: over, or at 0 for now
@@ -613,7 +630,9 @@ class StreamingUser(FastHttpUser):
                     raise StopUser
                 gevent.sleep(max(0.0, (due - now_ns()) / 1e9))
                 continue
-            gap = self.rng.expovariate(rate) if plan.arrival == "poisson" else 1 / rate
+            gap = self.rng.expovariate(rate) if plan.arrival == "poisson" else \
+                (self.phase if first else 1.0) / rate
+            first = False
             due += round(gap * 1e9)
             gevent.sleep(max(0.0, (due - now_ns()) / 1e9))
             if self._state == LOCUST_STATE_STOPPING:

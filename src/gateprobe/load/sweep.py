@@ -3,8 +3,8 @@
 A rate sweep (guidellm's "sweep" profile) runs a synchronous baseline (one closed-loop user:
 the rate one stream at a time sustains), then the maximum throughput (closed-loop users at a
 high concurrency: the rate the target gives when nobody waits between requests), then N
-arrival rates (constant or Poisson) evenly between the two. A concurrency sweep runs
-closed-loop users at each of the given concurrencies instead.
+arrival rates (constant or Poisson) evenly above the first up to the second. A concurrency
+sweep runs closed-loop users at each of the given concurrencies instead.
 
 Each level is one latency run of its own (``runner.run_load``, its own folder under the
 sweep's, with its own verdict and the generator's verdict on itself), bounded by its duration,
@@ -156,6 +156,9 @@ def run_sweep(target: Target, options: LoadOptions, sweep: SweepOptions,
         if not sweep.concurrency and len(rows) == 2:
             todo = _rate_levels(rows[0]["achieved_rps"], rows[1]["achieved_rps"], sweep,
                                 plan.max_rps, options.users)
+    # Shown by rising load: users (closed loops) after the arrival rates they outran.
+    rows.sort(key=lambda r: (r["arrival"] == "closed" and r["users"] > 1, r["users"],
+                             r["rate"] or 0.0))
     verdict = judge_sweep(rows, plan.slo, sweep, plan.base_url)
     verdict["wall_s"] = time.monotonic() - t0
     (out / VERDICT_FILE).write_text(json.dumps(finite(verdict), indent=2, allow_nan=False),
@@ -178,13 +181,14 @@ def _level_options(options: LoadOptions, sweep: SweepOptions, level: Level,
 
 def _rate_levels(low: float, high: float, sweep: SweepOptions, cap: float,
                  users: int) -> list[Level]:
-    """``sweep.levels`` arrival rates evenly between the synchronous and the throughput
-    levels' achieved rates (both ends excluded: they were measured), within the rate cap,
-    each sent by ``users`` users (arrivals never wait for answers: users only share them)."""
+    """``sweep.levels`` arrival rates evenly above the synchronous level's achieved rate up
+    to the throughput level's (the last at it: can the target sustain, with arrivals that do
+    not wait, what it gave users who did?), within the rate cap, each sent by ``users`` users
+    (arrivals never wait for answers: users only share them)."""
     high = min(high, cap)
     if not (low > 0 and high > low):
         return []  # a target no faster with many users than with one: nothing between
-    step = (high - low) / (sweep.levels + 1)
+    step = (high - low) / sweep.levels
     rates = [round(low + step * i, 3) for i in range(1, sweep.levels + 1)]
     return [Level(f"rate {r:g}/s", sweep.arrival, users, r) for r in rates]
 
@@ -210,9 +214,11 @@ def level_row(level: Level, result: LoadResult, samples: Sequence[Mapping[str, A
     """One level's numbers (``loadresult.SweepLevel``) from its latency run and its samples."""
     typed = result.result
     streams = [s for s in samples if not s.get("dropped")]
-    starts = sorted(float(s["t"]) for s in streams if isinstance(s.get("t"), int | float))
-    span = starts[-1] - starts[0] if len(starts) > 1 else 0.0
-    achieved = (len(starts) - 1) / span if span > 0 else 0.0
+    # Closed-loop users each start one request after another, all at once at first; the
+    # open-loop users' arrivals interleave into one stream (``locustlib``: evenly phased).
+    achieved = achieved_rps([float(s["t"]) for s in streams
+                             if isinstance(s.get("t"), int | float)],
+                            level.users if level.arrival == "closed" else 1)
     good = sum(1 for s in streams if meets(s, request_bounds(slo, _kind(s))))
     share = good / len(streams) if streams else 0.0
     latency = (result.verdict or {}).get("latency") or {}
@@ -229,6 +235,17 @@ def level_row(level: Level, result: LoadResult, samples: Sequence[Mapping[str, A
             "exit_code": result.exit_code}
 
 
+def achieved_rps(starts: Sequence[float], streams: int = 1) -> float:
+    """Requests started per second, over the span of their starts, from ``streams`` sequences
+    that started together, each one request after another (closed-loop users). Each one's
+    first start opens the span and adds no gap: ``(n - streams) / span`` counts the gaps
+    inside it, where ``(n - 1) / span`` would overstate a short level's rate."""
+    ordered = sorted(starts)
+    span = ordered[-1] - ordered[0] if len(ordered) > 1 else 0.0
+    gaps = len(ordered) - streams if len(ordered) > streams else len(ordered) - 1
+    return gaps / span if span > 0 else 0.0
+
+
 def _kind(sample: Mapping[str, Any]) -> str:
     """The endpoint kind (``chat``) of a sample, for its endpoint's own objectives."""
     endpoint = sample.get("endpoint")
@@ -243,10 +260,10 @@ def judge_sweep(rows: Sequence[Mapping[str, Any]], slo: Mapping[str, float],
     knee = max(sustained, key=lambda i: rows[i]["achieved_rps"], default=None)
     knee_rps = rows[knee]["achieved_rps"] if knee is not None else None
     above = [r for r in rows if r["saturated"] and _offered(r) > (knee_rps or 0.0)]
-    hidden = (f"{len(above)} level{'s' if len(above) != 1 else ''} above the knee saturated "
-              f"the load generator ({above[0]['name']}: {above[0]['saturated']}); the knee "
-              "may be higher than measured: rerun with more --processes or workers") \
-        if above else ""
+    hidden = (f"the load generator saturated at {', '.join(r['name'] for r in above)} "
+              f"({'above the knee' if knee is not None else 'and no level was sustained'}), "
+              "where the target was not measured: the knee may be higher; rerun on a quieter "
+              "machine or with more --processes or workers") if above else ""
     breaches = evaluate_sweep(knee_rps, slo)
     out: dict[str, Any] = {
         "version": VERDICT_VERSION, "scenario": "sweep", "base_url": base_url,
