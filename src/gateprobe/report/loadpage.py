@@ -78,7 +78,8 @@ def sweep_section(result: SweepResult) -> list[str]:
            f"<p class='load-verdict'>Verdict: <b class='{css}'>{_e(word)}</b>"
            + (f": {_e('; '.join(result.reasons))}" if result.reasons else "") + "</p>",
            f"<p class='knee'>Knee (highest level with goodput &ge; {result.threshold:.0%}): "
-           f"<b>{said}</b>." + (f" {_e(result.knee_hidden)}." if result.knee_hidden else "")
+           f"<b>{said}</b>." + (f" {_e(result.knee_hidden[:1].upper() + result.knee_hidden[1:])}."
+              if result.knee_hidden else "")
            + "</p>",
            f"<p>Goodput: requests that succeeded with {bounds or 'no latency objective'} "
            "(the SLO file's objectives, read per request). A level whose load generator "
@@ -114,5 +115,6 @@ def _sweep_charts(result: SweepResult) -> list[str]:
     goodput = {"achieved": [(lv.offered_rps, lv.achieved_rps) for lv in offered],
                "goodput": [(lv.offered_rps, lv.goodput_rps) for lv in offered]}
     chart2 = svg.lines(goodput, "Goodput against offered load", "offered (requests/s)",
-                       "requests/s", bound=knee.achieved_rps if knee is not None else None)
+                       "requests/s", bound=knee.achieved_rps if knee is not None else None,
+                       bound_label="knee")
     return [f"<figure>{chart}</figure>", f"<figure>{chart2}</figure>"]
