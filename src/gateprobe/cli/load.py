@@ -22,6 +22,7 @@ from gateprobe.errors import UsageError
 from gateprobe.load.plan import ARRIVALS
 from gateprobe.load.runner import LoadOptions, dry_run, plan_load, run_load
 from gateprobe.load.scenarios import SCENARIOS
+from gateprobe.load.stages import parse_stages
 from gateprobe.load.sweep import (
     DEFAULT_LEVEL_S,
     DEFAULT_LEVELS,
@@ -68,6 +69,9 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--arrival", choices=ARRIVALS, default="closed",
                        help="closed-loop users, or a constant / Poisson arrival --rate")
     shape.add_argument("--rate", type=float, default=0.0, help="arrivals per second (all users)")
+    shape.add_argument("--stages", metavar="D:N,...",
+                       help="latency: ramps, k6-style (30s:10,60s:50,30s:0): to N users (or "
+                            "with --arrival, N arrivals/s) over each duration; sets --duration")
     shape.add_argument("--weight", action="append", default=[], metavar="ENDPOINT=W",
                        help="latency: chat, messages, complete weights (1 each); "
                             "speech (0 unless given: time to first audio byte)")
@@ -174,7 +178,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         report_dir=Path(args.report_dir) if args.report_dir else None,
         poll_interval_s=args.poll_interval, task_deadline_s=args.task_deadline,
         lag_bound_ms=args.lag_bound_ms,
-        locustfile=Path(args.locustfile) if args.locustfile else None).check()
+        locustfile=Path(args.locustfile) if args.locustfile else None,
+        stages=parse_stages(args.stages) if args.stages is not None else ()).check()
 
 
 def _choice(args: argparse.Namespace) -> TargetChoice:

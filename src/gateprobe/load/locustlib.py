@@ -826,9 +826,15 @@ class StreamingUser(FastHttpUser):
         return transport.STREAM_TOTAL_TIMEOUT, f"total timeout of {timeouts.total_s:g} s"
 
 
+TICK_S = 1.0
+"""How often Locust asks a shape for its user count."""
+
+
 class StagesShape(LoadTestShape):
-    """The plan's stages as closed-loop users: each second, the user count on the line to the
-    current stage's target (``gateprobe.load.stages``). Past the last stage it holds that
+    """The plan's stages as closed-loop users: each second (Locust's shape tick), the user
+    count on the line to the current stage's target at the middle of the coming second
+    (``gateprobe.load.stages``): a ramp lags it by half a second at most, never a whole
+    one. Past the last stage it holds that
     stage's target: the run's own end (``Session.stop_run`` at the duration, the stages' sum)
     waits for every worker's last samples, where a shape's end would quit at once.
     A locustfile takes it by importing it (Locust uses a shape class it finds there)."""
@@ -836,7 +842,7 @@ class StagesShape(LoadTestShape):
     def tick(self) -> tuple[int, float]:
         """(users now, how fast to get there: within the second)."""
         stages = session().plan.stages
-        users = users_at(stages, self.get_run_time())
+        users = users_at(stages, self.get_run_time() + TICK_S / 2)
         if users is None:
             users = users_at(stages, total_s(stages) - 1e-6) or 0
         return users, max(1.0, peak(stages))
