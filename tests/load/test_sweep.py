@@ -172,3 +172,26 @@ def test_the_sweep_finds_the_knee_of_a_capacity_limited_gateway(
     assert "knee (goodput >= 90%)" in out.getvalue()
     page = (tmp_path / "sweep" / "report.html").read_text()
     assert "Goodput against offered load" in page and "Latency against throughput" in page
+
+
+@pytest.mark.slow
+def test_a_concurrency_sweep_below_its_knee_objective_exits_1(
+        make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One stream at a time (capacity 1) of about 0.1 s sustains about 10 requests/s: an
+    objective of 40 is missed, named, and the exit code says so; 8 users queue 7 deep."""
+    gw = make_gateway(timing=Timing(ttft_ms=20, itl_ms=5), capacity=1)
+    slo = tmp_path / "slo.yaml"
+    slo.write_text("ttft_p99_ms: 150\nmax_sustainable_rps_min: 40\n")
+    monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+    out, err = io.StringIO(), io.StringIO()
+    code = main(["load", "sweep", "--base-url", gw.base_url, "--api-key-env", "GP_TEST_KEY",
+                 "--max-tokens", "16", "--concurrency", "1,8", "--level-duration", "2",
+                 "--processes", "1", "--slo", str(slo), "--report-dir", str(tmp_path / "s")],
+                Console(out, err))
+    assert code == 1, out.getvalue() + err.getvalue()
+    result = result_of(json.loads((tmp_path / "s" / "verdict.json").read_text()))
+    assert isinstance(result, SweepResult) and result.mode == "concurrency"
+    assert [lv.name for lv in result.levels] == ["concurrency 1", "concurrency 8"]
+    assert result.knee == 0 and result.levels[1].goodput_share < 0.5
+    assert result.failed_checks == ("slo.max_sustainable_rps_min",)
+    assert "FAIL: max_sustainable_rps_min:" in out.getvalue()
