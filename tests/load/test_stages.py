@@ -47,7 +47,6 @@ def test_a_bad_stage_is_named(text: str, message: str) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--stages", "10s:abc"], "--stages: '10s:abc' is not DURATION:TARGET"),
-    (["--stages", "10s:5", "--duration", "10"], "not with --duration"),
     (["--stages", "10s:0"], "no stage has a user"),
     (["--stages", "10s:5", "--arrival", "constant", "--rate", "5"], "not with --rate"),
     (["--stages", "10s:500", "--arrival", "poisson"], "stay within --max-rps 200"),
@@ -73,6 +72,9 @@ def test_the_plan_takes_its_duration_users_and_rate_from_the_stages() -> None:
     rate = plan_load(target, LoadOptions("latency", arrival="poisson",
                                          stages=parse_stages("5s:20,5s:40")))
     assert (rate.duration_s, rate.rate, rate.users) == (10.0, 40.0, 4)
+    cut = plan_load(target, LoadOptions("latency", duration_s=3.0,
+                                        stages=parse_stages("5s:3,5s:8")))
+    assert cut.duration_s == 3.0  # --duration is the cap, the stages cut short
 
 
 def _starts(report: Path) -> list[float]:

@@ -51,7 +51,7 @@ HELP = Help(
      "load rate-limits --target staging             # needs the target's tier_keys",
      "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS",
      "load sweep --levels 8 --level-duration 20     # rates to the knee (goodput >= 95%)",
-     "load sweep --concurrency 1,4,16,64            # closed-loop users at each"),
+     "load sweep --concurrency 1,4,16               # closed-loop users at each"),
     (0, 1, 2, 3, 4, 5, 130))
 """The command's help text."""
 
@@ -71,7 +71,8 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--rate", type=float, default=0.0, help="arrivals per second (all users)")
     shape.add_argument("--stages", metavar="D:N,...",
                        help="latency: ramps, k6-style (30s:10,60s:50,30s:0): to N users (or "
-                            "with --arrival, N arrivals/s) over each duration; sets --duration")
+                            "with --arrival, N arrivals/s) over each duration; their sum is the "
+                            "duration (--duration cuts them short)")
     shape.add_argument("--weight", action="append", default=[], metavar="ENDPOINT=W",
                        help="latency: chat, messages, complete weights (1 each); "
                             "speech (0 unless given: time to first audio byte)")
@@ -134,6 +135,9 @@ def _add_sweep_flags(load: argparse.ArgumentParser) -> None:
 
 def sweep_options_from(args: argparse.Namespace) -> SweepOptions:
     """The sweep's shape from its flags (checked)."""
+    if args.duration is not None or args.stages is not None:
+        raise UsageError("a sweep's levels last --level-duration each: not --duration or "
+                         "--stages")
     return SweepOptions(
         levels=args.levels,
         concurrency=concurrency_list(args.concurrency) if args.concurrency else (),

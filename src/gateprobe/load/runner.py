@@ -136,7 +136,8 @@ class LoadOptions:
     are ``gateprobe.load.StreamingUser`` or ``TaskUser`` (the public load API)."""
     stages: tuple[Stage, ...] = ()
     """Latency: ramps and stages (``--stages 30s:10,60s:50,30s:0``): closed-loop users, or
-    with a constant or Poisson arrival the rate; they set the duration."""
+    with a constant or Poisson arrival the rate; they set the duration (``duration_s``, if
+    given too, cuts them short)."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -191,9 +192,7 @@ class LoadOptions:
         if self.locustfile is not None:
             raise UsageError("--stages drives the latency scenario's own users: not with "
                              "--locustfile")
-        if self.duration_s is not None:
-            raise UsageError("--stages sets the duration (their sum): not with --duration")
-        if total_s(self.stages) > MAX_DURATION_S:
+        if total_s(self.stages) > MAX_DURATION_S and self.duration_s is None:
             raise UsageError(f"--stages last {total_s(self.stages):g} s: above "
                              f"{MAX_DURATION_S:g} s")
         if self.arrival == "closed":
@@ -331,7 +330,9 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         duration = options.duration_s or 3 * target.window_s + 15
         users = len(limits)
     else:
-        duration = options.duration_s or total_s(options.stages) or 30.0
+        # Stages set the duration; --duration, if given too, is the cap that cuts them short.
+        duration = min(options.duration_s or math.inf, total_s(options.stages) or math.inf)
+        duration = duration if math.isfinite(duration) else 30.0
         users = max(1, math.ceil(peak(options.stages))) \
             if options.stages and options.arrival == "closed" else options.users
     if options.scenario == "tasks":
