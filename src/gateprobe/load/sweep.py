@@ -260,7 +260,10 @@ def judge_sweep(rows: Sequence[Mapping[str, Any]], slo: Mapping[str, float],
     knee = max(sustained, key=lambda i: rows[i]["achieved_rps"], default=None)
     knee_rps = rows[knee]["achieved_rps"] if knee is not None else None
     above = [r for r in rows if r["saturated"] and _offered(r) > (knee_rps or 0.0)]
-    hidden = (f"the load generator saturated at {', '.join(r['name'] for r in above)} "
+    names = [r["name"] for r in above]
+    named = ", ".join(names) if len(names) <= 3 else \
+        f"{len(names)} levels ({names[0]} to {names[-1]})"
+    hidden = (f"the load generator saturated at {named} "
               f"({'above the knee' if knee is not None else 'and no level was sustained'}), "
               "where the target was not measured: the knee may be higher; rerun on a quieter "
               "machine or with more --processes or workers") if above else ""
