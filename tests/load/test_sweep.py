@@ -127,11 +127,24 @@ def test_the_achieved_rate_counts_the_gaps_of_each_user() -> None:
     (["--concurrency", "0,4"], "each level needs at least 1 user"),
     (["--goodput-threshold", "1.5"], "--goodput-threshold must be within 0..1"),
     (["--level-duration", "0"], "--level-duration must be > 0"),
+    (["--duration", "10"], "levels last --level-duration each"),
+    (["--web"], "not with --master, --worker or --web"),
 ])
 def test_bad_sweep_flags_are_one_line_and_exit_2(argv: list[str], message: str) -> None:
     out, err = io.StringIO(), io.StringIO()
     assert main(["load", "sweep", *argv], Console(out, err)) == 2
     assert message in err.getvalue() and len(err.getvalue().strip().splitlines()) == 1
+
+
+def test_the_dry_run_bounds_the_whole_sweep() -> None:
+    out, err = io.StringIO(), io.StringIO()
+    assert main(["load", "sweep", "--dry-run", "--levels", "3", "--level-duration", "5",
+                 "--max-rps", "10"], Console(out, err)) == 0
+    text = out.getvalue()
+    assert "a sweep of 5 levels (synchronous (1 user), throughput (64 users), 3 constant " \
+           "rates" in text
+    assert "at most 250 requests and 16000 generated tokens in all" in text
+    assert "nothing was sent" in text
 
 
 def test_concurrency_list_is_sorted_and_unique() -> None:

@@ -30,6 +30,7 @@ from gateprobe.load.sweep import (
     DEFAULT_THRESHOLD,
     SweepOptions,
     concurrency_list,
+    dry_run_sweep,
     run_sweep,
 )
 from gateprobe.targets import TargetChoice
@@ -138,6 +139,9 @@ def sweep_options_from(args: argparse.Namespace) -> SweepOptions:
     if args.duration is not None or args.stages is not None:
         raise UsageError("a sweep's levels last --level-duration each: not --duration or "
                          "--stages")
+    if args.master or args.worker or args.web:
+        raise UsageError("a sweep starts a run per level by itself: not with --master, "
+                         "--worker or --web")
     return SweepOptions(
         levels=args.levels,
         concurrency=concurrency_list(args.concurrency) if args.concurrency else (),
@@ -208,7 +212,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     with open_target(choice, embedded, console, dry_run=args.dry_run,
                      preflight=True) as target:
         if args.dry_run:
-            return dry_run(target, options, console)
+            return dry_run(target, options, console) if sweep is None else \
+                dry_run_sweep(target, options, sweep, console)
         if sweep is not None:
             return run_sweep(target, options, sweep, console).exit_code
         return run_load(target, options, console).exit_code

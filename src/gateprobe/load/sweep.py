@@ -45,6 +45,7 @@ from gateprobe.load.runner import (
     STOP_TIMEOUT_S,
     LoadOptions,
     LoadResult,
+    dry_run,
     plan_load,
     run_load,
 )
@@ -166,6 +167,23 @@ def run_sweep(target: Target, options: LoadOptions, sweep: SweepOptions,
     redact_tree(out, Redactor(target.secrets))
     loadpage.write(out)
     return _outcome(verdict, out, console)
+
+
+def dry_run_sweep(target: Target, options: LoadOptions, sweep: SweepOptions,
+                  console: Console) -> int:
+    """Print what a sweep would send (one level's traffic and caps, then the sweep's bound);
+    nothing is sent; 0."""
+    sweep.check()
+    level = _level_options(options, sweep, Level("synchronous", "closed", 1), Path("."))
+    plan = plan_load(target, level, sending=False)
+    levels = ", ".join(f"{c} users" for c in sweep.concurrency) if sweep.concurrency else \
+        (f"synchronous (1 user), throughput ({sweep.max_users} users), {sweep.levels} "
+         f"{sweep.arrival} rates up to the throughput's ({options.users} users)")
+    console.line(f"a sweep of {sweep.count} levels ({levels}), each {sweep.level_s:g} s: "
+                 f"at most {sweep.count * plan.request_bound} requests and "
+                 f"{sweep.count * plan.request_bound * plan.max_tokens} generated tokens in "
+                 f"all, within {_minutes(sweep.bound_s(STOP_TIMEOUT_S + 60))}; each level:")
+    return dry_run(target, level, console)
 
 
 def _minutes(seconds: float) -> str:
