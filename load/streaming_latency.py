@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from locust import constant, task
 
-from gateprobe.load.locustlib import StreamingUser, session
+from gateprobe.commands.load.locustlib import StreamingUser, session
 
 PLAN = session().plan
 if PLAN.stages and PLAN.arrival == "closed":  # --stages: Locust runs the users' ramp
-    from gateprobe.load.locustlib import StagesShape as StagesShape
+    from gateprobe.commands.load.locustlib import StagesShape as StagesShape
 
 
 class LatencyUser(StreamingUser):

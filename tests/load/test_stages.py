@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.errors import UsageError
-from gateprobe.load.runner import LoadOptions, plan_load
-from gateprobe.load.stages import parse_stages, peak, target_at, total_s, users_at
+from gateprobe.commands.load.runner import LoadOptions, plan_load
+from gateprobe.commands.load.stages import parse_stages, peak, target_at, total_s, users_at
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.targets import Target
 from gateprobe.reference import Timing
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 

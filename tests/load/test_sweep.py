@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.errors import UsageError
-from gateprobe.load.scenarios import show
-from gateprobe.load.slo import evaluate_sweep, meets, request_bounds, validate
-from gateprobe.load.sweep import SweepOptions, achieved_rps, concurrency_list, judge_sweep
-from gateprobe.loadresult import SweepResult, result_of
+from gateprobe.commands.load.scenarios import show
+from gateprobe.commands.load.slo import evaluate_sweep, meets, request_bounds, validate
+from gateprobe.commands.load.sweep import SweepOptions, achieved_rps, concurrency_list, judge_sweep
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.loadresult import SweepResult, result_of
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 

@@ -1,4 +1,4 @@
-"""A sweep's ``report.html`` (``gateprobe.report.loadpage``) in headless Chromium at a desktop
+"""A sweep's ``report.html`` (``gateprobe.engine.report.loadpage``) in headless Chromium at a desktop
 and a phone width: the knee, every level's numbers each in its unit, latency against
 throughput and goodput against offered load; nothing wider than the screen, every mark in its
 frame. The folder is judged by the real sweep verdict code from level rows made here (a real
@@ -15,8 +15,8 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 from test_browser import CHROMIUM, MEASURE, WIDTHS
 
-from gateprobe.load.sweep import SweepOptions, judge_sweep
-from gateprobe.report import loadpage
+from gateprobe.commands.load.sweep import SweepOptions, judge_sweep
+from gateprobe.engine.report import loadpage
 
 
 def row(name: str, rps: float, share: float, saturated: str = "",

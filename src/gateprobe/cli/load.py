@@ -1,7 +1,7 @@
 """``gateprobe load``: a Locust scenario (rate-limits, latency, tasks, or a sweep of latency
 runs to the knee).
 
-Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.load.runner``, an exit code out:
+Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.commands.load.runner``, an exit code out:
 0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
 unreachable, 4 cut short by the target's rate limit, 5 the load generator saturated (a
 ``--worker`` run returns Locust's own exit code).
@@ -16,14 +16,11 @@ from typing import Any
 
 from gateprobe.cli._flags import add_target_flags, choice_from, pairs
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.console import Console
-from gateprobe.embedded import Embedded, open_target
-from gateprobe.errors import UsageError
-from gateprobe.load.plan import ARRIVALS
-from gateprobe.load.runner import LoadOptions, dry_run, plan_load, run_load
-from gateprobe.load.scenarios import SCENARIOS
-from gateprobe.load.stages import parse_stages
-from gateprobe.load.sweep import (
+from gateprobe.commands.load.plan import ARRIVALS
+from gateprobe.commands.load.runner import LoadOptions, dry_run, plan_load, run_load
+from gateprobe.commands.load.scenarios import SCENARIOS
+from gateprobe.commands.load.stages import parse_stages
+from gateprobe.commands.load.sweep import (
     DEFAULT_LEVEL_S,
     DEFAULT_LEVELS,
     DEFAULT_MAX_USERS,
@@ -33,7 +30,10 @@ from gateprobe.load.sweep import (
     dry_run_sweep,
     run_sweep,
 )
-from gateprobe.targets import TargetChoice
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.targets import TargetChoice
+from gateprobe.engine.embedded import Embedded, open_target
 
 EMBEDDED_WINDOW_S = 10.0
 """The embedded gateway's rate window unless ``--window-s`` says otherwise."""
@@ -95,7 +95,7 @@ def add_parser(sub: Any) -> None:
     _add_sweep_flags(load)
     mode = load.add_argument_group("Locust")
     mode.add_argument("--locustfile", metavar="FILE",
-                      help="latency, tasks: your own locustfile, its users gateprobe.load's "
+                      help="latency, tasks: your own locustfile, its users gateprobe.commands.load's "
                            "StreamingUser or TaskUser (see docs/howto/load-at-scale.md)")
     mode.add_argument("--web", action="store_true",
                       help="serve Locust's web UI on 127.0.0.1 too (its URL is printed); the "
@@ -117,7 +117,7 @@ def add_parser(sub: Any) -> None:
 
 
 def _add_sweep_flags(load: argparse.ArgumentParser) -> None:
-    """``gateprobe load sweep``'s own flags (``gateprobe.load.sweep``)."""
+    """``gateprobe load sweep``'s own flags (``gateprobe.commands.load.sweep``)."""
     sweep = load.add_argument_group("sweep (gateprobe load sweep)")
     sweep.add_argument("--levels", type=int, default=DEFAULT_LEVELS, metavar="N",
                        help=f"arrival rates between the synchronous and the throughput levels "
