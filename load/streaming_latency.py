@@ -13,6 +13,8 @@ from locust import constant, task
 from gateprobe.commands.load.locustlib import StreamingUser, session
 
 PLAN = session().plan
+if PLAN.stages and PLAN.arrival == "closed":  # --stages: Locust runs the users' ramp
+    from gateprobe.commands.load.locustlib import StagesShape as StagesShape
 
 
 class LatencyUser(StreamingUser):

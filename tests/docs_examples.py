@@ -51,12 +51,13 @@ BOUNDS: dict[tuple[str, ...], list[str]] = {
     ("load", "latency"): ["--duration", "3"],
     ("load", "tasks"): ["--duration", "8", "--poll-interval", "0.05"],
     ("load", "rate-limits"): [],
+    ("load", "sweep"): ["--level-duration", "2", "--levels", "1", "--max-users", "4"],
 }
 """Flags added to a run example of the command (or command and scenario), each only where the
-example does not set it, except the load runs' ``--duration`` and ``--poll-interval``, which
-always shorten the run: the README's first command, a whole ``gateprobe run``, is run in full
-by ``tests/test_run_gate_compare.py``."""
-ALWAYS = {"--duration", "--poll-interval"}
+example does not set it, except the load runs' ``--duration`` and ``--poll-interval`` (and a
+sweep's ``--level-duration`` and ``--levels``), which always shorten the run: the README's
+first command, a whole ``gateprobe run``, is run in full by ``tests/test_run_gate_compare.py``."""
+ALWAYS = {"--duration", "--poll-interval", "--level-duration", "--levels"}
 
 KEYS = {"GATEPROBE_API_KEY": "gp-vip-0001", "GATEPROBE_NOMODEL_KEY": "gp-nomodel-0001",
         "GATEPROBE_FREE_KEY": "gp-free-0002", "GATEPROBE_VIP_KEY": "gp-vip-0002",

@@ -1,4 +1,5 @@
-"""``gateprobe load``: a Locust scenario (rate-limits, latency or tasks).
+"""``gateprobe load``: a Locust scenario (rate-limits, latency, tasks, or a sweep of latency
+runs to the knee).
 
 Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.commands.load.runner``, an exit code out:
 0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
@@ -18,6 +19,17 @@ from gateprobe.cli._help import Help, command_parser
 from gateprobe.commands.load.plan import ARRIVALS, STREAM_ENDPOINTS
 from gateprobe.commands.load.runner import LoadOptions, dry_run, plan_load, run_load
 from gateprobe.commands.load.scenarios import SCENARIOS
+from gateprobe.commands.load.stages import parse_stages
+from gateprobe.commands.load.sweep import (
+    DEFAULT_LEVEL_S,
+    DEFAULT_LEVELS,
+    DEFAULT_MAX_USERS,
+    DEFAULT_THRESHOLD,
+    SweepOptions,
+    concurrency_list,
+    dry_run_sweep,
+    run_sweep,
+)
 from gateprobe.commands.load.workloads import Workload, parse_duration, parse_prefixes
 from gateprobe.core.console import Console
 from gateprobe.core.errors import UsageError
@@ -39,7 +51,9 @@ HELP = Help(
     ("load latency                                  # the embedded gateway, 30 s",
      "load latency --users 8 --duration 60 --slo load/slo.yaml",
      "load rate-limits --target staging             # needs the target's tier_keys",
-     "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS"),
+     "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS",
+     "load sweep --levels 8 --level-duration 20     # rates to the knee (goodput >= 95%)",
+     "load sweep --concurrency 1,4,16               # closed-loop users at each"),
     (0, 1, 2, 3, 4, 5, 130))
 """The command's help text."""
 
@@ -57,6 +71,10 @@ def add_parser(sub: Any) -> None:
     shape.add_argument("--arrival", choices=ARRIVALS, default="closed",
                        help="closed-loop users, or a constant / Poisson arrival --rate")
     shape.add_argument("--rate", type=float, default=0.0, help="arrivals per second (all users)")
+    shape.add_argument("--stages", metavar="D:N,...",
+                       help="latency: ramps, k6-style (30s:10,60s:50,30s:0): to N users (or "
+                            "with --arrival, N arrivals/s) over each duration; their sum is the "
+                            "duration (--duration cuts them short)")
     shape.add_argument("--weight", action="append", default=[], metavar="ENDPOINT=W",
                        help="latency: chat, messages, complete weights (1 each); "
                             "speech (0 unless given: time to first audio byte)")
@@ -76,6 +94,7 @@ def add_parser(sub: Any) -> None:
                        help="tasks: a task's creation to SUCCESS/FAILURE at most (loopback 30, "
                             "else 300)")
     _add_workload_flags(load)
+    _add_sweep_flags(load)
     mode = load.add_argument_group("Locust")
     mode.add_argument("--locustfile", metavar="FILE",
                       help="latency, tasks: your own locustfile, its users gateprobe.load's "
@@ -135,6 +154,38 @@ def _workload(args: argparse.Namespace) -> Workload:
         think_time_s=parse_duration(args.think_time, "--think-time"),
         shared_prefix_tokens=parse_prefixes(args.shared_prefix_tokens)
         if args.shared_prefix_tokens else ())
+def _add_sweep_flags(load: argparse.ArgumentParser) -> None:
+    """``gateprobe load sweep``'s own flags (``gateprobe.commands.load.sweep``)."""
+    sweep = load.add_argument_group("sweep (gateprobe load sweep)")
+    sweep.add_argument("--levels", type=int, default=DEFAULT_LEVELS, metavar="N",
+                       help=f"arrival rates between the synchronous and the throughput levels "
+                            f"({DEFAULT_LEVELS}; --arrival constant or poisson)")
+    sweep.add_argument("--concurrency", metavar="N,N,...",
+                       help="a concurrency sweep instead: closed-loop users at each (1,4,16,64)")
+    sweep.add_argument("--level-duration", type=float, default=DEFAULT_LEVEL_S, metavar="S",
+                       help=f"seconds per level, also its cap ({DEFAULT_LEVEL_S:g})")
+    sweep.add_argument("--max-users", type=int, default=DEFAULT_MAX_USERS, metavar="N",
+                       help=f"the throughput level's closed-loop users ({DEFAULT_MAX_USERS})")
+    sweep.add_argument("--goodput-threshold", type=float, default=DEFAULT_THRESHOLD,
+                       metavar="SHARE",
+                       help="the goodput share of a sustained level: the knee is the highest "
+                            f"({DEFAULT_THRESHOLD:g})")
+
+
+def sweep_options_from(args: argparse.Namespace) -> SweepOptions:
+    """The sweep's shape from its flags (checked)."""
+    if args.duration is not None or args.stages is not None:
+        raise UsageError("a sweep's levels last --level-duration each: not --duration or "
+                         "--stages")
+    if args.master or args.worker or args.web:
+        raise UsageError("a sweep starts a run per level by itself: not with --master, "
+                         "--worker or --web")
+    return SweepOptions(
+        levels=args.levels,
+        concurrency=concurrency_list(args.concurrency) if args.concurrency else (),
+        level_s=args.level_duration, max_users=args.max_users,
+        threshold=args.goodput_threshold,
+        arrival="constant" if args.arrival == "closed" else args.arrival).check()
 
 
 def _processes(text: str) -> int | str:
@@ -165,7 +216,9 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
     """The run's options from its flags (checked)."""
     return LoadOptions(
         scenario=args.scenario, users=args.users, spawn_rate=args.spawn_rate,
-        duration_s=args.duration, arrival=args.arrival, rate=args.rate,
+        duration_s=args.duration,
+        # A sweep's --arrival is its rate levels' (``sweep_options_from``), each level's own.
+        arrival="closed" if SCENARIOS[args.scenario].sweep else args.arrival, rate=args.rate,
         weights=_weights(args.weight, args.mix), max_tokens=args.max_tokens,
         max_requests=args.max_requests, max_rps=args.max_rps,
         slo=Path(args.slo) if args.slo else None, web=args.web, web_wait=args.web_wait,
@@ -176,7 +229,8 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         poll_interval_s=args.poll_interval, task_deadline_s=args.task_deadline,
         lag_bound_ms=args.lag_bound_ms,
         locustfile=Path(args.locustfile) if args.locustfile else None,
-        workload=_workload(args)).check()
+        workload=_workload(args),
+        stages=parse_stages(args.stages) if args.stages is not None else ()).check()
 
 
 def _choice(args: argparse.Namespace) -> TargetChoice:
@@ -197,8 +251,12 @@ def command(args: argparse.Namespace, console: Console) -> int:
         # gateway started or the target contacted.
         with open_target(choice, embedded, console, dry_run=True) as planned:
             plan_load(planned, options)
+    sweep = sweep_options_from(args) if SCENARIOS[args.scenario].sweep else None
     with open_target(choice, embedded, console, dry_run=args.dry_run,
                      preflight=True) as target:
         if args.dry_run:
-            return dry_run(target, options, console)
+            return dry_run(target, options, console) if sweep is None else \
+                dry_run_sweep(target, options, sweep, console)
+        if sweep is not None:
+            return run_sweep(target, options, sweep, console).exit_code
         return run_load(target, options, console).exit_code

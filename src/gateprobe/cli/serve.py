@@ -53,6 +53,9 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--seed", type=int, default=0, help="fake model seed (0)")
     serve.add_argument("--max-inflight", type=int, default=0,
                        help="answer 529/503 above this many requests in progress (0: no limit)")
+    serve.add_argument("--capacity", type=int, default=0, metavar="K",
+                       help="generate at most K answers at once; the rest queue, first come "
+                            "first served, their wait in their TTFT (0: no limit)")
     serve.add_argument("--cut-after-s", type=float, default=0.0, metavar="S",
                        help="answer non-streaming requests longer than S with a CDN's 524 page "
                             "at S seconds (0: never)")
@@ -105,8 +108,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if args.json:
         raise UsageError("--json goes with --list-faults")
 
-    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight", "cut_after_s",
-                 "prefill_us_per_token"):
+    for flag in ("ttft_ms", "itl_ms", "jitter_ms", "spin_ms", "max_inflight", "capacity",
+                 "cut_after_s", "prefill_us_per_token"):
         if getattr(args, flag) < 0:
             raise UsageError(f"--{flag.replace('_', '-')} must be >= 0")
     if args.rate_window_s <= 0:
@@ -123,7 +126,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
         timing=Timing(args.ttft_ms, args.itl_ms, args.jitter_ms, args.spin_ms,
                       prefill_us_per_token=args.prefill_us_per_token,
                       prefix_cache=args.prefix_cache), seed=args.seed,
-        max_inflight=args.max_inflight, faults=faults.validate(args.fault),
+        max_inflight=args.max_inflight, capacity=args.capacity,
+        faults=faults.validate(args.fault),
         cut_after_s=args.cut_after_s, error_envelope=args.error_envelope,
         rate_algorithm=args.rate_algorithm,
     )

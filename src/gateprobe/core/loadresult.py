@@ -3,9 +3,9 @@
 A load run's outcome is written once, as JSON, by the Locust master
 (``gateprobe.commands.load``); the report, the gate, the pipeline and the Python API read it
 back through these classes, by attribute, never by key. ``result_of(verdict)`` gives the
-result of a verdict's scenario: ``LatencyResult``, ``RateLimitResult`` or ``TasksResult``.
-Each carries what every load run has (``LoadOutcome``: ok, reasons, the generator's verdict on
-itself) and its own numbers.
+result of a verdict's scenario: ``LatencyResult``, ``RateLimitResult``, ``TasksResult`` or
+``SweepResult``. Each carries what every load run has (``LoadOutcome``: ok, reasons, the
+generator's verdict on itself) and its own numbers.
 
 It is base layer (the report reads it, and the report cannot import the load commands).
 """
@@ -312,9 +312,107 @@ class TasksResult(LoadOutcome):
                 f"{_ms(self.time_to_success_ms.p95)} ms, failure rate {self.failure_rate:.0%}")
 
 
-ScenarioResult = LatencyResult | RateLimitResult | TasksResult
-RESULT_TYPES: dict[str, type[LatencyResult] | type[RateLimitResult] | type[TasksResult]] = {
-    "latency": LatencyResult, "rate-limits": RateLimitResult, "tasks": TasksResult}
+@dataclass(frozen=True, slots=True)
+class SweepLevel:
+    """One level of a sweep: a latency run at one load, and what it sustained."""
+
+    name: str
+    """``synchronous``, ``throughput``, ``rate 12.5/s`` or ``concurrency 16``."""
+    arrival: str
+    """``closed`` (users in a loop) or ``constant`` / ``poisson`` (arrivals at ``rate``)."""
+    users: int
+    rate: float | None
+    """The offered arrival rate (None for closed-loop users: they offer what they get)."""
+    achieved_rps: float
+    """Requests started per second, over the span of their starts."""
+    requests: int
+    stats: StreamStats
+    """TTFT, ITL, TPOT, e2e and the rest, by the one metric definition."""
+    output_tokens_per_s: float | None
+    rate_limited_share: float
+    """Answers that were 429, over all requests."""
+    goodput_rps: float
+    """Requests per second that met every objective (``gateprobe.commands.load.slo.meets``)."""
+    goodput_share: float
+    saturated: str
+    """Why its generator saturated ('' when it did not): its latency says nothing then."""
+    limited_by_target: str
+    dir: str
+    """Its own run folder, relative to the sweep's."""
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> SweepLevel:
+        """From one row of ``verdict.json``'s ``sweep.levels``."""
+        return cls(str(raw.get("name") or ""), str(raw.get("arrival") or "closed"),
+                   int(raw.get("users") or 0), _number(raw.get("rate")),
+                   _number(raw.get("achieved_rps")) or 0.0, int(raw.get("requests") or 0),
+                   StreamStats.of(raw.get("latency") or {}),
+                   _number(raw.get("output_tokens_per_s")),
+                   _number(raw.get("rate_limited_share")) or 0.0,
+                   _number(raw.get("goodput_rps")) or 0.0,
+                   _number(raw.get("goodput_share")) or 0.0, str(raw.get("saturated") or ""),
+                   str(raw.get("limited_by_target") or ""), str(raw.get("dir") or ""))
+
+    @property
+    def offered_rps(self) -> float:
+        """The load offered: the arrival rate, or what closed-loop users achieved."""
+        return self.rate if self.rate is not None else self.achieved_rps
+
+
+@dataclass(frozen=True, slots=True)
+class SweepResult(LoadOutcome):
+    """A sweep: latency runs at rising loads, each one's goodput, and the knee."""
+
+    mode: str
+    """``rate`` (synchronous, throughput, rates between) or ``concurrency``."""
+    levels: tuple[SweepLevel, ...]
+    threshold: float
+    """The goodput share a level needs to count as sustained."""
+    knee: int | None
+    """The index in ``levels`` of the highest sustained level (None: none was)."""
+    knee_hidden: str
+    """Why a saturated level may hide a higher knee ('' when none can)."""
+    request_bounds: dict[str, float]
+    """The per-request bounds goodput was judged on (metric -> ms)."""
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> SweepResult:
+        """From a sweep's ``verdict.json``."""
+        m = raw.get("sweep") or {}
+        knee = m.get("knee")
+        return cls(**cls.fields_of(raw), mode=str(m.get("mode") or "rate"),
+                   levels=tuple(SweepLevel.of(level) for level in m.get("levels") or ()),
+                   threshold=_number(m.get("threshold")) or 0.0,
+                   knee=int(knee) if isinstance(knee, int) else None,
+                   knee_hidden=str(m.get("knee_hidden") or ""),
+                   request_bounds={str(k): float(v)
+                                   for k, v in (m.get("request_bounds") or {}).items()})
+
+    @property
+    def knee_level(self) -> SweepLevel | None:
+        """The highest level whose goodput share met the threshold."""
+        return self.levels[self.knee] if self.knee is not None else None
+
+    @property
+    def max_sustainable_rps(self) -> float | None:
+        """The knee's achieved request rate (None: no level was sustained)."""
+        level = self.knee_level
+        return level.achieved_rps if level is not None else None
+
+    def headline(self) -> str:
+        """The knee and its goodput."""
+        level = self.knee_level
+        if level is None:
+            return f"{len(self.levels)} levels, no level met {self.threshold:.0%} goodput"
+        return (f"{len(self.levels)} levels, knee at {level.achieved_rps:.1f} requests/s "
+                f"({level.name}, goodput {level.goodput_share:.0%})")
+
+
+ScenarioResult = LatencyResult | RateLimitResult | TasksResult | SweepResult
+ResultType = type[LatencyResult] | type[RateLimitResult] | type[TasksResult] | type[SweepResult]
+RESULT_TYPES: dict[str, ResultType] = {
+    "latency": LatencyResult, "rate-limits": RateLimitResult, "tasks": TasksResult,
+    "sweep": SweepResult}
 """Scenario name -> its result type (the load scenario registry,
 ``gateprobe.commands.load.scenarios``, names the same type for each; a test holds the two
 together)."""
@@ -332,5 +430,6 @@ def result_of(verdict: Mapping[str, Any] | None) -> ScenarioResult | None:
     return kind.of(verdict) if kind is not None else None
 
 
-SCENARIO_PARTS = {"latency": "latency", "rate-limits": "rate_limits", "tasks": "tasks"}
+SCENARIO_PARTS = {"latency": "latency", "rate-limits": "rate_limits", "tasks": "tasks",
+                  "sweep": "sweep"}
 """Scenario name -> the key of its part in ``verdict.json``."""

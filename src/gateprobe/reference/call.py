@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from gateprobe.reference.billing import Usage
+from gateprobe.reference.capacity import Capacity
 from gateprobe.reference.config import ApiKey, GatewayConfig, Model, Timing
 from gateprobe.reference.envelopes import Family, GatewayError
 from gateprobe.reference.faults import (
@@ -79,6 +80,8 @@ class GatewayState:
     """Requests past the rate limiter: only the ``flaky-500`` fault counts them."""
     rate_limited: int = 0
     """Requests refused with 429 by the limiter (tests read it: a run that met the limit)."""
+    capacity: Capacity = field(init=False)
+    """The serving capacity every answer waits for (``GatewayConfig.capacity``)."""
     store: KeyStore = field(init=False)
     """Every key and balance, shared by the model routes and the management API."""
     stored: Stored = field(default_factory=Stored)
@@ -88,9 +91,11 @@ class GatewayState:
 
     def __post_init__(self) -> None:
         self.store = KeyStore(self.config)
+        self.capacity = Capacity(self.config.capacity)
 
     def reset(self) -> None:
         """Forget budgets, traces and created keys (tests reuse one gateway across cases)."""
+        self.capacity.reset()
         self.store.reset()
         self.stored.clear()
         self.limiter.reset()
@@ -367,6 +372,20 @@ class Call:
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
         cut_ns = int(self.config.cut_after_s * 1e9)
+        gate, queued_at = self.state.capacity, time.perf_counter_ns()
+        await gate.acquire()  # a full gateway queues this answer, as it queues streams
+        try:
+            return await self._json_answer(body, trace, done_offset_ns, cut_ns,
+                                           time.perf_counter_ns() - queued_at
+                                           if gate.slots else 0)
+        finally:
+            gate.release()
+
+    async def _json_answer(self, body: Mapping[str, Any], trace: Trace, done_offset_ns: int,
+                           cut_ns: int, queued_ns: int) -> Response:
+        """The JSON answer once it has a slot: due ``queued_ns`` later than planned."""
+        trace.queued_ns = queued_ns
+        done_offset_ns += queued_ns
         if cut_ns and done_offset_ns > cut_ns:
             # What a CDN in front does to a long non-streaming request: its own error page.
             await sleep_until(self.t0_ns + cut_ns)
@@ -390,7 +409,8 @@ class Call:
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
         return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release,
-                                   spin_ns=int(self.config.timing.spin_ms * 1e6))
+                                   spin_ns=int(self.config.timing.spin_ms * 1e6),
+                                   gate=self.state.capacity)
 
 
 CDN_TIMEOUT_PAGE = (

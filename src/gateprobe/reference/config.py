@@ -168,6 +168,9 @@ class GatewayConfig:
     """Bodies above this get 413 (Anthropic documents 32 MB for the Messages API)."""
     max_inflight: int = 0
     """Requests in progress above this get 529 / 503 (overloaded); 0 means no limit."""
+    capacity: int = 0
+    """Answers generated at once; above it requests queue, first come first served, and their
+    wait shows in their time to first token (``reference/capacity.py``); 0 means no limit."""
     trace_capacity: int = 10_000
     """How many recent requests keep their send-time trace."""
     faults: tuple[str, ...] = ()

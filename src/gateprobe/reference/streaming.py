@@ -28,6 +28,8 @@ from typing import Any
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from gateprobe.reference.capacity import Capacity
+
 
 @dataclass(frozen=True, slots=True)
 class PlannedEvent:
@@ -62,6 +64,9 @@ class Trace:
     content: array[int] = field(default_factory=lambda: array("b"))
     status: str = "open"
     """``open`` while streaming, then ``complete`` or ``disconnected``."""
+    queued_ns: int = 0
+    """How long it waited for a slot of the gateway's capacity (``reference/capacity.py``):
+    its schedule starts that much after its arrival."""
 
     def as_json(self) -> dict[str, Any]:
         """JSON form served at ``/_gateprobe/traces/{request_id}``."""
@@ -70,6 +75,7 @@ class Trace:
             "endpoint": self.endpoint,
             "t0_ns": self.t0_ns,
             "status": self.status,
+            "queued_ns": self.queued_ns,
             "events": [
                 {"scheduled_ns": s, "sent_ns": t, "content": bool(c)}
                 for s, t, c in zip(self.scheduled_ns, self.sent_ns, self.content, strict=False)
@@ -180,8 +186,12 @@ class EventStreamResponse(Response):
         headers: Mapping[str, str] | None = None,
         on_close: Callable[[], None] | None = None,
         spin_ns: int = 0,
+        gate: Capacity | None = None,
     ) -> None:
         self.plan = plan
+        self.gate = gate
+        """The gateway's serving capacity: the stream waits for a slot before its headers, and
+        its schedule starts when it has one (``reference/capacity.py``)."""
         self._scope: Scope = {}
         self.spin_ns = spin_ns
         self.trace = trace
@@ -215,7 +225,15 @@ class EventStreamResponse(Response):
                 player.cancel()
 
         watcher = asyncio.create_task(watch())
+        holding = False
         try:
+            if self.gate is not None and self.gate.slots:
+                playing = True  # a client that leaves while queued leaves the queue
+                queued_at = time.perf_counter_ns()
+                await self.gate.acquire()
+                holding = True
+                self.trace.queued_ns = time.perf_counter_ns() - queued_at
+                playing = False
             await send(
                 {"type": "http.response.start", "status": 200, "headers": self.raw_headers}
             )
@@ -231,6 +249,8 @@ class EventStreamResponse(Response):
             self.trace.status = "disconnected"
         finally:
             watcher.cancel()
+            if holding and self.gate is not None:
+                self.gate.release()
             if self._on_close is not None:
                 self._on_close()
 
@@ -248,7 +268,7 @@ class EventStreamResponse(Response):
             while j < len(plan) and plan[j].offset_ns == plan[i].offset_ns \
                     and not plan[j].action:
                 j += 1
-            due = trace.t0_ns + plan[i].offset_ns
+            due = trace.t0_ns + trace.queued_ns + plan[i].offset_ns
             await sleep_until(due, self.spin_ns)
             body = plan[i].data if j == i + 1 else b"".join(e.data for e in plan[i:j])
             await send({"type": "http.response.body", "body": body, "more_body": True})
@@ -263,7 +283,7 @@ class EventStreamResponse(Response):
 
     async def _act(self, event: PlannedEvent, send: Send) -> None:
         """A transport fault's action; ``hang`` and ``repeat`` end when the client leaves."""
-        await sleep_until(self.trace.t0_ns + event.offset_ns)
+        await sleep_until(self.trace.t0_ns + self.trace.queued_ns + event.offset_ns)
         self.trace.status = event.action
         if event.action == "reset":
             reset_connection(self._scope)

@@ -42,7 +42,7 @@ import gevent.monkey
 import gevent.ssl
 from gevent.pool import Pool
 from geventhttpclient.connectionpool import ConnectionPool
-from locust import FastHttpUser, argument_parser, events
+from locust import FastHttpUser, LoadTestShape, argument_parser, events
 from locust.env import Environment
 from locust.exception import StopUser
 from locust.runners import WorkerRunner
@@ -55,6 +55,7 @@ from gateprobe.commands.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOIN
 from gateprobe.commands.load.results import SAMPLES_FILE
 from gateprobe.commands.load.scenarios import write_verdict
 from gateprobe.commands.load.selfcheck import LAG_FILE, LAG_KINDS, LagHistogram
+from gateprobe.commands.load.stages import peak, target_at, total_s, users_at
 from gateprobe.commands.load.workloads import SPEECH_FORMAT, Request, UserStream, Workload, body_for
 from gateprobe.core import arrival, transport
 from gateprobe.core.checks import Context, Exchange, Expectation, run_checks, select
@@ -76,6 +77,8 @@ STOP_MESSAGE = "gateprobe_stop"
 ENVELOPE_CHECKS = ("error.envelope", "error.type", "response.content_type")
 MAX_BURST_CONNECTIONS = 512
 """A tier's burst opens at most this many connections at once."""
+IDLE_STAGE_S = 0.1
+"""How often an open-loop user at a stage of rate 0 looks again."""
 REFUSED_STOP_AFTER = 20
 """A run whose first this many answers all refused the key (401/403) stops: it measures a
 wrong secret, not the gateway (the verdict says which variable)."""
@@ -561,6 +564,10 @@ def fire(environment: Environment, kind: str, name: str, value: float | None,
                                         response_length=length, exception=None, context={})
 
 
+_USER_SLOTS = itertools.count()
+"""This process's streaming users in the order they started (``StreamingUser._phase``)."""
+
+
 class StreamingUser(FastHttpUser):
     """Streams to the weighted endpoints, closed loop or at an arrival rate."""
 
@@ -576,6 +583,17 @@ class StreamingUser(FastHttpUser):
         self.key = s.keys[s.plan.api_key_env]
         self.workload = user_stream(s, self.environment)
         self.rng = random.Random()
+        self.phase = self._phase(s.plan)
+
+    def _phase(self, plan: LoadPlan) -> float:
+        """Where in its gap this user's constant arrivals fall (0..1): users spread evenly
+        over the gap, across processes too, so that together they arrive at a constant rate
+        rather than in bunches of as many as there are users (which a gateway with a small
+        capacity would queue)."""
+        runner = getattr(self.environment, "runner", None)
+        worker = max(0, int(getattr(runner, "worker_index", 0) or 0))
+        slot = next(_USER_SLOTS) * max(1, plan.processes) + worker
+        return (slot % max(1, plan.users)) / max(1, plan.users)
 
     def pick(self) -> str:
         """The next endpoint kind, by weight."""
@@ -599,11 +617,21 @@ class StreamingUser(FastHttpUser):
         """Arrivals on a schedule of their own (constant or Poisson), never waiting for
         answers: a slow gateway gets more concurrent requests, as it would in production."""
         plan = self.s.plan
-        rate = plan.rate / max(1, plan.users)
         pool = Pool(self.concurrency)
-        due = now_ns()
+        due = t0 = now_ns()
+        first = True
         while True:
-            gap = self.rng.expovariate(rate) if plan.arrival == "poisson" else 1 / rate
+            rate = self._rate_now(plan, (due - t0) / 1e9)
+            if rate is None or rate <= 0:  # stages: over, or at 0 for now
+                due += round(IDLE_STAGE_S * 1e9)
+                if rate is None:
+                    pool.join()
+                    raise StopUser
+                gevent.sleep(max(0.0, (due - now_ns()) / 1e9))
+                continue
+            gap = self.rng.expovariate(rate) if plan.arrival == "poisson" else \
+                (self.phase if first else 1.0) / rate
+            first = False
             due += round(gap * 1e9)
             gevent.sleep(max(0.0, (due - now_ns()) / 1e9))
             if self._state == LOCUST_STATE_STOPPING:
@@ -614,6 +642,16 @@ class StreamingUser(FastHttpUser):
                 self.s.record({"t": time.time(), "dropped": True, "ok": False})
                 continue
             pool.spawn(self.stream, None, intended)
+
+    @staticmethod
+    def _rate_now(plan: LoadPlan, elapsed_s: float) -> float | None:
+        """This user's arrivals per second ``elapsed_s`` into its run: its share of the
+        plan's rate, or of the stages' rate of the moment (None: the stages are over)."""
+        users = max(1, plan.users)
+        if not plan.stages:
+            return plan.rate / users
+        target = target_at(plan.stages, elapsed_s)
+        return None if target is None else target / users
 
     def stream(self, kind: str | None = None, intended_ns: int = 0) -> None:
         """One streaming request (to ``kind``, or the workload's next), measured and checked
@@ -791,6 +829,28 @@ class StreamingUser(FastHttpUser):
                     return transport.TOO_LARGE, f"body larger than {MAX_BODY_BYTES} bytes"
             return "", None
         return transport.STREAM_TOTAL_TIMEOUT, f"total timeout of {timeouts.total_s:g} s"
+
+
+TICK_S = 1.0
+"""How often Locust asks a shape for its user count."""
+
+
+class StagesShape(LoadTestShape):
+    """The plan's stages as closed-loop users: each second (Locust's shape tick), the user
+    count on the line to the current stage's target at the middle of the coming second
+    (``gateprobe.commands.load.stages``): a ramp lags it by half a second at most, never a whole
+    one. Past the last stage it holds that
+    stage's target: the run's own end (``Session.stop_run`` at the duration, the stages' sum)
+    waits for every worker's last samples, where a shape's end would quit at once.
+    A locustfile takes it by importing it (Locust uses a shape class it finds there)."""
+
+    def tick(self) -> tuple[int, float]:
+        """(users now, how fast to get there: within the second)."""
+        stages = session().plan.stages
+        users = users_at(stages, self.get_run_time() + TICK_S / 2)
+        if users is None:
+            users = users_at(stages, total_s(stages) - 1e-6) or 0
+        return users, max(1.0, peak(stages))
 
 
 class TierUser(FastHttpUser):

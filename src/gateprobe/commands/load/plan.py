@@ -98,6 +98,9 @@ class LoadPlan:
     workload: dict[str, Any] = field(default_factory=dict)
     """Latency: prompt and output lengths, dataset, turns, shared prefix
     (``gateprobe.commands.load.workloads.Workload.as_json``); {}: the one prompt above."""
+    stages: list[list[float]] = field(default_factory=list)
+    """``[[duration_s, target], ...]``: the load ramps to each target in turn, users for a
+    closed loop, else the arrival rate (``gateprobe.commands.load.stages``); empty: steady."""
 
     @property
     def out(self) -> Path:

@@ -55,6 +55,7 @@ from gateprobe.commands.load.results import (
 )
 from gateprobe.commands.load.scenarios import scenario, show
 from gateprobe.commands.load.slo import DEFAULT_SLO_FILE, load_slo, validate
+from gateprobe.commands.load.stages import Stage, peak, total_s
 from gateprobe.commands.load.workloads import Workload
 from gateprobe.core.console import Console
 from gateprobe.core.errors import INCONCLUSIVE_EXIT, SATURATED_EXIT, ConfigError, UsageError
@@ -137,6 +138,10 @@ class LoadOptions:
     workload: Workload = field(default_factory=Workload)
     """Latency: what each request sends (``gateprobe.commands.load.workloads``): length
     distributions, a dataset, multi-turn sessions, a shared prefix."""
+    stages: tuple[Stage, ...] = ()
+    """Latency: ramps and stages (``--stages 30s:10,60s:50,30s:0``): closed-loop users, or
+    with a constant or Poisson arrival the rate; they set the duration (``duration_s``, if
+    given too, cuts them short)."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -163,7 +168,8 @@ class LoadOptions:
             raise UsageError(f"--max-requests is capped at {MAX_REQUESTS}")
         if (self.max_rps or 0) > MAX_RPS:
             raise UsageError(f"--max-rps is capped at {MAX_RPS:g}")
-        if self.arrival != "closed":
+        self._check_stages()
+        if self.arrival != "closed" and not self.stages:
             if not self.rate > 0:
                 raise UsageError(f"--arrival {self.arrival} needs --rate > 0")
             cap = self.max_rps or DEFAULT_MAX_RPS
@@ -192,6 +198,27 @@ class LoadOptions:
         if self.workload.multi_turn and self.arrival != "closed":
             raise UsageError("multi-turn sessions (--turns, --dataset) need closed-loop users: "
                              "each waits for its answer to send the next turn")
+    def _check_stages(self) -> None:
+        if not self.stages:
+            return
+        if self.scenario != "latency":
+            raise UsageError(f"--stages is for the latency scenario, not {self.scenario}")
+        if self.locustfile is not None:
+            raise UsageError("--stages drives the latency scenario's own users: not with "
+                             "--locustfile")
+        if total_s(self.stages) > MAX_DURATION_S and self.duration_s is None:
+            raise UsageError(f"--stages last {total_s(self.stages):g} s: above "
+                             f"{MAX_DURATION_S:g} s")
+        if self.arrival == "closed":
+            if peak(self.stages) < 1:
+                raise UsageError("--stages: no stage has a user (a target of at least 1)")
+            return
+        if self.rate:
+            raise UsageError("--stages sets the arrival rate: not with --rate")
+        cap = self.max_rps or DEFAULT_MAX_RPS
+        if not 0 < peak(self.stages) <= cap:
+            raise UsageError(f"--stages: the arrival rate must reach above 0 and stay within "
+                             f"--max-rps {cap:g}")
 
     def _check_locustfile(self) -> None:
         if self.locustfile is None:
@@ -317,8 +344,11 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         duration = options.duration_s or 3 * target.window_s + 15
         users = len(limits)
     else:
-        duration = options.duration_s or 30.0
-        users = options.users
+        # Stages set the duration; --duration, if given too, is the cap that cuts them short.
+        duration = min(options.duration_s or math.inf, total_s(options.stages) or math.inf)
+        duration = duration if math.isfinite(duration) else 30.0
+        users = max(1, math.ceil(peak(options.stages))) \
+            if options.stages and options.arrival == "closed" else options.users
     if options.scenario == "tasks":
         _serves_tasks(target)
     interval, deadline = _polling(target, options)
@@ -330,7 +360,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         limits=limits, window_s=target.window_s, models=dict(target.models),
         weights=_weights(options.weights, target) if options.scenario != "tasks" else {},
         arrival=options.arrival, poll_interval_s=interval, task_deadline_s=deadline,
-        rate=options.rate,
+        rate=peak(options.stages) if options.stages and options.arrival != "closed"
+        else options.rate, stages=[list(stage) for stage in options.stages],
         users=users, duration_s=duration,
         max_tokens=min(options.max_tokens, target.max_tokens or options.max_tokens),
         max_requests=options.max_requests,

@@ -38,8 +38,10 @@ from gateprobe.core.loadresult import (
     LatencyResult,
     Percentiles,
     RateLimitResult,
+    ResultType,
     ScenarioResult,
     StreamStats,
+    SweepResult,
     TasksResult,
     WorkloadStats,
     result_of,
@@ -59,7 +61,7 @@ class Scenario:
     """As the command line names it: ``gateprobe load <name>``."""
     locustfile: str
     """Its Locust user classes: a file of ``load/``."""
-    result_type: type[LatencyResult] | type[RateLimitResult] | type[TasksResult]
+    result_type: ResultType
     judge: Judge
     show: Callable[[Any, Console], None]
     """Prints its result's table(s) on the console."""
@@ -75,6 +77,9 @@ class Scenario:
     """It sends tier keys only (the target's own key is not needed)."""
     describe: Callable[[LoadPlan, Console], None] = lambda plan, console: None
     """``--dry-run``: the traffic a run would send and its caps."""
+    sweep: bool = False
+    """It runs a series of latency runs at rising loads (``gateprobe.commands.load.sweep``), each of
+    them judged by the latency scenario, the sweep over them."""
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -218,6 +223,34 @@ def _workload_flags(work: dict[str, Any]) -> list[str]:
             f"{value:g}s" if name == "think_time_s" else str(value)
         flags.append(f"--{flag} {text}")
     return flags
+def _percent(share: float) -> str:
+    return f"{share:.0%}" if share < 0.995 or share == 1 else f"{share:.1%}"
+
+
+def show_sweep(result: SweepResult, console: Console) -> None:
+    """Each level's load, latency, errors, goodput and saturation; then the knee."""
+    rows = []
+    for i, level in enumerate(result.levels):
+        m = level.stats
+        mark = "SATURATED" if level.saturated else "knee" if i == result.knee else ""
+        rows.append([level.name, _fmt(level.rate) if level.rate is not None else "-",
+                     _fmt(level.achieved_rps), str(level.requests), _fmt(m.ttft_ms.p50),
+                     _fmt(m.ttft_ms.p99), _fmt(m.itl_ms.p99), _fmt(m.tpot_ms.p50, 2),
+                     _fmt(m.e2e_ms.p99), _fmt(level.output_tokens_per_s),
+                     f"{m.error_rate:.1%}", f"{level.rate_limited_share:.1%}",
+                     _fmt(level.goodput_rps), _percent(level.goodput_share), mark])
+    console.table(["level", "offered/s", "achieved/s", "requests", "ttft p50", "ttft p99",
+                   "itl p99", "tpot p50", "e2e p99", "tok/s", "errors", "429", "goodput/s",
+                   "goodput", ""], rows)
+    bounds = ", ".join(f"{k} <= {v:g}" for k, v in result.request_bounds.items()) or "none"
+    console.line(f"times in ms; goodput: requests that succeeded with {bounds} (each request, "
+                 f"from the SLO file's objectives); saturated levels are not judged")
+    knee = result.knee_level
+    console.line(f"knee (goodput >= {result.threshold:.0%}): " + (
+        f"{knee.achieved_rps:.1f} requests/s at {knee.name}, goodput "
+        f"{knee.goodput_rps:.1f}/s ({_percent(knee.goodput_share)})" if knee is not None
+        else "none: no level met it") + (f"; {result.knee_hidden}" if result.knee_hidden
+                                          else ""))
 
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
@@ -228,6 +261,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "Latency", describe=describe_latency),
     Scenario("tasks", "mj_tasks.py", TasksResult, judge_tasks, show_tasks,
              "Midjourney tasks", unit="tasks", describe=describe_tasks),
+    # Each level is a latency run, judged as one; the sweep over them: ``load.sweep``.
+    Scenario("sweep", "streaming_latency.py", SweepResult, judge_latency, show_sweep,
+             "Sweep", sweep=True),
 )}
 """Every load scenario, by name, in the order help lists them."""
 assert {n: s.result_type for n, s in SCENARIOS.items()} == RESULT_TYPES

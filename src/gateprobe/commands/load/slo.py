@@ -6,6 +6,10 @@ Latency thresholds are named ``<metric>_p<q>_ms`` (metric: ``ttfb``, ``ttft``, `
 requests; ``stream_findings_max`` bounds grammar findings; ``rate_limit_tolerance`` is how far
 below its limit (a fraction of the limit) a tier's accepted count may fall.
 
+A sweep (``gateprobe load sweep``) has one of its own: ``max_sustainable_rps_min`` is a lower
+bound on its knee, the highest request rate whose goodput share met the threshold. Its goodput
+reads the latency objectives per request (``request_bounds``).
+
 The tasks scenario has its own: ``task_success_p<q>_ms`` bounds that percentile of the tasks'
 times to SUCCESS, ``task_failure_rate_max`` the share of tasks that did not reach SUCCESS (a
 FAILURE, the task deadline, a failed request), ``task_findings_max`` the lifecycle findings.
@@ -38,7 +42,8 @@ DEFAULT_SLO_FILE = "slo.yaml"
 _PERCENTILE = re.compile(r"(ttfb|ttft|tpot|itl|e2e)_p(50|90|95|99)_ms")
 _TASK_PERCENTILE = re.compile(r"task_success_p(50|90|95|99)_ms")
 OTHER_KEYS = ("tokens_per_s_p50_min", "error_rate_max", "stream_findings_max",
-              "rate_limit_tolerance", "task_failure_rate_max", "task_findings_max")
+              "rate_limit_tolerance", "task_failure_rate_max", "task_findings_max",
+              "max_sustainable_rps_min")
 KNOWN = tuple(f"{m}_p{q}_ms" for m in ("ttfb", "ttft", "tpot", "itl", "e2e", "task_success")
               for q in (50, 90, 95, 99)) + OTHER_KEYS
 ENDPOINT_KNOWN = tuple(k for k in KNOWN if _PERCENTILE.fullmatch(k)) + (
@@ -212,3 +217,56 @@ def evaluate_tasks(summary: Mapping[str, Any], slo: Mapping[str, float]) -> list
         elif name == "task_findings_max" and summary.get("findings", 0) > limit:
             breaches.append(Breach(name, limit, float(summary["findings"])))
     return breaches
+
+
+GOODPUT_METRICS = ("ttfb_ms", "ttft_ms", "tpot_ms", "itl_ms", "e2e_ms")
+"""What a request's goodput is judged on: its own value of each (ITL: its longest gap)."""
+
+
+def request_bounds(slo: Mapping[str, float], kind: str = "") -> dict[str, float]:
+    """The latency objectives as bounds on one request (of endpoint ``kind``): per metric, the
+    largest limit any percentile objective sets on it, and an endpoint's own where tighter.
+
+    A percentile objective bounds a share of requests, not each one; read per request, the
+    loosest percentile's limit is what no request of a run meeting its tail may exceed, and a
+    request above it is one a user noticed (goodput: ``gateprobe load sweep``)."""
+    bounds: dict[str, float] = {}
+    for scope in ("", kind) if kind else ("",):
+        own: dict[str, float] = {}
+        for name, limit in slo.items():
+            where, dot, objective = name.rpartition(".")
+            match = _PERCENTILE.fullmatch(objective)
+            if match and where == scope and (bool(dot) == bool(scope)):
+                metric = f"{match.group(1)}_ms"
+                own[metric] = max(own.get(metric, 0.0), limit)
+        for metric, limit in own.items():
+            bounds[metric] = min(bounds.get(metric, limit), limit)
+    return bounds
+
+
+def meets(sample: Mapping[str, Any], bounds: Mapping[str, float]) -> bool:
+    """Whether one request succeeded with every metric ``bounds`` names within its bound (a
+    metric the request lacks, such as the TTFT of a stream with no content, fails it)."""
+    if not sample.get("ok", True) or sample.get("dropped"):
+        return False
+    for metric, limit in bounds.items():
+        if metric == "itl_ms":
+            gaps = sample.get("itl_ms") or ()
+            if gaps and max(gaps) > limit:
+                return False
+            continue
+        value = sample.get(metric)
+        if metric == "tpot_ms" and value is None:
+            continue  # a one-token answer has no time per output token: nothing to judge
+        if not isinstance(value, int | float) or math.isnan(value) or value > limit:
+            return False
+    return True
+
+
+def evaluate_sweep(max_sustainable_rps: float | None, slo: Mapping[str, float]) -> list[Breach]:
+    """The sweep's own objective (``max_sustainable_rps_min``) its knee misses; a sweep with
+    no knee (no level met the goodput threshold) sustained 0 requests per second."""
+    limit = slo.get("max_sustainable_rps_min")
+    observed = max_sustainable_rps or 0.0
+    return [Breach("max_sustainable_rps_min", limit, observed)] \
+        if limit is not None and observed < limit else []

@@ -13,8 +13,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from gateprobe.core.loadresult import TasksResult, result_of
-from gateprobe.engine.report.html import STYLE, _e, load_sections, verdict_text
+from gateprobe.core.loadresult import SweepResult, TasksResult, result_of
+from gateprobe.engine.report import svg
+from gateprobe.engine.report.html import STYLE, _e, _num, _table, load_sections, verdict_text
 
 PAGE = "report.html"
 
@@ -28,10 +29,14 @@ def render(folder: Path) -> str:
     result = result_of(verdict)
     word, css = verdict_text(result) if result is not None else ("NO VERDICT", "fail")
     title = f"gateprobe load {result.scenario if result else ''}".strip()
-    body = load_sections({"data": verdict or {}, "dir": ""}, folder) if result else \
+    body = sweep_section(result) if isinstance(result, SweepResult) else \
+        load_sections({"data": verdict or {}, "dir": ""}, folder) if result else \
         ["<p>The run ended without a verdict: see locust.log in this folder.</p>"]
     links = [name for name in ("samples.jsonl", "lag.jsonl", "verdict.json", "plan.json",
                                "locust.html", "locust.log") if (folder / name).exists()]
+    if isinstance(result, SweepResult):  # each level's own page
+        links += [f"{level.dir}/{PAGE}" for level in result.levels
+                  if level.dir and (folder / level.dir / PAGE).exists()]
     return "\n".join([
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>",
         "<meta name='viewport' content='width=device-width, initial-scale=1'>",
@@ -51,3 +56,65 @@ def write(folder: Path) -> Path:
     path = folder / PAGE
     path.write_text(render(folder), encoding="utf-8")
     return path
+
+
+LEVEL_COLUMNS = ("level", "offered (requests/s)", "achieved (requests/s)", "requests",
+                 "TTFT p50 (ms)", "TTFT p99 (ms)", "ITL p99 (ms)", "TPOT p50 (ms/token)",
+                 "e2e p99 (ms)", "output (tokens/s)", "errors", "429", "goodput (requests/s)",
+                 "goodput share", "generator")
+"""The sweep's table: each column in its own unit."""
+
+
+def sweep_section(result: SweepResult) -> list[str]:
+    """A sweep: the knee, every level's numbers, throughput against latency percentiles and
+    goodput against offered load."""
+    knee = result.knee_level
+    word, css = verdict_text(result)
+    said = (f"{knee.achieved_rps:.1f} requests/s ({_e(knee.name)}), goodput "
+            f"{knee.goodput_rps:.1f} requests/s, {knee.goodput_share:.0%}"
+            if knee is not None else "none: no level met the threshold")
+    bounds = ", ".join(f"{_e(k)} &le; {v:g} ms" for k, v in result.request_bounds.items())
+    out = ["<h2>Sweep</h2>",
+           f"<p class='load-verdict'>Verdict: <b class='{css}'>{_e(word)}</b>"
+           + (f": {_e('; '.join(result.reasons))}" if result.reasons else "") + "</p>",
+           f"<p class='knee'>Knee (highest level with goodput &ge; {result.threshold:.0%}): "
+           f"<b>{said}</b>." + (f" {_e(result.knee_hidden[:1].upper() + result.knee_hidden[1:])}."
+              if result.knee_hidden else "")
+           + "</p>",
+           f"<p>Goodput: requests that succeeded with {bounds or 'no latency objective'} "
+           "(the SLO file's objectives, read per request). A level whose load generator "
+           "saturated measured its own delay, not the target's: it is shown, not judged.</p>",
+           _table(LEVEL_COLUMNS, [_level_row(result, i) for i in range(len(result.levels))])]
+    return [*out, "<div class='plots'>", *_sweep_charts(result), "</div>"]
+
+
+def _level_row(result: SweepResult, i: int) -> list[object]:
+    level = result.levels[i]
+    m = level.stats
+    state = "SATURATED" if level.saturated else "knee" if i == result.knee else "ok"
+    return [level.name, _num(level.rate), _num(level.achieved_rps), level.requests,
+            _num(m.ttft_ms.p50), _num(m.ttft_ms.p99), _num(m.itl_ms.p99), _num(m.tpot_ms.p50),
+            _num(m.e2e_ms.p99), _num(level.output_tokens_per_s), f"{m.error_rate:.1%}",
+            f"{level.rate_limited_share:.1%}", _num(level.goodput_rps),
+            f"{level.goodput_share:.1%}", state]
+
+
+def _sweep_charts(result: SweepResult) -> list[str]:
+    """Latency percentiles over achieved throughput; goodput and throughput over the
+    offered load (saturated levels left out of both: their numbers are the generator's)."""
+    judged = sorted((lv for lv in result.levels if not lv.saturated),
+                    key=lambda lv: lv.achieved_rps)
+    latency = {f"{name} {q}": [(lv.achieved_rps, value) for lv in judged
+                               if (value := getattr(lv.stats.metric(key), q)) is not None]
+               for key, name in (("ttft_ms", "TTFT"), ("e2e_ms", "e2e"))
+               for q in ("p50", "p99")}
+    knee = result.knee_level
+    chart = svg.lines(latency, "Latency against throughput", "achieved (requests/s)",
+                      "latency (ms)")
+    offered = sorted(judged, key=lambda lv: lv.offered_rps)
+    goodput = {"achieved": [(lv.offered_rps, lv.achieved_rps) for lv in offered],
+               "goodput": [(lv.offered_rps, lv.goodput_rps) for lv in offered]}
+    chart2 = svg.lines(goodput, "Goodput against offered load", "offered (requests/s)",
+                       "requests/s", bound=knee.achieved_rps if knee is not None else None,
+                       bound_label="knee")
+    return [f"<figure>{chart}</figure>", f"<figure>{chart2}</figure>"]

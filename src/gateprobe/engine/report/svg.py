@@ -179,9 +179,10 @@ def histogram(values: Sequence[float], title: str, x_label: str, buckets: int = 
 
 
 def lines(series: Mapping[str, Sequence[tuple[float, float]]], title: str, x_label: str,
-          y_label: str, bound: float | None = None) -> str:
+          y_label: str, bound: float | None = None, bound_label: str = "bound") -> str:
     """Lines over x (time, say), one per series of ``(x, y)`` points; ``bound`` a dashed
-    horizontal line (an objective, a limit) the y axis always reaches."""
+    horizontal line (an objective, a limit; ``bound_label`` in the legend) the y axis always
+    reaches."""
     data = {name: sorted((x, y) for x, y in points if math.isfinite(x) and math.isfinite(y))
             for name, points in series.items()}
     data = {name: points for name, points in data.items() if points}
@@ -209,7 +210,7 @@ def lines(series: Mapping[str, Sequence[tuple[float, float]]], title: str, x_lab
         parts.append(f'<polyline class="bound" fill="none" stroke="#000" '
                      f'stroke-dasharray="4 3" points="{left} {right}"/>')
     parts.append("</g>")
-    _legend(parts, [*data, *(["bound"] if bound is not None else [])],
+    _legend(parts, [*data, *([bound_label] if bound is not None else [])],
             [*PALETTE[:len(data)], "#000"])
     parts.append("</svg>")
     return "".join(parts)
