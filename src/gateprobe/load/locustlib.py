@@ -48,7 +48,7 @@ from locust.user.task import LOCUST_STATE_STOPPING
 import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run on 429 answers)
 from gateprobe import arrival, transport
 from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
-from gateprobe.load import ratelimits
+from gateprobe.load import ratelimits, soak
 from gateprobe.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import SAMPLES_FILE
 from gateprobe.load.scenarios import write_verdict
@@ -185,6 +185,7 @@ class Session:
         self._stopping = False
         self._answers = 0
         self._refused = 0
+        self._scraper: Any = None
 
     # -- roles --------------------------------------------------------------------------
     @property
@@ -328,9 +329,24 @@ class Session:
         # once and loses what a busy worker had not sent within half a second.
         gevent.spawn_later(self.plan.duration_s, self.stop_run,
                            f"duration cap of {self.plan.duration_s:g} s reached")
+        if self.plan.metrics_url and self._scraper is None:  # a soak: the target's own metrics
+            self._scraper = gevent.spawn(self._scrape_every,
+                                         soak.scrape_every_s(self.plan.soak_window_s or 60.0))
+
+    def _scrape_every(self, every_s: float) -> None:
+        """Scrape the target's metrics URL now and every ``every_s`` (``gateprobe.load.soak``),
+        a line each in ``soak.SCRAPES_FILE``."""
+        assert self.plan.metrics_url is not None
+        with (self.plan.out / soak.SCRAPES_FILE).open("a", encoding="utf-8") as file:
+            while True:
+                file.write(json.dumps(soak.scrape(self.plan.metrics_url)) + "\n")
+                file.flush()
+                gevent.sleep(every_s)
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         self.monitor.stop()
+        if self._scraper is not None:
+            self._scraper.kill()
         for name in ("_file", "_lag_file"):
             if getattr(self, name) is not None:
                 getattr(self, name).close()

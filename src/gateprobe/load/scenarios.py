@@ -19,6 +19,7 @@ from typing import Any
 
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
+from gateprobe.load import soak
 from gateprobe.load.plan import LoadPlan
 from gateprobe.load.results import (
     SAMPLES_FILE,
@@ -36,6 +37,7 @@ from gateprobe.loadresult import (
     LatencyResult,
     RateLimitResult,
     ScenarioResult,
+    SoakResult,
     StreamStats,
     TasksResult,
     result_of,
@@ -128,6 +130,33 @@ def show_tasks(result: TasksResult, console: Console) -> None:
                  "run's end (not judged)")
 
 
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def show_soak(result: SoakResult, console: Console) -> None:
+    """The latency tables over the whole run, then each window and each drift."""
+    show_latency(result, console)
+    console.line(f"windows of {result.window_s:g} s (* cut short: shown, not judged)"
+                 + (f"; target metrics from {result.metrics_url} ({result.scrapes} scrapes)"
+                    if result.metrics_url else ""))
+    console.table(["window", "from s", "requests", "req/s", "errors", "ttft p50", "ttft p99",
+                   "itl p99", "e2e p95", "memory MB", "connections"],
+                  [[f"{w.index}{'' if w.complete else '*'}", f"{w.start_s:g}",
+                    str(w.requests), _fmt(w.requests_per_s), f"{w.error_rate:.1%}",
+                    _fmt(w.ttft_ms.p50), _fmt(w.ttft_ms.p99), _fmt(w.itl_ms.p99),
+                    _fmt(w.e2e_ms.p95), _mb(w.memory_bytes), _fmt(w.open_connections, 0)]
+                   for w in result.windows])
+    console.table(["drift", "per hour", "95% interval", "points", "objective", "outcome"],
+                  [[d.slo, "-" if d.value is None else f"{d.value:+.4g} {d.unit}",
+                    "-" if d.low is None or d.high is None
+                    else f"{d.low:+.4g}..{d.high:+.4g}", str(d.points),
+                    "-" if d.limit is None else f"<= {d.limit:g}", d.outcome]
+                   for d in result.drifts])
+    for note in result.notes:
+        console.line(f"note: {note}")
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("rate-limits", "rate_limits.py", RateLimitResult, judge_rate_limits,
              show_rate_limits, "Rate limits", processes=None, timed=False, tier_keys=True),
@@ -135,6 +164,7 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
              "Latency"),
     Scenario("tasks", "mj_tasks.py", TasksResult, judge_tasks, show_tasks,
              "Midjourney tasks", unit="tasks"),
+    Scenario("soak", "streaming_latency.py", SoakResult, soak.judge, show_soak, "Soak"),
 )}
 """Every load scenario, by name, in the order help lists them."""
 assert {n: s.result_type for n, s in SCENARIOS.items()} == RESULT_TYPES

@@ -31,6 +31,7 @@ from gateprobe.reference.faults import (
     FLAKY_EVERY,
     IGNORE_MODEL_PERMISSIONS,
     INVALID_KEY_QUOTED,
+    LATENCY_CREEP,
     OFF_BY,
     RATELIMIT_NEVER_RECOVERS,
     RATELIMIT_NO_RETRY_AFTER,
@@ -42,6 +43,7 @@ from gateprobe.reference.faults import (
     STRICT_SHARE,
     WRONG_LIMIT_FACTOR,
     apply_stream_faults,
+    creep,
 )
 from gateprobe.reference.management import CapReached, KeyStore
 from gateprobe.reference.ratelimit import Decision, Limiter
@@ -78,6 +80,9 @@ class GatewayState:
     """Requests past the rate limiter: only the ``flaky-500`` fault counts them."""
     rate_limited: int = 0
     """Requests refused with 429 by the limiter (tests read it: a run that met the limit)."""
+    served: int = 0
+    """API requests answered with a success (the metrics endpoint's ``requests served``; the
+    ``latency-creep`` and ``memory-leak`` faults grow with it)."""
     store: KeyStore = field(init=False)
     """Every key and balance, shared by the model routes and the management API."""
     stored: Stored = field(default_factory=Stored)
@@ -96,6 +101,7 @@ class GatewayState:
         self.requests = 0
         self.admitted = 0
         self.rate_limited = 0
+        self.served = 0
 
 
 @dataclass(slots=True)
@@ -379,6 +385,8 @@ class Call:
         """A planned SSE answer; the in-flight slot is released when the stream ends."""
         if self.config.faults:
             plan = apply_stream_faults(self.config.faults, self.endpoint, list(plan))
+            if LATENCY_CREEP.active(self.config.faults, self.endpoint):
+                plan = creep(list(plan), self.state.served)
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
         return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release,
