@@ -715,7 +715,7 @@ STREAM_EARLY_EMPTY_CHUNK = _f(
 
 # -- degradation over time: what only a soak shows (``gateprobe load soak``; proven by
 # tests/load/test_soak.py). Each is a behaviour fault: the gateway counts what it served.
-CREEP_MS = 0.5
+CREEP_MS = 1.0
 """``latency-creep``: each stream starts this much later than the one before it did."""
 CREEP_MAX_MS = 10_000.0
 """``latency-creep`` stops growing here: a long soak stays within the client's timeouts."""
