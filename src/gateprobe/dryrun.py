@@ -174,6 +174,11 @@ def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
         console.line(f"at most {bound} streaming requests (caps: {plan.max_requests} "
                      f"requests, {plan.max_rps:g}/s), at most {bound * plan.max_tokens} "
                      f"generated tokens")
+        if plan.scenario == "soak":
+            windows = int((plan.duration_s + 0.25 * plan.soak_window_s) // plan.soak_window_s)
+            console.line(f"{windows} windows of {plan.soak_window_s:g} s; drift judged on "
+                         "TTFT p50/p99 and the error rate; target metrics: "
+                         f"{plan.metrics_url or 'none declared (memory growth not run)'}")
     missing = [v for v in plan.secret_envs if not os.environ.get(v)] if keys_from_env else []
     if missing:
         console.line(f"note: {', '.join(missing)} not set: a real run would stop there")

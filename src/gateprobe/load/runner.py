@@ -461,7 +461,8 @@ def dry_run(target: Target, options: LoadOptions, console: Console) -> int:
     """Print what a run would send (nothing is sent, no key is needed); 0."""
     plan = plan_load(target, options, sending=False)
     if target.embedded:
-        plan = replace(plan, base_url="(the embedded reference gateway)")
+        plan = replace(plan, base_url="(the embedded reference gateway)",
+                       metrics_url="(its own metrics)" if plan.metrics_url else None)
     return dryrun.load(plan, console, keys_from_env=not target.embedded)
 
 
