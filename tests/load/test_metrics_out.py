@@ -81,7 +81,7 @@ class FakePushgateway(BaseHTTPRequestHandler):
 
     pushed: list[tuple[str, str]] = []
 
-    def do_PUT(self) -> None:  # noqa: N802 (http.server's naming)
+    def do_PUT(self) -> None:  # http.server calls do_<METHOD>
         body = self.rfile.read(int(self.headers.get("content-length") or 0))
         self.pushed.append((self.path, body.decode()))
         self.send_response(200)
