@@ -191,3 +191,22 @@ def test_the_dashboard_asks_only_for_metrics_a_run_exposes(tmp_path: Path) -> No
     assert asked and asked <= exposed, asked - exposed
     documented = HOWTO.read_text(encoding="utf-8")
     assert not [n for n in exposed if f"`{n}" not in documented]
+
+
+def test_a_taken_metrics_port_is_one_line(make_gateway: MakeGateway, tmp_path: Path,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+    gateway = make_gateway()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        out, err = io.StringIO(), io.StringIO()
+        code = main(["load", "latency", "--base-url", gateway.base_url, "--api-key-env",
+                     "GP_TEST_KEY", "--duration", "2", "--metrics-port", str(port),
+                     "--report-dir", str(tmp_path)], Console(out, err))
+    assert code == 2, out.getvalue() + err.getvalue()
+    assert f"--metrics-port {port} on 127.0.0.1: Address already in use" in err.getvalue()
+    assert "Traceback" not in err.getvalue()

@@ -252,3 +252,23 @@ def test_a_compressed_soak_passes_on_the_clean_gateway(
     assert isinstance(typed, SoakResult) and typed.scrapes >= 10
     assert all(w.memory_bytes for w in typed.windows if w.complete)
     assert (tmp_path / "windows.csv").exists() and (tmp_path / "report.html").exists()
+
+
+def test_the_load_report_shows_the_windows_over_time(tmp_path: Path) -> None:
+    from gateprobe.report import loadpage
+
+    plan = LoadPlan("soak", "http://127.0.0.1:9", "ohmygpt", str(tmp_path), duration_s=60,
+                    soak_window_s=6, metrics_url="http://127.0.0.1:9/metrics",
+                    slo={"ttft_p99_drift_pct_per_hour": 100.0})
+    rising = [sample(1000 + 6 * k + j, 100 + 10 * k) for k in range(10) for j in range(3)]
+    scrapes = [{"t": 1000 + 3 * k, "memory_bytes": 1e8 + 1e6 * k, "open_connections": 4,
+                "error": None} for k in range(20)]
+    out: dict[str, Any] = {"scenario": "soak", "base_url": plan.base_url, "reasons": []}
+    judge_soak(out, plan, rising, scrapes)
+    (tmp_path / "verdict.json").write_text(json.dumps(out))
+    page = loadpage.render(tmp_path)
+    assert "Soak: windows over time" in page and "FAIL" in page
+    for name in ("ttft_p99_drift_pct_per_hour", "memory_growth_pct_per_hour", "TTFT per window",
+                 "The target&#x27;s memory", "Errors per window"):
+        assert name in page, name
+    assert page.count("<polyline") >= 4  # TTFT p50 and p99, errors, memory

@@ -41,8 +41,7 @@ HELP = Help(
      "load latency --users 8 --duration 60 --slo load/slo.yaml",
      "load rate-limits --target staging             # needs the target's tier_keys",
      "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS",
-     "load soak --target staging --duration 2h --windows 5m --metrics-port 9464  "
-     "# (real gateway)"),
+     "load soak --target staging --duration 2h --windows 5m   # drift over two hours"),
     (0, 1, 2, 3, 4, 5, 130))
 """The command's help text."""
 

@@ -36,6 +36,7 @@ from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamil
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from gateprobe.console import Console
+from gateprobe.errors import UsageError
 from gateprobe.load.plan import LoadPlan
 from gateprobe.load.results import SAMPLES_FILE, LiveSamples, read_samples
 from gateprobe.load.soak import SCRAPES_FILE, complete_windows, summarize_window, window_of
@@ -297,7 +298,11 @@ def watching(plan: LoadPlan, console: Console, *, port: int | None = None,
     stream.on_window.append(outputs.window)
     server = None
     if port is not None:
-        server, _ = start_http_server(port, host, registry)
+        try:
+            server, _ = start_http_server(port, host, registry)
+        except OSError as exc:  # taken, or an address this host does not have
+            outputs.close()
+            raise UsageError(f"--metrics-port {port} on {host}: {exc.strerror or exc}") from None
         console.line(f"metrics: http://{host}:{server.server_address[1]}/metrics (Prometheus "
                      "text; OpenMetrics on request)")
     try:
