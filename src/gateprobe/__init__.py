@@ -51,6 +51,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "LatencyResult": ("gateprobe.loadresult", "LatencyResult"),
     "RateLimitResult": ("gateprobe.loadresult", "RateLimitResult"),
     "TasksResult": ("gateprobe.loadresult", "TasksResult"),
+    "SoakResult": ("gateprobe.loadresult", "SoakResult"),
     "run": ("gateprobe.pipeline", "run"),
     "RunOptions": ("gateprobe.pipeline", "RunOptions"),
     "RunResult": ("gateprobe.pipeline", "RunResult"),
@@ -71,7 +72,8 @@ __all__ = [
     "Case", "CheckResult", "CompareOptions", "CompareResult", "ConfigError", "ConformanceOptions",
     "ConformanceResult", "Context", "Embedded", "Exchange", "Expectation", "Finding", "GateResult",
     "GateprobeError", "LatencyResult", "LoadOptions", "LoadResult", "NOT_APPLICABLE", "Phase",
-    "RateLimitResult", "RunOptions", "RunResult", "Severity", "Target", "TargetChoice",
+    "RateLimitResult", "RunOptions", "RunResult", "Severity", "SoakResult", "Target",
+    "TargetChoice",
     "TargetUnreachable", "TasksResult", "Timeouts",
     "UsageError", "check", "embedded_target", "load_gate_config", "open_target", "resolve_target",
     "run", "run_compare", "run_conformance", "run_gate", "run_load", "__version__",
@@ -108,6 +110,6 @@ if TYPE_CHECKING:
     from gateprobe.gate import GateResult, run_gate
     from gateprobe.gate import load_config as load_gate_config
     from gateprobe.load.runner import LoadOptions, LoadResult, run_load
-    from gateprobe.loadresult import LatencyResult, RateLimitResult, TasksResult
+    from gateprobe.loadresult import LatencyResult, RateLimitResult, SoakResult, TasksResult
     from gateprobe.pipeline import RunOptions, RunResult, run
     from gateprobe.targets import Target, TargetChoice, Timeouts, resolve_target
