@@ -9,6 +9,7 @@ import io
 import json
 import math
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -43,10 +44,13 @@ COMPRESSED_SLO = """\
 # A 20 s soak extrapolates 2 s windows to an hour (x180): bounds in the tens of thousands of
 # %/h, between the clean gateway's noise and what each fault does.
 ttft_p50_drift_pct_per_hour: 20000
-ttft_p99_drift_pct_per_hour: 20000
 error_rate_drift_per_hour: 10
 memory_growth_pct_per_hour: 20000
 """
+P99_BOUND = "ttft_p99_drift_pct_per_hour: 20000\n"
+"""Only the faults' runs hold TTFT p99 to a bound: the p99 of a 2 s window (about a hundred
+streams) moves with every hiccup of a busy two-core machine (one measured clean run: +52000
+%/h, interval -18000..+122000), which the guard rightly calls inconclusive, not a pass."""
 
 
 
@@ -151,11 +155,17 @@ def test_a_soak_verdict_fails_on_drift_and_is_inconclusive_on_noise(tmp_path: Pa
     out = {"reasons": []}
     judge_soak(out, plan, noisy, [])
     assert "inconclusive" in out and not out["failed_checks"]
+    assert out["soak"]["notes"] == []
     result = result_of({"scenario": "soak", **out})
     assert isinstance(result, SoakResult) and len(result.windows) == 10
     drift = result.drift("ttft_p99_drift_pct_per_hour")
     assert drift is not None and drift.outcome == "inconclusive"
     assert "windows of 6 s" in result.headline()
+    out = {"reasons": []}
+    judge_soak(out, replace(plan, slo={"memory_growth_pct_per_hour": 5.0}), rising, [])
+    assert out["soak"]["notes"] == ["memory_growth_pct_per_hour: not run (the target declares "
+                                    "no metrics URL)"]
+    assert "memory_growth_pct_per_hour" not in {d["slo"] for d in out["soak"]["drifts"]}
 
 
 # -- the target's metrics ----------------------------------------------------------------------
@@ -230,6 +240,7 @@ def test_a_compressed_soak_fails_its_drift_against_each_degrading_fault(
         make_gateway: MakeGateway, tmp_path: Path, compressed_slo: Path,
         monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
     monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
+    compressed_slo.write_text(COMPRESSED_SLO + P99_BOUND)
     gateway = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2), faults=(fault,))
     code, output, verdict = soak(gateway.base_url, tmp_path, compressed_slo)
     assert code == 1, output
@@ -247,7 +258,9 @@ def test_a_compressed_soak_passes_on_the_clean_gateway(
     code, output, verdict = soak(gateway.base_url, tmp_path, compressed_slo)
     assert code == 0, output
     outcomes = {d["slo"]: d["outcome"] for d in verdict["soak"]["drifts"]}
-    assert all(outcomes[name] == "pass" for name in DRIFT_OBJECTIVES), outcomes
+    judged = [name for name in DRIFT_OBJECTIVES if name != "ttft_p99_drift_pct_per_hour"]
+    assert all(outcomes[name] == "pass" for name in judged), outcomes
+    assert outcomes["ttft_p99_drift_pct_per_hour"] == "-"  # measured, shown, not bounded
     typed = result_of(verdict)
     assert isinstance(typed, SoakResult) and typed.scrapes >= 10
     assert all(w.memory_bytes for w in typed.windows if w.complete)

@@ -297,8 +297,8 @@ def judge_soak(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[str, 
     rows = windows(samples, window_s, plan.duration_s, scrapes)
     t0 = t0_of([s for s in samples if not s.get("dropped")], scrapes) or 0.0
     judged = drifts(rows, scrapes, plan.slo, plan.metrics_url, t0)
-    not_run = [f"{MEMORY_GROWTH}: not run (the target declares no metrics URL)"
-               for name in plan.slo if name == MEMORY_GROWTH and not plan.metrics_url]
+    not_run = [f"{MEMORY_GROWTH}: not run (the target declares no metrics URL)"] \
+        if MEMORY_GROWTH in plan.slo and not plan.metrics_url else []
     failed = [d for d in judged if d.outcome == "fail"]
     undecided = [d.why for d in judged if d.outcome == "inconclusive"]
     out["soak"] = {"window_s": window_s, "windows": rows, "metrics_url": plan.metrics_url,
