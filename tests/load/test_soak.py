@@ -42,12 +42,14 @@ from gateway_fixtures import MakeGateway
 SOAK_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "soak"]
 COMPRESSED_SLO = """\
 # A 20 s soak extrapolates 2 s windows to an hour (x180): bounds in the tens of thousands of
-# %/h, between the clean gateway's noise and what each fault does.
-ttft_p50_drift_pct_per_hour: 20000
+# %/h, between the clean gateway's noise (TTFT p50 within +-1600 %/h, memory +10 %/h in one
+# measured run, first token at 100 ms) and what each fault does (latency-creep: TTFT p50
+# +34000 %/h, interval from +30000; memory-leak: +85000 %/h).
+ttft_p50_drift_pct_per_hour: 10000
 error_rate_drift_per_hour: 10
 memory_growth_pct_per_hour: 20000
 """
-P99_BOUND = "ttft_p99_drift_pct_per_hour: 20000\n"
+P99_BOUND = "ttft_p99_drift_pct_per_hour: 10000\n"
 """Only the faults' runs hold TTFT p99 to a bound: the p99 of a 2 s window (about a hundred
 streams) moves with every hiccup of a busy two-core machine (one measured clean run: +52000
 %/h, interval -18000..+122000), which the guard rightly calls inconclusive, not a pass."""
@@ -241,7 +243,7 @@ def test_a_compressed_soak_fails_its_drift_against_each_degrading_fault(
         monkeypatch: pytest.MonkeyPatch, fault: str) -> None:
     monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
     compressed_slo.write_text(COMPRESSED_SLO + P99_BOUND)
-    gateway = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2), faults=(fault,))
+    gateway = make_gateway(timing=Timing(ttft_ms=100, itl_ms=2), faults=(fault,))
     code, output, verdict = soak(gateway.base_url, tmp_path, compressed_slo)
     assert code == 1, output
     assert set(CATALOGUE[fault].trips) <= set(verdict["failed_checks"]), verdict["reasons"]
@@ -254,7 +256,7 @@ def test_a_compressed_soak_passes_on_the_clean_gateway(
         make_gateway: MakeGateway, tmp_path: Path, compressed_slo: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GP_TEST_KEY", "gp-vip-0001")
-    gateway = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2))
+    gateway = make_gateway(timing=Timing(ttft_ms=100, itl_ms=2))
     code, output, verdict = soak(gateway.base_url, tmp_path, compressed_slo)
     assert code == 0, output
     outcomes = {d["slo"]: d["outcome"] for d in verdict["soak"]["drifts"]}
