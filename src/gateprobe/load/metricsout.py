@@ -150,7 +150,7 @@ class WindowStream(LiveSamples):
         if final and self.t0 is not None:
             last = max(max(self.pending, default=-1) + 1, full)
         written = []
-        scrape = self._last_scrape()
+        scrape = self._last_scrape() if self.next_index < last else {}
         while self.next_index < last:
             k = self.next_index
             row = summarize_window(k, self.window_s, self.pending.pop(k, []), k < full)
