@@ -215,9 +215,23 @@ def test_soak_refusals_are_one_line(argv: list[str], message: str) -> None:
     assert "Traceback" not in err
 
 
-def test_times_read_with_their_units() -> None:
-    options = LoadOptions("soak", duration_s=7200, soak_window_s=300).check()
-    assert complete_windows(options.duration_s or 0, options.soak_window_s or 0) == 24
+def test_a_soak_plans_hours_in_windows_with_the_targets_metrics() -> None:
+    from gateprobe.load.plan import MAX_REQUESTS
+    from gateprobe.load.runner import plan_load
+    from gateprobe.targets import Target
+
+    target = Target("http://127.0.0.1:9", "ohmygpt", "k",
+                    metrics_url="http://127.0.0.1:9/metrics")
+    soak_plan = plan_load(target, LoadOptions("soak"), sending=False)
+    assert (soak_plan.duration_s, soak_plan.soak_window_s) == (7200, 300)
+    assert soak_plan.metrics_url == "http://127.0.0.1:9/metrics"
+    assert soak_plan.max_requests == MAX_REQUESTS  # its hours, bounded by duration and rate
+    latency = plan_load(target, LoadOptions("latency"), sending=False)
+    assert (latency.max_requests, latency.soak_window_s, latency.metrics_url) == (
+        min(10_000, 200 * 30), 10.0, None)
+    flagged = plan_load(target, LoadOptions("soak", metrics_url="http://127.0.0.1:8/m"),
+                        sending=False)
+    assert flagged.metrics_url == "http://127.0.0.1:8/m"
 
 
 @pytest.fixture

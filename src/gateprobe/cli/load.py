@@ -146,8 +146,7 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         scenario=args.scenario, users=args.users, spawn_rate=args.spawn_rate,
         duration_s=args.duration, arrival=args.arrival, rate=args.rate,
         weights=_weights(args.weight), max_tokens=args.max_tokens,
-        max_requests=args.max_requests if args.max_requests is not None
-        else MAX_REQUESTS if args.scenario == "soak" else 10_000, max_rps=args.max_rps,
+        max_requests=args.max_requests, max_rps=args.max_rps,
         slo=Path(args.slo) if args.slo else None, web=args.web, web_wait=args.web_wait,
         web_port=args.web_port,
         processes=args.processes, master=args.master, expect_workers=args.expect_workers,

@@ -102,7 +102,9 @@ class LoadOptions:
     weights: Mapping[str, float] = field(default_factory=dict)
     """Latency: endpoint (chat, messages, complete) -> weight; empty: 1 each."""
     max_tokens: int = 64
-    max_requests: int = 10_000
+    max_requests: int | None = None
+    """The request cap; None: 10,000, and for a soak the hard ceiling (``MAX_REQUESTS``): its
+    hours are bounded by its duration and its rate cap."""
     max_rps: float | None = None
     """The rate cap; None: 200/s, and for rate-limits what sends every burst within
     ``plan.BURST_SHARE`` of the window (at most ``MAX_RPS``)."""
@@ -172,7 +174,7 @@ class LoadOptions:
         longest = MAX_SOAK_DURATION_S if self.scenario == "soak" else MAX_DURATION_S
         if self.duration_s is not None and not 0 < self.duration_s <= longest:
             raise UsageError(f"--duration must be within 0..{longest:g} s")
-        if self.max_requests > MAX_REQUESTS:
+        if (self.max_requests or 0) > MAX_REQUESTS:
             raise UsageError(f"--max-requests is capped at {MAX_REQUESTS}")
         if (self.max_rps or 0) > MAX_RPS:
             raise UsageError(f"--max-rps is capped at {MAX_RPS:g}")
@@ -365,7 +367,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         rate=options.rate,
         users=users, duration_s=duration,
         max_tokens=min(options.max_tokens, target.max_tokens or options.max_tokens),
-        max_requests=options.max_requests,
+        max_requests=options.max_requests or (MAX_REQUESTS if options.scenario == "soak"
+                                              else DEFAULT_MAX_REQUESTS),
         max_rps=min(max_rps, PACE_SHARE * declared / target.window_s)
         if declared else max_rps, paced=bool(declared),
         algorithm=target.rate_algorithm, envelopes=sorted(target.envelopes),
@@ -389,6 +392,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
 
 
 AUTO = "auto"
+DEFAULT_MAX_REQUESTS = 10_000
+"""A run's request cap unless ``--max-requests`` says otherwise (a soak's: ``MAX_REQUESTS``)."""
 WINDOWED = ("latency", "soak")
 """The scenarios whose streams are cut into windows: judged (soak), streamed (both)."""
 SOAK_DURATION_S = 7200.0
