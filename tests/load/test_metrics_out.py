@@ -20,8 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.load.metricsout import (
+from gateprobe.commands.load.metricsout import (
     GRACE_S,
     SAMPLE_COLUMNS,
     WINDOW_COLUMNS,
@@ -29,7 +28,8 @@ from gateprobe.load.metricsout import (
     sample_csv_row,
     window_csv_row,
 )
-from gateprobe.load.plan import LoadPlan
+from gateprobe.commands.load.plan import LoadPlan
+from gateprobe.core.console import Console
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
@@ -169,7 +169,7 @@ def scrape_mid_run(out: io.StringIO, run: threading.Thread) -> dict[str, Any]:
 def test_the_dashboard_asks_only_for_metrics_a_run_exposes(tmp_path: Path) -> None:
     from prometheus_client.exposition import generate_latest
 
-    from gateprobe.load.metricsout import RunCollector
+    from gateprobe.commands.load.metricsout import RunCollector
 
     plan = LoadPlan("soak", "http://127.0.0.1:9", "ohmygpt", str(tmp_path), duration_s=4.0,
                     soak_window_s=2.0)

@@ -16,12 +16,10 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.errors import UsageError
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.runner import LoadOptions
-from gateprobe.load.slo import DRIFT_OBJECTIVES
-from gateprobe.load.soak import (
+from gateprobe.commands.load.plan import LoadPlan
+from gateprobe.commands.load.runner import LoadOptions
+from gateprobe.commands.load.slo import DRIFT_OBJECTIVES
+from gateprobe.commands.load.soak import (
     MIN_POINTS,
     complete_windows,
     drifts,
@@ -33,7 +31,9 @@ from gateprobe.load.soak import (
     t95,
     windows,
 )
-from gateprobe.loadresult import SoakResult, result_of
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.loadresult import SoakResult, result_of
 from gateprobe.reference import Timing
 from gateprobe.reference.app import METRICS_ROUTE
 from gateprobe.reference.faults import CATALOGUE
@@ -216,9 +216,9 @@ def test_soak_refusals_are_one_line(argv: list[str], message: str) -> None:
 
 
 def test_a_soak_plans_hours_in_windows_with_the_targets_metrics() -> None:
-    from gateprobe.load.plan import MAX_REQUESTS
-    from gateprobe.load.runner import plan_load
-    from gateprobe.targets import Target
+    from gateprobe.commands.load.plan import MAX_REQUESTS
+    from gateprobe.commands.load.runner import plan_load
+    from gateprobe.core.targets import Target
 
     target = Target("http://127.0.0.1:9", "ohmygpt", "k",
                     metrics_url="http://127.0.0.1:9/metrics")
@@ -284,7 +284,7 @@ def test_a_compressed_soak_passes_on_the_clean_gateway(
 
 
 def test_the_load_report_shows_the_windows_over_time(tmp_path: Path) -> None:
-    from gateprobe.report import loadpage
+    from gateprobe.engine.report import loadpage
 
     plan = LoadPlan("soak", "http://127.0.0.1:9", "ohmygpt", str(tmp_path), duration_s=60,
                     soak_window_s=6, metrics_url="http://127.0.0.1:9/metrics",
