@@ -87,7 +87,7 @@ def test_the_docs_exit_code_table_is_the_codes_table() -> None:
     (["runn"], "gateprobe: unknown command 'runn' (did you mean 'run'?); commands: serve, "
                "conformance, load, compare, gate, run, discover\n"),
     (["load", "latncy"], "gateprobe: load: scenario: unknown 'latncy' (did you mean "
-                         "'latency'?); one of rate-limits, latency, tasks, sweep\n"),
+                         "'latency'?); one of rate-limits, latency, tasks, sweep, soak\n"),
     (["run", "--profile", "opnai"], "gateprobe: run: --profile: unknown 'opnai' (did you "
                                     "mean 'openai'?); one of ohmygpt, anthropic, openai\n"),
     ([], "gateprobe: a command is required (gateprobe --help lists them)\n"),

@@ -56,10 +56,10 @@ def test_tasks_and_rate_limit_verdicts_are_their_types() -> None:
 
 
 def test_one_registry_names_each_scenario_and_its_result() -> None:
-    assert list(SCENARIOS) == ["rate-limits", "latency", "tasks", "sweep"]
+    assert list(SCENARIOS) == ["rate-limits", "latency", "tasks", "sweep", "soak"]
     assert {n: s.result_type for n, s in SCENARIOS.items()} == RESULT_TYPES
-    assert [n for n, s in SCENARIOS.items() if s.timed] == ["latency", "tasks", "sweep"]
+    assert [n for n, s in SCENARIOS.items() if s.timed] == ["latency", "tasks", "sweep", "soak"]
     assert scenario("tasks").unit == "tasks" and scenario("rate-limits").tier_keys
-    with pytest.raises(UsageError, match="one of rate-limits, latency, tasks, sweep"):
-        scenario("soak")
-    assert result_of(None) is None and result_of({"scenario": "soak"}) is None
+    with pytest.raises(UsageError, match="one of rate-limits, latency, tasks, sweep, soak"):
+        scenario("nope")
+    assert result_of(None) is None and result_of({"scenario": "nope"}) is None

@@ -51,6 +51,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "LatencyResult": ("gateprobe.core.loadresult", "LatencyResult"),
     "RateLimitResult": ("gateprobe.core.loadresult", "RateLimitResult"),
     "TasksResult": ("gateprobe.core.loadresult", "TasksResult"),
+    "SoakResult": ("gateprobe.core.loadresult", "SoakResult"),
     "run": ("gateprobe.commands.pipeline", "run"),
     "RunOptions": ("gateprobe.commands.pipeline", "RunOptions"),
     "RunResult": ("gateprobe.commands.pipeline", "RunResult"),
@@ -71,7 +72,8 @@ __all__ = [
     "Case", "CheckResult", "CompareOptions", "CompareResult", "ConfigError", "ConformanceOptions",
     "ConformanceResult", "Context", "Embedded", "Exchange", "Expectation", "Finding", "GateResult",
     "GateprobeError", "LatencyResult", "LoadOptions", "LoadResult", "NOT_APPLICABLE", "Phase",
-    "RateLimitResult", "RunOptions", "RunResult", "Severity", "Target", "TargetChoice",
+    "RateLimitResult", "RunOptions", "RunResult", "Severity", "SoakResult", "Target",
+    "TargetChoice",
     "TargetUnreachable", "TasksResult", "Timeouts",
     "UsageError", "check", "embedded_target", "load_gate_config", "open_target", "resolve_target",
     "run", "run_compare", "run_conformance", "run_gate", "run_load", "__version__",
@@ -114,7 +116,12 @@ if TYPE_CHECKING:
     from gateprobe.core.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
     from gateprobe.core.events import Phase
     from gateprobe.core.findings import Finding, Severity
-    from gateprobe.core.loadresult import LatencyResult, RateLimitResult, TasksResult
+    from gateprobe.core.loadresult import (
+        LatencyResult,
+        RateLimitResult,
+        SoakResult,
+        TasksResult,
+    )
     from gateprobe.core.targets import Target, TargetChoice, Timeouts, resolve_target
     from gateprobe.engine.cases import Case
     from gateprobe.engine.embedded import Embedded, embedded_target, open_target

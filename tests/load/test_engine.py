@@ -27,7 +27,7 @@ FAST = Embedded(rate_window_s=4.0)
     (LoadOptions("latency", arrival="poisson"), "needs --rate > 0"),
     (LoadOptions("latency", weights={"embeddings": 1.0}), "unknown endpoint 'embeddings'"),
     (LoadOptions("latency", weights={"chat": -1.0}), "--weight chat=-1: must be positive"),
-    (LoadOptions("soak"), "unknown load scenario 'soak'"),
+    (LoadOptions("sweep-nope"), "unknown load scenario 'sweep-nope'"),
 ])
 def test_options_check_refuses_a_bad_value(options: LoadOptions, message: str) -> None:
     with pytest.raises(UsageError, match=message):

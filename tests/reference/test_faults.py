@@ -131,8 +131,11 @@ def test_load_faults_trip_load_verdicts() -> None:
     transport_faults = {n for n, f in CATALOGUE.items() if f.proven_by == "transport"}
     # management and billing faults: proven by tests/test_management_billing.py
     stateful = {n for n, f in CATALOGUE.items() if f.proven_by in ("management", "billing")}
+    # soak faults: proven by tests/load/test_soak.py (a compressed soak fails its drift)
+    soak = {n for n, f in CATALOGUE.items() if f.proven_by == "soak"}
+    assert soak and all(set(CATALOGUE[n].trips) <= verdict_ids for n in soak)
     assert set(CATALOGUE) == set(CONFORMANCE_FAULTS) | set(LOAD_FAULTS) | transport_faults \
-        | stateful | set(SEQUENCE_FAULTS)
+        | stateful | set(SEQUENCE_FAULTS) | soak
 
 
 def test_every_rate_limit_verdict_is_proven_by_a_fault() -> None:

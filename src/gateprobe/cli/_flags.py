@@ -164,3 +164,14 @@ def choice_from(args: argparse.Namespace) -> TargetChoice:
         rate_algorithm=getattr(args, "rate_algorithm", None),
         rate_headers=getattr(args, "rate_headers", None),
         timeouts=timeouts_from(args) if hasattr(args, "timeout_total_s") else Timeouts())
+
+
+_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def seconds(text: str) -> float:
+    """A length of time as people write it: ``90``, ``90s``, ``5m``, ``2h``, ``1.5h``."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([smh]?)\s*", text)
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a time (e.g. 90, 90s, 5m, 2h)")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]

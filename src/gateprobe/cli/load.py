@@ -1,5 +1,5 @@
-"""``gateprobe load``: a Locust scenario (rate-limits, latency, tasks, or a sweep of latency
-runs to the knee).
+"""``gateprobe load``: a Locust scenario (rate-limits, latency, tasks, a sweep of latency
+runs to the knee, or soak).
 
 Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.commands.load.runner``, an exit code out:
 0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
@@ -14,9 +14,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gateprobe.cli._flags import add_target_flags, choice_from, pairs
+from gateprobe.cli._flags import add_target_flags, choice_from, pairs, seconds
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.commands.load.plan import ARRIVALS, STREAM_ENDPOINTS
+from gateprobe.commands.load.plan import ARRIVALS, MAX_REQUESTS, STREAM_ENDPOINTS
 from gateprobe.commands.load.runner import LoadOptions, dry_run, plan_load, run_load
 from gateprobe.commands.load.scenarios import SCENARIOS
 from gateprobe.commands.load.stages import parse_stages
@@ -41,19 +41,22 @@ EMBEDDED_WINDOW_S = 10.0
 
 
 HELP = Help(
-    "run a Locust load scenario (rate-limits, latency or tasks)",
+    "run a Locust load scenario (rate-limits, latency, tasks or soak)",
     "Run a Locust scenario against a gateway: rate-limits (a burst per tier key, judged "
     "against the declared limits), latency (streams timed by TTFT, inter-token latency and "
     "e2e, judged against the SLO file) or tasks (Midjourney imagine tasks polled to their "
     "end: time to SUCCESS, failure rate and lifecycle findings, judged against the SLO file; "
-    "only on a target declaring midjourney). Headless by default; --web serves Locust's UI. "
+    "only on a target declaring midjourney) or soak (latency over hours, cut into --windows: "
+    "TTFT and error-rate drift per hour and the target's memory growth, judged against the "
+    "SLO file). Headless by default; --web serves Locust's UI. "
     "A target that is not loopback needs allow_load: true in its entry.",
     ("load latency                                  # the embedded gateway, 30 s",
      "load latency --users 8 --duration 60 --slo load/slo.yaml",
      "load rate-limits --target staging             # needs the target's tier_keys",
      "load tasks --users 8 --poll-interval 2        # Midjourney time to SUCCESS",
      "load sweep --levels 8 --level-duration 20     # rates to the knee (goodput >= 95%)",
-     "load sweep --concurrency 1,4,16               # closed-loop users at each"),
+     "load sweep --concurrency 1,4,16               # closed-loop users at each",
+     "load soak --target staging --duration 2h --windows 5m   # drift over two hours"),
     (0, 1, 2, 3, 4, 5, 130))
 """The command's help text."""
 
@@ -66,8 +69,9 @@ def add_parser(sub: Any) -> None:
     shape = load.add_argument_group("shape of the run")
     shape.add_argument("--users", type=int, default=4, help="latency, tasks: concurrent users (4)")
     shape.add_argument("--spawn-rate", type=float, help="users started per second (all at once)")
-    shape.add_argument("--duration", type=float, metavar="S",
-                       help="seconds; also the run's cap (latency 30; rate-limits 3 windows+15)")
+    shape.add_argument("--duration", type=seconds, metavar="TIME",
+                       help="90, 90s, 5m, 2h; also the run's cap (latency 30 s; rate-limits 3 "
+                            "windows+15 s; soak 2h)")
     shape.add_argument("--arrival", choices=ARRIVALS, default="closed",
                        help="closed-loop users, or a constant / Poisson arrival --rate")
     shape.add_argument("--rate", type=float, default=0.0, help="arrivals per second (all users)")
@@ -79,7 +83,8 @@ def add_parser(sub: Any) -> None:
                        help="latency: chat, messages, complete weights (1 each); "
                             "speech (0 unless given: time to first audio byte)")
     shape.add_argument("--max-tokens", type=int, default=64, help="tokens asked per stream (64)")
-    shape.add_argument("--max-requests", type=int, default=10_000, help="request cap (10000)")
+    shape.add_argument("--max-requests", type=int,
+                       help=f"request cap (10000; soak {MAX_REQUESTS})")
     shape.add_argument("--max-rps", type=float,
                        help="request rate cap (200; rate-limits: what sends the bursts within "
                             "2.5%% of the window, at most 2000)")
@@ -95,6 +100,24 @@ def add_parser(sub: Any) -> None:
                             "else 300)")
     _add_workload_flags(load)
     _add_sweep_flags(load)
+    over_time = load.add_argument_group("over time (latency, soak)")
+    over_time.add_argument("--windows", type=seconds, metavar="TIME",
+                           help="cut the run into windows this long: soak judges its drift "
+                                "over them (5m), both stream them (latency 10s)")
+    over_time.add_argument("--metrics-url", metavar="URL",
+                           help="soak: the target's metrics (Prometheus text), scraped for "
+                                "its memory and open connections (default: its entry's "
+                                "metrics_url)")
+    over_time.add_argument("--metrics-port", type=int, metavar="PORT",
+                           help="serve the run's own metrics (Prometheus text) on this port "
+                                "while it runs (0: a free one, printed)")
+    over_time.add_argument("--metrics-host", default="127.0.0.1",
+                           help="the address --metrics-port listens on (127.0.0.1)")
+    over_time.add_argument("--metrics-push", metavar="URL",
+                           help="push the run's metrics to this Prometheus Pushgateway at "
+                                "each window's end")
+    over_time.add_argument("--csv", action="store_true",
+                           help="also write samples.csv (windows.csv is always written)")
     mode = load.add_argument_group("Locust")
     mode.add_argument("--locustfile", metavar="FILE",
                       help="latency, tasks: your own locustfile, its users gateprobe.load's "
@@ -230,7 +253,10 @@ def options_from(args: argparse.Namespace) -> LoadOptions:
         lag_bound_ms=args.lag_bound_ms,
         locustfile=Path(args.locustfile) if args.locustfile else None,
         workload=_workload(args),
-        stages=parse_stages(args.stages) if args.stages is not None else ()).check()
+        stages=parse_stages(args.stages) if args.stages is not None else (),
+        soak_window_s=args.windows, metrics_url=args.metrics_url,
+        metrics_port=args.metrics_port, metrics_host=args.metrics_host,
+        metrics_push=args.metrics_push, csv=args.csv).check()
 
 
 def _choice(args: argparse.Namespace) -> TargetChoice:

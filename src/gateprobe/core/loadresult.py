@@ -1,11 +1,11 @@
 """Typed results of load runs, read from ``verdict.json`` in this one place.
 
-A load run's outcome is written once, as JSON, by the Locust master
-(``gateprobe.commands.load``); the report, the gate, the pipeline and the Python API read it
-back through these classes, by attribute, never by key. ``result_of(verdict)`` gives the
-result of a verdict's scenario: ``LatencyResult``, ``RateLimitResult``, ``TasksResult`` or
-``SweepResult``. Each carries what every load run has (``LoadOutcome``: ok, reasons, the
-generator's verdict on itself) and its own numbers.
+A load run's outcome is written once, as JSON, by the Locust master (``gateprobe.commands.load``);
+the report, the gate, the pipeline and the Python API read it back through these classes, by
+attribute, never by key. ``result_of(verdict)`` gives the result of a verdict's scenario:
+``LatencyResult`` (``SoakResult`` for a soak), ``RateLimitResult``, ``TasksResult`` or
+``SweepResult``. Each carries what every load run has (``LoadOutcome``: ok, reasons, the generator's
+verdict on itself) and its own numbers.
 
 It is base layer (the report reads it, and the report cannot import the load commands).
 """
@@ -408,11 +408,106 @@ class SweepResult(LoadOutcome):
                 f"({level.name}, goodput {level.goodput_share:.0%})")
 
 
+@dataclass(frozen=True, slots=True)
+class SoakWindow:
+    """One window of a soak: the streams that started in it, and the target's memory and
+    connections as last scraped in it."""
+
+    index: int
+    start_s: float
+    """From the run's start."""
+    end_s: float
+    complete: bool
+    """A whole window (a cut last one is shown, not judged)."""
+    requests: int
+    errors: int
+    error_rate: float
+    requests_per_s: float
+    ttft_ms: Percentiles
+    itl_ms: Percentiles
+    e2e_ms: Percentiles
+    memory_bytes: float | None
+    open_connections: float | None
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> SoakWindow:
+        """From one row of ``verdict.json``'s ``soak.windows``."""
+        return cls(int(raw.get("index") or 0), float(raw.get("start_s") or 0.0),
+                   float(raw.get("end_s") or 0.0), bool(raw.get("complete")),
+                   int(raw.get("requests") or 0), int(raw.get("errors") or 0),
+                   float(raw.get("error_rate") or 0.0), float(raw.get("requests_per_s") or 0.0),
+                   Percentiles.of(raw.get("ttft_ms")), Percentiles.of(raw.get("itl_ms")),
+                   Percentiles.of(raw.get("e2e_ms")), _number(raw.get("memory_bytes")),
+                   _number(raw.get("open_connections")))
+
+
+@dataclass(frozen=True, slots=True)
+class Drift:
+    """One trend of a soak (``gateprobe.commands.load.soak``): its slope per hour with the 95%
+    interval, and its objective's outcome."""
+
+    slo: str
+    value: float | None
+    low: float | None
+    high: float | None
+    unit: str
+    """``%/h`` (of the fitted start) or ``/h`` (absolute)."""
+    points: int
+    limit: float | None
+    outcome: str
+    """``pass``, ``fail``, ``inconclusive``, or ``-`` (no objective)."""
+    why: str
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> Drift:
+        """From one row of ``verdict.json``'s ``soak.drifts``."""
+        return cls(str(raw.get("slo") or ""), _number(raw.get("value")), _number(raw.get("low")),
+                   _number(raw.get("high")), str(raw.get("unit") or ""),
+                   int(raw.get("points") or 0), _number(raw.get("limit")),
+                   str(raw.get("outcome") or "-"), str(raw.get("why") or ""))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SoakResult(LatencyResult):
+    """A soak: a latency run over hours, cut into windows, judged on its drift."""
+
+    window_s: float
+    windows: tuple[SoakWindow, ...]
+    drifts: tuple[Drift, ...]
+    metrics_url: str
+    """The target's metrics URL it scraped ('' when none was declared)."""
+    scrapes: int
+    notes: tuple[str, ...]
+
+    @classmethod
+    def of(cls, raw: Mapping[str, Any]) -> SoakResult:
+        """From a soak's ``verdict.json``: the latency part, then the soak's own."""
+        latency = LatencyResult.of(raw)
+        m = raw.get("soak") or {}
+        return cls(**{name: getattr(latency, name) for name in latency.__dataclass_fields__},
+                   window_s=float(m.get("window_s") or 0.0),
+                   windows=tuple(SoakWindow.of(w) for w in m.get("windows") or ()),
+                   drifts=tuple(Drift.of(d) for d in m.get("drifts") or ()),
+                   metrics_url=str(m.get("metrics_url") or ""), scrapes=int(m.get("scrapes") or 0),
+                   notes=tuple(str(n) for n in m.get("notes") or ()))
+
+    def drift(self, slo: str) -> Drift | None:
+        """The drift of one objective name (``ttft_p99_drift_pct_per_hour``), if measured."""
+        return next((d for d in self.drifts if d.slo == slo), None)
+
+    def headline(self) -> str:
+        """The latency headline, the windows and TTFT p99's drift."""
+        p99 = self.drift("ttft_p99_drift_pct_per_hour")
+        drift = "-" if p99 is None or p99.value is None else f"{p99.value:+.1f} %/h"
+        return (f"{LatencyResult.headline(self)}, {len(self.windows)} windows of "
+                f"{self.window_s:g} s, TTFT p99 drift {drift}")
+
+
 ScenarioResult = LatencyResult | RateLimitResult | TasksResult | SweepResult
 ResultType = type[LatencyResult] | type[RateLimitResult] | type[TasksResult] | type[SweepResult]
 RESULT_TYPES: dict[str, ResultType] = {
     "latency": LatencyResult, "rate-limits": RateLimitResult, "tasks": TasksResult,
-    "sweep": SweepResult}
+    "sweep": SweepResult, "soak": SoakResult}
 """Scenario name -> its result type (the load scenario registry,
 ``gateprobe.commands.load.scenarios``, names the same type for each; a test holds the two
 together)."""
@@ -430,6 +525,6 @@ def result_of(verdict: Mapping[str, Any] | None) -> ScenarioResult | None:
     return kind.of(verdict) if kind is not None else None
 
 
-SCENARIO_PARTS = {"latency": "latency", "rate-limits": "rate_limits", "tasks": "tasks",
-                  "sweep": "sweep"}
+SCENARIO_PARTS = {"soak": "soak", "latency": "latency", "rate-limits": "rate_limits",
+                  "tasks": "tasks", "sweep": "sweep"}
 """Scenario name -> the key of its part in ``verdict.json``."""

@@ -282,6 +282,9 @@ class Target:
     secrets (from environment variables), so they are redacted like keys."""
     propagation: Propagation = field(default_factory=lambda: Propagation())
     """Its documented deviations from the propagation expectations."""
+    metrics_url: str | None = None
+    """Where it serves its own metrics in Prometheus' text format (its entry's
+    ``metrics_url``): a soak scrapes its process memory and open connections there."""
 
     @property
     def management_refusal(self) -> str:
@@ -561,6 +564,7 @@ TARGETS_SCHEMA: dict[str, object] = {
                                    "rpm": {"type": "object", "additionalProperties": {
                                        "type": "integer", "minimum": 0}}}},
                     "allow_load": {"type": "boolean"},
+                    "metrics_url": {"type": "string", "pattern": "^https?://[^/]+"},
                     "api_key_tier": {"type": "string", "minLength": 1},
                     "auth": {"type": "array", "minItems": 1, "uniqueItems": True,
                              "items": {"enum": list(AUTH_STYLES)}},
@@ -642,6 +646,7 @@ class TargetEntry:
     headers: Mapping[str, Any] = field(default_factory=dict)
     """Extra headers as written: a value, or ``{env: VAR}``."""
     propagation: Propagation = field(default_factory=Propagation)
+    metrics_url: str | None = None
 
     def resolve(self, models: Mapping[str, str] | None = None, *, read_keys: bool = True,
                 timeouts: Timeouts | None = None, api_key_optional: bool = False) -> Target:
@@ -671,6 +676,7 @@ class TargetEntry:
                       headers=headers_of(self.headers, key),
                       header_envs={k: v["env"] for k, v in self.headers.items()
                                    if isinstance(v, dict)},
+                      metrics_url=self.metrics_url,
                       **_management_fields(self.management, key))
 
 
@@ -745,7 +751,7 @@ def load_targets(path: Path) -> dict[str, TargetEntry]:
             limits.get("headers", "family"),
             {k: body[k] for k in _MANAGEMENT_KEYS if k in body},
             upstream_of(body.get("upstream")), body.get("headers", {}),
-            propagation_of(body.get("propagation", {})))
+            propagation_of(body.get("propagation", {})), body.get("metrics_url"))
     return entries
 
 

@@ -25,6 +25,7 @@ from gateprobe.core.targets import (
     resolve_target,
 )
 from gateprobe.reference import Timing, running_gateway
+from gateprobe.reference.app import METRICS_ROUTE
 from gateprobe.reference.config import default_keys_path, load_keys_file
 
 KEY = "gp-vip-0001"
@@ -92,7 +93,8 @@ def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
         other_admin_key=ADMIN_KEYS[1],
         endpoints=check_endpoints(choice.endpoints) if choice.endpoints is not None
         else EMBEDDED_ENDPOINTS,
-        no_permission_key_env="GATEPROBE_EMBEDDED_NO_PERMISSION_KEY")
+        no_permission_key_env="GATEPROBE_EMBEDDED_NO_PERMISSION_KEY",
+        metrics_url=base_url + METRICS_ROUTE)  # a soak scrapes its memory and connections
 
 
 @contextmanager

@@ -6,7 +6,8 @@ rate-limit headers, and turns any unexpected exception into the family's 500 (ne
 the client, never a 500 for bad input: bad input is a ``GatewayError`` raised by validation).
 
 Besides the API routes, ``/_gateprobe/*`` serves the gateway's own truth for tests and benchmarks:
-``health``, ``traces/{request_id}`` (when each event was scheduled and sent) and ``reset``.
+``health``, ``traces/{request_id}`` (when each event was scheduled and sent), ``reset`` and
+``metrics`` (resident memory, open connections, requests served: Prometheus text format).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from gateprobe.reference import (
     management,
     moderations,
     openai_api,
+    procmetrics,
     realtime,
     responses,
     search,
@@ -77,6 +79,9 @@ ARRIVAL_KEY = "gateprobe.arrival_ns"
 """Scope key of a request's arrival: ``perf_counter_ns`` when its first bytes were read (set by
 ``server.ArrivalStampingProtocol``; absent under other servers, where the app's call is used)."""
 
+METRICS_ROUTE = "/_gateprobe/metrics"
+"""The gateway's own metrics in Prometheus' text format (``procmetrics``): what a soak
+scrapes."""
 SCRIPT_KEY = "gateprobe.upstream_script"
 """Scope key of a request's script in upstream mode (``upstream.Script``): awaited ``before``
 the handler (an answer instead of the gateway's), and ``after`` it (the answer bent)."""
@@ -170,6 +175,7 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
         _AnyMethod("/_gateprobe/health", _debug("GET", _health)),
         _AnyMethod("/_gateprobe/traces/{request_id}", _debug("GET", _trace)),
         _AnyMethod("/_gateprobe/reset", _debug("POST", _reset)),
+        _AnyMethod(METRICS_ROUTE, _debug("GET", procmetrics.metrics)),
     ]
     return GatewayApp(Router(routes, default=_not_found, redirect_slashes=False), state)
 
@@ -201,6 +207,8 @@ def _endpoint(family: Family, method: str,
             response = _error(call, GatewayError("api_error", "Internal server error"))
         if not isinstance(response, EventStreamResponse):
             call.release()
+        if response.status_code < 400:
+            call.state.served += 1
         _bill(call, response.status_code)
         if script is not None:
             response = script.after(call, response)

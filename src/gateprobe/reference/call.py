@@ -32,6 +32,7 @@ from gateprobe.reference.faults import (
     FLAKY_EVERY,
     IGNORE_MODEL_PERMISSIONS,
     INVALID_KEY_QUOTED,
+    LATENCY_CREEP,
     OFF_BY,
     RATELIMIT_NEVER_RECOVERS,
     RATELIMIT_NO_RETRY_AFTER,
@@ -43,6 +44,7 @@ from gateprobe.reference.faults import (
     STRICT_SHARE,
     WRONG_LIMIT_FACTOR,
     apply_stream_faults,
+    creep,
 )
 from gateprobe.reference.management import CapReached, KeyStore
 from gateprobe.reference.prefill import PrefixCache, prefill_ns
@@ -82,6 +84,9 @@ class GatewayState:
     """Requests refused with 429 by the limiter (tests read it: a run that met the limit)."""
     capacity: Capacity = field(init=False)
     """The serving capacity every answer waits for (``GatewayConfig.capacity``)."""
+    served: int = 0
+    """API requests answered with a success (the metrics endpoint's ``requests served``; the
+    ``latency-creep`` and ``memory-leak`` faults grow with it)."""
     store: KeyStore = field(init=False)
     """Every key and balance, shared by the model routes and the management API."""
     stored: Stored = field(default_factory=Stored)
@@ -105,6 +110,7 @@ class GatewayState:
         self.requests = 0
         self.admitted = 0
         self.rate_limited = 0
+        self.served = 0
 
 
 @dataclass(slots=True)
@@ -406,6 +412,8 @@ class Call:
         """A planned SSE answer; the in-flight slot is released when the stream ends."""
         if self.config.faults:
             plan = apply_stream_faults(self.config.faults, self.endpoint, list(plan))
+            if LATENCY_CREEP.active(self.config.faults, self.endpoint):
+                plan = creep(list(plan), self.state.served)
         trace = Trace(self.request_id, self.endpoint, self.t0_ns)
         self.state.traces.add(trace)
         return EventStreamResponse(plan, trace, headers=self.headers, on_close=self.release,

@@ -714,6 +714,37 @@ STREAM_EARLY_EMPTY_CHUNK = _f(
     "on schedule (TTFB looks fast, TTFT is not)", OPENAI_STREAMS, ["slo.ttft_p95_ms"],
     _early_empty_chunk, "load")
 
+# -- degradation over time: what only a soak shows (``gateprobe load soak``; proven by
+# tests/load/test_soak.py). Each is a behaviour fault: the gateway counts what it served.
+CREEP_MS = 1.0
+"""``latency-creep``: each stream starts this much later than the one before it did."""
+CREEP_MAX_MS = 10_000.0
+"""``latency-creep`` stops growing here: a long soak stays within the client's timeouts."""
+LEAK_BYTES = 1 << 20
+"""``memory-leak``: resident memory the metrics endpoint reports per request served."""
+
+
+def creep_ns(served: int) -> int:
+    """How much later ``latency-creep`` plays the stream of a gateway that has served
+    ``served`` requests before it: ``CREEP_MS`` per request, up to ``CREEP_MAX_MS``."""
+    return round(min(served * CREEP_MS, CREEP_MAX_MS) * 1_000_000)
+
+
+def creep(plan: Plan, served: int) -> Plan:
+    """The whole stream (its first byte too) ``creep_ns(served)`` later."""
+    return _shift(plan, 0, creep_ns(served))
+
+
+LATENCY_CREEP = _b(
+    "latency-creep", f"every stream starts {CREEP_MS:g} ms later than the one before it "
+    f"(TTFT + {CREEP_MS:g} ms per request served, up to {CREEP_MAX_MS / 1000:g} s)",
+    ALL_STREAMS, ["slo.ttft_p50_drift_pct_per_hour", "slo.ttft_p99_drift_pct_per_hour"],
+    "soak")
+MEMORY_LEAK = _b(
+    "memory-leak", f"every request served adds {LEAK_BYTES >> 20} MiB to the resident memory "
+    "the metrics endpoint reports (simulated: nothing is allocated)", GENERATING,
+    ["slo.memory_growth_pct_per_hour"], "soak")
+
 # -- the gateway's own API: key management and billing (proven by tests/test_management_billing.py)
 ADMIN = "/api/v1/user/admin/"
 KEY_CREATE = frozenset({ADMIN + "new-api-token", ADMIN + "create-api-token"})

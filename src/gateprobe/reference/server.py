@@ -27,6 +27,7 @@ from gateprobe.core.errors import ConfigError
 from gateprobe.reference.app import ARRIVAL_KEY, build_app
 from gateprobe.reference.call import GatewayState
 from gateprobe.reference.config import GatewayConfig
+from gateprobe.reference.procmetrics import CONNECTIONS_KEY
 from gateprobe.reference.ratelimit import Clock
 
 LoopName = Literal["auto", "asyncio", "uvloop"]
@@ -50,6 +51,8 @@ class ArrivalStampingProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self.scope[ARRIVAL_KEY] = self._received_ns  # type: ignore[literal-required]
+        # The server's live set of connections: what the metrics endpoint counts.
+        self.scope[CONNECTIONS_KEY] = self.server_state.connections  # type: ignore[literal-required]
 
 
 @dataclass(frozen=True, slots=True)

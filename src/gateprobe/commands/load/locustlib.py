@@ -49,7 +49,7 @@ from locust.runners import WorkerRunner
 from locust.user.task import LOCUST_STATE_STOPPING
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run on 429 answers)
-from gateprobe.commands.load import ratelimits
+from gateprobe.commands.load import ratelimits, soak
 from gateprobe.commands.load.datasets import Conversation, load_dataset
 from gateprobe.commands.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.commands.load.results import SAMPLES_FILE
@@ -197,6 +197,7 @@ class Session:
         """Numbers the simulated users of this process (``user_stream``)."""
         self.dataset: list[Conversation] | None = None
         """The workload's dataset, read by the first user that needs it."""
+        self._scraper: Any = None
 
     # -- roles --------------------------------------------------------------------------
     @property
@@ -340,9 +341,24 @@ class Session:
         # once and loses what a busy worker had not sent within half a second.
         gevent.spawn_later(self.plan.duration_s, self.stop_run,
                            f"duration cap of {self.plan.duration_s:g} s reached")
+        if self.plan.metrics_url and self._scraper is None:  # a soak: the target's own metrics
+            self._scraper = gevent.spawn(self._scrape_every,
+                                         soak.scrape_every_s(self.plan.soak_window_s or 60.0))
+
+    def _scrape_every(self, every_s: float) -> None:
+        """Scrape the target's metrics URL now and every ``every_s``
+        (``gateprobe.commands.load.soak``), a line each in ``soak.SCRAPES_FILE``."""
+        assert self.plan.metrics_url is not None
+        with (self.plan.out / soak.SCRAPES_FILE).open("a", encoding="utf-8") as file:
+            while True:
+                file.write(json.dumps(soak.scrape(self.plan.metrics_url)) + "\n")
+                file.flush()
+                gevent.sleep(every_s)
 
     def _on_quitting(self, environment: Environment, **_: Any) -> None:
         self.monitor.stop()
+        if self._scraper is not None:
+            self._scraper.kill()
         for name in ("_file", "_lag_file"):
             if getattr(self, name) is not None:
                 getattr(self, name).close()

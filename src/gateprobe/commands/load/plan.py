@@ -34,6 +34,8 @@ stream's TTFT is its first ``response.output_text.delta``."""
 
 # Hard ceilings: no flag goes beyond them, whatever the target.
 MAX_DURATION_S = 3600.0
+MAX_SOAK_DURATION_S = 86_400.0
+"""A soak runs for hours by design: one day at most."""
 MAX_REQUESTS = 1_000_000
 MAX_RPS = 2000.0
 DEFAULT_MAX_RPS = 200.0
@@ -101,6 +103,10 @@ class LoadPlan:
     stages: list[list[float]] = field(default_factory=list)
     """``[[duration_s, target], ...]``: the load ramps to each target in turn, users for a
     closed loop, else the arrival rate (``gateprobe.commands.load.stages``); empty: steady."""
+    soak_window_s: float | None = None
+    """Soak: the length of the windows its drift is judged over (None: 5 minutes)."""
+    metrics_url: str | None = None
+    """Soak: the target's metrics (Prometheus text format), scraped through the run."""
 
     @property
     def out(self) -> Path:

@@ -102,7 +102,7 @@ def _limited_by_target(plan: LoadPlan, samples: Sequence[dict[str, Any]]) -> dic
     """When a latency run with no declared limit was mostly refused with 429: the numbers
     that say so ({} otherwise). With a declared limit the run paced under it, and 429s stay
     errors of the gateway."""
-    if plan.scenario != "latency" or plan.paced or not samples:
+    if plan.scenario not in ("latency", "soak") or plan.paced or not samples:
         return {}
     refused = sum(1 for s in samples if s.get("status") == 429)
     if refused <= LIMITED_SHARE * len(samples):

@@ -33,12 +33,14 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from gateprobe.commands.load import metricsout
 from gateprobe.commands.load.plan import (
     ARRIVALS,
     DEFAULT_MAX_RPS,
     MAX_DURATION_S,
     MAX_REQUESTS,
     MAX_RPS,
+    MAX_SOAK_DURATION_S,
     OPT_IN_KINDS,
     PARENT_ENV,
     PLAN_ENV,
@@ -55,6 +57,7 @@ from gateprobe.commands.load.results import (
 )
 from gateprobe.commands.load.scenarios import scenario, show
 from gateprobe.commands.load.slo import DEFAULT_SLO_FILE, load_slo, validate
+from gateprobe.commands.load.soak import DEFAULT_WINDOW_S, MIN_POINTS, complete_windows
 from gateprobe.commands.load.stages import Stage, peak, total_s
 from gateprobe.commands.load.workloads import Workload
 from gateprobe.core.console import Console
@@ -101,7 +104,9 @@ class LoadOptions:
     weights: Mapping[str, float] = field(default_factory=dict)
     """Latency: endpoint (chat, messages, complete) -> weight; empty: 1 each."""
     max_tokens: int = 64
-    max_requests: int = 10_000
+    max_requests: int | None = None
+    """The request cap; None: 10,000, and for a soak the hard ceiling (``MAX_REQUESTS``): its
+    hours are bounded by its duration and its rate cap."""
     max_rps: float | None = None
     """The rate cap; None: 200/s, and for rate-limits what sends every burst within
     ``plan.BURST_SHARE`` of the window (at most ``MAX_RPS``)."""
@@ -142,6 +147,19 @@ class LoadOptions:
     """Latency: ramps and stages (``--stages 30s:10,60s:50,30s:0``): closed-loop users, or
     with a constant or Poisson arrival the rate; they set the duration (``duration_s``, if
     given too, cuts them short)."""
+    soak_window_s: float | None = None
+    """Latency, soak: the windows the samples are cut into (soak: its drift is judged over
+    them; None: 5 minutes for a soak, 10 s for what a latency run streams)."""
+    metrics_url: str | None = None
+    """Soak: the target's metrics URL (Prometheus text), in place of its entry's."""
+    metrics_port: int | None = None
+    """Latency, soak: serve the run's own metrics (Prometheus text) on this port while it
+    runs (0: a free one, printed)."""
+    metrics_host: str = "127.0.0.1"
+    metrics_push: str | None = None
+    """Latency, soak: a Prometheus Pushgateway the run's metrics are pushed to, each window."""
+    csv: bool = False
+    """Also write ``samples.csv`` (``windows.csv`` is written with every windowed run)."""
 
     def check(self) -> LoadOptions:
         """Itself, every value usable (``UsageError`` naming the flag otherwise)."""
@@ -162,9 +180,10 @@ class LoadOptions:
         if self.lag_bound_ms is not None and not (math.isfinite(self.lag_bound_ms)
                                                   and self.lag_bound_ms > 0):
             raise UsageError("--lag-bound-ms must be > 0")
-        if self.duration_s is not None and not 0 < self.duration_s <= MAX_DURATION_S:
-            raise UsageError(f"--duration must be within 0..{MAX_DURATION_S:g} s")
-        if self.max_requests > MAX_REQUESTS:
+        longest = MAX_SOAK_DURATION_S if self.scenario == "soak" else MAX_DURATION_S
+        if self.duration_s is not None and not 0 < self.duration_s <= longest:
+            raise UsageError(f"--duration must be within 0..{longest:g} s")
+        if (self.max_requests or 0) > MAX_REQUESTS:
             raise UsageError(f"--max-requests is capped at {MAX_REQUESTS}")
         if (self.max_rps or 0) > MAX_RPS:
             raise UsageError(f"--max-rps is capped at {MAX_RPS:g}")
@@ -187,6 +206,7 @@ class LoadOptions:
         self._check_workload()
         self._check_tasks()
         self._check_locustfile()
+        self._check_windows()
         return self
 
     def _check_workload(self) -> None:
@@ -198,6 +218,7 @@ class LoadOptions:
         if self.workload.multi_turn and self.arrival != "closed":
             raise UsageError("multi-turn sessions (--turns, --dataset) need closed-loop users: "
                              "each waits for its answer to send the next turn")
+
     def _check_stages(self) -> None:
         if not self.stages:
             return
@@ -219,6 +240,34 @@ class LoadOptions:
         if not 0 < peak(self.stages) <= cap:
             raise UsageError(f"--stages: the arrival rate must reach above 0 and stay within "
                              f"--max-rps {cap:g}")
+
+    def _check_windows(self) -> None:
+        """The soak's windows and the run's metrics out: each for the scenarios it serves."""
+        windowed = self.scenario in WINDOWED
+        for flag, given in (("--windows", self.soak_window_s is not None),
+                            ("--metrics-port", self.metrics_port is not None),
+                            ("--metrics-push", self.metrics_push is not None),
+                            ("--csv", self.csv)):
+            if given and not windowed:
+                raise UsageError(f"{flag} is for the {' and '.join(WINDOWED)} scenarios")
+        if self.metrics_url is not None and self.scenario != "soak":
+            raise UsageError("--metrics-url is for the soak scenario")
+        for flag, url in (("--metrics-url", self.metrics_url),
+                          ("--metrics-push", self.metrics_push)):
+            if url is not None and not re.match(r"https?://[^/]+", url):
+                raise UsageError(f"{flag} {url[:60]!r}: not an http(s) URL")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise UsageError("--metrics-port must be within 0..65535")
+        if self.soak_window_s is not None and not (math.isfinite(self.soak_window_s)
+                                                   and self.soak_window_s > 0):
+            raise UsageError("--windows must be > 0")
+        if self.scenario == "soak":
+            duration = self.duration_s or SOAK_DURATION_S
+            window = self.soak_window_s or DEFAULT_WINDOW_S
+            if complete_windows(duration, window) < MIN_POINTS:
+                raise UsageError(f"--windows {window:g} s cuts --duration {duration:g} s into "
+                                 f"{complete_windows(duration, window)} windows: a trend needs "
+                                 f"at least {MIN_POINTS}")
 
     def _check_locustfile(self) -> None:
         if self.locustfile is None:
@@ -346,13 +395,14 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     else:
         # Stages set the duration; --duration, if given too, is the cap that cuts them short.
         duration = min(options.duration_s or math.inf, total_s(options.stages) or math.inf)
-        duration = duration if math.isfinite(duration) else 30.0
+        duration = duration if math.isfinite(duration) else \
+            SOAK_DURATION_S if options.scenario == "soak" else 30.0
         users = max(1, math.ceil(peak(options.stages))) \
             if options.stages and options.arrival == "closed" else options.users
     if options.scenario == "tasks":
         _serves_tasks(target)
     interval, deadline = _polling(target, options)
-    declared = limits.get(target.api_key_tier or "") if options.scenario == "latency" else None
+    declared = limits.get(target.api_key_tier or "") if options.scenario in WINDOWED else None
     max_rps = options.max_rps or DEFAULT_MAX_RPS
     plan = LoadPlan(
         scenario=options.scenario, base_url=target.base_url, profile=target.profile,
@@ -364,7 +414,8 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         else options.rate, stages=[list(stage) for stage in options.stages],
         users=users, duration_s=duration,
         max_tokens=min(options.max_tokens, target.max_tokens or options.max_tokens),
-        max_requests=options.max_requests,
+        max_requests=options.max_requests or (MAX_REQUESTS if options.scenario == "soak"
+                                              else DEFAULT_MAX_REQUESTS),
         max_rps=min(max_rps, PACE_SHARE * declared / target.window_s)
         if declared else max_rps, paced=bool(declared),
         algorithm=target.rate_algorithm, envelopes=sorted(target.envelopes),
@@ -372,7 +423,10 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         processes=local_processes(options, users) or
         (options.expect_workers if options.master else 1),
         timeouts=target.timeouts, slo=slo, lag_bound_ms=_lag_bound(options),
-        workload=_workload(options.workload, target))
+        workload=_workload(options.workload, target),
+        soak_window_s=_window_s(options),
+        metrics_url=(options.metrics_url or target.metrics_url)
+        if options.scenario == "soak" else None)
     if options.scenario == "rate-limits" and options.max_rps is None:
         plan = replace(plan, max_rps=min(MAX_RPS, max(DEFAULT_MAX_RPS, plan.burst_rate())))
     elif options.scenario != "rate-limits":
@@ -399,6 +453,22 @@ def _workload(workload: Workload, target: Target) -> dict[str, Any]:
 
 
 AUTO = "auto"
+DEFAULT_MAX_REQUESTS = 10_000
+"""A run's request cap unless ``--max-requests`` says otherwise (a soak's: ``MAX_REQUESTS``)."""
+WINDOWED = ("latency", "soak")
+"""The scenarios whose streams are cut into windows: judged (soak), streamed (both)."""
+SOAK_DURATION_S = 7200.0
+"""A soak's duration unless ``--duration`` says otherwise: two hours."""
+LIVE_WINDOW_S = 10.0
+"""The windows a latency run streams (``--metrics-port``, ``windows.jsonl``) unless given."""
+
+
+def _window_s(options: LoadOptions) -> float | None:
+    """The windows of a run: as asked, else a soak's 5 minutes or a latency run's 10 s."""
+    if options.scenario not in WINDOWED:
+        return None
+    return options.soak_window_s or (DEFAULT_WINDOW_S if options.scenario == "soak"
+                                     else LIVE_WINDOW_S)
 
 
 def local_processes(options: LoadOptions, users: int) -> int | None:
@@ -457,7 +527,8 @@ def dry_run(target: Target, options: LoadOptions, console: Console) -> int:
     """Print what a run would send (nothing is sent, no key is needed); 0."""
     plan = plan_load(target, options, sending=False)
     if target.embedded:
-        plan = replace(plan, base_url="(the embedded reference gateway)")
+        plan = replace(plan, base_url="(the embedded reference gateway)",
+                       metrics_url="(its own metrics)" if plan.metrics_url else None)
     return dryrun.load(plan, scenario(plan.scenario).describe, console,
                        keys_from_env=not target.embedded)
 
@@ -584,9 +655,14 @@ def _locust(plan: LoadPlan, options: LoadOptions, env: Mapping[str, str],
                                    stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                    start_new_session=True)
         try:
-            # Waiting for START, the time to go is not known: show the time so far only.
-            return _watch(process, plan, budget, console,
-                          None if options.web_wait else plan.duration_s)
+            with metricsout.watching(
+                    plan, console, port=options.metrics_port, host=options.metrics_host,
+                    push=options.metrics_push, samples_csv=options.csv) \
+                    if not options.worker else contextlib.nullcontext(
+                        LiveSamples(plan.out / SAMPLES_FILE)) as live:
+                # Waiting for START, the time to go is not known: show the time so far only.
+                return _watch(process, plan, budget, console,
+                              None if options.web_wait else plan.duration_s, live)
         finally:
             end_group(process)
     finally:
@@ -621,10 +697,10 @@ WATCH_EVERY_S = 5.0
 
 
 def _watch(process: subprocess.Popen[bytes], plan: LoadPlan, budget: float,
-           console: Console, duration_s: float | None) -> int:
-    """Wait for Locust, showing requests, errors and TTFT p50 so far; its exit code (-1 when
-    it had to be stopped at ``budget``)."""
-    live = LiveSamples(plan.out / SAMPLES_FILE)
+           console: Console, duration_s: float | None, live: LiveSamples) -> int:
+    """Wait for Locust, showing requests, errors and TTFT p50 so far (``live``, which also
+    writes a windowed run's windows: ``metricsout``); its exit code (-1 when it had to be
+    stopped at ``budget``)."""
     t0 = time.monotonic()
     with console.progress("s", every_s=WATCH_EVERY_S) as progress:
         while True:

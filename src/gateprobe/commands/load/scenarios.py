@@ -18,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from gateprobe.commands.load import soak
 from gateprobe.commands.load.plan import STREAM_ENDPOINTS, LoadPlan
 from gateprobe.commands.load.results import (
     SAMPLES_FILE,
@@ -40,6 +41,7 @@ from gateprobe.core.loadresult import (
     RateLimitResult,
     ResultType,
     ScenarioResult,
+    SoakResult,
     StreamStats,
     SweepResult,
     TasksResult,
@@ -223,6 +225,8 @@ def _workload_flags(work: dict[str, Any]) -> list[str]:
             f"{value:g}s" if name == "think_time_s" else str(value)
         flags.append(f"--{flag} {text}")
     return flags
+
+
 def _percent(share: float) -> str:
     return f"{share:.0%}" if share < 0.995 or share == 1 else f"{share:.1%}"
 
@@ -253,6 +257,42 @@ def show_sweep(result: SweepResult, console: Console) -> None:
                                           else ""))
 
 
+def _mb(value: float | None) -> str:
+    return "-" if value is None else f"{value / 2**20:.1f}"
+
+
+def show_soak(result: SoakResult, console: Console) -> None:
+    """The latency tables over the whole run, then each window and each drift."""
+    show_latency(result, console)
+    console.line(f"windows of {result.window_s:g} s (* cut short: shown, not judged)"
+                 + (f"; target metrics from {result.metrics_url} ({result.scrapes} scrapes)"
+                    if result.metrics_url else ""))
+    console.table(["window", "from s", "requests", "req/s", "errors", "ttft p50", "ttft p99",
+                   "itl p99", "e2e p95", "memory MB", "connections"],
+                  [[f"{w.index}{'' if w.complete else '*'}", f"{w.start_s:g}",
+                    str(w.requests), _fmt(w.requests_per_s), f"{w.error_rate:.1%}",
+                    _fmt(w.ttft_ms.p50), _fmt(w.ttft_ms.p99), _fmt(w.itl_ms.p99),
+                    _fmt(w.e2e_ms.p95), _mb(w.memory_bytes), _fmt(w.open_connections, 0)]
+                   for w in result.windows])
+    console.table(["drift", "per hour", "95% interval", "points", "objective", "outcome"],
+                  [[d.slo, "-" if d.value is None else f"{d.value:+.4g} {d.unit}",
+                    "-" if d.low is None or d.high is None
+                    else f"{d.low:+.4g}..{d.high:+.4g}", str(d.points),
+                    "-" if d.limit is None else f"<= {d.limit:g}", d.outcome]
+                   for d in result.drifts])
+    for note in result.notes:
+        console.line(f"note: {note}")
+
+
+def describe_soak(plan: LoadPlan, console: Console) -> None:
+    """The latency run's traffic, then its windows and what the drift is judged on."""
+    describe_latency(plan, console)
+    window = plan.soak_window_s or soak.DEFAULT_WINDOW_S
+    console.line(f"{soak.complete_windows(plan.duration_s, window)} windows of {window:g} s; "
+                 "drift judged on TTFT p50/p99 and the error rate; target metrics: "
+                 f"{plan.metrics_url or 'none declared (memory growth not run)'}")
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("rate-limits", "rate_limits.py", RateLimitResult, judge_rate_limits,
              show_rate_limits, "Rate limits", processes=None, timed=False, tier_keys=True,
@@ -264,6 +304,8 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     # Each level is a latency run, judged as one; the sweep over them: ``load.sweep``.
     Scenario("sweep", "streaming_latency.py", SweepResult, judge_latency, show_sweep,
              "Sweep", sweep=True),
+    Scenario("soak", "streaming_latency.py", SoakResult, soak.judge, show_soak, "Soak",
+             describe=describe_soak),
 )}
 """Every load scenario, by name, in the order help lists them."""
 assert {n: s.result_type for n, s in SCENARIOS.items()} == RESULT_TYPES

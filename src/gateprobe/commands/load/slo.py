@@ -14,6 +14,15 @@ The tasks scenario has its own: ``task_success_p<q>_ms`` bounds that percentile 
 times to SUCCESS, ``task_failure_rate_max`` the share of tasks that did not reach SUCCESS (a
 FAILURE, the task deadline, a failed request), ``task_findings_max`` the lifecycle findings.
 
+The soak scenario judges drift over its windows, each an upper bound on a least-squares slope
+per hour, met only when the slope's whole 95% interval is at or below it, failed only when the
+whole interval is above it, and inconclusive in between (or with fewer than 5 windows):
+``ttft_p50_drift_pct_per_hour`` and ``ttft_p99_drift_pct_per_hour`` (TTFT's percentile
+growing, in % of its value at the run's start per hour), ``error_rate_drift_per_hour`` (the
+error rate growing, as a share per hour: 0.01 is one point more every hour) and
+``memory_growth_pct_per_hour`` (the target's resident memory, scraped from its metrics URL,
+in % of its start per hour; not run when the target declares none).
+
 Two sections refine them:
 
 - ``endpoints: {chat: {ttft_p95_ms: 800}, ...}``: objectives of one endpoint's samples (the
@@ -44,8 +53,12 @@ _TASK_PERCENTILE = re.compile(r"task_success_p(50|90|95|99)_ms")
 OTHER_KEYS = ("tokens_per_s_p50_min", "error_rate_max", "stream_findings_max",
               "rate_limit_tolerance", "task_failure_rate_max", "task_findings_max",
               "max_sustainable_rps_min")
+DRIFT_OBJECTIVES = ("ttft_p50_drift_pct_per_hour", "ttft_p99_drift_pct_per_hour",
+                    "error_rate_drift_per_hour", "memory_growth_pct_per_hour")
+"""The soak's objectives: upper bounds on trends over its windows
+(``gateprobe.commands.load.soak``)."""
 KNOWN = tuple(f"{m}_p{q}_ms" for m in ("ttfb", "ttft", "tpot", "itl", "e2e", "task_success")
-              for q in (50, 90, 95, 99)) + OTHER_KEYS
+              for q in (50, 90, 95, 99)) + OTHER_KEYS + DRIFT_OBJECTIVES
 ENDPOINT_KNOWN = tuple(k for k in KNOWN if _PERCENTILE.fullmatch(k)) + (
     "tokens_per_s_p50_min", "error_rate_max")
 """What an endpoint's own objectives may bound (``endpoints: {chat: {...}}``)."""

@@ -11,9 +11,10 @@ TTFT, TPOT and tokens/s).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
-from gateprobe.core.loadresult import SweepResult, TasksResult, result_of
+from gateprobe.core.loadresult import SoakResult, SweepResult, TasksResult, result_of
 from gateprobe.engine.report import svg
 from gateprobe.engine.report.html import STYLE, _e, _num, _table, load_sections, verdict_text
 
@@ -32,7 +33,10 @@ def render(folder: Path) -> str:
     body = sweep_section(result) if isinstance(result, SweepResult) else \
         load_sections({"data": verdict or {}, "dir": ""}, folder) if result else \
         ["<p>The run ended without a verdict: see locust.log in this folder.</p>"]
-    links = [name for name in ("samples.jsonl", "lag.jsonl", "verdict.json", "plan.json",
+    if isinstance(result, SoakResult):
+        body += soak_section(result)
+    links = [name for name in ("samples.jsonl", "windows.jsonl", "windows.csv", "samples.csv",
+                               "target_metrics.jsonl", "lag.jsonl", "verdict.json", "plan.json",
                                "locust.html", "locust.log") if (folder / name).exists()]
     if isinstance(result, SweepResult):  # each level's own page
         links += [f"{level.dir}/{PAGE}" for level in result.levels
@@ -118,3 +122,44 @@ def _sweep_charts(result: SweepResult) -> list[str]:
                        "requests/s", bound=knee.achieved_rps if knee is not None else None,
                        bound_label="knee")
     return [f"<figure>{chart}</figure>", f"<figure>{chart2}</figure>"]
+
+
+def soak_section(result: SoakResult) -> list[str]:
+    """A soak over time: TTFT and the error rate per window, the target's memory, each drift
+    with its interval and outcome, and the windows as a table."""
+    done = [w for w in result.windows if w.complete]
+    minutes = [(w.start_s + w.end_s) / 120 for w in done]
+    ttft = svg.lines({"TTFT p50": list(zip(minutes, (w.ttft_ms.p50 or math.nan for w in done),
+                                           strict=True)),
+                      "TTFT p99": list(zip(minutes, (w.ttft_ms.p99 or math.nan for w in done),
+                                           strict=True))},
+                     "TTFT per window", "minutes into the run", "ms")
+    errors = svg.lines({"error rate": [(m, w.error_rate * 100)
+                                       for m, w in zip(minutes, done, strict=True)]},
+                       "Errors per window", "minutes into the run", "% of requests")
+    memory = svg.lines({"resident memory": [(m, w.memory_bytes / 2**20) for m, w in
+                                            zip(minutes, done, strict=True)
+                                            if w.memory_bytes is not None]},
+                       "The target's memory", "minutes into the run", "MB") \
+        if result.metrics_url else svg.empty("The target's memory",
+                                             "the target declares no metrics URL")
+    drifts = _table(["drift", "per hour", "95% interval", "points", "objective", "outcome"],
+                    [[d.slo, "-" if d.value is None else f"{d.value:+.4g} {d.unit}",
+                      "-" if d.low is None or d.high is None
+                      else f"{d.low:+.4g} .. {d.high:+.4g}", d.points,
+                      "-" if d.limit is None else f"<= {d.limit:g}", d.outcome]
+                     for d in result.drifts])
+    windows = _table(["window", "from s", "requests", "errors", "TTFT p50 ms", "TTFT p99 ms",
+                      "ITL p99 ms", "e2e p95 ms", "memory MB", "connections"],
+                     [[f"{w.index}{'' if w.complete else ' (cut)'}", f"{w.start_s:g}",
+                       w.requests, f"{w.error_rate:.1%}", _num(w.ttft_ms.p50),
+                       _num(w.ttft_ms.p99), _num(w.itl_ms.p99), _num(w.e2e_ms.p95),
+                       "-" if w.memory_bytes is None else f"{w.memory_bytes / 2**20:.1f}",
+                       "-" if w.open_connections is None else f"{w.open_connections:g}"]
+                      for w in result.windows])
+    notes = "".join(f"<p>{_e(note)}</p>" for note in result.notes)
+    return ["<h2>Soak: windows over time</h2>",
+            f"<p>{len(result.windows)} windows of {result.window_s:g} s; drift is the "
+            "least-squares slope over the whole windows, judged only when its 95% interval "
+            "lies wholly on one side of the objective (else inconclusive).</p>",
+            drifts, notes, ttft, errors, memory, windows]
