@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 LAYERS = {
     "base": {"arrival", "errors", "console", "redact", "tokenizer", "sse", "findings",
              "metrics", "targets", "specs", "checks", "golden", "yamlfile", "transport",
-             "events", "loadresult"},
+             "events", "loadresult", "families"},
     "engine": {"cases", "probe", "runstate", "tasks", "realtime_session", "fuzz_guard",
                "pytest_plugin", "user_checks", "live", "embedded", "report", "smoke", "dryrun",
                "management", "billing", "propagation", "preflight", "stateful"},

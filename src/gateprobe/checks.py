@@ -20,17 +20,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from gateprobe.families import Family
 from gateprobe.findings import Finding, Severity
 from gateprobe.redact import Redactor
 from gateprobe.sse import Event, Note
 from gateprobe.targets import Target
-
-Family = Literal["openai", "anthropic", "gateway"]
-"""A route's protocol family; ``gateway``: the seeds' gateway's own APIs (Midjourney, search),
-whose envelope is its own on every target."""
 
 
 class _NotApplicable:

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from gateprobe import families
 from gateprobe.errors import ConfigError, TargetUnreachable, UsageError
 
-PROFILES = ("ohmygpt", "anthropic", "openai")
+PROFILES = families.PROFILES
 
 DEFAULT_MODELS: Mapping[str, str] = {
     "chat": "gpt-3.5-turbo",
@@ -35,38 +36,15 @@ DEFAULT_MODELS: Mapping[str, str] = {
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
 
 
-ENDPOINTS: Mapping[str, str] = {
-    "chat": "/v1/chat/completions",
-    "completions": "/v1/completions",
-    "embeddings": "/v1/embeddings",
-    "models": "/v1/models",
-    "messages": "/v1/messages",
-    "count_tokens": "/v1/messages/count_tokens",
-    "complete": "/v1/complete",
-    "images": "/v1/images/generations",
-    "image_edits": "/v1/images/edits",
-    "speech": "/v1/audio/speech",
-    "transcriptions": "/v1/audio/transcriptions",
-    "moderations": "/v1/moderations",
-    "realtime": "/v1/realtime",
-    "midjourney": "/api/v1/ai/draw/mj",
-    "serper": "/api/v1/openapi/search/serper/v1",
-    "google_search": "/api/v1/openapi/search/google-search/v1",
-    "responses": "/v1/responses",
-    "conversations": "/v1/conversations",
-    "chat_store": "/v1/chat/completions/{completion_id}",
-}
+ENDPOINTS: Mapping[str, str] = families.PATHS
 """The model endpoints gateprobe knows, by the name a targets file declares them with (a
-family of routes by their common prefix: ``midjourney`` is every ``/api/v1/ai/draw/mj/*``;
-``chat_store`` is the stored chat completions: ``GET /v1/chat/completions`` and
-``/v1/chat/completions/{completion_id}[/messages]``, judged only when declared)."""
-ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
-OPT_IN_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions",
-                              "moderations", "realtime", "midjourney", "serper",
-                              "google_search", "responses", "conversations", "chat_store"})
+family of routes by their common prefix: ``midjourney`` is every ``/api/v1/ai/draw/mj/*``);
+``gateprobe.families`` defines them."""
+ANTHROPIC_ENDPOINTS = families.of_wire("anthropic")
+OPT_IN_ENDPOINTS = families.OPT_IN
 """Families no profile implies: only a target whose entry (or ``--endpoints``) declares one
 gets its cases, probes and load; one that does not is not told they are "not served"."""
-CORE_ENDPOINTS = frozenset(ENDPOINTS) - OPT_IN_ENDPOINTS
+CORE_ENDPOINTS = families.CORE
 STRICTNESS = ("documented", "strict-upstream")
 """``documented``: what the target's documentation (or the APIs it copies) promises;
 ``strict-upstream``: the upstream APIs' letter too, where compatible gateways commonly differ
@@ -94,7 +72,7 @@ def profile_envelopes(profile: str) -> frozenset[str]:
 def profile_endpoints(profile: str) -> frozenset[str]:
     """What a target of ``profile`` is assumed to serve when it does not say: the OpenAI
     routes under ``openai``, every route under the others."""
-    return CORE_ENDPOINTS - ANTHROPIC_ENDPOINTS if profile == "openai" else CORE_ENDPOINTS
+    return families.implied_by(profile)
 
 
 def check_endpoints(names: Iterable[str], where: str = "--endpoints") -> frozenset[str]:
@@ -502,7 +480,7 @@ def check_reachable(base_url: str) -> None:
     import httpx
 
     try:
-        with httpx.stream("GET", base_url.rstrip("/") + "/v1/models",
+        with httpx.stream("GET", base_url.rstrip("/") + ENDPOINTS["models"],
                           timeout=httpx.Timeout(5.0)):
             pass
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
