@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 
 from gateprobe.cases import documented_extras
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding
 from gateprobe.management import (
     BALANCE,
@@ -107,7 +108,7 @@ class Row:
     """One line of the billing table."""
 
     kind: str
-    endpoint: str = "/v1/chat/completions"
+    endpoint: str = PATHS["chat"]
     """The path it was sent to."""
     input_tokens: int = 0
     output_tokens: int = 0

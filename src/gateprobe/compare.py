@@ -54,6 +54,7 @@ from gateprobe.checks import Context, Exchange, run_checks
 from gateprobe.console import Console
 from gateprobe.errors import INTERRUPTED_EXIT, GateprobeError, TargetUnreachable, UsageError
 from gateprobe.events import ERROR, FAILED, PASSED, Phase, RunStarted, emit
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import normalize
 from gateprobe.metrics import now_ns, percentile
@@ -359,13 +360,13 @@ def _latency(client: httpx.Client, target: Target, options: CompareOptions, reda
     body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
-    case = Case("latency sample", "stream", "POST", "/v1/chat/completions", "openai", body)
+    case = Case("latency sample", "stream", "POST", PATHS["chat"], "openai", body)
     breaker = Breaker()  # this sample's own: three timeouts and the mirror gets no more
     for _ in range(options.samples):
         if result.timeouts >= BREAKER_THRESHOLD or stop.is_set():
             break  # a mirror that hangs gets no more of our time
         start = now_ns()
-        observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
+        observer = StreamObserver(PATHS["chat"], body, start, redact=redactor.text)
         exchange = exchange_once(client, target, case, breaker, observer.feed)
         m = observer.finish(now_ns())
         kind = exchange.transport_kind if exchange.transport_error else \
@@ -406,7 +407,7 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
                                                    idle_s=limit, total_s=limit))
     start = time.monotonic()
     exchange = exchange_once(client, long_target, Case(
-        "long request", "endpoint", "POST", "/v1/chat/completions", "openai", body))
+        "long request", "endpoint", "POST", PATHS["chat"], "openai", body))
     elapsed = time.monotonic() - start
     out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted, "cut": False}
     if exchange.status is not None:
@@ -832,13 +833,13 @@ def mirror_phase(r: MirrorResult, options: CompareOptions) -> Phase:
         f"long request: {r.long_request['verdict']}"]))
     findings = list(r.findings)
     if r.long_request.get("cut"):
-        findings.append(Finding("mirror.long_request_cut", "/v1/chat/completions",
+        findings.append(Finding("mirror.long_request_cut", PATHS["chat"],
                                 Severity.HIGH, f"a non-streaming answer after "
                                 f"{options.long_request_s:g} s", r.long_request["verdict"],
                                 case="long request"))
     for kind, count in sorted(r.error_kinds.items()):
         findings.append(Finding(kind if "." in kind else "response.status",
-                                "/v1/chat/completions", Severity.HIGH,
+                                PATHS["chat"], Severity.HIGH,
                                 "every sampled stream completes",
                                 f"{count} of the latency sample's streams: {kind}",
                                 case="latency sample"))

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from gateprobe.console import Console
+from gateprobe.families import PATHS
 from gateprobe.fuzz_guard import Guard, examples_for, tokens_bound
 from gateprobe.targets import Target
 
@@ -150,7 +151,7 @@ def load(plan: Any, console: Console, keys_from_env: bool = True) -> int:
             total += n + 1
             rows.append([tier, str(limit), str(n), "1", plan.tier_keys.get(tier, "?")])
         console.table(["tier", "limit", "burst", "recovery", "key variable"], rows)
-        console.line(f"{total} requests to /v1/chat/completions ({plan.models['legacy_chat']}, "
+        console.line(f"{total} requests to {PATHS['chat']} ({plan.models['legacy_chat']}, "
                      f"max_tokens 1, which that model ignores: its answers are as long as "
                      f"the gateway makes them), every burst at once, at most {plan.max_rps:g}/s "
                      f"(all out within {plan.burst_total / plan.max_rps:.2g} s of a "

@@ -23,6 +23,7 @@ from typing import Any
 import httpx
 
 from gateprobe.errors import UsageError
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.redact import Redactor
 from gateprobe.targets import Target
@@ -176,7 +177,7 @@ class KeyAdmin:
         body = {"model": model or self.target.models["chat"], "max_tokens": 1,
                 "messages": [{"role": "user", "content": "Say test"}]}
         try:
-            response = self.http.post(self.target.base_url + "/v1/chat/completions", json=body,
+            response = self.http.post(self.target.base_url + PATHS["chat"], json=body,
                                       headers={"authorization": f"Bearer {key}"})
         except httpx.HTTPError as exc:
             raise ManagementUnavailable(f"chat: {type(exc).__name__}") from None
@@ -213,7 +214,7 @@ def finding(check_id: str, expected: str, observed: str, endpoint: str = ADMIN,
 
 
 Check = Callable[[KeyAdmin], list[Finding]]
-CHAT = "/v1/chat/completions"
+CHAT = PATHS["chat"]
 
 
 def _refused(answer: Answer) -> bool:

@@ -20,10 +20,11 @@ import httpx
 
 from gateprobe.cases import Case
 from gateprobe.errors import ConfigError
+from gateprobe.families import PATHS
 from gateprobe.probe import send
 from gateprobe.targets import Target
 
-ROUTES = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
+ROUTES = {"openai": PATHS["chat"], "anthropic": PATHS["messages"]}
 """One route of each family: a profile's auth style shows on its own family's route."""
 REFUSED = frozenset({401, 403})
 WAIT_S = 10.0

@@ -40,6 +40,7 @@ import httpx
 
 from gateprobe.cases import Case
 from gateprobe.checks import Exchange, Expectation
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.probe import auth_headers, curl_command, send
 from gateprobe.redact import Redactor
@@ -48,8 +49,8 @@ from gateprobe.sse import SSEParser
 from gateprobe.targets import Target
 
 CONTROL = "/_gateprobe/upstream"
-CHAT = "/v1/chat/completions"
-MESSAGES = "/v1/messages"
+CHAT = PATHS["chat"]
+MESSAGES = PATHS["messages"]
 INTERNAL_URL = "http://10.20.0.7:8080"
 """The private address the upstream names in the header-leak case."""
 UPSTREAM_ONLY = "x-upstream-internal"

@@ -48,6 +48,7 @@ from locust.user.task import LOCUST_STATE_STOPPING
 import gateprobe.protocols.conformance  # noqa: F401  (registers the checks run on 429 answers)
 from gateprobe import arrival, transport
 from gateprobe.checks import Context, Exchange, Expectation, run_checks, select
+from gateprobe.families import PATHS, wire_of
 from gateprobe.load import ratelimits
 from gateprobe.load.plan import AUDIO_KINDS, PARENT_ENV, STREAM_ENDPOINTS, LoadPlan
 from gateprobe.load.results import SAMPLES_FILE
@@ -413,8 +414,8 @@ def verified_tls_context(cafile: str | None = None) -> ssl.SSLContext:
 
 # -- requests -------------------------------------------------------------------------------
 def family_of(path: str) -> str:
-    """``anthropic`` for the Anthropic-native routes, else ``openai``."""
-    return "anthropic" if path.endswith(("/messages", "/complete")) else "openai"
+    """``anthropic`` for the Anthropic-native routes, else ``openai`` (``families``)."""
+    return "anthropic" if wire_of(path) == "anthropic" else "openai"
 
 
 def headers_for(s: Session, path: str, key: str) -> dict[str, str]:
@@ -797,7 +798,7 @@ class TierUser(FastHttpUser):
     concurrency = 64
     max_redirects = 0
     tier = ""
-    path = "/v1/chat/completions"
+    path = PATHS["chat"]
 
     def on_start(self) -> None:
         s = session()

@@ -14,13 +14,14 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.protocols import _gateway
 from gateprobe.specs import schema_errors
 
-MJ_PREFIX = "/api/v1/ai/draw/mj/"
-SERPER = "/api/v1/openapi/search/serper/v1"
-GOOGLE = "/api/v1/openapi/search/google-search/v1"
+MJ_PREFIX = PATHS["midjourney"] + "/"
+SERPER = PATHS["serper"]
+GOOGLE = PATHS["google_search"]
 SEARCH_SCHEMAS = {SERPER: "SerperAnswer", GOOGLE: "GoogleSearchAnswer"}
 EVIDENCE_CHARS = 300
 

@@ -22,19 +22,20 @@ from urllib.parse import urlsplit
 from PIL import Image
 
 from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.specs import SpecName
 
-IMAGE_PATHS = frozenset({"/v1/images/generations", "/v1/images/edits"})
-SPEECH_PATH = "/v1/audio/speech"
-TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
-MODERATIONS_PATH = "/v1/moderations"
+IMAGE_PATHS = frozenset({PATHS["images"], PATHS["image_edits"]})
+SPEECH_PATH = PATHS["speech"]
+TRANSCRIPTIONS_PATH = PATHS["transcriptions"]
+MODERATIONS_PATH = PATHS["moderations"]
 OWN_CONTENT_TYPE = frozenset({SPEECH_PATH, TRANSCRIPTIONS_PATH})
 """Endpoints whose successful answers are not JSON by design: their own checks judge the
 label (``speech.content_type``, ``transcription.format``), not ``response.content_type``."""
 RESPONSE_SCHEMAS: Mapping[str, tuple[SpecName, str, str | None]] = {
-    "/v1/images/generations": ("openai", "ImagesResponse", None),
-    "/v1/images/edits": ("openai", "ImagesResponse", None),
+    PATHS["images"]: ("openai", "ImagesResponse", None),
+    PATHS["image_edits"]: ("openai", "ImagesResponse", None),
     MODERATIONS_PATH: ("openai", "ModerationResponse", None),
 }
 """The JSON answers ``response.schema`` validates (transcriptions: by ``transcription.format``,

@@ -31,6 +31,7 @@ from typing import Any, TypeGuard
 import jsonschema
 
 from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.protocols._openai import ERROR_SCHEMA, ApiError, parse_error
 from gateprobe.protocols._stream import GrammarBase, Redact, _same
@@ -41,7 +42,7 @@ from gateprobe.sse import Event
 __all__ = ["ENDPOINT", "ERROR_SCHEMA", "STREAM_IDS", "ApiError", "StreamGrammar",
            "content_of", "output_text", "parse_error", "response_tools"]
 
-ENDPOINT = "/v1/responses"
+ENDPOINT = PATHS["responses"]
 STREAM_IDS = ("responses.event_name", "responses.sequence", "responses.order",
               "responses.items", "responses.text", "responses.usage", "responses.tool_args",
               "responses.format", "responses.terminator")

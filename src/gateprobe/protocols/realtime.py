@@ -17,10 +17,11 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.sse import Event
 
-ENDPOINT = "/v1/realtime"
+ENDPOINT = PATHS["realtime"]
 SWITCHING = 101
 REFUSED_KINDS = frozenset({"bad_key", "missing_key", "bad_model"})
 DELTAS = frozenset({"response.text.delta", "response.audio.delta",

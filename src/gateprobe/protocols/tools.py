@@ -22,6 +22,7 @@ from typing import Any
 import jsonschema
 
 from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 
 Tools = Mapping[str, Any]
@@ -108,7 +109,7 @@ def _finding(ctx: Context, ex: Exchange, expected: str, observed: str) -> Findin
 def tool_calls(ctx: Context, ex: Exchange) -> CheckResult:
     """A plain (non-streaming) answer's tool calls, as a client would run them."""
     if ex.is_stream or ex.status is None or not 200 <= ex.status < 300 or \
-            ex.endpoint not in ("/v1/chat/completions", "/v1/messages"):
+            ex.endpoint not in (PATHS["chat"], PATHS["messages"]):
         return NOT_APPLICABLE
     try:
         payload = json.loads(ex.body)
@@ -118,7 +119,7 @@ def tool_calls(ctx: Context, ex: Exchange) -> CheckResult:
         return NOT_APPLICABLE
     tools = declared_tools(ex.endpoint, ex.request)
     problems = _messages_problems(payload, tools, forced(ex.request)) \
-        if ex.endpoint == "/v1/messages" else _chat_problems(payload, tools, forced(ex.request),
+        if ex.endpoint == PATHS["messages"] else _chat_problems(payload, tools, forced(ex.request),
                                                              named(ex.request))
     return [_finding(ctx, ex, "tool calls a client can run, and a stop reason that fits them",
                      problem) for problem in problems]
