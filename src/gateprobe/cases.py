@@ -13,13 +13,13 @@ import struct
 import wave
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
 from gateprobe.checks import Exchange, Expectation
 from gateprobe.errors import ConfigError
-from gateprobe.families import PATHS, Family
+from gateprobe.families import FAMILIES, PATHS, Family
 from gateprobe.golden import Golden, fill_models, golden_dir, load_dir
 from gateprobe.targets import Target
 
@@ -770,8 +770,24 @@ def _response_error_cases(t: Target, text: dict[str, Any]) -> list[Case]:
     ]
 
 
+@_served
+def alias_cases(t: Target) -> list[Case]:
+    """The cases of the families that carry another's requests on their own route
+    (``families.EndpointFamily.alias_of``): the original's endpoint and stream cases, sent
+    to the copy, for each such family the target declares."""
+    cases: list[Case] = []
+    for f in FAMILIES.values():
+        if not f.alias_of or f.name not in t.served:
+            continue
+        original = replace(t, endpoints=frozenset({f.alias_of}))
+        cases += [replace(case, path=f.path, name=f"{case.name} ({f.name})")
+                  for case in endpoint_cases(original) + stream_cases(original)
+                  if case.path == PATHS[f.alias_of]]
+    return cases
+
+
 OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases, media_cases,
-                                              responses_cases)
+                                              responses_cases, alias_cases)
 """Builders of the opt-in families' cases, of several categories each: a category's suite
 runs its core builder's cases and theirs of its category."""
 

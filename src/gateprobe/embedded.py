@@ -12,6 +12,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from gateprobe import families
 from gateprobe.console import Console
 from gateprobe.errors import UsageError
 from gateprobe.reference import Timing, running_gateway
@@ -23,7 +24,6 @@ from gateprobe.targets import (
     check_endpoints,
     check_reachable,
     model_overrides,
-    profile_endpoints,
     resolve_target,
 )
 
@@ -42,10 +42,7 @@ def reference_endpoints(profile: str) -> frozenset[str]:
     """What the reference gateway serves under ``profile``: its profile's model routes, the
     media families under every profile, the Realtime API beside OpenAI's routes, and the
     seeds' gateway's own APIs under its profile."""
-    served = profile_endpoints(profile) | MEDIA_ENDPOINTS
-    served |= frozenset({"realtime"}) | RESPONSES_ENDPOINTS if profile != "anthropic" \
-        else frozenset()
-    return served | (GATEWAY_API_ENDPOINTS if profile == "ohmygpt" else frozenset())
+    return families.served_under(profile)
 
 
 EMBEDDED_ENDPOINTS = reference_endpoints("ohmygpt")

@@ -80,6 +80,11 @@ class EndpointFamily:
     ('' for none)."""
     default_model: str = ""
     """The ``targets.DEFAULT_MODELS`` key of the model its requests name ('' for none)."""
+    alias_of: str = ""
+    """The family whose requests and answers it carries on its own route ('' for none): a
+    gateway's copy of an API under another path (``/azure/v1/chat/completions``). Its cases
+    are the original's sent to the copy, its answers judged by the original's schemas, and
+    the reference serves it with the original's handler."""
 
     @property
     def implied_by(self) -> frozenset[str]:
@@ -174,7 +179,8 @@ FAMILIES: Mapping[str, EndpointFamily] = {f.name: f for f in (
     EndpointFamily("chat_store", "/v1/chat/completions/{completion_id}", "openai",
                    (Route("GET", "/v1/chat/completions"),
                     Route("GET", "/v1/chat/completions/{completion_id}")), "openai",
-                   opt_in=True, reference="gateprobe.reference.conversations:routes"),
+                   NOT_ANTHROPIC, opt_in=True,
+                   reference="gateprobe.reference.conversations:routes"),
     EndpointFamily("realtime", "/v1/realtime", "openai", (Route("GET", "/v1/realtime"),),
                    "openai", NOT_ANTHROPIC, opt_in=True,
                    reference="gateprobe.reference.realtime:route", default_model="realtime"),
@@ -192,6 +198,21 @@ FAMILIES: Mapping[str, EndpointFamily] = {f.name: f for f in (
                    reference="gateprobe.reference.search:routes"),
 )}
 """Every family, by name, in the order reports list them."""
+
+
+def canonical(path: str) -> str:
+    """The route whose shapes a request path follows: an alias family's original route for
+    a path under an alias (``/azure/v1/chat/completions`` -> ``/v1/chat/completions``), the
+    path itself otherwise."""
+    f = owner(path)
+    if f is None or not f.alias_of:
+        return path
+    return FAMILIES[f.alias_of].path + path.split("?", 1)[0][len(f.path):]
+
+
+def served_under(profile: str) -> frozenset[str]:
+    """The families a gateway following ``profile`` has (what the reference serves)."""
+    return frozenset(name for name, f in FAMILIES.items() if profile in f.profiles)
 
 
 def family(name: str) -> EndpointFamily:

@@ -23,7 +23,7 @@ from gateprobe.checks import (
     check,
     select,
 )
-from gateprobe.families import PATHS
+from gateprobe.families import PATHS, canonical
 from gateprobe.findings import Finding, Severity
 from gateprobe.golden import diff, mismatch, normalize, normalize_events
 from gateprobe.protocols import (
@@ -359,7 +359,8 @@ def response_content_type(ctx: Context, ex: Exchange) -> CheckResult:
 @check("response.schema", Severity.MEDIUM, "success bodies and stream events match the spec")
 def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
     """A 2xx answer validates against its endpoint's schema in ``specs/``."""
-    known = METHOD_SCHEMAS.get((ex.method, ex.endpoint)) or RESPONSE_SCHEMAS.get(ex.endpoint)
+    endpoint = canonical(ex.endpoint)  # an alias family's answers are its original's
+    known = METHOD_SCHEMAS.get((ex.method, endpoint)) or RESPONSE_SCHEMAS.get(endpoint)
     if known is None or ex.status is None or not 200 <= ex.status < 300 or \
             known[0] != ctx.family:  # Anthropic's /v1/models is not in our specs
         return NOT_APPLICABLE

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.families import PATHS, wire_of
+from gateprobe.families import FAMILIES, PATHS, canonical, resolve, wire_of
 from gateprobe.reference import (
     anthropic_api,
     audio,
@@ -155,6 +155,9 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
             (PATHS["count_tokens"], "POST", "anthropic",
              anthropic_api.count_message_tokens),
         ]
+    api += [(f.path, f.routes[0].method, "openai" if f.wire == "openai" else "anthropic",
+             resolve(f.reference)) for f in FAMILIES.values()
+            if f.alias_of and config.profile in f.profiles]  # a gateway's copy of a route
     routes: list[BaseRoute] = [_AnyMethod(path, _endpoint(family, method, handler))
                                for path, method, family, handler in api]
     routes += [_AnyMethod(path, management.endpoint(method, handler))
@@ -176,7 +179,9 @@ def _endpoint(family: Family, method: str,
               handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         t0 = request.scope.get(ARRIVAL_KEY) or time.perf_counter_ns()
-        call = Call(request, family, request.app.state.gateway, request.url.path, t0)
+        # an alias family's copy is its original for every step and fault (families.py)
+        call = Call(request, family, request.app.state.gateway, canonical(request.url.path),
+                    t0)
         if method != "*" and request.method != method:  # "*": the handler dispatches
             return _error(call, _method_not_allowed(request, method))
         if call.config.faults:
