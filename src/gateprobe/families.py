@@ -196,6 +196,13 @@ FAMILIES: Mapping[str, EndpointFamily] = {f.name: f for f in (
                    (Route("GET", "/api/v1/openapi/search/google-search/v1"),), "gateway",
                    SEEDS_GATEWAY, opt_in=True, cases="gateprobe.cases:gateway_api_cases",
                    reference="gateprobe.reference.search:routes"),
+    # The seeds' gateway's Azure OpenAI copy of chat completions (seeds-extra §3.4: the
+    # request URL is /azure/v1/chat/completions; its headers and api-version: not found).
+    EndpointFamily("azure_chat", "/azure/v1/chat/completions", "openai",
+                   _post("/azure/v1/chat/completions"), "openai", SEEDS_GATEWAY, opt_in=True,
+                   cases="gateprobe.cases:alias_cases",
+                   reference="gateprobe.reference.openai_api:chat_completions",
+                   default_model="chat", alias_of="chat"),
 )}
 """Every family, by name, in the order reports list them."""
 
