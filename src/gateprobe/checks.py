@@ -213,6 +213,13 @@ EVENT_EVIDENCE_CHARS = 400
 """How much of each of a stream's last events (a chunk's fields of interest come late)."""
 STREAM_EVIDENCE_EVENTS = 3
 """A stream's last events: where a missing terminator, a missing finish or bad usage shows."""
+EVIDENCE_CAP = 1500
+"""The most any finding quotes (two answers side by side, or a stream's last events)."""
+
+
+def clip_evidence(text: str, limit: int = EVIDENCE_CHARS) -> str:
+    """``text`` cut to what a finding may quote (the one evidence size of every runner)."""
+    return text[:min(limit, EVIDENCE_CAP)]
 
 
 def evidence_of(ex: Exchange, redactor: Redactor) -> str:

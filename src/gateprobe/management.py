@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 
+from gateprobe.checks import clip_evidence
 from gateprobe.errors import UsageError
 from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
@@ -396,4 +397,4 @@ def _stateful_finding(failure: BaseException, redactor: Redactor) -> Finding:
     check = (getattr(failure, "checks", ()) or (str(code).lower(),))[0]
     message = f"{getattr(failure, 'title', code)}: {getattr(failure, 'message', failure)}"
     return finding(f"fuzz.{check}", f"what the spec says ({code})",
-                   redactor.text(message)[:300], severity=Severity.MEDIUM)
+                   clip_evidence(redactor.text(message)), severity=Severity.MEDIUM)

@@ -11,11 +11,14 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from gateprobe import families
 from gateprobe.errors import ConfigError, TargetUnreachable, UsageError
+
+if TYPE_CHECKING:
+    import httpx
 
 PROFILES = families.PROFILES
 
@@ -101,6 +104,15 @@ class Timeouts:
     """Longest silence between two reads of a body or stream."""
     total_s: float = 300.0
     """One whole exchange, however the bytes trickle in."""
+
+    def for_httpx(self) -> httpx.Timeout:
+        """httpx's timeout for an exchange starting under these bounds: connect; first byte
+        as the read timeout (``probe.exchange_once`` swaps in idle once the headers are in,
+        and checks the total at every read); idle between two writes of the request."""
+        import httpx
+
+        return httpx.Timeout(connect=self.connect_s, read=self.first_byte_s, write=self.idle_s,
+                             pool=self.connect_s)
 
     def check(self) -> Timeouts:
         """Itself, every value positive and finite (``UsageError`` otherwise)."""
