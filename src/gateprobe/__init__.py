@@ -60,6 +60,31 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "run_compare": ("gateprobe.compare", "run_compare"),
     "CompareOptions": ("gateprobe.compare", "CompareOptions"),
     "CompareResult": ("gateprobe.compare", "CompareResult"),
+    # the types the functions above take or return
+    "Console": ("gateprobe.console", "Console"),
+    "GateConfig": ("gateprobe.gate", "GateConfig"),
+    "GateOptions": ("gateprobe.gate", "GateOptions"),
+    "Decision": ("gateprobe.gate", "Decision"),
+    "MirrorResult": ("gateprobe.compare", "MirrorResult"),
+    "ProbeResult": ("gateprobe.compare", "ProbeResult"),
+    "Allowance": ("gateprobe.gate", "Allowance"),
+    "Handler": ("gateprobe.events", "Handler"),
+    "RunStarted": ("gateprobe.events", "RunStarted"),
+    "PhaseStarted": ("gateprobe.events", "PhaseStarted"),
+    "PhaseFinished": ("gateprobe.events", "PhaseFinished"),
+    "RunFinished": ("gateprobe.events", "RunFinished"),
+    "CheckFn": ("gateprobe.checks", "CheckFn"),
+    "NotApplicable": ("gateprobe.checks", "NotApplicable"),
+    "Golden": ("gateprobe.golden", "Golden"),
+    "Generator": ("gateprobe.loadresult", "Generator"),
+    "Percentiles": ("gateprobe.loadresult", "Percentiles"),
+    "StreamStats": ("gateprobe.loadresult", "StreamStats"),
+    "TierResult": ("gateprobe.loadresult", "TierResult"),
+    "Redactor": ("gateprobe.redact", "Redactor"),
+    "SSEEvent": ("gateprobe.sse", "Event"),
+    "Note": ("gateprobe.sse", "Note"),
+    "Propagation": ("gateprobe.targets", "Propagation"),
+    "Upstream": ("gateprobe.targets", "Upstream"),
     # errors about the user or the tool (findings are about the gateway)
     "GateprobeError": ("gateprobe.errors", "GateprobeError"),
     "ConfigError": ("gateprobe.errors", "ConfigError"),
@@ -68,13 +93,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 }
 
 __all__ = [
-    "Case", "CheckResult", "CompareOptions", "CompareResult", "ConfigError", "ConformanceOptions",
-    "ConformanceResult", "Context", "Embedded", "Exchange", "Expectation", "Finding", "GateResult",
-    "GateprobeError", "LatencyResult", "LoadOptions", "LoadResult", "NOT_APPLICABLE", "Phase",
-    "RateLimitResult", "RunOptions", "RunResult", "Severity", "Target", "TargetChoice",
-    "TargetUnreachable", "TasksResult", "Timeouts",
-    "UsageError", "check", "embedded_target", "load_gate_config", "open_target", "resolve_target",
-    "run", "run_compare", "run_conformance", "run_gate", "run_load", "__version__",
+    "Allowance", "Case", "CheckFn", "CheckResult", "CompareOptions", "CompareResult",
+    "ConfigError", "ConformanceOptions", "ConformanceResult", "Console", "Context", "Decision",
+    "Embedded", "Exchange", "Expectation", "Finding", "GateConfig", "GateOptions", "GateResult",
+    "GateprobeError", "Generator", "Golden", "Handler", "LatencyResult", "LoadOptions",
+    "LoadResult", "MirrorResult", "NOT_APPLICABLE", "NotApplicable", "Note", "Percentiles",
+    "Phase", "PhaseFinished", "PhaseStarted", "ProbeResult", "Propagation", "RateLimitResult",
+    "Redactor", "RunFinished", "RunOptions", "RunResult", "RunStarted", "SSEEvent", "Severity",
+    "StreamStats", "Target", "TargetChoice", "TargetUnreachable", "TasksResult", "TierResult",
+    "Timeouts", "Upstream", "UsageError", "check", "embedded_target", "load_gate_config",
+    "open_target", "resolve_target", "run", "run_compare", "run_conformance", "run_gate",
+    "run_load", "__version__",
 ]
 
 
@@ -94,20 +123,56 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from gateprobe.cases import Case
-    from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, Expectation, check
-    from gateprobe.compare import CompareOptions, CompareResult, run_compare
+    from gateprobe.checks import (
+        NOT_APPLICABLE,
+        CheckFn,
+        CheckResult,
+        Context,
+        Exchange,
+        Expectation,
+        NotApplicable,
+        check,
+    )
+    from gateprobe.compare import CompareOptions, CompareResult, MirrorResult, run_compare
     from gateprobe.conformance_runner import (
         ConformanceOptions,
         ConformanceResult,
         run_conformance,
     )
+    from gateprobe.console import Console
     from gateprobe.embedded import Embedded, embedded_target, open_target
     from gateprobe.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
-    from gateprobe.events import Phase
+    from gateprobe.events import (
+        Handler,
+        Phase,
+        PhaseFinished,
+        PhaseStarted,
+        RunFinished,
+        RunStarted,
+    )
     from gateprobe.findings import Finding, Severity
-    from gateprobe.gate import GateResult, run_gate
+    from gateprobe.gate import Allowance, Decision, GateConfig, GateOptions, GateResult, run_gate
     from gateprobe.gate import load_config as load_gate_config
+    from gateprobe.golden import Golden
     from gateprobe.load.runner import LoadOptions, LoadResult, run_load
-    from gateprobe.loadresult import LatencyResult, RateLimitResult, TasksResult
+    from gateprobe.loadresult import (
+        Generator,
+        LatencyResult,
+        Percentiles,
+        RateLimitResult,
+        StreamStats,
+        TasksResult,
+        TierResult,
+    )
     from gateprobe.pipeline import RunOptions, RunResult, run
-    from gateprobe.targets import Target, TargetChoice, Timeouts, resolve_target
+    from gateprobe.redact import Redactor
+    from gateprobe.sse import Event as SSEEvent
+    from gateprobe.sse import Note
+    from gateprobe.targets import (
+        Propagation,
+        Target,
+        TargetChoice,
+        Timeouts,
+        Upstream,
+        resolve_target,
+    )

@@ -37,6 +37,10 @@ class _NotApplicable:
         return "NOT_APPLICABLE"
 
 
+NotApplicable = _NotApplicable
+"""The type of ``NOT_APPLICABLE`` (what a check's annotation names)."""
+
+
 NOT_APPLICABLE: Final = _NotApplicable()
 
 CheckResult = Iterable[Finding] | _NotApplicable

@@ -199,7 +199,17 @@ class Propagation:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where and how to reach one gateway."""
+    """Where and how to reach one gateway.
+
+    From Python, without a targets file: ``Target.openai(url, key_env="MY_KEY")`` (or
+    ``.anthropic``, ``.ohmygpt``, ``.of(url, profile, ...)``); the key is read from the named
+    environment variable then, never written anywhere.
+
+    Example::
+
+        target = Target.openai("http://127.0.0.1:8080", key_env="MY_KEY",
+                               endpoints={"chat", "models"}, models={"chat": "gpt-4o-mini"})
+    """
 
     base_url: str
     profile: str
@@ -291,6 +301,43 @@ class Target:
             return refusal
         return f"not loopback and target {self.name or self.base_url!r} does not set " \
                "allow_spend: <credits>"
+
+    @classmethod
+    def of(cls, base_url: str, profile: str, *, key_env: str = "GATEPROBE_API_KEY",
+           endpoints: Iterable[str] | None = None, models: Mapping[str, str] | None = None,
+           timeouts: Timeouts | None = None, **fields: Any) -> Target:
+        """A target from Python: ``base_url`` (checked), a profile of ``PROFILES``, the key
+        read from ``key_env`` now (``ConfigError`` naming the variable when unset),
+        ``endpoints`` (names of ``ENDPOINTS``; None: the profile's), ``models`` over the
+        defaults, and any other field of ``Target`` by name."""
+        if profile not in PROFILES:
+            raise UsageError(f"profile {profile!r}: one of {', '.join(PROFILES)}")
+        return cls(check_base_url(base_url), profile, key_from_env(key_env), key_env,
+                   {**DEFAULT_MODELS, **(models or {})},
+                   timeouts=(timeouts or Timeouts()).check(),
+                   endpoints=None if endpoints is None else check_endpoints(endpoints,
+                                                                             "endpoints"),
+                   **fields)
+
+    @classmethod
+    def openai(cls, base_url: str, *, key_env: str = "GATEPROBE_API_KEY",
+               **fields: Any) -> Target:
+        """An OpenAI-compatible gateway (Bearer keys, OpenAI's routes): ``of`` with
+        profile ``openai``."""
+        return cls.of(base_url, "openai", key_env=key_env, **fields)
+
+    @classmethod
+    def anthropic(cls, base_url: str, *, key_env: str = "GATEPROBE_API_KEY",
+                  **fields: Any) -> Target:
+        """An Anthropic-compatible gateway (``x-api-key``, version header): profile
+        ``anthropic``."""
+        return cls.of(base_url, "anthropic", key_env=key_env, **fields)
+
+    @classmethod
+    def ohmygpt(cls, base_url: str, *, key_env: str = "GATEPROBE_API_KEY",
+                **fields: Any) -> Target:
+        """A gateway like the seeds' (both APIs behind Bearer keys): profile ``ohmygpt``."""
+        return cls.of(base_url, "ohmygpt", key_env=key_env, **fields)
 
     @property
     def served(self) -> frozenset[str]:
