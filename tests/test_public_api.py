@@ -148,6 +148,17 @@ def test_the_docs_python_example_runs(tmp_path: Path) -> None:
     assert "exit code 0, 0 findings" in result.stdout
 
 
+def test_the_python_api_pages_example_runs(tmp_path: Path) -> None:
+    """docs/reference/python-api.md's example: a target built from Python, no targets file."""
+    page = (ROOT / "docs" / "reference" / "python-api.md").read_text(encoding="utf-8")
+    example = page.split("<!-- python-example -->", 1)[1].split("```python", 1)[1] \
+        .split("```", 1)[0]
+    result = subprocess.run([sys.executable, "-c", example], capture_output=True, text=True,
+                            cwd=tmp_path, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "exit code 0, 0 findings" in result.stdout
+
+
 def test_reference_exports() -> None:
     assert sorted(gateprobe.reference.__all__) == [
         "GatewayConfig", "RunningGateway", "Timing", "Tls", "build_app", "running_gateway",
