@@ -226,6 +226,16 @@ def clip_evidence(text: str, limit: int = EVIDENCE_CHARS) -> str:
     return text[:min(limit, EVIDENCE_CAP)]
 
 
+def finding_of(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
+               observed: str, pointer: str = "", endpoint: str | None = None) -> Finding:
+    """A check's finding about ``ex``: the observation redacted, the answer's head as the
+    evidence (redacted, ``EVIDENCE_CHARS`` long), on ``endpoint`` (default: the exchange's).
+    The one such helper every protocol module's checks use."""
+    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
+    return Finding(check_id, endpoint or ex.endpoint, severity, expected,
+                   ctx.redactor.text(observed), ctx.redactor.text(evidence), pointer=pointer)
+
+
 def evidence_of(ex: Exchange, redactor: Redactor) -> str:
     """What came back, short and redacted, for a finding whose check quoted nothing (a stream
     that never ended, a golden diff, a framing note): the status, the content type and the

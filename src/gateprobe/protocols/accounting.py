@@ -15,9 +15,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
 from gateprobe.families import PATHS
-from gateprobe.findings import Finding, Severity
+from gateprobe.findings import Severity
 
 EVIDENCE_CHARS = 300
 ID_PREFIXES: Mapping[str, str] = {
@@ -35,11 +35,7 @@ _IPV4_WITH_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
-             observed: str, pointer: str = "") -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence), pointer=pointer)
+_finding = finding_of
 
 
 def _success_json(ex: Exchange) -> dict[str, Any] | None:

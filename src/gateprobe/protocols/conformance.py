@@ -21,6 +21,7 @@ from gateprobe.checks import (
     Context,
     Exchange,
     check,
+    finding_of,
     select,
 )
 from gateprobe.families import PATHS, canonical
@@ -85,11 +86,7 @@ METHOD_SCHEMAS: dict[tuple[str, str], tuple[SpecName, str, str | None]] = {
 EVIDENCE_CHARS = 300
 
 
-def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
-             observed: str, pointer: str = "") -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence), pointer=pointer)
+_finding = finding_of
 
 
 def json_pointer(path: Iterable[str | int]) -> str:

@@ -13,7 +13,7 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
 from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.protocols import _gateway
@@ -45,9 +45,8 @@ def is_gateway_api(endpoint: str) -> bool:
 def finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
             observed: str) -> Finding:
     """A finding with the answer's start as evidence, redacted."""
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, path_of(ex.endpoint), severity, expected,
-                   ctx.redactor.text(observed), ctx.redactor.text(evidence))
+    return finding_of(ctx, ex, check_id, severity, expected, observed,
+                      endpoint=path_of(ex.endpoint))
 
 
 def json_of(body: bytes) -> Any:

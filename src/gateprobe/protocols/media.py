@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
 from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 from gateprobe.specs import SpecName
@@ -69,9 +69,7 @@ EVIDENCE_CHARS = 300
 
 def _finding(ctx: Context, ex: Exchange, check_id: str, expected: str, observed: str,
              severity: Severity = Severity.HIGH) -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence))
+    return finding_of(ctx, ex, check_id, severity, expected, observed)
 
 
 def _ok(ex: Exchange, endpoints: frozenset[str] | str) -> bool:

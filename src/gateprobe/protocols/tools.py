@@ -21,7 +21,7 @@ from typing import Any
 
 import jsonschema
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
 from gateprobe.families import PATHS
 from gateprobe.findings import Finding, Severity
 
@@ -99,9 +99,7 @@ ANTHROPIC_TOOL_ID_PREFIX = "toolu_"
 
 
 def _finding(ctx: Context, ex: Exchange, expected: str, observed: str) -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding("tool.calls", ex.endpoint, Severity.HIGH, expected,
-                   ctx.redactor.text(observed), ctx.redactor.text(evidence))
+    return finding_of(ctx, ex, "tool.calls", Severity.HIGH, expected, observed)
 
 
 @check("tool.calls", Severity.HIGH,
