@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from gateprobe.cases import alias_cases, all_cases
-from gateprobe.embedded import EMBEDDED_ENDPOINTS, reference_endpoints
-from gateprobe.families import FAMILIES, PATHS, canonical
+from gateprobe.core.families import FAMILIES, PATHS, canonical
+from gateprobe.core.targets import Target
+from gateprobe.engine.cases import alias_cases, all_cases
+from gateprobe.engine.embedded import EMBEDDED_ENDPOINTS, reference_endpoints
+from gateprobe.engine.smoke import run_smoke
 from gateprobe.reference import RunningGateway
-from gateprobe.smoke import run_smoke
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 AZURE = PATHS["azure_chat"]

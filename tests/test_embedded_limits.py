@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.embedded import Embedded, open_target
-from gateprobe.targets import TargetChoice
+from gateprobe.core.targets import TargetChoice
+from gateprobe.engine.embedded import Embedded, open_target
 
 
 def test_the_shipped_keys_file_gives_the_seeds_tiers() -> None:

@@ -11,14 +11,14 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateprobe import transport
-from gateprobe.cases import Case
-from gateprobe.checks import EVIDENCE_CAP, EVIDENCE_CHARS, Exchange, clip_evidence, evidence_of
-from gateprobe.families import PATHS
-from gateprobe.probe import MAX_BODY_BYTES, exchange_once
-from gateprobe.redact import Redactor
-from gateprobe.runstate import BREAKER_THRESHOLD, Breaker
-from gateprobe.targets import Target, Timeouts
+from gateprobe.core import transport
+from gateprobe.core.checks import EVIDENCE_CAP, EVIDENCE_CHARS, Exchange, clip_evidence, evidence_of
+from gateprobe.core.families import PATHS
+from gateprobe.core.redact import Redactor
+from gateprobe.core.targets import Target, Timeouts
+from gateprobe.engine.cases import Case
+from gateprobe.engine.probe import MAX_BODY_BYTES, exchange_once
+from gateprobe.engine.runstate import BREAKER_THRESHOLD, Breaker
 from gateway_fixtures import MakeGateway
 
 BOUNDS = Timeouts(connect_s=1, first_byte_s=0.5, idle_s=0.5, total_s=1.5)

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe import families
-from gateprobe.families import FAMILIES, PATHS, owner, resolve, wire_of
-from gateprobe.specs import load_spec
-from gateprobe.targets import ENDPOINTS, profile_endpoints
+from gateprobe.core import families
+from gateprobe.core.families import FAMILIES, PATHS, owner, resolve, wire_of
+from gateprobe.core.specs import load_spec
+from gateprobe.core.targets import ENDPOINTS, profile_endpoints
 
 SRC = Path(__file__).resolve().parents[1] / "src" / "gateprobe"
 REGISTRY = SRC / "families.py"
@@ -77,7 +77,7 @@ SOURCES = sorted(p for p in SRC.rglob("*.py") if p != REGISTRY)
 def test_no_family_route_is_spelled_outside_the_registry(path: Path) -> None:
     spelled = spelled_routes(path.read_text(encoding="utf-8"))
     assert not spelled, f"{path.relative_to(SRC)} spells family routes {spelled}: " \
-                        "use gateprobe.families.PATHS[name]"
+                        "use gateprobe.core.families.PATHS[name]"
 
 
 def test_the_grep_catches_a_spelled_route() -> None:

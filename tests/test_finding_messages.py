@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from gateprobe.checks import Context, Exchange
+from gateprobe.core.checks import Context, Exchange
 from gateprobe.protocols.conformance import error_envelope
 from gateway_fixtures import MakeGateway
 

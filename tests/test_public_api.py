@@ -114,8 +114,8 @@ def test_every_command_takes_target_options_and_an_optional_console() -> None:
 
 
 def test_the_0_1_call_shapes_still_work_with_a_warning(tmp_path: Path) -> None:
-    from gateprobe.compare import _compare_args_of_0_1
-    from gateprobe.gate import _gate_args_of_0_1
+    from gateprobe.commands.compare import _compare_args_of_0_1
+    from gateprobe.commands.gate import _gate_args_of_0_1
 
     console = gateprobe.Console()
     with pytest.warns(DeprecationWarning, match="run_compare"):
@@ -130,7 +130,7 @@ def test_the_0_1_call_shapes_still_work_with_a_warning(tmp_path: Path) -> None:
 def test_import_gateprobe_is_cheap() -> None:
     """The facade resolves names on use: importing it loads no command, no pytest."""
     code = ("import sys, gateprobe; print(sorted(m for m in ('pytest', 'httpx', "
-            "'gateprobe.pipeline', 'gateprobe.conformance_runner') if m in sys.modules))")
+            "'gateprobe.commands.pipeline', 'gateprobe.commands.conformance_runner') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"

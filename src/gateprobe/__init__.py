@@ -23,73 +23,73 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, str]] = {
     # targets
-    "Target": ("gateprobe.targets", "Target"),
-    "TargetChoice": ("gateprobe.targets", "TargetChoice"),
-    "Timeouts": ("gateprobe.targets", "Timeouts"),
-    "resolve_target": ("gateprobe.targets", "resolve_target"),
-    "Embedded": ("gateprobe.embedded", "Embedded"),
-    "embedded_target": ("gateprobe.embedded", "embedded_target"),
-    "open_target": ("gateprobe.embedded", "open_target"),
+    "Target": ("gateprobe.core.targets", "Target"),
+    "TargetChoice": ("gateprobe.core.targets", "TargetChoice"),
+    "Timeouts": ("gateprobe.core.targets", "Timeouts"),
+    "resolve_target": ("gateprobe.core.targets", "resolve_target"),
+    "Embedded": ("gateprobe.engine.embedded", "Embedded"),
+    "embedded_target": ("gateprobe.engine.embedded", "embedded_target"),
+    "open_target": ("gateprobe.engine.embedded", "open_target"),
     # cases, exchanges, checks, findings
-    "Case": ("gateprobe.cases", "Case"),
-    "Exchange": ("gateprobe.checks", "Exchange"),
-    "Context": ("gateprobe.checks", "Context"),
-    "Expectation": ("gateprobe.checks", "Expectation"),
-    "CheckResult": ("gateprobe.checks", "CheckResult"),
-    "NOT_APPLICABLE": ("gateprobe.checks", "NOT_APPLICABLE"),
-    "check": ("gateprobe.checks", "check"),
-    "Finding": ("gateprobe.findings", "Finding"),
-    "Severity": ("gateprobe.findings", "Severity"),
-    "Phase": ("gateprobe.events", "Phase"),
+    "Case": ("gateprobe.engine.cases", "Case"),
+    "Exchange": ("gateprobe.core.checks", "Exchange"),
+    "Context": ("gateprobe.core.checks", "Context"),
+    "Expectation": ("gateprobe.core.checks", "Expectation"),
+    "CheckResult": ("gateprobe.core.checks", "CheckResult"),
+    "NOT_APPLICABLE": ("gateprobe.core.checks", "NOT_APPLICABLE"),
+    "check": ("gateprobe.core.checks", "check"),
+    "Finding": ("gateprobe.core.findings", "Finding"),
+    "Severity": ("gateprobe.core.findings", "Severity"),
+    "Phase": ("gateprobe.core.events", "Phase"),
     # the commands
-    "run_conformance": ("gateprobe.conformance_runner", "run_conformance"),
-    "ConformanceOptions": ("gateprobe.conformance_runner", "ConformanceOptions"),
-    "ConformanceResult": ("gateprobe.conformance_runner", "ConformanceResult"),
-    "run_load": ("gateprobe.load.runner", "run_load"),
-    "LoadOptions": ("gateprobe.load.runner", "LoadOptions"),
-    "LoadResult": ("gateprobe.load.runner", "LoadResult"),
-    "LatencyResult": ("gateprobe.loadresult", "LatencyResult"),
-    "RateLimitResult": ("gateprobe.loadresult", "RateLimitResult"),
-    "TasksResult": ("gateprobe.loadresult", "TasksResult"),
-    "run": ("gateprobe.pipeline", "run"),
-    "RunOptions": ("gateprobe.pipeline", "RunOptions"),
-    "RunResult": ("gateprobe.pipeline", "RunResult"),
-    "run_gate": ("gateprobe.gate", "run_gate"),
-    "load_gate_config": ("gateprobe.gate", "load_config"),
-    "GateResult": ("gateprobe.gate", "GateResult"),
-    "run_compare": ("gateprobe.compare", "run_compare"),
-    "CompareOptions": ("gateprobe.compare", "CompareOptions"),
-    "CompareResult": ("gateprobe.compare", "CompareResult"),
+    "run_conformance": ("gateprobe.commands.conformance_runner", "run_conformance"),
+    "ConformanceOptions": ("gateprobe.commands.conformance_runner", "ConformanceOptions"),
+    "ConformanceResult": ("gateprobe.commands.conformance_runner", "ConformanceResult"),
+    "run_load": ("gateprobe.commands.load.runner", "run_load"),
+    "LoadOptions": ("gateprobe.commands.load.runner", "LoadOptions"),
+    "LoadResult": ("gateprobe.commands.load.runner", "LoadResult"),
+    "LatencyResult": ("gateprobe.core.loadresult", "LatencyResult"),
+    "RateLimitResult": ("gateprobe.core.loadresult", "RateLimitResult"),
+    "TasksResult": ("gateprobe.core.loadresult", "TasksResult"),
+    "run": ("gateprobe.commands.pipeline", "run"),
+    "RunOptions": ("gateprobe.commands.pipeline", "RunOptions"),
+    "RunResult": ("gateprobe.commands.pipeline", "RunResult"),
+    "run_gate": ("gateprobe.commands.gate", "run_gate"),
+    "load_gate_config": ("gateprobe.commands.gate", "load_config"),
+    "GateResult": ("gateprobe.commands.gate", "GateResult"),
+    "run_compare": ("gateprobe.commands.compare", "run_compare"),
+    "CompareOptions": ("gateprobe.commands.compare", "CompareOptions"),
+    "CompareResult": ("gateprobe.commands.compare", "CompareResult"),
     # the types the functions above take or return
-    "Console": ("gateprobe.console", "Console"),
-    "GateConfig": ("gateprobe.gate", "GateConfig"),
-    "GateOptions": ("gateprobe.gate", "GateOptions"),
-    "Decision": ("gateprobe.gate", "Decision"),
-    "MirrorResult": ("gateprobe.compare", "MirrorResult"),
-    "ProbeResult": ("gateprobe.compare", "ProbeResult"),
-    "Allowance": ("gateprobe.gate", "Allowance"),
-    "Handler": ("gateprobe.events", "Handler"),
-    "RunStarted": ("gateprobe.events", "RunStarted"),
-    "PhaseStarted": ("gateprobe.events", "PhaseStarted"),
-    "PhaseFinished": ("gateprobe.events", "PhaseFinished"),
-    "RunFinished": ("gateprobe.events", "RunFinished"),
-    "CheckFn": ("gateprobe.checks", "CheckFn"),
-    "NotApplicable": ("gateprobe.checks", "NotApplicable"),
-    "Golden": ("gateprobe.golden", "Golden"),
-    "Generator": ("gateprobe.loadresult", "Generator"),
-    "Percentiles": ("gateprobe.loadresult", "Percentiles"),
-    "StreamStats": ("gateprobe.loadresult", "StreamStats"),
-    "TierResult": ("gateprobe.loadresult", "TierResult"),
-    "Redactor": ("gateprobe.redact", "Redactor"),
-    "SSEEvent": ("gateprobe.sse", "Event"),
-    "Note": ("gateprobe.sse", "Note"),
-    "Propagation": ("gateprobe.targets", "Propagation"),
-    "Upstream": ("gateprobe.targets", "Upstream"),
+    "Console": ("gateprobe.core.console", "Console"),
+    "GateConfig": ("gateprobe.commands.gate", "GateConfig"),
+    "GateOptions": ("gateprobe.commands.gate", "GateOptions"),
+    "Decision": ("gateprobe.commands.gate", "Decision"),
+    "MirrorResult": ("gateprobe.commands.compare", "MirrorResult"),
+    "ProbeResult": ("gateprobe.commands.compare", "ProbeResult"),
+    "Allowance": ("gateprobe.commands.gate", "Allowance"),
+    "Handler": ("gateprobe.core.events", "Handler"),
+    "RunStarted": ("gateprobe.core.events", "RunStarted"),
+    "PhaseStarted": ("gateprobe.core.events", "PhaseStarted"),
+    "PhaseFinished": ("gateprobe.core.events", "PhaseFinished"),
+    "RunFinished": ("gateprobe.core.events", "RunFinished"),
+    "CheckFn": ("gateprobe.core.checks", "CheckFn"),
+    "NotApplicable": ("gateprobe.core.checks", "NotApplicable"),
+    "Golden": ("gateprobe.core.golden", "Golden"),
+    "Generator": ("gateprobe.core.loadresult", "Generator"),
+    "Percentiles": ("gateprobe.core.loadresult", "Percentiles"),
+    "StreamStats": ("gateprobe.core.loadresult", "StreamStats"),
+    "TierResult": ("gateprobe.core.loadresult", "TierResult"),
+    "Redactor": ("gateprobe.core.redact", "Redactor"),
+    "SSEEvent": ("gateprobe.core.sse", "Event"),
+    "Note": ("gateprobe.core.sse", "Note"),
+    "Propagation": ("gateprobe.core.targets", "Propagation"),
+    "Upstream": ("gateprobe.core.targets", "Upstream"),
     # errors about the user or the tool (findings are about the gateway)
-    "GateprobeError": ("gateprobe.errors", "GateprobeError"),
-    "ConfigError": ("gateprobe.errors", "ConfigError"),
-    "UsageError": ("gateprobe.errors", "UsageError"),
-    "TargetUnreachable": ("gateprobe.errors", "TargetUnreachable"),
+    "GateprobeError": ("gateprobe.core.errors", "GateprobeError"),
+    "ConfigError": ("gateprobe.core.errors", "ConfigError"),
+    "UsageError": ("gateprobe.core.errors", "UsageError"),
+    "TargetUnreachable": ("gateprobe.core.errors", "TargetUnreachable"),
 }
 
 __all__ = [
@@ -122,8 +122,24 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from gateprobe.cases import Case
-    from gateprobe.checks import (
+    from gateprobe.commands.compare import CompareOptions, CompareResult, MirrorResult, run_compare
+    from gateprobe.commands.conformance_runner import (
+        ConformanceOptions,
+        ConformanceResult,
+        run_conformance,
+    )
+    from gateprobe.commands.gate import (
+        Allowance,
+        Decision,
+        GateConfig,
+        GateOptions,
+        GateResult,
+        run_gate,
+    )
+    from gateprobe.commands.gate import load_config as load_gate_config
+    from gateprobe.commands.load.runner import LoadOptions, LoadResult, run_load
+    from gateprobe.commands.pipeline import RunOptions, RunResult, run
+    from gateprobe.core.checks import (
         NOT_APPLICABLE,
         CheckFn,
         CheckResult,
@@ -133,16 +149,9 @@ if TYPE_CHECKING:
         NotApplicable,
         check,
     )
-    from gateprobe.compare import CompareOptions, CompareResult, MirrorResult, run_compare
-    from gateprobe.conformance_runner import (
-        ConformanceOptions,
-        ConformanceResult,
-        run_conformance,
-    )
-    from gateprobe.console import Console
-    from gateprobe.embedded import Embedded, embedded_target, open_target
-    from gateprobe.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
-    from gateprobe.events import (
+    from gateprobe.core.console import Console
+    from gateprobe.core.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
+    from gateprobe.core.events import (
         Handler,
         Phase,
         PhaseFinished,
@@ -150,12 +159,9 @@ if TYPE_CHECKING:
         RunFinished,
         RunStarted,
     )
-    from gateprobe.findings import Finding, Severity
-    from gateprobe.gate import Allowance, Decision, GateConfig, GateOptions, GateResult, run_gate
-    from gateprobe.gate import load_config as load_gate_config
-    from gateprobe.golden import Golden
-    from gateprobe.load.runner import LoadOptions, LoadResult, run_load
-    from gateprobe.loadresult import (
+    from gateprobe.core.findings import Finding, Severity
+    from gateprobe.core.golden import Golden
+    from gateprobe.core.loadresult import (
         Generator,
         LatencyResult,
         Percentiles,
@@ -164,11 +170,10 @@ if TYPE_CHECKING:
         TasksResult,
         TierResult,
     )
-    from gateprobe.pipeline import RunOptions, RunResult, run
-    from gateprobe.redact import Redactor
-    from gateprobe.sse import Event as SSEEvent
-    from gateprobe.sse import Note
-    from gateprobe.targets import (
+    from gateprobe.core.redact import Redactor
+    from gateprobe.core.sse import Event as SSEEvent
+    from gateprobe.core.sse import Note
+    from gateprobe.core.targets import (
         Propagation,
         Target,
         TargetChoice,
@@ -176,3 +181,5 @@ if TYPE_CHECKING:
         Upstream,
         resolve_target,
     )
+    from gateprobe.engine.cases import Case
+    from gateprobe.engine.embedded import Embedded, embedded_target, open_target

@@ -8,8 +8,8 @@ import time
 
 import httpx
 
+from gateprobe.core.sse import SSEParser
 from gateprobe.reference import Timing
-from gateprobe.sse import SSEParser
 from gateway_fixtures import MakeGateway, client_for
 
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}],

@@ -15,9 +15,9 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
-from gateprobe.families import PATHS
-from gateprobe.findings import Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
+from gateprobe.core.findings import Severity
 
 EVIDENCE_CHARS = 300
 ID_PREFIXES: Mapping[str, str] = {

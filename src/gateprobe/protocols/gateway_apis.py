@@ -13,11 +13,11 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
-from gateprobe.families import PATHS
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.specs import schema_errors
 from gateprobe.protocols import _gateway
-from gateprobe.specs import schema_errors
 
 MJ_PREFIX = PATHS["midjourney"] + "/"
 SERPER = PATHS["serper"]

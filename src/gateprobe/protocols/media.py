@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
-from gateprobe.families import PATHS
-from gateprobe.findings import Finding, Severity
-from gateprobe.specs import SpecName
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.specs import SpecName
 
 IMAGE_PATHS = frozenset({PATHS["images"], PATHS["image_edits"]})
 SPEECH_PATH = PATHS["speech"]

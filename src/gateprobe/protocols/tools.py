@@ -21,9 +21,9 @@ from typing import Any
 
 import jsonschema
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
-from gateprobe.families import PATHS
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
+from gateprobe.core.findings import Finding, Severity
 
 Tools = Mapping[str, Any]
 """Tool name -> the JSON schema of its input, as the request declared them."""

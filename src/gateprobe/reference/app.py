@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
-from gateprobe.families import FAMILIES, PATHS, canonical, resolve, wire_of
+from gateprobe.core.families import FAMILIES, PATHS, canonical, resolve, wire_of
 from gateprobe.reference import (
     anthropic_api,
     audio,

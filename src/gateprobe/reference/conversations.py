@@ -16,7 +16,7 @@ from typing import Any
 
 from starlette.responses import Response
 
-from gateprobe.families import PATHS
+from gateprobe.core.families import PATHS
 from gateprobe.reference.call import Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.faults import CHAT_STORE_DELETED_SERVED, CHAT_STORE_IGNORED

@@ -13,7 +13,7 @@ from typing import Literal
 
 from starlette.responses import Response
 
-from gateprobe.families import ModelWire
+from gateprobe.core.families import ModelWire
 
 Family = ModelWire
 """The envelope a route answers in (the gateway's own APIs render theirs by hand)."""

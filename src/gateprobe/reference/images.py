@@ -21,7 +21,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from gateprobe.families import PATHS
+from gateprobe.core.families import PATHS
 from gateprobe.reference.call import Call
 from gateprobe.reference.config import Model
 from gateprobe.reference.faults import IMAGE_RELATIVE_URL, IMAGE_WRONG_SIZE

@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
-from gateprobe.families import PATHS
+from gateprobe.core.families import PATHS
 from gateprobe.reference.config import ApiKey, GatewayConfig
 from gateprobe.reference.faults import (
     MJ_PAGE_SIZE_UNCHECKED,

@@ -21,7 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from gateprobe.families import PATHS
+from gateprobe.core.families import PATHS
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.faults import (
     REALTIME_ACCEPT_ANY_KEY,

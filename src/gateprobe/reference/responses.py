@@ -20,7 +20,8 @@ from typing import Any
 
 from starlette.responses import Response
 
-from gateprobe.families import PATHS
+from gateprobe.core.families import PATHS
+from gateprobe.core.tokenizer import count_tokens, tokenize
 from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import Call
@@ -41,7 +42,6 @@ from gateprobe.reference.prompt import content_text
 from gateprobe.reference.stored import StoredResponse
 from gateprobe.reference.streaming import PlannedEvent, sse
 from gateprobe.reference.validate import check_body, f, invalid
-from gateprobe.tokenizer import count_tokens, tokenize
 
 Handler = Callable[[Call], Awaitable[Response]]
 

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
-from gateprobe.families import PATHS
+from gateprobe.core.families import PATHS
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.faults import SEARCH_ANSWER_WRAPPED
 from gateprobe.reference.gateway_api import (
