@@ -22,9 +22,11 @@ def test_run_compare_returns_a_typed_result(make_gateway: MakeGateway, tmp_path:
                           faults=("stream-drop-terminator",))
     base = Target(clean.base_url, "ohmygpt", "gp-vip-0001")
     out = io.StringIO()
-    result = run_compare(base, {"clean": clean.base_url, "faulty": faulty.base_url},
-                         CompareOptions(samples=2, long_request_s=0.3, report_dir=tmp_path),
-                         Console(out, io.StringIO()))
+    result = run_compare(
+        base,
+        CompareOptions(samples=2, long_request_s=0.3, report_dir=tmp_path,
+                       mirrors={"clean": clean.base_url, "faulty": faulty.base_url}),
+        Console(out, io.StringIO()))
     assert isinstance(result, CompareResult)
     assert result.exit_code == 1 and result.run_dir == tmp_path.resolve()
     assert all(isinstance(m, MirrorResult) for m in result.mirrors)
@@ -49,9 +51,11 @@ def test_a_refused_long_request_is_no_cut(make_gateway: MakeGateway, tmp_path: P
     a CDN cutting a long answer: no ``mirror.long_request_cut``."""
     gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
     base = Target(gateway.base_url, "ohmygpt", "gp-not-a-key-0000")
-    result = run_compare(base, {"a": gateway.base_url, "b": gateway.base_url},
-                         CompareOptions(samples=1, long_request_s=0.3, report_dir=tmp_path),
-                         Console(io.StringIO(), io.StringIO()))
+    result = run_compare(
+        base,
+        CompareOptions(samples=1, long_request_s=0.3, report_dir=tmp_path,
+                       mirrors={"a": gateway.base_url, "b": gateway.base_url}),
+        Console(io.StringIO(), io.StringIO()))
     for mirror in result.mirrors:
         assert not mirror.long_request["cut"]
         assert mirror.long_request["verdict"].startswith("inconclusive: refused with status 401")

@@ -49,10 +49,11 @@ def test_compare_probes_every_endpoint_the_target_declares(
 def test_compare_under_the_openai_profile_sends_models_embeddings_and_plain_chat(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     a, b = make_gateway(timing=FAST), make_gateway(timing=FAST)
-    result = run_compare(Target(a.base_url, "openai", "gp-vip-0001"),
-                         {"a": a.base_url, "b": b.base_url},
-                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
-                         Console(io.StringIO(), io.StringIO()))
+    result = run_compare(
+        Target(a.base_url, "openai", "gp-vip-0001"),
+        CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path,
+                       mirrors={"a": a.base_url, "b": b.base_url}),
+        Console(io.StringIO(), io.StringIO()))
     probes = [p.probe for p in result.mirrors[0].probes]
     for wanted in ("endpoint: models (/v1/models)", "endpoint: embeddings (/v1/embeddings)",
                    "endpoint: chat (/v1/chat/completions)"):
@@ -101,11 +102,12 @@ def test_without_a_reference_the_majority_is_taken_as_right(make_gateway: MakeGa
                                                             tmp_path: Path) -> None:
     good = make_gateway(timing=FAST)
     bad = [make_gateway(timing=FAST, faults=("stream-drop-terminator",)) for _ in range(2)]
-    result = run_compare(Target(good.base_url, "ohmygpt", "gp-vip-0001"),
-                         {"good": good.base_url, "bad1": bad[0].base_url,
-                          "bad2": bad[1].base_url},
-                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
-                         Console(io.StringIO(), io.StringIO()))
+    result = run_compare(
+        Target(good.base_url, "ohmygpt", "gp-vip-0001"),
+        CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path,
+                       mirrors={"good": good.base_url, "bad1": bad[0].base_url,
+                                "bad2": bad[1].base_url}),
+        Console(io.StringIO(), io.StringIO()))
     majority = differences(result.mirrors)
     assert majority and all(d["odd"] == ["good"] and d["reference"] == "" and d["majority"]
                             for d in majority)
@@ -174,10 +176,11 @@ def test_two_mirrors_that_differ_are_shown_as_differing_with_a_repro_each(
 
     monkeypatch.setattr(compare, "_long_request", no_long_request)
     out = io.StringIO()
-    result = run_compare(Target(good.base_url, "ohmygpt", "gp-vip-0001", "GP_CMP_KEY"),
-                         {"good": good.base_url, "bad": bad.base_url},
-                         CompareOptions(samples=1, long_request_s=0, report_dir=tmp_path),
-                         Console(out, io.StringIO()))
+    result = run_compare(
+        Target(good.base_url, "ohmygpt", "gp-vip-0001", "GP_CMP_KEY"),
+        CompareOptions(samples=1, long_request_s=0, report_dir=tmp_path,
+                       mirrors={"good": good.base_url, "bad": bad.base_url}),
+        Console(out, io.StringIO()))
     assert all(m.long_request["verdict"] == "not run: --long-request-s 0"
                for m in result.mirrors)
     diffs = differences(result.mirrors)

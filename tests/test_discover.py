@@ -66,7 +66,7 @@ STATEFUL = ["responses", "conversations", "chat_store"]  # OpenAI's, not under a
 SERVED = {
     "ohmygpt": ["models", "chat", "completions", "embeddings", "messages", "count_tokens",
                 "complete", *MEDIA, *STATEFUL, "realtime", "midjourney", "serper",
-                "google_search"],
+                "google_search", "azure_chat"],
     "anthropic": ["models", "chat", "completions", "embeddings", "messages", "count_tokens",
                   "complete", *MEDIA, "chat_store"],  # GET lists, under every profile
     "openai": ["models", "chat", "completions", "embeddings", *MEDIA, *STATEFUL, "realtime"],

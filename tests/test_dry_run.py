@@ -76,8 +76,9 @@ def test_conformance_dry_run_counts_cases_and_tokens() -> None:
     # 110 model-route cases (28 goldens; 4 of tool_choice required with a prompt needing no
     # tool), 20 of the gateway's own APIs, 51 of the media families, 9 goldens included
     # (dall-e-2: no output_format case), and 29 of the Responses API, Conversations and
-    # stored chat completions, 7 goldens included (the embedded gateway serves them all)
-    assert "cases: 210 requests" in out and "at most 50 requests" in out
+    # stored chat completions, 7 goldens included (the embedded gateway serves them all), and
+    # 10 of the Azure route (chat's 5 plain and 5 streamed cases, sent to the copy)
+    assert "cases: 220 requests" in out and "at most 50 requests" in out
 
 
 def test_conformance_dry_run_counts_only_the_selection() -> None:

@@ -118,9 +118,11 @@ def test_compare_probes_each_declared_media_family(make_gateway: MakeGateway,
     assert {c.path for c in compare_cases(base)} >= MEDIA_PATHS
     assert not {c.path for c in compare_cases(Target(clean.base_url, "ohmygpt", "k"))} & \
         MEDIA_PATHS
-    result = run_compare(base, {"clean": clean.base_url, "faulty": faulty.base_url},
-                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
-                         Console(io.StringIO(), io.StringIO()))
+    result = run_compare(
+        base,
+        CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path,
+                       mirrors={"clean": clean.base_url, "faulty": faulty.base_url}),
+        Console(io.StringIO(), io.StringIO()))
     good, bad = result.mirrors
     assert good.findings == []
     assert {f.check_id for f in bad.findings} >= {"moderation.results"}

@@ -317,9 +317,11 @@ def test_compare_probes_the_declared_families(make_gateway: MakeGateway,
     assert {("POST", "/v1/responses", "stream"), ("POST", "/v1/responses", "endpoint"),
             ("POST", "/v1/conversations", "endpoint"),
             ("GET", "/v1/chat/completions", "endpoint")} <= probes
-    result = run_compare(base, {"clean": clean.base_url, "faulty": faulty.base_url},
-                         CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path),
-                         Console(io.StringIO(), io.StringIO()))
+    result = run_compare(
+        base,
+        CompareOptions(samples=1, long_request_s=0.2, report_dir=tmp_path,
+                       mirrors={"clean": clean.base_url, "faulty": faulty.base_url}),
+        Console(io.StringIO(), io.StringIO()))
     good, bad = result.mirrors
     assert good.findings == []
     assert {(f.check_id, f.endpoint) for f in bad.findings} == {

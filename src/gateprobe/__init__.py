@@ -48,6 +48,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "run_load": ("gateprobe.commands.load.runner", "run_load"),
     "LoadOptions": ("gateprobe.commands.load.runner", "LoadOptions"),
     "LoadResult": ("gateprobe.commands.load.runner", "LoadResult"),
+    "Workload": ("gateprobe.commands.load.workloads", "Workload"),
     "LatencyResult": ("gateprobe.core.loadresult", "LatencyResult"),
     "RateLimitResult": ("gateprobe.core.loadresult", "RateLimitResult"),
     "TasksResult": ("gateprobe.core.loadresult", "TasksResult"),
@@ -61,6 +62,31 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "run_compare": ("gateprobe.commands.compare", "run_compare"),
     "CompareOptions": ("gateprobe.commands.compare", "CompareOptions"),
     "CompareResult": ("gateprobe.commands.compare", "CompareResult"),
+    # the types the functions above take or return
+    "Console": ("gateprobe.core.console", "Console"),
+    "GateConfig": ("gateprobe.commands.gate", "GateConfig"),
+    "GateOptions": ("gateprobe.commands.gate", "GateOptions"),
+    "Decision": ("gateprobe.commands.gate", "Decision"),
+    "MirrorResult": ("gateprobe.commands.compare", "MirrorResult"),
+    "ProbeResult": ("gateprobe.commands.compare", "ProbeResult"),
+    "Allowance": ("gateprobe.commands.gate", "Allowance"),
+    "Handler": ("gateprobe.core.events", "Handler"),
+    "RunStarted": ("gateprobe.core.events", "RunStarted"),
+    "PhaseStarted": ("gateprobe.core.events", "PhaseStarted"),
+    "PhaseFinished": ("gateprobe.core.events", "PhaseFinished"),
+    "RunFinished": ("gateprobe.core.events", "RunFinished"),
+    "CheckFn": ("gateprobe.core.checks", "CheckFn"),
+    "NotApplicable": ("gateprobe.core.checks", "NotApplicable"),
+    "Golden": ("gateprobe.core.golden", "Golden"),
+    "Generator": ("gateprobe.core.loadresult", "Generator"),
+    "Percentiles": ("gateprobe.core.loadresult", "Percentiles"),
+    "StreamStats": ("gateprobe.core.loadresult", "StreamStats"),
+    "TierResult": ("gateprobe.core.loadresult", "TierResult"),
+    "Redactor": ("gateprobe.core.redact", "Redactor"),
+    "SSEEvent": ("gateprobe.core.sse", "Event"),
+    "Note": ("gateprobe.core.sse", "Note"),
+    "Propagation": ("gateprobe.core.targets", "Propagation"),
+    "Upstream": ("gateprobe.core.targets", "Upstream"),
     # errors about the user or the tool (findings are about the gateway)
     "GateprobeError": ("gateprobe.core.errors", "GateprobeError"),
     "ConfigError": ("gateprobe.core.errors", "ConfigError"),
@@ -69,14 +95,17 @@ _EXPORTS: dict[str, tuple[str, str]] = {
 }
 
 __all__ = [
-    "Case", "CheckResult", "CompareOptions", "CompareResult", "ConfigError", "ConformanceOptions",
-    "ConformanceResult", "Context", "Embedded", "Exchange", "Expectation", "Finding", "GateResult",
-    "GateprobeError", "LatencyResult", "LoadOptions", "LoadResult", "NOT_APPLICABLE", "Phase",
-    "RateLimitResult", "RunOptions", "RunResult", "Severity", "SoakResult", "Target",
-    "TargetChoice",
-    "TargetUnreachable", "TasksResult", "Timeouts",
-    "UsageError", "check", "embedded_target", "load_gate_config", "open_target", "resolve_target",
-    "run", "run_compare", "run_conformance", "run_gate", "run_load", "__version__",
+    "Allowance", "Case", "CheckFn", "CheckResult", "CompareOptions", "CompareResult",
+    "ConfigError", "ConformanceOptions", "ConformanceResult", "Console", "Context", "Decision",
+    "Embedded", "Exchange", "Expectation", "Finding", "GateConfig", "GateOptions", "GateResult",
+    "GateprobeError", "Generator", "Golden", "Handler", "LatencyResult", "LoadOptions",
+    "LoadResult", "MirrorResult", "NOT_APPLICABLE", "NotApplicable", "Note", "Percentiles",
+    "Phase", "PhaseFinished", "PhaseStarted", "ProbeResult", "Propagation", "RateLimitResult",
+    "Redactor", "RunFinished", "RunOptions", "RunResult", "RunStarted", "SSEEvent", "Severity",
+    "SoakResult", "StreamStats", "Target", "TargetChoice", "TargetUnreachable", "TasksResult",
+    "TierResult", "Timeouts", "Upstream", "UsageError", "Workload", "check", "embedded_target",
+    "load_gate_config", "open_target", "resolve_target", "run", "run_compare", "run_conformance",
+    "run_gate", "run_load", "__version__",
 ]
 
 
@@ -95,33 +124,66 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from gateprobe.commands.compare import CompareOptions, CompareResult, run_compare
+    from gateprobe.commands.compare import CompareOptions, CompareResult, MirrorResult, run_compare
     from gateprobe.commands.conformance_runner import (
         ConformanceOptions,
         ConformanceResult,
         run_conformance,
     )
-    from gateprobe.commands.gate import GateResult, run_gate
+    from gateprobe.commands.gate import (
+        Allowance,
+        Decision,
+        GateConfig,
+        GateOptions,
+        GateResult,
+        run_gate,
+    )
     from gateprobe.commands.gate import load_config as load_gate_config
     from gateprobe.commands.load.runner import LoadOptions, LoadResult, run_load
+    from gateprobe.commands.load.workloads import Workload
     from gateprobe.commands.pipeline import RunOptions, RunResult, run
     from gateprobe.core.checks import (
         NOT_APPLICABLE,
+        CheckFn,
         CheckResult,
         Context,
         Exchange,
         Expectation,
+        NotApplicable,
         check,
     )
+    from gateprobe.core.console import Console
     from gateprobe.core.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
-    from gateprobe.core.events import Phase
+    from gateprobe.core.events import (
+        Handler,
+        Phase,
+        PhaseFinished,
+        PhaseStarted,
+        RunFinished,
+        RunStarted,
+    )
     from gateprobe.core.findings import Finding, Severity
+    from gateprobe.core.golden import Golden
     from gateprobe.core.loadresult import (
+        Generator,
         LatencyResult,
+        Percentiles,
         RateLimitResult,
         SoakResult,
+        StreamStats,
         TasksResult,
+        TierResult,
     )
-    from gateprobe.core.targets import Target, TargetChoice, Timeouts, resolve_target
+    from gateprobe.core.redact import Redactor
+    from gateprobe.core.sse import Event as SSEEvent
+    from gateprobe.core.sse import Note
+    from gateprobe.core.targets import (
+        Propagation,
+        Target,
+        TargetChoice,
+        Timeouts,
+        Upstream,
+        resolve_target,
+    )
     from gateprobe.engine.cases import Case
     from gateprobe.engine.embedded import Embedded, embedded_target, open_target

@@ -7,6 +7,7 @@ configuration error, 3 no mirror reachable.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -87,4 +88,4 @@ def command(args: argparse.Namespace, console: Console) -> int:
     check_reference(options.reference, mirrors)
     if args.dry_run:
         return dry_run(base, mirrors, options, console)
-    return run_compare(base, mirrors, options, console).exit_code
+    return run_compare(base, replace(options, mirrors=mirrors), console).exit_code

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.commands.gate import dry_run, load_config, run_gate
+from gateprobe.commands.gate import GateOptions, dry_run, load_config, run_gate
 from gateprobe.core.console import Console
 
 HELP = Help(
@@ -41,4 +41,4 @@ def command(args: argparse.Namespace, console: Console) -> int:
     if args.dry_run:
         return dry_run(config, console)
     report_dir = Path(args.report_dir) if args.report_dir else None
-    return run_gate(config, console, report_dir, verbose=args.verbose).exit_code
+    return run_gate(config, GateOptions(report_dir, verbose=args.verbose), console).exit_code

@@ -45,6 +45,7 @@ from gateprobe.core.checks import Context, Exchange, run_checks
 from gateprobe.core.console import Console
 from gateprobe.core.errors import INTERRUPTED_EXIT, GateprobeError, TargetUnreachable, UsageError
 from gateprobe.core.events import ERROR, FAILED, PASSED, Phase, RunStarted, emit
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.golden import normalize
 from gateprobe.core.metrics import now_ns, percentile
@@ -92,6 +93,8 @@ class CompareOptions:
     """The report folder (None: a fresh ``reports/<time>-compare/``)."""
     reference: str | None = None
     """The mirror taken as right where mirrors differ (None: the majority)."""
+    mirrors: Mapping[str, str] = field(default_factory=dict)
+    """Mirror name -> base URL (empty: the target's own ``mirrors``, from its entry)."""
 
     def check(self) -> CompareOptions:
         """Itself, when every value can work (``UsageError`` otherwise)."""
@@ -359,13 +362,13 @@ def _latency(client: httpx.Client, target: Target, options: CompareOptions, reda
     body = {"model": target.models["chat"], "stream": True, "max_tokens": options.max_tokens,
             "stream_options": {"include_usage": True},
             "messages": [{"role": "user", "content": "Write a short paragraph about the sea."}]}
-    case = Case("latency sample", "stream", "POST", "/v1/chat/completions", "openai", body)
+    case = Case("latency sample", "stream", "POST", PATHS["chat"], "openai", body)
     breaker = Breaker()  # this sample's own: three timeouts and the mirror gets no more
     for _ in range(options.samples):
         if result.timeouts >= BREAKER_THRESHOLD or stop.is_set():
             break  # a mirror that hangs gets no more of our time
         start = now_ns()
-        observer = StreamObserver("/v1/chat/completions", body, start, redact=redactor.text)
+        observer = StreamObserver(PATHS["chat"], body, start, redact=redactor.text)
         exchange = exchange_once(client, target, case, breaker, observer.feed)
         m = observer.finish(now_ns())
         kind = exchange.transport_kind if exchange.transport_error else \
@@ -406,7 +409,7 @@ def _long_request(client: httpx.Client, target: Target, options: CompareOptions,
                                                    idle_s=limit, total_s=limit))
     start = time.monotonic()
     exchange = exchange_once(client, long_target, Case(
-        "long request", "endpoint", "POST", "/v1/chat/completions", "openai", body))
+        "long request", "endpoint", "POST", PATHS["chat"], "openai", body))
     elapsed = time.monotonic() - start
     out: dict[str, Any] = {"asked_tokens": tokens, "probe_s": wanted, "cut": False}
     if exchange.status is not None:
@@ -702,35 +705,54 @@ def dry_run(base: Target, mirrors: Mapping[str, str], options: CompareOptions,
                           options.max_long_tokens)
 
 
-def run_compare(base: Target, mirrors: Mapping[str, str], options: CompareOptions,
-                console: Console) -> CompareResult:
-    """Probe every mirror (``base`` with each mirror's URL), print the matrix, the latencies
-    and the differences, write the report folder; an unreachable mirror is a row with its
-    reason, never an exception."""
+def _compare_args_of_0_1(mirrors: Any, options: Any,
+                         rest: tuple[Any, ...]) -> tuple[CompareOptions, Console | None]:
+    """``(options, console)`` of a call in the 0.1 shape ``(base, mirrors, options,
+    console)``."""
+    import warnings
+
+    warnings.warn("run_compare(base, mirrors, options, console) is deprecated: use "
+                  "run_compare(target, CompareOptions(mirrors=...), console=None)",
+                  DeprecationWarning, stacklevel=3)
+    return replace(options, mirrors=dict(mirrors)), (rest[0] if rest else None)
+
+
+def run_compare(target: Target, options: CompareOptions, console: Console | None = None,
+                *deprecated: Any) -> CompareResult:
+    """Probe every mirror (``target`` with each mirror's URL: ``options.mirrors``, else the
+    target's own), print the matrix, the latencies and the differences, write the report
+    folder; an unreachable mirror is a row with its reason, never an exception.
+
+    The 0.1 shape ``run_compare(base, mirrors, options, console)`` still works, with a
+    ``DeprecationWarning``."""
+    if not isinstance(options, CompareOptions):
+        options, console = _compare_args_of_0_1(options, console, deprecated)
+    console = console or Console()
+    base = target
     options.check()
-    mirrors = checked_mirrors(mirrors)
+    mirrors = checked_mirrors(options.mirrors or target.mirrors)
     check_reference(options.reference, mirrors)
     run_dir = new_run_dir("compare", explicit=options.report_dir)
     long = f"a {options.long_request_s:g} s long-request probe" if options.long_request_s \
         else "no long-request probe"
     console.line(f"gateprobe compare: {len(mirrors)} mirrors, {options.samples} streams and "
                  f"{long} each; report folder {run_dir}")
-    target = {**base.describe(), "base_url": ", ".join(mirrors.values())}
+    described = {**base.describe(), "base_url": ", ".join(mirrors.values())}
     handlers = handlers_for(run_dir, Redactor(base.secrets), console)
-    emit(handlers, RunStarted("compare", target, str(run_dir),
+    emit(handlers, RunStarted("compare", described, str(run_dir),
                               tuple(f"mirror {name}" for name in mirrors)))
     started, t0 = utc_now(), time.monotonic()
     try:
         results = compare(mirrors, base, options)
     except MirrorsInterrupted as stopped:  # the mirrors that finished are the report
-        finish("compare", target, [mirror_phase(r, options) for r in stopped.results],
+        finish("compare", described, [mirror_phase(r, options) for r in stopped.results],
                started, t0, INTERRUPTED_EXIT, handlers, _extra(stopped.results, options))
         raise
     rows, diffs = matrix(results), differences(results, options.reference)
     print_comparison(results, rows, diffs, console)
     phases = [mirror_phase(r, options) for r in results]
     code = exit_code_of(results)
-    finish("compare", target, phases, started, t0, code, handlers, _extra(results, options))
+    finish("compare", described, phases, started, t0, code, handlers, _extra(results, options))
     if code == TargetUnreachable.exit_code:
         console.error("no mirror could be reached: " + "; ".join(
             f"{r.name}: {r.reason}" for r in results))
@@ -832,13 +854,13 @@ def mirror_phase(r: MirrorResult, options: CompareOptions) -> Phase:
         f"long request: {r.long_request['verdict']}"]))
     findings = list(r.findings)
     if r.long_request.get("cut"):
-        findings.append(Finding("mirror.long_request_cut", "/v1/chat/completions",
+        findings.append(Finding("mirror.long_request_cut", PATHS["chat"],
                                 Severity.HIGH, f"a non-streaming answer after "
                                 f"{options.long_request_s:g} s", r.long_request["verdict"],
                                 case="long request"))
     for kind, count in sorted(r.error_kinds.items()):
         findings.append(Finding(kind if "." in kind else "response.status",
-                                "/v1/chat/completions", Severity.HIGH,
+                                PATHS["chat"], Severity.HIGH,
                                 "every sampled stream completes",
                                 f"{count} of the latency sample's streams: {kind}",
                                 case="latency sample"))

@@ -1,7 +1,8 @@
 """``gateprobe discover``: what a gateway serves, found without spending, written down for a
 person to review as a targets-file entry.
 
-One request per family gateprobe knows (``FAMILY_PROBES``: adding a family is one entry). The
+One request per family gateprobe knows (``FAMILY_PROBES``: one per ``gateprobe.core.families``
+entry, a special request only where the default one would not do). The
 text routes get a served request of one token at most, which also tells whether the model is
 known there and shows the limiter's headers; every family whose answer would cost (images,
 speech, transcriptions, moderations, Midjourney, search) gets a request that is invalid on
@@ -23,15 +24,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 import yaml
 
-from gateprobe.core.checks import Exchange, Family
+from gateprobe.core.checks import Exchange
 from gateprobe.core.errors import ConfigError
+from gateprobe.core.families import FAMILIES, EndpointFamily, Family
 from gateprobe.core.targets import (
     ANTHROPIC_ENDPOINTS,
     ENDPOINTS,
@@ -82,7 +84,7 @@ def _model(key: str, **rest: Any) -> Body:
     return lambda m: {"model": m[key], **rest}
 
 
-FAMILY_PROBES: tuple[FamilyProbe, ...] = (
+_SPECIFIC: tuple[FamilyProbe, ...] = (
     # ``anthropic-version`` too: an Anthropic gateway requires it on /v1/models.
     FamilyProbe("models", "GET", ENDPOINTS["models"], headers=VERSION),
     FamilyProbe("chat", "POST", ENDPOINTS["chat"], _model("chat", messages=SAY, max_tokens=1),
@@ -93,13 +95,13 @@ FAMILY_PROBES: tuple[FamilyProbe, ...] = (
     FamilyProbe("embeddings", "POST", ENDPOINTS["embeddings"],
                 _model("embeddings", input="test"), model="embeddings", served_request=True),
     FamilyProbe("messages", "POST", ENDPOINTS["messages"],
-                _model("messages", messages=SAY, max_tokens=1), "anthropic", model="messages",
+                _model("messages", messages=SAY, max_tokens=1), model="messages",
                 served_request=True),
     FamilyProbe("count_tokens", "POST", ENDPOINTS["count_tokens"],
-                _model("messages", messages=SAY), "anthropic", model="messages",
+                _model("messages", messages=SAY), model="messages",
                 served_request=True),  # counting is free
     FamilyProbe("complete", "POST", ENDPOINTS["complete"],
-                _model("complete", prompt=HUMAN, max_tokens_to_sample=1), "anthropic",
+                _model("complete", prompt=HUMAN, max_tokens_to_sample=1),
                 model="complete", served_request=True),
     # Invalid on purpose: nothing is generated, nothing is billed.
     FamilyProbe("images", "POST", ENDPOINTS["images"], _model("images"),
@@ -123,13 +125,33 @@ FAMILY_PROBES: tuple[FamilyProbe, ...] = (
     FamilyProbe("realtime", "GET", ENDPOINTS["realtime"], model="realtime",
                 websocket=True),  # opened and closed: no response asked
     FamilyProbe("midjourney", "POST", ENDPOINTS["midjourney"] + "/imagine",
-                lambda m: {}, "gateway"),  # no prompt
-    FamilyProbe("serper", "POST", ENDPOINTS["serper"], lambda m: {}, "gateway"),  # no q
-    FamilyProbe("google_search", "GET", ENDPOINTS["google_search"],
-                family="gateway"),  # no q
-    FamilyProbe("management", "GET", "/api/v1/pay/model-rates",
-                family="gateway"),  # the public rates: a read
+                lambda m: {}),  # no prompt
+    FamilyProbe("serper", "POST", ENDPOINTS["serper"], lambda m: {}),  # no q
+    FamilyProbe("google_search", "GET", ENDPOINTS["google_search"]),  # no q
 )
+"""The families whose probe is not the default one (``_default_probe``)."""
+
+
+def _default_probe(family: EndpointFamily) -> FamilyProbe:
+    """A family's probe when it needs no special request: its first route, asked with only a
+    model (a request every generating route refuses, so nothing is billed)."""
+    route = family.routes[0]
+    body: Body | None = _model(family.default_model) if family.default_model else None
+    return FamilyProbe(family.name, route.method, route.path, body, family.wire,
+                       model=family.default_model)
+
+
+def _family_probes() -> tuple[FamilyProbe, ...]:
+    specific = {p.name: p for p in _SPECIFIC}
+    ordered = sorted(FAMILIES.values(), key=lambda f: f.name != "models")  # models first
+    probes = [replace(specific[f.name], family=f.wire) if f.name in specific
+              else _default_probe(f) for f in ordered]
+    return (*probes,
+            FamilyProbe("management", "GET", "/api/v1/pay/model-rates",
+                        family="gateway"))  # the public rates: a read
+
+
+FAMILY_PROBES = _family_probes()
 """One entry a family: what discover sends to learn whether a target serves it."""
 MAX_REQUESTS = len(FAMILY_PROBES) + len(ANTHROPIC_ENDPOINTS) + 1
 """Every family once, each Anthropic route again with ``x-api-key`` when Bearer was refused

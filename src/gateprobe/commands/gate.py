@@ -293,13 +293,47 @@ class GateResult:
     decisions: list[Decision]
 
 
-def run_gate(config: GateConfig, console: Console, report_dir: Path | None = None,
-             today: dt.date | None = None, *, verbose: bool = False) -> GateResult:
-    """Run the gate file's suites against its target, decide, write the report."""
-    today = today or dt.date.today()
+def _gate_args_of_0_1(console: Any, report_dir: Any, rest: tuple[Any, ...],
+                      old: dict[str, Any]) -> tuple[GateOptions, Console | None]:
+    """``(options, console)`` of a call in the 0.1 shape ``(config, console, report_dir,
+    today, *, verbose)``."""
+    import warnings
+
+    warnings.warn("run_gate(config, console, report_dir, today, verbose=...) is deprecated: "
+                  "use run_gate(config, GateOptions(...), console=None)", DeprecationWarning,
+                  stacklevel=3)
+    today = rest[0] if rest else old.get("today")
+    return GateOptions(report_dir or old.get("report_dir"), today,
+                       bool(old.get("verbose", False))), console
+
+
+@dataclass(frozen=True, slots=True)
+class GateOptions:
+    """How a gate runs beyond its file: where the report goes, the day, verbosity."""
+
+    report_dir: Path | None = None
+    """The report folder (None: the file's ``report_dir``, else a fresh one)."""
+    today: dt.date | None = None
+    """The day waivers expire against (None: today; a test seam)."""
+    verbose: bool = False
+    """Show pytest's own output too."""
+
+
+def run_gate(config: GateConfig, options: GateOptions | None = None,
+             console: Console | None = None, *deprecated: Any, **old: Any) -> GateResult:
+    """Run the gate file's suites against its target, decide, write the report.
+
+    The 0.1 shape ``run_gate(config, console, report_dir, today, verbose=...)`` still works,
+    with a ``DeprecationWarning``."""
+    if isinstance(options, Console) or deprecated or old:
+        options, console = _gate_args_of_0_1(options, console, deprecated, old)
+    options = options or GateOptions()
+    console = console or Console()
+    report_dir, verbose = options.report_dir, options.verbose
+    today = options.today or dt.date.today()
     with open_target(_choice(config), EMBEDDED, console, preflight=True) as target:
         _check_runnable(config, target)
-        options = RunOptions(suites=tuple(config.suites), select=config.select,
+        run_options = RunOptions(suites=tuple(config.suites), select=config.select,
                              latency=config.latency, slo=config.slo, budget_s=config.budget_s,
                              verbose=verbose)
         run_dir = new_run_dir("gate", explicit=report_dir or config.report_dir)
@@ -308,7 +342,7 @@ def run_gate(config: GateConfig, console: Console, report_dir: Path | None = Non
                      f"against {target.base_url}; report folder {run_dir}")
         started, t0 = utc_now(), time.monotonic()
         try:
-            phases = run_phases(target, options, run_dir, console, handlers)
+            phases = run_phases(target, run_options, run_dir, console, handlers)
         except Interrupted as stop:  # no decision on part of the suites: the report only
             finish("gate", target.describe(), stop.phases, started, t0, INTERRUPTED_EXIT,
                    handlers, {"gate": {"config": str(config.path), "decisions": [],

@@ -119,10 +119,11 @@ class RunResult:
         return [f for p in self.phases for f in p.findings]
 
 
-def run(target: Target, options: RunOptions, console: Console,
+def run(target: Target, options: RunOptions, console: Console | None = None,
         handlers: Sequence[Handler] | None = None) -> RunResult:
     """``gateprobe run``: the phases, then the report folder; exit code 0 when every phase
-    passed or was skipped."""
+    passed or was skipped. ``handlers`` replace the report folder's writers of run events."""
+    console = console or Console()
     options = options.check()
     run_dir = new_run_dir("run", explicit=options.report_dir)
     handlers = list(handlers) if handlers is not None else \

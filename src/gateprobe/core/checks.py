@@ -20,17 +20,14 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import urlsplit
 
+from gateprobe.core.families import Family
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.redact import Redactor
 from gateprobe.core.sse import Event, Note
 from gateprobe.core.targets import Target
-
-Family = Literal["openai", "anthropic", "gateway"]
-"""A route's protocol family; ``gateway``: the seeds' gateway's own APIs (Midjourney, search),
-whose envelope is its own on every target."""
 
 
 class _NotApplicable:
@@ -38,6 +35,10 @@ class _NotApplicable:
 
     def __repr__(self) -> str:
         return "NOT_APPLICABLE"
+
+
+NotApplicable = _NotApplicable
+"""The type of ``NOT_APPLICABLE`` (what a check's annotation names)."""
 
 
 NOT_APPLICABLE: Final = _NotApplicable()
@@ -217,6 +218,23 @@ EVENT_EVIDENCE_CHARS = 400
 """How much of each of a stream's last events (a chunk's fields of interest come late)."""
 STREAM_EVIDENCE_EVENTS = 3
 """A stream's last events: where a missing terminator, a missing finish or bad usage shows."""
+EVIDENCE_CAP = 1500
+"""The most any finding quotes (two answers side by side, or a stream's last events)."""
+
+
+def clip_evidence(text: str, limit: int = EVIDENCE_CHARS) -> str:
+    """``text`` cut to what a finding may quote (the one evidence size of every runner)."""
+    return text[:min(limit, EVIDENCE_CAP)]
+
+
+def finding_of(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
+               observed: str, pointer: str = "", endpoint: str | None = None) -> Finding:
+    """A check's finding about ``ex``: the observation redacted, the answer's head as the
+    evidence (redacted, ``EVIDENCE_CHARS`` long), on ``endpoint`` (default: the exchange's).
+    The one such helper every protocol module's checks use."""
+    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
+    return Finding(check_id, endpoint or ex.endpoint, severity, expected,
+                   ctx.redactor.text(observed), ctx.redactor.text(evidence), pointer=pointer)
 
 
 def evidence_of(ex: Exchange, redactor: Redactor) -> str:

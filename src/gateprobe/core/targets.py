@@ -11,12 +11,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from gateprobe.core import families
 from gateprobe.core.errors import ConfigError, TargetUnreachable, UsageError
 
-PROFILES = ("ohmygpt", "anthropic", "openai")
+if TYPE_CHECKING:
+    import httpx
+
+PROFILES = families.PROFILES
 
 DEFAULT_MODELS: Mapping[str, str] = {
     "chat": "gpt-3.5-turbo",
@@ -35,38 +39,15 @@ DEFAULT_MODELS: Mapping[str, str] = {
 """The models the seeds name, per endpoint family (override with ``--model ENDPOINT=NAME``)."""
 
 
-ENDPOINTS: Mapping[str, str] = {
-    "chat": "/v1/chat/completions",
-    "completions": "/v1/completions",
-    "embeddings": "/v1/embeddings",
-    "models": "/v1/models",
-    "messages": "/v1/messages",
-    "count_tokens": "/v1/messages/count_tokens",
-    "complete": "/v1/complete",
-    "images": "/v1/images/generations",
-    "image_edits": "/v1/images/edits",
-    "speech": "/v1/audio/speech",
-    "transcriptions": "/v1/audio/transcriptions",
-    "moderations": "/v1/moderations",
-    "realtime": "/v1/realtime",
-    "midjourney": "/api/v1/ai/draw/mj",
-    "serper": "/api/v1/openapi/search/serper/v1",
-    "google_search": "/api/v1/openapi/search/google-search/v1",
-    "responses": "/v1/responses",
-    "conversations": "/v1/conversations",
-    "chat_store": "/v1/chat/completions/{completion_id}",
-}
+ENDPOINTS: Mapping[str, str] = families.PATHS
 """The model endpoints gateprobe knows, by the name a targets file declares them with (a
-family of routes by their common prefix: ``midjourney`` is every ``/api/v1/ai/draw/mj/*``;
-``chat_store`` is the stored chat completions: ``GET /v1/chat/completions`` and
-``/v1/chat/completions/{completion_id}[/messages]``, judged only when declared)."""
-ANTHROPIC_ENDPOINTS = frozenset({"messages", "count_tokens", "complete"})
-OPT_IN_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions",
-                              "moderations", "realtime", "midjourney", "serper",
-                              "google_search", "responses", "conversations", "chat_store"})
+family of routes by their common prefix: ``midjourney`` is every ``/api/v1/ai/draw/mj/*``);
+``gateprobe.core.families`` defines them."""
+ANTHROPIC_ENDPOINTS = families.of_wire("anthropic")
+OPT_IN_ENDPOINTS = families.OPT_IN
 """Families no profile implies: only a target whose entry (or ``--endpoints``) declares one
 gets its cases, probes and load; one that does not is not told they are "not served"."""
-CORE_ENDPOINTS = frozenset(ENDPOINTS) - OPT_IN_ENDPOINTS
+CORE_ENDPOINTS = families.CORE
 STRICTNESS = ("documented", "strict-upstream")
 """``documented``: what the target's documentation (or the APIs it copies) promises;
 ``strict-upstream``: the upstream APIs' letter too, where compatible gateways commonly differ
@@ -94,7 +75,7 @@ def profile_envelopes(profile: str) -> frozenset[str]:
 def profile_endpoints(profile: str) -> frozenset[str]:
     """What a target of ``profile`` is assumed to serve when it does not say: the OpenAI
     routes under ``openai``, every route under the others."""
-    return CORE_ENDPOINTS - ANTHROPIC_ENDPOINTS if profile == "openai" else CORE_ENDPOINTS
+    return families.implied_by(profile)
 
 
 def check_endpoints(names: Iterable[str], where: str = "--endpoints") -> frozenset[str]:
@@ -123,6 +104,15 @@ class Timeouts:
     """Longest silence between two reads of a body or stream."""
     total_s: float = 300.0
     """One whole exchange, however the bytes trickle in."""
+
+    def for_httpx(self) -> httpx.Timeout:
+        """httpx's timeout for an exchange starting under these bounds: connect; first byte
+        as the read timeout (``probe.exchange_once`` swaps in idle once the headers are in,
+        and checks the total at every read); idle between two writes of the request."""
+        import httpx
+
+        return httpx.Timeout(connect=self.connect_s, read=self.first_byte_s, write=self.idle_s,
+                             pool=self.connect_s)
 
     def check(self) -> Timeouts:
         """Itself, every value positive and finite (``UsageError`` otherwise)."""
@@ -209,7 +199,17 @@ class Propagation:
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """Where and how to reach one gateway."""
+    """Where and how to reach one gateway.
+
+    From Python, without a targets file: ``Target.openai(url, key_env="MY_KEY")`` (or
+    ``.anthropic``, ``.ohmygpt``, ``.of(url, profile, ...)``); the key is read from the named
+    environment variable then, never written anywhere.
+
+    Example::
+
+        target = Target.openai("http://127.0.0.1:8080", key_env="MY_KEY",
+                               endpoints={"chat", "models"}, models={"chat": "gpt-4o-mini"})
+    """
 
     base_url: str
     profile: str
@@ -304,6 +304,43 @@ class Target:
             return refusal
         return f"not loopback and target {self.name or self.base_url!r} does not set " \
                "allow_spend: <credits>"
+
+    @classmethod
+    def of(cls, base_url: str, profile: str, *, key_env: str = "GATEPROBE_API_KEY",
+           endpoints: Iterable[str] | None = None, models: Mapping[str, str] | None = None,
+           timeouts: Timeouts | None = None, **fields: Any) -> Target:
+        """A target from Python: ``base_url`` (checked), a profile of ``PROFILES``, the key
+        read from ``key_env`` now (``ConfigError`` naming the variable when unset),
+        ``endpoints`` (names of ``ENDPOINTS``; None: the profile's), ``models`` over the
+        defaults, and any other field of ``Target`` by name."""
+        if profile not in PROFILES:
+            raise UsageError(f"profile {profile!r}: one of {', '.join(PROFILES)}")
+        return cls(check_base_url(base_url), profile, key_from_env(key_env), key_env,
+                   {**DEFAULT_MODELS, **(models or {})},
+                   timeouts=(timeouts or Timeouts()).check(),
+                   endpoints=None if endpoints is None else check_endpoints(endpoints,
+                                                                             "endpoints"),
+                   **fields)
+
+    @classmethod
+    def openai(cls, base_url: str, *, key_env: str = "GATEPROBE_API_KEY",
+               **fields: Any) -> Target:
+        """An OpenAI-compatible gateway (Bearer keys, OpenAI's routes): ``of`` with
+        profile ``openai``."""
+        return cls.of(base_url, "openai", key_env=key_env, **fields)
+
+    @classmethod
+    def anthropic(cls, base_url: str, *, key_env: str = "GATEPROBE_API_KEY",
+                  **fields: Any) -> Target:
+        """An Anthropic-compatible gateway (``x-api-key``, version header): profile
+        ``anthropic``."""
+        return cls.of(base_url, "anthropic", key_env=key_env, **fields)
+
+    @classmethod
+    def ohmygpt(cls, base_url: str, *, key_env: str = "GATEPROBE_API_KEY",
+                **fields: Any) -> Target:
+        """A gateway like the seeds' (both APIs behind Bearer keys): profile ``ohmygpt``."""
+        return cls.of(base_url, "ohmygpt", key_env=key_env, **fields)
 
     @property
     def served(self) -> frozenset[str]:
@@ -505,7 +542,7 @@ def check_reachable(base_url: str) -> None:
     import httpx
 
     try:
-        with httpx.stream("GET", base_url.rstrip("/") + "/v1/models",
+        with httpx.stream("GET", base_url.rstrip("/") + ENDPOINTS["models"],
                           timeout=httpx.Timeout(5.0)):
             pass
     except (httpx.ConnectError, httpx.ConnectTimeout) as exc:

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding
 from gateprobe.core.sse import parse_all
 from gateprobe.core.targets import ENDPOINTS, Target, credentials
@@ -107,7 +108,7 @@ class Row:
     """One line of the billing table."""
 
     kind: str
-    endpoint: str = "/v1/chat/completions"
+    endpoint: str = PATHS["chat"]
     """The path it was sent to."""
     input_tokens: int = 0
     output_tokens: int = 0

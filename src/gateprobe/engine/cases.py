@@ -13,12 +13,13 @@ import struct
 import wave
 import zlib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from gateprobe.core.checks import Exchange, Expectation, Family
+from gateprobe.core.checks import Exchange, Expectation
 from gateprobe.core.errors import ConfigError
+from gateprobe.core.families import FAMILIES, PATHS, Family
 from gateprobe.core.golden import Golden, fill_models, golden_dir, load_dir
 from gateprobe.core.targets import Target
 
@@ -197,38 +198,38 @@ def endpoint_cases(t: Target) -> list[Case]:
     """One plain request per endpoint, answer checked against the spec."""
     m = t.models
     cases = [
-        Case("models", "endpoint", "GET", "/v1/models", models_family(t)),
-        Case("chat", "endpoint", "POST", "/v1/chat/completions", "openai",
+        Case("models", "endpoint", "GET", PATHS["models"], models_family(t)),
+        Case("chat", "endpoint", "POST", PATHS["chat"], "openai",
              {"model": m["chat"], "messages": SAY, "max_tokens": 16}),
-        Case("claude-2-web chat", "endpoint", "POST", "/v1/chat/completions", "openai",
+        Case("claude-2-web chat", "endpoint", "POST", PATHS["chat"], "openai",
              {"model": m["legacy_chat"], "messages": SAY},
              requires=CLAUDE_2_WEB),
-        Case("completions", "endpoint", "POST", "/v1/completions", "openai",
+        Case("completions", "endpoint", "POST", PATHS["completions"], "openai",
              {"model": m["completions"], "prompt": "Say test", "max_tokens": 16}),
         # Two choices cut at a small cap: the usage must bill both (a gateway may refuse n > 1
         # when its upstream has no n, but not bill one choice of two).
-        Case("chat n=2", "endpoint", "POST", "/v1/chat/completions", "openai",
+        Case("chat n=2", "endpoint", "POST", PATHS["chat"], "openai",
              {"model": m["chat"], "messages": LONG_ANSWER, "max_tokens": 4, "n": 2},
              expect=Expectation(statuses=(200, 400))),
-        Case("embeddings", "endpoint", "POST", "/v1/embeddings", "openai",
+        Case("embeddings", "endpoint", "POST", PATHS["embeddings"], "openai",
              {"model": m["embeddings"], "input": ["Say", "test"]}),
-        Case("chat with tools", "endpoint", "POST", "/v1/chat/completions", "openai",
+        Case("chat with tools", "endpoint", "POST", PATHS["chat"], "openai",
              tool_bodies(m)[0]),
         Case("chat, tool_choice required, a prompt needing no tool", "endpoint", "POST",
-             "/v1/chat/completions", "openai", unprompted_tool_bodies(m)[0]),
+             PATHS["chat"], "openai", unprompted_tool_bodies(m)[0]),
     ]
     if t.serves_anthropic:
         cases += [
-            Case("messages with tools", "endpoint", "POST", "/v1/messages", "anthropic",
+            Case("messages with tools", "endpoint", "POST", PATHS["messages"], "anthropic",
                  tool_bodies(m)[1]),
             Case("messages, tool_choice any, a prompt needing no tool", "endpoint", "POST",
-                 "/v1/messages", "anthropic", unprompted_tool_bodies(m)[1]),
-            Case("complete", "endpoint", "POST", "/v1/complete", "anthropic",
+                 PATHS["messages"], "anthropic", unprompted_tool_bodies(m)[1]),
+            Case("complete", "endpoint", "POST", PATHS["complete"], "anthropic",
                  {"model": m["complete"], "prompt": "\n\nHuman: Say test\n\nAssistant:",
                   "max_tokens_to_sample": 16}),
-            Case("messages", "endpoint", "POST", "/v1/messages", "anthropic",
+            Case("messages", "endpoint", "POST", PATHS["messages"], "anthropic",
                  {"model": m["messages"], "messages": SAY, "max_tokens": 16}),
-            Case("count_tokens", "endpoint", "POST", "/v1/messages/count_tokens", "anthropic",
+            Case("count_tokens", "endpoint", "POST", PATHS["count_tokens"], "anthropic",
                  {"model": m["messages"], "messages": SAY}),
         ]
     return cases
@@ -249,30 +250,30 @@ def stream_cases(t: Target) -> list[Case]:
     chat = {"model": m["chat"], "messages": SAY, "max_tokens": 24}
     comp = {"model": m["completions"], "prompt": "Say test", "max_tokens": 24}
     cases = [
-        stream("chat", "/v1/chat/completions", "openai", chat),
-        stream("chat with usage", "/v1/chat/completions", "openai",
+        stream("chat", PATHS["chat"], "openai", chat),
+        stream("chat with usage", PATHS["chat"], "openai",
                {**chat, "stream_options": {"include_usage": True}}),
-        stream("claude-2-web chat", "/v1/chat/completions", "openai",
+        stream("claude-2-web chat", PATHS["chat"], "openai",
                {"model": m["legacy_chat"], "messages": SAY},
                requires=CLAUDE_2_WEB),
-        stream("chat with tools", "/v1/chat/completions", "openai", tool_bodies(m)[0]),
-        stream("chat, tool_choice required, a prompt needing no tool", "/v1/chat/completions",
+        stream("chat with tools", PATHS["chat"], "openai", tool_bodies(m)[0]),
+        stream("chat, tool_choice required, a prompt needing no tool", PATHS["chat"],
                "openai", unprompted_tool_bodies(m)[0]),
-        stream("completions", "/v1/completions", "openai", comp),
-        stream("completions with usage", "/v1/completions", "openai",
+        stream("completions", PATHS["completions"], "openai", comp),
+        stream("completions with usage", PATHS["completions"], "openai",
                {**comp, "stream_options": {"include_usage": True}}),
     ]
     if t.serves_anthropic:
         legacy = {"model": m["complete"], "prompt": "\n\nHuman: Say test\n\nAssistant:",
                   "max_tokens_to_sample": 24}
         cases += [
-            stream("messages", "/v1/messages", "anthropic",
+            stream("messages", PATHS["messages"], "anthropic",
                    {"model": m["messages"], "messages": SAY, "max_tokens": 24}),
-            stream("messages with tools", "/v1/messages", "anthropic", tool_bodies(m)[1]),
-            stream("messages, tool_choice any, a prompt needing no tool", "/v1/messages",
+            stream("messages with tools", PATHS["messages"], "anthropic", tool_bodies(m)[1]),
+            stream("messages, tool_choice any, a prompt needing no tool", PATHS["messages"],
                    "anthropic", unprompted_tool_bodies(m)[1]),
-            stream("complete", "/v1/complete", "anthropic", legacy),
-            stream("complete 2023-01-01", "/v1/complete", "anthropic", legacy, "2023-01-01"),
+            stream("complete", PATHS["complete"], "anthropic", legacy),
+            stream("complete 2023-01-01", PATHS["complete"], "anthropic", legacy, "2023-01-01"),
         ]
     return cases
 
@@ -283,25 +284,25 @@ def error_cases(t: Target) -> list[Case]:
     m = t.models
     chat = {"model": m["chat"], "messages": SAY}
     cases = [
-        Case("malformed JSON", "errors", "POST", "/v1/chat/completions", "openai",
+        Case("malformed JSON", "errors", "POST", PATHS["chat"], "openai",
              b'{"model": "x", ', expect=Expectation(400)),
-        Case("missing messages", "errors", "POST", "/v1/chat/completions", "openai",
+        Case("missing messages", "errors", "POST", PATHS["chat"], "openai",
              {"model": m["chat"]}, expect=Expectation(400)),
-        Case("wrong type", "errors", "POST", "/v1/chat/completions", "openai",
+        Case("wrong type", "errors", "POST", PATHS["chat"], "openai",
              {**chat, "max_tokens": "ten"}, expect=Expectation(400)),
-        Case("out of range", "errors", "POST", "/v1/chat/completions", "openai",
+        Case("out of range", "errors", "POST", PATHS["chat"], "openai",
              {**chat, "temperature": 7}, expect=Expectation(400)),
-        Case("unknown model", "errors", "POST", "/v1/chat/completions", "openai",
+        Case("unknown model", "errors", "POST", PATHS["chat"], "openai",
              {**chat, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
         Case("claude-2-web input over 90,000 tokens", "errors", "POST",
-             "/v1/chat/completions", "openai",
+             PATHS["chat"], "openai",
              {"model": m["legacy_chat"],
               "messages": [{"role": "user", "content": " word" * 91_000}]},
              expect=Expectation(400),
              requires=CLAUDE_2_WEB),
-        Case("empty input", "errors", "POST", "/v1/embeddings", "openai",
+        Case("empty input", "errors", "POST", PATHS["embeddings"], "openai",
              {"model": m["embeddings"], "input": ""}, expect=Expectation(400)),
-        Case("tool without a name", "errors", "POST", "/v1/chat/completions", "openai",
+        Case("tool without a name", "errors", "POST", PATHS["chat"], "openai",
              {**chat, "tools": [{"type": "function", "function": {
                  "parameters": WEATHER_TOOL["schema"]}}]}, expect=Expectation(400)),
     ]
@@ -310,20 +311,20 @@ def error_cases(t: Target) -> list[Case]:
                   "max_tokens_to_sample": 8}
         msg = {"model": m["messages"], "messages": SAY, "max_tokens": 8}
         cases += [
-            Case("malformed JSON", "errors", "POST", "/v1/messages", "anthropic",
+            Case("malformed JSON", "errors", "POST", PATHS["messages"], "anthropic",
                  b"{not json", expect=Expectation(400)),
-            Case("missing max_tokens", "errors", "POST", "/v1/messages", "anthropic",
+            Case("missing max_tokens", "errors", "POST", PATHS["messages"], "anthropic",
                  {"model": m["messages"], "messages": SAY}, expect=Expectation(400)),
-            Case("unknown model", "errors", "POST", "/v1/messages", "anthropic",
+            Case("unknown model", "errors", "POST", PATHS["messages"], "anthropic",
                  {**msg, "model": "gateprobe-no-such-model"}, expect=Expectation(404)),
-            Case("tool without a name", "errors", "POST", "/v1/messages", "anthropic",
+            Case("tool without a name", "errors", "POST", PATHS["messages"], "anthropic",
                  {**msg, "tools": [{"input_schema": WEATHER_TOOL["schema"]}]},
                  expect=Expectation(400)),
-            Case("temperature above 1", "errors", "POST", "/v1/complete", "anthropic",
+            Case("temperature above 1", "errors", "POST", PATHS["complete"], "anthropic",
                  {**legacy, "temperature": 1.5}, expect=Expectation(400)),
-            Case("max_tokens_to_sample 0", "errors", "POST", "/v1/complete", "anthropic",
+            Case("max_tokens_to_sample 0", "errors", "POST", PATHS["complete"], "anthropic",
                  {**legacy, "max_tokens_to_sample": 0}, expect=Expectation(400)),
-            Case("empty prompt", "errors", "POST", "/v1/complete", "anthropic",
+            Case("empty prompt", "errors", "POST", PATHS["complete"], "anthropic",
                  {**legacy, "prompt": ""}, expect=Expectation(400)),
         ]
     return cases
@@ -336,34 +337,34 @@ def auth_cases(t: Target) -> list[Case]:
     chat = {"model": m["chat"], "messages": SAY, "max_tokens": 4}
     msg = {"model": m["messages"], "messages": SAY, "max_tokens": 4}
     cases = [
-        Case("bad key", "auth", "POST", "/v1/chat/completions", "openai", chat, "bad",
+        Case("bad key", "auth", "POST", PATHS["chat"], "openai", chat, "bad",
              Expectation(401, kind="bad_key")),
-        Case("missing key", "auth", "POST", "/v1/chat/completions", "openai", chat, "none",
+        Case("missing key", "auth", "POST", PATHS["chat"], "openai", chat, "none",
              Expectation(401, kind="missing_key")),
-        Case("bad key", "auth", "GET", "/v1/models", models_family(t), None, "bad",
+        Case("bad key", "auth", "GET", PATHS["models"], models_family(t), None, "bad",
              Expectation(401, kind="bad_key")),
     ]
     if t.serves_anthropic:
         cases += [
-            Case("bad key", "auth", "POST", "/v1/messages", "anthropic", msg, "bad",
+            Case("bad key", "auth", "POST", PATHS["messages"], "anthropic", msg, "bad",
                  Expectation(401, kind="bad_key")),
-            Case("missing key", "auth", "POST", "/v1/complete", "anthropic",
+            Case("missing key", "auth", "POST", PATHS["complete"], "anthropic",
                  {"model": m["complete"], "prompt": "\n\nHuman: x\n\nAssistant:",
                   "max_tokens_to_sample": 4}, "none", Expectation(401, kind="missing_key")),
         ]
-    if t.profile == "ohmygpt" and t.serves("/v1/messages"):
+    if t.profile == "ohmygpt" and t.serves(PATHS["messages"]):
         # The gateway documents Bearer, where Anthropic documents x-api-key. Judged only as
         # the target declares it: a gateway that also takes x-api-key, with a valid key, is
         # not wrong unless it says it refuses it; undeclared, what it does is information.
         expect = Expectation(kind="information") if t.auth_styles is None else \
             Expectation() if "x-api-key" in t.auth_styles else \
             Expectation(401, kind="wrong_auth_style")
-        cases.append(Case("x-api-key instead of Bearer", "auth", "POST", "/v1/messages",
+        cases.append(Case("x-api-key instead of Bearer", "auth", "POST", PATHS["messages"],
                           "anthropic", msg, "wrong_style", expect))
     # Judged only with a key that lacks the permission; the suite skips it without one.
     statuses = {"ohmygpt": (401,), "anthropic": (403,), "openai": (404,)}[t.profile]
     cases.append(Case("key without model permission", "auth", "POST",
-                          "/v1/chat/completions", "openai",
+                          PATHS["chat"], "openai",
                           {"model": m["legacy_chat"], "messages": SAY}, "no_permission",
                           Expectation(statuses=statuses, kind="no_permission"),
                           requires=("legacy_chat",)))
@@ -413,13 +414,13 @@ def legacy_prompt_cases(t: Target) -> list[Case]:
                   {"role": "user", "content": "Say test"}]
     cases = [
         Case("claude-2-web: several messages serialized into one prompt", "legacy_prompt",
-             "POST", "/v1/chat/completions", "openai", {"model": web, "messages": serialized},
+             "POST", PATHS["chat"], "openai", {"model": web, "messages": serialized},
              requires=CLAUDE_2_WEB),
         Case("claude-2-web: a single message, not serialized", "legacy_prompt", "POST",
-             "/v1/chat/completions", "openai", {"model": web, "messages": SAY},
+             PATHS["chat"], "openai", {"model": web, "messages": SAY},
              requires=CLAUDE_2_WEB),
         Case("claude-2-web: several messages, streamed", "legacy_prompt", "POST",
-             "/v1/chat/completions", "openai",
+             PATHS["chat"], "openai",
              {"model": web, "messages": serialized, "stream": True},
              expect=Expectation(stream_body={"model": web, "messages": serialized}),
              requires=CLAUDE_2_WEB),
@@ -434,7 +435,7 @@ def legacy_prompt_cases(t: Target) -> list[Case]:
             expect = Expectation(200 if valid else 400, kind=kind,
                                  stream_body=body if valid and stream else None)
             cases.append(Case(f"{name}{' stream' if stream else ''}", "legacy_prompt",
-                              "POST", "/v1/complete", "anthropic", body, expect=expect))
+                              "POST", PATHS["complete"], "anthropic", body, expect=expect))
     return cases
 
 
@@ -476,9 +477,9 @@ def _filled_files(request: dict[str, Any]) -> dict[str, Any]:
             for k, v in request.items()}
 
 
-MJ = "/api/v1/ai/draw/mj"
-SERPER = "/api/v1/openapi/search/serper/v1"
-GOOGLE = "/api/v1/openapi/search/google-search/v1"
+MJ = PATHS["midjourney"]
+SERPER = PATHS["serper"]
+GOOGLE = PATHS["google_search"]
 PIXEL = ("data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8"
          "z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==")
 """A 1x1 PNG as a data URI: the reference images blend and describe take."""
@@ -576,7 +577,7 @@ def media_cases(t: Target) -> list[Case]:
 
 
 def _image_cases(t: Target) -> list[Case]:
-    m, gen, edit = t.models["images"], "/v1/images/generations", "/v1/images/edits"
+    m, gen, edit = t.models["images"], PATHS["images"], PATHS["image_edits"]
     small = {"model": m, "prompt": "A red square", "size": "256x256"}
     # The gateway's own documented request (its curl sends these fields form-urlencoded).
     documented = {"prompt": "A cute anime girl", "model": "dall-e-3", "n": "1",
@@ -618,7 +619,7 @@ def _image_cases(t: Target) -> list[Case]:
 
 
 def _audio_cases(t: Target) -> list[Case]:
-    speech, stt = "/v1/audio/speech", "/v1/audio/transcriptions"
+    speech, stt = PATHS["speech"], PATHS["transcriptions"]
     say = {"model": t.models["speech"], "input": "Say test", "voice": "alloy"}
     heard = {"model": t.models["transcriptions"], "file": tiny_wav()}
     bad = Expectation(400)
@@ -643,7 +644,7 @@ def _audio_cases(t: Target) -> list[Case]:
 
 
 def _moderation_cases(t: Target) -> list[Case]:
-    path, m = "/v1/moderations", t.models["moderations"]
+    path, m = PATHS["moderations"], t.models["moderations"]
     bad = Expectation(400)
     return [
         Case("two inputs, in order", "endpoint", "POST", path, "openai",
@@ -660,14 +661,14 @@ def _moderation_cases(t: Target) -> list[Case]:
 
 def _media_auth_cases(t: Target) -> list[Case]:
     bodies: list[tuple[str, Any, Encoding]] = [
-        ("/v1/images/generations", {"prompt": "x", "size": "256x256"}, "json"),
-        ("/v1/images/edits", {"prompt": "x", "size": "256x256", "image": tiny_png(16)},
+        (PATHS["images"], {"prompt": "x", "size": "256x256"}, "json"),
+        (PATHS["image_edits"], {"prompt": "x", "size": "256x256", "image": tiny_png(16)},
          "multipart"),
-        ("/v1/audio/speech", {"model": t.models["speech"], "input": "x", "voice": "alloy"},
+        (PATHS["speech"], {"model": t.models["speech"], "input": "x", "voice": "alloy"},
          "json"),
-        ("/v1/audio/transcriptions", {"model": t.models["transcriptions"],
+        (PATHS["transcriptions"], {"model": t.models["transcriptions"],
                                       "file": tiny_wav(0.1)}, "multipart"),
-        ("/v1/moderations", {"input": "x"}, "json"),
+        (PATHS["moderations"], {"input": "x"}, "json"),
     ]
     cases = [Case("bad key", "auth", "POST", path, "openai", body, "bad",
                   Expectation(401, kind="bad_key"), encoding=encoding)
@@ -678,7 +679,7 @@ def _media_auth_cases(t: Target) -> list[Case]:
     return cases
 
 
-RESPONSES = "/v1/responses"
+RESPONSES = PATHS["responses"]
 WEATHER_FORMAT = {"type": "json_schema", "name": "weather", "strict": True, "schema": {
     "type": "object", "additionalProperties": False, "required": ["city", "celsius"],
     "properties": {"city": {"type": "string"}, "celsius": {"type": "number"}}}}
@@ -726,21 +727,22 @@ def responses_cases(t: Target) -> list[Case]:
         cases += _response_error_cases(t, bodies["text"])
     if "conversations" in t.served:
         cases += [
-            Case("create", "endpoint", "POST", "/v1/conversations", "openai",
+            Case("create", "endpoint", "POST", PATHS["conversations"], "openai",
                  {"items": [{"role": "user", "content": "Say test"}],
                   "metadata": {"suite": "gateprobe"}}),
-            Case("unknown conversation", "errors", "GET", "/v1/conversations/conv_gateprobe_none",
+            Case("unknown conversation", "errors", "GET",
+                 PATHS["conversations"] + "/conv_gateprobe_none",
                  "openai", expect=Expectation(404)),
-            Case("bad key", "auth", "POST", "/v1/conversations", "openai", {}, "bad",
+            Case("bad key", "auth", "POST", PATHS["conversations"], "openai", {}, "bad",
                  Expectation(401, kind="bad_key")),
         ]
     if "chat_store" in t.served:
         cases += [
-            Case("stored list", "endpoint", "GET", "/v1/chat/completions", "openai"),
+            Case("stored list", "endpoint", "GET", PATHS["chat"], "openai"),
             Case("unknown stored completion", "errors", "GET",
-                 "/v1/chat/completions/chatcmpl-gateprobe-none", "openai",
+                 PATHS["chat"] + "/chatcmpl-gateprobe-none", "openai",
                  expect=Expectation(404)),
-            Case("stored list, bad key", "auth", "GET", "/v1/chat/completions", "openai",
+            Case("stored list, bad key", "auth", "GET", PATHS["chat"], "openai",
                  None, "bad", Expectation(401, kind="bad_key")),
         ]
     return cases
@@ -768,8 +770,24 @@ def _response_error_cases(t: Target, text: dict[str, Any]) -> list[Case]:
     ]
 
 
+@_served
+def alias_cases(t: Target) -> list[Case]:
+    """The cases of the families that carry another's requests on their own route
+    (``families.EndpointFamily.alias_of``): the original's endpoint and stream cases, sent
+    to the copy, for each such family the target declares."""
+    cases: list[Case] = []
+    for f in FAMILIES.values():
+        if not f.alias_of or f.name not in t.served:
+            continue
+        original = replace(t, endpoints=frozenset({f.alias_of}))
+        cases += [replace(case, path=f.path, name=f"{case.name} ({f.name})")
+                  for case in endpoint_cases(original) + stream_cases(original)
+                  if case.path == PATHS[f.alias_of]]
+    return cases
+
+
 OPT_IN_BUILDERS: tuple[CaseBuilder, ...] = (gateway_api_cases, media_cases,
-                                              responses_cases)
+                                              responses_cases, alias_cases)
 """Builders of the opt-in families' cases, of several categories each: a category's suite
 runs its core builder's cases and theirs of its category."""
 

@@ -8,10 +8,11 @@ Locust subprocess gets its keys in its own environment; see ``gateprobe.commands
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from gateprobe.core import families
 from gateprobe.core.console import Console
 from gateprobe.core.errors import UsageError
 from gateprobe.core.targets import (
@@ -21,18 +22,16 @@ from gateprobe.core.targets import (
     check_endpoints,
     check_reachable,
     model_overrides,
-    profile_endpoints,
     resolve_target,
 )
 from gateprobe.reference import Timing, running_gateway
 from gateprobe.reference.app import METRICS_ROUTE
-from gateprobe.reference.config import default_keys_path, load_keys_file
+from gateprobe.reference.config import KeysFile, default_keys_path, load_keys_file
 
 KEY = "gp-vip-0001"
 NO_PERMISSION_KEY = "gp-nomodel-0001"
 ADMIN_KEYS = ("gp-admin-0001", "gp-admin-0002")
 """Admin keys of two accounts (``fixtures/keys.yaml``): the management API's callers."""
-TIER_LIMITS: Mapping[str, int] = {"free": 12, "vip": 60, "premium": 90}
 MEDIA_ENDPOINTS = frozenset({"images", "image_edits", "speech", "transcriptions", "moderations"})
 GATEWAY_API_ENDPOINTS = frozenset({"midjourney", "serper", "google_search"})
 RESPONSES_ENDPOINTS = frozenset({"responses", "conversations", "chat_store"})
@@ -43,16 +42,21 @@ def reference_endpoints(profile: str) -> frozenset[str]:
     """What the reference gateway serves under ``profile``: its profile's model routes, the
     media families under every profile, the Realtime API beside OpenAI's routes, and the
     seeds' gateway's own APIs under its profile."""
-    served = profile_endpoints(profile) | MEDIA_ENDPOINTS
-    served |= frozenset({"realtime"}) | RESPONSES_ENDPOINTS if profile != "anthropic" \
-        else frozenset()
-    return served | (GATEWAY_API_ENDPOINTS if profile == "ohmygpt" else frozenset())
+    return families.served_under(profile)
 
 
 EMBEDDED_ENDPOINTS = reference_endpoints("ohmygpt")
 """Every family the reference gateway serves: the embedded target declares them all (the
 opt-in families included, as each lands in the reference gateway)."""
-"""The documented tiers (requests per window), as ``fixtures/keys.yaml`` configures them."""
+
+
+def tier_limits(keys: KeysFile) -> dict[str, int]:
+    """The tiers' requests per window as the embedded gateway's keys file sets them (the
+    shipped ``fixtures/keys.yaml``: the seeds' 12/60/90 on the legacy chat model), read from
+    the file rather than copied, so a ``$GATEPROBE_KEYS`` of one's own is honoured too."""
+    model = DEFAULT_MODELS["legacy_chat"]
+    limits = {name: tier.limit_for(model) for name, tier in keys.tiers.items()}
+    return {name: hit[1] for name, hit in limits.items() if hit is not None}
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,14 +82,16 @@ class Embedded:
                 f"{self.rate_window_s:g} s")
 
 
-def _target(base_url: str, embedded: Embedded, choice: TargetChoice) -> Target:
-    tiers = {t: f"gp-{t}-{embedded.tier_key_number:04d}" for t in TIER_LIMITS}
+def _target(base_url: str, embedded: Embedded, choice: TargetChoice,
+            keys: KeysFile | None = None) -> Target:
+    limits = tier_limits(keys or load_keys_file(default_keys_path()))
+    tiers = {t: f"gp-{t}-{embedded.tier_key_number:04d}" for t in limits}
     return Target(
         base_url, "ohmygpt", KEY, "GATEPROBE_EMBEDDED_KEY",
         {**DEFAULT_MODELS, **model_overrides(list(choice.models))}, NO_PERMISSION_KEY,
         choice.timeouts, name="embedded", tier_keys=tiers,
         tier_key_envs={t: f"GATEPROBE_EMBEDDED_{t.upper()}_KEY" for t in tiers},
-        limits=dict(TIER_LIMITS), window_s=embedded.rate_window_s, embedded=True,
+        limits=limits, window_s=embedded.rate_window_s, embedded=True,
         rate_algorithm=choice.rate_algorithm or "sliding_window",
         auth_styles=frozenset({"bearer"}),  # as the documented gateway: Bearer only
         strictness="strict-upstream",  # our double follows the upstream wire to the letter
@@ -102,13 +108,13 @@ def embedded_target(embedded: Embedded, choice: TargetChoice | None = None,
                     console: Console | None = None) -> Iterator[Target]:
     """The reference gateway with the shipped test keys, running for the block."""
     choice = choice or TargetChoice()
-    config = load_keys_file(default_keys_path()).config(
-        timing=embedded.timing, rate_window_s=embedded.rate_window_s)
+    keys = load_keys_file(default_keys_path())
+    config = keys.config(timing=embedded.timing, rate_window_s=embedded.rate_window_s)
     with running_gateway(config) as gateway:
         if console is not None:
             console.line(f"embedded reference gateway at {gateway.base_url} "
                          f"({embedded.describe()})")
-        yield _target(gateway.base_url, embedded, choice)
+        yield _target(gateway.base_url, embedded, choice, keys)
 
 
 @contextmanager

@@ -9,12 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from gateprobe.core.families import PATHS
 from gateprobe.core.targets import Target
 
-MODEL_FOR_PATH = {"/v1/chat/completions": "chat", "/v1/completions": "completions",
-                  "/v1/embeddings": "embeddings", "/v1/complete": "complete",
-                  "/v1/messages": "messages", "/v1/messages/count_tokens": "messages",
-                  "/v1/responses": "responses"}
+MODEL_FOR_PATH = {PATHS["chat"]: "chat", PATHS["completions"]: "completions",
+                  PATHS["embeddings"]: "embeddings", PATHS["complete"]: "complete",
+                  PATHS["messages"]: "messages", PATHS["count_tokens"]: "messages",
+                  PATHS["responses"]: "responses"}
 VALID_PROMPT = "\n\nHuman: Say test\n\nAssistant:"
 TOKEN_FIELDS = ("max_tokens", "max_completion_tokens", "max_tokens_to_sample",
                 "max_output_tokens")
@@ -29,8 +30,8 @@ def clamp_tokens(body: Any, cap: int | None) -> Any:
             not isinstance(v, bool) else v for k, v in body.items()}
 
 
-GENERATING_PATHS = {"/v1/chat/completions": "max_tokens", "/v1/completions": "max_tokens",
-                    "/v1/messages": "max_tokens", "/v1/complete": "max_tokens_to_sample"}
+GENERATING_PATHS = {PATHS["chat"]: "max_tokens", PATHS["completions"]: "max_tokens",
+                    PATHS["messages"]: "max_tokens", PATHS["complete"]: "max_tokens_to_sample"}
 """The routes whose answers are generated tokens, and the field that caps them there."""
 
 
@@ -123,7 +124,7 @@ class Guard:
         family = MODEL_FOR_PATH.get(path)
         if family and isinstance(body.get("model"), str):
             body["model"] = self.target.models[family]
-        if path == "/v1/complete" and isinstance(body.get("prompt"), str) and body["prompt"]:
+        if path == PATHS["complete"] and isinstance(body.get("prompt"), str) and body["prompt"]:
             body["prompt"] = VALID_PROMPT
         for name in TOKEN_FIELDS:
             value = body.get(name)

@@ -22,7 +22,9 @@ from typing import Any
 
 import httpx
 
+from gateprobe.core.checks import clip_evidence
 from gateprobe.core.errors import UsageError
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.redact import Redactor
 from gateprobe.core.targets import Target
@@ -176,7 +178,7 @@ class KeyAdmin:
         body = {"model": model or self.target.models["chat"], "max_tokens": 1,
                 "messages": [{"role": "user", "content": "Say test"}]}
         try:
-            response = self.http.post(self.target.base_url + "/v1/chat/completions", json=body,
+            response = self.http.post(self.target.base_url + PATHS["chat"], json=body,
                                       headers={"authorization": f"Bearer {key}"})
         except httpx.HTTPError as exc:
             raise ManagementUnavailable(f"chat: {type(exc).__name__}") from None
@@ -213,7 +215,7 @@ def finding(check_id: str, expected: str, observed: str, endpoint: str = ADMIN,
 
 
 Check = Callable[[KeyAdmin], list[Finding]]
-CHAT = "/v1/chat/completions"
+CHAT = PATHS["chat"]
 
 
 def _refused(answer: Answer) -> bool:
@@ -395,4 +397,4 @@ def _stateful_finding(failure: BaseException, redactor: Redactor) -> Finding:
     check = (getattr(failure, "checks", ()) or (str(code).lower(),))[0]
     message = f"{getattr(failure, 'title', code)}: {getattr(failure, 'message', failure)}"
     return finding(f"fuzz.{check}", f"what the spec says ({code})",
-                   redactor.text(message)[:300], severity=Severity.MEDIUM)
+                   clip_evidence(redactor.text(message)), severity=Severity.MEDIUM)

@@ -19,11 +19,12 @@ from dataclasses import replace
 import httpx
 
 from gateprobe.core.errors import ConfigError
+from gateprobe.core.families import PATHS
 from gateprobe.core.targets import Target
 from gateprobe.engine.cases import Case
 from gateprobe.engine.probe import send
 
-ROUTES = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
+ROUTES = {"openai": PATHS["chat"], "anthropic": PATHS["messages"]}
 """One route of each family: a profile's auth style shows on its own family's route."""
 REFUSED = frozenset({401, 403})
 WAIT_S = 10.0

@@ -197,17 +197,19 @@ Observe = Callable[[bytes, int], None]
 
 
 def exchange_once(client: httpx.Client, target: Target, case: Case,
-                  breaker: Breaker | None = None, observe: Observe | None = None) -> Exchange:
-    """One bounded exchange (the target's timeouts, the body cap), neither paced nor retried:
-    what a measurement sends (``compare``'s latency sample and long request), where waiting
-    out a 429 would falsify the figure. ``observe`` sees every chunk as it arrives (a
-    ``StreamObserver`` times a stream with it)."""
-    return replace(_send_once(client, target, case, breaker or Breaker(), observe),
-                   sent_key=sent_key(target, case))
+                  breaker: Breaker | None = None, observe: Observe | None = None,
+                  stop_after_events: int | None = None) -> Exchange:
+    """One bounded exchange (the target's timeouts, the body cap, the breaker), neither
+    paced nor retried: what a measurement sends (``compare``'s latency sample and long
+    request), where waiting out a 429 would falsify the figure. ``observe`` sees every chunk
+    as it arrives (a ``StreamObserver`` times a stream with it); ``stop_after_events`` closes
+    the connection once that many events came (a client that gives up: ``propagation``)."""
+    return replace(_send_once(client, target, case, breaker or Breaker(), observe,
+                              stop_after_events), sent_key=sent_key(target, case))
 
 
-def _send_once(client: httpx.Client, target: Target, case: Case,
-               breaker: Breaker, observe: Observe | None = None) -> Exchange:
+def _send_once(client: httpx.Client, target: Target, case: Case, breaker: Breaker,
+               observe: Observe | None = None, stop_after: int | None = None) -> Exchange:
     """Send ``case`` and record everything that came back, within the target's timeouts:
     connect, first byte (the headers), idle (between two reads) and total (checked at every
     read, so a run ends at most one idle period after its total)."""
@@ -222,8 +224,7 @@ def _send_once(client: httpx.Client, target: Target, case: Case,
                                         "this target timed out",
                         transport_kind=transport.SKIPPED)
     deadline = time.monotonic() + t.total_s
-    timeout = httpx.Timeout(connect=t.connect_s, read=t.first_byte_s, write=t.idle_s,
-                            pool=t.connect_s)
+    timeout = t.for_httpx()
     got_headers = False
     try:
         with client.stream(case.method, url, timeout=timeout, **kwargs) as response:
@@ -243,6 +244,8 @@ def _send_once(client: httpx.Client, target: Target, case: Case,
                     return _exchange(case, response, bytes(body[:MAX_BODY_BYTES]), events,
                                      parser, f"body larger than {MAX_BODY_BYTES} bytes: "
                                      "stopped reading", transport.TOO_LARGE)
+                if stop_after is not None and len(events) >= stop_after:
+                    return _exchange(case, response, bytes(body), events, parser, None)
                 if time.monotonic() > deadline:
                     kind = transport.total_timeout(is_sse)
                     breaker.record(target.base_url, streaming, kind)

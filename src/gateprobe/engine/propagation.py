@@ -38,18 +38,18 @@ from typing import Any
 
 import httpx
 
-from gateprobe.core.checks import Exchange, Expectation
+from gateprobe.core.checks import EVIDENCE_CAP, Exchange, Expectation, clip_evidence, evidence_of
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.redact import Redactor
-from gateprobe.core.sse import SSEParser
 from gateprobe.core.targets import Target
 from gateprobe.engine.cases import Case
-from gateprobe.engine.probe import auth_headers, curl_command, send
+from gateprobe.engine.probe import curl_command, exchange_once, send
 from gateprobe.engine.runstate import RunState
 
 CONTROL = "/_gateprobe/upstream"
-CHAT = "/v1/chat/completions"
-MESSAGES = "/v1/messages"
+CHAT = PATHS["chat"]
+MESSAGES = PATHS["messages"]
 INTERNAL_URL = "http://10.20.0.7:8080"
 """The private address the upstream names in the header-leak case."""
 UPSTREAM_ONLY = "x-upstream-internal"
@@ -148,7 +148,8 @@ class Probe:
         """A finding of this case, with its repro, redacted."""
         redactor = Redactor(self.target.secrets)
         return Finding(check_id, self.path, severity, expected, redactor.text(observed),
-                       redactor.text(evidence[:1500]), case=f"propagation {case.name}",
+                       clip_evidence(redactor.text(evidence), EVIDENCE_CAP),
+                       case=f"propagation {case.name}",
                        repro=curl_command(self.target, case))
 
 
@@ -245,10 +246,9 @@ def describe(ex: Exchange) -> str:
 
 
 def evidence(ex: Exchange) -> str:
-    """The answer's head, or a stream's last events."""
-    if ex.is_stream and ex.events:
-        return "\n".join(f"{e.type}: {e.data}" for e in ex.events[-4:])
-    return ex.body[:600].decode("utf-8", "replace")
+    """The answer's head, or a stream's last events (``checks.evidence_of``; the finding
+    redacts it)."""
+    return evidence_of(ex, Redactor(()))
 
 
 def family_error(family: str, ex: Exchange) -> str | None:
@@ -408,7 +408,7 @@ def key_isolation(p: Probe) -> list[Finding]:
             out.append(p.finding("propagation.key_isolation", Severity.HIGH, case,
                                  "the upstream's key never in an answer to the client",
                                  "the key the gateway sends upstream reached the client",
-                                 Redactor((*p.target.secrets, key)).text(seen[:600])))
+                                 clip_evidence(Redactor((*p.target.secrets, key)).text(seen))))
     return out
 
 
@@ -533,26 +533,16 @@ def cancel(p: Probe) -> list[Finding]:
 
 def _read_then_close(p: Probe, case: Case) -> str:
     """Read a stream through the gateway until ``CUT_AFTER`` events (or a few seconds),
-    then close the connection: a client that gave up."""
-    headers = {**auth_headers(p.target, case), **p.target.headers}
-    if p.family == "anthropic":
-        headers.setdefault("anthropic-version", "2023-06-01")
+    then close the connection: a client that gave up. Sent through the one bounded exchange,
+    its first byte awaited 10 s at most."""
     t = p.target.timeouts
-    timeout = httpx.Timeout(connect=t.connect_s, read=min(t.first_byte_s, 10.0), write=t.idle_s,
-                            pool=t.connect_s)
-    events, parser = 0, SSEParser()
-    try:
-        with p.http.stream("POST", p.target.base_url + p.path, json=case.body, headers=headers,
-                           timeout=timeout) as response:
-            if response.status_code >= 300:
-                return f"status {response.status_code}"
-            for chunk in response.iter_bytes():
-                events += len(parser.feed(chunk, time.perf_counter_ns()))
-                if events >= CUT_AFTER:
-                    break
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__} after {events} events"
-    return f"status 200, closed after {events} events"
+    short = replace(p.target, timeouts=replace(t, first_byte_s=min(t.first_byte_s, 10.0)))
+    ex = exchange_once(p.http, short, case, stop_after_events=CUT_AFTER)
+    if ex.status is None:
+        return f"{ex.transport_kind} after {len(ex.events)} events"
+    if ex.status >= 300:
+        return f"status {ex.status}"
+    return f"status 200, closed after {len(ex.events)} events"
 
 
 def retries(p: Probe) -> list[Finding]:

@@ -52,7 +52,7 @@ from gateprobe.engine.runstate import RunState
 
 CATEGORIES: dict[str, Callable[[Target], list[Case]]] = {
     "endpoint": lambda t: endpoint_cases(t) + category_cases("endpoint", t),
-    "stream": stream_cases,
+    "stream": lambda t: stream_cases(t) + category_cases("stream", t),  # opt-in, alias too
     "errors": lambda t: error_cases(t) + category_cases("errors", t),
     "auth": lambda t: auth_cases(t) + category_cases("auth", t),
     "legacy_prompt": legacy_prompt_cases,

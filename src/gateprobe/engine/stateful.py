@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 
 from gateprobe.core.checks import Exchange, Expectation
+from gateprobe.core.families import PATHS
 from gateprobe.core.sse import Event
 from gateprobe.core.targets import Target
 from gateprobe.engine.cases import Case
@@ -32,8 +33,8 @@ FAMILY_OF_FLOW = {"stored": "responses", "not_stored": "responses", "previous": 
                   "cancel": "responses", "conversation": "conversations",
                   "chat_store": "chat_store"}
 """The opt-in family a target must declare for each flow."""
-ENDPOINT_OF_FAMILY = {"responses": "/v1/responses", "conversations": "/v1/conversations",
-                      "chat_store": "/v1/chat/completions"}
+ENDPOINT_OF_FAMILY = {"responses": PATHS["responses"], "conversations": PATHS["conversations"],
+                      "chat_store": PATHS["chat"]}
 SETTLE_TRIES = 20
 """How many times a flow looks again for a state that may lag (a list, a cancellation)."""
 
@@ -105,66 +106,66 @@ def flow_tokens(name: str, target: Target) -> int:
 
 def stored(flow: Flow) -> None:
     """Create, retrieve, list its input items, delete, retrieve again."""
-    status, created = flow.step("create", "POST", "/v1/responses",
+    status, created = flow.step("create", "POST", PATHS["responses"],
                                 {**_model(flow), "input": "Say test", "store": True})
     rid = created.get("id")
     if not _ok(status) or not isinstance(rid, str):
         return
-    flow.step("retrieve", "GET", f"/v1/responses/{rid}")
-    flow.step("input_items", "GET", f"/v1/responses/{rid}/input_items")
-    status, _ = flow.step("delete", "DELETE", f"/v1/responses/{rid}")
+    flow.step("retrieve", "GET", f"{PATHS['responses']}/{rid}")
+    flow.step("input_items", "GET", f"{PATHS['responses']}/{rid}/input_items")
+    status, _ = flow.step("delete", "DELETE", f"{PATHS['responses']}/{rid}")
     if _ok(status):
-        flow.step("after_delete", "GET", f"/v1/responses/{rid}", expect=Expectation(404))
+        flow.step("after_delete", "GET", f"{PATHS['responses']}/{rid}", expect=Expectation(404))
 
 
 def not_stored(flow: Flow) -> None:
     """``store: false``, then retrieve."""
-    status, created = flow.step("create", "POST", "/v1/responses",
+    status, created = flow.step("create", "POST", PATHS["responses"],
                                 {**_model(flow), "input": "Say test", "store": False})
     if _ok(status) and isinstance(created.get("id"), str):
-        flow.step("retrieve", "GET", f"/v1/responses/{created['id']}",
+        flow.step("retrieve", "GET", f"{PATHS['responses']}/{created['id']}",
                   expect=Expectation(404))
 
 
 def previous(flow: Flow) -> None:
     """A first turn, its continuation, and the continuation's input alone."""
-    status, first = flow.step("first", "POST", "/v1/responses",
+    status, first = flow.step("first", "POST", PATHS["responses"],
                               {**_model(flow), "input": "Say test"})
     if not _ok(status) or not isinstance(first.get("id"), str):
         return
     again = {**_model(flow), "input": "Now say it again."}
-    flow.step("continued", "POST", "/v1/responses",
+    flow.step("continued", "POST", PATHS["responses"],
               {**again, "previous_response_id": first["id"]})
-    flow.step("alone", "POST", "/v1/responses", again)
-    flow.step("cleanup", "DELETE", f"/v1/responses/{first['id']}")
+    flow.step("alone", "POST", PATHS["responses"], again)
+    flow.step("cleanup", "DELETE", f"{PATHS['responses']}/{first['id']}")
 
 
 def cancel(flow: Flow) -> None:
     """A background response, cancelled at once, then looked at until it settles."""
-    status, created = flow.step("create", "POST", "/v1/responses", {
+    status, created = flow.step("create", "POST", PATHS["responses"], {
         **_model(flow), "max_output_tokens": _cap(flow.target, 256), "background": True,
         "store": True,
         "input": "Write at least 200 words about how gateways proxy language models."})
     rid = created.get("id")
     if not _ok(status) or not isinstance(rid, str):
         return
-    status, _ = flow.step("cancel", "POST", f"/v1/responses/{rid}/cancel")
+    status, _ = flow.step("cancel", "POST", f"{PATHS['responses']}/{rid}/cancel")
     if _ok(status):
         time.sleep(0.6 if flow.target.is_loopback else 2.0)  # past a quick finish
-        flow.until("after_cancel", f"/v1/responses/{rid}",
+        flow.until("after_cancel", f"{PATHS['responses']}/{rid}",
                    lambda body: body.get("status") not in ("queued", "in_progress"))
-    flow.step("cleanup", "DELETE", f"/v1/responses/{rid}")
+    flow.step("cleanup", "DELETE", f"{PATHS['responses']}/{rid}")
 
 
 def conversation(flow: Flow) -> None:
     """Create with an item, respond in it, list, add, delete an item, delete it."""
-    status, created = flow.step("create", "POST", "/v1/conversations", {
+    status, created = flow.step("create", "POST", PATHS["conversations"], {
         "items": [{"role": "user", "content": "Hello from gateprobe"}]})
     cid = created.get("id")
     if not _ok(status) or not isinstance(cid, str):
         return
-    base = f"/v1/conversations/{cid}"
-    flow.step("respond", "POST", "/v1/responses",
+    base = f"{PATHS['conversations']}/{cid}"
+    flow.step("respond", "POST", PATHS["responses"],
               {**_model(flow), "input": "Say test", "conversation": cid, "store": False})
     flow.step("items", "GET", f"{base}/items?order=asc&limit=100")
     status, added = flow.step("add", "POST", f"{base}/items", {"items": [
@@ -182,21 +183,21 @@ def conversation(flow: Flow) -> None:
 def chat_store(flow: Flow) -> None:
     """A stored chat completion: listed by its metadata, retrieved, its messages, deleted."""
     tag = secrets.token_hex(6)
-    status, created = flow.step("create", "POST", "/v1/chat/completions", {
+    status, created = flow.step("create", "POST", PATHS["chat"], {
         "model": flow.target.models["chat"], "max_tokens": _cap(flow.target, 16),
         "store": True,
         "metadata": {"gateprobe": tag}, "messages": [{"role": "user", "content": "Say test"}]})
     cid = created.get("id")
     if not _ok(status) or not isinstance(cid, str):
         return
-    listing = f"/v1/chat/completions?metadata[gateprobe]={tag}&limit=100"
+    listing = f"{PATHS['chat']}?metadata[gateprobe]={tag}&limit=100"
     flow.until("listed", listing, lambda body: cid in [
         i.get("id") for i in body.get("data") or [] if isinstance(i, dict)])
-    flow.step("retrieve", "GET", f"/v1/chat/completions/{cid}")
-    flow.step("messages", "GET", f"/v1/chat/completions/{cid}/messages")
-    status, _ = flow.step("delete", "DELETE", f"/v1/chat/completions/{cid}")
+    flow.step("retrieve", "GET", f"{PATHS['chat']}/{cid}")
+    flow.step("messages", "GET", f"{PATHS['chat']}/{cid}/messages")
+    status, _ = flow.step("delete", "DELETE", f"{PATHS['chat']}/{cid}")
     if _ok(status):
-        flow.step("after_delete", "GET", f"/v1/chat/completions/{cid}",
+        flow.step("after_delete", "GET", f"{PATHS['chat']}/{cid}",
                   expect=Expectation(404))
         flow.until("listed_after_delete", listing, lambda body: cid not in [
             i.get("id") for i in body.get("data") or [] if isinstance(i, dict)])

@@ -15,16 +15,17 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
+from gateprobe.core.findings import Severity
 
 EVIDENCE_CHARS = 300
 ID_PREFIXES: Mapping[str, str] = {
-    "/v1/chat/completions": "chatcmpl-",
-    "/v1/completions": "cmpl-",
-    "/v1/messages": "msg_",
-    "/v1/complete": "compl_",
-    "/v1/responses": "resp_",
+    PATHS["chat"]: "chatcmpl-",
+    PATHS["completions"]: "cmpl-",
+    PATHS["messages"]: "msg_",
+    PATHS["complete"]: "compl_",
+    PATHS["responses"]: "resp_",
 }
 """The upstream id prefix of each endpoint's object; another endpoint's prefix is a mix-up."""
 INTERNAL_SUFFIXES = (".internal", ".local", ".localdomain", ".lan", ".corp", ".svc",
@@ -34,11 +35,7 @@ _IPV4_WITH_PORT = re.compile(r"\b(\d{1,3}(?:\.\d{1,3}){3}):(\d{2,5})\b")
 DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
-def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
-             observed: str, pointer: str = "") -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence), pointer=pointer)
+_finding = finding_of
 
 
 def _success_json(ex: Exchange) -> dict[str, Any] | None:
@@ -58,13 +55,13 @@ def _int(value: Any) -> int | None:
 
 def _text_of(endpoint: str, payload: Mapping[str, Any]) -> str:
     """The generated text of an answer ('' when it has none)."""
-    if endpoint == "/v1/messages":
+    if endpoint == PATHS["messages"]:
         return "".join(b.get("text", "") for b in payload.get("content") or []
                        if isinstance(b, dict) and isinstance(b.get("text"), str))
     choices = payload.get("choices") or []
     first = choices[0] if choices and isinstance(choices[0], dict) else {}
     message = first.get("message")
-    text = first.get("text") if endpoint == "/v1/completions" else \
+    text = first.get("text") if endpoint == PATHS["completions"] else \
         message.get("content") if isinstance(message, dict) else None
     return text if isinstance(text, str) else ""
 
@@ -88,7 +85,7 @@ def _stopped_at_cap(endpoint: str, payload: Mapping[str, Any]) -> int:
     """How many choices ended because they reached the cap (``finish_reason: length``,
     ``stop_reason: max_tokens``): each generated exactly the cap, so the output is at least
     that many caps — a gateway billing only the first of ``n`` choices bills less."""
-    if endpoint == "/v1/messages":
+    if endpoint == PATHS["messages"]:
         return int(payload.get("stop_reason") == "max_tokens")
     return sum(1 for c in payload.get("choices") or []
                if isinstance(c, dict) and c.get("finish_reason") == "length")
@@ -101,16 +98,16 @@ def usage_accounting(ctx: Context, ex: Exchange) -> CheckResult:
     payload = _success_json(ex)
     usage = payload.get("usage") if payload else None
     if not isinstance(usage, dict) or ex.endpoint not in (
-            "/v1/chat/completions", "/v1/completions", "/v1/messages", "/v1/embeddings"):
+            PATHS["chat"], PATHS["completions"], PATHS["messages"], PATHS["embeddings"]):
         return NOT_APPLICABLE
     assert payload is not None
-    anthropic = ex.endpoint == "/v1/messages"
+    anthropic = ex.endpoint == PATHS["messages"]
     prompt = _int(usage.get("input_tokens" if anthropic else "prompt_tokens"))
     output = _int(usage.get("output_tokens" if anthropic else "completion_tokens"))
     total = _int(usage.get("total_tokens"))
     output_field = "/usage/" + ("output_tokens" if anthropic else "completion_tokens")
     problems: list[tuple[str, str]] = []  # (what is wrong, the field at fault)
-    if ex.endpoint == "/v1/embeddings":
+    if ex.endpoint == PATHS["embeddings"]:
         output = 0
     if total is not None and prompt is not None and output is not None and \
             total != prompt + output:
@@ -131,7 +128,7 @@ def usage_accounting(ctx: Context, ex: Exchange) -> CheckResult:
                          output_field))
     if output == 0 and _text_of(ex.endpoint, payload):
         problems.append(("0 output tokens for a non-empty text", output_field))
-    if ex.endpoint == "/v1/embeddings" and prompt == 0 and _has_input(ex.request):
+    if ex.endpoint == PATHS["embeddings"] and prompt == 0 and _has_input(ex.request):
         problems.append(("0 prompt tokens for a non-empty input (embedding text costs "
                          "tokens)", "/usage/prompt_tokens"))
     return [_finding(ctx, ex, "usage.accounting", Severity.HIGH,

@@ -9,6 +9,7 @@ whole text so far, and a final ``data: [DONE]``.
 
 from __future__ import annotations
 
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.sse import Event
 from gateprobe.protocols._anthropic import ERROR_SCHEMA, ApiError, parse_error
@@ -22,7 +23,7 @@ STOP_REASONS = frozenset({"stop_sequence", "max_tokens"})
 class StreamGrammar(GrammarBase):
     """The legacy completion event stream."""
 
-    def __init__(self, endpoint: str = "/v1/complete", *, cumulative: bool = False,
+    def __init__(self, endpoint: str = PATHS["complete"], *, cumulative: bool = False,
                  redact: Redact = _same) -> None:
         super().__init__(endpoint, redact)
         self.cumulative = cumulative

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.sse import Event
 from gateprobe.protocols._anthropic import ERROR_SCHEMA, ApiError, parse_error
@@ -40,7 +41,7 @@ KNOWN = {"message_start", "content_block_start", "content_block_delta", "content
 class StreamGrammar(GrammarBase):
     """The Messages event stream."""
 
-    def __init__(self, endpoint: str = "/v1/messages", redact: Redact = _same,
+    def __init__(self, endpoint: str = PATHS["messages"], redact: Redact = _same,
                  tools: Tools | None = None, forced: bool = False) -> None:
         super().__init__(endpoint, redact)
         self.tools: Tools = tools or {}

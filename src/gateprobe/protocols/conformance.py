@@ -21,8 +21,10 @@ from gateprobe.core.checks import (
     Context,
     Exchange,
     check,
+    finding_of,
     select,
 )
+from gateprobe.core.families import PATHS, canonical
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.golden import diff, mismatch, normalize, normalize_events
 from gateprobe.core.specs import SpecName, event_payload_schemas, schema_errors, validator
@@ -68,27 +70,23 @@ AUTH_KINDS = frozenset({"bad_key", "missing_key", "wrong_auth_style"})
 
 # endpoint -> (spec, success schema, stream event schema)
 RESPONSE_SCHEMAS: dict[str, tuple[SpecName, str, str | None]] = {
-    "/v1/chat/completions": ("openai", "ChatCompletion", "ChatCompletionStreamEvent"),
-    "/v1/completions": ("openai", "Completion", "CompletionStreamEvent"),
-    "/v1/embeddings": ("openai", "EmbeddingList", None),
-    "/v1/models": ("openai", "ModelList", None),
-    "/v1/complete": ("anthropic", "Completion", "CompletionStreamEvent"),
-    "/v1/messages": ("anthropic", "Message", "MessageStreamEvent"),
+    PATHS["chat"]: ("openai", "ChatCompletion", "ChatCompletionStreamEvent"),
+    PATHS["completions"]: ("openai", "Completion", "CompletionStreamEvent"),
+    PATHS["embeddings"]: ("openai", "EmbeddingList", None),
+    PATHS["models"]: ("openai", "ModelList", None),
+    PATHS["complete"]: ("anthropic", "Completion", "CompletionStreamEvent"),
+    PATHS["messages"]: ("anthropic", "Message", "MessageStreamEvent"),
     **media.RESPONSE_SCHEMAS,
-    "/v1/responses": ("openai", "Response", "ResponseStreamEvent"),
+    PATHS["responses"]: ("openai", "Response", "ResponseStreamEvent"),
 }
 METHOD_SCHEMAS: dict[tuple[str, str], tuple[SpecName, str, str | None]] = {
-    ("GET", "/v1/chat/completions"): ("openai", "StoredChatCompletionList", None),
+    ("GET", PATHS["chat"]): ("openai", "StoredChatCompletionList", None),
 }
 """An endpoint whose other method answers another object (its stored completions' list)."""
 EVIDENCE_CHARS = 300
 
 
-def _finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
-             observed: str, pointer: str = "") -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence), pointer=pointer)
+_finding = finding_of
 
 
 def json_pointer(path: Iterable[str | int]) -> str:
@@ -358,7 +356,8 @@ def response_content_type(ctx: Context, ex: Exchange) -> CheckResult:
 @check("response.schema", Severity.MEDIUM, "success bodies and stream events match the spec")
 def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
     """A 2xx answer validates against its endpoint's schema in ``specs/``."""
-    known = METHOD_SCHEMAS.get((ex.method, ex.endpoint)) or RESPONSE_SCHEMAS.get(ex.endpoint)
+    endpoint = canonical(ex.endpoint)  # an alias family's answers are its original's
+    known = METHOD_SCHEMAS.get((ex.method, endpoint)) or RESPONSE_SCHEMAS.get(endpoint)
     if known is None or ex.status is None or not 200 <= ex.status < 300 or \
             known[0] != ctx.family:  # Anthropic's /v1/models is not in our specs
         return NOT_APPLICABLE
@@ -373,7 +372,7 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
         return [_finding(ctx, ex, "response.schema", Severity.MEDIUM,
                          f"a {body_schema} ({spec} spec)", "; ".join(errors[:3]), pointer)
                 ] if errors else []
-    if event_schema is None or (ex.endpoint == "/v1/complete" and
+    if event_schema is None or (ex.endpoint == PATHS["complete"] and
                                 ctx.expect.anthropic_version < "2023-06-01"):
         return NOT_APPLICABLE  # the older legacy format is its grammar's (cumulative) business
     refs = event_payload_schemas(spec, event_schema)
@@ -528,7 +527,7 @@ def first_difference(pattern: Any, actual: Any) -> tuple[str | int, ...]:
 
 
 STRICT_SHAPES: dict[str, frozenset[str]] = {
-    "/v1/messages/count_tokens": frozenset({"input_tokens"}),
+    PATHS["count_tokens"]: frozenset({"input_tokens"}),
 }
 """Answers whose every top-level field the upstream API names: Anthropic's count_tokens is
 ``{"input_tokens": N}`` and nothing else."""

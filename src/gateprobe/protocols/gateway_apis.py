@@ -13,14 +13,15 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.specs import schema_errors
 from gateprobe.protocols import _gateway
 
-MJ_PREFIX = "/api/v1/ai/draw/mj/"
-SERPER = "/api/v1/openapi/search/serper/v1"
-GOOGLE = "/api/v1/openapi/search/google-search/v1"
+MJ_PREFIX = PATHS["midjourney"] + "/"
+SERPER = PATHS["serper"]
+GOOGLE = PATHS["google_search"]
 SEARCH_SCHEMAS = {SERPER: "SerperAnswer", GOOGLE: "GoogleSearchAnswer"}
 EVIDENCE_CHARS = 300
 
@@ -44,9 +45,8 @@ def is_gateway_api(endpoint: str) -> bool:
 def finding(ctx: Context, ex: Exchange, check_id: str, severity: Severity, expected: str,
             observed: str) -> Finding:
     """A finding with the answer's start as evidence, redacted."""
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, path_of(ex.endpoint), severity, expected,
-                   ctx.redactor.text(observed), ctx.redactor.text(evidence))
+    return finding_of(ctx, ex, check_id, severity, expected, observed,
+                      endpoint=path_of(ex.endpoint))
 
 
 def json_of(body: bytes) -> Any:

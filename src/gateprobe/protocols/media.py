@@ -21,20 +21,21 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.specs import SpecName
 
-IMAGE_PATHS = frozenset({"/v1/images/generations", "/v1/images/edits"})
-SPEECH_PATH = "/v1/audio/speech"
-TRANSCRIPTIONS_PATH = "/v1/audio/transcriptions"
-MODERATIONS_PATH = "/v1/moderations"
+IMAGE_PATHS = frozenset({PATHS["images"], PATHS["image_edits"]})
+SPEECH_PATH = PATHS["speech"]
+TRANSCRIPTIONS_PATH = PATHS["transcriptions"]
+MODERATIONS_PATH = PATHS["moderations"]
 OWN_CONTENT_TYPE = frozenset({SPEECH_PATH, TRANSCRIPTIONS_PATH})
 """Endpoints whose successful answers are not JSON by design: their own checks judge the
 label (``speech.content_type``, ``transcription.format``), not ``response.content_type``."""
 RESPONSE_SCHEMAS: Mapping[str, tuple[SpecName, str, str | None]] = {
-    "/v1/images/generations": ("openai", "ImagesResponse", None),
-    "/v1/images/edits": ("openai", "ImagesResponse", None),
+    PATHS["images"]: ("openai", "ImagesResponse", None),
+    PATHS["image_edits"]: ("openai", "ImagesResponse", None),
     MODERATIONS_PATH: ("openai", "ModerationResponse", None),
 }
 """The JSON answers ``response.schema`` validates (transcriptions: by ``transcription.format``,
@@ -68,9 +69,7 @@ EVIDENCE_CHARS = 300
 
 def _finding(ctx: Context, ex: Exchange, check_id: str, expected: str, observed: str,
              severity: Severity = Severity.HIGH) -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, ex.endpoint, severity, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence))
+    return finding_of(ctx, ex, check_id, severity, expected, observed)
 
 
 def _ok(ex: Exchange, endpoints: frozenset[str] | str) -> bool:

@@ -31,6 +31,7 @@ from typing import Any, TypeGuard
 import jsonschema
 
 from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.sse import Event
 from gateprobe.protocols._openai import ERROR_SCHEMA, ApiError, parse_error
@@ -41,7 +42,7 @@ from gateprobe.protocols.tools import Tools, argument_problems
 __all__ = ["ENDPOINT", "ERROR_SCHEMA", "STREAM_IDS", "ApiError", "StreamGrammar",
            "content_of", "output_text", "parse_error", "response_tools"]
 
-ENDPOINT = "/v1/responses"
+ENDPOINT = PATHS["responses"]
 STREAM_IDS = ("responses.event_name", "responses.sequence", "responses.order",
               "responses.items", "responses.text", "responses.usage", "responses.tool_args",
               "responses.format", "responses.terminator")

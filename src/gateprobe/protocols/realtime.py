@@ -16,11 +16,12 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.sse import Event
 
-ENDPOINT = "/v1/realtime"
+ENDPOINT = PATHS["realtime"]
 SWITCHING = 101
 REFUSED_KINDS = frozenset({"bad_key", "missing_key", "bad_model"})
 DELTAS = frozenset({"response.text.delta", "response.audio.delta",
@@ -104,9 +105,7 @@ def first_delta_ns(events: Sequence[Event]) -> int | None:
 
 def _finding(ctx: Context, ex: Exchange, check_id: str, expected: str,
              observed: str) -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding(check_id, ENDPOINT, Severity.HIGH, expected, ctx.redactor.text(observed),
-                   ctx.redactor.text(evidence))
+    return finding_of(ctx, ex, check_id, Severity.HIGH, expected, observed, endpoint=ENDPOINT)
 
 
 @check("realtime.session", Severity.HIGH, "a Realtime session's server events follow the "

@@ -21,7 +21,8 @@ from typing import Any
 
 import jsonschema
 
-from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check, finding_of
+from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 
 Tools = Mapping[str, Any]
@@ -98,9 +99,7 @@ ANTHROPIC_TOOL_ID_PREFIX = "toolu_"
 
 
 def _finding(ctx: Context, ex: Exchange, expected: str, observed: str) -> Finding:
-    evidence = ex.body[:EVIDENCE_CHARS].decode("utf-8", "replace")
-    return Finding("tool.calls", ex.endpoint, Severity.HIGH, expected,
-                   ctx.redactor.text(observed), ctx.redactor.text(evidence))
+    return finding_of(ctx, ex, "tool.calls", Severity.HIGH, expected, observed)
 
 
 @check("tool.calls", Severity.HIGH,
@@ -108,7 +107,7 @@ def _finding(ctx: Context, ex: Exchange, expected: str, observed: str) -> Findin
 def tool_calls(ctx: Context, ex: Exchange) -> CheckResult:
     """A plain (non-streaming) answer's tool calls, as a client would run them."""
     if ex.is_stream or ex.status is None or not 200 <= ex.status < 300 or \
-            ex.endpoint not in ("/v1/chat/completions", "/v1/messages"):
+            ex.endpoint not in (PATHS["chat"], PATHS["messages"]):
         return NOT_APPLICABLE
     try:
         payload = json.loads(ex.body)
@@ -118,7 +117,7 @@ def tool_calls(ctx: Context, ex: Exchange) -> CheckResult:
         return NOT_APPLICABLE
     tools = declared_tools(ex.endpoint, ex.request)
     problems = _messages_problems(payload, tools, forced(ex.request)) \
-        if ex.endpoint == "/v1/messages" else _chat_problems(payload, tools, forced(ex.request),
+        if ex.endpoint == PATHS["messages"] else _chat_problems(payload, tools, forced(ex.request),
                                                              named(ex.request))
     return [_finding(ctx, ex, "tool calls a client can run, and a stop reason that fits them",
                      problem) for problem in problems]

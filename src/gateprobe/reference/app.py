@@ -22,6 +22,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route, Router
 from starlette.types import Receive, Scope, Send
 
+from gateprobe.core.families import FAMILIES, PATHS, canonical, resolve, wire_of
 from gateprobe.reference import (
     anthropic_api,
     audio,
@@ -90,9 +91,6 @@ log = logging.getLogger("gateprobe.reference")
 
 Handler = Callable[[Call], Awaitable[Response]]
 
-ANTHROPIC_PATHS = ("/v1/complete", "/v1/messages")
-
-
 class GatewayApp:
     """The ASGI application: Starlette's router, without the application's middleware stack.
 
@@ -139,29 +137,32 @@ def build_app(config: GatewayConfig, clock: Clock = time.monotonic) -> GatewayAp
     api: list[tuple[str, str, Family, Handler]] = [  # path, method, family, handler
         # POST creates; GET lists the stored ones (store: true; conversations.py). Under every
         # profile: the route's methods are the spec's (schemathesis checks OPTIONS' Allow).
-        ("/v1/chat/completions", "*", "openai", responses.dispatch(
+        (PATHS["chat"], "*", "openai", responses.dispatch(
             {"POST": openai_api.chat_completions, "GET": conversations.list_chat})),
-        ("/v1/completions", "POST", "openai", openai_api.completions),
-        ("/v1/embeddings", "POST", "openai", openai_api.embeddings),
-        ("/v1/models", "GET", models[0], models[1]),
-        ("/v1/models/{model:path}", "GET", models[0], models[2]),
+        (PATHS["completions"], "POST", "openai", openai_api.completions),
+        (PATHS["embeddings"], "POST", "openai", openai_api.embeddings),
+        (PATHS["models"], "GET", models[0], models[1]),
+        (PATHS["models"] + "/{model:path}", "GET", models[0], models[2]),
         # The media families (OpenAI's shapes under every profile; targets opt in to them).
-        ("/v1/images/generations", "POST", "openai", images.generations),
-        ("/v1/images/edits", "POST", "openai", images.edits),
-        ("/v1/audio/speech", "POST", "openai", audio.speech),
-        ("/v1/audio/transcriptions", "POST", "openai", audio.transcriptions),
-        ("/v1/moderations", "POST", "openai", moderations.moderations),
+        (PATHS["images"], "POST", "openai", images.generations),
+        (PATHS["image_edits"], "POST", "openai", images.edits),
+        (PATHS["speech"], "POST", "openai", audio.speech),
+        (PATHS["transcriptions"], "POST", "openai", audio.transcriptions),
+        (PATHS["moderations"], "POST", "openai", moderations.moderations),
     ]
     if config.profile != "anthropic":  # OpenAI's stateful APIs (targets opt in to them)
         api += [(path, "*", "openai", handler)
                 for path, handler in responses.routes() + conversations.routes()]
     if config.profile != "openai":  # a pure OpenAI-compatible gateway has no Anthropic routes
         api += [
-            ("/v1/complete", "POST", "anthropic", anthropic_api.complete),
-            ("/v1/messages", "POST", "anthropic", anthropic_api.messages),
-            ("/v1/messages/count_tokens", "POST", "anthropic",
+            (PATHS["complete"], "POST", "anthropic", anthropic_api.complete),
+            (PATHS["messages"], "POST", "anthropic", anthropic_api.messages),
+            (PATHS["count_tokens"], "POST", "anthropic",
              anthropic_api.count_message_tokens),
         ]
+    api += [(f.path, f.routes[0].method, "openai" if f.wire == "openai" else "anthropic",
+             resolve(f.reference)) for f in FAMILIES.values()
+            if f.alias_of and config.profile in f.profiles]  # a gateway's copy of a route
     routes: list[BaseRoute] = [_AnyMethod(path, _endpoint(family, method, handler))
                                for path, method, family, handler in api]
     routes += [_AnyMethod(path, management.endpoint(method, handler))
@@ -184,7 +185,9 @@ def _endpoint(family: Family, method: str,
               handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint(request: Request) -> Response:
         t0 = request.scope.get(ARRIVAL_KEY) or time.perf_counter_ns()
-        call = Call(request, family, request.app.state.gateway, request.url.path, t0)
+        # an alias family's copy is its original for every step and fault (families.py)
+        call = Call(request, family, request.app.state.gateway, canonical(request.url.path),
+                    t0)
         if method != "*" and request.method != method:  # "*": the handler dispatches
             return _error(call, _method_not_allowed(request, method))
         if call.config.faults:
@@ -330,7 +333,7 @@ def _error(call: Call, error: GatewayError) -> Response:
 
 def _family_of_path(request: Request) -> Family:
     path = request.url.path
-    if path.startswith(ANTHROPIC_PATHS) and request.app.state.gateway.config.profile != "openai":
+    if wire_of(path) == "anthropic" and request.app.state.gateway.config.profile != "openai":
         return "anthropic"
     return "openai"
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.core.families import PATHS
 from gateprobe.reference.call import Call
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.faults import CHAT_STORE_DELETED_SERVED, CHAT_STORE_IGNORED
@@ -29,11 +30,11 @@ from gateprobe.reference.responses import (
 )
 from gateprobe.reference.validate import check_body, f, invalid
 
-CONVERSATIONS = "/v1/conversations"
+CONVERSATIONS = PATHS["conversations"]
 ONE = CONVERSATIONS + "/{conversation_id}"
 ITEMS = ONE + "/items"
 ITEM = ITEMS + "/{item_id}"
-CHAT = "/v1/chat/completions"
+CHAT = PATHS["chat"]
 CHAT_ONE = CHAT + "/{completion_id}"
 CHAT_MESSAGES = CHAT_ONE + "/messages"
 

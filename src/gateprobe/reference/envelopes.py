@@ -13,7 +13,10 @@ from typing import Literal
 
 from starlette.responses import Response
 
-Family = Literal["openai", "anthropic"]
+from gateprobe.core.families import ModelWire
+
+Family = ModelWire
+"""The envelope a route answers in (the gateway's own APIs render theirs by hand)."""
 Kind = Literal[
     "invalid_request",
     "authentication",

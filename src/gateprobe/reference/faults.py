@@ -20,6 +20,7 @@ from types import MappingProxyType
 from typing import Any
 
 from gateprobe.core.errors import ConfigError
+from gateprobe.core.families import PATHS
 from gateprobe.core.sse import parse_all
 from gateprobe.reference.hostile import TRICKLE_EVERY_S
 from gateprobe.reference.streaming import PlannedEvent, sse
@@ -27,10 +28,10 @@ from gateprobe.reference.streaming import PlannedEvent, sse
 Plan = list[PlannedEvent]
 Transform = Callable[[str, Plan], Plan]
 
-CHAT = "/v1/chat/completions"
-COMPLETIONS = "/v1/completions"
-MESSAGES = "/v1/messages"
-COMPLETE = "/v1/complete"
+CHAT = PATHS["chat"]
+COMPLETIONS = PATHS["completions"]
+MESSAGES = PATHS["messages"]
+COMPLETE = PATHS["complete"]
 OPENAI_STREAMS = frozenset({CHAT, COMPLETIONS})
 ALL_STREAMS = frozenset({CHAT, COMPLETIONS, MESSAGES, COMPLETE})
 
@@ -340,11 +341,11 @@ def _early_empty_chunk(endpoint: str, plan: Plan) -> Plan:
 
 
 # -- answer faults ----------------------------------------------------------------------------
-API = frozenset({CHAT, COMPLETIONS, "/v1/embeddings", "/v1/models", MESSAGES, COMPLETE,
-                 "/v1/messages/count_tokens"})
-ANTHROPIC_API = frozenset({MESSAGES, COMPLETE, "/v1/messages/count_tokens"})
+API = frozenset({CHAT, COMPLETIONS, PATHS["embeddings"], PATHS["models"], MESSAGES, COMPLETE,
+                 PATHS["count_tokens"]})
+ANTHROPIC_API = frozenset({MESSAGES, COMPLETE, PATHS["count_tokens"]})
 OPENAI_API = API - ANTHROPIC_API
-GENERATING = frozenset({CHAT, COMPLETIONS, "/v1/embeddings", MESSAGES, COMPLETE})
+GENERATING = frozenset({CHAT, COMPLETIONS, PATHS["embeddings"], MESSAGES, COMPLETE})
 
 
 def _with_type(headers: dict[str, str], media_type: str) -> dict[str, str]:
@@ -536,7 +537,7 @@ STREAM_WRONG_OBJECT = _f(
     ["stream.schema"], _wrong_object)
 STREAM_MORE_INPUT = _f(
     "stream-more-input", "streams bill 5 more input tokens than the same request unstreamed",
-    frozenset({CHAT, COMPLETIONS, MESSAGES, "/v1/responses"}), ["usage.stream_consistency"],
+    frozenset({CHAT, COMPLETIONS, MESSAGES, PATHS["responses"]}), ["usage.stream_consistency"],
     _more_input_streamed)
 STREAM_CUMULATIVE_COMPLETIONS = _f(
     "stream-cumulative-completions", "legacy completion events carry the whole text so far "
@@ -805,12 +806,12 @@ MAX_FEE_IGNORED = _m(
     "max-fee-ignored", "a key at its max_fee keeps being served", GENERATING,
     ["billing.max_fee"], "billing")
 # -- the gateway's own APIs: Midjourney tasks, search proxies ------------------------------
-MJ_ROUTES = frozenset(f"/api/v1/ai/draw/mj/{name}" for name in (
+MJ_ROUTES = frozenset(f"{PATHS['midjourney']}/{name}" for name in (
     "imagine", "action", "blend", "describe", "query", "query-mj-tasks"))
-MJ_QUERY = frozenset({"/api/v1/ai/draw/mj/query"})
-MJ_PAGES = frozenset({"/api/v1/ai/draw/mj/query-mj-tasks"})
-SEARCH_ROUTES = frozenset({"/api/v1/openapi/search/serper/v1",
-                           "/api/v1/openapi/search/google-search/v1"})
+MJ_QUERY = frozenset({PATHS["midjourney"] + "/query"})
+MJ_PAGES = frozenset({PATHS["midjourney"] + "/query-mj-tasks"})
+SEARCH_ROUTES = frozenset({PATHS["serper"],
+                           PATHS["google_search"]})
 GATEWAY_ROUTES = MJ_ROUTES | SEARCH_ROUTES
 
 GATEWAY_ERROR_NOT_ENVELOPED = _b(
@@ -846,7 +847,7 @@ MJ_TASK_NEVER_FINISHES = _b(
     ["task.deadline"], "sequence")
 
 # -- the Realtime API (a WebSocket session) ------------------------------------------------------
-REALTIME = frozenset({"/v1/realtime"})
+REALTIME = frozenset({PATHS["realtime"]})
 REALTIME_ACCEPT_ANY_KEY = _b(
     "realtime-accept-any-key", "the Realtime handshake accepts any key, or none", REALTIME,
     ["auth.rejected", "realtime.handshake"], "sequence")
@@ -861,10 +862,10 @@ REALTIME_BARE_ERROR = _b(
     ["realtime.error"], "sequence")
 # -- media faults (images, speech, transcriptions, moderations): behaviour faults, each asked
 # by its route's handler where it decides.
-IMAGES = frozenset({"/v1/images/generations", "/v1/images/edits"})
-SPEECH = frozenset({"/v1/audio/speech"})
-TRANSCRIPTIONS = frozenset({"/v1/audio/transcriptions"})
-MODERATIONS = frozenset({"/v1/moderations"})
+IMAGES = frozenset({PATHS["images"], PATHS["image_edits"]})
+SPEECH = frozenset({PATHS["speech"]})
+TRANSCRIPTIONS = frozenset({PATHS["transcriptions"]})
+MODERATIONS = frozenset({PATHS["moderations"]})
 IMAGE_WRONG_SIZE = _b(
     "image-wrong-size", "images are drawn half as wide as the asked size", IMAGES,
     ["image.data"])
@@ -945,13 +946,12 @@ def _tool_calls_stop_stream(endpoint: str, plan: Plan) -> Plan:
 
 
 # -- the Responses API, Conversations and stored chat completions -----------------------------
-RESPONSES = "/v1/responses"
+RESPONSES = PATHS["responses"]
 RESPONSE_ROUTES = frozenset({RESPONSES, RESPONSES + "/{response_id}",
                              RESPONSES + "/{response_id}/cancel",
                              RESPONSES + "/{response_id}/input_items"})
-CONVERSATION_ROUTES = frozenset({"/v1/conversations", "/v1/conversations/{conversation_id}",
-                                 "/v1/conversations/{conversation_id}/items",
-                                 "/v1/conversations/{conversation_id}/items/{item_id}"})
+CONVERSATION_ROUTES = frozenset(PATHS["conversations"] + tail for tail in (
+    "", "/{conversation_id}", "/{conversation_id}/items", "/{conversation_id}/items/{item_id}"))
 CHAT_STORE_ROUTES = frozenset({CHAT, CHAT + "/{completion_id}",
                                CHAT + "/{completion_id}/messages"})
 
@@ -1041,11 +1041,11 @@ UPSTREAM_SAME_HOST_LEAK = _b(
 COUNT_TOKENS_EXTRA_FIELDS = _r(
     "count-tokens-extra-fields", "count_tokens answers carry a field beyond input_tokens "
     "(a finding under strictness: strict-upstream only)",
-    frozenset({"/v1/messages/count_tokens"}), ["response.strict_shape"],
+    frozenset({PATHS["count_tokens"]}), ["response.strict_shape"],
     _on_success(_count_tokens_extra))
 EMBEDDINGS_ZERO_USAGE = _r(
     "embeddings-zero-usage", "embeddings bill 0 prompt tokens for a non-empty input",
-    frozenset({"/v1/embeddings"}), ["usage.accounting"], _on_success(_embeddings_zero_usage))
+    frozenset({PATHS["embeddings"]}), ["usage.accounting"], _on_success(_embeddings_zero_usage))
 SERVER_ERROR_TYPE_429 = _b(
     "server-error-type-429", "every request gets 429 (Retry-After: 0) typed "
     "internal_server_error", OPENAI_API, ["error.type", "response.rate_limited"])

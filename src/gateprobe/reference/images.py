@@ -21,6 +21,7 @@ from PIL import Image, ImageDraw, UnidentifiedImageError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from gateprobe.core.families import PATHS
 from gateprobe.reference.call import Call
 from gateprobe.reference.config import Model
 from gateprobe.reference.faults import IMAGE_RELATIVE_URL, IMAGE_WRONG_SIZE
@@ -33,7 +34,7 @@ SIZES = {"dall-e-2": ("256x256", "512x512", "1024x1024"),
          "dall-e-3": ("1024x1024", "1792x1024", "1024x1792")}
 """The sizes each model draws (OpenAI's); another model of the images API takes any of them."""
 ALL_SIZES = ("256x256", "512x512", "1024x1024", "1792x1024", "1024x1792")
-FILE_ROUTE = "/v1/images/generations/files/{name}"
+FILE_ROUTE = PATHS["images"] + "/files/{name}"
 _FILE_NAME = re.compile(r"(?P<digest>[0-9a-f]{24})-(?P<w>\d{2,4})x(?P<h>\d{2,4})"
                         r"\.(?P<ext>png|jpeg|webp)")
 

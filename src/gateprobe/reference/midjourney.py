@@ -23,6 +23,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute
 
+from gateprobe.core.families import PATHS
 from gateprobe.reference.config import ApiKey, GatewayConfig
 from gateprobe.reference.faults import (
     MJ_PAGE_SIZE_UNCHECKED,
@@ -46,7 +47,7 @@ from gateprobe.reference.gateway_api import (
     require_text,
 )
 
-MJ = "/api/v1/ai/draw/mj"
+MJ = PATHS["midjourney"]
 FAIL_MARK = "gateprobe-fail"
 STAGES: tuple[tuple[str, str], ...] = (
     ("NOT_START", "0%"), ("SUBMITTED", "0%"), ("IN_PROGRESS", "0%"), ("IN_PROGRESS", "25%"),

@@ -21,6 +21,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from gateprobe.core.families import PATHS
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.faults import (
     REALTIME_ACCEPT_ANY_KEY,
@@ -29,7 +30,7 @@ from gateprobe.reference.faults import (
     REALTIME_NO_SESSION_CREATED,
 )
 
-PATH = "/v1/realtime"
+PATH = PATHS["realtime"]
 ANSWER = ["This", " is", " a", " test", "."]
 _ids = itertools.count(1)
 

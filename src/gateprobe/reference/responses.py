@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.core.families import PATHS
 from gateprobe.core.tokenizer import count_tokens, tokenize
 from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
@@ -44,10 +45,10 @@ from gateprobe.reference.validate import check_body, f, invalid
 
 Handler = Callable[[Call], Awaitable[Response]]
 
-CREATE = "/v1/responses"
-ONE = "/v1/responses/{response_id}"
-CANCEL = "/v1/responses/{response_id}/cancel"
-INPUT_ITEMS = "/v1/responses/{response_id}/input_items"
+CREATE = PATHS["responses"]
+ONE = PATHS["responses"] + "/{response_id}"
+CANCEL = ONE + "/cancel"
+INPUT_ITEMS = ONE + "/input_items"
 BACKGROUND_MIN_S = 0.5
 """A background response stays queued at least this long (time enough to cancel it)."""
 TERMINAL = frozenset({"completed", "failed", "incomplete", "cancelled"})

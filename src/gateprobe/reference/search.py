@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute
 
+from gateprobe.core.families import PATHS
 from gateprobe.reference.config import GatewayConfig
 from gateprobe.reference.faults import SEARCH_ANSWER_WRAPPED
 from gateprobe.reference.gateway_api import (
@@ -34,8 +35,8 @@ from gateprobe.reference.gateway_api import (
     require_text,
 )
 
-SERPER = "/api/v1/openapi/search/serper/v1"
-GOOGLE = "/api/v1/openapi/search/google-search/v1"
+SERPER = PATHS["serper"]
+GOOGLE = PATHS["google_search"]
 MAX_RESULTS = 10
 
 

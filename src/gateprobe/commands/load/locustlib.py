@@ -59,6 +59,7 @@ from gateprobe.commands.load.stages import peak, target_at, total_s, users_at
 from gateprobe.commands.load.workloads import SPEECH_FORMAT, Request, UserStream, Workload, body_for
 from gateprobe.core import arrival, transport
 from gateprobe.core.checks import Context, Exchange, Expectation, run_checks, select
+from gateprobe.core.families import PATHS, wire_of
 from gateprobe.core.metrics import now_ns
 from gateprobe.core.redact import Redactor
 from gateprobe.core.targets import credentials, trusted_cas
@@ -441,8 +442,8 @@ def verified_tls_context(cafile: str | None = None) -> ssl.SSLContext:
 
 # -- requests -------------------------------------------------------------------------------
 def family_of(path: str) -> str:
-    """``anthropic`` for the Anthropic-native routes, else ``openai``."""
-    return "anthropic" if path.endswith(("/messages", "/complete")) else "openai"
+    """``anthropic`` for the Anthropic-native routes, else ``openai`` (``families``)."""
+    return "anthropic" if wire_of(path) == "anthropic" else "openai"
 
 
 def headers_for(s: Session, path: str, key: str) -> dict[str, str]:
@@ -879,7 +880,7 @@ class TierUser(FastHttpUser):
     concurrency = 64
     max_redirects = 0
     tier = ""
-    path = "/v1/chat/completions"
+    path = PATHS["chat"]
 
     def on_start(self) -> None:
         s = session()

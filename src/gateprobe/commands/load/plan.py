@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateprobe.core.families import FAMILIES
 from gateprobe.core.targets import Timeouts
 
 PLAN_ENV = "GATEPROBE_LOAD_PLAN"
@@ -22,13 +23,12 @@ PARENT_ENV = "GATEPROBE_LOAD_PARENT"
 """The pid of the ``gateprobe load`` that started a Locust process: it ends with it."""
 
 ARRIVALS = ("closed", "constant", "poisson")
-STREAM_ENDPOINTS = {"chat": "/v1/chat/completions", "messages": "/v1/messages",
-                    "complete": "/v1/complete", "speech": "/v1/audio/speech",
-                    "responses": "/v1/responses"}
+STREAM_ENDPOINTS = {name: f.path for name, f in FAMILIES.items() if f.load_request}
+"""The kinds a load run can send: the families with a load request (``gateprobe.core.families``)."""
 AUDIO_KINDS = frozenset({"speech"})
 """Kinds whose answer is audio bytes, not an event stream: timed to their first audio byte.
 Opt-in: weight 0 unless asked (``--weight speech=1``), and only on a target declaring it."""
-OPT_IN_KINDS = AUDIO_KINDS | {"responses"}
+OPT_IN_KINDS = frozenset(k for k in STREAM_ENDPOINTS if FAMILIES[k].opt_in)
 """Kinds of opt-in families: weight 0 unless asked (``--weight responses=1``). A Responses
 stream's TTFT is its first ``response.output_text.delta``."""
 

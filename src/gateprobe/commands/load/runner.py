@@ -533,9 +533,11 @@ def dry_run(target: Target, options: LoadOptions, console: Console) -> int:
                        keys_from_env=not target.embedded)
 
 
-def run_load(target: Target, options: LoadOptions, console: Console) -> LoadResult:
+def run_load(target: Target, options: LoadOptions, console: Console | None = None
+             ) -> LoadResult:
     """Run the scenario against ``target`` (reachable: ``gateprobe.engine.embedded.open_target``
     checked it), print its tables and verdict; the result."""
+    console = console or Console()
     plan = plan_load(target, options)
     if scenario(plan.scenario).tier_keys:
         for tier, variable in plan.tier_keys.items():
