@@ -6,6 +6,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from gateprobe.compare import CompareOptions, CompareResult, MirrorResult, run_compare
 from gateprobe.console import Console
 from gateprobe.events import FAILED, PASSED
@@ -15,6 +17,7 @@ from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 
+@pytest.mark.slow
 def test_run_compare_returns_a_typed_result(make_gateway: MakeGateway, tmp_path: Path) -> None:
     clean = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
     faulty = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1),
@@ -43,6 +46,7 @@ def test_run_compare_returns_a_typed_result(make_gateway: MakeGateway, tmp_path:
     assert "FAIL: report in" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_a_refused_long_request_is_no_cut(make_gateway: MakeGateway, tmp_path: Path) -> None:
     """A 4xx (a key without quota, a model's token limit) is the probe not being served, not
     a CDN cutting a long answer: no ``mirror.long_request_cut``."""

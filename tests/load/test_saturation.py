@@ -22,6 +22,9 @@ from gateprobe.load.selfcheck import LagHistogram, judge, lag_bound
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
+# Timing-sensitive (rate windows, wall-time bounds): one worker runs them, none side by side.
+pytestmark = pytest.mark.xdist_group("timing")
+
 
 def histogram(*lags: float) -> dict[str, Any]:
     h = LagHistogram()
@@ -107,6 +110,7 @@ def gateprobe(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_a_starved_generator_ends_saturated_not_pass(make_gateway: MakeGateway, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The event loop of the Locust process is held 30 ms at a time: the same small run that

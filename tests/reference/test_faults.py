@@ -71,6 +71,7 @@ SEQUENCE_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "sequence"]
 (polls, pages, a WebSocket session) shows them."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", CONFORMANCE_FAULTS)
 def test_fault_trips_its_checks_and_nothing_elsewhere(make_gateway: MakeGateway,
                                                       http: httpx.Client, name: str) -> None:
@@ -107,6 +108,7 @@ def test_a_fault_is_active_when_enabled_and_only_on_its_endpoints() -> None:
     assert not LEGACY_PROMPT_UNCHECKED.active(["legacy-prompt-unchecked"], "/v1/messages")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ohmygpt", "anthropic", "openai"])
 def test_clean_gateway_passes_every_check(make_gateway: MakeGateway, http: httpx.Client,
                                           profile: str) -> None:
@@ -166,6 +168,7 @@ def test_transport_error_when_nothing_listens(http: httpx.Client) -> None:
     assert ids == {"transport.connect"}
 
 
+@pytest.mark.slow
 def test_connect_timeout_when_the_listener_never_accepts(http: httpx.Client) -> None:
     """A listener whose accept queue is full: Linux drops further SYNs, so a connect neither
     succeeds nor is refused, as with a black-holed address, and only the connect timeout
