@@ -20,9 +20,6 @@ from gateprobe.console import Console
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
-# Timing-sensitive (rate windows, wall-time bounds): one worker runs them, none side by side.
-pytestmark = pytest.mark.xdist_group("timing")
-
 FAST = Timing(ttft_ms=5, itl_ms=1)
 
 

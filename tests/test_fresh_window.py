@@ -15,9 +15,6 @@ from gateprobe.cli import main
 from gateprobe.console import Console
 from gateway_fixtures import MakeGateway
 
-# Timing-sensitive (rate windows, wall-time bounds): one worker runs them, none side by side.
-pytestmark = pytest.mark.xdist_group("timing")
-
 WINDOW_S = 8
 KEYS = {"GP_FW_KEY": "gp-vip-0001", "GP_FW_FREE": "gp-free-0002",
         "GP_FW_PREMIUM": "gp-premium-0002"}

@@ -15,9 +15,6 @@ from gateprobe.console import Console
 from gateprobe.reference.config import Tier
 from gateway_fixtures import FAST, MakeGateway
 
-# Timing-sensitive (rate windows, wall-time bounds): one worker runs them, none side by side.
-pytestmark = pytest.mark.xdist_group("timing")
-
 
 @pytest.mark.slow
 def test_a_free_tier_key_over_a_hundred_cases_gets_no_finding_from_a_429(

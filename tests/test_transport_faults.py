@@ -24,9 +24,6 @@ from gateprobe.reference import Timing
 from gateprobe.reference.faults import CATALOGUE
 from gateway_fixtures import MakeGateway
 
-# Timing-sensitive (rate windows, wall-time bounds): one worker runs them, none side by side.
-pytestmark = pytest.mark.xdist_group("timing")
-
 TRANSPORT_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by == "transport"]
 KEY = "gp-vip-0001"
 TOTAL_S = 2.0

@@ -22,9 +22,6 @@ from gateprobe.load.selfcheck import LagHistogram, judge, lag_bound
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
-# Timing-sensitive (rate windows, wall-time bounds): one worker runs them, none side by side.
-pytestmark = pytest.mark.xdist_group("timing")
-
 
 def histogram(*lags: float) -> dict[str, Any]:
     h = LagHistogram()
