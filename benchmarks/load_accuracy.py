@@ -22,7 +22,7 @@ TTFT's error is shown taken apart: "to wire" is our start stamp to the kernel's 
 request leaving (our own overhead), "pickup" is that to the server's arrival stamp (the server's
 delay in reading it, on the same two cores; a real client would feel it too, but it is counted
 as error here because the server's truth starts later), "receive" is the server's send of the
-first token to our stamp of it (the kernel's receive stamp, see ``gateprobe.arrival``).
+first token to our stamp of it (the kernel's receive stamp, see ``gateprobe.core.arrival``).
 Server and load process share the machine's two cores; quote ratios from one run.
 """
 
@@ -42,7 +42,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from reference_gateway import start_server
 
-from gateprobe.metrics import percentile
+from gateprobe.core.metrics import percentile
 
 TOKENS = 32
 ACCURACY_MODEL = ("--ttft-ms", "500", "--itl-ms", "50", "--jitter-ms", "5")

@@ -5,7 +5,7 @@
 Starts the reference gateway in this process (a uvicorn thread on 127.0.0.1) with tasks that
 move one stage per ``--step-ms`` (seven stages to SUCCESS), then, for each concurrency level,
 that many threads each create an imagine task and poll it to its end through
-``gateprobe.tasks`` (the harness's own bounded poller), every ``--interval-ms``. Reported per
+``gateprobe.engine.tasks`` (the harness's own bounded poller), every ``--interval-ms``. Reported per
 level: time from the creation request to the snapshot that said SUCCESS (p50, p95, max), polls
 per task, and the task's own floor (seven stages: the gateway cannot finish sooner, and a
 query never shows more than one stage past the last one it showed). The difference to the
@@ -23,13 +23,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
-from gateprobe.metrics import summarize
+from gateprobe.core.metrics import summarize
+from gateprobe.core.targets import Target
+from gateprobe.engine.runstate import RunState
+from gateprobe.engine.tasks import Polling, create, poll
 from gateprobe.reference import running_gateway
 from gateprobe.reference.config import default_keys_path, load_keys_file
 from gateprobe.reference.midjourney import STAGES
-from gateprobe.runstate import RunState
-from gateprobe.targets import Target
-from gateprobe.tasks import Polling, create, poll
 
 
 def one_task(target: Target, polling: Polling) -> tuple[float, int, str]:

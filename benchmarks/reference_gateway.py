@@ -32,7 +32,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateprobe.metrics import summarize
+from gateprobe.core.metrics import summarize
 
 try:
     import uvloop

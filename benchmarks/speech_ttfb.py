@@ -17,7 +17,7 @@ import time
 
 import httpx
 
-from gateprobe.metrics import percentile
+from gateprobe.core.metrics import percentile
 from gateprobe.reference import Timing, running_gateway
 from gateprobe.reference.config import default_keys_path, load_keys_file
 

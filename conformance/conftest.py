@@ -12,9 +12,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gateprobe.management import KeyAdmin, key_admin
-from gateprobe.propagation import UpstreamControl, UpstreamUnavailable
-from gateprobe.targets import Target
+from gateprobe.core.targets import Target
+from gateprobe.engine.management import KeyAdmin, key_admin
+from gateprobe.engine.propagation import UpstreamControl, UpstreamUnavailable
 
 STATEFUL = ("management", "billing")
 
@@ -22,7 +22,7 @@ STATEFUL = ("management", "billing")
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Drop the stateful categories' tests when the target has no management API, and the
     propagation category's when it declares no upstream."""
-    from gateprobe.pytest_plugin import TARGET_KEY
+    from gateprobe.engine.pytest_plugin import TARGET_KEY
 
     target = config.stash.get(TARGET_KEY, None)
     markers = [*(() if target is not None and target.management else STATEFUL),
@@ -60,7 +60,7 @@ def propagation_upstream(gateprobe_target: Target,
                          gateprobe_http: httpx.Client) -> Iterator[UpstreamControl]:
     """The target's declared upstream: the one listening at its address, else one started
     there for the run."""
-    from gateprobe.embedded import upstream_for
+    from gateprobe.engine.embedded import upstream_for
 
     with upstream_for(gateprobe_target) as base_url:
         control = UpstreamControl(gateprobe_http, base_url)

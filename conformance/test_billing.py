@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.billing import Reconciliation, reconcile
-from gateprobe.findings import Finding
-from gateprobe.management import BALANCE, KeyAdmin, ManagementUnavailable
-from gateprobe.pytest_plugin import describe
+from gateprobe.core.findings import Finding
+from gateprobe.engine.billing import Reconciliation, reconcile
+from gateprobe.engine.management import BALANCE, KeyAdmin, ManagementUnavailable
+from gateprobe.engine.pytest_plugin import describe
 
 pytestmark = pytest.mark.billing
 

@@ -1,4 +1,4 @@
-"""The conformance suite: every case of gateprobe.cases against the target, by category.
+"""The conformance suite: every case of gateprobe.engine.cases against the target, by category.
 
 Run it with ``gateprobe conformance`` (which can start the embedded reference gateway), or
 directly: ``pytest conformance -c conformance/pytest.ini --base-url URL --profile P
@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 import pytest
 
-from gateprobe.cases import Case
-from gateprobe.findings import Finding
-from gateprobe.pytest_plugin import describe
+from gateprobe.core.findings import Finding
+from gateprobe.engine.cases import Case
+from gateprobe.engine.pytest_plugin import describe
 
 Judge = Callable[[Case], list[Finding]]
 

@@ -5,7 +5,7 @@ refused with a 4xx), and validates every answer and stream event against the spe
 ``gateprobe`` check below runs this project's checks on each answer: the family's error
 envelope and error type, the key never echoed, and streams through their grammar.
 
-Cost guard (``gateprobe.fuzz_guard``): one global ``before_call`` hook, the only place that
+Cost guard (``gateprobe.engine.fuzz_guard``): one global ``before_call`` hook, the only place that
 reaches every phase, caps ``max_tokens``-like values, counts requests and stops at the cap, and
 puts the target's model names (and, for legacy prompts, a valid prompt) into schema-valid
 bodies so they exercise the gateway rather than its 404. Off loopback the coverage phase,
@@ -22,14 +22,20 @@ from typing import Any
 
 import pytest
 
-from gateprobe import transport
-from gateprobe.cases import models_family
-from gateprobe.findings import Finding, Severity, collapse
-from gateprobe.fuzz_guard import Guard, RequestCapReached, ShareUsed, examples_for, max_tokens_of
-from gateprobe.probe import MAX_BODY_BYTES
-from gateprobe.pytest_plugin import admit_tokens, current_config, current_target, run_state
-from gateprobe.redact import CREDENTIAL_HEADERS
-from gateprobe.targets import ENDPOINTS, Target, trusted_cas
+from gateprobe.core import transport
+from gateprobe.core.findings import Finding, Severity, collapse
+from gateprobe.core.redact import CREDENTIAL_HEADERS
+from gateprobe.core.targets import ENDPOINTS, Target, trusted_cas
+from gateprobe.engine.cases import models_family
+from gateprobe.engine.fuzz_guard import (
+    Guard,
+    RequestCapReached,
+    ShareUsed,
+    examples_for,
+    max_tokens_of,
+)
+from gateprobe.engine.probe import MAX_BODY_BYTES
+from gateprobe.engine.pytest_plugin import admit_tokens, current_config, current_target, run_state
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
                                    "(pip install 'gateprobe[fuzz]')")
@@ -104,10 +110,10 @@ def _log_case(case: Any) -> None:
 def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
     """This project's checks on the answer (see gateprobe.protocols.conformance)."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-    from gateprobe import checks
-    from gateprobe.checks import Context, Exchange, Expectation
-    from gateprobe.pytest_plugin import describe
-    from gateprobe.sse import parse_all
+    from gateprobe.core import checks
+    from gateprobe.core.checks import Context, Exchange, Expectation
+    from gateprobe.core.sse import parse_all
+    from gateprobe.engine.pytest_plugin import describe
 
     guard: Guard | None = fuzz_guard.get("guard")
     if guard is None:
@@ -140,7 +146,7 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
     findings = collapse(replace(f, case=_label(case), repro=repro) for f in findings)
     config = fuzz_guard.get("config")
     if config is not None:
-        from gateprobe.pytest_plugin import (
+        from gateprobe.engine.pytest_plugin import (
             OUTCOMES_KEY,
             attach_exchange,
             attach_findings,
@@ -150,7 +156,7 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
         config.stash[OUTCOMES_KEY][case.operation.path] += 1
         record(config, case.operation.path, findings)
         if findings:  # the call that failed, not every example's
-            from gateprobe.redact import Redactor
+            from gateprobe.core.redact import Redactor
 
             answer = response.content[:4000].decode("utf-8", "replace")
             attach_exchange(repro, response.status_code, Redactor(target.secrets).text(answer))
@@ -172,8 +178,8 @@ def _label(case: Any) -> str:
 def _repro(request: Any) -> str:
     """The ``curl`` command of a request as requests sent it (a ``PreparedRequest``), the
     key as ``$VARIABLE``."""
-    from gateprobe.probe import curl_of
-    from gateprobe.redact import Redactor
+    from gateprobe.core.redact import Redactor
+    from gateprobe.engine.probe import curl_of
 
     target = fuzz_guard["guard"].target
     headers = {k: str(v) for k, v in request.headers.items()}
@@ -210,7 +216,7 @@ def _auth_headers(path: str) -> dict[str, str]:
 
 
 def _schema(name: str, target: Target, max_examples: int) -> Any:
-    from gateprobe.specs import spec_path
+    from gateprobe.core.specs import spec_path
 
     schema = schemathesis.openapi.from_path(str(spec_path(name)))  # type: ignore[arg-type]
     headers = _spec_headers(name, target)
@@ -230,7 +236,7 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     schema.config.max_stream_events = 5000
     # Its reproductions mask by name markers ("token" in max_tokens, "key" in any key field):
     # a repro must show the real parameters, and only credential headers are secrets (the
-    # keys' values are masked in every written file anyway, by gateprobe.redact).
+    # keys' values are masked in every written file anyway, by gateprobe.core.redact).
     sanitization = schema.config.output.sanitization
     sanitization.keys_to_sanitize = tuple(sorted(CREDENTIAL_HEADERS))
     sanitization.sensitive_markers = tuple(sorted(CREDENTIAL_HEADERS))
@@ -326,7 +332,7 @@ _SESSION = _bounded_session()
 def _call(case: Any) -> None:
     """Call and validate within the run's bounds; a broken exchange is a finding, and a
     timeout counts towards the breaker, as in the other categories."""
-    from gateprobe.pytest_plugin import allure_story
+    from gateprobe.engine.pytest_plugin import allure_story
 
     path = case.operation.path
     allure_story("anthropic" if path.startswith(("/v1/complete", "/v1/messages")) else
@@ -355,7 +361,7 @@ def _call_bounded(case: Any) -> None:
             transport.classify(exc, got_headers=False, streaming=streaming)
         run_state(_config).breaker.record(_target.base_url, streaming, kind)
         if kind != transport.OTHER:
-            from gateprobe.pytest_plugin import record
+            from gateprobe.engine.pytest_plugin import record
 
             detail = f"{type(exc).__name__}: {exc}"[:300]
             record(_config, case.operation.path, [Finding(
@@ -371,7 +377,7 @@ def _record_failures(case: Any, failures: list[BaseException]) -> None:
     """schemathesis's own failures (an undocumented status, a body the spec does not allow)
     as findings of the run, once each per operation, so reports and the gate see them too.
     ST901 is a custom check's: this module's ``gateprobe`` check recorded those already."""
-    from gateprobe.pytest_plugin import FINDINGS_KEY, attach_exchange, attach_findings
+    from gateprobe.engine.pytest_plugin import FINDINGS_KEY, attach_exchange, attach_findings
 
     path = case.operation.path
     recorded = _config.stash[FINDINGS_KEY][path]
@@ -397,7 +403,7 @@ def _record_failures(case: Any, failures: list[BaseException]) -> None:
 
 def _failure_evidence(failure: BaseException, message: str) -> str:
     """What schemathesis saw: the failure's own text (its message quotes the answer)."""
-    from gateprobe.redact import Redactor
+    from gateprobe.core.redact import Redactor
 
     return Redactor(_target.secrets).text(message[:600] or str(failure)[:600])
 

@@ -1,7 +1,7 @@
 """The management category: a key's life through the gateway's management API.
 
 Each case creates at most two keys (at most ten in a run) and every key is deleted when the
-module ends, pass or fail. See ``gateprobe.management`` for what each case holds the gateway to.
+module ends, pass or fail. See ``gateprobe.engine.management`` for what each case holds the gateway to.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
-from gateprobe.findings import Finding
-from gateprobe.management import ADMIN, LIFECYCLE, Check, KeyAdmin, ManagementUnavailable
-from gateprobe.pytest_plugin import describe
+from gateprobe.core.findings import Finding
+from gateprobe.engine.management import ADMIN, LIFECYCLE, Check, KeyAdmin, ManagementUnavailable
+from gateprobe.engine.pytest_plugin import describe
 
 pytestmark = pytest.mark.management
 
@@ -39,7 +39,7 @@ def test_management_stateful(management_admin: KeyAdmin,
     """schemathesis's stateful testing over the spec's links (create -> list, update, delete),
     within the run's cap of created keys; every key it made is deleted with the others."""
     pytest.importorskip("schemathesis", reason="the stateful case needs gateprobe[fuzz]")
-    from gateprobe.management import run_workflow
+    from gateprobe.engine.management import run_workflow
 
     findings = run_workflow(management_admin)
     count_case(ADMIN)

@@ -1,7 +1,7 @@
 """The propagation category: gateprobe's reference behind the gateway, as its upstream.
 
 Each case scripts the upstream's answer to a fresh marker, sends the request through the
-gateway and judges what reached the client (``gateprobe.propagation``). The tests exist only
+gateway and judges what reached the client (``gateprobe.engine.propagation``). The tests exist only
 for a target that declares ``upstream:``; the upstream is the one already listening at its
 ``listen`` address, or one the run starts there.
 """
@@ -13,11 +13,18 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gateprobe.findings import Finding
-from gateprobe.propagation import CASES, Check, Inconclusive, Probe, UpstreamControl, run_case
-from gateprobe.pytest_plugin import INFORMATION_KEY, describe
-from gateprobe.runstate import RunState
-from gateprobe.targets import Target
+from gateprobe.core.findings import Finding
+from gateprobe.core.targets import Target
+from gateprobe.engine.propagation import (
+    CASES,
+    Check,
+    Inconclusive,
+    Probe,
+    UpstreamControl,
+    run_case,
+)
+from gateprobe.engine.pytest_plugin import INFORMATION_KEY, describe
+from gateprobe.engine.runstate import RunState
 
 pytestmark = pytest.mark.propagation
 

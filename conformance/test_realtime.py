@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from gateprobe.pytest_plugin import INFORMATION_KEY, describe
-from gateprobe.realtime_session import judge, run_session
-from gateprobe.targets import Target
+from gateprobe.core.targets import Target
+from gateprobe.engine.pytest_plugin import INFORMATION_KEY, describe
+from gateprobe.engine.realtime_session import judge, run_session
 
 pytestmark = pytest.mark.stream
 

@@ -2,11 +2,11 @@
 response created with ``store: false``, a continuation (``previous_response_id``), a cancelled
 background response, a conversation's items, a stored chat completion.
 
-Each flow needs ids earlier answers gave, so these are not static cases: ``gateprobe.stateful``
+Each flow needs ids earlier answers gave, so these are not static cases: ``gateprobe.engine.stateful``
 runs them (every request paced and bounded by the run) and ``state.flow`` judges them. In the
 ``endpoint`` category, only against a target that declares the family (``responses``,
 ``conversations``, ``chat_store``); the plain and streamed requests of the Responses API are
-cases of ``gateprobe.cases`` (``responses_cases``).
+cases of ``gateprobe.engine.cases`` (``responses_cases``).
 """
 
 from __future__ import annotations
@@ -17,18 +17,18 @@ from typing import Any
 import httpx
 import pytest
 
-from gateprobe.findings import Finding
-from gateprobe.pytest_plugin import admit_tokens, describe
-from gateprobe.runstate import RunState
-from gateprobe.stateful import FAMILY_OF_FLOW, FLOWS, flow_tokens, run_flow
-from gateprobe.targets import Target
+from gateprobe.core.findings import Finding
+from gateprobe.core.targets import Target
+from gateprobe.engine.pytest_plugin import admit_tokens, describe
+from gateprobe.engine.runstate import RunState
+from gateprobe.engine.stateful import FAMILY_OF_FLOW, FLOWS, flow_tokens, run_flow
 
 pytestmark = pytest.mark.endpoint
 
 
 def _judge(target: Target, record: Any, flow: Any, label: str) -> list[Finding]:
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-    from gateprobe.checks import Context, run_checks, select
+    from gateprobe.core.checks import Context, run_checks, select
 
     ctx = Context.of(target, "openai")
     exchange = flow.record()

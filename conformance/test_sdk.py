@@ -15,17 +15,17 @@ from typing import Any
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-from gateprobe import checks, transport
-from gateprobe.cases import CLAUDE_2_WEB, unmet
-from gateprobe.checks import Context, Exchange, Family
-from gateprobe.dryrun import SDK_MAX_TOKENS
-from gateprobe.findings import Finding, Severity
-from gateprobe.probe import curl_of, paced, retry_after_s
-from gateprobe.pytest_plugin import admit_tokens, attach_exchange, attach_findings, describe
-from gateprobe.redact import Redactor
-from gateprobe.runstate import RunState
-from gateprobe.sse import parse_all
-from gateprobe.targets import Target
+from gateprobe.core import checks, transport
+from gateprobe.core.checks import Context, Exchange, Family
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.redact import Redactor
+from gateprobe.core.sse import parse_all
+from gateprobe.core.targets import Target
+from gateprobe.engine.cases import CLAUDE_2_WEB, unmet
+from gateprobe.engine.dryrun import SDK_MAX_TOKENS
+from gateprobe.engine.probe import curl_of, paced, retry_after_s
+from gateprobe.engine.pytest_plugin import admit_tokens, attach_exchange, attach_findings, describe
+from gateprobe.engine.runstate import RunState
 
 pytestmark = pytest.mark.sdk
 SAY = [{"role": "user", "content": "Say test"}]
@@ -37,7 +37,7 @@ REQUIRES: dict[str, tuple[str, ...]] = {
     "openai SDK: models": ("openai_models",),  # Anthropic's /v1/models wants its version
     "anthropic SDK: models": ("anthropic_models",),  # header: the anthropic SDK sends it
 }
-"""The preconditions of the SDK calls that have any (``gateprobe.cases.PRECONDITIONS``):
+"""The preconditions of the SDK calls that have any (``gateprobe.engine.cases.PRECONDITIONS``):
 each call goes through the SDK of its route's family under the target's profile."""
 
 

@@ -1,7 +1,7 @@
 """Midjourney tasks over their whole life: create, poll to the end, follow up, walk the pages.
 
 A task needs the id its creation answered, so these are not static cases: each test creates
-its task and polls it through ``gateprobe.tasks`` (bounded by a total deadline, a poll cap and
+its task and polls it through ``gateprobe.engine.tasks`` (bounded by a total deadline, a poll cap and
 the run's budget). They run in the ``endpoint`` category, only against a target that declares
 ``midjourney``. Against the embedded gateway tasks end in well under a second; against any
 other host each is polled every 5 s for at most 300 s (the seeds' clients poll every ~5 s).
@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
-from gateprobe.findings import Finding
-from gateprobe.pytest_plugin import describe
-from gateprobe.runstate import RunState
-from gateprobe.targets import Target
-from gateprobe.tasks import MAX_PAGES, create, poll, polling_for, walk_pages
+from gateprobe.core.findings import Finding
+from gateprobe.core.targets import Target
+from gateprobe.engine.pytest_plugin import describe
+from gateprobe.engine.runstate import RunState
+from gateprobe.engine.tasks import MAX_PAGES, create, poll, polling_for, walk_pages
 
 pytestmark = pytest.mark.endpoint
 
@@ -35,7 +35,7 @@ CREATIONS: dict[str, dict[str, Any]] = {
 
 def _judge(target: Target, exchange: Any, record: Any, label: str) -> list[Finding]:
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-    from gateprobe.checks import Context, run_checks
+    from gateprobe.core.checks import Context, run_checks
     from gateprobe.protocols.conformance import checks_for
 
     ctx = Context.of(target, "gateway")

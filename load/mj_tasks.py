@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from locust import constant, task
 
-from gateprobe.load.locustlib import TaskUser, session
+from gateprobe.commands.load.locustlib import TaskUser, session
 
 session()  # reads the plan; hooks the caps, the samples and the verdict into Locust
 

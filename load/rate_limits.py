@@ -2,12 +2,12 @@
 
 One user per tier key, all tiers at once: each sends more than its tier's limit within one
 window, waits the ``Retry-After`` it was given, and tries once more. The verdict
-(``gateprobe.load.ratelimits``) is judged from the raw samples when the run ends.
+(``gateprobe.commands.load.ratelimits``) is judged from the raw samples when the run ends.
 """
 
 from __future__ import annotations
 
-from gateprobe.load.locustlib import TierUser, session, tier_users
+from gateprobe.commands.load.locustlib import TierUser, session, tier_users
 
 PLAN = session().plan
 

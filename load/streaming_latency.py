@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from locust import constant, task
 
-from gateprobe.load.locustlib import StreamingUser, session
+from gateprobe.commands.load.locustlib import StreamingUser, session
 
 PLAN = session().plan
 

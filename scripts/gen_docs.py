@@ -98,7 +98,7 @@ def _faults_tripping(ids: Iterable[str]) -> list[str]:
 def registered_checks() -> list[Any]:
     """The built-in checks, as the conformance suite registers them."""
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-    from gateprobe import checks
+    from gateprobe.core import checks
 
     return checks.all_checks()
 
@@ -106,8 +106,8 @@ def registered_checks() -> list[Any]:
 def finding_ids() -> dict[str, str]:
     """Every id a finding can carry -> what reports it: the checks and what they emit, the
     load verdicts (rate limits, SLOs), and what a fault declares it trips."""
-    from gateprobe.load.ratelimits import CHECK_IDS
-    from gateprobe.load.slo import KNOWN
+    from gateprobe.commands.load.ratelimits import CHECK_IDS
+    from gateprobe.commands.load.slo import KNOWN
     from gateprobe.reference.faults import CATALOGUE
 
     found: dict[str, str] = {}
@@ -179,7 +179,7 @@ def _schema_type(schema: Mapping[str, Any]) -> str:
 
 def targets_section() -> str:
     """The keys of a target entry, from the schema the file is validated against."""
-    from gateprobe.targets import TARGETS_SCHEMA
+    from gateprobe.core.targets import TARGETS_SCHEMA
 
     entry: Mapping[str, Any] = TARGETS_SCHEMA["properties"]["targets"][  # type: ignore[index]
         "additionalProperties"]
@@ -218,8 +218,8 @@ def architecture() -> str:
 
 
 def slo_section() -> str:
-    """Every key an SLO file may hold (``gateprobe.load.slo.KNOWN``)."""
-    from gateprobe.load.slo import KNOWN
+    """Every key an SLO file may hold (``gateprobe.commands.load.slo.KNOWN``)."""
+    from gateprobe.commands.load.slo import KNOWN
 
     def meaning(key: str) -> str:
         match = re.fullmatch(r"(\w+?)_p(\d+)_ms", key)
@@ -233,7 +233,7 @@ def slo_section() -> str:
 
 def slo_doc() -> str:
     """The SLO module's own account of its keys."""
-    from gateprobe.load import slo
+    from gateprobe.commands.load import slo
 
     return inspect.cleandoc(slo.__doc__ or "").replace("``", "`") + "\n"
 
@@ -244,8 +244,8 @@ def slo_file() -> str:
 
 
 def exit_codes() -> str:
-    """``gateprobe.errors.EXIT_CODES``."""
-    from gateprobe.errors import exit_codes_markdown
+    """``gateprobe.core.errors.EXIT_CODES``."""
+    from gateprobe.core.errors import exit_codes_markdown
 
     return exit_codes_markdown() + "\n"
 
@@ -265,8 +265,8 @@ def attribute_docs(path: Path, class_name: str) -> dict[str, str]:
 
 
 def metrics_section() -> str:
-    """What every field of a stream's measurement means (``gateprobe.metrics``)."""
-    from gateprobe import metrics
+    """What every field of a stream's measurement means (``gateprobe.core.metrics``)."""
+    from gateprobe.core import metrics
 
     documented = attribute_docs(Path(inspect.getfile(metrics)), "StreamMetrics")
     fields = {name: documented.get(name, "") for name in metrics.StreamMetrics.__dataclass_fields__}

@@ -31,10 +31,10 @@ import httpx
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (the built-in checks, before a snapshot)
-from gateprobe import checks
 from gateprobe.cli import COMMANDS, EXAMPLES, main
 from gateprobe.cli._help import Help
-from gateprobe.console import Console
+from gateprobe.core import checks
+from gateprobe.core.console import Console
 from gateprobe.reference import RunningGateway, running_gateway
 from gateway_fixtures import base_config
 

@@ -27,7 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from gateprobe.cases import tiny_png
+from gateprobe.engine.cases import tiny_png
 
 WORDS = ("test", ".", " Sure", " thing", " here", " it", " is")
 _ids = itertools.count(1)

@@ -19,13 +19,13 @@ from typing import Any
 
 import pytest
 
-from gateprobe.events import Phase
-from gateprobe.findings import Finding, Severity
-from gateprobe.pytest_plugin import write_allure_environment
+from gateprobe.core.events import Phase
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.targets import Target
+from gateprobe.engine.pytest_plugin import write_allure_environment
+from gateprobe.engine.report.allure_results import write_phases
+from gateprobe.engine.report.summary import merge_junit
 from gateprobe.reference import Timing
-from gateprobe.report.allure_results import write_phases
-from gateprobe.report.summary import merge_junit
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 KEY = "gp-vip-0001"
@@ -105,7 +105,7 @@ def test_terminal_junit_and_allure_count_the_same_tests_of_a_failing_run(
 @pytest.mark.slow
 def test_the_request_is_attached_next_to_the_answer_and_no_key_anywhere(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
-    from gateprobe.conformance_runner import ConformanceOptions, run_conformance
+    from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
 
     gateway = make_gateway(faults=("error-wrong-type",), timing=Timing(0, 0))
     target = Target(gateway.base_url, "ohmygpt", KEY, "GP_ALLURE_KEY")
@@ -168,7 +168,7 @@ def test_load_phases_are_allure_tests_as_junit_lists_them(tmp_path: Path) -> Non
                        ("gateprobe.rate-limits", "tier vip"): "passed",
                        ("gateprobe.latency", "slo ttft_p95_ms"): "failed",
                        ("gateprobe.latency", "slo e2e_p95_ms"): "passed",
-                       ("gateprobe.compare", "compare"): "skipped",
+                       ("gateprobe.commands.compare", "compare"): "skipped",
                        ("gateprobe.mirror b", "response.status /v1/models"): "failed"}
     assert len(results) == 7 and len({r["historyId"] for r in results}) == 7
     assert allure_totals(tmp_path / "allure-results") == junit_totals(tmp_path / "junit.xml")
@@ -180,9 +180,9 @@ def test_load_phases_are_allure_tests_as_junit_lists_them(tmp_path: Path) -> Non
 
 def test_a_run_folder_gets_its_load_phases_beside_the_suites_allure_results(
         tmp_path: Path) -> None:
-    from gateprobe.events import RunFinished
-    from gateprobe.redact import Redactor
-    from gateprobe.report.folder import ReportFolder
+    from gateprobe.core.events import RunFinished
+    from gateprobe.core.redact import Redactor
+    from gateprobe.engine.report.folder import ReportFolder
 
     phases = (Phase("conformance", "passed"), Phase("latency", "skipped", "not loopback"))
     ReportFolder(tmp_path, Redactor())(RunFinished(

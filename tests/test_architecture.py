@@ -101,7 +101,7 @@ def test_imports_follow_the_layers(path: Path) -> None:
         theirs = layer(name)
         if theirs == "reference" and mine != "reference":
             assert me in MAY_START_THE_REFERENCE or mine == "cli", \
-                f"{me}:{line}: only gateprobe.embedded may start the reference gateway"
+                f"{me}:{line}: only gateprobe.engine.embedded may start the reference gateway"
             continue
         # cli is in no other layer's ALLOWED: only the CLI's own modules and __main__ import it
         assert theirs in ALLOWED[mine], f"{me}:{line} ({mine}) imports {name} ({theirs})"

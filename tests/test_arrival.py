@@ -1,4 +1,4 @@
-"""``gateprobe.arrival``: the kernel's stamps of bytes received and sent, moved into the clock
+"""``gateprobe.core.arrival``: the kernel's stamps of bytes received and sent, moved into the clock
 of every measurement, and the fallbacks where there are none."""
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 import pytest
 import trustme
 
-from gateprobe import arrival
-from gateprobe.metrics import now_ns
+from gateprobe.core import arrival
+from gateprobe.core.metrics import now_ns
 
 linux_only = pytest.mark.skipif(arrival.SO_TIMESTAMPNS is None, reason="Linux socket stamps")
 
@@ -187,7 +187,7 @@ def test_the_pooled_connection_check_never_yields() -> None:
     other greenlets' work between a request's start stamp and its send; ours must not."""
     code = """
 import socket, gevent
-from gateprobe.load import locustlib
+from gateprobe.commands.load import locustlib
 from geventhttpclient.connectionpool import ConnectionPool
 a, b = socket.socketpair()
 ran = []

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
+from gateprobe.core.console import Console
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
@@ -98,7 +98,7 @@ def test_a_second_run_fuzzes_its_own_target(make_gateway: MakeGateway, tmp_path:
 def test_recorded_golden_answers_hold_no_key(make_gateway: MakeGateway, tmp_path: Path) -> None:
     import shutil
 
-    from gateprobe.golden import golden_dir
+    from gateprobe.core.golden import golden_dir
 
     shutil.copytree(golden_dir(), tmp_path / "golden")
     gateway = make_gateway(faults=("key-echoed-in-error",), timing=FAST)
@@ -115,9 +115,9 @@ def test_the_gate_fails_a_run_whose_budget_ran_out(tmp_path: Path) -> None:
     """Allowed findings must not hide tests the budget left unrun."""
     import datetime as dt
 
-    from gateprobe.events import FAILED, Phase
-    from gateprobe.findings import Finding, Severity
-    from gateprobe.gate import decide, load_config
+    from gateprobe.commands.gate import decide, load_config
+    from gateprobe.core.events import FAILED, Phase
+    from gateprobe.core.findings import Finding, Severity
 
     gate_file = tmp_path / "gate.yaml"
     gate_file.write_text("embedded: true\nsuites: [conformance]\nallow:\n  - check: error.type\n"
@@ -135,8 +135,8 @@ def test_the_gate_fails_a_run_whose_budget_ran_out(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", ["timeouts: {total_s: .nan}", "timeouts: {first_byte_s: .inf}",
                                  "budget_s: .inf", "select: bogus"])
 def test_a_gate_file_with_an_unusable_bound_is_refused(tmp_path: Path, bad: str) -> None:
-    from gateprobe.errors import ConfigError
-    from gateprobe.gate import load_config
+    from gateprobe.commands.gate import load_config
+    from gateprobe.core.errors import ConfigError
 
     gate_file = tmp_path / "gate.yaml"
     gate_file.write_text(f"embedded: true\nsuites: [conformance]\n{bad}\n")
@@ -162,7 +162,7 @@ def test_a_run_stops_sending_at_its_token_cap(make_gateway: MakeGateway,
 
 
 def test_the_token_cap_counts_before_it_sends() -> None:
-    from gateprobe.runstate import RunState
+    from gateprobe.engine.runstate import RunState
 
     state = RunState(token_cap=40)
     assert state.admit_tokens(16) and state.admit_tokens(24)
@@ -173,8 +173,8 @@ def test_the_token_cap_counts_before_it_sends() -> None:
 def test_a_request_without_a_token_cap_is_never_counted_as_free() -> None:
     """It costs the target's declared maximum; with none declared nothing bounds it; a
     request that generates nothing costs nothing; its own cap is clamped to the declared."""
-    from gateprobe.fuzz_guard import Guard, tokens_bound
-    from gateprobe.targets import Target
+    from gateprobe.core.targets import Target
+    from gateprobe.engine.fuzz_guard import Guard, tokens_bound
 
     chat = {"model": "m", "messages": []}
     assert tokens_bound("/v1/chat/completions", chat, 200) == 200

@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from gateprobe.cli import build_parser
-from gateprobe.gate import GATE_SCHEMA, load_config
-from gateprobe.targets import load_targets
+from gateprobe.commands.gate import GATE_SCHEMA, load_config
+from gateprobe.core.targets import load_targets
 
 DOCS = Path(__file__).resolve().parents[1] / "docs"
 WORKFLOW = DOCS / "ci-example.yml"

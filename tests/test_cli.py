@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
+from gateprobe.core.console import Console
 from gateway_fixtures import MakeGateway, TlsFiles
 
 

@@ -1,5 +1,5 @@
 """Each subcommand's --help: a description, examples that parse, and the exit codes of the one
-table in ``gateprobe.errors``; the docs' exit-code table is that table."""
+table in ``gateprobe.core.errors``; the docs' exit-code table is that table."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from gateprobe.cli import (
     serve,
 )
 from gateprobe.cli._help import Help, example_argvs
-from gateprobe.console import Console
-from gateprobe.errors import EXIT_CODES, exit_codes_markdown
+from gateprobe.core.console import Console
+from gateprobe.core.errors import EXIT_CODES, exit_codes_markdown
 
 DOCS_EXIT_CODES = Path(__file__).resolve().parents[1] / "docs" / "reference" / "exit-codes.md"
 HELPS: dict[str, Help] = {"serve": serve.HELP, "conformance": conformance.HELP,

@@ -1,4 +1,4 @@
-"""``gateprobe.compare.run_compare`` called from Python: a typed result, no flags involved."""
+"""``gateprobe.commands.compare.run_compare`` called from Python: a typed result, no flags involved."""
 
 from __future__ import annotations
 
@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.compare import CompareOptions, CompareResult, MirrorResult, run_compare
-from gateprobe.console import Console
-from gateprobe.events import FAILED, PASSED
-from gateprobe.findings import Finding
+from gateprobe.commands.compare import CompareOptions, CompareResult, MirrorResult, run_compare
+from gateprobe.core.console import Console
+from gateprobe.core.events import FAILED, PASSED
+from gateprobe.core.findings import Finding
+from gateprobe.core.targets import Target
 from gateprobe.reference import Timing
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe import compare
 from gateprobe.cli import main
-from gateprobe.compare import (
+from gateprobe.commands import compare
+from gateprobe.commands.compare import (
     CompareOptions,
     MirrorResult,
     ProbeResult,
@@ -20,9 +20,9 @@ from gateprobe.compare import (
     first_differing_event,
     run_compare,
 )
-from gateprobe.console import Console
+from gateprobe.core.console import Console
+from gateprobe.core.targets import ENDPOINTS, PROFILES, Target
 from gateprobe.reference import Timing
-from gateprobe.targets import ENDPOINTS, PROFILES, Target
 from gateway_fixtures import MakeGateway
 
 FAST = Timing(ttft_ms=5, itl_ms=1)

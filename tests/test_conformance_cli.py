@@ -120,7 +120,7 @@ def test_record_golden_round_trip(tmp_path: Path) -> None:
 
     import yaml
 
-    from gateprobe.golden import golden_dir
+    from gateprobe.core.golden import golden_dir
 
     blank = tmp_path / "golden"
     shutil.copytree(golden_dir(), blank)
@@ -132,7 +132,7 @@ def test_record_golden_round_trip(tmp_path: Path) -> None:
     record = conformance("--select", "golden", "--record-golden", "--golden-dir", str(blank),
                          key=None)
     assert record.returncode == 0, record.stdout[-2000:]
-    from gateprobe.golden import diff
+    from gateprobe.core.golden import diff
 
     for path in blank.glob("*.yaml"):
         shipped = yaml.safe_load((golden_dir() / path.name).read_text())

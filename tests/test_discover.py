@@ -11,10 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gateprobe.checks import Exchange
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.discover import (
+from gateprobe.commands.discover import (
     FAMILY_PROBES,
     MAX_REQUESTS,
     Discovery,
@@ -23,8 +21,10 @@ from gateprobe.discover import (
     rate_limit_suggestion,
     read_answer,
 )
-from gateprobe.errors import UsageError
-from gateprobe.targets import DEFAULT_MODELS, ENDPOINTS, Target, check_endpoints, load_targets
+from gateprobe.core.checks import Exchange
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.targets import DEFAULT_MODELS, ENDPOINTS, Target, check_endpoints, load_targets
 from gateway_fixtures import FAST, MakeGateway
 
 EXISTING = """# our gateways

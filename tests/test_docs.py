@@ -84,9 +84,9 @@ def test_every_fault_is_in_the_faults_reference(site: Path) -> None:
 
 
 def test_exit_codes_slo_keys_and_targets_keys_are_referenced(site: Path) -> None:
-    from gateprobe.errors import EXIT_CODES
-    from gateprobe.load.slo import KNOWN
-    from gateprobe.targets import TARGETS_SCHEMA
+    from gateprobe.commands.load.slo import KNOWN
+    from gateprobe.core.errors import EXIT_CODES
+    from gateprobe.core.targets import TARGETS_SCHEMA
 
     exits = page(site, "reference/exit-codes")
     assert all(f"<td>{code}</td>" in exits for code in EXIT_CODES)
@@ -98,7 +98,7 @@ def test_exit_codes_slo_keys_and_targets_keys_are_referenced(site: Path) -> None
 
 
 def test_metric_fields_and_the_other_tools_are_on_the_metrics_page(site: Path) -> None:
-    from gateprobe.metrics import StreamMetrics
+    from gateprobe.core.metrics import StreamMetrics
 
     text = page(site, "reference/metrics")
     fields = [*StreamMetrics.__dataclass_fields__, "tpot_ms", "tokens_per_s"]

@@ -12,10 +12,10 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.conformance_runner import ConformanceOptions, run_conformance
-from gateprobe.console import Console
+from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
+from gateprobe.core.console import Console
+from gateprobe.core.targets import Target
 from gateprobe.reference import Timing
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 

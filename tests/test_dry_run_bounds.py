@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.conformance_runner import ConformanceOptions, run_conformance
-from gateprobe.console import Console
-from gateprobe.embedded import Embedded, embedded_target
-from gateprobe.load.results import SAMPLES_FILE, read_samples
+from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
+from gateprobe.commands.load.results import SAMPLES_FILE, read_samples
+from gateprobe.core.console import Console
+from gateprobe.engine.embedded import Embedded, embedded_target
 
 
 def gateprobe(*argv: str) -> tuple[int, str]:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.checks import Context, Exchange
+from gateprobe.core.checks import Context, Exchange
 from gateprobe.protocols.conformance import error_envelope
 from gateway_fixtures import MakeGateway
 

@@ -16,16 +16,16 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.cases import Case
-from gateprobe.checks import Context, Exchange, evidence_of, run_checks
-from gateprobe.conformance_runner import ConformanceOptions, run_conformance
-from gateprobe.findings import Finding, Severity, collapse
-from gateprobe.probe import curl_command, curl_of
-from gateprobe.pytest_plugin import describe
-from gateprobe.redact import Redactor
+from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
+from gateprobe.core.checks import Context, Exchange, evidence_of, run_checks
+from gateprobe.core.findings import Finding, Severity, collapse
+from gateprobe.core.redact import Redactor
+from gateprobe.core.sse import Event
+from gateprobe.core.targets import Target
+from gateprobe.engine.cases import Case
+from gateprobe.engine.probe import curl_command, curl_of
+from gateprobe.engine.pytest_plugin import describe
 from gateprobe.reference import Timing, running_gateway
-from gateprobe.sse import Event
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway, base_config
 
 KEY, KEY_ENV = "gp-vip-0001", "GP_FINDINGS_TEST_KEY"
@@ -74,7 +74,7 @@ def test_a_finding_without_evidence_gets_the_exchanges_last_events() -> None:
 
 def test_run_checks_fills_only_missing_evidence() -> None:
     import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-    from gateprobe import checks
+    from gateprobe.core import checks
 
     exchange = Exchange("/v1/chat/completions", "POST", {"stream": True}, 200,
                         {"content-type": "text/event-stream"}, b"data: {}\n\n",

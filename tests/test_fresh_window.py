@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe import pipeline
 from gateprobe.cli import main
-from gateprobe.console import Console
+from gateprobe.commands import pipeline
+from gateprobe.core.console import Console
 from gateway_fixtures import MakeGateway
 
 WINDOW_S = 8
@@ -66,7 +66,7 @@ def test_without_the_wait_the_conformance_phase_spends_the_window(
 
 
 def test_only_the_tiers_whose_key_earlier_phases_used_are_waited_for() -> None:
-    from gateprobe.targets import Target
+    from gateprobe.core.targets import Target
 
     target = Target("http://127.0.0.1:1", "ohmygpt", "k-1", "V", {}, "k-2",
                     tier_keys={"free": "k-3", "vip": "k-1", "premium": "k-2"})

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from gateprobe.fuzz_guard import (
+from gateprobe.core.targets import Target
+from gateprobe.engine.fuzz_guard import (
     VALID_PROMPT,
     Guard,
     RequestCapReached,
     ShareUsed,
     examples_for,
 )
-from gateprobe.targets import Target
 
 LOCAL = Target("http://127.0.0.1:8080", "ohmygpt", "k")
 REMOTE = Target("https://api.example.com", "ohmygpt", "k")

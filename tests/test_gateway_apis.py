@@ -18,20 +18,20 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateprobe.cases import all_cases, gateway_api_cases
-from gateprobe.checks import Context, Exchange, run_checks
-from gateprobe.embedded import EMBEDDED_ENDPOINTS
-from gateprobe.findings import Finding
-from gateprobe.probe import send
+from gateprobe.core.checks import Context, Exchange, run_checks
+from gateprobe.core.findings import Finding
+from gateprobe.core.targets import Target
+from gateprobe.engine.cases import all_cases, gateway_api_cases
+from gateprobe.engine.embedded import EMBEDDED_ENDPOINTS
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
+from gateprobe.engine.tasks import Polling, create, poll, walk_pages
 from gateprobe.protocols import conformance  # noqa: F401  (registers the checks)
 from gateprobe.protocols.conformance import checks_for
 from gateprobe.protocols.midjourney import GAVE_UP, TaskGrammar, judge_snapshots, snapshot_event
 from gateprobe.reference import RunningGateway, Timing
 from gateprobe.reference.faults import CATALOGUE
 from gateprobe.reference.midjourney import FAIL_MARK
-from gateprobe.runstate import RunState
-from gateprobe.targets import Target
-from gateprobe.tasks import Polling, create, poll, walk_pages
 from gateway_fixtures import FakeClock, MakeGateway
 
 STEP_MS = 10.0

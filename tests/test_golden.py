@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 import yaml
 
-from gateprobe.cases import Case, golden_cases
-from gateprobe.checks import Context
-from gateprobe.errors import ConfigError
-from gateprobe.golden import (
+from gateprobe.core.checks import Context
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.golden import (
     diff,
     fill_models,
     golden_dir,
@@ -23,12 +22,13 @@ from gateprobe.golden import (
     normalize_events,
     rewrite,
 )
-from gateprobe.probe import send
+from gateprobe.core.sse import Event
+from gateprobe.core.targets import Target
+from gateprobe.engine.cases import Case, golden_cases
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
 from gateprobe.protocols.conformance import checks_for
 from gateprobe.reference import Timing
-from gateprobe.runstate import RunState
-from gateprobe.sse import Event
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 
@@ -133,7 +133,7 @@ def test_rewrite_writes_a_shared_request_twice_not_as_an_alias(tmp_path: Path) -
 
 
 def test_optional_events_match_wherever_they_occur() -> None:
-    from gateprobe.golden import diff
+    from gateprobe.core.golden import diff
 
     golden = [{"event": "message_start", "data": {}}, {"event": "ping", "data": {}},
               {"event": "message_stop", "data": {}}]
@@ -258,7 +258,7 @@ def _golden_findings(base_url: str, endpoints: frozenset[str], path: str) -> dic
         for case in (c for c in golden_cases(target) if c.path == path):
             exchange = send(http, target, case, run)
             ctx = Context.of(target, case.family, case.expect, run.seen_ids, run.input_tokens)
-            from gateprobe.checks import run_checks
+            from gateprobe.core.checks import run_checks
             out[case.name] = {f.check_id for f in run_checks(ctx, exchange,
                                                               checks_for(ctx, exchange))}
     return out

@@ -18,13 +18,13 @@ import httpx
 import pytest
 import uvicorn
 
-from gateprobe.cases import golden_cases
-from gateprobe.checks import Context, run_checks
-from gateprobe.golden import diff, golden_dir, load_dir, normalize, pinned_paths, unpinned
-from gateprobe.probe import send
+from gateprobe.core.checks import Context, run_checks
+from gateprobe.core.golden import diff, golden_dir, load_dir, normalize, pinned_paths, unpinned
+from gateprobe.core.targets import Target
+from gateprobe.engine.cases import golden_cases
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
 from gateprobe.protocols.conformance import checks_for
-from gateprobe.runstate import RunState
-from gateprobe.targets import Target
 from independent_gateway import make_app
 
 CORE = frozenset({"chat", "completions", "embeddings", "models", "messages", "count_tokens",

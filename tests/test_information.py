@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.conformance_runner import ConformanceOptions, run_conformance
-from gateprobe.console import Console
-from gateprobe.targets import DEFAULT_MODELS, Target
+from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
+from gateprobe.core.console import Console
+from gateprobe.core.targets import DEFAULT_MODELS, Target
 from gateway_fixtures import FAST, MakeGateway
 
 

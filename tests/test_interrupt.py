@@ -17,14 +17,14 @@ from typing import Any
 
 import pytest
 
-from gateprobe import compare, pipeline
 from gateprobe.cli import COMMANDS, main
-from gateprobe.compare import MirrorResult
-from gateprobe.conformance_runner import ConformanceOptions, run_conformance
-from gateprobe.console import Console
-from gateprobe.errors import INTERRUPT
-from gateprobe.events import PASSED, Phase
-from gateprobe.targets import Target
+from gateprobe.commands import compare, pipeline
+from gateprobe.commands.compare import MirrorResult
+from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
+from gateprobe.core.console import Console
+from gateprobe.core.errors import INTERRUPT
+from gateprobe.core.events import PASSED, Phase
+from gateprobe.core.targets import Target
 from gateway_fixtures import MakeGateway, RunningGateway
 
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.console import Console, PlainProgress, progress_text
-from gateprobe.findings import Finding, Severity
-from gateprobe.live import findings_tree, outcome_line
-from gateprobe.load.results import LiveSamples
+from gateprobe.commands.load.results import LiveSamples
+from gateprobe.core.console import Console, PlainProgress, progress_text
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.engine.live import findings_tree, outcome_line
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
@@ -230,7 +230,7 @@ def test_a_load_run_shows_what_its_samples_say_while_it_runs(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from types import SimpleNamespace
 
-    from gateprobe.load import runner
+    from gateprobe.commands.load import runner
 
     monkeypatch.setattr(runner, "WATCH_EVERY_S", 0.0)  # a line at every poll
     (tmp_path / "samples.jsonl").write_text(

@@ -1,5 +1,5 @@
-"""Typed load results (``gateprobe.loadresult``) read from real verdicts, and the scenario
-registry (``gateprobe.load.scenarios``) naming one result type per scenario."""
+"""Typed load results (``gateprobe.core.loadresult``) read from real verdicts, and the scenario
+registry (``gateprobe.commands.load.scenarios``) naming one result type per scenario."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
-from gateprobe.console import Console
-from gateprobe.errors import UsageError
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.scenarios import SCENARIOS, scenario, show, verdict
-from gateprobe.loadresult import (
+from gateprobe.commands.load.plan import LoadPlan
+from gateprobe.commands.load.scenarios import SCENARIOS, scenario, show, verdict
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.loadresult import (
     RESULT_TYPES,
     LatencyResult,
     RateLimitResult,

@@ -12,13 +12,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from gateprobe.billing import reconcile
-from gateprobe.conformance_runner import ConformanceOptions, run_conformance
-from gateprobe.errors import ConfigError, UsageError
-from gateprobe.management import MAX_KEYS_PER_RUN, key_admin, lifecycle
+from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
+from gateprobe.core.errors import ConfigError, UsageError
+from gateprobe.core.targets import Target, load_targets
+from gateprobe.engine.billing import reconcile
+from gateprobe.engine.management import MAX_KEYS_PER_RUN, key_admin, lifecycle
 from gateprobe.reference import RunningGateway
 from gateprobe.reference.faults import CATALOGUE
-from gateprobe.targets import Target, load_targets
 from gateway_fixtures import MakeGateway
 
 STATEFUL_FAULTS = [n for n, f in CATALOGUE.items() if f.proven_by in ("management", "billing")]
@@ -157,8 +157,8 @@ def test_targets_file_management_switches(tmp_path: Path,
 def test_dry_run_states_the_worst_case_spend() -> None:
     import io
 
-    from gateprobe.console import Console
-    from gateprobe.dryrun import conformance
+    from gateprobe.core.console import Console
+    from gateprobe.engine.dryrun import conformance
 
     remote = Target("https://gateway.example", "ohmygpt", "k", management=True, admin_key="a",
                     name="prod", allow_management=True, allow_spend=40.0)
@@ -188,7 +188,7 @@ def test_billing_stops_at_the_spend_allowed(make_gateway: MakeGateway,
 def test_stateful_run_is_clean_bounded_and_leaves_no_key(make_gateway: MakeGateway,
                                                          http: httpx.Client) -> None:
     pytest.importorskip("schemathesis")
-    from gateprobe.management import run_workflow
+    from gateprobe.engine.management import run_workflow
 
     gateway = make_gateway()
     with key_admin(http, target_for(gateway)) as admin:
@@ -204,8 +204,8 @@ def test_stateful_run_reports_what_the_spec_forbids(make_gateway: MakeGateway,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """Against a spec that says a created key is a number, each creation is a finding."""
     pytest.importorskip("schemathesis")
-    from gateprobe import specs
-    from gateprobe.management import run_workflow
+    from gateprobe.core import specs
+    from gateprobe.engine.management import run_workflow
 
     spec = specs.spec_path("management").read_text(encoding="utf-8")
     changed = spec.replace("data: {type: string, minLength: 8}", "data: {type: integer}")
@@ -222,7 +222,7 @@ def test_stateful_run_reports_what_the_spec_forbids(make_gateway: MakeGateway,
 
 
 def test_report_html_shows_the_billing_table(tmp_path: Path) -> None:
-    from gateprobe.report.html import render
+    from gateprobe.engine.report.html import render
 
     summary = {"ok": True, "command": "run", "started": "now", "duration_s": 1.0,
                "exit_code": 0, "gateprobe": "0", "phases": [], "findings": [],

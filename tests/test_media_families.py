@@ -15,15 +15,15 @@ import httpx
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-from gateprobe.cases import Case, all_cases, media_cases
-from gateprobe.checks import Context, run_checks
-from gateprobe.findings import Finding
-from gateprobe.probe import send
+from gateprobe.core.checks import Context, run_checks
+from gateprobe.core.findings import Finding
+from gateprobe.core.targets import CORE_ENDPOINTS, Target, profile_endpoints
+from gateprobe.engine.cases import Case, all_cases, media_cases
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
 from gateprobe.protocols.conformance import checks_for
 from gateprobe.reference import RunningGateway, Timing
 from gateprobe.reference.faults import CATALOGUE, IMAGES, MODERATIONS, SPEECH, TRANSCRIPTIONS
-from gateprobe.runstate import RunState
-from gateprobe.targets import CORE_ENDPOINTS, Target, profile_endpoints
 from gateway_fixtures import MakeGateway
 
 INSTANT = Timing(ttft_ms=0, itl_ms=0)
@@ -79,7 +79,7 @@ def test_media_fault_trips_its_checks_and_nothing_elsewhere(
 
 
 def test_every_media_check_has_a_fault() -> None:
-    from gateprobe import checks
+    from gateprobe.core import checks
 
     media_checks = {c.id for c in checks.all_checks()
                     if c.module == "gateprobe.protocols.media"}
@@ -101,7 +101,7 @@ def test_a_target_gets_only_the_media_families_it_declares() -> None:
 
 
 def test_embedded_target_declares_the_media_families() -> None:
-    from gateprobe.embedded import EMBEDDED_ENDPOINTS
+    from gateprobe.engine.embedded import EMBEDDED_ENDPOINTS
 
     assert MEDIA <= EMBEDDED_ENDPOINTS
 
@@ -111,8 +111,8 @@ def test_compare_probes_each_declared_media_family(make_gateway: MakeGateway,
                                                    tmp_path: Path) -> None:
     """One plain request per declared media family in ``gateprobe compare``: the clean
     mirror passes them, the one whose moderation results come reversed is told apart."""
-    from gateprobe.compare import CompareOptions, compare_cases, run_compare
-    from gateprobe.console import Console
+    from gateprobe.commands.compare import CompareOptions, compare_cases, run_compare
+    from gateprobe.core.console import Console
 
     timing = Timing(ttft_ms=5, itl_ms=1)
     clean = make_gateway(timing=timing)

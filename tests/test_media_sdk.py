@@ -13,7 +13,7 @@ import openai
 import pytest
 from PIL import Image
 
-from gateprobe.cases import MODERATION_PAIR, tiny_png, tiny_wav
+from gateprobe.engine.cases import MODERATION_PAIR, tiny_png, tiny_wav
 from gateprobe.protocols.media import audio_problem
 from gateprobe.reference import RunningGateway
 

@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from gateprobe.metrics import NS_PER_MS, StreamMeter, aggregate, percentile, summarize
+from gateprobe.core.metrics import NS_PER_MS, StreamMeter, aggregate, percentile, summarize
+from gateprobe.core.sse import Event
 from gateprobe.protocols.streams import ContentReader, StreamObserver
-from gateprobe.sse import Event
 
 
 @pytest.mark.parametrize(("q", "expected"), [(0, 1), (25, 1.75), (50, 2.5), (90, 3.7),
@@ -124,7 +124,7 @@ def test_content_reader_makes_cumulative_completions_incremental() -> None:
 def test_observer_times_parses_and_checks_a_real_stream(client: object) -> None:
     import httpx
 
-    from gateprobe.metrics import now_ns
+    from gateprobe.core.metrics import now_ns
 
     assert isinstance(client, httpx.Client)
     body = {"model": "gpt-3.5-turbo", "stream": True, "max_tokens": 8,

@@ -15,15 +15,15 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from gateprobe.cases import all_cases
-from gateprobe.checks import Context, Exchange, run_checks
-from gateprobe.embedded import reference_endpoints
-from gateprobe.probe import send
+from gateprobe.core.checks import Context, Exchange, run_checks
+from gateprobe.core.targets import Target
+from gateprobe.engine.cases import all_cases
+from gateprobe.engine.embedded import reference_endpoints
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
 from gateprobe.protocols.conformance import checks_for, response_strict_shape
 from gateprobe.reference import Timing
 from gateprobe.reference.faults import CATALOGUE
-from gateprobe.runstate import RunState
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 INSTANT = Timing(ttft_ms=0, itl_ms=0)

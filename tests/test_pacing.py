@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
+from gateprobe.core.console import Console
 from gateprobe.reference.config import Tier
 from gateway_fixtures import FAST, MakeGateway
 

@@ -32,7 +32,7 @@ import httpx
 import pytest
 from tests.test_propagation import CLIENT_KEY, outcomes, upstream  # noqa: F401  (fixture)
 
-from gateprobe.targets import Propagation, Target, Upstream
+from gateprobe.core.targets import Propagation, Target, Upstream
 
 GATEWAYS = Path(__file__).resolve().parent / "gateways"
 START = GATEWAYS / "node_modules" / "@portkey-ai" / "gateway" / "build" / "start-server.js"

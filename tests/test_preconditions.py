@@ -1,6 +1,6 @@
 """Every case states what it needs of a target, and is not sent where that does not hold.
 
-The endpoint is one precondition; the others (``gateprobe.cases.PRECONDITIONS``) are the
+The endpoint is one precondition; the others (``gateprobe.engine.cases.PRECONDITIONS``) are the
 profile, a declared model, a model family, the shape of a route: the ``claude-2-web`` cases go
 only to the documented gateway's profile with that model declared, the ``output_format`` image
 cases only to gpt-image models, the SDK's ``/v1/models`` call through the SDK of the profile.
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.cases import PRECONDITIONS, Case, all_cases, golden_cases, unmet
-from gateprobe.targets import Target, TargetEntry
+from gateprobe.core.targets import Target, TargetEntry
+from gateprobe.engine.cases import PRECONDITIONS, Case, all_cases, golden_cases, unmet
 from gateway_fixtures import MakeGateway
 
 EVERYTHING = frozenset({"chat", "completions", "embeddings", "models", "messages",

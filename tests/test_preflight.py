@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.errors import ConfigError
-from gateprobe.preflight import preflight
-from gateprobe.targets import Target
+from gateprobe.core.console import Console
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.targets import Target
+from gateprobe.engine.preflight import preflight
 from gateway_fixtures import MakeGateway
 
 

@@ -7,11 +7,11 @@ import time
 import httpx
 import pytest
 
-from gateprobe import transport
-from gateprobe.cases import endpoint_cases, stream_cases
-from gateprobe.probe import send
-from gateprobe.runstate import BREAKER_THRESHOLD, MAX_WAIT_S, Breaker, RunState
-from gateprobe.targets import Target, Timeouts
+from gateprobe.core import transport
+from gateprobe.core.targets import Target, Timeouts
+from gateprobe.engine.cases import endpoint_cases, stream_cases
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import BREAKER_THRESHOLD, MAX_WAIT_S, Breaker, RunState
 from gateway_fixtures import MakeGateway
 
 
@@ -65,7 +65,7 @@ def test_first_byte_timeout_then_breaker(make_gateway: MakeGateway) -> None:
 
 
 def test_timeouts_must_be_positive() -> None:
-    from gateprobe.errors import UsageError
+    from gateprobe.core.errors import UsageError
 
     with pytest.raises(UsageError, match="idle must be a positive"):
         Timeouts(idle_s=0).check()
@@ -125,8 +125,8 @@ def test_a_429_is_waited_out_only_when_the_run_can_afford_it(
 @pytest.mark.slow
 def test_no_request_asks_more_than_the_targets_cap() -> None:
     """A target that declares ``max_tokens`` is never asked for more by any case."""
-    from gateprobe.cases import all_cases
-    from gateprobe.fuzz_guard import Guard, max_tokens_of
+    from gateprobe.engine.cases import all_cases
+    from gateprobe.engine.fuzz_guard import Guard, max_tokens_of
 
     asked: list[int] = []
 

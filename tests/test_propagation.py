@@ -14,10 +14,10 @@ import httpx
 import pytest
 from tests.propagation_relay import FAULTS, running_relay
 
-from gateprobe.findings import Finding
-from gateprobe.propagation import CASES, Inconclusive, Probe, UpstreamControl, run_case
+from gateprobe.core.findings import Finding
+from gateprobe.core.targets import Propagation, Target, Upstream
+from gateprobe.engine.propagation import CASES, Inconclusive, Probe, UpstreamControl, run_case
 from gateprobe.reference.upstream import running_upstream
-from gateprobe.targets import Propagation, Target, Upstream
 
 CLIENT_KEY = "sk-client-key-0001"
 
@@ -114,7 +114,7 @@ def test_gateprobe_conformance_starts_the_declared_upstream(fault: str,
 
 @pytest.mark.slow
 def test_compare_gives_each_propagation_check_a_row_per_mirror(upstream: str) -> None:
-    from gateprobe.compare import MirrorResult, _propagation
+    from gateprobe.commands.compare import MirrorResult, _propagation
 
     with running_relay(upstream, "propagation.usage") as relay, httpx.Client() as http:
         result = MirrorResult("faulty", relay)

@@ -35,7 +35,7 @@ def test_top_level_exports() -> None:
 def test_import_gateprobe_is_cheap() -> None:
     """The facade resolves names on use: importing it loads no command, no pytest."""
     code = ("import sys, gateprobe; print(sorted(m for m in ('pytest', 'httpx', "
-            "'gateprobe.pipeline', 'gateprobe.conformance_runner') if m in sys.modules))")
+            "'gateprobe.commands.pipeline', 'gateprobe.commands.conformance_runner') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
+from gateprobe.core.sse import Event
+from gateprobe.core.targets import Target
+from gateprobe.engine.realtime_session import SessionResult, judge, run_session
 from gateprobe.protocols.realtime import judge_events
-from gateprobe.realtime_session import SessionResult, judge, run_session
 from gateprobe.reference import RunningGateway, Timing
 from gateprobe.reference.faults import CATALOGUE
-from gateprobe.sse import Event
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 MODEL = "gpt-4o-realtime-preview"

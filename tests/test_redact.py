@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gateprobe.redact import MASK, Redactor
+from gateprobe.core.redact import MASK, Redactor
 
 
 def test_masks_every_occurrence_of_every_secret() -> None:

@@ -13,12 +13,16 @@ import httpx
 import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-from gateprobe import checks
-from gateprobe.cases import Case, all_cases, responses_cases
-from gateprobe.checks import Context, run_checks, select
-from gateprobe.embedded import RESPONSES_ENDPOINTS, reference_endpoints
-from gateprobe.findings import Finding
-from gateprobe.probe import send
+from gateprobe.core import checks
+from gateprobe.core.checks import Context, run_checks, select
+from gateprobe.core.findings import Finding
+from gateprobe.core.sse import Event
+from gateprobe.core.targets import CORE_ENDPOINTS, Target
+from gateprobe.engine.cases import Case, all_cases, responses_cases
+from gateprobe.engine.embedded import RESPONSES_ENDPOINTS, reference_endpoints
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
+from gateprobe.engine.stateful import FAMILY_OF_FLOW, FLOWS, flows_for, run_flow
 from gateprobe.protocols.conformance import checks_for
 from gateprobe.protocols.openai_responses import StreamGrammar, output_text
 from gateprobe.protocols.openai_stateful import judge_previous, judge_stored
@@ -30,10 +34,6 @@ from gateprobe.reference.faults import (
     CONVERSATION_ROUTES,
     RESPONSE_ROUTES,
 )
-from gateprobe.runstate import RunState
-from gateprobe.sse import Event
-from gateprobe.stateful import FAMILY_OF_FLOW, FLOWS, flows_for, run_flow
-from gateprobe.targets import CORE_ENDPOINTS, Target
 from gateway_fixtures import MakeGateway
 
 INSTANT = Timing(ttft_ms=0, itl_ms=0)
@@ -311,8 +311,8 @@ def test_compare_probes_the_declared_families(make_gateway: MakeGateway,
     the clean mirror passes, the one whose stream numbers skip is told apart."""
     import io
 
-    from gateprobe.compare import CompareOptions, compare_cases, run_compare
-    from gateprobe.console import Console
+    from gateprobe.commands.compare import CompareOptions, compare_cases, run_compare
+    from gateprobe.core.console import Console
 
     timing = Timing(ttft_ms=5, itl_ms=1)
     clean = make_gateway(timing=timing)

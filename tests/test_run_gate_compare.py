@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
+from gateprobe.core.console import Console
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 

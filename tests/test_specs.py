@@ -11,15 +11,15 @@ import pytest
 from openapi_spec_validator import validate
 from starlette.routing import WebSocketRoute
 
-from gateprobe.reference.server import RunningGateway
-from gateprobe.specs import (
+from gateprobe.core.specs import (
     SPEC_NAMES,
     SpecName,
     event_payload_schemas,
     load_spec,
     schema_errors,
 )
-from gateprobe.sse import parse_all
+from gateprobe.core.sse import parse_all
+from gateprobe.reference.server import RunningGateway
 from gateway_fixtures import MakeGateway, client_for
 
 SAY = [{"role": "user", "content": "Say test"}]

@@ -1,10 +1,10 @@
-"""Tests of gateprobe.sse: one per WHATWG rule, then every split of every fixture stream."""
+"""Tests of gateprobe.core.sse: one per WHATWG rule, then every split of every fixture stream."""
 
 from __future__ import annotations
 
 import pytest
 
-from gateprobe.sse import BOM, Event, SSEParser, parse_all
+from gateprobe.core.sse import BOM, Event, SSEParser, parse_all
 
 
 def kinds(events: list[Event]) -> list[tuple[str, str]]:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.errors import ConfigError
-from gateprobe.targets import load_targets, target_entry
+from gateprobe.core.console import Console
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.targets import load_targets, target_entry
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from gateprobe.tokenizer import count_tokens, tokenize
+from gateprobe.core.tokenizer import count_tokens, tokenize
 
 
 @pytest.mark.parametrize(

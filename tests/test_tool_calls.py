@@ -12,15 +12,15 @@ from typing import Any
 import httpx
 import pytest
 
-from gateprobe.cases import TIME_TOOL, WEATHER_TOOL, all_cases, anthropic_tools, tool_bodies
-from gateprobe.checks import Context, Exchange, run_checks
-from gateprobe.probe import send
+from gateprobe.core.checks import Context, Exchange, run_checks
+from gateprobe.core.targets import DEFAULT_MODELS, Target
+from gateprobe.engine.cases import TIME_TOOL, WEATHER_TOOL, all_cases, anthropic_tools, tool_bodies
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
 from gateprobe.protocols.conformance import checks_for
 from gateprobe.protocols.streams import check_stream_bytes, grammar_for
 from gateprobe.protocols.tools import argument_problems, declared_tools
 from gateprobe.reference import RunningGateway
-from gateprobe.runstate import RunState
-from gateprobe.targets import DEFAULT_MODELS, Target
 from gateway_fixtures import FAST, MakeGateway
 
 KEY = "gp-vip-0001"

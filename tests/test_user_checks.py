@@ -69,7 +69,7 @@ def test_an_installed_entry_point_adds_its_finding(make_gateway: MakeGateway,
     (site / "my_gateway_checks-1.0.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: my-gateway-checks\nVersion: 1.0\n")
     (site / "my_gateway_checks-1.0.dist-info" / "entry_points.txt").write_text(
-        "[gateprobe.checks]\nretired = my_gateway_checks\n")
+        "[gateprobe.core.checks]\nretired = my_gateway_checks\n")
     (site / "my_gateway_checks.py").write_text(CHECK_MODULE)
     gw = make_gateway()
     result = gateprobe("conformance", "--base-url", gw.base_url, "--api-key-env", "GP_USER_KEY",
@@ -92,7 +92,7 @@ def test_a_module_that_does_not_import_is_one_line(tmp_path: Path) -> None:
 def test_a_users_own_suite_uses_the_plugin_fixtures(make_gateway: MakeGateway,
                                                     tmp_path: Path) -> None:
     (tmp_path / "test_mine.py").write_text('''
-from gateprobe.cases import endpoint_cases
+from gateprobe.engine.cases import endpoint_cases
 
 def test_models_are_served(gateprobe_target, judge):
     [case] = [c for c in endpoint_cases(gateprobe_target) if c.path == "/v1/models"]

@@ -23,48 +23,48 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, tuple[str, str]] = {
     # targets
-    "Target": ("gateprobe.targets", "Target"),
-    "TargetChoice": ("gateprobe.targets", "TargetChoice"),
-    "Timeouts": ("gateprobe.targets", "Timeouts"),
-    "resolve_target": ("gateprobe.targets", "resolve_target"),
-    "Embedded": ("gateprobe.embedded", "Embedded"),
-    "embedded_target": ("gateprobe.embedded", "embedded_target"),
-    "open_target": ("gateprobe.embedded", "open_target"),
+    "Target": ("gateprobe.core.targets", "Target"),
+    "TargetChoice": ("gateprobe.core.targets", "TargetChoice"),
+    "Timeouts": ("gateprobe.core.targets", "Timeouts"),
+    "resolve_target": ("gateprobe.core.targets", "resolve_target"),
+    "Embedded": ("gateprobe.engine.embedded", "Embedded"),
+    "embedded_target": ("gateprobe.engine.embedded", "embedded_target"),
+    "open_target": ("gateprobe.engine.embedded", "open_target"),
     # cases, exchanges, checks, findings
-    "Case": ("gateprobe.cases", "Case"),
-    "Exchange": ("gateprobe.checks", "Exchange"),
-    "Context": ("gateprobe.checks", "Context"),
-    "Expectation": ("gateprobe.checks", "Expectation"),
-    "CheckResult": ("gateprobe.checks", "CheckResult"),
-    "NOT_APPLICABLE": ("gateprobe.checks", "NOT_APPLICABLE"),
-    "check": ("gateprobe.checks", "check"),
-    "Finding": ("gateprobe.findings", "Finding"),
-    "Severity": ("gateprobe.findings", "Severity"),
-    "Phase": ("gateprobe.events", "Phase"),
+    "Case": ("gateprobe.engine.cases", "Case"),
+    "Exchange": ("gateprobe.core.checks", "Exchange"),
+    "Context": ("gateprobe.core.checks", "Context"),
+    "Expectation": ("gateprobe.core.checks", "Expectation"),
+    "CheckResult": ("gateprobe.core.checks", "CheckResult"),
+    "NOT_APPLICABLE": ("gateprobe.core.checks", "NOT_APPLICABLE"),
+    "check": ("gateprobe.core.checks", "check"),
+    "Finding": ("gateprobe.core.findings", "Finding"),
+    "Severity": ("gateprobe.core.findings", "Severity"),
+    "Phase": ("gateprobe.core.events", "Phase"),
     # the commands
-    "run_conformance": ("gateprobe.conformance_runner", "run_conformance"),
-    "ConformanceOptions": ("gateprobe.conformance_runner", "ConformanceOptions"),
-    "ConformanceResult": ("gateprobe.conformance_runner", "ConformanceResult"),
-    "run_load": ("gateprobe.load.runner", "run_load"),
-    "LoadOptions": ("gateprobe.load.runner", "LoadOptions"),
-    "LoadResult": ("gateprobe.load.runner", "LoadResult"),
-    "LatencyResult": ("gateprobe.loadresult", "LatencyResult"),
-    "RateLimitResult": ("gateprobe.loadresult", "RateLimitResult"),
-    "TasksResult": ("gateprobe.loadresult", "TasksResult"),
-    "run": ("gateprobe.pipeline", "run"),
-    "RunOptions": ("gateprobe.pipeline", "RunOptions"),
-    "RunResult": ("gateprobe.pipeline", "RunResult"),
-    "run_gate": ("gateprobe.gate", "run_gate"),
-    "load_gate_config": ("gateprobe.gate", "load_config"),
-    "GateResult": ("gateprobe.gate", "GateResult"),
-    "run_compare": ("gateprobe.compare", "run_compare"),
-    "CompareOptions": ("gateprobe.compare", "CompareOptions"),
-    "CompareResult": ("gateprobe.compare", "CompareResult"),
+    "run_conformance": ("gateprobe.commands.conformance_runner", "run_conformance"),
+    "ConformanceOptions": ("gateprobe.commands.conformance_runner", "ConformanceOptions"),
+    "ConformanceResult": ("gateprobe.commands.conformance_runner", "ConformanceResult"),
+    "run_load": ("gateprobe.commands.load.runner", "run_load"),
+    "LoadOptions": ("gateprobe.commands.load.runner", "LoadOptions"),
+    "LoadResult": ("gateprobe.commands.load.runner", "LoadResult"),
+    "LatencyResult": ("gateprobe.core.loadresult", "LatencyResult"),
+    "RateLimitResult": ("gateprobe.core.loadresult", "RateLimitResult"),
+    "TasksResult": ("gateprobe.core.loadresult", "TasksResult"),
+    "run": ("gateprobe.commands.pipeline", "run"),
+    "RunOptions": ("gateprobe.commands.pipeline", "RunOptions"),
+    "RunResult": ("gateprobe.commands.pipeline", "RunResult"),
+    "run_gate": ("gateprobe.commands.gate", "run_gate"),
+    "load_gate_config": ("gateprobe.commands.gate", "load_config"),
+    "GateResult": ("gateprobe.commands.gate", "GateResult"),
+    "run_compare": ("gateprobe.commands.compare", "run_compare"),
+    "CompareOptions": ("gateprobe.commands.compare", "CompareOptions"),
+    "CompareResult": ("gateprobe.commands.compare", "CompareResult"),
     # errors about the user or the tool (findings are about the gateway)
-    "GateprobeError": ("gateprobe.errors", "GateprobeError"),
-    "ConfigError": ("gateprobe.errors", "ConfigError"),
-    "UsageError": ("gateprobe.errors", "UsageError"),
-    "TargetUnreachable": ("gateprobe.errors", "TargetUnreachable"),
+    "GateprobeError": ("gateprobe.core.errors", "GateprobeError"),
+    "ConfigError": ("gateprobe.core.errors", "ConfigError"),
+    "UsageError": ("gateprobe.core.errors", "UsageError"),
+    "TargetUnreachable": ("gateprobe.core.errors", "TargetUnreachable"),
 }
 
 __all__ = [
@@ -93,21 +93,28 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from gateprobe.cases import Case
-    from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, Expectation, check
-    from gateprobe.compare import CompareOptions, CompareResult, run_compare
-    from gateprobe.conformance_runner import (
+    from gateprobe.commands.compare import CompareOptions, CompareResult, run_compare
+    from gateprobe.commands.conformance_runner import (
         ConformanceOptions,
         ConformanceResult,
         run_conformance,
     )
-    from gateprobe.embedded import Embedded, embedded_target, open_target
-    from gateprobe.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
-    from gateprobe.events import Phase
-    from gateprobe.findings import Finding, Severity
-    from gateprobe.gate import GateResult, run_gate
-    from gateprobe.gate import load_config as load_gate_config
-    from gateprobe.load.runner import LoadOptions, LoadResult, run_load
-    from gateprobe.loadresult import LatencyResult, RateLimitResult, TasksResult
-    from gateprobe.pipeline import RunOptions, RunResult, run
-    from gateprobe.targets import Target, TargetChoice, Timeouts, resolve_target
+    from gateprobe.commands.gate import GateResult, run_gate
+    from gateprobe.commands.gate import load_config as load_gate_config
+    from gateprobe.commands.load.runner import LoadOptions, LoadResult, run_load
+    from gateprobe.commands.pipeline import RunOptions, RunResult, run
+    from gateprobe.core.checks import (
+        NOT_APPLICABLE,
+        CheckResult,
+        Context,
+        Exchange,
+        Expectation,
+        check,
+    )
+    from gateprobe.core.errors import ConfigError, GateprobeError, TargetUnreachable, UsageError
+    from gateprobe.core.events import Phase
+    from gateprobe.core.findings import Finding, Severity
+    from gateprobe.core.loadresult import LatencyResult, RateLimitResult, TasksResult
+    from gateprobe.core.targets import Target, TargetChoice, Timeouts, resolve_target
+    from gateprobe.engine.cases import Case
+    from gateprobe.engine.embedded import Embedded, embedded_target, open_target

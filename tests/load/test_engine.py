@@ -1,4 +1,4 @@
-"""``gateprobe.load.runner`` called from Python: typed options, a ``Target``, a ``LoadResult``;
+"""``gateprobe.commands.load.runner`` called from Python: typed options, a ``Target``, a ``LoadResult``;
 no key ever written into this process's environment."""
 
 from __future__ import annotations
@@ -10,13 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.console import Console
-from gateprobe.embedded import Embedded, embedded_target
-from gateprobe.errors import ConfigError, UsageError
-from gateprobe.findings import Severity
-from gateprobe.load.results import findings_of, summary_line
-from gateprobe.load.runner import LoadOptions, dry_run, plan_load, run_load
-from gateprobe.targets import Target
+from gateprobe.commands.load.results import findings_of, summary_line
+from gateprobe.commands.load.runner import LoadOptions, dry_run, plan_load, run_load
+from gateprobe.core.console import Console
+from gateprobe.core.errors import ConfigError, UsageError
+from gateprobe.core.findings import Severity
+from gateprobe.core.targets import Target
+from gateprobe.engine.embedded import Embedded, embedded_target
 
 FAST = Embedded(rate_window_s=4.0)
 

@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
-from gateprobe import arrival
 from gateprobe.cli import main
-from gateprobe.console import Console
+from gateprobe.core import arrival
+from gateprobe.core.console import Console
 from gateprobe.reference import Timing
 from gateprobe.reference.faults import CATALOGUE
 from gateway_fixtures import MakeGateway, TlsFiles
@@ -218,7 +218,7 @@ def test_latency_over_tls_stamps_in_the_kernel(
 LOCUST_TLS_PROBE = """
 import sys
 from locust.env import Environment
-from gateprobe.load.locustlib import StreamingUser, TierUser
+from gateprobe.commands.load.locustlib import StreamingUser, TierUser
 for cls in (StreamingUser, TierUser):
     user = type("Probe", (cls,), {"host": sys.argv[1]})(Environment())
     answer = user.client.get("/v1/models")

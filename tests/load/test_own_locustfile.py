@@ -1,5 +1,5 @@
 """A user's own locustfile (``gateprobe load latency --locustfile``) through the public load
-API (``gateprobe.load``): the example of ``docs/howto/load-at-scale.md``, run as written."""
+API (``gateprobe.commands.load``): the example of ``docs/howto/load-at-scale.md``, run as written."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
+from gateprobe.core.console import Console
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
@@ -72,13 +72,13 @@ def test_a_locustfile_it_cannot_use_is_refused(argv: list[str], message: str) ->
 
 @pytest.mark.slow
 def test_importing_the_package_does_not_import_locust() -> None:
-    """The public names resolve on first use only: a process importing ``gateprobe.load``
+    """The public names resolve on first use only: a process importing ``gateprobe.commands.load``
     (the pytest process, the CLI) never gets Locust's gevent."""
-    api = importlib.import_module("gateprobe.load")
+    api = importlib.import_module("gateprobe.commands.load")
     assert set(api.PUBLIC) == {"session", "StreamingUser", "TaskUser"}
     with pytest.raises(AttributeError):
         _ = api.Nothing
-    probe = ("import sys, gateprobe.load, gateprobe.load.runner; "
+    probe = ("import sys, gateprobe.commands.load, gateprobe.commands.load.runner; "
              "print('locust' in sys.modules, 'gevent' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
                          check=True, timeout=60).stdout

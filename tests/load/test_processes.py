@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.load.runner import LoadOptions, local_processes
+from gateprobe.commands.load.runner import LoadOptions, local_processes
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.load.runner import _weights
+from gateprobe.commands.load.runner import _weights
+from gateprobe.core.console import Console
+from gateprobe.core.targets import CORE_ENDPOINTS, Target
 from gateprobe.protocols.streams import StreamObserver
 from gateprobe.reference import Timing
 from gateprobe.reference.responses import stream_plan
-from gateprobe.targets import CORE_ENDPOINTS, Target
 from gateway_fixtures import MakeGateway
 
 ONLY = ["--weight", "chat=0", "--weight", "messages=0", "--weight", "complete=0",

@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.errors import EXIT_CODES, SATURATED_EXIT
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.scenarios import verdict
-from gateprobe.load.selfcheck import LagHistogram, judge, lag_bound
+from gateprobe.commands.load.plan import LoadPlan
+from gateprobe.commands.load.scenarios import verdict
+from gateprobe.commands.load.selfcheck import LagHistogram, judge, lag_bound
+from gateprobe.core.console import Console
+from gateprobe.core.errors import EXIT_CODES, SATURATED_EXIT
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
@@ -139,8 +139,8 @@ def test_a_starved_generator_ends_saturated_not_pass(make_gateway: MakeGateway, 
 
 def test_a_run_whose_load_phase_saturated_is_no_pass() -> None:
     """``gateprobe run`` (and the gate) never exit 0 on a latency phase left unjudged."""
-    from gateprobe.events import Phase
-    from gateprobe.pipeline import run_exit_code
+    from gateprobe.commands.pipeline import run_exit_code
+    from gateprobe.core.events import Phase
 
     saturated = Phase("latency", "skipped", "saturated", "latency", {"saturated": {"why": "x"}})
     assert run_exit_code([Phase("conformance", "passed"), saturated]) == SATURATED_EXIT

@@ -14,16 +14,16 @@ import pytest
 import yaml
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.embedded import Embedded
-from gateprobe.errors import ConfigError
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.results import findings_of
-from gateprobe.load.runner import LoadOptions, load_dir, plan_load
-from gateprobe.load.scenarios import verdict
-from gateprobe.load.slo import validate
+from gateprobe.commands.load.plan import LoadPlan
+from gateprobe.commands.load.results import findings_of
+from gateprobe.commands.load.runner import LoadOptions, load_dir, plan_load
+from gateprobe.commands.load.scenarios import verdict
+from gateprobe.commands.load.slo import validate
+from gateprobe.core.console import Console
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.targets import Target
+from gateprobe.engine.embedded import Embedded
 from gateprobe.reference.faults import CATALOGUE
-from gateprobe.targets import Target
 from gateway_fixtures import MakeGateway
 
 SHIPPED = load_dir() / "slo.yaml"

@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.load.results import LiveSamples
-from gateprobe.load.runner import LoadOptions, plan_load
-from gateprobe.load.scenarios import verdict
-from gateprobe.load.slo import evaluate_tasks, validate
-from gateprobe.targets import Target
+from gateprobe.commands.load.results import LiveSamples
+from gateprobe.commands.load.runner import LoadOptions, plan_load
+from gateprobe.commands.load.scenarios import verdict
+from gateprobe.commands.load.slo import evaluate_tasks, validate
+from gateprobe.core.console import Console
+from gateprobe.core.targets import Target
 from gateway_fixtures import MakeGateway
 
 STEP_MS = 5.0

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from gateprobe.errors import ConfigError
-from gateprobe.load import ratelimits
-from gateprobe.load.slo import evaluate_latency, load_slo, validate
-from gateprobe.metrics import aggregate
+from gateprobe.commands.load import ratelimits
+from gateprobe.commands.load.slo import evaluate_latency, load_slo, validate
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.metrics import aggregate
 
 
 def sample(tier: str, t: float, status: int | None, remaining: int | None = None,
@@ -261,9 +261,9 @@ def test_budget_headers_are_not_judged_when_the_target_states_none() -> None:
 def test_an_inconclusive_rate_limit_run_is_no_finding_and_never_ok(tmp_path: Path) -> None:
     """The run's verdict says why it cannot tell, fails no check (no finding), is not ok, and
     its one line names the tier as INCONCLUSIVE."""
-    from gateprobe.load.plan import LoadPlan
-    from gateprobe.load.results import findings_of, summary_line
-    from gateprobe.load.scenarios import verdict
+    from gateprobe.commands.load.plan import LoadPlan
+    from gateprobe.commands.load.results import findings_of, summary_line
+    from gateprobe.commands.load.scenarios import verdict
 
     plan = LoadPlan("rate-limits", "http://127.0.0.1:1", "ohmygpt", str(tmp_path),
                     limits={"free": 12}, window_s=10.0, slo={"rate_limit_tolerance": 0.1})

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
-from gateprobe.checks import NOT_APPLICABLE, Context, Exchange, get
+from gateprobe.core.checks import NOT_APPLICABLE, Context, Exchange, get
 from gateprobe.protocols.media import audio_problem, image_problem, transcript_problem
 from gateprobe.reference.audio_codecs import ENCODERS, tone
 from gateprobe.reference.moderations import classify

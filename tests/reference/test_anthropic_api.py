@@ -12,9 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
+from gateprobe.core.sse import Event, parse_all
+from gateprobe.core.tokenizer import count_tokens
 from gateprobe.reference.prompt import END_ERROR, START_ERROR
-from gateprobe.sse import Event, parse_all
-from gateprobe.tokenizer import count_tokens
 
 LEGACY = {"model": "claude-2", "prompt": "\n\nHuman: Say test\n\nAssistant:",
           "max_tokens_to_sample": 50}

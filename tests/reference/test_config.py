@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.errors import ConfigError
+from gateprobe.core.errors import ConfigError
 from gateprobe.reference.config import default_keys_path, load_keys_file
 
 

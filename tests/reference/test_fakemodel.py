@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from gateprobe.core.tokenizer import count_tokens, tokenize
 from gateprobe.reference.fakemodel import MAX_NATURAL_TOKENS, MIN_NATURAL_TOKENS, generate
-from gateprobe.tokenizer import count_tokens, tokenize
 
 
 def test_same_inputs_same_text_and_different_seed_differs() -> None:

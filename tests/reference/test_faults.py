@@ -15,22 +15,22 @@ from dataclasses import replace
 import httpx
 import pytest
 
-from gateprobe import checks
-from gateprobe.cases import Case, all_cases
-from gateprobe.checks import Context, Exchange, run_checks
-from gateprobe.embedded import EMBEDDED_ENDPOINTS, reference_endpoints
-from gateprobe.findings import Finding
-from gateprobe.probe import send
+from gateprobe.core import checks
+from gateprobe.core.checks import Context, Exchange, run_checks
+from gateprobe.core.findings import Finding
+from gateprobe.core.redact import Redactor
+from gateprobe.core.targets import Target, Timeouts
+from gateprobe.engine.cases import Case, all_cases
+from gateprobe.engine.embedded import EMBEDDED_ENDPOINTS, reference_endpoints
+from gateprobe.engine.probe import send
+from gateprobe.engine.runstate import RunState
 from gateprobe.protocols.conformance import checks_for
-from gateprobe.redact import Redactor
 from gateprobe.reference import RunningGateway, Timing, faults
 from gateprobe.reference.faults import (
     ACCEPT_ANY_KEY,
     CATALOGUE,
     LEGACY_PROMPT_UNCHECKED,
 )
-from gateprobe.runstate import RunState
-from gateprobe.targets import Target, Timeouts
 from gateway_fixtures import MakeGateway
 
 INSTANT = Timing(ttft_ms=0, itl_ms=0)
@@ -123,8 +123,8 @@ def test_clean_gateway_passes_every_check(make_gateway: MakeGateway, http: httpx
 def test_load_faults_trip_load_verdicts() -> None:
     """Rate-limit and latency faults are proven by tests/load/test_load_cli.py, which runs
     every one of them; here: they name checks a load verdict can report."""
-    from gateprobe.load.ratelimits import CHECK_IDS
-    from gateprobe.load.slo import KNOWN
+    from gateprobe.commands.load.ratelimits import CHECK_IDS
+    from gateprobe.commands.load.slo import KNOWN
 
     verdict_ids = set(CHECK_IDS) | {f"slo.{name}" for name in KNOWN}
     assert LOAD_FAULTS
@@ -139,7 +139,7 @@ def test_load_faults_trip_load_verdicts() -> None:
 
 def test_every_rate_limit_verdict_is_proven_by_a_fault() -> None:
     """Each way a rate-limit run can fail has a fault of the gateway that makes it fail."""
-    from gateprobe.load.ratelimits import CHECK_IDS
+    from gateprobe.commands.load.ratelimits import CHECK_IDS
 
     tripped = {t for name in LOAD_FAULTS for t in CATALOGUE[name].trips}
     assert set(CHECK_IDS) <= tripped, set(CHECK_IDS) - tripped

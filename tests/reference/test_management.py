@@ -115,7 +115,7 @@ def test_bad_management_input_is_a_400_envelope(gateway: RunningGateway) -> None
 
 
 def test_answers_match_the_management_spec(gateway: RunningGateway) -> None:
-    from gateprobe.specs import schema_errors
+    from gateprobe.core.specs import schema_errors
 
     with client_for(gateway, "gp-admin-0001") as admin:
         key = _create(admin).json()["data"]
@@ -144,7 +144,7 @@ def test_membership_and_rates_are_our_reading(gateway: RunningGateway) -> None:
 
 
 def test_keys_file_admin_flag_is_checked(tmp_path: Path) -> None:
-    from gateprobe.errors import ConfigError
+    from gateprobe.core.errors import ConfigError
     from gateprobe.reference.config import load_keys_file
 
     path = tmp_path / "keys.yaml"

@@ -10,8 +10,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gateprobe.sse import parse_all
-from gateprobe.tokenizer import count_tokens
+from gateprobe.core.sse import parse_all
+from gateprobe.core.tokenizer import count_tokens
 
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "Say test"}]}
 

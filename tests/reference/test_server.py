@@ -7,7 +7,7 @@ import socket
 import httpx
 import pytest
 
-from gateprobe.errors import ConfigError
+from gateprobe.core.errors import ConfigError
 from gateprobe.reference.server import bind, running_gateway
 from gateway_fixtures import base_config
 

@@ -32,9 +32,9 @@ import httpx
 import pytest
 from jsonschema import Draft202012Validator
 
-from gateprobe.cases import tiny_png, tiny_wav
+from gateprobe.core.specs import SPEC_NAMES, SpecName, load_spec
+from gateprobe.engine.cases import tiny_png, tiny_wav
 from gateprobe.reference import RunningGateway
-from gateprobe.specs import SPEC_NAMES, SpecName, load_spec
 from gateway_fixtures import client_for
 
 VIP, ADMIN = "gp-vip-0001", "gp-admin-0001"

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
+from gateprobe.core.sse import SSEParser
 from gateprobe.reference import Timing
-from gateprobe.sse import SSEParser
 from gateway_fixtures import MakeGateway, client_for
 
 CHAT = {"model": "gpt-3.5-turbo", "messages": [{"role": "user", "content": "hi"}],

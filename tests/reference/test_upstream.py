@@ -8,8 +8,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from gateprobe.core.sse import parse_all
 from gateprobe.reference.upstream import running_upstream
-from gateprobe.sse import parse_all
 
 MARK = "gpmark-00112233445566aa"
 

@@ -10,7 +10,7 @@ them).
 
 The runs are quick but real where it matters: the failing run's findings come from the
 conformance suite against the reference gateway with two faults, the compare run probes two
-reference gateways; the load phases' verdicts are computed by ``gateprobe.load.results`` from
+reference gateways; the load phases' verdicts are computed by ``gateprobe.commands.load.results`` from
 samples made here (a real load run takes tens of seconds).
 """
 
@@ -28,16 +28,16 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 
 from gateprobe.cli import main
-from gateprobe.console import Console
-from gateprobe.events import Phase, RunFinished
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.results import findings_of
-from gateprobe.load.scenarios import verdict
-from gateprobe.redact import Redactor
+from gateprobe.commands.load.plan import LoadPlan
+from gateprobe.commands.load.results import findings_of
+from gateprobe.commands.load.scenarios import verdict
+from gateprobe.core.console import Console
+from gateprobe.core.events import Phase, RunFinished
+from gateprobe.core.redact import Redactor
+from gateprobe.engine.report import html as report_html
+from gateprobe.engine.report import summary as report_summary
+from gateprobe.engine.report.folder import ReportFolder
 from gateprobe.reference import Timing, running_gateway
-from gateprobe.report import html as report_html
-from gateprobe.report import summary as report_summary
-from gateprobe.report.folder import ReportFolder
 from gateway_fixtures import base_config
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser",

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from gateprobe.events import Phase
-from gateprobe.findings import Finding, Severity
-from gateprobe.report import html, svg
-from gateprobe.report.summary import build, cell, grouped_findings, markdown
+from gateprobe.core.events import Phase
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.engine.report import html, svg
+from gateprobe.engine.report.summary import build, cell, grouped_findings, markdown
 
 SVG = "{http://www.w3.org/2000/svg}"
 DIFF = "--- golden\n+++ received\n@@ -1,3 +1,2 @@\n id: <id>\n-model: <model>\n object: x"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from gateprobe.report import latest_name, new_run_dir
+from gateprobe.engine.report import latest_name, new_run_dir
 
 
 def test_latest_follows_run_and_gate_only(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""``report.html`` of a load run folder (``gateprobe.report.loadpage``), in headless Chromium
+"""``report.html`` of a load run folder (``gateprobe.engine.report.loadpage``), in headless Chromium
 at a desktop and a phone width: every metric in its own unit, latency and the generator's lag
 over time, the saturation verdict; nothing wider than the screen, every mark in its frame.
 
@@ -16,10 +16,10 @@ import pytest
 from playwright.sync_api import Browser, sync_playwright
 from test_browser import CHROMIUM, MEASURE, WIDTHS, samples
 
-from gateprobe.load.plan import LoadPlan
-from gateprobe.load.scenarios import verdict
-from gateprobe.load.selfcheck import LagHistogram
-from gateprobe.report import loadpage
+from gateprobe.commands.load.plan import LoadPlan
+from gateprobe.commands.load.scenarios import verdict
+from gateprobe.commands.load.selfcheck import LagHistogram
+from gateprobe.engine.report import loadpage
 
 
 def lag_lines(loop_ms: float, seconds: int = 8) -> list[dict[str, Any]]:

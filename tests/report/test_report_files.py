@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from gateprobe.errors import ConfigError
-from gateprobe.events import Phase
-from gateprobe.findings import Finding, Severity
-from gateprobe.report import new_run_dir, svg
-from gateprobe.report.summary import build, load, markdown, merge_junit, write_json
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.events import Phase
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.engine.report import new_run_dir, svg
+from gateprobe.engine.report.summary import build, load, markdown, merge_junit, write_json
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -5,7 +5,7 @@ turns flags into options, calls one entry point of the library and maps its resu
 code. ``GateprobeError`` is caught here and only here: one line on stderr, its exit code, no
 traceback.
 
-Exit codes: ``gateprobe.errors.EXIT_CODES`` (rendered into every ``--help``).
+Exit codes: ``gateprobe.core.errors.EXIT_CODES`` (rendered into every ``--help``).
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from gateprobe import __version__
 from gateprobe.cli import compare, conformance, discover, gate, load, run, serve
 from gateprobe.cli._flags import Parser
 from gateprobe.cli._help import Help, epilog
-from gateprobe.console import Console, OutputClosed
-from gateprobe.errors import (
+from gateprobe.core.console import Console, OutputClosed
+from gateprobe.core.errors import (
     EXIT_CODES,
     INTERRUPT,
     INTERRUPTED_EXIT,

@@ -8,9 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from gateprobe.console import OutputClosed
-from gateprobe.errors import UsageError
-from gateprobe.targets import (
+from gateprobe.core.console import OutputClosed
+from gateprobe.core.errors import UsageError
+from gateprobe.core.targets import (
     ENDPOINTS,
     PROFILES,
     RATE_ALGORITHMS,
@@ -148,7 +148,7 @@ def _endpoints(value: str | None) -> frozenset[str] | None:
 
 
 def choice_from(args: argparse.Namespace) -> TargetChoice:
-    """The target the flags name (resolved later, by ``gateprobe.embedded.open_target``)."""
+    """The target the flags name (resolved later, by ``gateprobe.engine.embedded.open_target``)."""
     base_url = args.base_url
     if isinstance(base_url, list):  # compare's repeated --base-url: the first is the target
         base_url = base_url[0] if base_url else None

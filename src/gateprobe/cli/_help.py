@@ -1,6 +1,6 @@
 """Each subcommand's ``--help``: a description, examples and its exit codes.
 
-The exit codes come from ``gateprobe.errors.EXIT_CODES``, the one table of them, so a help
+The exit codes come from ``gateprobe.core.errors.EXIT_CODES``, the one table of them, so a help
 text cannot drift from what the command returns; the examples are parsed by a test, so none
 names a flag that does not exist.
 """
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from gateprobe.errors import EXIT_CODES
+from gateprobe.core.errors import EXIT_CODES
 
 
 @dataclass(frozen=True, slots=True)

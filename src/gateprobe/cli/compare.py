@@ -12,16 +12,16 @@ from typing import Any
 
 from gateprobe.cli._flags import add_target_flags, choice_from
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.compare import (
+from gateprobe.commands.compare import (
     CompareOptions,
     check_reference,
     dry_run,
     mirror_names,
     run_compare,
 )
-from gateprobe.console import Console
-from gateprobe.errors import UsageError
-from gateprobe.targets import Target, check_base_url, resolve_target
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.targets import Target, check_base_url, resolve_target
 
 HELP = Help(
     "the same probes against every mirror, side by side",

@@ -12,9 +12,9 @@ from typing import Any
 
 from gateprobe.cli._flags import add_selection_flags, add_target_flags, choice_from
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.conformance_runner import ConformanceOptions, dry_run, run_conformance
-from gateprobe.console import Console
-from gateprobe.embedded import Embedded, open_target
+from gateprobe.commands.conformance_runner import ConformanceOptions, dry_run, run_conformance
+from gateprobe.core.console import Console
+from gateprobe.engine.embedded import Embedded, open_target
 
 EMBEDDED = Embedded(ttft_ms=5, itl_ms=1)
 """A fast schedule: conformance is about shapes, not latency."""

@@ -12,8 +12,7 @@ import yaml
 
 from gateprobe.cli._flags import add_target_flags, choice_from
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.console import Console
-from gateprobe.discover import (
+from gateprobe.commands.discover import (
     MAX_REQUESTS,
     Discovery,
     discover,
@@ -21,9 +20,10 @@ from gateprobe.discover import (
     suggestions,
     write_entry,
 )
-from gateprobe.embedded import Embedded, open_target
-from gateprobe.errors import ConfigError
-from gateprobe.targets import model_overrides
+from gateprobe.core.console import Console
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.targets import model_overrides
+from gateprobe.engine.embedded import Embedded, open_target
 
 HELP = Help(
     f"find what a gateway serves and which profile it answers as (at most {MAX_REQUESTS} "

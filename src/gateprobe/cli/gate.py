@@ -1,4 +1,4 @@
-"""``gateprobe gate --config gate.yaml``: the CI entry point (see ``gateprobe.gate``)."""
+"""``gateprobe gate --config gate.yaml``: the CI entry point (see ``gateprobe.commands.gate``)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.console import Console
-from gateprobe.gate import dry_run, load_config, run_gate
+from gateprobe.commands.gate import dry_run, load_config, run_gate
+from gateprobe.core.console import Console
 
 HELP = Help(
     "the CI entry point: run the suites of a gate file and decide (allow-list, baseline)",

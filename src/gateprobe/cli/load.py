@@ -1,6 +1,6 @@
 """``gateprobe load``: a Locust scenario (rate-limits, latency or tasks).
 
-Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.load.runner``, an exit code out:
+Flags in, ``LoadOptions`` and a ``Target`` to ``gateprobe.commands.load.runner``, an exit code out:
 0 the run met every objective, 1 it did not, 2 usage or configuration error, 3 target
 unreachable, 4 cut short by the target's rate limit, 5 the load generator saturated (a
 ``--worker`` run returns Locust's own exit code).
@@ -15,13 +15,13 @@ from typing import Any
 
 from gateprobe.cli._flags import add_target_flags, choice_from, pairs
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.console import Console
-from gateprobe.embedded import Embedded, open_target
-from gateprobe.errors import UsageError
-from gateprobe.load.plan import ARRIVALS
-from gateprobe.load.runner import LoadOptions, dry_run, plan_load, run_load
-from gateprobe.load.scenarios import SCENARIOS
-from gateprobe.targets import TargetChoice
+from gateprobe.commands.load.plan import ARRIVALS
+from gateprobe.commands.load.runner import LoadOptions, dry_run, plan_load, run_load
+from gateprobe.commands.load.scenarios import SCENARIOS
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.targets import TargetChoice
+from gateprobe.engine.embedded import Embedded, open_target
 
 EMBEDDED_WINDOW_S = 10.0
 """The embedded gateway's rate window unless ``--window-s`` says otherwise."""
@@ -76,7 +76,7 @@ def add_parser(sub: Any) -> None:
                             "else 300)")
     mode = load.add_argument_group("Locust")
     mode.add_argument("--locustfile", metavar="FILE",
-                      help="latency, tasks: your own locustfile, its users gateprobe.load's "
+                      help="latency, tasks: your own locustfile, its users gateprobe.commands.load's "
                            "StreamingUser or TaskUser (see docs/howto/load-at-scale.md)")
     mode.add_argument("--web", action="store_true",
                       help="serve Locust's web UI on 127.0.0.1 too (its URL is printed); the "

@@ -8,11 +8,11 @@ from typing import Any
 
 from gateprobe.cli._flags import add_selection_flags, add_target_flags, choice_from
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.console import Console
-from gateprobe.embedded import Embedded, open_target
-from gateprobe.pipeline import EMBEDDED, SUITES, RunOptions, dry_run, run
-from gateprobe.smoke import result_rows, run_smoke, summary_json
-from gateprobe.user_checks import load_check_modules
+from gateprobe.commands.pipeline import EMBEDDED, SUITES, RunOptions, dry_run, run
+from gateprobe.core.console import Console
+from gateprobe.engine.embedded import Embedded, open_target
+from gateprobe.engine.smoke import result_rows, run_smoke, summary_json
+from gateprobe.engine.user_checks import load_check_modules
 
 HELP = Help(
     "conformance, a short rate-limit and a short latency run, and the report (default: the "

@@ -8,12 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from gateprobe.cli._help import Help, command_parser
-from gateprobe.console import Console
-from gateprobe.errors import UsageError
+from gateprobe.core.console import Console
+from gateprobe.core.errors import UsageError
+from gateprobe.core.targets import PROFILES
 from gateprobe.reference import faults
 from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
 from gateprobe.reference.server import Tls, serve
-from gateprobe.targets import PROFILES
 
 HELP = Help(
     "run the reference gateway in the foreground",
@@ -130,8 +130,8 @@ def command(args: argparse.Namespace, console: Console) -> int:
 
 def _upstream(args: argparse.Namespace, console: Console) -> int:
     """``serve --upstream``: loopback only (a test double that takes any key)."""
+    from gateprobe.core.targets import is_loopback_url
     from gateprobe.reference.upstream import serve_upstream
-    from gateprobe.targets import is_loopback_url
 
     if not is_loopback_url(f"http://{args.host}"):
         raise UsageError("--upstream listens on loopback only (--host 127.0.0.1)")

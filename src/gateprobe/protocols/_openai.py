@@ -14,9 +14,9 @@ from typing import Any
 
 import jsonschema
 
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event
 from gateprobe.protocols._stream import GrammarBase, Redact, _same, is_int
-from gateprobe.sse import Event
 
 ERROR_SCHEMA: dict[str, Any] = {
     "type": "object",

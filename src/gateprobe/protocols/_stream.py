@@ -6,8 +6,8 @@ import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from gateprobe.findings import Finding, Severity
-from gateprobe.sse import Event, Note
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event, Note
 
 Redact = Callable[[str], str]
 

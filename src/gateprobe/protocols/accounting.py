@@ -15,8 +15,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
 
 EVIDENCE_CHARS = 300
 ID_PREFIXES: Mapping[str, str] = {

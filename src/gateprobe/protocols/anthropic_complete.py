@@ -9,10 +9,10 @@ whole text so far, and a final ``data: [DONE]``.
 
 from __future__ import annotations
 
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event
 from gateprobe.protocols._anthropic import ERROR_SCHEMA, ApiError, parse_error
 from gateprobe.protocols._stream import GrammarBase, Redact, _same
-from gateprobe.sse import Event
 
 __all__ = ["ERROR_SCHEMA", "STOP_REASONS", "ApiError", "StreamGrammar", "parse_error"]
 

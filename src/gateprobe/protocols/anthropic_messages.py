@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event
 from gateprobe.protocols._anthropic import ERROR_SCHEMA, ApiError, parse_error
 from gateprobe.protocols._stream import GrammarBase, Redact, _same, is_int
 from gateprobe.protocols.tools import (
@@ -21,7 +22,6 @@ from gateprobe.protocols.tools import (
     Tools,
     argument_problems,
 )
-from gateprobe.sse import Event
 
 __all__ = ["ERROR_SCHEMA", "STOP_REASONS", "ApiError", "StreamGrammar", "parse_error"]
 

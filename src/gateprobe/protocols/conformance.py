@@ -13,8 +13,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
-from gateprobe import transport
-from gateprobe.checks import (
+from gateprobe.core import transport
+from gateprobe.core.checks import (
     NOT_APPLICABLE,
     Check,
     CheckResult,
@@ -23,8 +23,9 @@ from gateprobe.checks import (
     check,
     select,
 )
-from gateprobe.findings import Finding, Severity
-from gateprobe.golden import diff, mismatch, normalize, normalize_events
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.golden import diff, mismatch, normalize, normalize_events
+from gateprobe.core.specs import SpecName, event_payload_schemas, schema_errors, validator
 from gateprobe.protocols import (
     _anthropic,
     _gateway,
@@ -44,7 +45,6 @@ from gateprobe.protocols.streams import (
     framing_findings,
     grammar_for,
 )
-from gateprobe.specs import SpecName, event_payload_schemas, schema_errors, validator
 
 ANTHROPIC_ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error",
                          403: "permission_error", 404: "not_found_error",
@@ -495,7 +495,7 @@ GOLDEN_DIFF_CHARS = 2000
 
 
 def normalized_answer(ex: Exchange) -> Any:
-    """The exchange's answer as ``gateprobe.golden`` stores it."""
+    """The exchange's answer as ``gateprobe.core.golden`` stores it."""
     if ex.is_stream:
         return normalize_events(ex.events)
     payload = _json(ex)
@@ -506,7 +506,7 @@ def normalized_answer(ex: Exchange) -> Any:
 def golden_match(ctx: Context, ex: Exchange) -> CheckResult:
     """The golden's required fields, the values the protocol fixes (its ``pins``: finish
     reasons, object names), the types of the values a model may vary, and the event grammar of
-    a stream (``gateprobe.golden``)."""
+    a stream (``gateprobe.core.golden``)."""
     if not ctx.expect.has_golden or ex.status is None or ex.status != ctx.expect.status \
             or ex.transport_error is not None:
         return NOT_APPLICABLE  # a wrong status or a broken transfer has its own finding

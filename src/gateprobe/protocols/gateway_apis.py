@@ -13,10 +13,10 @@ import json
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.specs import schema_errors
 from gateprobe.protocols import _gateway
-from gateprobe.specs import schema_errors
 
 MJ_PREFIX = "/api/v1/ai/draw/mj/"
 SERPER = "/api/v1/openapi/search/serper/v1"

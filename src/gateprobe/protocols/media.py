@@ -21,9 +21,9 @@ from urllib.parse import urlsplit
 
 from PIL import Image
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
-from gateprobe.specs import SpecName
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.specs import SpecName
 
 IMAGE_PATHS = frozenset({"/v1/images/generations", "/v1/images/edits"})
 SPEECH_PATH = "/v1/audio/speech"

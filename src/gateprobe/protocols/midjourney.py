@@ -4,7 +4,7 @@ A task is created (its id in the envelope), then polled with ``/query`` until it
 FAILURE. ``TaskGrammar`` is fed those snapshots in order, like a stream grammar is fed events:
 status moves forward only (NOT_START < SUBMITTED < IN_PROGRESS < SUCCESS | FAILURE, and nothing
 after an end), progress never decreases, SUCCESS carries an image URL and actions, FAILURE a
-``failReason``. The poller (``gateprobe.tasks``) hands the snapshots over as the events of one
+``failReason``. The poller (``gateprobe.engine.tasks``) hands the snapshots over as the events of one
 ``Exchange``, each as an SSE-shaped ``Event`` of type ``snapshot``, plus a final ``gave_up``
 event when it stopped at its deadline: so a registered check judges them, with every runner's
 redaction and reporting. The status order is gateprobe's reading (the docs show SUCCESS only).
@@ -18,8 +18,10 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.specs import schema_errors
+from gateprobe.core.sse import Event
 from gateprobe.protocols.gateway_apis import (
     MJ_PREFIX,
     finding,
@@ -27,8 +29,6 @@ from gateprobe.protocols.gateway_apis import (
     path_of,
     query_of,
 )
-from gateprobe.specs import schema_errors
-from gateprobe.sse import Event
 
 QUERY = MJ_PREFIX + "query"
 PAGES = MJ_PREFIX + "query-mj-tasks"
@@ -244,7 +244,7 @@ def walk_problems(events: Sequence[Event], size: int) -> list[Problem]:
 @check("task.pages", Severity.MEDIUM, "pages of tasks: pageSize 5-20 enforced, totals "
        "consistent", emits=PAGE_IDS)
 def task_pages(ctx: Context, ex: Exchange) -> CheckResult:
-    """One page (its own size and total), or a walk over pages (``gateprobe.tasks``)."""
+    """One page (its own size and total), or a walk over pages (``gateprobe.engine.tasks``)."""
     if ctx.family != "gateway" or path_of(ex.endpoint) != PAGES or ex.status is None \
             or ex.transport_error is not None:
         return NOT_APPLICABLE

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event
 from gateprobe.protocols._openai import ERROR_SCHEMA, ApiError, OpenAIChunkGrammar, parse_error
 from gateprobe.protocols._stream import Redact, _same, is_int
 from gateprobe.protocols.tools import CUT_SHORT, OPENAI_TOOL_FINISH, Tools, argument_problems
-from gateprobe.sse import Event
 
 __all__ = ["ERROR_SCHEMA", "ApiError", "StreamGrammar", "parse_error"]
 

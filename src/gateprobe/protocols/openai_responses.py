@@ -30,13 +30,13 @@ from typing import Any, TypeGuard
 
 import jsonschema
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event
 from gateprobe.protocols._openai import ERROR_SCHEMA, ApiError, parse_error
 from gateprobe.protocols._stream import GrammarBase, Redact, _same
 from gateprobe.protocols._stream import is_int as _is_json_int
 from gateprobe.protocols.tools import Tools, argument_problems
-from gateprobe.sse import Event
 
 __all__ = ["ENDPOINT", "ERROR_SCHEMA", "STREAM_IDS", "ApiError", "StreamGrammar",
            "content_of", "output_text", "parse_error", "response_tools"]

@@ -1,7 +1,7 @@
 """What OpenAI's stateful APIs promise across requests: stored responses, continuations,
 background cancellation, conversations' items, stored chat completions.
 
-A flow (``gateprobe.stateful`` runs it) is a short sequence of requests, each needing an id an
+A flow (``gateprobe.engine.stateful`` runs it) is a short sequence of requests, each needing an id an
 earlier answer gave. Its record travels as one ``Exchange`` with method ``FLOW``: each step an
 event named after the step, whose data is ``{"status", "body"}`` (the body decoded when JSON).
 The ``state.flow`` check judges it with the pure functions below, one per flow; a step whose
@@ -34,10 +34,10 @@ import json
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event
 from gateprobe.protocols.openai_responses import output_text
-from gateprobe.sse import Event
 
 FLOW = "FLOW"
 """The method of a flow's exchange (no HTTP exchange has it)."""

@@ -2,7 +2,7 @@
 
 A session's server events arrive as the events of one ``Exchange`` of ``/v1/realtime`` (each an
 SSE-shaped ``Event`` whose type is the event's ``type`` and whose data is its JSON), recorded
-by ``gateprobe.realtime_session``. The grammar: ``session.created`` first; every event a JSON
+by ``gateprobe.engine.realtime_session``. The grammar: ``session.created`` first; every event a JSON
 object with a ``type``; a response's events (``response.output_item.*``,
 ``response.content_part.*``, ``response.*.delta``/``.done``) only between its
 ``response.created`` and ``response.done``, and every response done by the end; an ``error``
@@ -16,9 +16,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
-from gateprobe.sse import Event
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
+from gateprobe.core.sse import Event
 
 ENDPOINT = "/v1/realtime"
 SWITCHING = 101

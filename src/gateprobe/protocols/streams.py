@@ -6,8 +6,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from gateprobe.findings import Finding
-from gateprobe.metrics import StreamMeter, StreamMetrics
+from gateprobe.core.findings import Finding
+from gateprobe.core.metrics import StreamMeter, StreamMetrics
+from gateprobe.core.sse import Event, SSEParser
 from gateprobe.protocols import (
     anthropic_complete,
     anthropic_messages,
@@ -17,7 +18,6 @@ from gateprobe.protocols import (
 )
 from gateprobe.protocols._stream import Redact, _same, framing_findings
 from gateprobe.protocols.tools import declared_tools, forced, named
-from gateprobe.sse import Event, SSEParser
 
 __all__ = ["STREAM_CHECK_IDS", "ContentReader", "StreamGrammar", "StreamObserver",
            "check_events", "check_stream_bytes", "framing_findings", "grammar_for"]
@@ -91,7 +91,7 @@ def check_stream_bytes(grammar: StreamGrammar, body: bytes, endpoint: str) -> li
 class ContentReader:
     """Reads the generated text and any output-token usage out of each event of one stream.
 
-    The metric definitions (``gateprobe.metrics``) know nothing of wire formats; this is where
+    The metric definitions (``gateprobe.core.metrics``) know nothing of wire formats; this is where
     each protocol says which events carry content: chat ``delta.content``, completions
     ``choices[].text``, Messages text / thinking / tool-input deltas, legacy ``completion``
     (made incremental when the pre-2023-06-01 stream sends the whole text so far).

@@ -21,8 +21,8 @@ from typing import Any
 
 import jsonschema
 
-from gateprobe.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
-from gateprobe.findings import Finding, Severity
+from gateprobe.core.checks import NOT_APPLICABLE, CheckResult, Context, Exchange, check
+from gateprobe.core.findings import Finding, Severity
 
 Tools = Mapping[str, Any]
 """Tool name -> the JSON schema of its input, as the request declared them."""

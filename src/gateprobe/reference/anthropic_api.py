@@ -14,6 +14,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.core.tokenizer import count_tokens
 from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import LEGACY_ANTHROPIC_VERSION, Call
@@ -28,7 +29,6 @@ from gateprobe.reference.faults import (
 from gateprobe.reference.prompt import ASSISTANT, HUMAN, normalize_prompt, prompt_error
 from gateprobe.reference.streaming import HOLE, PlannedEvent, Template, sse
 from gateprobe.reference.validate import Field, check_body, check_value, f, invalid
-from gateprobe.tokenizer import count_tokens
 
 COMPLETE_FIELDS: tuple[Field, ...] = (
     f("model", "string", required=True),

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from gateprobe.errors import ConfigError
-from gateprobe.yamlfile import read_yaml
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.yamlfile import read_yaml
 
 Profile = Literal["ohmygpt", "anthropic", "openai"]
 

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from gateprobe.tokenizer import tokenize
+from gateprobe.core.tokenizer import tokenize
 
 StopCause = Literal["natural", "max_tokens", "stop_sequence"]
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass, replace
 from types import MappingProxyType
 from typing import Any
 
-from gateprobe.errors import ConfigError
+from gateprobe.core.errors import ConfigError
+from gateprobe.core.sse import parse_all
 from gateprobe.reference.hostile import TRICKLE_EVERY_S
 from gateprobe.reference.streaming import PlannedEvent, sse
-from gateprobe.sse import parse_all
 
 Plan = list[PlannedEvent]
 Transform = Callable[[str, Plan], Plan]
@@ -70,7 +70,7 @@ class Fault:
     """The runner whose verdict it trips: ``conformance`` (every case, every check) or ``load``
     (a rate-limit or latency run: these faults are about budgets and time, not shapes), or
     ``sequence`` (what only a sequence of answers shows: the Midjourney poller and page
-    walker of ``gateprobe.tasks``, a Realtime session of ``gateprobe.realtime_session``)."""
+    walker of ``gateprobe.engine.tasks``, a Realtime session of ``gateprobe.engine.realtime_session``)."""
 
     def active(self, enabled: Collection[str], endpoint: str) -> bool:
         """Whether this fault is among the ``enabled`` names and applies to ``endpoint``."""

@@ -19,6 +19,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.core.tokenizer import count_tokens
 from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import Call
@@ -37,7 +38,6 @@ from gateprobe.reference.validate import (
     f,
     invalid,
 )
-from gateprobe.tokenizer import count_tokens
 
 FINISH = {"natural": "stop", "stop_sequence": "stop", "max_tokens": "length"}
 FINGERPRINT = "fp_gateprobe"

@@ -20,6 +20,7 @@ from typing import Any
 
 from starlette.responses import Response
 
+from gateprobe.core.tokenizer import count_tokens, tokenize
 from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import Call
@@ -40,7 +41,6 @@ from gateprobe.reference.prompt import content_text
 from gateprobe.reference.stored import StoredResponse
 from gateprobe.reference.streaming import PlannedEvent, sse
 from gateprobe.reference.validate import check_body, f, invalid
-from gateprobe.tokenizer import count_tokens, tokenize
 
 Handler = Callable[[Call], Awaitable[Response]]
 

@@ -23,7 +23,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gateprobe.errors import ConfigError
+from gateprobe.core.errors import ConfigError
 from gateprobe.reference.app import ARRIVAL_KEY, build_app
 from gateprobe.reference.call import GatewayState
 from gateprobe.reference.config import GatewayConfig

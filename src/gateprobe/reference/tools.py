@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from typing import Any, NoReturn
 
+from gateprobe.core.tokenizer import tokenize
 from gateprobe.reference.validate import invalid
-from gateprobe.tokenizer import tokenize
 
 NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
