@@ -17,6 +17,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from gateprobe.core.events import Phase
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.targets import Target
@@ -60,6 +62,7 @@ def terminal_totals(output: str) -> Counter[str]:
     return totals
 
 
+@pytest.mark.slow
 def test_terminal_junit_and_allure_count_the_same_tests_of_a_failing_run(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(faults=("stream-drop-terminator",), timing=Timing(0, 0))
@@ -99,6 +102,7 @@ def test_terminal_junit_and_allure_count_the_same_tests_of_a_failing_run(
                                       junit_text)
 
 
+@pytest.mark.slow
 def test_the_request_is_attached_next_to_the_answer_and_no_key_anywhere(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance

@@ -101,6 +101,7 @@ def test_imports_follow_the_layers(path: Path) -> None:
         assert theirs in ALLOWED[mine], f"{me}:{line} ({mine}) imports {name} ({theirs})"
 
 
+@pytest.mark.slow
 def test_no_import_cycle() -> None:
     graph = {module_name(p): {n for n, _ in imports(p) if _is_ours(n) and n in NAMES}
              for p in MODULES}

@@ -181,6 +181,7 @@ def test_sent_bytes_carry_the_kernels_departure_time(
     assert peer.recv(64).startswith(b"POST")
 
 
+@pytest.mark.slow
 def test_the_pooled_connection_check_never_yields() -> None:
     """geventhttpclient's own check yields to the hub (gevent's zero-timeout select), which put
     other greenlets' work between a request's start stamp and its send; ours must not."""

@@ -53,6 +53,7 @@ def test_a_day_long_retry_after_on_every_route_ends_within_three_totals(
     assert {"test_sdk.py", "test_fuzz.py"} <= ran, ran  # every category met the 503
 
 
+@pytest.mark.slow
 def test_a_second_run_in_the_process_starts_with_its_own_budget(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     """The first run spends its budget; the second, against a gateway that never answers,
@@ -75,6 +76,7 @@ def test_a_second_run_in_the_process_starts_with_its_own_budget(
     assert took < 30
 
 
+@pytest.mark.slow
 def test_a_second_run_fuzzes_its_own_target(make_gateway: MakeGateway, tmp_path: Path) -> None:
     """The fuzz module builds its schema for its target at import: a second run in the same
     process must import it anew, not fuzz the first run's gateway."""
@@ -92,6 +94,7 @@ def test_a_second_run_fuzzes_its_own_target(make_gateway: MakeGateway, tmp_path:
     assert "error.envelope" in found, found
 
 
+@pytest.mark.slow
 def test_recorded_golden_answers_hold_no_key(make_gateway: MakeGateway, tmp_path: Path) -> None:
     import shutil
 
@@ -141,6 +144,7 @@ def test_a_gate_file_with_an_unusable_bound_is_refused(tmp_path: Path, bad: str)
         load_config(gate_file)
 
 
+@pytest.mark.slow
 def test_a_run_stops_sending_at_its_token_cap(make_gateway: MakeGateway,
                                               tmp_path: Path) -> None:
     gateway = make_gateway(timing=FAST)
@@ -186,6 +190,7 @@ def test_a_request_without_a_token_cap_is_never_counted_as_free() -> None:
     assert fuzzed["max_tokens_to_sample"] == 16
 
 
+@pytest.mark.slow
 def test_under_a_token_cap_a_request_nothing_bounds_is_not_sent_and_said_once(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     """The claude-2-web chat names no max_tokens (that model ignores it): against a target

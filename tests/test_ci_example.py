@@ -63,6 +63,7 @@ def schema_errors(path: Path) -> str:
     return "" if done.returncode == 0 else done.stdout + done.stderr
 
 
+@pytest.mark.slow
 def test_the_workflow_follows_the_github_workflow_schema(tmp_path: Path) -> None:
     assert schema_errors(WORKFLOW) == ""
     broken = tmp_path / "broken.yml"  # the same check fails on a misspelt key

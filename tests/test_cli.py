@@ -116,6 +116,7 @@ def test_version() -> None:
     assert info.value.code == 0
 
 
+@pytest.mark.slow
 def test_serve_as_a_process_on_a_free_port() -> None:
     """`gateprobe serve --port 0` announces its URL, answers, and stops on SIGINT."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -128,6 +129,7 @@ def test_serve_as_a_process_on_a_free_port() -> None:
     assert proc.returncode == 0
 
 
+@pytest.mark.slow
 def test_serve_https_as_a_process(tls: TlsFiles) -> None:
     """`gateprobe serve --tls-cert --tls-key`: the same gateway over HTTPS, for runners that
     must be tried against TLS the way real gateways speak it."""
@@ -197,6 +199,7 @@ def test_json_without_list_faults_is_a_usage_error() -> None:
     assert_one_line_error(err, "--json goes with --list-faults")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("argv", [["serve", "--list-faults"], ["serve", "--list-faults", "--json"],
                                   ["--version"], ["serve", "--help"]])
 def test_a_closed_pipe_ends_the_listing_quietly(argv: list[str]) -> None:

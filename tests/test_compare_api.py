@@ -7,6 +7,8 @@ import io
 import json
 from pathlib import Path
 
+import pytest
+
 from gateprobe.commands.compare import CompareOptions, CompareResult, MirrorResult, run_compare
 from gateprobe.core.console import Console
 from gateprobe.core.events import FAILED, PASSED
@@ -16,6 +18,7 @@ from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway
 
 
+@pytest.mark.slow
 def test_run_compare_returns_a_typed_result(make_gateway: MakeGateway, tmp_path: Path) -> None:
     clean = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
     faulty = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1),
@@ -46,6 +49,7 @@ def test_run_compare_returns_a_typed_result(make_gateway: MakeGateway, tmp_path:
     assert "FAIL: report in" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_a_refused_long_request_is_no_cut(make_gateway: MakeGateway, tmp_path: Path) -> None:
     """A 4xx (a key without quota, a model's token limit) is the probe not being served, not
     a CDN cutting a long answer: no ``mirror.long_request_cut``."""

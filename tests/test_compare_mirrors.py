@@ -29,6 +29,7 @@ FAST = Timing(ttft_ms=5, itl_ms=1)
 REPR = re.compile(r"\{'|\['|\bTrue\b|\bFalse\b|\bNone\b|object at 0x")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("endpoints", [None, frozenset({"chat", "models"}),
                                        frozenset({"embeddings", "messages"})])
 @pytest.mark.parametrize("profile", PROFILES)
@@ -46,6 +47,7 @@ def test_compare_probes_every_endpoint_the_target_declares(
                    for c in cases)
 
 
+@pytest.mark.slow
 def test_compare_under_the_openai_profile_sends_models_embeddings_and_plain_chat(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     a, b = make_gateway(timing=FAST), make_gateway(timing=FAST)
@@ -61,6 +63,7 @@ def test_compare_under_the_openai_profile_sends_models_embeddings_and_plain_chat
     assert result.exit_code == 0, [p.verdict for p in result.mirrors[0].probes]
 
 
+@pytest.mark.slow
 def test_a_named_reference_is_right_and_answers_sit_side_by_side(
         make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One correct mirror and two that drop the stream terminator: by majority the correct
@@ -98,6 +101,7 @@ def test_a_named_reference_is_right_and_answers_sit_side_by_side(
     assert "gp-vip-0001" not in markdown + text
 
 
+@pytest.mark.slow
 def test_without_a_reference_the_majority_is_taken_as_right(make_gateway: MakeGateway,
                                                             tmp_path: Path) -> None:
     good = make_gateway(timing=FAST)
@@ -162,6 +166,7 @@ def test_the_first_differing_event_shows_each_streams_event_at_that_place() -> N
         "a": "#2: [DONE]", "b": "#2: none (the stream ended after 1 events)"}
 
 
+@pytest.mark.slow
 def test_two_mirrors_that_differ_are_shown_as_differing_with_a_repro_each(
         make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """One correct mirror and one that drops the stream terminator, no --reference: a
@@ -203,6 +208,7 @@ def test_two_mirrors_that_differ_are_shown_as_differing_with_a_repro_each(
     assert "first differing event" in page and "repro" in page and "odd one out" in page
 
 
+@pytest.mark.slow
 def test_long_request_s_zero_in_the_dry_run_and_a_negative_one_refused() -> None:
     out, err = io.StringIO(), io.StringIO()
     argv = ["compare", "--base-url", "http://127.0.0.1:1", "--base-url", "http://127.0.0.1:2",

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateprobe.reference import Timing
 from gateway_fixtures import MakeGateway, TlsFiles
 
@@ -33,6 +35,7 @@ def log_of(result: subprocess.CompletedProcess[str]) -> str:
     return Path(found.group(1)).read_text()
 
 
+@pytest.mark.slow
 def test_embedded_reference_gateway_passes(tmp_path: Path) -> None:
     result = conformance("--report-dir", str(tmp_path / "report"), "--max-examples", "5",
                          key=None)
@@ -51,6 +54,7 @@ def test_embedded_reference_gateway_passes(tmp_path: Path) -> None:
     assert any((tmp_path / "report" / "allure-results").iterdir())
 
 
+@pytest.mark.slow
 def test_a_faulty_gateway_fails_naming_the_check(make_gateway: MakeGateway) -> None:
     gw = make_gateway(faults=("error-plain-text", "stream-drop-terminator"),
                       timing=Timing(0, 0))
@@ -62,6 +66,7 @@ def test_a_faulty_gateway_fails_naming_the_check(make_gateway: MakeGateway) -> N
     assert "gp-vip-0001" not in result.stdout + result.stderr + log_of(result)
 
 
+@pytest.mark.slow
 def test_select_runs_only_that_category(make_gateway: MakeGateway) -> None:
     gw = make_gateway(timing=Timing(0, 0))
     result = conformance("--base-url", gw.base_url, "--select", "legacy_prompt", "-v")
@@ -70,6 +75,7 @@ def test_select_runs_only_that_category(make_gateway: MakeGateway) -> None:
     assert "/v1/complete                    32 cases" in result.stdout
 
 
+@pytest.mark.slow
 def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> None:
     unreachable = conformance("--base-url", "http://127.0.0.1:9")
     assert unreachable.returncode == 3
@@ -89,6 +95,7 @@ def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> Non
     assert bad_model.returncode == 2 and "--model takes ENDPOINT=NAME" in bad_model.stderr
 
 
+@pytest.mark.slow
 def test_sdk_category_passes_clean_and_fails_on_a_broken_stream(
     make_gateway: MakeGateway,
 ) -> None:
@@ -104,6 +111,7 @@ def test_sdk_category_passes_clean_and_fails_on_a_broken_stream(
     assert "    /v1/chat/completions  x" in result.stdout
 
 
+@pytest.mark.slow
 def test_record_golden_round_trip(tmp_path: Path) -> None:
     """Recording from the reference gateway writes answers the shipped goldens' patterns
     accept (the patterns generalize what a good gateway answers), keeps each case's request,
@@ -138,6 +146,7 @@ def test_record_golden_round_trip(tmp_path: Path) -> None:
     assert compare.returncode == 0
 
 
+@pytest.mark.slow
 def test_golden_mismatch_prints_a_diff(make_gateway: MakeGateway) -> None:
     gw = make_gateway(faults=("response-missing-model",), timing=Timing(0, 0))
     result = conformance("--base-url", gw.base_url, "--select", "golden")
@@ -147,6 +156,7 @@ def test_golden_mismatch_prints_a_diff(make_gateway: MakeGateway) -> None:
     assert "golden.match  x" in result.stdout
 
 
+@pytest.mark.slow
 def test_fuzz_passes_clean_and_fails_on_a_faulty_gateway(make_gateway: MakeGateway) -> None:
     clean = make_gateway(timing=Timing(0, 0))
     ok = conformance("--base-url", clean.base_url, "--select", "fuzz", "--max-examples", "5")
@@ -159,6 +169,7 @@ def test_fuzz_passes_clean_and_fails_on_a_faulty_gateway(make_gateway: MakeGatew
     assert "gp-vip-0001" not in bad.stdout
 
 
+@pytest.mark.slow
 def test_over_tls_every_category_trusts_ssl_cert_file(make_gateway: MakeGateway,
                                                        tls: TlsFiles) -> None:
     """A gateway behind a private CA: trusted once, by ``SSL_CERT_FILE``, in every category
@@ -174,6 +185,7 @@ def test_over_tls_every_category_trusts_ssl_cert_file(make_gateway: MakeGateway,
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
+@pytest.mark.slow
 def test_fuzz_stops_at_the_request_cap(make_gateway: MakeGateway) -> None:
     gw = make_gateway(timing=Timing(0, 0))
     capped = conformance("--base-url", gw.base_url, "--select", "fuzz", "--fuzz-max-requests",
@@ -182,6 +194,7 @@ def test_fuzz_stops_at_the_request_cap(make_gateway: MakeGateway) -> None:
     assert "fuzz request cap reached (3)" in capped.stdout
 
 
+@pytest.mark.slow
 def test_target_from_the_targets_file(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gw = make_gateway(timing=Timing(0, 0))
     targets = tmp_path / "targets.yaml"
@@ -194,6 +207,7 @@ def test_target_from_the_targets_file(make_gateway: MakeGateway, tmp_path: Path)
     assert typo.returncode == 2 and "did you mean 'here'" in typo.stderr
 
 
+@pytest.mark.slow
 def test_fuzz_failures_of_schemathesis_are_findings_too(make_gateway: MakeGateway,
                                                         tmp_path: Path) -> None:
     """An undocumented Content-Type is schemathesis's finding, not gateprobe's: it reaches the
@@ -208,6 +222,7 @@ def test_fuzz_failures_of_schemathesis_are_findings_too(make_gateway: MakeGatewa
     assert len(fuzz) == len(set(fuzz))
 
 
+@pytest.mark.slow
 def test_fuzz_reaches_every_operation_and_the_stateful_run(tmp_path: Path) -> None:
     """At the default examples the request cap binds: every operation still gets its share,
     and the management category's stateful run (after them, through the same hook) too.
@@ -221,6 +236,7 @@ def test_fuzz_reaches_every_operation_and_the_stateful_run(tmp_path: Path) -> No
     assert "test_gateway_post_api_v1_ai_draw_mj_imagine PASSED" in log
 
 
+@pytest.mark.slow
 def test_a_category_whose_extra_is_missing_says_so_with_the_install_command(
         tmp_path: Path) -> None:
     # The SDKs hidden as if not installed: an import fails, find_spec finds nothing.
@@ -240,6 +256,7 @@ def test_a_category_whose_extra_is_missing_says_so_with_the_install_command(
     assert not any(line.startswith("fuzz: ") for line in result.stdout.splitlines())
 
 
+@pytest.mark.slow
 def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
         tmp_path: Path) -> None:
     def fuzz(seed: str | None, name: str) -> list[str]:
@@ -261,6 +278,7 @@ def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
     assert fuzz(None, "d")  # without one, a fresh seed is chosen and printed
 
 
+@pytest.mark.slow
 def test_a_suite_that_cannot_be_collected_is_said_as_such_not_as_ctrl_c(tmp_path: Path) -> None:
     # schemathesis broken as an incompatible release would break it: test_fuzz.py does not
     # import. pytest reports that as "Interrupted", which once read as a Ctrl-C (exit 130).

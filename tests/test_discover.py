@@ -175,6 +175,7 @@ def test_discover_detects_the_gateway_error_envelope(make_gateway: MakeGateway) 
     assert entry(target, found)["error_envelopes"] == ["gateway"]
 
 
+@pytest.mark.slow
 def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
                                                     tmp_path: Path) -> None:
     gateway = make_gateway(profile="openai", timing=FAST)
@@ -205,6 +206,7 @@ def test_discover_writes_an_entry_the_suite_honours(make_gateway: MakeGateway,
         ENDPOINTS[n] for n in SERVED["openai"]}
 
 
+@pytest.mark.slow
 def test_endpoints_flag_narrows_every_category(make_gateway: MakeGateway, tmp_path: Path,
                                                capsys: pytest.CaptureFixture[str]) -> None:
     gateway = make_gateway(timing=FAST)
@@ -229,6 +231,7 @@ def test_served_paths_and_names() -> None:
         check_endpoints(["mesages"])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("auth", "flagged"), [(None, False), (["bearer", "x-api-key"], False),
                                                (["bearer"], True)])
 def test_an_extra_auth_style_is_a_finding_only_when_declared_refused(
@@ -249,6 +252,7 @@ def test_an_extra_auth_style_is_a_finding_only_when_declared_refused(
     assert (code, "auth.rejected" in found) == (int(flagged), flagged), (found, err)
 
 
+@pytest.mark.slow
 def test_a_selection_with_no_case_for_the_target_is_one_line(make_gateway: MakeGateway) -> None:
     gateway = make_gateway(profile="openai", timing=FAST)
     # Legacy prompts go to the Anthropic routes and claude-2-web: neither is the openai

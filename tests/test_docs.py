@@ -44,6 +44,7 @@ def page(site: Path, name: str) -> str:
     return html.unescape((site / name / "index.html").read_text(encoding="utf-8"))
 
 
+@pytest.mark.slow
 def test_the_site_builds_strict_with_every_section(site: Path) -> None:
     for name in ("tutorial/ci-in-ten-minutes", "howto/real-gateway", "reference/cli",
                  "reference/checks", "reference/faults", "explanation/architecture"):

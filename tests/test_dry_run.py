@@ -81,6 +81,7 @@ def test_conformance_dry_run_counts_cases_and_tokens() -> None:
     assert "cases: 220 requests" in out and "at most 50 requests" in out
 
 
+@pytest.mark.slow
 def test_conformance_dry_run_counts_only_the_selection() -> None:
     code, out, _ = gateprobe("conformance", "--dry-run", "--select", "endpoint")
     assert code == 0
@@ -92,6 +93,7 @@ def test_conformance_dry_run_counts_only_the_selection() -> None:
     assert "cases: 0 requests" in out and "sdk:" in out and "fuzz:" in out
 
 
+@pytest.mark.slow
 def test_dry_run_bounds_hold_what_the_real_runs_ask(make_gateway: MakeGateway, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     """What a dry run says is the most a run asks for is at least what it then asks for."""

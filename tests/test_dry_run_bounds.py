@@ -34,6 +34,7 @@ def samples(folder: Path) -> list[dict[str, Any]]:
     return list(read_samples(folder / SAMPLES_FILE))
 
 
+@pytest.mark.slow
 def test_the_latency_dry_run_bounds_its_run(tmp_path: Path) -> None:
     """Paced at 4/s for 3 s: the dry run promises 12 streams, and the run's cap is those 12
     (the pacer's first request is immediate and the run ends a moment after its duration:
@@ -52,6 +53,7 @@ def test_the_latency_dry_run_bounds_its_run(tmp_path: Path) -> None:
     assert sum(s.get("output_tokens") or 0 for s in sent) <= tokens
 
 
+@pytest.mark.slow
 def test_the_tasks_dry_run_bounds_its_run(tmp_path: Path) -> None:
     flags = ("load", "tasks", "--duration", "3", "--users", "2", "--max-rps", "5")
     code, planned = gateprobe(*flags, "--dry-run")
@@ -63,6 +65,7 @@ def test_the_tasks_dry_run_bounds_its_run(tmp_path: Path) -> None:
     assert 0 < sent <= requests
 
 
+@pytest.mark.slow
 def test_the_rate_limit_dry_run_bounds_its_run(tmp_path: Path) -> None:
     flags = ("load", "rate-limits", "--window-s", "4")
     code, planned = gateprobe(*flags, "--dry-run")
@@ -73,6 +76,7 @@ def test_the_rate_limit_dry_run_bounds_its_run(tmp_path: Path) -> None:
     assert len(samples(tmp_path)) == requests
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("select", ["errors", "golden"])
 def test_the_conformance_dry_run_bounds_its_run(tmp_path: Path, select: str) -> None:
     code, planned = gateprobe("conformance", "--select", select, "--dry-run")
@@ -87,6 +91,7 @@ def test_the_conformance_dry_run_bounds_its_run(tmp_path: Path, select: str) -> 
     assert result.tokens_asked <= tokens
 
 
+@pytest.mark.slow
 def test_the_run_dry_run_bounds_its_latency_phase(tmp_path: Path) -> None:
     code, planned = gateprobe("run", "--suites", "latency", "--dry-run")
     assert code == 0, planned

@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from gateprobe.core.checks import Context, Exchange
 from gateprobe.protocols.conformance import error_envelope
 from gateway_fixtures import MakeGateway
@@ -35,6 +37,7 @@ def test_an_envelope_finding_names_the_field_and_the_types() -> None:
         "application/json body: no error.type (a string)", "/error/type")
 
 
+@pytest.mark.slow
 def test_an_sdk_failure_is_one_line_naming_the_call_and_the_event(make_gateway: MakeGateway,
                                                                   tmp_path: Path) -> None:
     gateway = make_gateway(faults=("stream-bad-json",))

@@ -129,6 +129,7 @@ def _of(findings: list[Finding], check_id: str, case: str = "") -> Finding:
     return next(f for f in findings if f.check_id == check_id and case in f.case)
 
 
+@pytest.mark.slow
 def test_every_finding_names_its_case_and_shows_redacted_evidence_and_a_repro(
         faulty_run: tuple[Target, list[Finding]]) -> None:
     _, findings = faulty_run
@@ -201,6 +202,7 @@ def test_the_repro_of_a_case_is_what_the_probe_sends() -> None:
     assert '"max_tokens": 8' in repro and "it'\"'\"'s" in repro
 
 
+@pytest.mark.slow
 def test_sdk_findings_name_their_call_and_replay_what_the_sdk_sent(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     pytest.importorskip("openai")
@@ -235,6 +237,7 @@ def test_a_golden_mismatch_points_at_the_first_field_that_differs() -> None:
     assert json_pointer(["a/b", "c~d", 0]) == "/a~1b/c~0d/0"
 
 
+@pytest.mark.slow
 def test_a_stream_finding_points_into_the_event_it_quotes(make_gateway: MakeGateway,
                                                            tmp_path: Path) -> None:
     faults = ("stream-usage-mismatch", "stream-wrong-object", "stream-id-changes",

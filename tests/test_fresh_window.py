@@ -44,6 +44,7 @@ def run(base_url: str, tmp_path: Path) -> tuple[int, str, dict[str, int]]:
     return code, out.getvalue() + err.getvalue(), accepted
 
 
+@pytest.mark.slow
 def test_the_rate_limit_phase_waits_for_a_fresh_window(make_gateway: MakeGateway,
                                                        tmp_path: Path) -> None:
     gateway = make_gateway(rate_window_s=WINDOW_S)
@@ -53,6 +54,7 @@ def test_the_rate_limit_phase_waits_for_a_fresh_window(make_gateway: MakeGateway
     assert accepted["vip"] == 60
 
 
+@pytest.mark.slow
 def test_without_the_wait_the_conformance_phase_spends_the_window(
         make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The control: skip the wait, and the vip tier's budget is no longer full (a few

@@ -247,6 +247,7 @@ def _conformance(*args: str) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, env=env, timeout=300)
 
 
+@pytest.mark.slow
 def test_the_suite_polls_tasks_only_where_declared_and_reports_the_lifecycle(
         make_gateway: MakeGateway) -> None:
     gw = make_gateway(timing=Timing(0, 0), task_step_ms=STEP_MS,
@@ -263,6 +264,7 @@ def test_the_suite_polls_tasks_only_where_declared_and_reports_the_lifecycle(
     assert "test_task_lifecycle[imagine] SKIPPED" in undeclared.stdout
 
 
+@pytest.mark.slow
 def test_fuzz_covers_the_gateway_apis_only_where_declared(make_gateway: MakeGateway) -> None:
     """specs/gateway.yaml is fuzzed with gateprobe's checks too (the clean embedded gateway's
     run, every family declared, is tests/test_conformance_cli.py's)."""
@@ -277,6 +279,7 @@ def test_fuzz_covers_the_gateway_apis_only_where_declared(make_gateway: MakeGate
     assert "/api/v1/" not in undeclared.stdout
 
 
+@pytest.mark.slow
 def test_a_dry_run_says_what_the_task_and_realtime_tests_send_where_declared() -> None:
     declared = _conformance("--dry-run", "--base-url", "http://127.0.0.1:9", "--endpoints",
                             "chat,midjourney,realtime")
@@ -289,6 +292,7 @@ def test_a_dry_run_says_what_the_task_and_realtime_tests_send_where_declared() -
     assert "/api/v1/" not in undeclared.stdout
 
 
+@pytest.mark.slow
 def test_compare_probes_each_declared_family_on_every_mirror(make_gateway: MakeGateway,
                                                               tmp_path: Path) -> None:
     clean = make_gateway(timing=Timing(0, 0))

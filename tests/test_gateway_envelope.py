@@ -25,6 +25,7 @@ def findings_of(gateway_url: str, profile: str, tmp_path: Path) -> tuple[int, se
     return code, {f["check_id"] for f in report["findings"]}
 
 
+@pytest.mark.slow
 def test_the_gateways_own_envelope_is_conformant_under_its_profile(
         make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
@@ -37,6 +38,7 @@ def test_the_gateways_own_envelope_is_conformant_under_its_profile(
     assert code == 1 and "error.envelope" in found
 
 
+@pytest.mark.slow
 def test_a_target_that_declares_the_gateways_envelope_is_judged_by_it(
         make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:

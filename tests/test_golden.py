@@ -82,6 +82,7 @@ def test_fill_models() -> None:
     assert fill_models({"model": "literal"}, {}) == {"model": "literal"}
 
 
+@pytest.mark.slow
 def test_shipped_goldens_cover_every_endpoint_at_least_three_times() -> None:
     goldens = load_dir(golden_dir())
     per_endpoint: dict[str, int] = {}
@@ -199,6 +200,7 @@ def _changed(name: str, answer: Any) -> Any:
     return changed
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(GOOD_ANSWERS))
 def test_each_new_golden_file_matches_a_good_answer_and_fails_a_changed_one(name: str,
                                                                              ) -> None:
@@ -214,6 +216,7 @@ def test_each_new_golden_file_matches_a_good_answer_and_fails_a_changed_one(name
     assert diff(golden.response, normalize(_changed(name, answer))) != ""
 
 
+@pytest.mark.slow
 def test_tool_call_goldens_fail_on_changed_arguments() -> None:
     goldens = {(g.file.name, g.name): g for g in load_dir(golden_dir())}
     chat = goldens["chat_completions.yaml", "tool calls"]
@@ -230,6 +233,7 @@ def test_tool_call_goldens_fail_on_changed_arguments() -> None:
     assert "<json:object>" in diff(chat.response, normalize(answer))
 
 
+@pytest.mark.slow
 def test_opt_in_goldens_go_only_to_targets_declaring_their_family() -> None:
     core = Target("http://127.0.0.1:9", "ohmygpt", "k")
     assert not {c.path for c in golden_cases(core)} & {
@@ -260,6 +264,7 @@ def _golden_findings(base_url: str, endpoints: frozenset[str], path: str) -> dic
     return out
 
 
+@pytest.mark.slow
 def test_tool_call_goldens_trip_on_a_gateway_dropping_the_model(make_gateway: MakeGateway,
                                                                ) -> None:
     gateway = make_gateway(faults=("response-missing-model",), timing=Timing(0, 0))

@@ -51,6 +51,7 @@ def independent_url() -> Iterator[str]:
     sock.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ohmygpt", "anthropic", "openai"])
 def test_golden_category_finds_nothing_on_an_independent_implementation(
         independent_url: str, profile: str) -> None:
@@ -94,6 +95,7 @@ TOOL_ANSWER = {
     "usage": {"input_tokens": 5, "output_tokens": 9}}
 
 
+@pytest.mark.slow
 def test_a_golden_compares_no_count_a_model_chooses() -> None:
     """One tool call where the reference makes two; any vector length without
     ``dimensions``; no optional ``stop`` field: all fit."""
@@ -107,6 +109,7 @@ def test_a_golden_compares_no_count_a_model_chooses() -> None:
                                  normalize(embedding))
 
 
+@pytest.mark.slow
 def test_a_present_stop_reason_is_never_shown_as_missing() -> None:
     """The diff names the first field that differs, not a line-by-line YAML alignment that
     showed a present ``stop_reason: tool_use`` as removed."""

@@ -20,6 +20,7 @@ def _target(base_url: str, auth: frozenset[str] | None) -> Target:
                   auth_styles=auth)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("faults", "said"), [((), "refused (status 401)"),
                                               (("accept-x-api-key",), "accepted (status 200)")])
 def test_an_undeclared_auth_style_is_information(make_gateway: MakeGateway, tmp_path: Path,
@@ -33,6 +34,7 @@ def test_an_undeclared_auth_style_is_information(make_gateway: MakeGateway, tmp_
     assert "x-api-key instead of Bearer" in line and said in line and "auth:" in line
 
 
+@pytest.mark.slow
 def test_a_declared_refusal_is_judged(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(timing=FAST, faults=("accept-x-api-key",))
     result = run_conformance(_target(gateway.base_url, frozenset({"bearer"})),

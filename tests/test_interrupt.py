@@ -43,6 +43,7 @@ def phases_of(folder: Path) -> list[str]:
     return [p["name"] for p in summary["phases"]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["run", "gate"])
 def test_ctrl_c_after_a_phase_writes_the_partial_report_and_exits_130(
     command: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -63,6 +64,7 @@ def test_ctrl_c_after_a_phase_writes_the_partial_report_and_exits_130(
     assert "INTERRUPTED" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_conformance_suite_is_one_line_and_130(tmp_path: Path) -> None:
     """A real SIGINT to the process while pytest runs the suite: no KeyboardInterrupt banner,
     not pytest's exit 2, and a report folder all the same."""
@@ -103,6 +105,7 @@ def test_ctrl_c_during_compare_reports_the_mirrors_that_finished(
     assert phases_of(tmp_path) == ["mirror 127.0.0.1:1"]
 
 
+@pytest.mark.slow
 def test_a_stopped_mirror_sends_nothing_more(make_gateway: MakeGateway) -> None:
     gateway = make_gateway()
     stop = threading.Event()
@@ -133,6 +136,7 @@ def test_a_ctrl_c_python_dropped_still_stops_the_run_after_the_phase(
     assert not INTERRUPT.is_set()  # handled: the next run in this process is not stopped
 
 
+@pytest.mark.slow
 def test_the_suite_stops_on_a_dropped_ctrl_c(gateway: RunningGateway, tmp_path: Path) -> None:
     INTERRUPT.set()
     try:

@@ -118,6 +118,7 @@ def assert_each_finding_once(stdout: str, report: Path) -> None:
         assert case in stdout, case
 
 
+@pytest.mark.slow
 def test_a_run_with_one_stream_fault_reads_in_about_forty_lines(make_gateway: MakeGateway,
                                                                 tmp_path: Path) -> None:
     gw = make_gateway(timing=Timing(0, 0), faults=(FAULT,))
@@ -135,6 +136,7 @@ def test_a_run_with_one_stream_fault_reads_in_about_forty_lines(make_gateway: Ma
     assert "FAILED" in log and "findings per endpoint" in log  # pytest's report, whole
 
 
+@pytest.mark.slow
 def test_verbose_shows_pytests_own_output(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gw = make_gateway(timing=Timing(0, 0), faults=(FAULT,))
     quiet = gateprobe("conformance", "--base-url", gw.base_url, "--select", "stream")
@@ -147,6 +149,7 @@ def test_verbose_shows_pytests_own_output(make_gateway: MakeGateway, tmp_path: P
     assert "test_stream[" in (tmp_path / "pytest.log").read_text()
 
 
+@pytest.mark.slow
 def test_gateprobe_run_with_one_stream_fault(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gw = make_gateway(timing=Timing(0, 0), faults=(FAULT,))
     result = gateprobe("run", "--base-url", gw.base_url, "--suites", "conformance,latency",
@@ -192,6 +195,7 @@ def test_verbose_is_a_flag_of_every_command_that_runs_conformance() -> None:
         assert not parser.parse_args(argv).verbose
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_suite_is_passed_on_not_a_configuration_error(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     """pytest catches Ctrl-C and returns its own exit code 2; the run passes the interrupt on

@@ -238,6 +238,7 @@ def _conformance(url: str, run: dict[str, Any], report: Path) -> tuple[dict[str,
     return json.loads((report / "conformance.json").read_text()), out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_llmock_deviations_are_exactly_the_reviewed_ones(
         llmock_url: str, name: str, tmp_path: Path) -> None:
@@ -285,6 +286,7 @@ def _load(*argv: str) -> subprocess.CompletedProcess[str]:
                           timeout=RUN_TIMEOUT_S, cwd=Path(__file__).parents[1])
 
 
+@pytest.mark.slow
 def test_llmock_latency_paces_under_its_declared_limit(limited_llmock_url: str,
                                                        tmp_path: Path) -> None:
     """Undeclared, llmock's 60 per minute refuses most of a 4-user run: no verdict (exit 4),
@@ -305,6 +307,7 @@ def test_llmock_latency_paces_under_its_declared_limit(limited_llmock_url: str,
     assert verdict["latency"]["errors"] == 0 and verdict["requests"] >= 2
 
 
+@pytest.mark.slow
 def test_llmock_compare_finds_its_deviations_on_both_mirrors(llmock_url: str,
                                                              tmp_path: Path) -> None:
     """The same llmock at two addresses compared as mirrors: no difference between them, and
@@ -337,6 +340,7 @@ def bucket_llmock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]
     yield from _serve(tmp_path_factory, "--rpm", "12")
 
 
+@pytest.mark.slow
 def test_llmock_rate_limits_are_judged_by_the_declared_algorithm(bucket_llmock_url: str,
                                                                   tmp_path: Path) -> None:
     """The rate-limit scenario against llmock's per-key bucket (two runs at once, each with a

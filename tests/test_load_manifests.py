@@ -41,6 +41,7 @@ def kubernetes_errors(documents: list[dict[str, Any]]) -> list[str]:
     return out
 
 
+@pytest.mark.slow
 def test_the_compose_file_follows_the_compose_schema(tmp_path: Path) -> None:
     assert compose_errors(COMPOSE) == ""
     broken = tmp_path / "compose.yaml"

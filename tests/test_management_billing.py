@@ -43,6 +43,7 @@ def created_keys_alive(gateway: RunningGateway) -> list[str]:
             if r.created_by_api and not r.deleted]
 
 
+@pytest.mark.slow
 def test_clean_gateway_both_categories_pass_and_leave_no_key(make_gateway: MakeGateway,
                                                              tmp_path: Path) -> None:
     gateway = make_gateway()
@@ -123,6 +124,7 @@ def test_selecting_a_refused_category_is_a_usage_error(select: str) -> None:
         run_conformance(remote, ConformanceOptions(select=select))
 
 
+@pytest.mark.slow
 def test_a_plain_target_runs_neither_category(make_gateway: MakeGateway) -> None:
     gateway = make_gateway()
     plain = target_for(gateway, management=False)
@@ -151,6 +153,7 @@ def test_targets_file_management_switches(tmp_path: Path,
     assert "admin-secret-1" in target.secrets and "admin-secret-1" not in repr(target)
 
 
+@pytest.mark.slow
 def test_dry_run_states_the_worst_case_spend() -> None:
     import io
 
@@ -254,6 +257,7 @@ def test_the_client_waits_out_a_qps_429(make_gateway: MakeGateway, http: httpx.C
     assert waits == [1.0]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["anthropic", "openai"])
 def test_both_categories_pass_under_the_other_profiles(make_gateway: MakeGateway,
                                                        profile: str) -> None:

@@ -49,6 +49,7 @@ def judge(http: httpx.Client, target: Target, case: Case, run: RunState) -> list
     return run_checks(ctx, exchange, checks_for(ctx, exchange))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ohmygpt", "openai"])
 def test_clean_gateway_passes_every_media_case(make_gateway: MakeGateway, http: httpx.Client,
                                                profile: str) -> None:
@@ -87,6 +88,7 @@ def test_every_media_check_has_a_fault() -> None:
     assert len(MEDIA_FAULTS) == 7
 
 
+@pytest.mark.slow
 def test_a_target_gets_only_the_media_families_it_declares() -> None:
     undeclared = Target("http://127.0.0.1:9", "ohmygpt", "k")
     assert not [c for c in all_cases(undeclared) if c.path in MEDIA_PATHS]
@@ -104,6 +106,7 @@ def test_embedded_target_declares_the_media_families() -> None:
     assert MEDIA <= EMBEDDED_ENDPOINTS
 
 
+@pytest.mark.slow
 def test_compare_probes_each_declared_media_family(make_gateway: MakeGateway,
                                                    tmp_path: Path) -> None:
     """One plain request per declared media family in ``gateprobe compare``: the clean
@@ -139,6 +142,7 @@ def _fuzz(base_url: str, *extra: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_fuzz_reaches_a_media_family_only_when_declared(gateway: RunningGateway) -> None:
     """The reference serves every media route, so only the declaration keeps fuzzing away."""
     undeclared = _fuzz(gateway.base_url, "--endpoints", "models")

@@ -63,6 +63,7 @@ def _run(http: httpx.Client, target: Target, trips: tuple[str, ...] = (),
     return found, learnt
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(NEW_FAULTS))
 def test_each_new_fault_trips_exactly_its_checks(make_gateway: MakeGateway,
                                                  http: httpx.Client, name: str) -> None:
@@ -80,6 +81,7 @@ def test_each_new_fault_trips_exactly_its_checks(make_gateway: MakeGateway,
     assert elsewhere == {}
 
 
+@pytest.mark.slow
 def test_extra_count_tokens_fields_are_information_unless_strict(make_gateway: MakeGateway,
                                                                  http: httpx.Client) -> None:
     gateway = make_gateway(faults=("count-tokens-extra-fields",), timing=INSTANT)

@@ -29,6 +29,7 @@ def test_the_repr_pattern_catches_what_run_printed_before() -> None:
     assert_no_repr("stream findings: stream.terminator x908")
 
 
+@pytest.mark.slow
 def test_a_run_with_a_stream_fault_prints_no_repr(make_gateway: MakeGateway, tmp_path: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Conformance and a short latency run against a gateway that drops the stream

@@ -117,6 +117,7 @@ REVIEWED: dict[str, dict[str, list[str]]] = {
 (retry_after, key_isolation as declared, usage, params, retries: it does not retry)."""
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
 def test_portkey_findings_are_the_reviewed_ones(protocol: str, portkey: str,
                                                 upstream: str) -> None:  # noqa: F811

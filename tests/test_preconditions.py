@@ -34,6 +34,7 @@ def _models(cases: list[Case]) -> set[str]:
             if isinstance(c.body, dict) and c.expect.kind != "no_permission"}
 
 
+@pytest.mark.slow
 def test_claude_2_web_goes_only_to_the_documented_profile_declaring_it() -> None:
     documented = Target("http://127.0.0.1:9", "ohmygpt", "k", endpoints=EVERYTHING)
     assert "claude-2-web" in _models(all_cases(documented))
@@ -50,6 +51,7 @@ def test_claude_2_web_goes_only_to_the_documented_profile_declaring_it() -> None
     assert "needs" not in unmet(("legacy_chat",), documented)
 
 
+@pytest.mark.slow
 def test_output_format_only_with_gpt_image_models() -> None:
     dalle = Target("http://127.0.0.1:9", "openai", "k", endpoints=frozenset({"images"}))
     sent = [c.body for c in all_cases(dalle) if c.path == "/v1/images/generations"]
@@ -68,6 +70,7 @@ def test_every_precondition_says_what_it_needs() -> None:
         assert isinstance(holds(target), bool)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ohmygpt", "anthropic", "openai"])
 def test_conformance_under_each_profile_finds_nothing_on_the_reference_of_that_profile(
         make_gateway: MakeGateway, profile: str, tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ def test_breaker_opens_per_target_and_kind() -> None:
     assert not breaker.is_open("http://a", False) and not breaker.is_open("http://b", True)
 
 
+@pytest.mark.slow
 def test_first_byte_timeout_then_breaker(make_gateway: MakeGateway) -> None:
     state = RunState()
     gateway = make_gateway(faults=("slow-headers",))
@@ -121,6 +122,7 @@ def test_a_429_is_waited_out_only_when_the_run_can_afford_it(
     assert slept == waits and len(sent) == len(waits) + 1
 
 
+@pytest.mark.slow
 def test_no_request_asks_more_than_the_targets_cap() -> None:
     """A target that declares ``max_tokens`` is never asked for more by any case."""
     from gateprobe.engine.cases import all_cases

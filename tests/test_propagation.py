@@ -54,6 +54,7 @@ def tripped(results: dict[str, list[Finding] | str]) -> dict[str, list[str]]:
             for k, v in results.items() if v}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("protocol", ["openai", "anthropic"])
 def test_correct_relay_passes_every_case(protocol: str, upstream: str) -> None:
     with running_relay(upstream) as relay:
@@ -62,6 +63,7 @@ def test_correct_relay_passes_every_case(protocol: str, upstream: str) -> None:
     assert set(results) == set(FAULTS)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", list(FAULTS), ids=list(FAULTS))
 def test_each_relay_fault_trips_exactly_its_check(fault: str, upstream: str) -> None:
     with running_relay(upstream, fault) as relay:
@@ -79,6 +81,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["", "propagation.header_leak"], ids=["clean", "faulty"])
 def test_gateprobe_conformance_starts_the_declared_upstream(fault: str,
                                                             tmp_path: Path) -> None:
@@ -109,6 +112,7 @@ def test_gateprobe_conformance_starts_the_declared_upstream(fault: str,
         assert "tok-secret-0001" not in (tmp_path / "r" / "conformance.json").read_text()
 
 
+@pytest.mark.slow
 def test_compare_gives_each_propagation_check_a_row_per_mirror(upstream: str) -> None:
     from gateprobe.commands.compare import MirrorResult, _propagation
 

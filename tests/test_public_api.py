@@ -139,6 +139,7 @@ def test_import_gateprobe_is_cheap() -> None:
     assert out.strip() == "[]"
 
 
+@pytest.mark.slow
 def test_the_docs_python_example_runs(tmp_path: Path) -> None:
     """The Python API's example (docs/howto/own-check.md), as a user pastes it: the embedded
     gateway, conformance, findings."""

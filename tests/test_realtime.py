@@ -68,6 +68,7 @@ def test_realtime_fault_trips_its_checks(make_gateway: MakeGateway, name: str) -
 
 
 # The SDK opens its WebSocket in a way websockets 16+ deprecates (its code, not ours).
+@pytest.mark.slow
 @pytest.mark.filterwarnings(
     "ignore:connect\\(\\) must be used as a context manager:DeprecationWarning")
 def test_the_official_openai_sdk_runs_a_realtime_session(make_gateway: MakeGateway) -> None:

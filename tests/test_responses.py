@@ -71,6 +71,7 @@ def test_the_faults_are_the_ones_this_file_proves() -> None:
     assert len(STREAM_FAULTS) == 10 and len(FLOW_FAULTS) == 8
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["ohmygpt", "openai"])
 def test_clean_gateway_passes_every_case_and_flow(make_gateway: MakeGateway,
                                                   http: httpx.Client, profile: str) -> None:
@@ -84,6 +85,7 @@ def test_clean_gateway_passes_every_case_and_flow(make_gateway: MakeGateway,
         assert flow_ids(http, target, name) == set(), name
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", STREAM_FAULTS)
 def test_stream_fault_fails_exactly_its_check(make_gateway: MakeGateway, http: httpx.Client,
                                               name: str) -> None:
@@ -113,6 +115,7 @@ def test_every_check_of_the_families_has_a_fault() -> None:
     assert emitted == tripped
 
 
+@pytest.mark.slow
 def test_a_target_gets_only_the_families_it_declares() -> None:
     undeclared = Target("http://127.0.0.1:9", "openai", "k")
     paths = {c.path for c in all_cases(undeclared)}
@@ -260,6 +263,7 @@ def _fuzz(base_url: str, *extra: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_fuzz_reaches_the_families_only_when_declared(gateway: RunningGateway) -> None:
     """The reference serves them all, so only the declaration keeps fuzzing away (the stored
     completions' list shares the chat route's path: excluded by its method)."""
@@ -300,6 +304,7 @@ def test_a_stream_bills_the_input_a_plain_answer_bills() -> None:
         assert [f.check_id for f in run_checks(ctx, streamed(billed), select_)] == found
 
 
+@pytest.mark.slow
 def test_compare_probes_the_declared_families(make_gateway: MakeGateway,
                                               tmp_path: Path) -> None:
     """``gateprobe compare`` sends each family's plain request, its stream and its goldens:

@@ -34,6 +34,7 @@ def oai(gateway: RunningGateway) -> Iterator[openai.OpenAI]:
         yield c
 
 
+@pytest.mark.slow
 def test_responses_create_retrieve_input_items_delete(oai: openai.OpenAI) -> None:
     created = oai.responses.create(model=MODEL, input="Say test", instructions="Be brief.",
                                    max_output_tokens=64)
@@ -52,6 +53,7 @@ def test_responses_create_retrieve_input_items_delete(oai: openai.OpenAI) -> Non
         oai.responses.retrieve(unstored.id)
 
 
+@pytest.mark.slow
 def test_responses_stream_helper_events_add_up(oai: openai.OpenAI) -> None:
     deltas, types = [], []
     with oai.responses.stream(model=MODEL, input="Say test", max_output_tokens=64) as stream:

@@ -66,6 +66,7 @@ def summary(folder: Path) -> dict[str, Any]:
 
 
 # -- gateprobe run ------------------------------------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.timeout(600)  # a whole run; its own subprocess bound is the one that counts
 def test_run_embedded_as_a_newcomer_does(tmp_path: Path) -> None:
     """The README's first command, as a process in an empty folder: exit 0 and a complete,
@@ -93,6 +94,7 @@ def test_run_embedded_as_a_newcomer_does(tmp_path: Path) -> None:
     assert_no_key_in(tmp_path / "reports", EMBEDDED)
 
 
+@pytest.mark.slow
 def test_run_against_a_key_echoing_gateway_reports_it_and_writes_no_key(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(faults=("key-echoed",), rate_window_s=4,
@@ -146,6 +148,7 @@ slo: {{error_rate_max: 0}}
 """
 
 
+@pytest.mark.slow
 def test_gate_fails_on_a_planted_regression_against_a_baseline(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     clean = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
@@ -171,6 +174,7 @@ def test_gate_fails_on_a_planted_regression_against_a_baseline(
     assert "### Gate: FAIL" in md and "| **regression** | golden.match " in md
 
 
+@pytest.mark.slow
 def test_gate_allow_list_with_expiry(make_gateway: MakeGateway, tmp_path: Path) -> None:
     broken = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1),
                           faults=("response-missing-model",))
@@ -238,6 +242,7 @@ def test_gate_refuses_a_suite_the_target_cannot_run(make_gateway: MakeGateway,
 
 
 # -- gateprobe compare --------------------------------------------------------------------------
+@pytest.mark.slow
 def test_compare_shows_exactly_the_differences_of_three_mirrors(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     clean = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2))
@@ -274,6 +279,7 @@ def test_compare_shows_exactly_the_differences_of_three_mirrors(
     assert "TTFT per mirror" in (tmp_path / "report.html").read_text()
 
 
+@pytest.mark.slow
 def test_compare_names_a_tls_broken_mirror(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway()
     tls = gateway.base_url.replace("http://", "https://")
@@ -285,6 +291,7 @@ def test_compare_names_a_tls_broken_mirror(make_gateway: MakeGateway, tmp_path: 
     assert code == 1
 
 
+@pytest.mark.slow
 def test_run_and_gate_hand_their_timeouts_to_every_phase(make_gateway: MakeGateway,
                                                          tmp_path: Path) -> None:
     gateway = make_gateway(faults=("slow-headers",))

@@ -46,6 +46,7 @@ OPERATIONS: list[tuple[SpecName, str, str, str, str | None, dict[str, Any]]] = [
 IDS = [op[1] for op in OPERATIONS]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", SPEC_NAMES)
 def test_spec_is_valid_openapi_3_1(name: SpecName) -> None:
     spec = load_spec(name)
@@ -65,6 +66,7 @@ def test_specs_cover_exactly_the_reference_routes(gateway: RunningGateway) -> No
     assert specified == served
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("spec", "path", "request_schema", "response_schema", "event_schema",
                           "body"), OPERATIONS, ids=IDS)
 def test_reference_answers_match_the_spec(client: httpx.Client, spec: SpecName, path: str,

@@ -118,6 +118,7 @@ def tool_cases(target: Target) -> list[Any]:
     return [c for c in all_cases(target) if "tool" in c.name]
 
 
+@pytest.mark.slow
 def test_the_reference_calls_tools_and_passes_every_check(gateway: RunningGateway) -> None:
     target = Target(gateway.base_url, "ohmygpt", KEY)
     cases = tool_cases(target)

@@ -70,6 +70,7 @@ def test_the_catalogue_has_at_least_15_transport_faults() -> None:
     assert len(TRANSPORT_FAULTS) >= 15
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", TRANSPORT_FAULTS)
 def test_conformance_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
     gateway = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
@@ -91,6 +92,7 @@ def test_conformance_survives(make_gateway: MakeGateway, tmp_path: Path, fault: 
     assert_no_key(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", TRANSPORT_FAULTS)
 def test_load_latency_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
     gateway = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
@@ -114,6 +116,7 @@ def test_load_latency_survives(make_gateway: MakeGateway, tmp_path: Path, fault:
     assert_no_key(tmp_path)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", TRANSPORT_FAULTS)
 def test_compare_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
     clean = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))

@@ -47,6 +47,7 @@ def found(report: Path) -> set[str]:
             json.loads((report / "conformance.json").read_text())["findings"]}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("how", ["module name", "file path"])
 def test_a_check_module_adds_its_finding(make_gateway: MakeGateway, tmp_path: Path,
                                          how: str) -> None:
@@ -60,6 +61,7 @@ def test_a_check_module_adds_its_finding(make_gateway: MakeGateway, tmp_path: Pa
     assert found(tmp_path / "report") == {"policy.no_retired_models"}
 
 
+@pytest.mark.slow
 def test_an_installed_entry_point_adds_its_finding(make_gateway: MakeGateway,
                                                    tmp_path: Path) -> None:
     site = tmp_path / "site"
@@ -77,6 +79,7 @@ def test_an_installed_entry_point_adds_its_finding(make_gateway: MakeGateway,
     assert found(tmp_path / "report") == {"policy.no_retired_models"}
 
 
+@pytest.mark.slow
 def test_a_module_that_does_not_import_is_one_line(tmp_path: Path) -> None:
     (tmp_path / "broken.py").write_text("import no_such_package_here\n")
     result = gateprobe("conformance", "--dry-run", "--checks", "broken", cwd=tmp_path)
@@ -85,6 +88,7 @@ def test_a_module_that_does_not_import_is_one_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_a_users_own_suite_uses_the_plugin_fixtures(make_gateway: MakeGateway,
                                                     tmp_path: Path) -> None:
     (tmp_path / "test_mine.py").write_text('''

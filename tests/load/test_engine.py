@@ -34,6 +34,7 @@ def test_options_check_refuses_a_bad_value(options: LoadOptions, message: str) -
         options.check()
 
 
+@pytest.mark.slow
 def test_run_load_leaves_os_environ_unchanged(tmp_path: Path) -> None:
     """The embedded gateway's keys reach the Locust child in its environment only."""
     before = dict(os.environ)
@@ -119,6 +120,7 @@ def test_the_openai_profile_is_never_sent_an_anthropic_route() -> None:
                                  "responses": 0.0}
 
 
+@pytest.mark.slow
 def test_a_load_run_whose_key_is_refused_stops_and_names_the_variable(tmp_path: Path) -> None:
     """Past the preflight (a key revoked, a Python caller): the first answers all 401, the
     run stops there, and its verdict is the user's mistake (exit 2), not an SLO miss."""

@@ -82,6 +82,7 @@ def tight_slo(tmp_path: Path) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_rate_limits_pass_on_the_clean_gateway(make_gateway: MakeGateway,
                                                tmp_path: Path) -> None:
     gateway = make_gateway(rate_window_s=WINDOW_S)
@@ -96,6 +97,7 @@ def test_rate_limits_pass_on_the_clean_gateway(make_gateway: MakeGateway,
         assert (tmp_path / artifact).exists(), artifact
 
 
+@pytest.mark.slow
 def test_a_token_bucket_passes_unless_declared_a_sliding_window(make_gateway: MakeGateway,
                                                                 tmp_path: Path) -> None:
     """A continuous-refill limiter with right headers and Retry-After is a correct limiter:
@@ -122,6 +124,7 @@ def test_a_token_bucket_passes_unless_declared_a_sliding_window(make_gateway: Ma
     assert "ratelimit.limit" in verdict(tmp_path / "sliding")["failed_checks"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", ["ratelimit-not-enforced", "ratelimit-off-by-few"])
 def test_a_short_window_never_lets_a_wrong_limiter_pass(make_gateway: MakeGateway,
                                                        tmp_path: Path, fault: str) -> None:
@@ -143,6 +146,7 @@ def test_a_short_window_never_lets_a_wrong_limiter_pass(make_gateway: MakeGatewa
         assert "ratelimit.limit" in result["failed_checks"], out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", RATE_FAULTS)
 def test_each_rate_limit_fault_fails_the_run(make_gateway: MakeGateway, tmp_path: Path,
                                              fault: str) -> None:
@@ -155,6 +159,7 @@ def test_each_rate_limit_fault_fails_the_run(make_gateway: MakeGateway, tmp_path
     assert "FAIL" in out and min(expected) in out
 
 
+@pytest.mark.slow
 def test_latency_passes_on_the_clean_gateway(make_gateway: MakeGateway, tmp_path: Path,
                                              tight_slo: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=20, itl_ms=2))
@@ -186,6 +191,7 @@ def test_latency_passes_on_the_clean_gateway(make_gateway: MakeGateway, tmp_path
     assert "TTFT" in stats and "TPOT" in stats and "ITL max" in stats
 
 
+@pytest.mark.slow
 def test_latency_over_tls_stamps_in_the_kernel(
         make_gateway: MakeGateway, tmp_path: Path, tight_slo: Path, tls: TlsFiles,
         monkeypatch: pytest.MonkeyPatch) -> None:
@@ -220,6 +226,7 @@ for cls in (StreamingUser, TierUser):
 """
 
 
+@pytest.mark.slow
 def test_load_users_check_certificates(make_gateway: MakeGateway, tls: TlsFiles,
                                        ) -> None:
     """Locust's HTTP users do not check certificates unless told: ours are told, and trust
@@ -234,6 +241,7 @@ def test_load_users_check_certificates(make_gateway: MakeGateway, tls: TlsFiles,
     assert outputs[1] == ["401 LocustBadStatusCode"] * 2  # trusted: reached the gateway
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", LATENCY_FAULTS)
 def test_each_latency_fault_fails_the_run(make_gateway: MakeGateway, tmp_path: Path,
                                           tight_slo: Path, fault: str) -> None:
@@ -258,6 +266,7 @@ def free_port() -> int:
         return port
 
 
+@pytest.mark.slow
 def test_master_with_two_workers(make_gateway: MakeGateway, tmp_path: Path,
                                  tight_slo: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
@@ -285,6 +294,7 @@ def test_master_with_two_workers(make_gateway: MakeGateway, tmp_path: Path,
     assert verdict(tmp_path / "master")["requests"] == len(lines)
 
 
+@pytest.mark.slow
 def test_local_processes_share_the_request_cap(make_gateway: MakeGateway, tmp_path: Path,
                                                tight_slo: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
@@ -298,6 +308,7 @@ def test_local_processes_share_the_request_cap(make_gateway: MakeGateway, tmp_pa
     assert "request cap of 30 reached" in (tmp_path / "locust.log").read_text()
 
 
+@pytest.mark.slow
 def test_open_loop_arrivals(make_gateway: MakeGateway, tmp_path: Path,
                             tight_slo: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
@@ -309,6 +320,7 @@ def test_open_loop_arrivals(make_gateway: MakeGateway, tmp_path: Path,
     assert 20 <= requests <= 100, requests
 
 
+@pytest.mark.slow
 def test_embedded_gateway_by_default(tmp_path: Path) -> None:
     code, out, err = gateprobe("load", "latency", "--duration", "2", "--users", "2",
                                "--max-tokens", "8", "--report-dir", str(tmp_path))
@@ -319,6 +331,7 @@ def test_embedded_gateway_by_default(tmp_path: Path) -> None:
 LOOSE_SLO = "ttft_p95_ms: 5000\nerror_rate_max: 0\nstream_findings_max: 0\n"
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)  # before the fix the run waited for a human, then its 710 s budget
 def test_web_starts_the_swarm_and_ends_at_the_duration_with_a_verdict(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
@@ -335,6 +348,7 @@ def test_web_starts_the_swarm_and_ends_at_the_duration_with_a_verdict(
     assert (tmp_path / "run" / "locust.html").exists()
 
 
+@pytest.mark.slow
 @pytest.mark.timeout(120)
 def test_web_wait_runs_from_start_in_the_ui_to_the_duration(make_gateway: MakeGateway,
                                                            tmp_path: Path) -> None:

@@ -35,6 +35,7 @@ def gateprobe(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_the_documented_locustfile_runs_and_is_judged(make_gateway: MakeGateway,
                                                       tmp_path: Path,
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
@@ -69,10 +70,11 @@ def test_a_locustfile_it_cannot_use_is_refused(argv: list[str], message: str) ->
     assert code == 2 and message in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_importing_the_package_does_not_import_locust() -> None:
-    """The public names resolve on first use only: a process importing ``gateprobe.load``
+    """The public names resolve on first use only: a process importing ``gateprobe.commands.load``
     (the pytest process, the CLI) never gets Locust's gevent."""
-    api = importlib.import_module("gateprobe.load")
+    api = importlib.import_module("gateprobe.commands.load")
     assert set(api.PUBLIC) == {"session", "StreamingUser", "TaskUser"}
     with pytest.raises(AttributeError):
         _ = api.Nothing

@@ -46,6 +46,7 @@ def environment() -> dict[str, str]:
     return {**os.environ, "GP_TEST_KEY": "gp-vip-0001"}
 
 
+@pytest.mark.slow
 def test_two_runs_at_once_each_finish_with_their_own_results(make_gateway: MakeGateway,
                                                             tmp_path: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=10, itl_ms=1))
@@ -102,6 +103,7 @@ def started(report: Path, run: subprocess.Popen[str]) -> None:
     raise AssertionError("the run did not start")
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs Linux /proc")
 @pytest.mark.parametrize("how", [signal.SIGINT, signal.SIGKILL], ids=["ctrl-c", "kill-9"])
 def test_a_run_ended_midway_leaves_no_process(make_gateway: MakeGateway, tmp_path: Path,

@@ -69,6 +69,7 @@ def test_responses_weight_is_opt_in() -> None:
         _weights({"responses": 1.0}, undeclared)
 
 
+@pytest.mark.slow
 def test_responses_latency_run(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=30, itl_ms=2))
     code, out, err = responses_load(gateway.base_url, tmp_path, "--endpoints",
@@ -80,6 +81,7 @@ def test_responses_latency_run(make_gateway: MakeGateway, tmp_path: Path) -> Non
     assert result["ttft_ms"]["p50"] >= 30  # never before the first delta is due
 
 
+@pytest.mark.slow
 def test_a_broken_responses_stream_fails_the_run(make_gateway: MakeGateway,
                                                  tmp_path: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1),

@@ -107,6 +107,7 @@ def gateprobe(*argv: str) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
+@pytest.mark.slow
 def test_a_starved_generator_ends_saturated_not_pass(make_gateway: MakeGateway, tmp_path: Path,
                                                      monkeypatch: pytest.MonkeyPatch) -> None:
     """The event loop of the Locust process is held 30 ms at a time: the same small run that

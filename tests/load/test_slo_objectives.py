@@ -60,6 +60,7 @@ def latency(base_url: str, report: Path, slo: Path) -> tuple[int, str]:
     return code, out.getvalue() + err.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", [None, *LATENCY_FAULTS])
 def test_the_shipped_embedded_objectives_fail_every_latency_fault(
         make_gateway: MakeGateway, tmp_path: Path, embedded_slo: Path, fault: str | None,
@@ -130,6 +131,7 @@ def test_run_takes_an_slo_file_and_refuses_a_bad_one_before_anything(tmp_path: P
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.slow
 def test_run_judges_its_latency_phase_by_the_slo_given(tmp_path: Path) -> None:
     strict = tmp_path / "slo.yaml"
     strict.write_text("ttft_p95_ms: 1\n")  # no stream's first token comes within 1 ms

@@ -41,6 +41,7 @@ def verdict(report: Path) -> dict[str, Any]:
     return result
 
 
+@pytest.mark.slow
 def test_speech_latency_is_its_time_to_first_audio_byte(make_gateway: MakeGateway,
                                                         tmp_path: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=30, itl_ms=2))
@@ -53,6 +54,7 @@ def test_speech_latency_is_its_time_to_first_audio_byte(make_gateway: MakeGatewa
     assert "TTFT" in (tmp_path / "locust_stats.csv").read_text()
 
 
+@pytest.mark.slow
 def test_speech_with_the_wrong_bytes_fails_the_run(make_gateway: MakeGateway,
                                                    tmp_path: Path) -> None:
     gateway = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1), faults=("speech-wav-always",))

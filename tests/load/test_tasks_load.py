@@ -50,6 +50,7 @@ def samples(report: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in (report / "samples.jsonl").read_text().splitlines()]
 
 
+@pytest.mark.slow
 def test_a_clean_gateway_meets_the_task_objectives(make_gateway: MakeGateway,
                                                    tmp_path: Path) -> None:
     gateway = make_gateway(task_step_ms=STEP_MS)
@@ -66,6 +67,7 @@ def test_a_clean_gateway_meets_the_task_objectives(make_gateway: MakeGateway,
     assert "time to SUCCESS" in (tmp_path / "locust_stats.csv").read_text()
 
 
+@pytest.mark.slow
 def test_tasks_that_never_finish_fail_the_run(make_gateway: MakeGateway,
                                               tmp_path: Path) -> None:
     gateway = make_gateway(task_step_ms=STEP_MS, faults=("mj-task-never-finishes",))
@@ -79,6 +81,7 @@ def test_tasks_that_never_finish_fail_the_run(make_gateway: MakeGateway,
     assert "FAIL:" in out
 
 
+@pytest.mark.slow
 def test_the_shipped_objectives_fail_a_gateway_whose_tasks_never_finish(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(task_step_ms=STEP_MS, faults=("mj-task-never-finishes",))
@@ -145,6 +148,7 @@ def test_task_slos_are_known_and_a_success_percentile_without_data_is_missed() -
     assert [b.slo for b in missed] == ["task_success_p95_ms"]
 
 
+@pytest.mark.slow
 def test_run_has_an_opt_in_tasks_phase(make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(task_step_ms=STEP_MS)
     out, err = io.StringIO(), io.StringIO()
@@ -158,6 +162,7 @@ def test_run_has_an_opt_in_tasks_phase(make_gateway: MakeGateway, tmp_path: Path
     assert (tmp_path / "tasks" / "verdict.json").exists()
 
 
+@pytest.mark.slow
 def test_run_skips_the_tasks_phase_on_a_target_without_midjourney(tmp_path: Path) -> None:
     out = io.StringIO()
     code = main(["run", "--suites", "conformance,tasks", "--base-url", "http://127.0.0.1:9",
@@ -177,6 +182,7 @@ def test_the_live_line_counts_tasks_and_not_those_the_run_cut(tmp_path: Path) ->
     assert live.text() == "2 tasks, 1 errors"
 
 
+@pytest.mark.slow
 def test_a_time_to_success_objective_below_the_gateways_stages_fails_the_run(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
     gateway = make_gateway(task_step_ms=STEP_MS)

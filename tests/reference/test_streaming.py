@@ -7,6 +7,7 @@ import socket
 import time
 
 import httpx
+import pytest
 
 from gateprobe.core.sse import SSEParser
 from gateprobe.reference import Timing
@@ -80,6 +81,7 @@ def test_the_schedule_starts_when_the_requests_first_bytes_arrive(
     assert first <= t["t0_ns"] < first + 40_000_000
 
 
+@pytest.mark.slow
 def test_jitter_is_bounded_and_reproducible_per_seed(make_gateway: MakeGateway) -> None:
     def offsets(seed: int) -> list[list[int]]:
         gw = make_gateway(timing=Timing(ttft_ms=10, itl_ms=5, jitter_ms=2), seed=seed)
@@ -139,6 +141,7 @@ def test_unknown_trace_is_404(make_gateway: MakeGateway) -> None:
     assert httpx.get(gw.base_url + "/_gateprobe/traces/req_nope").status_code == 404
 
 
+@pytest.mark.slow
 def test_trace_store_is_bounded(make_gateway: MakeGateway) -> None:
     gw = make_gateway(trace_capacity=3)
     with client_for(gw) as c:

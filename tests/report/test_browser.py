@@ -204,6 +204,7 @@ def browser() -> Iterator[Browser]:
         chromium.close()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("kind", ["pass", "fail", "compare"])
 def test_report_fits_the_screen_and_its_plots(browser: Browser, reports: dict[str, Path],

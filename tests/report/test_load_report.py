@@ -81,6 +81,7 @@ def test_the_page_says_pass_or_saturated(pages: dict[str, Path]) -> None:
     assert "PASS" not in saturated
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("width", WIDTHS)
 @pytest.mark.parametrize("kind", ["calm", "saturated"])
 def test_every_metric_in_its_unit_and_the_page_fits(browser: Browser, pages: dict[str, Path],
