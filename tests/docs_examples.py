@@ -228,7 +228,10 @@ select: endpoint
 @contextlib.contextmanager
 def world(root: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     """Reference gateways, the files the docs name, the keys' variables, the folder."""
-    config = dataclasses.replace(base_config(), rate_window_s=WINDOW_S)
+    # A large account: some hundred examples share it, and a soak's or a sweep's thousands of
+    # streams (legacy complete is claude-2, 24,000 credits per 1,000 tokens) would otherwise
+    # spend the default balance and leave the examples after them a 402.
+    config = dataclasses.replace(base_config(), rate_window_s=WINDOW_S, balance=1e10)
     with running_gateway(config) as staging, running_gateway(base_config()) as a, \
             running_gateway(base_config()) as b, \
             running_gateway(base_config(faults=BROKEN_FAULTS)) as broken:

@@ -168,7 +168,7 @@ def test_load_phases_are_allure_tests_as_junit_lists_them(tmp_path: Path) -> Non
                        ("gateprobe.rate-limits", "tier vip"): "passed",
                        ("gateprobe.latency", "slo ttft_p95_ms"): "failed",
                        ("gateprobe.latency", "slo e2e_p95_ms"): "passed",
-                       ("gateprobe.commands.compare", "compare"): "skipped",
+                       ("gateprobe.compare", "compare"): "skipped",
                        ("gateprobe.mirror b", "response.status /v1/models"): "failed"}
     assert len(results) == 7 and len({r["historyId"] for r in results}) == 7
     assert allure_totals(tmp_path / "allure-results") == junit_totals(tmp_path / "junit.xml")

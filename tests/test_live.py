@@ -231,13 +231,16 @@ def test_a_load_run_shows_what_its_samples_say_while_it_runs(
     from types import SimpleNamespace
 
     from gateprobe.commands.load import runner
+    from gateprobe.commands.load.results import LiveSamples
 
     monkeypatch.setattr(runner, "WATCH_EVERY_S", 0.0)  # a line at every poll
     (tmp_path / "samples.jsonl").write_text(
         json.dumps({"ok": True, "ttft_ms": 21.0}) + "\n" + json.dumps({"ok": True}) + "\n")
     plan = SimpleNamespace(out=tmp_path, scenario="latency", duration_s=8.0)
     out = io.StringIO()
-    code = runner._watch(FakeLocust(polls=2), plan, 60, Console(out), 8.0)  # type: ignore[arg-type]
+    live = LiveSamples(tmp_path / "samples.jsonl")
+    code = runner._watch(FakeLocust(polls=2), plan, 60, Console(out), 8.0,  # type: ignore[arg-type]
+                         live)
     assert code == 0
     lines = out.getvalue().splitlines()
     assert lines and all(line.startswith("  latency:  0/8 s  ") for line in lines)

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from gateprobe.core.checks import Context, Exchange, run_checks
+from gateprobe.core.families import canonical
 from gateprobe.core.targets import Target
 from gateprobe.engine.cases import all_cases
 from gateprobe.engine.embedded import reference_endpoints
@@ -59,7 +60,8 @@ def _run(http: httpx.Client, target: Target, trips: tuple[str, ...] = (),
         if case.category == "golden":  # a golden pins the same value: its own witness
             assert ids - {"golden.match"} <= set(trips), (case.id, ids)
             continue
-        found.setdefault(case.path.split("?")[0], set()).update(ids)
+        # an alias family's route (Azure's) is its original's: the same handler, the same faults
+        found.setdefault(canonical(case.path.split("?")[0]), set()).update(ids)
     return found, learnt
 
 

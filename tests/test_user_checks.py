@@ -69,7 +69,7 @@ def test_an_installed_entry_point_adds_its_finding(make_gateway: MakeGateway,
     (site / "my_gateway_checks-1.0.dist-info" / "METADATA").write_text(
         "Metadata-Version: 2.1\nName: my-gateway-checks\nVersion: 1.0\n")
     (site / "my_gateway_checks-1.0.dist-info" / "entry_points.txt").write_text(
-        "[gateprobe.core.checks]\nretired = my_gateway_checks\n")
+        "[gateprobe.checks]\nretired = my_gateway_checks\n")
     (site / "my_gateway_checks.py").write_text(CHECK_MODULE)
     gw = make_gateway()
     result = gateprobe("conformance", "--base-url", gw.base_url, "--api-key-env", "GP_USER_KEY",

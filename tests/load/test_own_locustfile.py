@@ -74,7 +74,7 @@ def test_a_locustfile_it_cannot_use_is_refused(argv: list[str], message: str) ->
 def test_importing_the_package_does_not_import_locust() -> None:
     """The public names resolve on first use only: a process importing ``gateprobe.commands.load``
     (the pytest process, the CLI) never gets Locust's gevent."""
-    api = importlib.import_module("gateprobe.commands.load")
+    api = importlib.import_module("gateprobe.load")
     assert set(api.PUBLIC) == {"session", "StreamingUser", "TaskUser"}
     with pytest.raises(AttributeError):
         _ = api.Nothing

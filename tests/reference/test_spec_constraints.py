@@ -332,6 +332,9 @@ BASES: list[Base] = [
           "tools": [{"type": "function", "function": {"name": "get_weather",
                                                       "parameters": {"type": "object"}}}]},
          label="parts"),
+    # the Azure route, an alias family: chat's request, refused as chat refuses it
+    Base("openai", "POST", "/azure/v1/chat/completions", "json",
+         {"model": "gpt-3.5-turbo", "messages": SAY}),
     Base("openai", "GET", "/v1/chat/completions", query={"limit": 20, "order": "asc"},
          setup=_chat_stored_first),
     Base("openai", "GET", "/v1/chat/completions/{completion_id}",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gateprobe.core.families import PATHS
+from gateprobe.core.families import PATHS, canonical
 from gateprobe.core.targets import Target
 
 MODEL_FOR_PATH = {PATHS["chat"]: "chat", PATHS["completions"]: "completions",
@@ -39,8 +39,9 @@ def tokens_bound(path: str, body: Any, declared_max: int | None) -> int | None:
     """The most tokens a request may cost: its own cap (clamped to what the target declares
     it may be asked), or, on a generating route without one, the target's declared maximum;
     None when nothing bounds it (a generating request with no cap, to a target declaring
-    none). A request that generates nothing costs 0."""
-    if path not in GENERATING_PATHS or not isinstance(body, dict):
+    none). A request that generates nothing costs 0. An alias family's route costs what its
+    original's does."""
+    if canonical(path) not in GENERATING_PATHS or not isinstance(body, dict):
         return 0
     if any(isinstance(body.get(name), int) for name in TOKEN_FIELDS):
         return max_tokens_of(clamp_tokens(body, declared_max))
@@ -121,7 +122,7 @@ class Guard:
             raise RequestCapReached(f"fuzz request cap reached ({self.max_requests})")
         if not isinstance(body, dict):
             return
-        family = MODEL_FOR_PATH.get(path)
+        family = MODEL_FOR_PATH.get(canonical(path))
         if family and isinstance(body.get("model"), str):
             body["model"] = self.target.models[family]
         if path == PATHS["complete"] and isinstance(body.get("prompt"), str) and body["prompt"]:
@@ -134,9 +135,10 @@ class Guard:
     def cap(self, path: str, body: Any) -> None:
         """Give a generating request that names no token cap this run's (under
         ``--max-generated-tokens`` every request carries one: its cost is then bounded)."""
-        if path in GENERATING_PATHS and isinstance(body, dict) and \
+        route = canonical(path)
+        if route in GENERATING_PATHS and isinstance(body, dict) and \
                 not any(name in body for name in TOKEN_FIELDS):
-            body[GENERATING_PATHS[path]] = self.max_tokens
+            body[GENERATING_PATHS[route]] = self.max_tokens
 
 
 def examples_for(target: Target, requested: int | None) -> int:
