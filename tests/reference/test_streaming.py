@@ -133,6 +133,11 @@ def test_disconnect_mid_stream_stops_the_stream_and_frees_the_slot(
     t = trace(gw.base_url, request_id)
     assert t["status"] == "disconnected"
     assert sum(e["content"] for e in t["events"]) <= 1
+    # The slot comes back in the handler's cleanup, just after the status is written.
+    for _ in range(200):
+        if httpx.get(gw.base_url + "/_gateprobe/health").json()["inflight"] == 0:
+            break
+        time.sleep(0.01)
     assert httpx.get(gw.base_url + "/_gateprobe/health").json()["inflight"] == 0
 
 
