@@ -211,10 +211,15 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="shorter runs, fewer levels")
     parser.add_argument("--scale", action="store_true",
                         help="only (d): 50, 200 and 400 streams, processes auto and 1")
+    parser.add_argument("--levels", default=None,
+                        help="with --scale: these stream counts instead (e.g. 10,25,35,50), "
+                             "processes auto only")
     args = parser.parse_args()
     if args.scale:
         seconds = 10.0 if args.quick else 20.0
-        rows = scale([50, 200, 400], seconds, "auto") + scale([400], seconds, "1")
+        levels = [int(x) for x in args.levels.split(",")] if args.levels else None
+        rows = scale(levels, seconds, "auto") if levels else \
+            scale([50, 200, 400], seconds, "auto") + scale([400], seconds, "1")
         scale_table(rows)
         return
     seconds = 10.0 if args.quick else 20.0

@@ -57,6 +57,9 @@ def test_clean_gateway_both_categories_pass_and_leave_no_key(make_gateway: MakeG
     for kind in ("chat stream", "complete", "embeddings", "refused (400)", "429 burst",
                  "max_fee cap"):
         assert f'"{kind}"' in table
+    # The capped key stops at the first whole request past its cap: what the table expects.
+    cap_row = next(r for r in json.loads(table)["rows"] if r["kind"] == "max_fee cap")
+    assert cap_row["status"] == 402 and abs(cap_row["difference"]) <= 0.05, cap_row
     created = [r.key for r in gateway.state.store.records.values() if r.created_by_api]
     for path in (p for p in tmp_path.rglob("*") if p.is_file()):
         text = path.read_text(encoding="utf-8", errors="replace")

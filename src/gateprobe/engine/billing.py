@@ -20,6 +20,7 @@ with the project's tokenizer.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -366,7 +367,10 @@ def cap_case(admin: KeyAdmin, rates: dict[str, tuple[float, float]], ratio: floa
         raise ManagementUnavailable("the capped key could not be created")
     biller = Biller(admin, key, rates)
     kind = next(k for k in kinds(admin.target) if k.name == "chat")
-    row.expected = cap
+    # A gateway checks the cap before it serves, so the last request served below it takes
+    # used_fee past it: the key stops at the first whole number of requests over the cap.
+    per_request = chat.expected * ratio
+    row.expected = math.ceil(cap / per_request - 1e-9) * per_request
     for _ in range(int(CAP_REQUESTS) + 3):
         fee = biller.used_fee()
         row.status = biller.send(kind).status_code

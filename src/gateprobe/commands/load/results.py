@@ -202,7 +202,7 @@ def _saturated(out: dict[str, Any], saturation: Saturation) -> None:
     kept = [b for b in out.get("breaches", []) if b["slo"] in UNTIMED_OBJECTIVES]
     out["saturated"] = {"why": saturation.why, "unjudged": sorted(
         b["slo"] for b in out.get("breaches", []) if b not in kept)}
-    out["reasons"] = [saturation.why, *(f"{b['slo']}: {b['observed']:.4g} > {b['limit']:g}"
+    out["reasons"] = [saturation.brief, *(f"{b['slo']}: {b['observed']:.4g} > {b['limit']:g}"
                                         for b in kept)]
     out["breaches"] = kept
     out["failed_checks"] = sorted(f"slo.{b['slo']}" for b in kept)

@@ -153,6 +153,15 @@ class Saturation:
                 f"its latency numbers carry its own delay and the latency objectives were not "
                 f"judged; {fix}")
 
+    @property
+    def brief(self) -> str:
+        """The verdict as a clause for a table cell or a list of reasons (``why`` is said
+        once, in full, beside it)."""
+        if not self.saturated or self.worst is None:
+            return ""
+        return (f"generator saturated: {self.worst} lag p99 "
+                f"{self.lag_ms[self.worst]['p99']:.1f} ms > {self.bound_ms:g} ms")
+
     def as_json(self) -> dict[str, Any]:
         """For ``verdict.json``."""
         return {"saturated": self.saturated, "bound_ms": self.bound_ms,
