@@ -86,7 +86,7 @@ def test_a_saturated_run_judges_no_latency_objective_but_still_the_grammar() -> 
     assert not slow["ok"] and slow["saturated"]["unjudged"] == ["ttft_p95_ms"]
     assert slow["breaches"] == [] and slow["failed_checks"] == []
     # One short clause among the reasons (the phase table's cell); the whole sentence once.
-    assert slow["reasons"] == ["generator saturated: loop lag p99 25.1 ms > 1 ms"]
+    assert slow["reasons"] == ["generator saturated: loop lag p99 25.0 ms > 1 ms"]
     assert "--processes" in slow["saturated"]["why"]
     broken = verdict(plan(ttft_p95_ms=10, stream_findings_max=0),
                      [stream(findings=("stream.terminator",))] * 5, 1.0, lag)
