@@ -21,6 +21,7 @@ from gateprobe.core.golden import (
     normalize,
     normalize_events,
     rewrite,
+    stream_mismatch,
 )
 from gateprobe.core.sse import Event
 from gateprobe.core.targets import Target
@@ -271,3 +272,21 @@ def test_tool_call_goldens_trip_on_a_gateway_dropping_the_model(make_gateway: Ma
     for path in ("/v1/chat/completions", "/v1/messages"):
         found = _golden_findings(gateway.base_url, frozenset({"chat", "messages"}), path)
         assert "golden.match" in found["tool calls"], (path, found)
+
+
+def test_a_group_may_hold_a_group() -> None:
+    """A content block's deltas as a group inside the block's group: matched, not a crash."""
+    block = {"group": [{"event": "start"},
+                       {"group": [{"event": "delta"}, {"event": "mark"}], "times": "+"},
+                       {"event": "stop"}], "times": "+"}
+    pattern = [{"event": "open"}, block, {"event": "end"}]
+
+    def events(*names: str) -> list[dict[str, Any]]:
+        return [{"event": n} for n in names]
+
+    fits = events("open", "start", "delta", "mark", "delta", "mark", "stop",
+                  "start", "delta", "mark", "stop", "end")
+    assert stream_mismatch(pattern, fits) is None
+    index, what = stream_mismatch(pattern, events("open", "start", "delta", "stop", "end")) \
+        or (None, "")
+    assert index == 3 and "'mark'" in what

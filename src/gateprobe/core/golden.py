@@ -431,8 +431,7 @@ class _Grammar:
 
     def one(self, entry: Mapping[str, Any], j: int, then: Any) -> bool:
         if "group" in entry:
-            return self.seq([e for e in entry["group"] if e["event"] not in OPTIONAL_EVENTS],
-                            j, then)
+            return self.seq(_wanted(entry["group"]), j, then)
         if j >= len(self.got):
             self.fail(j, f"event {entry['event']!r}, but the stream ended")
             return False
@@ -462,13 +461,17 @@ def _visible(events: list[Any]) -> list[Any]:
                                       OPTIONAL_EVENTS)]
 
 
+def _wanted(entries: list[Any]) -> list[Any]:
+    """A grammar's entries but the optional events (a nested ``group:`` is an entry too)."""
+    return [e for e in entries if "group" in e or e.get("event") not in OPTIONAL_EVENTS]
+
+
 def stream_mismatch(pattern: list[Any], events: list[Any]) -> tuple[int, str] | None:
     """Where a normalized stream first departs from a golden event grammar (``_Grammar``):
     the index of the received event (optional events left out) and what was expected there;
     None when it fits."""
-    want = [e for e in pattern if "group" in e or e["event"] not in OPTIONAL_EVENTS]
     grammar = _Grammar(_visible(events))
-    if grammar.seq(want, 0, grammar.end):
+    if grammar.seq(_wanted(pattern), 0, grammar.end):
         return None
     if not grammar.failures:
         return 0, "a stream the golden's grammar describes (too many ways to try)"
