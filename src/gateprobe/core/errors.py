@@ -81,8 +81,9 @@ EXIT_CODES: dict[int, str] = {
                        "tolerance is over 10% of a limit it exceeded (send it faster or judge "
                        "strictly with `--rate-algorithm sliding_window`)",
     SATURATED_EXIT: "a load run whose own generator saturated (its scheduling, receive or "
-                    "event-loop lag p99 above the bound, 2 ms by default): its latency "
-                    "objectives were not judged (no verdict; spread the users with "
+                    "event-loop lag p99 above the bound, 2 ms by default) and that left an "
+                    "objective unjudged: one within 3 lags of its limit, or the bare numbers "
+                    "of a run with no latency objective (no verdict; spread the users with "
                     "`--processes auto` or workers on more hosts, or run fewer `--users`)",
     INTERRUPTED_EXIT: "interrupted (Ctrl-C): one line on stderr; the phases that finished are "
                       "in the report folder",

@@ -9,6 +9,8 @@ all derived from it.
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -191,21 +193,62 @@ def inconclusive(out: dict[str, Any], plan: LoadPlan, samples: Sequence[dict[str
         out["reasons"] = [limited["why"]]  # not an SLO miss: the limiter is what was measured
         out["failed_checks"] = []
     elif saturation.saturated and timed:
-        _saturated(out, saturation)
+        _saturated(out, saturation, plan.slo)
     out["ok"] = not out["reasons"]
 
 
-def _saturated(out: dict[str, Any], saturation: Saturation) -> None:
-    """A saturated run: its timing objectives unjudged (the numbers carry the generator's own
-    delay), what a stream or task said (grammar, lifecycle) still judged. A rate-limit run
-    counts answers, not times: its verdict stands, its generator's lag is only reported."""
-    kept = [b for b in out.get("breaches", []) if b["slo"] in UNTIMED_OBJECTIVES]
-    out["saturated"] = {"why": saturation.why, "unjudged": sorted(
-        b["slo"] for b in out.get("breaches", []) if b not in kept)}
+def _saturated(out: dict[str, Any], saturation: Saturation, slo: Mapping[str, float]) -> None:
+    """A saturated run: the timing objectives its generator's lag could carry across their
+    limit unjudged (those numbers carry its own delay); the others, and what a stream or task
+    said (grammar, lifecycle), still judged. With every timing objective clear of the lag the
+    verdict stands, said with the lag beside it; with no timing objective at all the numbers
+    are the product, so the run has no verdict. A rate-limit run counts answers, not times: its
+    verdict stands, its generator's lag is only reported."""
+    margin = saturation.margin_ms
+    timing = {name: _observed(out, name) for name in slo if _timing(name)}
+    close = {name for name, x in timing.items()
+             if not math.isfinite(x) or abs(x - slo[name]) <= margin}
+    close |= {name for name in slo if name.endswith("tokens_per_s_p50_min")}  # a rate: no ms
+    if timing and not close:
+        out["lagged"] = {"why": f"{saturation.brief}, so its figures may be off by up to "
+                                f"{margin:.0f} ms; every latency objective is further than "
+                                "that from its limit and was judged", "margin_ms": margin}
+        return
+    # The error rate is unjudged too: a generator this late may time its own requests out.
+    decided = set(timing) - close
+    breaches = out.get("breaches", [])
+    kept = [b for b in breaches if b["slo"] in UNTIMED_OBJECTIVES or b["slo"] in decided]
+    unjudged = sorted(close | {b["slo"] for b in breaches if b not in kept})
+    out["saturated"] = {"why": saturation.why, "unjudged": unjudged, "margin_ms": margin}
     out["reasons"] = [saturation.brief, *(f"{b['slo']}: {b['observed']:.4g} > {b['limit']:g}"
                                         for b in kept)]
     out["breaches"] = kept
     out["failed_checks"] = sorted(f"slo.{b['slo']}" for b in kept)
+
+
+_TIMING = re.compile(r"(?:(\w+)\.)?(ttfb|ttft|tpot|itl|e2e|task_success)_p(\d+)_ms")
+
+
+def _timing(name: str) -> bool:
+    """Whether an objective is a time the generator's lag moves (``chat.ttft_p95_ms`` too)."""
+    return bool(_TIMING.fullmatch(name)) and name not in UNTIMED_OBJECTIVES
+
+
+def _observed(out: Mapping[str, Any], name: str) -> float:
+    """A timing objective's figure in a verdict (NaN when it has none)."""
+    match = _TIMING.fullmatch(name)
+    if match is None:
+        return math.nan
+    kind, metric, q = match.groups()
+    if metric == "task_success":
+        summary = (out.get("tasks") or {}).get("time_to_success_ms") or {}
+    else:
+        latency = out.get("latency") or {}
+        if kind:
+            latency = (latency.get("by_endpoint") or {}).get(STREAM_ENDPOINTS.get(kind, ""), {})
+        summary = latency.get(f"{metric}_ms") or {}
+    value = summary.get(f"p{q}")
+    return float(value) if isinstance(value, (int, float)) else math.nan
 
 
 def task_summary(samples: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -280,6 +323,9 @@ def summary_line(result: Mapping[str, Any]) -> str:
     line = typed.headline() if typed is not None else str(result.get("scenario") or "load")
     if result.get("reasons"):
         line += "; " + "; ".join(result["reasons"])
+    if result.get("lagged"):  # judged, but said: its figures carry the generator's lag
+        line += (f"; information: generator lag over its bound (figures within "
+                 f"{result['lagged']['margin_ms']:.0f} ms)")
     notes = (result.get("rate_limits") or {}).get("notes") or []
     if notes:  # accepted beyond a limit within the refill tolerance: said, not judged
         line += "; information: " + "; ".join(notes)

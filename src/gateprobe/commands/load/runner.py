@@ -737,10 +737,13 @@ def _judged(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     verdict: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     typed = show(verdict, console)
     if typed is not None:
-        _print_generator(typed.generator, console, scenario(plan.scenario).timed)
+        _print_generator(typed.generator, console, scenario(plan.scenario).timed,
+                         bool(verdict.get("lagged")))
     result = LoadResult(plan.scenario, 0, plan.out, verdict, findings_of(verdict),
                         summary_line(verdict))
     notes = (verdict.get("rate_limits") or {}).get("notes") or []
+    if verdict.get("lagged"):
+        notes = [*notes, verdict["lagged"]["why"]]
     if verdict["ok"] and code != -1:
         console.line(f"PASS: every objective met ({verdict['requests']} "
                      f"{scenario(plan.scenario).unit})"
@@ -774,10 +777,12 @@ def _judged(plan: LoadPlan, code: int, console: Console) -> LoadResult:
     return result
 
 
-def _print_generator(generator: Generator, console: Console, timed: bool) -> None:
+def _print_generator(generator: Generator, console: Console, timed: bool,
+                     lagged: bool = False) -> None:
     """One line on the generator's own lag and CPU (``gateprobe.commands.load.selfcheck``) when
     it was over its bound (``report.html`` and ``verdict.json`` always have it); a scenario that is
-    not ``timed`` (rate limits count answers) shows it for information only."""
+    not ``timed`` (rate limits count answers), or a run whose every latency objective is clear
+    of the lag (``lagged``), shows it for information only."""
     if not generator.lag_p99_ms or not generator.saturated:
         return
     plural = "es" if generator.processes != 1 else ""
@@ -786,8 +791,10 @@ def _print_generator(generator: Generator, console: Console, timed: bool) -> Non
         for kind, p99 in generator.lag_p99_ms.items())
         + f" (bound {generator.bound_ms or 0:g} ms); busiest process at "
         + f"{generator.busiest_cpu_share or 0:.0%} of a core; {generator.processes} "
-        + f"process{plural}" + ("" if not generator.saturated else ": SATURATED" if timed
-                                 else " (over the bound; not judged: answers are counted)"))
+        + f"process{plural}" + (
+            " (over the bound; not judged: answers are counted)" if not timed else
+            " (over the bound; every objective is clear of it, see below)" if lagged else
+            ": SATURATED"))
 
 
 def _tail(path: Path) -> str:

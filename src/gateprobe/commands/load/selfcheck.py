@@ -16,8 +16,11 @@ measures, through the run, how late it is:
 Each is kept as a histogram per process and interval (``lag.jsonl`` next to the samples: a
 mergeable histogram of log-spaced buckets, so the run's p99 is exact to a bucket, about 12%),
 and the run is **saturated** when the p99 of any lag exceeds the bound: 2 ms by default, less
-when 10% of the smallest latency objective is smaller. A saturated run's latency objectives
-are not judged: the numbers describe the generator as much as the gateway.
+when 10% of the smallest latency objective is smaller. On a saturated run, a latency objective
+whose figure is within ``LAG_MARGIN`` lags of its limit is not judged (the numbers describe
+the generator as much as the gateway there); one far from its limit is, since no lag of that
+size carries it across (a 22 ms TTFT against a 500 ms objective, on a machine whose timers
+fire 3 ms late).
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ UNTIMED_OBJECTIVES = frozenset({"stream_findings_max", "task_findings_max",
                                 "memory_growth_pct_per_hour"})
 """The objectives still judged on a saturated run: what a stream or a task said, not when (and
 a soak's target memory, which the generator's delay does not move)."""
+LAG_MARGIN = 3.0
+"""On a saturated run, a latency figure more than this many times the generator's worst lag
+p99 from its objective's limit is judged all the same: the lag cannot carry it across. In
+``benchmarks/load_accuracy.py --scale`` (5 to 400 streams, two runs), the error of a TTFT,
+per-gap ITL or e2e p99 against the server's truth was at most 1.7 times the run's worst lag
+p99; 3 leaves room for a machine noisier than that one."""
 BUSY_SHARE = 0.7
 """A load process using this share of a core or more over an interval is itself the
 bottleneck; below it, lag comes from the machine around it."""
@@ -150,8 +159,16 @@ class Saturation:
                    "with --processes no more than the free cores")
         return (f"the load generator saturated: its {self.worst} lag p99 was {p99:.1f} ms, "
                 f"above the bound of {self.bound_ms:g} ms ({self.bound_from}); {cause}, so "
-                f"its latency numbers carry its own delay and the latency objectives were not "
-                f"judged; {fix}")
+                f"its latency figures carry its own delay and the objectives within that delay's "
+                f"reach of their limit were not judged; {fix}")
+
+    @property
+    def margin_ms(self) -> float:
+        """How far the generator's lag may have moved a latency figure (``LAG_MARGIN`` times
+        its worst lag p99)."""
+        worst = max((m["p99"] for m in self.lag_ms.values()
+                     if m.get("n") and math.isfinite(m["p99"])), default=0.0)
+        return LAG_MARGIN * worst
 
     @property
     def brief(self) -> str:
