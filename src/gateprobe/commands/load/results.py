@@ -205,7 +205,7 @@ def _saturated(out: dict[str, Any], saturation: Saturation, slo: Mapping[str, fl
     are the product, so the run has no verdict. A rate-limit run counts answers, not times: its
     verdict stands, its generator's lag is only reported."""
     margin = saturation.margin_ms
-    timing = {name: _observed(out, name) for name in slo if _timing(name)}
+    timing = {name: _observed(out, name) for name in slo if _timing(name, out)}
     close = {name for name, x in timing.items()
              if not math.isfinite(x) or abs(x - slo[name]) <= margin}
     close |= {name for name in slo if name.endswith("tokens_per_s_p50_min")}  # a rate: no ms
@@ -229,9 +229,14 @@ def _saturated(out: dict[str, Any], saturation: Saturation, slo: Mapping[str, fl
 _TIMING = re.compile(r"(?:(\w+)\.)?(ttfb|ttft|tpot|itl|e2e|task_success)_p(\d+)_ms")
 
 
-def _timing(name: str) -> bool:
-    """Whether an objective is a time the generator's lag moves (``chat.ttft_p95_ms`` too)."""
-    return bool(_TIMING.fullmatch(name)) and name not in UNTIMED_OBJECTIVES
+def _timing(name: str, out: Mapping[str, Any]) -> bool:
+    """Whether an objective is a time the generator's lag moves (``chat.ttft_p95_ms`` too),
+    and this run's (one SLO file serves the latency and the tasks scenarios)."""
+    match = _TIMING.fullmatch(name)
+    if match is None or name in UNTIMED_OBJECTIVES:
+        return False
+    return isinstance(out.get("tasks" if match.group(2) == "task_success" else "latency"),
+                      Mapping)
 
 
 def _observed(out: Mapping[str, Any], name: str) -> float:
