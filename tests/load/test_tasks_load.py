@@ -168,7 +168,8 @@ def test_run_skips_the_tasks_phase_on_a_target_without_midjourney(tmp_path: Path
     code = main(["run", "--suites", "conformance,tasks", "--base-url", "http://127.0.0.1:9",
                  "--api-key-env", "GP_TEST_KEY", "--dry-run"], Console(out, io.StringIO()))
     assert code == 0
-    assert "tasks: skipped (the target does not declare midjourney)" in out.getvalue()
+    assert "tasks: skipped (tasks sends to /mj/submit/imagine, which the target does not " \
+        "serve" in out.getvalue()
 
 
 def test_the_live_line_counts_tasks_and_not_those_the_run_cut(tmp_path: Path) -> None:

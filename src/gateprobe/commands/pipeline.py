@@ -21,8 +21,9 @@ from gateprobe.commands.conformance_runner import (
     summary_line,
 )
 from gateprobe.commands.conformance_runner import dry_run as conformance_dry_run
-from gateprobe.commands.load.runner import TASK_PATHS, LoadOptions, run_load
+from gateprobe.commands.load.runner import LoadOptions, run_load
 from gateprobe.commands.load.runner import dry_run as load_dry_run
+from gateprobe.commands.load.scenarios import scenario as load_scenario
 from gateprobe.commands.load.slo import load_slo
 from gateprobe.core.console import Console
 from gateprobe.core.errors import (
@@ -258,22 +259,9 @@ sleep = time.sleep
 
 
 def load_refusal(target: Target, scenario: str) -> str:
-    """Why a load scenario does not run against ``target`` ('' when it does)."""
-    if target.load_refusal:
-        return target.load_refusal
-    if scenario == "rate-limits" and not (target.tier_key_envs or target.tier_keys):
-        if target.name:
-            return f"target {target.name!r} has no tier_keys"
-        return ("rate-limits needs tier keys: give the target a tier_keys entry and use "
-                "--target")
-    if scenario == "tasks" and not all(map(target.serves, TASK_PATHS)):
-        return "the target does not declare midjourney"
-    if scenario == "rate-limits":
-        unset = [f"{v} (tier {t})" for t, v in target.tier_key_envs.items()
-                 if not target.tier_keys.get(t)]
-        if unset:
-            return f"the tier key variable {unset[0]} is not set"
-    return ""
+    """Why a load scenario does not run against ``target`` ('' when it does): the target's
+    own refusal of load, else what the scenario needs of a target (``Scenario.refusal``)."""
+    return target.load_refusal or load_scenario(scenario).refusal(target)
 
 
 def check_suites(suites: Sequence[str]) -> list[str]:

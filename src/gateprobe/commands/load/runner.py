@@ -40,7 +40,6 @@ from gateprobe.commands.load.plan import (
     MAX_DURATION_S,
     MAX_REQUESTS,
     MAX_RPS,
-    MAX_SOAK_DURATION_S,
     OPT_IN_KINDS,
     PARENT_ENV,
     PLAN_ENV,
@@ -55,9 +54,9 @@ from gateprobe.commands.load.results import (
     findings_of,
     summary_line,
 )
-from gateprobe.commands.load.scenarios import scenario, show
+from gateprobe.commands.load.scenarios import scenario, show, taking, windowed
 from gateprobe.commands.load.slo import DEFAULT_SLO_FILE, load_slo, validate
-from gateprobe.commands.load.soak import DEFAULT_WINDOW_S, MIN_POINTS, complete_windows
+from gateprobe.commands.load.soak import complete_windows
 from gateprobe.commands.load.stages import Stage, peak, total_s
 from gateprobe.commands.load.workloads import Workload
 from gateprobe.core.console import Console
@@ -69,12 +68,9 @@ from gateprobe.core.targets import Target, key_from_env
 from gateprobe.engine import dryrun
 from gateprobe.engine.report import loadpage, new_run_dir
 from gateprobe.engine.tasks import polling_for
-from gateprobe.protocols.gateway_apis import MJ_PREFIX
 
 _PACKAGED = Path(__file__).resolve().parents[2] / "_load"
 _SOURCE = Path(__file__).resolve().parents[4] / "load"
-TASK_PATHS = (MJ_PREFIX + "imagine", MJ_PREFIX + "query")
-"""What the tasks scenario sends to: only a target that declares ``midjourney`` serves them."""
 STOP_TIMEOUT_S = 5
 RUN_TIME_MARGIN_S = 3
 """Locust's own ``--run-time`` is a backstop this much after the duration: the Locust side
@@ -180,7 +176,7 @@ class LoadOptions:
         if self.lag_bound_ms is not None and not (math.isfinite(self.lag_bound_ms)
                                                   and self.lag_bound_ms > 0):
             raise UsageError("--lag-bound-ms must be > 0")
-        longest = MAX_SOAK_DURATION_S if self.scenario == "soak" else MAX_DURATION_S
+        longest = scenario(self.scenario).max_duration_s
         if self.duration_s is not None and not 0 < self.duration_s <= longest:
             raise UsageError(f"--duration must be within 0..{longest:g} s")
         if (self.max_requests or 0) > MAX_REQUESTS:
@@ -212,8 +208,9 @@ class LoadOptions:
     def _check_workload(self) -> None:
         if not self.workload.active:
             return
-        if self.scenario != "latency":
-            raise UsageError(f"workload flags are for the latency scenario, not {self.scenario}")
+        if "workload" not in scenario(self.scenario).takes:
+            raise UsageError(f"workload flags are for the {taking('workload')}, not "
+                             f"{self.scenario}")
         self.workload.check()
         if self.workload.multi_turn and self.arrival != "closed":
             raise UsageError("multi-turn sessions (--turns, --dataset) need closed-loop users: "
@@ -222,8 +219,8 @@ class LoadOptions:
     def _check_stages(self) -> None:
         if not self.stages:
             return
-        if self.scenario != "latency":
-            raise UsageError(f"--stages is for the latency scenario, not {self.scenario}")
+        if "stages" not in scenario(self.scenario).takes:
+            raise UsageError(f"--stages is for the {taking('stages')}, not {self.scenario}")
         if self.locustfile is not None:
             raise UsageError("--stages drives the latency scenario's own users: not with "
                              "--locustfile")
@@ -243,15 +240,15 @@ class LoadOptions:
 
     def _check_windows(self) -> None:
         """The soak's windows and the run's metrics out: each for the scenarios it serves."""
-        windowed = self.scenario in WINDOWED
+        spec = scenario(self.scenario)
         for flag, given in (("--windows", self.soak_window_s is not None),
                             ("--metrics-port", self.metrics_port is not None),
                             ("--metrics-push", self.metrics_push is not None),
                             ("--csv", self.csv)):
-            if given and not windowed:
-                raise UsageError(f"{flag} is for the {' and '.join(WINDOWED)} scenarios")
-        if self.metrics_url is not None and self.scenario != "soak":
-            raise UsageError("--metrics-url is for the soak scenario")
+            if given and not spec.windowed:
+                raise UsageError(f"{flag} is for the {windowed()}")
+        if self.metrics_url is not None and "metrics_url" not in spec.takes:
+            raise UsageError(f"--metrics-url is for the {taking('metrics_url')}")
         for flag, url in (("--metrics-url", self.metrics_url),
                           ("--metrics-push", self.metrics_push)):
             if url is not None and not re.match(r"https?://[^/]+", url):
@@ -261,13 +258,13 @@ class LoadOptions:
         if self.soak_window_s is not None and not (math.isfinite(self.soak_window_s)
                                                    and self.soak_window_s > 0):
             raise UsageError("--windows must be > 0")
-        if self.scenario == "soak":
-            duration = self.duration_s or SOAK_DURATION_S
-            window = self.soak_window_s or DEFAULT_WINDOW_S
-            if complete_windows(duration, window) < MIN_POINTS:
+        if spec.min_windows and spec.window_s is not None:
+            duration = self.duration_s or spec.duration_s or MAX_DURATION_S
+            window = self.soak_window_s or spec.window_s
+            if complete_windows(duration, window) < spec.min_windows:
                 raise UsageError(f"--windows {window:g} s cuts --duration {duration:g} s into "
                                  f"{complete_windows(duration, window)} windows: a trend needs "
-                                 f"at least {MIN_POINTS}")
+                                 f"at least {spec.min_windows}")
 
     def _check_locustfile(self) -> None:
         if self.locustfile is None:
@@ -282,7 +279,7 @@ class LoadOptions:
                             ("--task-deadline", self.task_deadline_s)):
             if value is not None and not (math.isfinite(value) and value > 0):
                 raise UsageError(f"{flag} must be > 0")
-        if self.scenario != "tasks":
+        if "polling" not in scenario(self.scenario).takes:
             if self.poll_interval_s is not None or self.task_deadline_s is not None:
                 raise UsageError("--poll-interval and --task-deadline are for the tasks "
                                  "scenario")
@@ -376,10 +373,11 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     options.check()
     if target.load_refusal:
         raise ConfigError(f"load against {target.base_url} refused: {target.load_refusal}")
+    spec = scenario(options.scenario)
     slo = _thresholds(options.slo, target.embedded)
     tier_envs = {**{t: _variable(t) for t in target.tier_keys}, **target.tier_key_envs}
     limits = dict(target.limits)
-    if scenario(options.scenario).tier_keys:
+    if spec.tier_keys:
         if not target.serves(STREAM_ENDPOINTS["chat"]):
             raise ConfigError(f"rate-limits sends to {STREAM_ENDPOINTS['chat']}, which the "
                               "target does not serve")
@@ -395,27 +393,25 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
     else:
         # Stages set the duration; --duration, if given too, is the cap that cuts them short.
         duration = min(options.duration_s or math.inf, total_s(options.stages) or math.inf)
-        duration = duration if math.isfinite(duration) else \
-            SOAK_DURATION_S if options.scenario == "soak" else 30.0
+        duration = duration if math.isfinite(duration) else spec.duration_s or 30.0
         users = max(1, math.ceil(peak(options.stages))) \
             if options.stages and options.arrival == "closed" else options.users
-    if options.scenario == "tasks":
-        _serves_tasks(target)
+    if not spec.tier_keys and spec.refusal(target):  # (a tier-keys run: just said, above)
+        raise ConfigError(spec.refusal(target))
     interval, deadline = _polling(target, options)
-    declared = limits.get(target.api_key_tier or "") if options.scenario in WINDOWED else None
+    declared = limits.get(target.api_key_tier or "") if spec.windowed else None
     max_rps = options.max_rps or DEFAULT_MAX_RPS
     plan = LoadPlan(
         scenario=options.scenario, base_url=target.base_url, profile=target.profile,
         out_dir="", api_key_env=target.api_key_env or "GATEPROBE_API_KEY", tier_keys=tier_envs,
         limits=limits, window_s=target.window_s, models=dict(target.models),
-        weights=_weights(options.weights, target) if options.scenario != "tasks" else {},
+        weights=_weights(options.weights, target) if "weights" in spec.takes else {},
         arrival=options.arrival, poll_interval_s=interval, task_deadline_s=deadline,
         rate=peak(options.stages) if options.stages and options.arrival != "closed"
         else options.rate, stages=[list(stage) for stage in options.stages],
         users=users, duration_s=duration,
         max_tokens=min(options.max_tokens, target.max_tokens or options.max_tokens),
-        max_requests=options.max_requests or (MAX_REQUESTS if options.scenario == "soak"
-                                              else DEFAULT_MAX_REQUESTS),
+        max_requests=options.max_requests or spec.max_requests,
         max_rps=min(max_rps, PACE_SHARE * declared / target.window_s)
         if declared else max_rps, paced=bool(declared),
         algorithm=target.rate_algorithm, envelopes=sorted(target.envelopes),
@@ -426,10 +422,10 @@ def plan_load(target: Target, options: LoadOptions, *, sending: bool = True) -> 
         workload=_workload(options.workload, target),
         soak_window_s=_window_s(options),
         metrics_url=(options.metrics_url or target.metrics_url)
-        if options.scenario == "soak" else None)
-    if options.scenario == "rate-limits" and options.max_rps is None:
+        if "metrics_url" in spec.takes else None)
+    if spec.tier_keys and options.max_rps is None:  # the burst goes out at its own rate
         plan = replace(plan, max_rps=min(MAX_RPS, max(DEFAULT_MAX_RPS, plan.burst_rate())))
-    elif options.scenario != "rate-limits":
+    elif not spec.tier_keys:
         # The rate cap over the duration is a bound on requests too: enforced as the request
         # cap, it is the number the dry run promises, not a forecast a run can overshoot.
         plan = replace(plan, max_requests=min(plan.max_requests,
@@ -453,22 +449,12 @@ def _workload(workload: Workload, target: Target) -> dict[str, Any]:
 
 
 AUTO = "auto"
-DEFAULT_MAX_REQUESTS = 10_000
-"""A run's request cap unless ``--max-requests`` says otherwise (a soak's: ``MAX_REQUESTS``)."""
-WINDOWED = ("latency", "soak")
-"""The scenarios whose streams are cut into windows: judged (soak), streamed (both)."""
-SOAK_DURATION_S = 7200.0
-"""A soak's duration unless ``--duration`` says otherwise: two hours."""
-LIVE_WINDOW_S = 10.0
-"""The windows a latency run streams (``--metrics-port``, ``windows.jsonl``) unless given."""
 
 
 def _window_s(options: LoadOptions) -> float | None:
     """The windows of a run: as asked, else a soak's 5 minutes or a latency run's 10 s."""
-    if options.scenario not in WINDOWED:
-        return None
-    return options.soak_window_s or (DEFAULT_WINDOW_S if options.scenario == "soak"
-                                     else LIVE_WINDOW_S)
+    return options.soak_window_s or scenario(options.scenario).window_s \
+        if scenario(options.scenario).windowed else None
 
 
 def local_processes(options: LoadOptions, users: int) -> int | None:
@@ -506,14 +492,6 @@ def _lag_bound(options: LoadOptions) -> float | None:
     if not (math.isfinite(value) and value > 0):
         raise ConfigError(f"{LAG_BOUND_ENV}={text[:20]!r}: must be a number of ms > 0")
     return value
-
-
-def _serves_tasks(target: Target) -> None:
-    """Refuse the tasks scenario on a target that does not declare Midjourney tasks."""
-    unserved = [p for p in TASK_PATHS if not target.serves(p)]
-    if unserved:
-        raise ConfigError(f"tasks sends to {unserved[0]}, which the target does not serve "
-                          "(declare midjourney in its endpoints, or --endpoints ...,midjourney)")
 
 
 def _polling(target: Target, options: LoadOptions) -> tuple[float, float]:
@@ -572,7 +550,7 @@ def _child_env(target: Target, plan: LoadPlan) -> dict[str, str]:
 
 
 def _check_burst_rate(plan: LoadPlan) -> None:
-    if plan.scenario != "rate-limits":
+    if not scenario(plan.scenario).tier_keys:
         return
     needed = plan.burst_rate(TELLABLE_SHARE)
     if needed > plan.max_rps:

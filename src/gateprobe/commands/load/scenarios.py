@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateprobe.commands.load import soak
-from gateprobe.commands.load.plan import STREAM_ENDPOINTS, LoadPlan
+from gateprobe.commands.load.plan import (
+    MAX_DURATION_S,
+    MAX_REQUESTS,
+    MAX_SOAK_DURATION_S,
+    STREAM_ENDPOINTS,
+    LoadPlan,
+)
 from gateprobe.commands.load.results import (
     SAMPLES_FILE,
     VERDICT_FILE,
@@ -49,10 +55,22 @@ from gateprobe.core.loadresult import (
     result_of,
 )
 from gateprobe.core.metrics import finite
+from gateprobe.core.targets import Target
 from gateprobe.core.tokenizer import NAME as TOKENIZER
+from gateprobe.protocols.gateway_apis import MJ_PREFIX
 
 Judge = Callable[[dict[str, Any], LoadPlan, Sequence[dict[str, Any]], float], None]
 """Fills a verdict's scenario part: its numbers, ``reasons`` and ``failed_checks``."""
+
+
+DEFAULT_MAX_REQUESTS = 10_000
+"""A run's request cap unless ``--max-requests`` says otherwise (a soak's: ``MAX_REQUESTS``)."""
+SOAK_DURATION_S = 7200.0
+"""A soak's duration unless ``--duration`` says otherwise: two hours."""
+LIVE_WINDOW_S = 10.0
+"""The windows a latency run streams (``--metrics-port``, ``windows.jsonl``) unless given."""
+TASK_PATHS = (MJ_PREFIX + "imagine", MJ_PREFIX + "query")
+"""What the tasks scenario sends to: only a target that declares ``midjourney`` serves them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +100,27 @@ class Scenario:
     sweep: bool = False
     """It runs a series of latency runs at rising loads (``gateprobe.commands.load.sweep``), each of
     them judged by the latency scenario, the sweep over them."""
+    duration_s: float | None = 30.0
+    """Its duration unless ``--duration`` or ``--stages`` say otherwise (None: three of the
+    target's rate windows and 15 s, the rate-limit burst's)."""
+    max_duration_s: float = MAX_DURATION_S
+    max_requests: int = DEFAULT_MAX_REQUESTS
+    """Its request cap unless ``--max-requests`` says otherwise."""
+    window_s: float | None = None
+    """Its streams are cut into windows of this many seconds unless ``--windows`` says
+    otherwise (live metrics, ``windows.jsonl``, a soak's drift); None: not windowed."""
+    min_windows: int = 0
+    """The fewest complete windows a run may have (a trend needs points)."""
+    takes: frozenset[str] = frozenset()
+    """The option groups of its own: ``workload`` (lengths, turns, datasets), ``stages``,
+    ``weights`` (endpoints), ``polling`` (tasks), ``metrics_url`` (the target's memory)."""
+    refusal: Callable[[Target], str] = lambda target: ""
+    """Why it cannot run against ``target`` ('' when it can): what it needs of a target."""
+
+    @property
+    def windowed(self) -> bool:
+        """Whether its streams are cut into windows."""
+        return self.window_s is not None
 
 
 def _fmt(value: float | None, digits: int = 1) -> str:
@@ -293,22 +332,59 @@ def describe_soak(plan: LoadPlan, console: Console) -> None:
                  f"{plan.metrics_url or 'none declared (memory growth not run)'}")
 
 
+def needs_tier_keys(target: Target) -> str:
+    """What the rate-limit scenario needs of a target: a key per tier, each set."""
+    if not (target.tier_key_envs or target.tier_keys):
+        if target.name:
+            return f"target {target.name!r} has no tier_keys"
+        return ("rate-limits needs tier keys: give the target a tier_keys entry and use "
+                "--target")
+    unset = [f"{v} (tier {t})" for t, v in target.tier_key_envs.items()
+             if not target.tier_keys.get(t)]
+    return f"the tier key variable {unset[0]} is not set" if unset else ""
+
+
+def needs_tasks(target: Target) -> str:
+    """What the tasks scenario needs of a target: its Midjourney routes."""
+    unserved = [p for p in TASK_PATHS if not target.serves(p)]
+    return (f"tasks sends to {unserved[0]}, which the target does not serve (declare "
+            "midjourney in its endpoints, or --endpoints ...,midjourney)") if unserved else ""
+
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in (
     Scenario("rate-limits", "rate_limits.py", RateLimitResult, judge_rate_limits,
              show_rate_limits, "Rate limits", processes=None, timed=False, tier_keys=True,
-             describe=describe_rate_limits),
+             describe=describe_rate_limits, duration_s=None, takes=frozenset({"weights"}),
+             refusal=needs_tier_keys),
     Scenario("latency", "streaming_latency.py", LatencyResult, judge_latency, show_latency,
-             "Latency", describe=describe_latency),
+             "Latency", describe=describe_latency, window_s=LIVE_WINDOW_S,
+             takes=frozenset({"workload", "stages", "weights"})),
     Scenario("tasks", "mj_tasks.py", TasksResult, judge_tasks, show_tasks,
-             "Midjourney tasks", unit="tasks", describe=describe_tasks),
+             "Midjourney tasks", unit="tasks", describe=describe_tasks,
+             takes=frozenset({"polling"}), refusal=needs_tasks),
     # Each level is a latency run, judged as one; the sweep over them: ``load.sweep``.
     Scenario("sweep", "streaming_latency.py", SweepResult, judge_latency, show_sweep,
-             "Sweep", sweep=True),
+             "Sweep", sweep=True, takes=frozenset({"weights"})),
     Scenario("soak", "streaming_latency.py", SoakResult, soak.judge, show_soak, "Soak",
-             describe=describe_soak),
+             describe=describe_soak, duration_s=SOAK_DURATION_S,
+             max_duration_s=MAX_SOAK_DURATION_S, max_requests=MAX_REQUESTS,
+             window_s=soak.DEFAULT_WINDOW_S, min_windows=soak.MIN_POINTS,
+             takes=frozenset({"weights", "metrics_url"})),
 )}
 """Every load scenario, by name, in the order help lists them."""
 assert {n: s.result_type for n, s in SCENARIOS.items()} == RESULT_TYPES
+
+
+def taking(group: str) -> str:
+    """The scenarios that take an option group, as a message names them."""
+    names = [name for name, spec in SCENARIOS.items() if group in spec.takes]
+    return " and ".join(names) + (" scenarios" if len(names) > 1 else " scenario")
+
+
+def windowed() -> str:
+    """The windowed scenarios, as a message names them."""
+    return " and ".join(name for name, spec in SCENARIOS.items() if spec.windowed) + \
+        " scenarios"
 
 
 def scenario(name: str) -> Scenario:
