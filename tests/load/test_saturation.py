@@ -86,7 +86,8 @@ def test_a_saturated_run_leaves_unjudged_what_its_lag_could_carry_across_a_limit
     assert not close["ok"] and close["saturated"]["unjudged"] == ["ttft_p95_ms"]
     assert close["breaches"] == [] and close["failed_checks"] == []
     # One short clause among the reasons (the phase table's cell); the whole sentence once.
-    assert close["reasons"] == ["generator saturated: loop lag p99 25.0 ms > 2 ms"]
+    assert close["reasons"] == [
+        "generator saturated: loop lag p99 25.0 ms > 2 ms (ttft_p95_ms unjudged)"]
     assert "--processes" in close["saturated"]["why"]
     # What a stream said is judged whatever the lag.
     broken = verdict(plan(ttft_p95_ms=450, stream_findings_max=0),
@@ -103,6 +104,11 @@ def test_a_saturated_run_leaves_unjudged_what_its_lag_could_carry_across_a_limit
     near_endpoint = verdict(plan(ttft_p95_ms=1000, **{"chat.e2e_p95_ms": 100}),
                             [stream()] * 5, 1.0, lag)
     assert near_endpoint["saturated"]["unjudged"] == ["chat.e2e_p95_ms"]
+    # A TPOT spreads the lag over a stream's gaps (10 here): its margin is 2 x 75 / 10 ms.
+    tpot_far = verdict(plan(tpot_p95_ms=20), [stream()] * 5, 1.0, lag)
+    assert tpot_far["ok"] and "lagged" in tpot_far
+    tpot_near = verdict(plan(tpot_p95_ms=10), [stream()] * 5, 1.0, lag)
+    assert tpot_near["saturated"]["unjudged"] == ["tpot_p95_ms"]
     # Without a timing objective the numbers are the product: no verdict on them.
     bare = verdict(plan(error_rate_max=0), [stream()] * 5, 1.0, lag)
     assert not bare["ok"] and bare["saturated"]["unjudged"] == []
