@@ -38,7 +38,7 @@ def lag_lines(loop_ms: float, seconds: int = 8) -> list[dict[str, Any]]:
     return out
 
 
-def folder(root: Path, name: str, loop_ms: float) -> Path:
+def folder(root: Path, name: str, loop_ms: float, ttft_p95_ms: float = 800.0) -> Path:
     out = root / name
     out.mkdir()
     rows = samples("/v1/chat/completions", 120, 20, 78) + samples("/v1/messages", 120, 25, 90)
@@ -46,7 +46,7 @@ def folder(root: Path, name: str, loop_ms: float) -> Path:
     (out / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / "lag.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lag))
     plan = LoadPlan(scenario="latency", base_url="http://127.0.0.1:1", profile="ohmygpt",
-                    out_dir=str(out), slo={"ttft_p95_ms": 800.0, "error_rate_max": 0.01})
+                    out_dir=str(out), slo={"ttft_p95_ms": ttft_p95_ms, "error_rate_max": 0.01})
     (out / "verdict.json").write_text(json.dumps(verdict(plan, rows, 8.0, lag)))
     loadpage.write(out)
     return out
@@ -55,7 +55,11 @@ def folder(root: Path, name: str, loop_ms: float) -> Path:
 @pytest.fixture(scope="module")
 def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("load-reports")
-    return {"calm": folder(root, "calm", 0.5), "saturated": folder(root, "saturated", 20.0)}
+    # Saturated: a TTFT of about 30 ms against 60 is within the lag's reach (3 x ~30 ms);
+    # lagged: the same lag against 800 ms cannot carry it across, so it is judged.
+    return {"calm": folder(root, "calm", 0.5),
+            "saturated": folder(root, "saturated", 20.0, ttft_p95_ms=60.0),
+            "lagged": folder(root, "lagged", 20.0)}
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +82,12 @@ def test_the_page_says_pass_or_saturated(pages: dict[str, Path]) -> None:
     assert "Load generator: <span class='ok'>within bound</span>" in calm
     saturated = (pages["saturated"] / "report.html").read_text()
     assert "SATURATED (no verdict)" in saturated and "--processes" in saturated
-    assert "PASS" not in saturated
+    assert "PASS" not in saturated and "ttft_p95_ms unjudged" in saturated
+    lagged = (pages["lagged"] / "report.html").read_text()
+    assert "gateprobe load latency: <span class='ok'>PASS</span>" in lagged
+    assert "Load generator: <span class='fail'>SATURATED</span>" in lagged
+    assert "<p class='load-lagged'>generator saturated: loop lag p99" in lagged
+    assert "every latency objective is further than that from its limit" in lagged
 
 
 @pytest.mark.slow

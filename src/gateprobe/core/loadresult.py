@@ -121,6 +121,9 @@ class LoadOutcome:
     """Why the run is inconclusive because the target's rate limit cut it ('' when not)."""
     could_not_tell: str
     """Why the scenario's own judge could not tell (``verdict.json``'s ``inconclusive``)."""
+    lagged: str
+    """Why the verdict stands though the generator was over its lag bound: every latency
+    objective was further from its limit than the lag could move it ('' when not so)."""
 
     @staticmethod
     def fields_of(raw: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,7 +138,8 @@ class LoadOutcome:
                 "generator": Generator.of(raw.get("generator")),
                 "saturated": str((raw.get("saturated") or {}).get("why") or ""),
                 "limited_by_target": str((raw.get("limited_by_target") or {}).get("why") or ""),
-                "could_not_tell": str((raw.get("inconclusive") or {}).get("why") or "")}
+                "could_not_tell": str((raw.get("inconclusive") or {}).get("why") or ""),
+                "lagged": str((raw.get("lagged") or {}).get("why") or "")}
 
     @property
     def inconclusive(self) -> str:

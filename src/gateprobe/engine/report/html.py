@@ -259,6 +259,8 @@ def latency_section(result: LatencyResult, samples: Sequence[Mapping[str, Any]],
     out = ["<h2>Latency</h2>",
            f"<p class='load-verdict'>Verdict: <b class='{css}'>{_e(word)}</b>"
            + (f": {_e(reasons)}" if reasons else "") + "</p>"]
+    if result.lagged:  # judged all the same: said where the verdict is
+        out.append(f"<p class='load-lagged'>{_e(result.lagged)}.</p>")
     for endpoint, m in [*result.by_endpoint.items(), ("all endpoints", result.overall)]:
         out.append(f"<h3>{_e(endpoint)}: {m.requests} requests, {m.errors} errors</h3>")
         out.append(_table(["metric", "unit", "p50", "p90", "p95", "p99", "max", "samples"],
