@@ -12,9 +12,17 @@ from typing import Any
 import pytest
 
 from gateprobe.cli import main
+from gateprobe.commands.load.runner import LoadResult
 from gateprobe.commands.load.scenarios import show
 from gateprobe.commands.load.slo import evaluate_sweep, meets, request_bounds, validate
-from gateprobe.commands.load.sweep import SweepOptions, achieved_rps, concurrency_list, judge_sweep
+from gateprobe.commands.load.sweep import (
+    Level,
+    SweepOptions,
+    achieved_rps,
+    concurrency_list,
+    judge_sweep,
+    level_row,
+)
 from gateprobe.core.console import Console
 from gateprobe.core.errors import UsageError
 from gateprobe.core.loadresult import SweepResult, result_of
@@ -110,6 +118,35 @@ def test_goodput_reads_each_objective_per_request() -> None:
     assert not meets({**good, "ok": False}, bounds)
     assert not meets({**good, "ttft_ms": None}, bounds)  # no content: not a good answer
     assert not meets({**good, "ttft_ms": 250.0}, request_bounds(slo, "chat"))
+
+
+def lagging_level(ttfts: list[float], lag_p99_ms: float) -> LoadResult:
+    verdict = {"scenario": "latency", "requests": len(ttfts), "latency": {},
+               "generator": {"saturated": True, "why": "the load generator saturated: ...",
+                             "bound_ms": 2.0, "lag_ms": {"loop": {"p99": lag_p99_ms,
+                                                                  "n": 100.0}}}}
+    return LoadResult("latency", 0, Path("."), verdict, [], "")
+
+
+def stream_at(t: float, ttft: float) -> dict[str, Any]:
+    return {"t": t, "endpoint": "/v1/chat/completions", "ok": True, "status": 200,
+            "ttft_ms": ttft, "itl_ms": [2.0], "tpot_ms": 2.0, "output_tokens": 11}
+
+
+def test_a_lagging_level_is_judged_where_its_lag_cannot_move_the_goodput() -> None:
+    """Lag p99 5 ms: a request's times may be 15 ms off. Requests far under the 300 ms bound
+    are good whatever the lag; one 10 ms under it might not be."""
+    slo = {"ttft_p99_ms": 300.0}
+    level = Level("rate 10/s", "constant", 4, 10.0)
+    far = [stream_at(i / 10, 100.0) for i in range(100)]
+    clear = level_row(level, lagging_level([100.0] * 100, 5.0), far, slo, 0.95)
+    assert clear["saturated"] == "" and clear["goodput_range"] == [1.0, 1.0]
+    near = [stream_at(i / 10, 100.0 if i < 90 else 290.0) for i in range(100)]
+    undecided = level_row(level, lagging_level([100.0] * 100, 5.0), near, slo, 0.95)
+    assert undecided["goodput_share"] == 1.0 and undecided["goodput_range"] == [0.9, 1.0]
+    assert undecided["saturated"].startswith("the load generator saturated")
+    # The same level is decided against a threshold both ends of the range meet.
+    assert level_row(level, lagging_level([100.0] * 100, 5.0), near, slo, 0.9)["saturated"] == ""
 
 
 def test_the_achieved_rate_counts_the_gaps_of_each_user() -> None:

@@ -339,7 +339,8 @@ class SweepLevel:
     """Requests per second that met every objective (``gateprobe.commands.load.slo.meets``)."""
     goodput_share: float
     saturated: str
-    """Why its generator saturated ('' when it did not): its latency says nothing then."""
+    """Why its generator's lag leaves it unjudged ('' when it does not: within its bound, or
+    over it with the goodput on the same side of the threshold whatever the lag moved)."""
     limited_by_target: str
     dir: str
     """Its own run folder, relative to the sweep's."""

@@ -48,6 +48,7 @@ from gateprobe.commands.load.runner import (
     run_load,
 )
 from gateprobe.commands.load.scenarios import show
+from gateprobe.commands.load.selfcheck import LAG_MARGIN
 from gateprobe.commands.load.slo import evaluate_sweep, meets, request_bounds
 from gateprobe.core.console import Console
 from gateprobe.core.errors import SATURATED_EXIT, UsageError
@@ -220,7 +221,8 @@ def _run_level(target: Target, options: LoadOptions, sweep: SweepOptions, level:
     result = run_load(target, _level_options(options, sweep, level, folder),
                       Console(text, text))
     (folder / "console.txt").write_text(text.getvalue(), encoding="utf-8")
-    row = level_row(level, result, list(read_samples(folder / SAMPLES_FILE)), slo)
+    row = level_row(level, result, list(read_samples(folder / SAMPLES_FILE)), slo,
+                    sweep.threshold)
     row["dir"] = folder.name
     console.line(f"  {index + 1}. {level.name}: {row['achieved_rps']:.1f} requests/s, goodput "
                  f"{row['goodput_share']:.0%}" + (" SATURATED" if row["saturated"] else ""))
@@ -228,9 +230,14 @@ def _run_level(target: Target, options: LoadOptions, sweep: SweepOptions, level:
 
 
 def level_row(level: Level, result: LoadResult, samples: Sequence[Mapping[str, Any]],
-              slo: Mapping[str, float]) -> dict[str, Any]:
-    """One level's numbers (``loadresult.SweepLevel``) from its latency run and its samples."""
+              slo: Mapping[str, float], threshold: float = DEFAULT_THRESHOLD) -> dict[str, Any]:
+    """One level's numbers (``loadresult.SweepLevel``) from its latency run and its samples.
+
+    A level whose generator was over its lag bound is still judged when the lag cannot
+    decide it: when its goodput share is on the same side of ``threshold`` with every request
+    within the lag's margin of a bound counted bad, and counted good (``goodput_range``)."""
     typed = result.result
+    lagging = isinstance(typed, LatencyResult) and typed.generator.saturated
     streams = [s for s in samples if not s.get("dropped")]
     # Closed-loop users each start one request after another, all at once at first; the
     # open-loop users' arrivals interleave into one stream (``locustlib``: evenly phased).
@@ -239,6 +246,8 @@ def level_row(level: Level, result: LoadResult, samples: Sequence[Mapping[str, A
                             level.users if level.arrival == "closed" else 1)
     good = sum(1 for s in streams if meets(s, request_bounds(slo, _kind(s))))
     share = good / len(streams) if streams else 0.0
+    low, high = _goodput_range(streams, slo, _margin(typed) if lagging else 0.0)
+    decided = (low >= threshold) == (high >= threshold)
     latency = (result.verdict or {}).get("latency") or {}
     return {"name": level.name, "arrival": level.arrival, "users": level.users,
             "rate": level.rate, "achieved_rps": achieved, "requests": len(streams),
@@ -247,10 +256,34 @@ def level_row(level: Level, result: LoadResult, samples: Sequence[Mapping[str, A
             "rate_limited_share": sum(1 for s in streams if s.get("status") == 429)
             / len(streams) if streams else 0.0,
             "goodput_rps": achieved * share, "goodput_share": share,
+            "goodput_range": [low, high],
             "saturated": (typed.generator.why or "saturated")
-            if isinstance(typed, LatencyResult) and typed.generator.saturated else "",
+            if isinstance(typed, LatencyResult) and lagging and not decided else "",
             "limited_by_target": typed.limited_by_target if typed is not None else "",
             "exit_code": result.exit_code}
+
+
+def _margin(typed: LatencyResult) -> float:
+    """How far the generator's lag may have moved a request's times (``LAG_MARGIN`` lags)."""
+    return LAG_MARGIN * max((p for p in typed.generator.lag_p99_ms.values()
+                             if p is not None and math.isfinite(p)), default=0.0)
+
+
+def _goodput_range(streams: Sequence[Mapping[str, Any]], slo: Mapping[str, float],
+                   margin: float) -> tuple[float, float]:
+    """The goodput share with every bound tightened by ``margin`` ms, and loosened by it (a
+    TPOT's by twice the margin over the stream's gaps): what the lag leaves undecided."""
+    if not streams:
+        return 0.0, 0.0
+
+    def moved(sample: Mapping[str, Any], by: float) -> dict[str, float]:
+        gaps = max(1, int(sample.get("output_tokens") or 0) - 1)
+        return {m: b + (2 * by / gaps if m == "tpot_ms" else by)
+                for m, b in request_bounds(slo, _kind(sample)).items()}
+
+    low = sum(1 for s in streams if meets(s, moved(s, -margin)))
+    high = sum(1 for s in streams if meets(s, moved(s, margin)))
+    return low / len(streams), high / len(streams)
 
 
 def achieved_rps(starts: Sequence[float], streams: int = 1) -> float:
