@@ -207,7 +207,8 @@ class Decision:
     """One line of the gate's reasoning."""
 
     kind: str
-    """``fail``, ``regression``, ``allowed``, ``known``, ``expired`` or ``note``."""
+    """``fail``, ``regression``, ``allowed``, ``known``, ``expired``, ``note`` or
+    ``unjudged`` (a latency comparison the load generator's lag could decide either way)."""
     what: str
     detail: str
 
@@ -264,12 +265,18 @@ def decide(config: GateConfig, phases: Sequence[Phase], latency: Mapping[str, An
             decisions.append(Decision("fail", what, f"expected {f.expected}; got "
                                                     f"{f.observed}"))
     if config.baseline is not None and latency:
-        decisions += _latency_regressions(config, config.baseline.get("latency") or {}, latency)
+        margin = max((float((p.data.get("lagged") or {}).get("margin_ms") or 0.0)
+                      for p in phases if p.name == "latency" and p.data), default=0.0)
+        decisions += _latency_regressions(config, config.baseline.get("latency") or {}, latency,
+                                          margin)
     return decisions
 
 
 def _latency_regressions(config: GateConfig, before: Mapping[str, Any],
-                         now: Mapping[str, Any]) -> list[Decision]:
+                         now: Mapping[str, Any], margin: float = 0.0) -> list[Decision]:
+    """TTFT p95 against the baseline's, per endpoint. ``margin``: how far the run's own
+    generator lag may have moved it (``lagged``); within that of the allowed value, the
+    comparison could go either way, so it is not made."""
     out = []
     for endpoint, m in now.items():
         old = (before.get(endpoint) or {}).get("ttft_p95_ms")
@@ -277,10 +284,15 @@ def _latency_regressions(config: GateConfig, before: Mapping[str, Any],
         if old is None or new is None or old <= 0:
             continue
         change = (new - old) / old * 100
-        if change > config.ttft_p95_pct:
-            out.append(Decision("regression", f"ttft_p95 {endpoint}",
-                                f"{old:.1f} -> {new:.1f} ms (+{change:.0f}%, allowed "
-                                f"+{config.ttft_p95_pct:g}%)"))
+        allowed = old * (1 + config.ttft_p95_pct / 100)
+        detail = (f"{old:.1f} -> {new:.1f} ms ({change:+.0f}%, allowed "
+                  f"+{config.ttft_p95_pct:g}%)")
+        if margin and abs(new - allowed) <= margin:
+            out.append(Decision("unjudged", f"ttft_p95 {endpoint}",
+                                f"{detail}: within the load generator's lag ({margin:.0f} ms) "
+                                "of the allowed value"))
+        elif change > config.ttft_p95_pct:
+            out.append(Decision("regression", f"ttft_p95 {endpoint}", detail))
     return out
 
 
@@ -356,7 +368,8 @@ def run_gate(config: GateConfig, options: GateOptions | None = None,
             console.table(["decision", "what", "detail"],
                           [[d.kind, d.what, d.detail] for d in decisions])
         code = 1 if any(d.fails for d in decisions) else 0
-        if code == 0 and any(p.data.get("saturated") for p in phases):
+        if code == 0 and (any(p.data.get("saturated") for p in phases)
+                          or any(d.kind == "unjudged" for d in decisions)):
             code = SATURATED_EXIT  # latency unjudged: no pass, no regression either
         extra = {"gate": {"config": str(config.path), "decisions":
                           [d.as_json() for d in decisions],
