@@ -286,9 +286,12 @@ def gateprobe_run(pytestconfig: pytest.Config) -> RunState:
 
 
 @pytest.fixture(scope="session")
-def gateprobe_http() -> Iterator[httpx.Client]:
-    """One HTTP client for the whole run (connection reuse)."""
-    with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
+def gateprobe_http(gateprobe_target: Target) -> Iterator[httpx.Client]:
+    """One HTTP client for the whole run (connection reuse), bounded by the target's
+    timeouts and the body cap on every request (``probe.client_for``)."""
+    from gateprobe.engine.probe import client_for
+
+    with client_for(gateprobe_target) as client:
         yield client
 
 
