@@ -158,10 +158,16 @@ class _BoundedRaw:
         self._raw, self._bounds, self._streaming = raw, bounds, streaming
 
     def read1(self, amt: int = -1, decode_content: bool | None = None) -> bytes:
-        """Up to ``amt`` bytes, as urllib3 reads them, within the bounds."""
+        """Up to ``amt`` bytes, as urllib3 reads them, within the bounds (the connection
+        closed once a bound is passed: nobody reads the rest)."""
         try:
             chunk: bytes = self._raw.read1(amt, decode_content=decode_content)
+            self._bounds.take(len(chunk), self._streaming)
+        except OutOfBounds:
+            self._raw.close()
+            raise
         except Exception as exc:
+            self._raw.close()
             if transport.classify(exc, got_headers=True, streaming=self._streaming) in \
                     (transport.IDLE_TIMEOUT, transport.STREAM_IDLE_TIMEOUT):
                 kind = transport.STREAM_IDLE_TIMEOUT if self._streaming else \
@@ -169,7 +175,6 @@ class _BoundedRaw:
                 raise OutOfBounds(kind, f"silent for {self._bounds.timeouts.idle_s:g} s "
                                   f"mid-answer ({type(exc).__name__})") from exc
             raise
-        self._bounds.take(len(chunk), self._streaming)
         return chunk
 
     def __getattr__(self, name: str) -> Any:
