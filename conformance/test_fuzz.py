@@ -149,6 +149,7 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
             OUTCOMES_KEY,
             attach_exchange,
             attach_findings,
+            attached_answer,
             record,
         )
 
@@ -157,8 +158,8 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
         if findings:  # the call that failed, not every example's
             from gateprobe.core.redact import Redactor
 
-            answer = response.content[:4000].decode("utf-8", "replace")
-            attach_exchange(repro, response.status_code, Redactor(target.secrets).text(answer))
+            answer = attached_answer(response.content, Redactor(target.secrets))
+            attach_exchange(repro, response.status_code, answer)
             attach_findings(findings)
     if findings:
         raise AssertionError(describe(findings))

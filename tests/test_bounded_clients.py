@@ -198,6 +198,29 @@ def test_the_fuzz_session_is_bounded_like_every_other_runner(
     assert kind_of(raised.value, got_headers, stream) == kind, raised.value
 
 
+@pytest.mark.parametrize(("fault", "stream", "kinds"), [
+    ("huge-body", False, {transport.TOO_LARGE}),
+    # schemathesis rescans a growing event for its end at every read: a 300 MB event may
+    # pass the total timeout before the cap; either bound ends it.
+    ("huge-body", True, {transport.TOO_LARGE, transport.STREAM_TOTAL_TIMEOUT}),
+    ("stream-endless-pings", True, {transport.STREAM_TOTAL_TIMEOUT}),
+], ids=["body-cap", "stream-body-cap", "stream-total"])
+def test_schemathesis_sending_through_the_fuzz_session_meets_the_bounds(
+        make_gateway: MakeGateway, fault: str, stream: bool, kinds: set[str]) -> None:
+    """Through schemathesis's own ``case.call``, which reads an event stream itself and
+    looks at whatever a send raised (an error must survive that, and come out whole)."""
+    schemathesis = pytest.importorskip("schemathesis")
+    from gateprobe.core.specs import spec_path
+
+    target = target_with(make_gateway, fault)
+    operation = schemathesis.openapi.from_path(str(spec_path("openai")))[PATHS["chat"]]["POST"]
+    case = operation.Case(body=chat(stream).body)
+    with bounded_session(target.timeouts) as session, pytest.raises(OutOfBounds) as raised:
+        case.call(session=session, base_url=target.base_url,
+                  headers=auth_headers(target, chat(stream)))
+    assert raised.value.kind in kinds
+
+
 def test_the_fuzz_session_hands_back_a_whole_answer(make_gateway: MakeGateway) -> None:
     pytest.importorskip("requests")
     target = Target(make_gateway().base_url, "ohmygpt", KEY, timeouts=BOUNDS)
@@ -285,3 +308,15 @@ def test_bounds_count_every_read_against_the_cap_and_the_total() -> None:
         late.take(1, streaming=True)
     assert raised.value.kind == transport.STREAM_TOTAL_TIMEOUT
     assert Bounds(BOUNDS).open_s == BOUNDS.connect_s + BOUNDS.first_byte_s
+
+
+def test_an_attached_answer_is_redacted_before_it_is_cut() -> None:
+    """A key straddling the attachment's edge: masked, not shown in half."""
+    from gateprobe.core.redact import Redactor
+    from gateprobe.engine.pytest_plugin import ATTACHED_CHARS, attached_answer
+
+    secret = "sk-live-" + "k" * 40
+    body = ("x" * (ATTACHED_CHARS - 20) + secret + "y" * 100).encode()
+    shown = attached_answer(body, Redactor([secret]))
+    assert len(shown) <= ATTACHED_CHARS and "sk-live-kkkk" not in shown
+    assert shown.startswith("x" * 100)

@@ -45,6 +45,16 @@ class OutOfBounds(httpx.TransportError):
         super().__init__(message)
         self.kind = kind
 
+    @property  # type: ignore[override]
+    def request(self) -> httpx.Request | None:
+        """The request, once httpx set it; None where no httpx request exists (under
+        requests: schemathesis reads the attribute of whatever a send raised)."""
+        return self._request
+
+    @request.setter
+    def request(self, request: httpx.Request) -> None:
+        self._request = request
+
 
 @dataclass(slots=True)
 class Bounds:

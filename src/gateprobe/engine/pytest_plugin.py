@@ -334,8 +334,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
                                                   for line in dict.fromkeys(learnt)]
         record(request.config, case.path, findings)
         request.config.stash[OUTCOMES_KEY][case.path] += 1
-        _allure(case, repro, exchange.status, findings, redactor.text(
-            exchange.body[:4000].decode("utf-8", "replace")))
+        _allure(case, repro, exchange.status, findings, attached_answer(exchange.body, redactor))
         return findings
 
     return run
@@ -383,6 +382,19 @@ def allure_story(family: str, endpoint: str) -> None:
     if allure is not None:
         allure.dynamic.feature(family)
         allure.dynamic.story(endpoint)
+
+
+ATTACHED_CHARS = 4000
+"""How much of an answer an Allure attachment shows (a finding quotes less:
+``checks.clip_evidence``)."""
+
+
+def attached_answer(body: bytes, redactor: Redactor) -> str:
+    """The head of an answer as an attachment shows it: redacted before it is cut (over twice
+    the window, so a key straddling the edge is whole when it is masked), never a key's
+    unmasked half."""
+    window = body[:2 * ATTACHED_CHARS].decode("utf-8", "replace")
+    return redactor.text(window)[:ATTACHED_CHARS]
 
 
 def attach_exchange(repro: str, status: int | None, body: str) -> None:
