@@ -9,6 +9,7 @@ request each, with bounds of a second or so."""
 from __future__ import annotations
 
 import importlib.util
+import re
 import socket
 import sys
 import threading
@@ -322,3 +323,26 @@ def test_an_attached_answer_is_redacted_before_it_is_cut() -> None:
     shown = attached_answer(body, Redactor([secret]))
     assert len(shown) <= ATTACHED_CHARS and "sk-live-kkkk" not in shown
     assert shown.startswith("x" * 100)
+
+
+CLIENT_BUILDING = re.compile(r"httpx\.(Client|AsyncClient|Timeout|stream|get|post|request)\(|"
+                             r"HTTPTransport\(|requests\.(Session|get|post)\(|"
+                             r"open_timeout=(?!bounds\.)|max_size=(?!bounds\.)")
+OWN_CLIENTS = {
+    "src/gateprobe/engine/probe.py": "the one place (client_for, bounded_transport, "
+                                     "bounded_session)",
+    "src/gateprobe/core/targets.py": "Timeouts.for_httpx; check_reachable's 5 s look before "
+                                     "any exchange (the base layer cannot import the engine)",
+    "src/gateprobe/engine/embedded.py": "the embedded upstream's health, a double of ours",
+    "src/gateprobe/commands/load/soak.py": "a soak run's metrics scrape, bounded on its own",
+}
+"""Who may build an HTTP client or its timeouts, and why; every other runner takes them from
+``gateprobe.engine.probe``."""
+
+
+def test_no_runner_builds_its_own_client_or_timeouts() -> None:
+    root = Path(__file__).parents[1]
+    files = [*root.glob("src/gateprobe/**/*.py"), *root.glob("conformance/*.py")]
+    building = {str(p.relative_to(root)) for p in files
+                if "reference" not in p.parts and CLIENT_BUILDING.search(p.read_text())}
+    assert building <= set(OWN_CLIENTS), sorted(building - set(OWN_CLIENTS))
