@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from dataclasses import replace
 from typing import Any
 
@@ -34,7 +33,7 @@ from gateprobe.engine.fuzz_guard import (
     examples_for,
     max_tokens_of,
 )
-from gateprobe.engine.probe import MAX_BODY_BYTES
+from gateprobe.engine.probe import OutOfBounds, bounded_session
 from gateprobe.engine.pytest_plugin import admit_tokens, current_config, current_target, run_state
 
 schemathesis = pytest.importorskip("schemathesis", reason="the fuzz category needs schemathesis "
@@ -150,6 +149,7 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
             OUTCOMES_KEY,
             attach_exchange,
             attach_findings,
+            attached_answer,
             record,
         )
 
@@ -158,8 +158,8 @@ def gateprobe(ctx: Any, response: Any, case: Any) -> bool | None:
         if findings:  # the call that failed, not every example's
             from gateprobe.core.redact import Redactor
 
-            answer = response.content[:4000].decode("utf-8", "replace")
-            attach_exchange(repro, response.status_code, Redactor(target.secrets).text(answer))
+            answer = attached_answer(response.content, Redactor(target.secrets))
+            attach_exchange(repro, response.status_code, answer)
             attach_findings(findings)
     if findings:
         raise AssertionError(describe(findings))
@@ -220,9 +220,11 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
 
     schema = schemathesis.openapi.from_path(str(spec_path(name)))  # type: ignore[arg-type]
     headers = _spec_headers(name, target)
-    # No retries of schemathesis's own: a timeout counts towards the breaker, once.
+    # No retries of schemathesis's own: a timeout counts towards the breaker, once. Its
+    # request timeout is where it stops reading an event stream: the total timeout (the
+    # session's per-read timeouts are the target's, ``_SESSION``).
     schema.config.update(base_url=target.base_url, headers=headers,
-                         request_timeout=target.timeouts.idle_s, request_retries=0)
+                         request_timeout=target.timeouts.total_s, request_retries=0)
     # One seed for every operation (schemathesis derives each operation's from it), and no
     # example database: an earlier run's failures replayed first would make the same seed
     # send other cases.
@@ -279,54 +281,10 @@ _examples = _configure(_target, _config)
 openai_api = _schema("openai", _target, _examples)
 
 
-class TransportSymptom(Exception):
-    """An answer stopped short by the run's bounds (too large, or past the total timeout)."""
-
-    def __init__(self, kind: str, message: str) -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-def _bounded_session() -> Any:
-    """A requests session whose answers are bounded like every other category's.
-
-    schemathesis asks its session for ``stream=True`` and then reads a JSON body whole, with
-    no size cap and a per-read timeout only: a gateway that sends 300 MB, or one byte every
-    quarter second, would hold each fuzzed call (and Hypothesis replays failing ones). Here a
-    body is read up to ``MAX_BODY_BYTES`` and until the total timeout. Event streams are left to
-    schemathesis, which stops reading them at its request timeout in total.
-    """
-    import requests
-
-    total_s = _target.timeouts.total_s
-
-    class BoundedSession(requests.Session):
-        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
-            # A redirect is the gateway's answer, judged as it is (transport.redirect in the
-            # other categories): following it to another host fuzzes that host instead.
-            response = super().request(method, url, *args,
-                                       **{**kwargs, "stream": True, "allow_redirects": False})
-            if "text/event-stream" in response.headers.get("content-type", ""):
-                return response
-            deadline, body = time.monotonic() + total_s, bytearray()
-            try:
-                while chunk := response.raw.read1(64 * 1024, decode_content=True):
-                    body += chunk
-                    if len(body) > MAX_BODY_BYTES:
-                        raise TransportSymptom(transport.TOO_LARGE, f"body larger than "
-                                               f"{MAX_BODY_BYTES} bytes: stopped reading")
-                    if time.monotonic() > deadline:
-                        raise TransportSymptom(transport.TOTAL_TIMEOUT, "still sending after "
-                                               f"the total timeout of {total_s:g} s")
-            finally:
-                response.close()
-            response._content = bytes(body)
-            return response
-
-    return BoundedSession()
-
-
-_SESSION = _bounded_session()
+# Bounded like every other category's exchanges (``gateprobe.engine.probe.bounded_session``):
+# the target's connect, first-byte and idle timeouts, its total timeout and the body cap, a
+# JSON body or an event stream alike; a bound passed is ``OutOfBounds``, a finding below.
+_SESSION = bounded_session(_target.timeouts)
 
 
 def _call(case: Any) -> None:
@@ -357,16 +315,19 @@ def _call_bounded(case: Any) -> None:
         if getattr(exc, "code", None):  # one schemathesis failure
             _record_failures(case, [exc])
             raise
-        kind = exc.kind if isinstance(exc, TransportSymptom) else \
+        kind = exc.kind if isinstance(exc, OutOfBounds) else \
             transport.classify(exc, got_headers=False, streaming=streaming)
         run_state(_config).breaker.record(_target.base_url, streaming, kind)
         if kind != transport.OTHER:
+            from gateprobe.core.checks import clip_evidence
+            from gateprobe.core.redact import Redactor
             from gateprobe.engine.pytest_plugin import record
 
-            detail = f"{type(exc).__name__}: {exc}"[:300]
+            detail = Redactor(_target.secrets).text(f"{type(exc).__name__}: {exc}")
             record(_config, case.operation.path, [Finding(
-                kind, case.operation.path, Severity.HIGH, "a whole response in time", detail,
-                f"no answer: {detail}", _label(case), repro=_case_repro(case))])
+                kind, case.operation.path, Severity.HIGH, "a whole response in time",
+                detail[:300], clip_evidence(f"no answer: {detail}"), _label(case),
+                repro=_case_repro(case))])
         raise
 
 
@@ -402,10 +363,12 @@ def _record_failures(case: Any, failures: list[BaseException]) -> None:
 
 
 def _failure_evidence(failure: BaseException, message: str) -> str:
-    """What schemathesis saw: the failure's own text (its message quotes the answer)."""
+    """What schemathesis saw: the failure's own text (its message quotes the answer),
+    redacted before it is cut (a key cut in half would not be recognized)."""
+    from gateprobe.core.checks import clip_evidence
     from gateprobe.core.redact import Redactor
 
-    return Redactor(_target.secrets).text(message[:600] or str(failure)[:600])
+    return clip_evidence(Redactor(_target.secrets).text(message or str(failure)))
 
 
 def _test_name(family: str, operation: Any) -> str:

@@ -16,14 +16,14 @@ import pytest
 
 import gateprobe.protocols.conformance  # noqa: F401  (registers the built-in checks)
 from gateprobe.core import checks, transport
-from gateprobe.core.checks import Context, Exchange, Family
+from gateprobe.core.checks import Context, Exchange, Family, clip_evidence
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.redact import Redactor
 from gateprobe.core.sse import parse_all
 from gateprobe.core.targets import Target
 from gateprobe.engine.cases import CLAUDE_2_WEB, unmet
 from gateprobe.engine.dryrun import SDK_MAX_TOKENS
-from gateprobe.engine.probe import curl_of, paced, retry_after_s
+from gateprobe.engine.probe import bounded_transport, curl_of, paced, retry_after_s
 from gateprobe.engine.pytest_plugin import admit_tokens, attach_exchange, attach_findings, describe
 from gateprobe.engine.runstate import RunState
 
@@ -131,9 +131,11 @@ class _Recorder:
         self.body = bytearray()
         self.sent: Any = None
 
-    def client(self, sdk: Any, timeout: float) -> Any:
+    def client(self, sdk: Any, target: Target) -> Any:
         """The SDK's own kind of HTTP client (``http_client=``; each SDK checks it is of the
-        httpx package it was built with), teeing what it receives."""
+        httpx package it was built with), teeing what it receives, over the one bounded
+        transport (``probe.bounded_transport``, built on that package): the target's four
+        timeouts and the body cap, as every other runner."""
         base = sdk.DefaultHttpxClient
         http = importlib.import_module(base.__mro__[1].__module__.split(".")[0])
         body = self.body
@@ -157,7 +159,7 @@ class _Recorder:
 
         class WireLog(http.BaseTransport):  # type: ignore[name-defined, misc]
             def __init__(self) -> None:
-                self.inner = http.HTTPTransport()
+                self.inner = bounded_transport(target.timeouts, http)
 
             def handle_request(self, request: Any) -> Any:
                 request.read()  # the SDKs send bytes bodies: this makes .content available
@@ -167,7 +169,8 @@ class _Recorder:
             def close(self) -> None:
                 self.inner.close()
 
-        return base(timeout=timeout, transport=WireLog(), event_hooks={"response": [hook]})
+        return base(timeout=_sdk_timeout(target), transport=WireLog(),
+                    event_hooks={"response": [hook]})
 
     def last_event(self) -> str:
         """The last event received, as ``#N 'name': data`` ('' when none)."""
@@ -236,9 +239,11 @@ def _transport_kind(outcome: _Outcome, streaming: bool) -> str | None:
     if outcome.error is None or _response_of(outcome.error) is not None:
         return None
     cause: BaseException = outcome.error
-    while cause.__cause__ is not None:  # the SDKs wrap httpx's exception
-        cause = cause.__cause__
-    return transport.classify(cause, got_headers=False, streaming=streaming)
+    while cause.__cause__ is not None and getattr(cause, "kind", None) is None:
+        cause = cause.__cause__  # the SDKs wrap httpx's exception
+    kind = getattr(cause, "kind", None)  # a bound passed (probe.OutOfBounds)
+    return kind if isinstance(kind, str) else \
+        transport.classify(cause, got_headers=False, streaming=streaming)
 
 
 def _call(fn: Callable[[Any], Any], client: Any, target: Target, state: RunState,
@@ -272,10 +277,10 @@ def _answer_evidence(response: Any, redactor: Redactor) -> str:
     """The answer the SDK gave up on, short and redacted ('' when none arrived)."""
     if response is None:
         return ""
-    body = response.content[:600].decode("utf-8", "replace") \
+    body = response.content.decode("utf-8", "replace") \
         if response.is_stream_consumed or not response.is_stream else ""
     kind = response.headers.get("content-type", "(no content-type)")
-    return redactor.text(f"HTTP {response.status_code} {kind}\n{body}".rstrip())
+    return clip_evidence(redactor.text(f"HTTP {response.status_code} {kind}\n{body}".rstrip()))
 
 
 def _repro(request: Any, target: Target) -> str:
@@ -346,10 +351,11 @@ def test_openai_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunState
     if name.startswith("responses") and "responses" not in gateprobe_target.served:
         pytest.skip("the target does not declare responses (its entry's endpoints:)")
     openai = pytest.importorskip("openai", reason="the sdk category needs the openai package")
-    recorder, timeout = _Recorder(), _sdk_timeout(gateprobe_target)
+    recorder = _Recorder()
     with openai.OpenAI(api_key=gateprobe_target.api_key,
                        base_url=gateprobe_target.base_url + "/v1", max_retries=0,
-                       timeout=timeout, http_client=recorder.client(openai, timeout)) as client:
+                       timeout=_sdk_timeout(gateprobe_target),
+                       http_client=recorder.client(openai, gateprobe_target)) as client:
         _run((name, _openai_calls(gateprobe_target)[name]), client, gateprobe_target,
              gateprobe_run, record_finding, count_case, "openai", "stream" in name, recorder)
 
@@ -368,8 +374,7 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunSt
     recorder = _Recorder()
     with anthropic.Anthropic(base_url=gateprobe_target.base_url, max_retries=0,
                              timeout=_sdk_timeout(gateprobe_target),
-                             http_client=recorder.client(anthropic,
-                                                         _sdk_timeout(gateprobe_target)),
+                             http_client=recorder.client(anthropic, gateprobe_target),
                              **credentials) as client:
         _run((name, _anthropic_calls(gateprobe_target)[name]), client, gateprobe_target,
              gateprobe_run, record_finding, count_case, "anthropic", "stream" in name,
@@ -377,7 +382,8 @@ def test_anthropic_sdk(name: str, gateprobe_target: Target, gateprobe_run: RunSt
 
 
 def _sdk_timeout(target: Target) -> float:
-    """The run's read timeout for the SDKs (their own default waits ten minutes); their
-    total is bounded by ``_bounded``."""
+    """The read timeout the SDKs are told (their own default waits ten minutes): the looser
+    of first byte and idle, which their transport (``probe.bounded_transport``) tightens to
+    each in turn; their total is bounded there at every chunk, and by ``_bounded``."""
     t = target.timeouts
     return max(t.first_byte_s, t.idle_s)

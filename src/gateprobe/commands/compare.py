@@ -61,7 +61,7 @@ from gateprobe.engine.cases import (
     golden_cases,
     stream_cases,
 )
-from gateprobe.engine.probe import MAX_BODY_BYTES, curl_command, exchange_once, send
+from gateprobe.engine.probe import MAX_BODY_BYTES, client_for, curl_command, exchange_once, send
 from gateprobe.engine.report import new_run_dir
 from gateprobe.engine.report.folder import finish, handlers_for, utc_now
 from gateprobe.engine.runstate import BREAKER_THRESHOLD, Breaker, RunState
@@ -289,9 +289,7 @@ def probe_mirror(name: str, target: Target, options: CompareOptions,
         result.reason = redactor.text(str(exc))
         return result
     try:
-        t = target.timeouts
-        with httpx.Client(timeout=httpx.Timeout(t.first_byte_s, connect=t.connect_s),
-                          follow_redirects=False) as client:
+        with client_for(target) as client:
             _smoke(client, target, redactor, result, stop)
             _latency(client, target, options, redactor, result, stop)
             if upstream_url and not stop.is_set():

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import httpx
 import yaml
 
 from gateprobe.core.checks import Exchange
@@ -43,7 +42,7 @@ from gateprobe.core.targets import (
 )
 from gateprobe.core.yamlfile import read_yaml
 from gateprobe.engine.cases import Case, Encoding
-from gateprobe.engine.probe import send
+from gateprobe.engine.probe import client_for, send
 from gateprobe.engine.runstate import RunState
 
 NOT_SERVED = (404, 405, 501)
@@ -283,7 +282,7 @@ def discover(target: Target) -> Discovery:
     """Probe every family gateprobe knows once on ``target`` (its declared endpoints and
     profile are ignored: finding them is the point)."""
     found, state = Discovery(), RunState()
-    with httpx.Client() as client:
+    with client_for(target) as client:
         def ask(probe: FamilyProbe, style: str) -> Exchange:
             found.requests += 1
             if probe.websocket:

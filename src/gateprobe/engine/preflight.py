@@ -22,7 +22,7 @@ from gateprobe.core.errors import ConfigError
 from gateprobe.core.families import PATHS
 from gateprobe.core.targets import Target
 from gateprobe.engine.cases import Case
-from gateprobe.engine.probe import send
+from gateprobe.engine.probe import client_for, send
 
 ROUTES = {"openai": PATHS["chat"], "anthropic": PATHS["messages"]}
 """One route of each family: a profile's auth style shows on its own family's route."""
@@ -56,7 +56,7 @@ def preflight(target: Target) -> None:
     target = replace(target, timeouts=replace(t, first_byte_s=min(t.first_byte_s, WAIT_S),
                                               idle_s=min(t.idle_s, WAIT_S),
                                               total_s=min(t.total_s, WAIT_S)))
-    with httpx.Client() as client:
+    with client_for(target) as client:
         statuses: dict[str, int | None] = {}
         for family in families:
             statuses[family] = _status(client, target, family)

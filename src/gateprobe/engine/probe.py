@@ -2,6 +2,12 @@
 
 Streams are read chunk by chunk through the project's SSE parser as they arrive. Bodies are read
 with a size cap: a gateway that answers with several hundred MB gets a finding, not our memory.
+
+This module is also the one place every other client to a target gets its bounds from
+(``Bounds``: the four timeouts, the body cap): ``client_for`` (the httpx client of compare,
+discover, smoke, preflight and the suite), ``bounded_transport`` (under the official SDKs'
+own httpx), ``bounded_session`` (under schemathesis's requests) and the Realtime session's
+WebSocket (``Bounds.open_s``, ``Bounds.max_body``).
 """
 
 from __future__ import annotations
@@ -9,8 +15,9 @@ from __future__ import annotations
 import json
 import shlex
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from functools import cache
 from typing import Any, TypeVar
 
 import httpx
@@ -19,14 +26,207 @@ from gateprobe.core import transport
 from gateprobe.core.checks import Exchange
 from gateprobe.core.redact import Redactor
 from gateprobe.core.sse import Event, SSEParser
-from gateprobe.core.targets import Target, credentials
+from gateprobe.core.targets import Target, Timeouts, credentials
 from gateprobe.engine.cases import BAD_KEY, Case
 from gateprobe.engine.fuzz_guard import clamp_tokens
 from gateprobe.engine.runstate import BREAKER_THRESHOLD, Breaker, RunState
 
 MAX_BODY_BYTES = 16 * 1024 * 1024
-DEFAULT_TIMEOUT = httpx.Timeout(60.0, connect=10.0)
-"""Client-wide fallback; each request sets its own from ``Target.timeouts``."""
+"""The most of one answer (a body, a stream, a WebSocket message) any runner reads."""
+
+
+class OutOfBounds(httpx.TransportError):
+    """An answer stopped by the run's bounds (larger than the body cap, past the total
+    timeout, silent past the idle timeout), with the symptom it is reported under (``kind``,
+    one of ``gateprobe.core.transport.KINDS``). An ``httpx.TransportError``: whoever catches
+    httpx's errors catches it, and the SDKs wrap it as a connection error (its cause)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+    @property  # type: ignore[override]
+    def request(self) -> httpx.Request | None:
+        """The request, once httpx set it; None where no httpx request exists (under
+        requests: schemathesis reads the attribute of whatever a send raised)."""
+        return self._request
+
+    @request.setter
+    def request(self, request: httpx.Request) -> None:
+        self._request = request
+
+
+@dataclass(slots=True)
+class Bounds:
+    """One exchange's bounds, as every runner reads an answer: started when the request is
+    sent, it counts the bytes received and says when the answer went past the body cap or
+    the total timeout (the connect, first-byte and idle timeouts are the client library's
+    per-read ones: ``httpx_timeout``)."""
+
+    timeouts: Timeouts
+    max_body: int = MAX_BODY_BYTES
+    started: float = field(default_factory=time.monotonic)
+    received: int = 0
+
+    @property
+    def open_s(self) -> float:
+        """How long an opening may take: the connection, then the first byte of the answer
+        (a WebSocket handshake's ``open_timeout``)."""
+        return self.timeouts.connect_s + self.timeouts.first_byte_s
+
+    def left_s(self) -> float:
+        """Seconds left of the total timeout (negative once it passed)."""
+        return self.started + self.timeouts.total_s - time.monotonic()
+
+    def take(self, size: int, streaming: bool) -> None:
+        """Count ``size`` more bytes received; ``OutOfBounds`` once they pass the body cap
+        or the total timeout has passed."""
+        self.received += size
+        if self.received > self.max_body:
+            raise OutOfBounds(transport.TOO_LARGE, f"body larger than {self.max_body} bytes: "
+                              "stopped reading")
+        if self.left_s() < 0:
+            raise OutOfBounds(transport.total_timeout(streaming), "still sending after the "
+                              f"total timeout of {self.timeouts.total_s:g} s: stopped reading")
+
+
+def _tighter(asked: float | None, own: float) -> float:
+    """A caller may ask for a tighter bound than the target's, never a looser one."""
+    return own if asked is None else min(asked, own)
+
+
+def httpx_timeout(timeouts: Timeouts, asked: Mapping[str, float | None] | None = None,
+                  ) -> dict[str, float]:
+    """httpx's per-request timeout (its ``timeout`` extension) under ``timeouts``: connect,
+    first byte as the read timeout, idle between writes (``Timeouts.for_httpx``), each
+    tightened by what the request ``asked`` for."""
+    own = timeouts.for_httpx().as_dict()
+    return {name: _tighter((asked or {}).get(name), value)  # type: ignore[arg-type]
+            for name, value in own.items()}
+
+
+def client_for(target: Target, **options: Any) -> httpx.Client:
+    """The httpx client every runner talks to ``target`` with: its four timeouts and the body
+    cap on every request (``bounded_transport``), redirects not followed (a redirect is the
+    gateway's answer). ``options`` go to ``httpx.Client`` (tests pass ``transport=``, which
+    is then wrapped)."""
+    inner = options.pop("transport", None)
+    return httpx.Client(timeout=None, follow_redirects=False,  # the transport's timeouts
+                        transport=bounded_transport(target.timeouts, inner=inner), **options)
+
+
+def bounded_transport(timeouts: Timeouts, http: Any = httpx, inner: Any = None,
+                      max_body: int = MAX_BODY_BYTES) -> Any:
+    """An ``http.BaseTransport`` (``http``: httpx, or the httpx fork an official SDK is built
+    on, whose clients take only their own transports) that bounds every exchange it carries:
+    the connect, first-byte and write timeouts; the idle timeout once the headers are in; the
+    total timeout and the body cap at every chunk (``OutOfBounds``). ``inner`` sends (a plain
+    ``http.HTTPTransport()`` by default)."""
+    return _bounded_classes(http)(inner if inner is not None else http.HTTPTransport(),
+                                  timeouts, max_body)
+
+
+def bounded_session(timeouts: Timeouts, max_body: int = MAX_BODY_BYTES) -> Any:
+    """A ``requests.Session`` (what schemathesis sends with) bounded like ``client_for``:
+    connect and first byte as requests' ``(connect, read)`` timeout, the idle timeout once the
+    headers are in, the total timeout and the body cap at every read (``OutOfBounds``);
+    redirects not followed. schemathesis asks for ``stream=True`` and then reads a JSON body
+    whole, and an event stream until its own deadline, neither with a size cap: here a JSON
+    body is read before it is handed back, an event stream through a bounded reader."""
+    import requests
+
+    class BoundedSession(requests.Session):
+        def request(self, method: Any, url: Any, *args: Any, **kwargs: Any) -> Any:
+            bounds = Bounds(timeouts, max_body)
+            response = super().request(method, url, *args, **{
+                **kwargs, "stream": True, "allow_redirects": False,
+                "timeout": (timeouts.connect_s, timeouts.first_byte_s)})
+            sock = getattr(getattr(response.raw, "connection", None), "sock", None)
+            if sock is not None:  # from here on, idle between two reads
+                sock.settimeout(timeouts.idle_s)
+            sse = "text/event-stream" in response.headers.get("content-type", "")
+            response.raw = _BoundedRaw(response.raw, bounds, sse)
+            if sse:  # schemathesis reads it, and stops at its own deadline or event count
+                return response
+            body = bytearray()
+            try:
+                while chunk := response.raw.read1(64 * 1024, decode_content=True):
+                    body += chunk
+            finally:
+                response.close()
+            response._content = bytes(body)
+            return response
+
+    return BoundedSession()
+
+
+class _BoundedRaw:
+    """A urllib3 response whose ``read1`` counts against ``bounds``: a silence past the idle
+    timeout, the body cap or the total timeout is ``OutOfBounds``."""
+
+    def __init__(self, raw: Any, bounds: Bounds, streaming: bool) -> None:
+        self._raw, self._bounds, self._streaming = raw, bounds, streaming
+
+    def read1(self, amt: int = -1, decode_content: bool | None = None) -> bytes:
+        """Up to ``amt`` bytes, as urllib3 reads them, within the bounds (the connection
+        closed once a bound is passed: nobody reads the rest)."""
+        try:
+            chunk: bytes = self._raw.read1(amt, decode_content=decode_content)
+            self._bounds.take(len(chunk), self._streaming)
+        except OutOfBounds:
+            self._raw.close()
+            raise
+        except Exception as exc:
+            self._raw.close()
+            if transport.classify(exc, got_headers=True, streaming=self._streaming) in \
+                    (transport.IDLE_TIMEOUT, transport.STREAM_IDLE_TIMEOUT):
+                kind = transport.STREAM_IDLE_TIMEOUT if self._streaming else \
+                    transport.IDLE_TIMEOUT
+                raise OutOfBounds(kind, f"silent for {self._bounds.timeouts.idle_s:g} s "
+                                  f"mid-answer ({type(exc).__name__})") from exc
+            raise
+        return chunk
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._raw, name)
+
+
+@cache
+def _bounded_classes(http: Any) -> Any:
+    """The bounded transport's class for the httpx-like module ``http``, built once."""
+
+    class BoundedStream(http.SyncByteStream):  # type: ignore[misc]
+        def __init__(self, inner: Any, bounds: Bounds, streaming: bool) -> None:
+            self.inner, self.bounds, self.streaming = inner, bounds, streaming
+
+        def __iter__(self) -> Iterator[bytes]:
+            for chunk in self.inner:
+                self.bounds.take(len(chunk), self.streaming)  # before the chunk is passed on
+                yield chunk
+
+        def close(self) -> None:
+            self.inner.close()
+
+    class BoundedTransport(http.BaseTransport):  # type: ignore[misc]
+        def __init__(self, inner: Any, timeouts: Timeouts, max_body: int) -> None:
+            self.inner, self.timeouts, self.max_body = inner, timeouts, max_body
+
+        def handle_request(self, request: Any) -> Any:
+            t, bounds = self.timeouts, Bounds(self.timeouts, self.max_body)
+            asked = request.extensions.get("timeout") or {}
+            timeout = httpx_timeout(t, asked)
+            request.extensions["timeout"] = timeout
+            response = self.inner.handle_request(request)
+            # httpcore reads the read timeout when the body starts: from here on, idle.
+            timeout["read"] = _tighter(asked.get("read"), t.idle_s)
+            sse = response.headers.get("content-type", "").startswith("text/event-stream")
+            response.stream = BoundedStream(response.stream, bounds, sse)
+            return response
+
+        def close(self) -> None:
+            self.inner.close()
+
+    return BoundedTransport
 
 
 def sent_key(target: Target, case: Case) -> str:
@@ -223,39 +423,36 @@ def _send_once(client: httpx.Client, target: Target, case: Case, breaker: Breake
                                         f"{'streaming' if streaming else 'plain'} requests to "
                                         "this target timed out",
                         transport_kind=transport.SKIPPED)
-    deadline = time.monotonic() + t.total_s
-    timeout = t.for_httpx()
+    bounds = Bounds(t)
     got_headers = False
     try:
-        with client.stream(case.method, url, timeout=timeout, **kwargs) as response:
+        with client.stream(case.method, url, timeout=t.for_httpx(), **kwargs) as response:
             got_headers = True
             # httpcore reads the read timeout when the body starts: from here on, idle.
             response.request.extensions.get("timeout", {})["read"] = t.idle_s
             body, events, parser = bytearray(), list[Event](), SSEParser()
             is_sse = response.headers.get("content-type", "").startswith("text/event-stream")
-            for chunk in response.iter_bytes():
-                body += chunk
-                t_ns = time.perf_counter_ns()
-                if is_sse:
-                    events += parser.feed(chunk, t_ns)
-                if observe is not None:
-                    observe(chunk, t_ns)
-                if len(body) > MAX_BODY_BYTES:
-                    return _exchange(case, response, bytes(body[:MAX_BODY_BYTES]), events,
-                                     parser, f"body larger than {MAX_BODY_BYTES} bytes: "
-                                     "stopped reading", transport.TOO_LARGE)
-                if stop_after is not None and len(events) >= stop_after:
-                    return _exchange(case, response, bytes(body), events, parser, None)
-                if time.monotonic() > deadline:
-                    kind = transport.total_timeout(is_sse)
-                    breaker.record(target.base_url, streaming, kind)
-                    return _exchange(case, response, bytes(body), events, parser,
-                                     f"still sending after the total timeout of "
-                                     f"{t.total_s:g} s: stopped reading", kind)
+            try:
+                for chunk in response.iter_bytes():
+                    body += chunk
+                    t_ns = time.perf_counter_ns()
+                    if is_sse:
+                        events += parser.feed(chunk, t_ns)
+                    if observe is not None:
+                        observe(chunk, t_ns)
+                    bounds.take(len(chunk), is_sse)
+                    if stop_after is not None and len(events) >= stop_after:
+                        return _exchange(case, response, bytes(body), events, parser, None)
+            except OutOfBounds as exc:  # ours, or the client's bounded transport's
+                if exc.kind != transport.TOO_LARGE:
+                    breaker.record(target.base_url, streaming, exc.kind)
+                return _exchange(case, response, bytes(body[:bounds.max_body]), events,
+                                 parser, str(exc), exc.kind)
             parser.finish()
             return _exchange(case, response, bytes(body), events, parser, None)
     except httpx.HTTPError as exc:
-        kind = transport.classify(exc, got_headers=got_headers, streaming=streaming)
+        kind = exc.kind if isinstance(exc, OutOfBounds) else \
+            transport.classify(exc, got_headers=got_headers, streaming=streaming)
         breaker.record(target.base_url, streaming, kind)
         what = {transport.FIRST_BYTE_TIMEOUT: f"no answer within {t.first_byte_s:g} s",
                 transport.IDLE_TIMEOUT: f"silent for {t.idle_s:g} s mid-answer",

@@ -286,9 +286,12 @@ def gateprobe_run(pytestconfig: pytest.Config) -> RunState:
 
 
 @pytest.fixture(scope="session")
-def gateprobe_http() -> Iterator[httpx.Client]:
-    """One HTTP client for the whole run (connection reuse)."""
-    with httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0)) as client:
+def gateprobe_http(gateprobe_target: Target) -> Iterator[httpx.Client]:
+    """One HTTP client for the whole run (connection reuse), bounded by the target's
+    timeouts and the body cap on every request (``probe.client_for``)."""
+    from gateprobe.engine.probe import client_for
+
+    with client_for(gateprobe_target) as client:
         yield client
 
 
@@ -331,8 +334,7 @@ def judge(request: pytest.FixtureRequest, gateprobe_target: Target,
                                                   for line in dict.fromkeys(learnt)]
         record(request.config, case.path, findings)
         request.config.stash[OUTCOMES_KEY][case.path] += 1
-        _allure(case, repro, exchange.status, findings, redactor.text(
-            exchange.body[:4000].decode("utf-8", "replace")))
+        _allure(case, repro, exchange.status, findings, attached_answer(exchange.body, redactor))
         return findings
 
     return run
@@ -380,6 +382,19 @@ def allure_story(family: str, endpoint: str) -> None:
     if allure is not None:
         allure.dynamic.feature(family)
         allure.dynamic.story(endpoint)
+
+
+ATTACHED_CHARS = 4000
+"""How much of an answer an Allure attachment shows (a finding quotes less:
+``checks.clip_evidence``)."""
+
+
+def attached_answer(body: bytes, redactor: Redactor) -> str:
+    """The head of an answer as an attachment shows it: redacted before it is cut (over twice
+    the window, so a key straddling the edge is whole when it is masked), never a key's
+    unmasked half."""
+    window = body[:2 * ATTACHED_CHARS].decode("utf-8", "replace")
+    return redactor.text(window)[:ATTACHED_CHARS]
 
 
 def attach_exchange(repro: str, status: int | None, body: str) -> None:

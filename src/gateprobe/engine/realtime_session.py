@@ -4,8 +4,10 @@ A real WebSocket client (``websockets``, sync API) opens ``/v1/realtime?model=..
 target's Bearer key and ``OpenAI-Beta: realtime=v1``, asks one text answer, then sends one
 malformed event so that the error event is seen too (and anything a gateway sends after a
 ``response.done`` arrives before it). Every server event is recorded with its arrival time; a
-refused handshake is recorded with its HTTP status and body. The whole session is bounded by
-the target's total timeout, each read by its idle timeout.
+refused handshake is recorded with its HTTP status and body. The session is bounded as every
+other exchange (``probe.Bounds``): the handshake by the connect and first-byte timeouts, each
+read by the idle timeout, the whole session by the total timeout, and each message and all of
+them together by the body cap.
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ from __future__ import annotations
 import json
 import ssl
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import quote
@@ -27,6 +28,7 @@ from gateprobe.core.findings import Finding
 from gateprobe.core.sse import Event
 from gateprobe.core.targets import Target, trusted_cas
 from gateprobe.engine.cases import BAD_KEY
+from gateprobe.engine.probe import Bounds, OutOfBounds
 from gateprobe.protocols.realtime import (
     ENDPOINT,
     HANDSHAKE_CHECKS,
@@ -34,7 +36,6 @@ from gateprobe.protocols.realtime import (
     first_delta_ns,
 )
 
-MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 SessionAuth = Literal["default", "bad", "none"]
 
 
@@ -77,14 +78,13 @@ def run_session(target: Target, model: str, auth: SessionAuth = "default",
     key = {"default": target.api_key, "bad": BAD_KEY, "none": ""}[auth]
     headers = {"OpenAI-Beta": "realtime=v1", **({"Authorization": f"Bearer {key}"} if key
                                                  else {})}
-    t = target.timeouts
-    deadline = time.monotonic() + t.total_s
+    bounds = Bounds(target.timeouts)
     events: list[Event] = []
     sent_ns = 0
     base = Exchange(ENDPOINT, "GET", {"model": model}, None, sent_key=key)
     try:
         with connect(_url(target, model), additional_headers=headers, ssl=_ssl(target),
-                     open_timeout=t.connect_s + t.first_byte_s, max_size=MAX_MESSAGE_BYTES,
+                     open_timeout=bounds.open_s, max_size=bounds.max_body,
                      close_timeout=1) as ws:
             ws.send(json.dumps({"type": "conversation.item.create", "item": {
                 "type": "message", "role": "user",
@@ -92,18 +92,16 @@ def run_session(target: Target, model: str, auth: SessionAuth = "default",
             ws.send(json.dumps({"type": "response.create",
                                 "response": {"modalities": ["text"]}}))
             sent_ns = time.perf_counter_ns()
-            _read_until(ws, events, {"response.done", "error"}, deadline, t.idle_s)
+            _read_until(ws, events, {"response.done", "error"}, bounds)
             ws.send("{not json")
-            _read_until(ws, events, {"error"}, deadline, t.idle_s)
+            _read_until(ws, events, {"error"}, bounds)
             response_headers = dict(ws.response.headers.raw_items()) if ws.response else {}
     except InvalidStatus as exc:
         return SessionResult(_refused(base, exc), None)
-    except (TimeoutError, OSError, WebSocketException) as exc:
-        kind = transport.STREAM_TOTAL_TIMEOUT if time.monotonic() > deadline else \
-            transport.classify(exc, got_headers=bool(events), streaming=True)
+    except (TimeoutError, OSError, WebSocketException, OutOfBounds) as exc:
         return SessionResult(_with(base, 101 if events else None, events,
                                    transport_error=f"{type(exc).__name__}: {exc}",
-                                   transport_kind=kind), None)
+                                   transport_kind=_kind(exc, bounds, bool(events))), None)
     first = first_delta_ns(events)
     return SessionResult(
         _with(base, 101, events, headers={k.lower(): v for k, v in response_headers.items()}),
@@ -115,11 +113,11 @@ def handshake(target: Target, model: str) -> Exchange:
     when the route takes the WebSocket, else the HTTP answer that refused it, or the
     transport symptom (``discover`` asks whether the Realtime API is served this way)."""
     headers = {"OpenAI-Beta": "realtime=v1", "Authorization": f"Bearer {target.api_key}"}
-    t = target.timeouts
+    bounds = Bounds(target.timeouts)
     base = Exchange(ENDPOINT, "GET", {"model": model}, None, sent_key=target.api_key)
     try:
         with connect(_url(target, model), additional_headers=headers, ssl=_ssl(target),
-                     open_timeout=t.connect_s + t.first_byte_s, max_size=MAX_MESSAGE_BYTES,
+                     open_timeout=bounds.open_s, max_size=bounds.max_body,
                      close_timeout=1) as ws:
             response_headers = dict(ws.response.headers.raw_items()) if ws.response else {}
     except InvalidStatus as exc:
@@ -131,14 +129,17 @@ def handshake(target: Target, model: str) -> Exchange:
     return _with(base, 101, [], headers={k.lower(): v for k, v in response_headers.items()})
 
 
-def _read_until(ws: ClientConnection, events: list[Event], types: set[str], deadline: float,
-                idle_s: float, clock: Callable[[], float] = time.monotonic) -> None:
-    """Record server events until one of ``types`` (or raise ``TimeoutError``)."""
+def _read_until(ws: ClientConnection, events: list[Event], types: set[str],
+                bounds: Bounds) -> None:
+    """Record server events until one of ``types`` (``TimeoutError`` after a silence of the
+    idle timeout, ``OutOfBounds`` past the total timeout or the body cap)."""
     while True:
-        left = deadline - clock()
+        left = bounds.left_s()
         if left <= 0:
-            raise TimeoutError("the session outlasted the total timeout")
-        raw = ws.recv(timeout=min(left, idle_s))
+            raise OutOfBounds(transport.STREAM_TOTAL_TIMEOUT, "the session outlasted the total "
+                              f"timeout of {bounds.timeouts.total_s:g} s")
+        raw = ws.recv(timeout=min(left, bounds.timeouts.idle_s))
+        bounds.take(len(raw), streaming=True)
         text = raw if isinstance(raw, str) else raw.decode("utf-8", "replace")
         try:
             kind = json.loads(text).get("type")
@@ -148,6 +149,21 @@ def _read_until(ws: ClientConnection, events: list[Event], types: set[str], dead
                             time.perf_counter_ns()))
         if kind in types:
             return
+
+
+MESSAGE_TOO_BIG = 1009
+"""The WebSocket close code of a message over ``max_size`` (RFC 6455)."""
+
+
+def _kind(exc: BaseException, bounds: Bounds, opened: bool) -> str:
+    """The transport symptom a session ended by ``exc`` is reported under."""
+    if isinstance(exc, OutOfBounds):
+        return exc.kind
+    if getattr(getattr(exc, "sent", None), "code", None) == MESSAGE_TOO_BIG:
+        return transport.TOO_LARGE  # one message over the body cap
+    if bounds.left_s() < 0:
+        return transport.STREAM_TOTAL_TIMEOUT
+    return transport.classify(exc, got_headers=opened, streaming=True)
 
 
 def _refused(base: Exchange, exc: InvalidStatus) -> Exchange:

@@ -28,7 +28,7 @@ from gateprobe.engine.cases import (
     media_cases,
     stream_cases,
 )
-from gateprobe.engine.probe import DEFAULT_TIMEOUT, send
+from gateprobe.engine.probe import client_for, send
 
 STREAMS = {"chat", "completions", "messages", "complete"}
 
@@ -83,7 +83,7 @@ def run_smoke(target: Target, cases: Sequence[Case] | None = None,
         ctx = Context.of(target, case.family, case.expect)
         return SmokeResult(case, exchange.status, elapsed, run_checks(ctx, exchange))
 
-    with httpx.Client(timeout=DEFAULT_TIMEOUT) as client, \
+    with client_for(target) as client, \
             ThreadPoolExecutor(max_workers=workers) as pool:
         return list(pool.map(lambda c: one(client, c), cases or smoke_cases(target)))
 
