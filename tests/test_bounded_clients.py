@@ -346,3 +346,15 @@ def test_no_runner_builds_its_own_client_or_timeouts() -> None:
     building = {str(p.relative_to(root)) for p in files
                 if "reference" not in p.parts and CLIENT_BUILDING.search(p.read_text())}
     assert building <= set(OWN_CLIENTS), sorted(building - set(OWN_CLIENTS))
+
+
+def test_the_management_workflow_names_the_symptom_of_an_answer_past_a_bound() -> None:
+    """An answer past a bound in the stateful management run (sent through the bounded
+    session) is a finding under its symptom, not an unknown ``fuzz.outofbounds``."""
+    from gateprobe.core.redact import Redactor
+    from gateprobe.engine import management
+
+    found = management._stateful_finding(
+        OutOfBounds("body.too_large", "body larger than 16 bytes: stopped reading"),
+        Redactor(()))
+    assert found.check_id == "body.too_large" and "stopped reading" in found.observed

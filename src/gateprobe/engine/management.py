@@ -28,6 +28,7 @@ from gateprobe.core.families import PATHS
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.redact import Redactor
 from gateprobe.core.targets import Target
+from gateprobe.engine.probe import OutOfBounds, bounded_session
 
 ADMIN = "/api/v1/user/admin/"
 CREATE_PATHS = (ADMIN + "new-api-token", ADMIN + "create-api-token")
@@ -343,7 +344,7 @@ def run_workflow(admin: KeyAdmin) -> list[Finding]:
     target = admin.target
     schema = schemathesis.openapi.from_path(str(spec_path("management")))
     schema.config.update(base_url=target.base_url, request_retries=0,
-                         request_timeout=target.timeouts.idle_s,
+                         request_timeout=target.timeouts.total_s,
                          headers={"authorization": f"Bearer {admin.admin_key}"})
     # Dates and JSON-array-as-text fields are plain strings in a form: a random one is
     # schema-valid and meaningless, so "valid data accepted" cannot be judged from them.
@@ -372,7 +373,13 @@ def run_workflow(admin: KeyAdmin) -> list[Finding]:
 
 def _workflow(machine: Any, admin: KeyAdmin) -> Any:
     """The state machine, with the run's key bookkeeping around each call."""
+    session = bounded_session(admin.target.timeouts)
+
     class Workflow(machine):  # type: ignore[misc]
+        def call(self, case: Any, **kwargs: Any) -> Any:
+            """Sent within the run's bounds, as every exchange (``probe.bounded_session``)."""
+            return case.call(**{**kwargs, "session": session})
+
         def before_call(self, case: Any) -> None:
             if case.operation.path in CREATE_PATHS and \
                     len(admin.created) >= MAX_KEYS_PER_RUN:
@@ -393,6 +400,9 @@ def _workflow(machine: Any, admin: KeyAdmin) -> Any:
 
 
 def _stateful_finding(failure: BaseException, redactor: Redactor) -> Finding:
+    if isinstance(failure, OutOfBounds):  # an answer past the run's bounds: its symptom
+        return finding(failure.kind, "an answer within the run's bounds",
+                       clip_evidence(redactor.text(str(failure))), severity=Severity.MEDIUM)
     code = getattr(failure, "code", None) or type(failure).__name__
     check = (getattr(failure, "checks", ()) or (str(code).lower(),))[0]
     message = f"{getattr(failure, 'title', code)}: {getattr(failure, 'message', failure)}"
