@@ -28,6 +28,8 @@ ONE_WORKER_EACH = (
     "tests/report/test_browser.py",  # three whole runs to render (~30 s), and a Chromium
     "tests/test_docs.py",  # the mkdocs build (~20 s)
     "tests/test_findings.py",  # one conformance run against a faulty gateway
+    "tests/test_llmock.py",  # llmock servers, started as processes
+    "tests/test_portkey.py",  # the Portkey gateway, started with node
 )
 """Files whose tests share an expensive module-scoped fixture: each file goes to one worker,
 so the fixture is built once, not once on every worker that happens to run one of its tests."""
