@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import pytest
@@ -23,20 +24,77 @@ TIMING_SENSITIVE = (
 )
 """Files whose tests one pytest-xdist worker runs, one after another, never side by side."""
 
+ONE_WORKER_EACH = (
+    "tests/report/test_browser.py",  # three whole runs to render (~30 s), and a Chromium
+    "tests/test_docs.py",  # the mkdocs build (~20 s)
+    "tests/test_findings.py",  # one conformance run against a faulty gateway
+    "tests/test_llmock.py",  # llmock servers, started as processes
+    "tests/test_portkey.py",  # the Portkey gateway, started with node
+)
+"""Files whose tests share an expensive module-scoped fixture: each file goes to one worker,
+so the fixture is built once, not once on every worker that happens to run one of its tests."""
+
+LONGEST_FIRST = (
+    "tests/test_conformance_cli.py",  # whole conformance runs, the embedded one ~3 min
+    "tests/test_run_gate_compare.py",  # gateprobe run as a newcomer runs it
+    "tests/report/test_browser.py",
+    "tests/test_llmock.py",
+    "tests/test_user_checks.py",
+    "tests/test_preconditions.py",
+    "tests/test_tooling.py",  # mypy
+    "tests/test_live.py",
+    "tests/test_allure_junit.py",
+)
+"""Files of the longest single tests (half a minute to three minutes each): sent out before the
+other slow tests, so that no three-minute run starts last while the other workers are idle."""
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """The suite's processes keep their bytecode. It starts hundreds of Python processes (xdist
+    workers, every ``gateprobe`` command run as a user runs it, each conformance run's own
+    pytest, each Locust): with ``PYTHONDONTWRITEBYTECODE`` set (as some sandboxes and images
+    do), every one of them compiled gateprobe's source and re-did pytest's assertion rewriting
+    from scratch, about a second each. Dropped here, before the workers start, so they and
+    every process they start inherit it; ``__pycache__`` is ignored by git."""
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
+
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` (pyproject's addopts) with :data:`TIMING_SENSITIVE` as one group
-    and every other test on its own. Not the ``xdist_group`` mark: under pytest 9.2 xdist 3.8
-    no longer sees it (pytest-xdist#1386) and silently spreads the group."""
+    """``--dist loadgroup`` (pyproject's addopts) with :data:`TIMING_SENSITIVE` as one group,
+    each file of :data:`ONE_WORKER_EACH` as a group of its own, and every other test on its
+    own (groups go out first, the largest first: xdist's ``--loadscope-reorder``). Not the
+    ``xdist_group`` mark: under pytest 9.2 xdist 3.8 no longer sees it
+    (pytest-xdist#1386) and silently spreads the group."""
     if config.getvalue("dist") != "loadgroup":
         return None
     from xdist.scheduler import LoadScopeScheduling
 
     class TimingGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
-            return "timing" if nodeid.split("::", 1)[0] in TIMING_SENSITIVE else nodeid
+            path = nodeid.split("::", 1)[0]
+            if path in TIMING_SENSITIVE:
+                return "timing"
+            return path if path in ONE_WORKER_EACH else nodeid
 
     return TimingGroupScheduling(config, log)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under xdist, the longest tests first: the scheduler hands tests out in collection order,
+    so the ``slow`` ones (the files of :data:`LONGEST_FIRST` before them) go out while there
+    is still short work to even out the end of the run. Every worker sorts alike (the sort is
+    stable), so their collections stay the same. In one process (``-n 0``) the order stays
+    the files' own."""
+    if not hasattr(config, "workerinput"):
+        return
+
+    def rank(item: pytest.Item) -> int:
+        if item.get_closest_marker("slow") is None:
+            return 2
+        return 0 if item.nodeid.split("::", 1)[0] in LONGEST_FIRST else 1
+
+    items.sort(key=rank)
 
 
 @pytest.fixture(autouse=True)

@@ -52,6 +52,7 @@ def test_the_site_builds_strict_with_every_section(site: Path) -> None:
     assert "<!-- gen:" not in "".join(p.read_text() for p in site.rglob("*.html"))
 
 
+@pytest.mark.slow
 def test_every_flag_of_every_command_is_in_the_cli_reference(site: Path) -> None:
     text = page(site, "reference/cli")
     options = GEN.cli_options()
@@ -62,6 +63,7 @@ def test_every_flag_of_every_command_is_in_the_cli_reference(site: Path) -> None
         assert not missing, (command, missing)
 
 
+@pytest.mark.slow
 def test_every_check_and_finding_id_is_in_the_checks_reference(site: Path) -> None:
     text = page(site, "reference/checks")
     checks = GEN.registered_checks()
@@ -74,6 +76,7 @@ def test_every_check_and_finding_id_is_in_the_checks_reference(site: Path) -> No
     assert "stream.terminator" in text and "stream-drop-terminator" in text
 
 
+@pytest.mark.slow
 def test_every_fault_is_in_the_faults_reference(site: Path) -> None:
     from gateprobe.reference.faults import CATALOGUE
 
@@ -83,6 +86,7 @@ def test_every_fault_is_in_the_faults_reference(site: Path) -> None:
     assert not missing
 
 
+@pytest.mark.slow
 def test_exit_codes_slo_keys_and_targets_keys_are_referenced(site: Path) -> None:
     from gateprobe.commands.load.slo import KNOWN
     from gateprobe.core.errors import EXIT_CODES
@@ -97,6 +101,7 @@ def test_exit_codes_slo_keys_and_targets_keys_are_referenced(site: Path) -> None
     assert all(key in targets for key in entry["properties"])
 
 
+@pytest.mark.slow
 def test_metric_fields_and_the_other_tools_are_on_the_metrics_page(site: Path) -> None:
     from gateprobe.core.metrics import StreamMetrics
 

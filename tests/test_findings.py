@@ -143,6 +143,7 @@ def test_every_finding_names_its_case_and_shows_redacted_evidence_and_a_repro(
     assert any(f.count > 1 for f in findings if f.check_id == "stream.event_name")
 
 
+@pytest.mark.slow
 def test_a_field_at_fault_is_named_by_its_json_pointer(
         faulty_run: tuple[Target, list[Finding]]) -> None:
     _, findings = faulty_run
@@ -163,6 +164,7 @@ def _replay(repro: str) -> tuple[int, str]:
     return int(status), body
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not Path(CURL).exists(), reason="curl is not installed")
 @pytest.mark.parametrize(("check_id", "case"), [
     ("error.type", ""),  # a 400 with the wrong type

@@ -152,6 +152,7 @@ def test_the_docs_python_example_runs(tmp_path: Path) -> None:
     assert "exit code 0, 0 findings" in result.stdout
 
 
+@pytest.mark.slow
 def test_the_python_api_pages_example_runs(tmp_path: Path) -> None:
     """docs/reference/python-api.md's example: a target built from Python, no targets file."""
     page = (ROOT / "docs" / "reference" / "python-api.md").read_text(encoding="utf-8")

@@ -108,6 +108,7 @@ def families(text: str) -> dict[str, Any]:
     return {f.name: f for f in text_string_to_metric_families(text)}
 
 
+@pytest.mark.slow
 def test_a_running_load_run_is_scraped_pushed_and_exported(
         make_gateway: MakeGateway, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         pushgateway: tuple[str, list[tuple[str, str]]]) -> None:

@@ -251,6 +251,7 @@ def soak(gateway_url: str, report: Path, slo: Path) -> tuple[int, str, dict[str,
     return code, out + err, verdict
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fault", SOAK_FAULTS)
 def test_a_compressed_soak_fails_its_drift_against_each_degrading_fault(
         make_gateway: MakeGateway, tmp_path: Path, compressed_slo: Path,
@@ -266,6 +267,7 @@ def test_a_compressed_soak_fails_its_drift_against_each_degrading_fault(
     assert "FAIL" in output and "drift" in output
 
 
+@pytest.mark.slow
 def test_a_compressed_soak_passes_on_the_clean_gateway(
         make_gateway: MakeGateway, tmp_path: Path, compressed_slo: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:

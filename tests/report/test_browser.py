@@ -230,6 +230,7 @@ def test_report_fits_the_screen_and_its_plots(browser: Browser, reports: dict[st
     assert (run_dir / "screenshots" / f"report-{width}.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_the_failing_report_says_why_a_plot_is_missing(browser: Browser,
                                                       reports: dict[str, Path]) -> None:
     page = (reports["fail"] / "report.html").read_text()
