@@ -43,8 +43,8 @@ ITEMS_FIELDS = (f("items", "array", required=True, min_items=1, max_items=20),)
 UPDATE_FIELDS = (f("metadata", "object", required=True),)
 
 
-def _metadata(value: Any) -> dict[str, str]:
-    """At most 16 string values (OpenAI's limit on metadata)."""
+def check_metadata(value: Any) -> dict[str, str]:
+    """At most 16 string values (OpenAI's limit on metadata, wherever a request carries it)."""
     if value is None:
         return {}
     if len(value) > 16 or not all(isinstance(v, str) for v in value.values()):
@@ -68,8 +68,8 @@ async def create_conversation(call: Call) -> Response:
     body = await call.json_body()
     check_body("openai", body, CONVERSATION_FIELDS)
     cid = new_id("conv")
-    conversation = {"id": cid, "object": "conversation",
-                    "created_at": int(time.time()), "metadata": _metadata(body.get("metadata"))}
+    conversation = {"id": cid, "object": "conversation", "created_at": int(time.time()),
+                    "metadata": check_metadata(body.get("metadata"))}
     call.state.stored.conversations[cid] = {
         "body": conversation, "items": input_items(body.get("items")), "deleted": False}
     return json_answer(call, conversation)
@@ -85,7 +85,7 @@ async def update_conversation(call: Call) -> Response:
     record = _conversation(call)
     body = await call.json_body()
     check_body("openai", body, UPDATE_FIELDS)
-    record["body"]["metadata"] = _metadata(body["metadata"])
+    record["body"]["metadata"] = check_metadata(body["metadata"])
     return json_answer(call, record["body"])
 
 
@@ -144,7 +144,7 @@ def store_chat(call: Call, body: dict[str, Any], completion: dict[str, Any]) -> 
                  "name": m.get("name"), "content_parts": None}
                 for i, m in enumerate(body["messages"])]
     call.state.stored.chat[cid] = {
-        "body": {**completion, "metadata": _metadata(body.get("metadata")),
+        "body": {**completion, "metadata": check_metadata(body.get("metadata")),
                  "request_id": call.request_id},
         "messages": messages, "deleted": False}
 
@@ -190,7 +190,7 @@ async def update_chat(call: Call) -> Response:
     record = _completion(call, CHAT_ONE)
     body = await call.json_body()
     check_body("openai", body, UPDATE_FIELDS)
-    record["body"]["metadata"] = _metadata(body["metadata"])
+    record["body"]["metadata"] = check_metadata(body["metadata"])
     return json_answer(call, _public(record["body"]))
 
 

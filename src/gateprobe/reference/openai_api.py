@@ -24,7 +24,7 @@ from gateprobe.reference import tools
 from gateprobe.reference.billing import Usage
 from gateprobe.reference.call import Call
 from gateprobe.reference.config import Model
-from gateprobe.reference.conversations import store_chat
+from gateprobe.reference.conversations import check_metadata, store_chat
 from gateprobe.reference.envelopes import GatewayError
 from gateprobe.reference.fakemodel import Generation, generate
 from gateprobe.reference.faults import TOOL_REQUIRED_AS_AUTO
@@ -234,6 +234,7 @@ def _checked_chat_body(call: Call, body: dict[str, Any]) -> dict[str, Any]:
         check_body("openai", body, BASIC_FIELDS)
     else:
         check_body("openai", body, CHAT_FIELDS)
+        check_metadata(body.get("metadata"))  # stored or not, as OpenAI checks it
     _check_messages(body["messages"])
     return body
 
