@@ -104,3 +104,17 @@ def noisy_machine(monkeypatch: pytest.MonkeyPatch) -> None:
     cores, reads were measured up to 700 ms late at p99), so a test that does not judge
     saturation gives a bound it cannot reach. ``tests/load/test_saturation.py`` takes it away."""
     monkeypatch.setenv("GATEPROBE_LAG_BOUND_MS", "60000")
+
+
+FUZZ_SEED = "20261207"
+"""The fuzz seed of every suite run that gives none: the same cases on every CI run, so that
+a red run is the change's, not a draw's (random seeds found a spec gap once, after it had
+passed many runs: look for more with ``GATEPROBE_FUZZ_SEED= pytest`` unset, or
+``gateprobe conformance --select fuzz`` alone, which draws a fresh seed each time)."""
+
+
+@pytest.fixture(autouse=True)
+def pinned_fuzz_seed(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GATEPROBE_FUZZ_SEED`` for every run the tests make, in process or as a command."""
+    if "GATEPROBE_FUZZ_SEED" not in os.environ:
+        monkeypatch.setenv("GATEPROBE_FUZZ_SEED", FUZZ_SEED)

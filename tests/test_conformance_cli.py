@@ -253,7 +253,9 @@ def test_a_category_whose_extra_is_missing_says_so_with_the_install_command(
 
 @pytest.mark.slow
 def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
-        tmp_path: Path) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEPROBE_FUZZ_SEED")  # the suite pins it: this test draws fresh ones
+
     def fuzz(seed: str | None, name: str) -> list[str]:
         seed_flags = ("--fuzz-seed", seed) if seed else ()
         result = conformance("--select", "fuzz", *seed_flags, "--fuzz-examples", "5",
@@ -271,6 +273,11 @@ def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
     assert first == again
     assert first != other  # the seed is what decides: another one sends other cases
     assert fuzz(None, "d")  # without one, a fresh seed is chosen and printed
+    monkeypatch.setenv("GATEPROBE_FUZZ_SEED", "8")  # a CI job's pinned seed: the same cases
+    assert fuzz(None, "e") == other
+    monkeypatch.setenv("GATEPROBE_FUZZ_SEED", "eight")
+    bad = conformance("--select", "fuzz", "--endpoints", "embeddings", key=None)
+    assert bad.returncode == 2 and "GATEPROBE_FUZZ_SEED='eight'" in bad.stderr, bad.stderr
 
 
 @pytest.mark.slow

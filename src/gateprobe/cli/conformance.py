@@ -46,7 +46,8 @@ def add_parser(sub: Any) -> None:
                                         "loopback, 5 elsewhere)")
     conf.add_argument("--fuzz-seed", type=int, metavar="N",
                       help="fuzz: generate from this seed (every run prints the one it used; "
-                           "the same seed sends the same cases again)")
+                           "the same seed sends the same cases again; "
+                           "GATEPROBE_FUZZ_SEED pins it for every run)")
     conf.add_argument("--fuzz-max-tokens", type=int, metavar="N",
                       help="fuzz: cap on max_tokens-like values sent (64)")
     conf.add_argument("--fuzz-max-requests", type=int, metavar="N",

@@ -44,7 +44,8 @@ def add_parser(sub: Any) -> None:
                              "asked for N tokens in all")
     parser.add_argument("--fuzz-seed", type=int, metavar="N",
                         help="the conformance phase's fuzz seed (each run prints the one it "
-                             "used: the same seed sends the same cases again)")
+                             "used: the same seed sends the same cases again; "
+                             "GATEPROBE_FUZZ_SEED pins it for every run)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be sent, send nothing")
     parser.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-run/")

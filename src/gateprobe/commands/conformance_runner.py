@@ -32,7 +32,7 @@ from typing import Any
 import pytest
 
 from gateprobe.core.console import Console
-from gateprobe.core.errors import INTERRUPT, UsageError
+from gateprobe.core.errors import INTERRUPT, ConfigError, UsageError
 from gateprobe.core.findings import Finding
 from gateprobe.core.redact import Redactor, redact_file, redact_tree
 from gateprobe.core.targets import Target
@@ -223,7 +223,8 @@ def run_conformance(target: Target, options: ConformanceOptions,
     load_check_modules(options.checks)
     console = console or Console()
     if options.fuzz_seed is None:  # chosen here, so that it is known and said whatever happens
-        options = replace(options, fuzz_seed=random.getrandbits(32))
+        seed = _seed_from_env()
+        options = replace(options, fuzz_seed=random.getrandbits(32) if seed is None else seed)
     run = SuiteRun(target)
     log = _log_path(options)
     console.line(f"conformance suite against {target.base_url} ({target.profile}); "
@@ -347,6 +348,25 @@ def _live(console: Console, verbose: bool) -> Iterator[LiveConformance]:
         return
     with console.progress("tests") as progress:
         yield LiveConformance(progress)
+
+
+FUZZ_SEED_ENV = "GATEPROBE_FUZZ_SEED"
+"""The fuzz seed of a run given no ``--fuzz-seed`` (a CI job that wants the same cases on
+every run sets it; unset, each run draws its own and prints it)."""
+
+
+def _seed_from_env() -> int | None:
+    text = os.environ.get(FUZZ_SEED_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        seed = int(text)
+    except ValueError:
+        seed = -1
+    if not 0 <= seed < 2 ** 64:
+        raise ConfigError(f"{FUZZ_SEED_ENV}={text[:24]!r}: must be a whole number from 0 to "
+                          "2**64 - 1")
+    return seed
 
 
 def _check_selects_something(target: Target, options: ConformanceOptions) -> None:
