@@ -246,7 +246,8 @@ def level_row(level: Level, result: LoadResult, samples: Sequence[Mapping[str, A
                             level.users if level.arrival == "closed" else 1)
     good = sum(1 for s in streams if meets(s, request_bounds(slo, _kind(s))))
     share = good / len(streams) if streams else 0.0
-    low, high = _goodput_range(streams, slo, _margin(typed) if lagging else 0.0)
+    low, high = _goodput_range(streams, slo, _margin(typed)
+                               if lagging and isinstance(typed, LatencyResult) else 0.0)
     decided = (low >= threshold) == (high >= threshold)
     latency = (result.verdict or {}).get("latency") or {}
     return {"name": level.name, "arrival": level.arrival, "users": level.users,
