@@ -30,6 +30,9 @@ TOTAL_S = 2.0
 TIMEOUTS = ["--timeout-connect-s", "1", "--timeout-idle-s", "1", "--timeout-total-s",
             str(TOTAL_S)]
 FIRST_BYTE = ["--timeout-first-byte-s", "1"]
+COMPARE_TOTAL_S = 6.0
+COMPARE_TIMEOUTS = ["--timeout-connect-s", "3", "--timeout-idle-s", "3", "--timeout-total-s",
+                    str(COMPARE_TOTAL_S), "--timeout-first-byte-s", "3"]
 # Bounds as multiples of the total timeout: the breaker stops a kind of request after three
 # timeouts, so a hostile gateway costs a few totals, not one per case.
 CONFORMANCE_RATIO, LOAD_RATIO, COMPARE_RATIO = 30, 12, 20
@@ -121,15 +124,18 @@ def test_load_latency_survives(make_gateway: MakeGateway, tmp_path: Path, fault:
 def test_compare_survives(make_gateway: MakeGateway, tmp_path: Path, fault: str) -> None:
     clean = make_gateway(timing=Timing(ttft_ms=5, itl_ms=1))
     broken = make_gateway(faults=(fault,), timing=Timing(ttft_ms=5, itl_ms=1))
+    # Roomier than the other runs' bounds (the faults hang for good, so they still trip): the
+    # clean mirror must pass, and 1 s to a first byte was once too short for it on a machine
+    # busy with three other workers' whole runs.
     code, out, err, took = gateprobe(
         "compare", "--base-url", clean.base_url, "--base-url", broken.base_url,
-        "--api-key-env", "GP_T_KEY", "--samples", "2", "--long-request-s", "0.3", *TIMEOUTS,
-        *FIRST_BYTE, "--report-dir", str(tmp_path))
+        "--api-key-env", "GP_T_KEY", "--samples", "2", "--long-request-s", "0.3",
+        *COMPARE_TIMEOUTS, "--report-dir", str(tmp_path))
     assert code == 1, out + err
     summary = json.loads((tmp_path / "summary.json").read_text())
     clean_row, broken_row = summary["phases"]
     assert clean_row["status"] == "passed"
     found = {f["check_id"] for f in summary["findings"]}
     assert set(CATALOGUE[fault].trips) <= found, sorted(found)
-    assert took / TOTAL_S < COMPARE_RATIO, took
+    assert took / COMPARE_TOTAL_S < COMPARE_RATIO, took
     assert_no_key(tmp_path)

@@ -261,7 +261,13 @@ def test_a_compressed_soak_fails_its_drift_against_each_degrading_fault(
     gateway = make_gateway(timing=Timing(ttft_ms=100, itl_ms=2), faults=(fault,))
     code, output, verdict = soak(gateway.base_url, tmp_path, compressed_slo)
     assert code == 1, output
-    assert set(CATALOGUE[fault].trips) <= set(verdict["failed_checks"]), verdict["reasons"]
+    # Each drift the fault causes fails; a p99's may be too noisy on a busy machine to tell
+    # from ten windows (P99_BOUND), then it is inconclusive: never a pass.
+    outcome = {f"slo.{d['slo']}": d["outcome"] for d in verdict["soak"]["drifts"]}
+    for trip in CATALOGUE[fault].trips:
+        allowed = ("fail", "inconclusive") if "_p99_" in trip else ("fail",)
+        assert outcome.get(trip) in allowed, (trip, outcome, verdict["reasons"])
+    assert set(CATALOGUE[fault].trips) & set(verdict["failed_checks"]), verdict["reasons"]
     assert sum(w["complete"] for w in verdict["soak"]["windows"]) == 10  # then, cut: shown
     assert verdict["soak"]["scrapes"] >= 10
     assert "FAIL" in output and "drift" in output
