@@ -20,6 +20,7 @@ from gateprobe.commands.load.plan import LoadPlan
 from gateprobe.commands.load.runner import LoadOptions
 from gateprobe.commands.load.slo import DRIFT_OBJECTIVES
 from gateprobe.commands.load.soak import (
+    MAX_FIT_POINTS,
     MIN_POINTS,
     complete_windows,
     drifts,
@@ -28,7 +29,6 @@ from gateprobe.commands.load.soak import (
     judge_trend,
     read_metrics,
     scrape,
-    t95,
     windows,
 )
 from gateprobe.core.console import Console
@@ -67,11 +67,25 @@ def test_a_straight_line_is_fitted_exactly_with_no_doubt() -> None:
     assert fit([(1.0, 1.0)] * 4) is None  # one time: no slope
 
 
-def test_t_quantiles_are_students() -> None:
-    assert t95(1) == 12.706 and t95(8) == 2.306 and t95(30) == 2.042
-    assert 1.96 < t95(200) < 1.98
-    with pytest.raises(ValueError, match="degree of freedom"):
-        t95(0)
+def test_one_outlying_window_cannot_turn_a_drift_into_a_pass() -> None:
+    """A fresh clone's CI run: the latency-creep fault's TTFT p99 rose every window, but the
+    first window held one slow stream (a cold first request); a least-squares line through it
+    came out flat, its interval wholly under the bound: a pass of a drift that was there."""
+    hours = [(k + 0.5) * 2 / 3600 for k in range(10)]
+    creeping = [(h, 150 + 12 * k) for k, h in enumerate(hours)]
+    hiccup = [(hours[0], 1000.0), *creeping[1:]]
+    for points in (creeping, hiccup):
+        drift = judge_trend("ttft_p99", fit(points), "%/h", 10_000, len(points))
+        assert drift.outcome == "fail", drift.why
+    trend = fit(hiccup)
+    assert trend is not None and math.isclose(trend.slope, 12 * 1800)  # the creep's, 12 / 2 s
+
+
+def test_a_long_soaks_scrapes_are_fitted_through_a_bounded_sample() -> None:
+    points = [(k / 240, 100.0 + k) for k in range(5_000)]
+    trend = fit(points)
+    assert trend is not None and trend.points == MAX_FIT_POINTS
+    assert math.isclose(trend.slope, 240) and math.isclose(trend.low, 240)
 
 
 def test_drift_is_failed_met_or_inconclusive_by_its_interval() -> None:

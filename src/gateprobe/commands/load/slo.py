@@ -14,7 +14,7 @@ The tasks scenario has its own: ``task_success_p<q>_ms`` bounds that percentile 
 times to SUCCESS, ``task_failure_rate_max`` the share of tasks that did not reach SUCCESS (a
 FAILURE, the task deadline, a failed request), ``task_findings_max`` the lifecycle findings.
 
-The soak scenario judges drift over its windows, each an upper bound on a least-squares slope
+The soak scenario judges drift over its windows, each an upper bound on a Theil–Sen slope
 per hour, met only when the slope's whole 95% interval is at or below it, failed only when the
 whole interval is above it, and inconclusive in between (or with fewer than 5 windows):
 ``ttft_p50_drift_pct_per_hour`` and ``ttft_p99_drift_pct_per_hour`` (TTFT's percentile

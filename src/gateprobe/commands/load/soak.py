@@ -3,11 +3,11 @@
 ``gateprobe load soak --duration 2h --windows 5m`` streams like the latency scenario; its
 samples are cut into windows of ``--windows`` by their start time, each window summarised by
 the one metric definition (``metrics.aggregate``: TTFT, ITL, TPOT, e2e percentiles, error
-rate). Drift is a trend test over the complete windows: the least-squares slope of TTFT p50,
-TTFT p99 and the error rate per hour, with its 95% confidence interval (Student's t on n - 2
-degrees of freedom). When the target declares a metrics URL (Prometheus text format), its
-process memory and open connections are scraped through the run and their growth fitted the
-same way.
+rate). Drift is a trend test over the complete windows: the Theil–Sen slope (the median of
+pairwise slopes, which one outlying window cannot swing) of TTFT p50, TTFT p99 and the error
+rate per hour, with Sen's 95% rank interval on it. When the target declares a metrics URL
+(Prometheus text format), its process memory and open connections are scraped through the run
+and their growth fitted the same way.
 
 An objective ``<drift> <= X`` (``load.slo.DRIFT_OBJECTIVES``) is
 
@@ -23,6 +23,7 @@ is absolute (a share per hour); memory growth is in % of the fitted start per ho
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -51,22 +52,16 @@ CONNECTION_SUFFIXES = ("open_connections", "connections_open", "connections_acti
 MAX_SCRAPE_BYTES = 4 * 1024 * 1024
 SCRAPE_TIMEOUT_S = 5.0
 
-# Two-sided 95% quantiles of Student's t, by degrees of freedom (beyond 30: the normal's).
-_T95 = (12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
-        2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
-        2.060, 2.056, 2.052, 2.048, 2.045, 2.042)
-
-
-def t95(df: int) -> float:
-    """The two-sided 95% quantile of Student's t with ``df`` degrees of freedom."""
-    if df < 1:
-        raise ValueError("a t quantile needs at least 1 degree of freedom")
-    return _T95[df - 1] if df <= len(_T95) else 1.96 + 2.4 / df
+Z95 = 1.959964
+"""The two-sided 95% quantile of the normal distribution (Sen's interval is asymptotic)."""
+MAX_FIT_POINTS = 600
+"""A trend of more points is fitted through this many, evenly picked: the estimator compares
+every pair (a 24-hour soak's 5,760 scrapes would be 16 million pairs)."""
 
 
 @dataclass(frozen=True, slots=True)
 class Trend:
-    """A least-squares line through (hours, value) points, with its slope's 95% interval."""
+    """A Theil–Sen line through (hours, value) points, with Sen's 95% interval on its slope."""
 
     slope: float
     """Units per hour."""
@@ -78,22 +73,44 @@ class Trend:
     points: int
 
 
+def _tie_term(values: Iterable[float]) -> float:
+    counts: dict[float, int] = {}
+    for v in values:
+        counts[v] = counts.get(v, 0) + 1
+    return sum(k * (k - 1) * (2 * k + 5) for k in counts.values() if k > 1)
+
+
 def fit(points: Sequence[tuple[float, float]]) -> Trend | None:
-    """The least-squares trend of ``(hours, value)`` points (None with fewer than 3 or all at
-    one time: no slope, or no error on it)."""
+    """The Theil–Sen trend of ``(hours, value)`` points: the median of the slopes between
+    every two points, and Sen's (1968) rank interval on it (None with fewer than 3 points or
+    all at one time: no slope, or no doubt on it).
+
+    Not least squares: a window's p99 of a few dozen streams is nearly its maximum, and one
+    hiccup (a cold first request, a busy machine's pause) pulls a least-squares line and its
+    interval anywhere, even wholly below a drift that is there. A median of pairwise slopes
+    is moved by such a point no more than by any other (breakdown point 29%); its interval
+    counts ranks, not residuals (as ``scipy.stats.theilslopes`` computes it)."""
     n = len(points)
     if n < 3:
         return None
-    mx = sum(x for x, _ in points) / n
-    my = sum(y for _, y in points) / n
-    sxx = sum((x - mx) ** 2 for x, _ in points)
-    if sxx <= 0:
+    if n > MAX_FIT_POINTS:
+        step = (n - 1) / (MAX_FIT_POINTS - 1)
+        points = [points[round(i * step)] for i in range(MAX_FIT_POINTS)]
+        n = MAX_FIT_POINTS
+    slopes = sorted((y2 - y1) / (x2 - x1) for i, (x1, y1) in enumerate(points)
+                    for x2, y2 in points[i + 1:] if x2 != x1)
+    if not slopes:
         return None
-    slope = sum((x - mx) * (y - my) for x, y in points) / sxx
-    start = my - slope * mx
-    residual = sum((y - start - slope * x) ** 2 for x, y in points)
-    half = t95(n - 2) * math.sqrt(residual / (n - 2) / sxx)
-    return Trend(slope, slope - half, slope + half, start, my, n)
+    m = len(slopes)
+    slope = statistics.median(slopes)
+    variance = (n * (n - 1) * (2 * n + 5) - _tie_term(x for x, _ in points)
+                - _tie_term(y for _, y in points)) / 18
+    spread = Z95 * math.sqrt(max(variance, 0.0))
+    low = slopes[max(round((m - spread) / 2) - 1, 0)]
+    high = slopes[min(round((m + spread) / 2), m - 1)]
+    start = statistics.median(y - slope * x for x, y in points)
+    mean = sum(y for _, y in points) / n
+    return Trend(slope, min(low, slope), max(high, slope), start, mean, n)
 
 
 RELATIVE = "%/h"

@@ -160,6 +160,6 @@ def soak_section(result: SoakResult) -> list[str]:
     notes = "".join(f"<p>{_e(note)}</p>" for note in result.notes)
     return ["<h2>Soak: windows over time</h2>",
             f"<p>{len(result.windows)} windows of {result.window_s:g} s; drift is the "
-            "least-squares slope over the whole windows, judged only when its 95% interval "
+            "Theil–Sen slope over the whole windows, judged only when its 95% interval "
             "lies wholly on one side of the objective (else inconclusive).</p>",
             drifts, notes, ttft, errors, memory, windows]
