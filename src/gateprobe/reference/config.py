@@ -143,9 +143,15 @@ class Timing:
     ttft_ms: float = 200.0
     itl_ms: float = 20.0
     jitter_ms: float = 0.0
-    spin_ms: float = 2.0
+    spin_ms: float = 0.0
     """The last stretch before each send is waited by yielding to the loop instead of on a
-    millisecond-resolution timer (see ``streaming.sleep_until``); 0 saves CPU, costs precision."""
+    millisecond-resolution timer (see ``streaming.sleep_until``): sub-millisecond sends for a
+    core's worth of CPU wherever the gaps are as short as the spin. ``gateprobe serve``, the
+    ground truth of load benchmarks, spins 2 ms unless told (``--spin-ms``); a gateway run in
+    the same process as a command or a test does not: with 1-2 ms gaps it spun through every
+    stream, a core taken from the load generator measuring it (``gateprobe run``'s latency
+    phase) and from the rest of the test suite. Without it a send is never early, at most
+    about a millisecond late."""
     prefill_us_per_token: float = 0.0
     """Each prompt token adds this many microseconds before the first token (``prefill.py``):
     TTFT grows with the prompt, as a real model's does; 0 (the default): it does not."""
