@@ -31,7 +31,10 @@ def spec_path(name: SpecName) -> Path:
 @cache
 def load_spec(name: SpecName) -> dict[str, Any]:
     """The parsed OpenAPI document (cached: specs do not change while gateprobe runs)."""
-    spec: dict[str, Any] = yaml.safe_load(spec_path(name).read_text(encoding="utf-8"))
+    # libyaml's loader where PyYAML has it (the same safe subset, some ten times faster: the
+    # OpenAI spec alone took a second to parse in pure Python, in every process that judges).
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    spec: dict[str, Any] = yaml.load(spec_path(name).read_text(encoding="utf-8"), Loader=loader)
     return spec
 
 
@@ -53,11 +56,17 @@ def validator(name: SpecName, component: str) -> Draft202012Validator:
 
 
 def schema_errors(name: SpecName, component: str, instance: object) -> list[str]:
-    """Every way ``instance`` breaks the component's schema, as ``path: message`` lines."""
-    return [
-        f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
-        for e in sorted(validator(name, component).iter_errors(instance), key=str)
-    ]
+    """Every way ``instance`` breaks the component's schema, as ``path: message`` lines, in
+    order of path and message. (Not sorted by ``str(error)``: that pretty-prints the whole
+    schema and instance of every error, and was most of the CPU time of judging an answer.)"""
+    lines = {f"{'/'.join(map(str, e.absolute_path)) or '(root)'}: {e.message}"
+             for e in validator(name, component).iter_errors(instance)}
+    return sorted(lines)
+
+
+def conforms(name: SpecName, component: str, instance: object) -> bool:
+    """Whether ``instance`` meets the component's schema (stops at the first error)."""
+    return bool(validator(name, component).is_valid(instance))
 
 
 def event_payload_schemas(name: SpecName, component: str) -> list[str]:

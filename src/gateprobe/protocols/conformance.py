@@ -27,7 +27,13 @@ from gateprobe.core.checks import (
 from gateprobe.core.families import PATHS, canonical
 from gateprobe.core.findings import Finding, Severity
 from gateprobe.core.golden import diff, mismatch, normalize, normalize_events
-from gateprobe.core.specs import SpecName, event_payload_schemas, schema_errors, validator
+from gateprobe.core.specs import (
+    SpecName,
+    conforms,
+    event_payload_schemas,
+    schema_errors,
+    validator,
+)
 from gateprobe.protocols import (
     _anthropic,
     _gateway,
@@ -384,7 +390,7 @@ def response_schema(ctx: Context, ex: Exchange) -> CheckResult:
             data = json.loads(event.data)
         except ValueError:
             continue  # stream.json reports it
-        if all(schema_errors(spec, ref, data) for ref in refs):
+        if not any(conforms(spec, ref, data) for ref in refs):
             finding = _finding(ctx, ex, "response.schema", Severity.MEDIUM,
                                f"each event one of {', '.join(refs)}",
                                f"event {event.type!r}: {event.data[:120]}")
