@@ -32,6 +32,8 @@ from gateprobe.engine.fuzz_guard import (
     ShareUsed,
     examples_for,
     max_tokens_of,
+    parse_phases,
+    phases_for,
 )
 from gateprobe.engine.probe import OutOfBounds, bounded_session
 from gateprobe.engine.pytest_plugin import admit_tokens, current_config, current_target, run_state
@@ -242,8 +244,10 @@ def _schema(name: str, target: Target, max_examples: int) -> Any:
     sanitization = schema.config.output.sanitization
     sanitization.keys_to_sanitize = tuple(sorted(CREDENTIAL_HEADERS))
     sanitization.sensitive_markers = tuple(sorted(CREDENTIAL_HEADERS))
-    if not target.is_loopback:
-        schema.config.phases.update(phases=["examples", "fuzzing"])
+    phases = _config.getoption("--fuzz-phases")
+    schema.config.phases.update(
+        phases=list(phases_for(target, parse_phases(phases, "--fuzz-phases") if phases
+                                else None)))
     # Every endpoint the target does not serve, the opt-in families it does not declare too
     # (``not_served`` leaves those out of what a report says, not out of what is sent).
     unserved = [p for name, p in ENDPOINTS.items() if name not in target.served]

@@ -9,20 +9,29 @@ import pytest
 
 pytest_plugins = ["gateway_fixtures"]
 
-TIMING_SENSITIVE = (
-    "tests/test_transport_faults.py",  # a run's wall time held to a bound
-    "tests/test_bounded_runs.py",
-    "tests/test_pacing.py",  # rate-limit windows
-    "tests/test_fresh_window.py",
-    "tests/load/test_saturation.py",  # the load generator's own lag
-    "tests/load/test_slo_objectives.py",  # the clean reference within the shipped objectives
-    "tests/reference/test_capacity.py",  # queueing measured in stream durations
-    "tests/load/test_sweep.py",  # the knee within 10% of the capacity's rate
-    "tests/load/test_soak.py",  # drift judged over 2-s windows
-    "tests/load/test_stages.py",  # the load following its stages
-    "tests/load/test_workloads.py",  # TTFT growing with the prompt, the prefix cache's speed-up
-)
-"""Files whose tests one pytest-xdist worker runs, one after another, never side by side."""
+TIMING_SENSITIVE = {
+    "windows": (
+        "tests/test_bounded_runs.py",  # a run's wall time held to a few totals
+        "tests/test_pacing.py",  # rate-limit windows
+        "tests/test_fresh_window.py",
+    ),
+    "load": (
+        "tests/load/test_saturation.py",  # the load generator's own lag
+        "tests/load/test_slo_objectives.py",  # the clean reference within the shipped objectives
+        "tests/reference/test_capacity.py",  # queueing measured in stream durations
+        "tests/load/test_sweep.py",  # the knee within 10% of the capacity's rate
+        "tests/load/test_soak.py",  # drift judged over 2-s windows
+        "tests/load/test_stages.py",  # the load following its stages
+        "tests/load/test_workloads.py",  # TTFT growing with the prompt, the prefix cache's speed-up
+    ),
+}
+"""Lanes of files whose tests one pytest-xdist worker runs, one after another, never side by
+side: load runs that measure latency or a knee must not share the machine with another load
+run, nor rate windows with another window. Two lanes, so that neither is the suite's floor
+(one lane of all of them took some 1,000 s of a 17-minute suite). Not here:
+``tests/test_transport_faults.py``, whose wall-time bounds are tens of timeouts (it waits on
+hung sockets, it does not load the machine); its tests spread over every worker."""
+LANE_OF = {path: lane for lane, paths in TIMING_SENSITIVE.items() for path in paths}
 
 ONE_WORKER_EACH = (
     "tests/report/test_browser.py",  # three whole runs to render (~30 s), and a Chromium
@@ -60,8 +69,8 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
-    """``--dist loadgroup`` (pyproject's addopts) with :data:`TIMING_SENSITIVE` as one group,
-    each file of :data:`ONE_WORKER_EACH` as a group of its own, and every other test on its
+    """``--dist loadgroup`` (pyproject's addopts) with each lane of :data:`TIMING_SENSITIVE` a
+    group, each file of :data:`ONE_WORKER_EACH` as a group of its own, and every other test on its
     own (groups go out first, the largest first: xdist's ``--loadscope-reorder``). Not the
     ``xdist_group`` mark: under pytest 9.2 xdist 3.8 no longer sees it
     (pytest-xdist#1386) and silently spreads the group."""
@@ -72,8 +81,8 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
     class TimingGroupScheduling(LoadScopeScheduling):  # type: ignore[misc]
         def _split_scope(self, nodeid: str) -> str:
             path = nodeid.split("::", 1)[0]
-            if path in TIMING_SENSITIVE:
-                return "timing"
+            if path in LANE_OF:
+                return LANE_OF[path]
             return path if path in ONE_WORKER_EACH else nodeid
 
     return TimingGroupScheduling(config, log)
@@ -118,3 +127,20 @@ def pinned_fuzz_seed(monkeypatch: pytest.MonkeyPatch) -> None:
     """``GATEPROBE_FUZZ_SEED`` for every run the tests make, in process or as a command."""
     if "GATEPROBE_FUZZ_SEED" not in os.environ:
         monkeypatch.setenv("GATEPROBE_FUZZ_SEED", FUZZ_SEED)
+
+
+QUICK_FUZZ = "examples,fuzzing"
+"""The fuzz phases of every suite run but the fuzz category's own tests: schemathesis's
+coverage phase sends some 1,500 requests per run against a loopback gateway (chat's schema
+alone some 450), about 12 s of CPU in each of the dozens of whole runs the suite makes to
+prove other things (a report, a transport fault, Ctrl-C). The tests marked ``deep_fuzz`` run
+it as users get it."""
+
+
+@pytest.fixture(autouse=True)
+def quick_fuzz(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``GATEPROBE_FUZZ_PHASES`` for every run the tests make, unless marked ``deep_fuzz``."""
+    if "GATEPROBE_FUZZ_PHASES" in os.environ:
+        return
+    if request.node.get_closest_marker("deep_fuzz") is None:
+        monkeypatch.setenv("GATEPROBE_FUZZ_PHASES", QUICK_FUZZ)

@@ -76,6 +76,7 @@ def test_a_second_run_in_the_process_starts_with_its_own_budget(
     assert took < 30
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_a_second_run_fuzzes_its_own_target(make_gateway: MakeGateway, tmp_path: Path) -> None:
     """The fuzz module builds its schema for its target at import: a second run in the same

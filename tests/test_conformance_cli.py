@@ -97,6 +97,9 @@ def test_user_errors_exit_2_or_3_with_one_line(make_gateway: MakeGateway) -> Non
     assert nothing.returncode == 2 and "selects no case for this target" in nothing.stderr
     bad_model = conformance("--base-url", gw.base_url, "--model", "chats=x")
     assert bad_model.returncode == 2 and "--model takes ENDPOINT=NAME" in bad_model.stderr
+    phases = conformance("--base-url", gw.base_url, "--fuzz-phases", "examples,deep")
+    assert phases.returncode == 2 and phases.stderr.count("\n") == 1, phases.stderr
+    assert "deep is not a fuzz phase (choose from examples, coverage, fuzzing" in phases.stderr
 
 
 @pytest.mark.slow
@@ -176,6 +179,7 @@ def test_over_tls_every_category_trusts_ssl_cert_file(make_gateway: MakeGateway,
     assert " passed" in result.stdout and "failed" not in result.stdout
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_fuzz_stops_at_the_request_cap(make_gateway: MakeGateway) -> None:
     gw = make_gateway(timing=Timing(0, 0))
@@ -198,6 +202,7 @@ def test_target_from_the_targets_file(make_gateway: MakeGateway, tmp_path: Path)
     assert typo.returncode == 2 and "did you mean 'here'" in typo.stderr
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_fuzz_fails_on_a_faulty_gateway_and_schemathesis_failures_are_findings_too(
         make_gateway: MakeGateway, tmp_path: Path) -> None:
@@ -217,6 +222,7 @@ def test_fuzz_fails_on_a_faulty_gateway_and_schemathesis_failures_are_findings_t
     assert len(fuzz) == len(set(fuzz))
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_fuzz_reaches_every_operation_and_the_stateful_run(tmp_path: Path) -> None:
     """At the default examples the request cap binds: every operation still gets its share,
@@ -251,14 +257,15 @@ def test_a_category_whose_extra_is_missing_says_so_with_the_install_command(
     assert not any(line.startswith("fuzz: ") for line in result.stdout.splitlines())
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("GATEPROBE_FUZZ_SEED")  # the suite pins it: this test draws fresh ones
 
-    def fuzz(seed: str | None, name: str) -> list[str]:
+    def fuzz(seed: str | None, name: str, *flags: str) -> list[str]:
         seed_flags = ("--fuzz-seed", seed) if seed else ()
-        result = conformance("--select", "fuzz", *seed_flags, "--fuzz-examples", "5",
+        result = conformance("--select", "fuzz", *seed_flags, *flags, "--fuzz-examples", "5",
                              "--endpoints", "embeddings", "--report-dir", str(tmp_path / name),
                              key=None)
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
@@ -278,6 +285,17 @@ def test_a_fuzz_seed_sends_the_same_cases_again_and_each_run_prints_its_seed(
     monkeypatch.setenv("GATEPROBE_FUZZ_SEED", "eight")
     bad = conformance("--select", "fuzz", "--endpoints", "embeddings", key=None)
     assert bad.returncode == 2 and "GATEPROBE_FUZZ_SEED='eight'" in bad.stderr, bad.stderr
+    monkeypatch.setenv("GATEPROBE_FUZZ_SEED", "7")
+    # On loopback every phase runs: the coverage phase's other methods (TRACE, QUERY...) too;
+    # without it, only the operation's own.
+    assert {json.loads(c)["method"] for c in first} > {"POST"}
+    quick = fuzz(None, "q", "--fuzz-phases", "fuzzing,examples")
+    assert {json.loads(c)["method"] for c in quick} == {"POST"} and len(quick) < len(first)
+    monkeypatch.setenv("GATEPROBE_FUZZ_PHASES", "examples,fuzzing")  # a CI job's quick fuzz
+    assert fuzz(None, "r") == quick
+    monkeypatch.setenv("GATEPROBE_FUZZ_PHASES", "examples,depth")
+    bad = conformance("--select", "fuzz", "--endpoints", "embeddings", key=None)
+    assert bad.returncode == 2 and "depth is not a fuzz phase" in bad.stderr, bad.stderr
 
 
 @pytest.mark.slow

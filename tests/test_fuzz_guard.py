@@ -11,6 +11,8 @@ from gateprobe.engine.fuzz_guard import (
     RequestCapReached,
     ShareUsed,
     examples_for,
+    parse_phases,
+    phases_for,
 )
 
 LOCAL = Target("http://127.0.0.1:8080", "ohmygpt", "k")
@@ -23,6 +25,16 @@ def test_defaults_are_tighter_off_loopback() -> None:
     assert Guard.for_target(REMOTE, max_requests=7).max_requests == 7
     assert (examples_for(LOCAL, None), examples_for(REMOTE, None), examples_for(REMOTE, 3)) == \
         (20, 5, 3)
+
+
+def test_the_coverage_phase_runs_on_loopback_unless_the_phases_are_named() -> None:
+    assert phases_for(LOCAL, None) == ("examples", "coverage", "fuzzing")
+    assert phases_for(REMOTE, None) == ("examples", "fuzzing")
+    assert phases_for(REMOTE, ("coverage",)) == ("coverage",)
+    assert parse_phases(" fuzzing, examples,fuzzing ", "x") == ("examples", "fuzzing")
+    for text, wrong in (("", "no phase"), ("examples,stateful", "stateful")):
+        with pytest.raises(ValueError, match=f"^x: {wrong} is not a fuzz phase"):
+            parse_phases(text, "x")
 
 
 def test_valid_values_are_aimed_and_capped() -> None:
@@ -70,3 +82,22 @@ def test_each_operation_goes_deep_but_leaves_a_reserve_for_the_later_ones() -> N
     with pytest.raises(ShareUsed):
         guard.admit("/v1/messages", None)
     assert guard.sent == 12
+
+
+@pytest.mark.parametrize(("select", "ignored"), [
+    (None, set()),
+    ("errors", {"test_fuzz.py", "test_sdk.py"}),
+    ("sdk or stream", {"test_fuzz.py"}),
+    ("not sdk", {"test_sdk.py"}),
+    # the management category's stateful run sends through the fuzz module's hook (the guard)
+    ("management", {"test_sdk.py"}),
+])
+def test_a_selection_collects_the_costly_modules_only_when_it_needs_them(
+        select: str | None, ignored: set[str]) -> None:
+    from pathlib import Path
+
+    from gateprobe.commands.conformance_runner import ConformanceOptions, _argv
+
+    argv = _argv(LOCAL, ConformanceOptions(select=select))
+    assert {Path(a.removeprefix("--ignore=")).name for a in argv
+            if a.startswith("--ignore=")} == ignored

@@ -264,6 +264,7 @@ def test_the_suite_polls_tasks_only_where_declared_and_reports_the_lifecycle(
     assert "test_task_lifecycle[imagine] SKIPPED" in undeclared.stdout
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_fuzz_covers_the_gateway_apis_only_where_declared(make_gateway: MakeGateway) -> None:
     """specs/gateway.yaml is fuzzed with gateprobe's checks too (the clean embedded gateway's

@@ -238,6 +238,7 @@ def _conformance(url: str, run: dict[str, Any], report: Path) -> tuple[dict[str,
     return json.loads((report / "conformance.json").read_text()), out
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(RUNS))
 def test_llmock_deviations_are_exactly_the_reviewed_ones(

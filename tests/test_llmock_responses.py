@@ -57,6 +57,7 @@ def llmock_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     yield from _serve(tmp_path_factory)
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_llmock_responses_deviations_are_exactly_the_reviewed_ones(llmock_url: str,
                                                                    tmp_path: Path) -> None:

@@ -142,6 +142,7 @@ def _fuzz(base_url: str, *extra: str) -> str:
     return done.stdout
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_fuzz_reaches_a_media_family_only_when_declared(gateway: RunningGateway) -> None:
     """The reference serves every media route, so only the declaration keeps fuzzing away."""

@@ -263,6 +263,7 @@ def _fuzz(base_url: str, *extra: str) -> str:
     return done.stdout
 
 
+@pytest.mark.deep_fuzz
 @pytest.mark.slow
 def test_fuzz_reaches_the_families_only_when_declared(gateway: RunningGateway) -> None:
     """The reference serves them all, so only the declaration keeps fuzzing away (the stored

@@ -175,3 +175,13 @@ def seconds(text: str) -> float:
     if not match:
         raise argparse.ArgumentTypeError(f"{text!r} is not a time (e.g. 90, 90s, 5m, 2h)")
     return float(match.group(1)) * _UNITS[match.group(2) or "s"]
+
+
+def fuzz_phases(text: str) -> tuple[str, ...]:
+    """``--fuzz-phases examples,fuzzing``: schemathesis's phases, in its order."""
+    from gateprobe.engine.fuzz_guard import parse_phases
+
+    try:
+        return parse_phases(text, "--fuzz-phases")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--fuzz-phases: ")) from None

@@ -10,7 +10,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gateprobe.cli._flags import add_selection_flags, add_target_flags, choice_from
+from gateprobe.cli._flags import (
+    add_selection_flags,
+    add_target_flags,
+    choice_from,
+    fuzz_phases,
+)
 from gateprobe.cli._help import Help, command_parser
 from gateprobe.commands.conformance_runner import ConformanceOptions, dry_run, run_conformance
 from gateprobe.core.console import Console
@@ -48,6 +53,10 @@ def add_parser(sub: Any) -> None:
                       help="fuzz: generate from this seed (every run prints the one it used; "
                            "the same seed sends the same cases again; "
                            "GATEPROBE_FUZZ_SEED pins it for every run)")
+    conf.add_argument("--fuzz-phases", type=fuzz_phases, metavar="LIST",
+                      help="fuzz: schemathesis's phases, comma-separated, of examples, "
+                           "coverage, fuzzing (every one on loopback, all but coverage "
+                           "elsewhere; GATEPROBE_FUZZ_PHASES sets it for every run)")
     conf.add_argument("--fuzz-max-tokens", type=int, metavar="N",
                       help="fuzz: cap on max_tokens-like values sent (64)")
     conf.add_argument("--fuzz-max-requests", type=int, metavar="N",
@@ -75,7 +84,7 @@ def options_from(args: argparse.Namespace) -> ConformanceOptions:
     return ConformanceOptions(
         select=args.select, record_golden=args.record_golden,
         golden_dir=Path(args.golden_dir) if args.golden_dir else None,
-        max_examples=args.max_examples, fuzz_seed=args.fuzz_seed,
+        max_examples=args.max_examples, fuzz_seed=args.fuzz_seed, fuzz_phases=args.fuzz_phases,
         fuzz_max_tokens=args.fuzz_max_tokens,
         fuzz_max_requests=args.fuzz_max_requests, budget_s=args.budget_s,
         report_dir=Path(args.report_dir) if args.report_dir else None,

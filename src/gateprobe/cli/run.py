@@ -6,7 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from gateprobe.cli._flags import add_selection_flags, add_target_flags, choice_from
+from gateprobe.cli._flags import (
+    add_selection_flags,
+    add_target_flags,
+    choice_from,
+    fuzz_phases,
+)
 from gateprobe.cli._help import Help, command_parser
 from gateprobe.commands.pipeline import EMBEDDED, SUITES, RunOptions, dry_run, run
 from gateprobe.core.console import Console
@@ -46,6 +51,10 @@ def add_parser(sub: Any) -> None:
                         help="the conformance phase's fuzz seed (each run prints the one it "
                              "used: the same seed sends the same cases again; "
                              "GATEPROBE_FUZZ_SEED pins it for every run)")
+    parser.add_argument("--fuzz-phases", type=fuzz_phases, metavar="LIST",
+                        help="the conformance phase's fuzz phases, comma-separated, of "
+                             "examples, coverage, fuzzing (default: every one on loopback; "
+                             "GATEPROBE_FUZZ_PHASES sets it for every run)")
     parser.add_argument("--dry-run", action="store_true",
                         help="print what would be sent, send nothing")
     parser.add_argument("--report-dir", metavar="DIR", help="instead of reports/<time>-run/")
@@ -65,7 +74,7 @@ def command(args: argparse.Namespace, console: Console) -> int:
                          select=args.select, checks=tuple(args.checks),
                          slo=Path(args.slo) if args.slo else None,
                          max_generated_tokens=args.max_generated_tokens, verbose=args.verbose,
-                         fuzz_seed=args.fuzz_seed,
+                         fuzz_seed=args.fuzz_seed, fuzz_phases=args.fuzz_phases,
                          report_dir=Path(args.report_dir) if args.report_dir else None).check()
     load_check_modules(options.checks)  # a module that does not import: said before anything
     with open_target(choice_from(args), EMBEDDED, console, dry_run=args.dry_run,

@@ -38,6 +38,7 @@ from gateprobe.core.redact import Redactor, redact_file, redact_tree
 from gateprobe.core.targets import Target
 from gateprobe.engine import dryrun
 from gateprobe.engine.cases import MARKERS, all_cases, golden_cases
+from gateprobe.engine.fuzz_guard import parse_phases
 from gateprobe.engine.live import LiveConformance, findings_tree, outcome_line
 from gateprobe.engine.pytest_plugin import (
     FINDINGS_KEY,
@@ -71,6 +72,9 @@ class ConformanceOptions:
     fuzz_seed: int | None = None
     """fuzz: the seed to generate from (``--fuzz-seed``); a fresh one when None. The same
     seed against the same gateway sends the same cases: the run prints it to replay it."""
+    fuzz_phases: tuple[str, ...] | None = None
+    """fuzz: schemathesis's phases to run (``--fuzz-phases``; ``GATEPROBE_FUZZ_PHASES`` when
+    None, else every one on loopback and all but ``coverage`` elsewhere)."""
     fuzz_max_tokens: int | None = None
     fuzz_max_requests: int | None = None
     budget_s: float | None = 900.0
@@ -97,6 +101,11 @@ class ConformanceOptions:
                 raise UsageError(f"{flag} must be at least 1")
         if self.budget_s is not None and not self.budget_s > 0:
             raise UsageError("--budget-s must be > 0")
+        if self.fuzz_phases is not None:
+            try:
+                parse_phases(",".join(self.fuzz_phases), "--fuzz-phases")
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         if self.select:
             check_selection(self.select)
         return self
@@ -225,6 +234,8 @@ def run_conformance(target: Target, options: ConformanceOptions,
     if options.fuzz_seed is None:  # chosen here, so that it is known and said whatever happens
         seed = _seed_from_env()
         options = replace(options, fuzz_seed=random.getrandbits(32) if seed is None else seed)
+    if options.fuzz_phases is None:
+        options = replace(options, fuzz_phases=phases_from_env())
     run = SuiteRun(target)
     log = _log_path(options)
     console.line(f"conformance suite against {target.base_url} ({target.profile}); "
@@ -369,6 +380,24 @@ def _seed_from_env() -> int | None:
     return seed
 
 
+FUZZ_PHASES_ENV = "GATEPROBE_FUZZ_PHASES"
+"""The fuzz phases of a run given no ``--fuzz-phases`` (``examples,fuzzing``: a quick fuzz
+on every pull request, the full depth nightly; this project's own test suite sets it, and its
+tests of the fuzz category itself unset it)."""
+
+
+def phases_from_env() -> tuple[str, ...] | None:
+    """``GATEPROBE_FUZZ_PHASES`` as phases (None when unset; ``ConfigError`` when it names
+    none or an unknown one)."""
+    text = os.environ.get(FUZZ_PHASES_ENV, "").strip()
+    if not text:
+        return None
+    try:
+        return parse_phases(text, f"{FUZZ_PHASES_ENV}={text[:40]!r}")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+
+
 def _check_selects_something(target: Target, options: ConformanceOptions) -> None:
     """A selection with no case for this target (``golden`` under a profile without goldens,
     a category of endpoints it does not serve) is a usage error, not a green run of nothing."""
@@ -403,7 +432,17 @@ def dry_run(target: Target, options: ConformanceOptions, console: Console) -> in
     load_check_modules(options.checks)
     return dryrun.conformance(target, options.select, options.fuzz_max_tokens or 64,
                               options.fuzz_max_requests, options.max_examples, console,
-                              options.max_generated_tokens)
+                              options.max_generated_tokens,
+                              options.fuzz_phases or phases_from_env())
+
+
+COSTLY_MODULES = {"test_fuzz.py": ("fuzz", "management"), "test_sdk.py": ("sdk",)}
+"""Suite modules whose collection costs, and the categories that need them: schemathesis
+builds every operation's strategies as it collects (about 5 s of CPU), and the SDK module
+imports both official SDKs. A selection without those categories does not collect them
+(``--select errors`` took 8.3 s of CPU, most of it collecting what ``-m`` then deselected).
+The management category's stateful run needs the fuzz module too: it sends through that
+module's schemathesis hook, the fuzz cost guard (its cap, pacing and breaker)."""
 
 
 def _argv(target: Target, options: ConformanceOptions) -> list[str]:
@@ -431,6 +470,7 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
                         ("--fuzz-seed", options.fuzz_seed),
                         ("--fuzz-max-tokens", options.fuzz_max_tokens),
                         ("--fuzz-max-requests", options.fuzz_max_requests),
+                        ("--fuzz-phases", ",".join(options.fuzz_phases or ()) or None),
                         ("--golden-dir", options.golden_dir),
                         ("--budget-s", options.budget_s),
                         ("--max-generated-tokens", options.max_generated_tokens)):
@@ -438,6 +478,9 @@ def _argv(target: Target, options: ConformanceOptions) -> list[str]:
             argv += [flag, str(value)]
     if options.select:
         argv += ["-m", options.select]
+        chosen = dryrun.selected(options.select)
+        argv += [f"--ignore={suite / module}" for module, needed_by in COSTLY_MODULES.items()
+                 if not any(map(chosen, needed_by))]
     junit = options.junit or (options.report_dir / "junit.xml" if options.report_dir else None)
     if junit:
         argv += ["--junitxml", str(junit)]

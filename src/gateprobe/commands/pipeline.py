@@ -95,6 +95,8 @@ class RunOptions:
     """pytest's own output of the conformance phase on the terminal too (``-v``)."""
     fuzz_seed: int | None = None
     """The conformance phase's fuzz seed (a fresh one, printed, when None)."""
+    fuzz_phases: tuple[str, ...] | None = None
+    """The conformance phase's fuzz phases (``ConformanceOptions.fuzz_phases``)."""
 
     def check(self) -> RunOptions:
         """Itself, with known suites, each once, and a selection of known categories: what a
@@ -197,7 +199,8 @@ def conformance_phase(target: Target, options: RunOptions, run_dir: Path,
     conformance = ConformanceOptions(select=options.select, report_dir=run_dir,
                                      checks=options.checks, verbose=options.verbose,
                                      max_generated_tokens=options.max_generated_tokens,
-                                     fuzz_seed=options.fuzz_seed)
+                                     fuzz_seed=options.fuzz_seed,
+                                     fuzz_phases=options.fuzz_phases)
     if options.budget_s is not None:
         conformance = replace(conformance, budget_s=options.budget_s)
     result = run_conformance(target, conformance, console)

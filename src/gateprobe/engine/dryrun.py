@@ -14,7 +14,7 @@ from typing import Any
 
 from gateprobe.core.console import Console
 from gateprobe.core.targets import Target
-from gateprobe.engine.fuzz_guard import Guard, examples_for, tokens_bound
+from gateprobe.engine.fuzz_guard import Guard, examples_for, phases_for, tokens_bound
 
 SDK_CALLS = 10
 SDK_MAX_TOKENS = 16
@@ -39,7 +39,8 @@ def selected(select: str | None) -> Callable[[str], bool]:
 
 def conformance(target: Target, select: str | None, max_tokens_cap: int,
                 max_requests: int | None, max_examples: int | None,
-                console: Console, max_generated_tokens: int | None = None) -> int:
+                console: Console, max_generated_tokens: int | None = None,
+                phases: tuple[str, ...] | None = None) -> int:
     """The conformance suite's requests, per endpoint; the fuzz and SDK categories' bounds."""
     from gateprobe.engine.cases import all_cases
 
@@ -84,7 +85,8 @@ def conformance(target: Target, select: str | None, max_tokens_cap: int,
                      f"{SDK_MAX_TOKENS} (the claude-2-web stream names none: that model "
                      "ignores it)")
     if chosen("fuzz"):
-        console.line(f"fuzz: {examples} examples per operation, at most "
+        console.line(f"fuzz: {examples} examples per operation "
+                     f"(phases: {', '.join(phases_for(target, phases))}), at most "
                      f"{guard.max_requests} requests, every max_tokens-like value capped at "
                      f"{guard.max_tokens}")
     if target.management:

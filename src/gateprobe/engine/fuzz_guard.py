@@ -58,6 +58,11 @@ LOOPBACK_MAX_REQUESTS = 2000
 REMOTE_MAX_REQUESTS = 200
 LOOPBACK_EXAMPLES = 20
 REMOTE_EXAMPLES = 5
+PHASES = ("examples", "coverage", "fuzzing")
+"""schemathesis's phases of a fuzzed operation, in its order: the spec's own examples, the
+coverage phase (boundary and invalid values of every field, about 90 requests per operation
+whatever the example count: chat's large schema makes some 450), then random generation."""
+REMOTE_PHASES = ("examples", "fuzzing")
 
 
 class RequestCapReached(Exception):
@@ -139,6 +144,22 @@ class Guard:
         if route in GENERATING_PATHS and isinstance(body, dict) and \
                 not any(name in body for name in TOKEN_FIELDS):
             body[GENERATING_PATHS[route]] = self.max_tokens
+
+
+def phases_for(target: Target, requested: tuple[str, ...] | None) -> tuple[str, ...]:
+    """The phases to run: as requested, else every one on loopback and all but the coverage
+    phase elsewhere (its hundreds of requests per operation are a cost on a real gateway)."""
+    return requested or (PHASES if target.is_loopback else REMOTE_PHASES)
+
+
+def parse_phases(text: str, source: str) -> tuple[str, ...]:
+    """``examples,fuzzing`` as phases (``ValueError`` naming ``source`` and the known ones)."""
+    names = tuple(dict.fromkeys(p.strip() for p in text.split(",") if p.strip()))
+    unknown = [n for n in names if n not in PHASES]
+    if unknown or not names:
+        raise ValueError(f"{source}: {', '.join(unknown) or 'no phase'} is not a fuzz phase "
+                         f"(choose from {', '.join(PHASES)}, comma-separated)")
+    return tuple(p for p in PHASES if p in names)
 
 
 def examples_for(target: Target, requested: int | None) -> int:

@@ -105,6 +105,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help="fuzz: examples per operation (20 on loopback, 5 elsewhere)")
     group.addoption("--fuzz-seed", type=int, default=None,
                     help="fuzz: the seed to generate from (the same seed sends the same cases)")
+    group.addoption("--fuzz-phases", default=None, metavar="LIST",
+                    help="fuzz: schemathesis's phases, comma-separated (every one on loopback: "
+                         "examples,coverage,fuzzing; elsewhere all but coverage)")
     group.addoption("--fuzz-log", default=None, metavar="PATH",
                     help="fuzz: write each request sent (method, path, query, body) here as "
                          "JSON lines")
