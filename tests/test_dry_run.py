@@ -81,6 +81,19 @@ def test_conformance_dry_run_counts_cases_and_tokens() -> None:
     assert "cases: 220 requests" in out and "at most 50 requests" in out
 
 
+@pytest.mark.parametrize("command", ["conformance", "run"])
+def test_a_dry_run_names_the_fuzz_phases_a_run_would_use(
+        command: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GATEPROBE_FUZZ_PHASES")  # the suite's quick fuzz: users get every phase
+    _, out, _ = gateprobe(command, "--dry-run")
+    assert "(phases: examples, coverage, fuzzing)" in out  # loopback: every one
+    _, out, _ = gateprobe(command, "--dry-run", "--fuzz-phases", "fuzzing")
+    assert "(phases: fuzzing)" in out
+    monkeypatch.setenv("GATEPROBE_FUZZ_PHASES", "examples")
+    _, out, _ = gateprobe(command, "--dry-run")
+    assert "(phases: examples)" in out
+
+
 @pytest.mark.slow
 def test_conformance_dry_run_counts_only_the_selection() -> None:
     code, out, _ = gateprobe("conformance", "--dry-run", "--select", "endpoint")

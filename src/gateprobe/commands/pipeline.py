@@ -290,7 +290,9 @@ def dry_run(target: Target, options: RunOptions, console: Console) -> int:
     for suite in suites:
         console.line("")
         if suite == "conformance":
-            conformance_dry_run(target, ConformanceOptions(select=options.select), console)
+            conformance_dry_run(target, ConformanceOptions(select=options.select,
+                                                           fuzz_phases=options.fuzz_phases),
+                                console)
         elif suite == "latency":
             load_dry_run(target, options.latency, console)
         else:
