@@ -63,6 +63,20 @@ def _forget_earlier_imports() -> None:
 _forget_earlier_imports()
 
 
+def _forget_at_the_end() -> None:
+    """This run's hook and check leave schemathesis's process-wide registries when it ends.
+    Left there, every later schemathesis call in the process (a caller of the Python API, the
+    project's own tests) went through this run's guard: its breaker, open after a hung
+    target's timeouts, skipped another test's request as "earlier requests of this kind to
+    the target timed out"."""
+    from schemathesis.checks import CHECKS
+    from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
+
+    GLOBAL_HOOK_DISPATCHER.unregister(before_call)
+    if gateprobe in CHECKS.get_all():
+        CHECKS.unregister(gateprobe.__name__)
+
+
 @schemathesis.hook
 def before_call(ctx: Any, case: Any, kwargs: dict[str, Any]) -> None:
     """Cap cost, count requests, aim schema-valid bodies at the target's models, and trust
@@ -281,6 +295,7 @@ _config = current_config()
 if _target is None or _config is None:
     pytest.skip("the fuzz category needs --base-url", allow_module_level=True)
 assert _target is not None
+_config.add_cleanup(_forget_at_the_end)
 _examples = _configure(_target, _config)
 openai_api = _schema("openai", _target, _examples)
 

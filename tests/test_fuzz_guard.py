@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import io
+from pathlib import Path
+
 import pytest
 
+from gateprobe.core.console import Console
 from gateprobe.core.targets import Target
 from gateprobe.engine.fuzz_guard import (
     VALID_PROMPT,
@@ -14,6 +18,7 @@ from gateprobe.engine.fuzz_guard import (
     parse_phases,
     phases_for,
 )
+from gateprobe.reference import RunningGateway
 
 LOCAL = Target("http://127.0.0.1:8080", "ohmygpt", "k")
 REMOTE = Target("https://api.example.com", "ohmygpt", "k")
@@ -94,10 +99,29 @@ def test_each_operation_goes_deep_but_leaves_a_reserve_for_the_later_ones() -> N
 ])
 def test_a_selection_collects_the_costly_modules_only_when_it_needs_them(
         select: str | None, ignored: set[str]) -> None:
-    from pathlib import Path
-
     from gateprobe.commands.conformance_runner import ConformanceOptions, _argv
 
     argv = _argv(LOCAL, ConformanceOptions(select=select))
     assert {Path(a.removeprefix("--ignore=")).name for a in argv
             if a.startswith("--ignore=")} == ignored
+
+
+@pytest.mark.slow
+def test_a_run_leaves_no_hook_or_check_in_schemathesis_for_later_callers(
+        gateway: RunningGateway, tmp_path: Path) -> None:
+    """schemathesis's hooks and checks are process-wide: a run's guard left there sent a later
+    caller's requests through it (its open breaker skipped two of this suite's tests)."""
+    from schemathesis.checks import CHECKS
+    from schemathesis.hooks import GLOBAL_HOOK_DISPATCHER
+
+    from gateprobe.commands.conformance_runner import ConformanceOptions, run_conformance
+
+    target = Target(gateway.base_url, "ohmygpt", "gp-vip-0001",
+                    endpoints=frozenset({"embeddings"}))
+    result = run_conformance(target, ConformanceOptions(select="fuzz", max_examples=2,
+                                                        report_dir=tmp_path),
+                             Console(io.StringIO(), io.StringIO()))
+    assert result.outcomes["passed"] >= 1, result.tests
+    hooks = GLOBAL_HOOK_DISPATCHER.get_all_by_name("before_call")
+    assert not [h for h in hooks if h.__module__.endswith("test_fuzz")], hooks
+    assert "gateprobe" not in CHECKS.get_all_names()
