@@ -19,7 +19,7 @@ import httpx
 
 from gateprobe.core.metrics import percentile
 from gateprobe.reference import Timing, running_gateway
-from gateprobe.reference.config import default_keys_path, load_keys_file
+from gateprobe.reference.config import SERVE_SPIN_MS, default_keys_path, load_keys_file
 
 FORMATS = ("mp3", "opus", "aac", "flac", "wav", "pcm")
 
@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--itl-ms", type=float, default=20.0)
     args = parser.parse_args()
     config = load_keys_file(default_keys_path()).config(
-        timing=Timing(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms))
+        timing=Timing(ttft_ms=args.ttft_ms, itl_ms=args.itl_ms, spin_ms=SERVE_SPIN_MS))
     with running_gateway(config) as gateway, httpx.Client(timeout=30) as client:
         print(f"speech TTFAB, {args.samples} sequential requests per format, configured TTFT "
               f"{args.ttft_ms:g} ms, ITL {args.itl_ms:g} ms")

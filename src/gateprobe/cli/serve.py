@@ -12,7 +12,12 @@ from gateprobe.core.console import Console
 from gateprobe.core.errors import UsageError
 from gateprobe.core.targets import PROFILES
 from gateprobe.reference import faults
-from gateprobe.reference.config import Timing, default_keys_path, load_keys_file
+from gateprobe.reference.config import (
+    SERVE_SPIN_MS,
+    Timing,
+    default_keys_path,
+    load_keys_file,
+)
 from gateprobe.reference.server import Tls, serve
 
 HELP = Help(
@@ -42,7 +47,7 @@ def add_parser(sub: Any) -> None:
     serve.add_argument("--ttft-ms", type=float, default=200.0, help="time to first token (200)")
     serve.add_argument("--itl-ms", type=float, default=20.0, help="inter-token latency (20)")
     serve.add_argument("--jitter-ms", type=float, default=0.0, help="+- jitter per token (0)")
-    serve.add_argument("--spin-ms", type=float, default=2.0,
+    serve.add_argument("--spin-ms", type=float, default=SERVE_SPIN_MS,
                        help="wait the last ms before each send by yielding, for sub-ms send "
                        "precision at some CPU cost; 0 uses timers only (2)")
     serve.add_argument("--prefill-us-per-token", type=float, default=0.0, metavar="US",

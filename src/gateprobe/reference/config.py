@@ -136,6 +136,11 @@ class Tier:
         return None
 
 
+SERVE_SPIN_MS = 2.0
+"""The spin of a gateway that is a load benchmark's ground truth (``gateprobe serve``'s
+``--spin-ms``, and the benchmarks that start one in process)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Timing:
     """The fake model's stream schedule."""
@@ -147,11 +152,11 @@ class Timing:
     """The last stretch before each send is waited by yielding to the loop instead of on a
     millisecond-resolution timer (see ``streaming.sleep_until``): sub-millisecond sends for a
     core's worth of CPU wherever the gaps are as short as the spin. ``gateprobe serve``, the
-    ground truth of load benchmarks, spins 2 ms unless told (``--spin-ms``); a gateway run in
-    the same process as a command or a test does not: with 1-2 ms gaps it spun through every
-    stream, a core taken from the load generator measuring it (``gateprobe run``'s latency
-    phase) and from the rest of the test suite. Without it a send is never early, at most
-    about a millisecond late."""
+    ground truth of load benchmarks, spins ``SERVE_SPIN_MS`` unless told (``--spin-ms``); a
+    gateway run in the same process as a command or a test does not: with 1-2 ms gaps it spun
+    through every stream, a core taken from the load generator measuring it (``gateprobe
+    run``'s latency phase) and from the rest of the test suite. Without it a send is never
+    early, at most about a millisecond late."""
     prefill_us_per_token: float = 0.0
     """Each prompt token adds this many microseconds before the first token (``prefill.py``):
     TTFT grows with the prompt, as a real model's does; 0 (the default): it does not."""

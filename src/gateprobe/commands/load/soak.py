@@ -102,7 +102,7 @@ def fit(points: Sequence[tuple[float, float]]) -> Trend | None:
     if not slopes:
         return None
     m = len(slopes)
-    slope = statistics.median(slopes)
+    slope = (slopes[(m - 1) // 2] + slopes[m // 2]) / 2  # their median: already sorted
     variance = (n * (n - 1) * (2 * n + 5) - _tie_term(x for x, _ in points)
                 - _tie_term(y for _, y in points)) / 18
     spread = Z95 * math.sqrt(max(variance, 0.0))
