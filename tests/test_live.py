@@ -77,6 +77,12 @@ def test_plain_progress_prints_now_and_then_not_every_update() -> None:
     assert lines[0] == "  stream:  10/100 tests  0:10 of ~1:40  findings 0"
 
 
+def test_the_whole_time_is_projected_only_once_a_tenth_is_done() -> None:
+    assert progress_text("endpoint", 3, 292, "tests", 10, "findings 0") == \
+        "endpoint:  3/292 tests  0:10  findings 0"
+    assert progress_text("fuzz", 221, 292, "tests", 26, "") == "fuzz:  221/292 tests  0:26 of ~0:34"
+
+
 def test_a_load_progress_line_counts_seconds_not_an_expected_time() -> None:
     assert progress_text("latency", 12, 30, "s", 12.3, "5 requests") == \
         "latency:  12/30 s  5 requests"
